@@ -1,0 +1,245 @@
+//! Configuration: defaults < TOML file < `NDAS_<SECTION>__<KEY>` environment.
+//!
+//! [`Config::load`] reports every key it cannot read; [`Config::validate`]
+//! names every key whose value cannot work, and why.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+use crate::chain::Network;
+use crate::node::Secret;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub network: Network,
+    /// First byte of every extranonce1, so replicas never share work (0–255).
+    pub instance_id: u8,
+    /// Where found blocks are journaled.
+    pub data_dir: PathBuf,
+    pub stratum: StratumConfig,
+    pub difficulty: DifficultyConfig,
+    pub mining: MiningConfig,
+    pub node: NodeConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StratumConfig {
+    pub listen: SocketAddr,
+    /// Bytes of extranonce2 each miner rolls (2–8).
+    pub extranonce2_size: usize,
+    /// Longest line a miner may send; longer closes the connection.
+    pub max_line_bytes: usize,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DifficultyConfig {
+    pub start: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Vardiff aims at one share per this many seconds per connection.
+    pub target_share_seconds: f64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiningConfig {
+    /// Paid the whole coinbase value; checked against `network`.
+    pub payout_address: String,
+    pub coinbase_tag: String,
+    /// How often to pick up new transactions without a new block.
+    pub job_refresh_seconds: u64,
+}
+
+/// Which node access layer to use.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Utek,
+    Rpc,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub backend: Backend,
+    pub utek_metadata: PathBuf,
+    pub utek_conf: PathBuf,
+    /// For `backend = "rpc"`: `http://host:port`.
+    pub url: Option<String>,
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+    pub cookie_file: Option<PathBuf>,
+    pub timeout_seconds: f64,
+    /// `tcp://host:port` of the node's `zmqpubhashblock`, for instant tip changes.
+    pub zmq_hashblock: Option<String>,
+    /// How often the tip is polled when nothing else reports it.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            network: Network::Mainnet,
+            instance_id: 0,
+            data_dir: PathBuf::from("data"),
+            stratum: StratumConfig {
+                listen: SocketAddr::from(([0, 0, 0, 0], 3333)),
+                extranonce2_size: 8,
+                max_line_bytes: 4096,
+            },
+            difficulty: DifficultyConfig { start: 1024.0, min: 1.0, max: 1e15, target_share_seconds: 10.0 },
+            mining: MiningConfig {
+                payout_address: String::new(),
+                coinbase_tag: "/NDAS/".into(),
+                job_refresh_seconds: 30,
+            },
+            node: NodeConfig {
+                backend: Backend::Utek,
+                utek_metadata: PathBuf::from("/opt/utek_v26_rpc_lib/metadata.json"),
+                utek_conf: PathBuf::from("/etc/utek_v26/utek_v26.conf"),
+                url: None,
+                user: None,
+                password: None,
+                cookie_file: None,
+                timeout_seconds: 10.0,
+                zmq_hashblock: None,
+                poll_interval_ms: 500,
+            },
+        }
+    }
+}
+
+/// A key whose value cannot work.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    pub key: String,
+    pub why: String,
+}
+
+impl std::fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.key, self.why)
+    }
+}
+
+/// Configuration that cannot be used, with every reason found.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<ConfigIssue>);
+
+impl Config {
+    /// Reads `path` (which must exist) with `NDAS_*` overrides from the environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if !path.is_file() {
+            return Err(ConfigError(vec![ConfigIssue {
+                key: "--config".into(),
+                why: format!("{} is not a readable file", path.display()),
+            }]));
+        }
+        Self::from_figment(Figment::from(Toml::file(path)))
+    }
+
+    /// Reads TOML text with `NDAS_*` overrides (for tests and tools).
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        Self::from_figment(Figment::from(Toml::string(text)))
+    }
+
+    fn from_figment(file: Figment) -> Result<Config, ConfigError> {
+        Figment::from(Serialized::defaults(Config::default()))
+            .merge(file)
+            .merge(Env::prefixed("NDAS_").split("__"))
+            .extract::<Config>()
+            .map_err(|errors| {
+                ConfigError(
+                    errors
+                        .into_iter()
+                        .map(|e| ConfigIssue {
+                            key: if e.path.is_empty() { "(top level)".into() } else { e.path.join(".") },
+                            why: e.kind.to_string(),
+                        })
+                        .collect(),
+                )
+            })
+    }
+
+    /// Every value that cannot work, each with its key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let mut issues = Vec::new();
+        let mut issue = |key: &str, why: String| issues.push(ConfigIssue { key: key.into(), why });
+        let s = &self.stratum;
+        if !(2..=8).contains(&s.extranonce2_size) {
+            issue("stratum.extranonce2_size", format!("{} is outside 2..=8", s.extranonce2_size));
+        }
+        if !(512..=1_048_576).contains(&s.max_line_bytes) {
+            issue("stratum.max_line_bytes", format!("{} is outside 512..=1048576", s.max_line_bytes));
+        }
+        let d = &self.difficulty;
+        for (key, value) in [("difficulty.start", d.start), ("difficulty.min", d.min), ("difficulty.max", d.max)] {
+            if !(value.is_finite() && value > 0.0) {
+                issue(key, format!("{value} must be a positive number"));
+            }
+        }
+        if d.min > d.max {
+            issue("difficulty.min", format!("{} is above difficulty.max {}", d.min, d.max));
+        }
+        if d.start < d.min || d.start > d.max {
+            issue("difficulty.start", format!("{} is outside [difficulty.min, difficulty.max]", d.start));
+        }
+        if !(d.target_share_seconds.is_finite() && (0.1..=3600.0).contains(&d.target_share_seconds)) {
+            issue("difficulty.target_share_seconds", format!("{} is outside 0.1..=3600", d.target_share_seconds));
+        }
+        let m = &self.mining;
+        if m.payout_address.is_empty() {
+            issue("mining.payout_address", "is required: the address the coinbase pays".into());
+        } else if let Err(e) = crate::chain::address::payout_script(&m.payout_address, self.network) {
+            issue("mining.payout_address", e.to_string());
+        }
+        let tag_room = crate::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - s.extranonce2_size - 2;
+        if m.coinbase_tag.len() > tag_room {
+            issue("mining.coinbase_tag", format!("{} bytes; at most {tag_room} fit the coinbase", m.coinbase_tag.len()));
+        }
+        if !(1..=3600).contains(&m.job_refresh_seconds) {
+            issue("mining.job_refresh_seconds", format!("{} is outside 1..=3600", m.job_refresh_seconds));
+        }
+        let n = &self.node;
+        if !(n.timeout_seconds.is_finite() && (0.1..=600.0).contains(&n.timeout_seconds)) {
+            issue("node.timeout_seconds", format!("{} is outside 0.1..=600", n.timeout_seconds));
+        }
+        if !(10..=60_000).contains(&n.poll_interval_ms) {
+            issue("node.poll_interval_ms", format!("{} is outside 10..=60000", n.poll_interval_ms));
+        }
+        if let Some(zmq) = &n.zmq_hashblock {
+            if !zmq.starts_with("tcp://") {
+                issue("node.zmq_hashblock", "must be a tcp://host:port address".into());
+            }
+        }
+        if n.backend == Backend::Rpc {
+            match &n.url {
+                None => issue("node.url", "is required with backend = \"rpc\"".into()),
+                Some(url) if crate::node::parse_http_url(url).is_none() => {
+                    issue("node.url", "must be http://host:port".into())
+                }
+                Some(_) => {}
+            }
+            if n.cookie_file.is_none() && (n.user.is_none() || n.password.is_none()) {
+                issue("node.user", "backend = \"rpc\" needs user and password, or cookie_file".into());
+            }
+        }
+        if issues.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError(issues))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,65 @@
+//! The UTEK backend: licence and credentials, the JSON-RPC client, templates,
+//! tip watching and block submission.
+
+pub mod rpc;
+pub mod secret;
+pub mod submitter;
+pub mod template;
+pub mod utek;
+pub mod watcher;
+
+pub use rpc::{RpcClient, RpcError};
+pub use secret::Secret;
+
+use std::path::Path;
+
+use crate::chain::Network;
+use crate::config::{Backend, NodeConfig};
+use utek::{NodeEndpoint, UtekError};
+
+/// Why NDAS cannot reach its node.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    #[error(transparent)]
+    Utek(#[from] UtekError),
+    #[error("node.url must be http://host:port")]
+    Url,
+    #[error("cannot read node.cookie_file {path}: {reason}")]
+    Cookie { path: String, reason: String },
+    #[error("node.user and node.password, or node.cookie_file, are required with backend = \"rpc\"")]
+    Credentials,
+}
+
+/// `http://host:port[/]` as host and port.
+pub fn parse_http_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("http://")?.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| Some((host.to_owned(), port.parse().ok()?)))?
+}
+
+/// Where the node is and how to log in, from the UTEK files or the `rpc` keys.
+pub fn endpoint(config: &NodeConfig, network: Network) -> Result<NodeEndpoint, EndpointError> {
+    match config.backend {
+        Backend::Utek => {
+            utek::check_licence(&config.utek_metadata)?;
+            Ok(utek::load_conf(&config.utek_conf, network)?)
+        }
+        Backend::Rpc => {
+            let (host, port) = config.url.as_deref().and_then(parse_http_url).ok_or(EndpointError::Url)?;
+            let (user, password) = match (&config.user, &config.password, &config.cookie_file) {
+                (Some(user), Some(password), _) => (user.clone(), password.clone()),
+                (_, _, Some(cookie)) => read_cookie(cookie)?,
+                _ => return Err(EndpointError::Credentials),
+            };
+            Ok(NodeEndpoint { host, port, user, password })
+        }
+    }
+}
+
+fn read_cookie(path: &Path) -> Result<(String, Secret), EndpointError> {
+    let error = |reason: &str| EndpointError::Cookie { path: path.display().to_string(), reason: reason.into() };
+    let text = std::fs::read_to_string(path).map_err(|e| error(&e.to_string()))?;
+    let (user, password) = text.trim().split_once(':').ok_or_else(|| error("expected user:password"))?;
+    Ok((user.to_owned(), Secret::new(password)))
+}

@@ -1,0 +1,242 @@
+//! Bitcoin Core JSON-RPC over HTTP/1.1 with connection reuse, a timeout per
+//! call, and retries with exponential backoff for transient failures.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::{Request, StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::utek::NodeEndpoint;
+
+/// Largest answer read from the node (a big template in hex is tens of MB).
+const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    #[error("node at {endpoint} unreachable for {method}: {reason}")]
+    Transport { endpoint: String, method: String, reason: String },
+    #[error("node did not answer {method} within {timeout:?}")]
+    Timeout { method: String, timeout: Duration },
+    #[error("node refused the RPC credentials (HTTP 401); check rpcuser/rpcpassword")]
+    Unauthorized,
+    #[error("node answered {method} with HTTP {status}")]
+    Http { method: String, status: u16 },
+    #[error("node rejected {method}: {message} (code {code})")]
+    Rpc { method: String, code: i64, message: String },
+    #[error("node sent an unreadable answer to {method}: {reason}")]
+    Decode { method: String, reason: String },
+}
+
+impl RpcError {
+    /// Worth retrying: the node may answer differently in a moment.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RpcError::Transport { .. } | RpcError::Timeout { .. } => true,
+            RpcError::Http { status, .. } => *status >= 500,
+            // -28 warming up, -9 not connected, -10 initial block download.
+            RpcError::Rpc { code, .. } => matches!(code, -28 | -9 | -10),
+            RpcError::Unauthorized | RpcError::Decode { .. } => false,
+        }
+    }
+}
+
+/// Exponential backoff between attempts.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub first: Duration,
+    pub max: Duration,
+    /// Attempts in all, including the first.
+    pub attempts: u32,
+}
+
+impl Backoff {
+    /// The wait before attempt `n` (1-based, after the first).
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+        self.first.saturating_mul(factor).min(self.max)
+    }
+}
+
+#[derive(Deserialize)]
+struct RpcResponse {
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    error: Option<RpcErrorBody>,
+}
+
+#[derive(Deserialize)]
+struct RpcErrorBody {
+    code: i64,
+    message: String,
+}
+
+/// One pooled client for one node.
+pub struct RpcClient {
+    client: Client<HttpConnector, Full<Bytes>>,
+    uri: Uri,
+    endpoint: String,
+    /// `Basic …`, marked sensitive so hyper never logs it.
+    authorization: hyper::header::HeaderValue,
+    timeout: Duration,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for RpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RpcClient").field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+impl RpcClient {
+    /// A client for `endpoint`; no connection is made until the first call.
+    pub fn new(endpoint: &NodeEndpoint, timeout: Duration) -> Result<RpcClient, RpcError> {
+        let host = if endpoint.host.contains(':') { format!("[{}]", endpoint.host) } else { endpoint.host.clone() };
+        let address = format!("{host}:{}", endpoint.port);
+        let uri: Uri = format!("http://{address}/").parse().map_err(|_| RpcError::Transport {
+            endpoint: address.clone(),
+            method: String::new(),
+            reason: "not a valid host and port".into(),
+        })?;
+        let credentials = format!("{}:{}", endpoint.user, endpoint.password.expose());
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let mut authorization = hyper::header::HeaderValue::from_str(&format!("Basic {encoded}"))
+            .expect("base64 is a valid header value");
+        authorization.set_sensitive(true);
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(8)
+            .build(connector);
+        Ok(RpcClient { client, uri, endpoint: address, authorization, timeout, next_id: AtomicU64::new(1) })
+    }
+
+    /// `host:port` of the node, for logs.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// One attempt with the client's timeout.
+    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, RpcError> {
+        self.call_with_timeout(method, params, self.timeout).await
+    }
+
+    /// One attempt with a given timeout (longpoll waits far longer than a call).
+    pub async fn call_with_timeout<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+        timeout: Duration,
+    ) -> Result<T, RpcError> {
+        let value = match tokio::time::timeout(timeout, self.send(method, params)).await {
+            Ok(answer) => answer?,
+            Err(_) => return Err(RpcError::Timeout { method: method.to_owned(), timeout }),
+        };
+        serde_json::from_value(value)
+            .map_err(|e| RpcError::Decode { method: method.to_owned(), reason: e.to_string() })
+    }
+
+    /// Calls until success, a permanent error, or `backoff.attempts` are spent.
+    pub async fn call_retrying<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+        backoff: Backoff,
+    ) -> Result<T, RpcError> {
+        let mut attempt = 1;
+        loop {
+            match self.call(method, params.clone()).await {
+                Err(e) if e.is_transient() && attempt < backoff.attempts => {
+                    tracing::debug!(method, attempt, error = %e, "retrying node call");
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let body = json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
+        let request = Request::post(self.uri.clone())
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body.to_string())))
+            .expect("static request parts are valid");
+        let transport = |reason: String| RpcError::Transport {
+            endpoint: self.endpoint.clone(),
+            method: method.to_owned(),
+            reason,
+        };
+        let response = self.client.request(request).await.map_err(|e| transport(error_chain(&e)))?;
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(RpcError::Unauthorized);
+        }
+        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| transport(e.to_string()))?
+            .to_bytes();
+        // Bitcoin Core answers RPC errors with HTTP 500 and a JSON body.
+        match serde_json::from_slice::<RpcResponse>(&body) {
+            Ok(RpcResponse { error: Some(error), .. }) => Err(RpcError::Rpc {
+                method: method.to_owned(),
+                code: error.code,
+                message: crate::stratum::method::sanitize(&error.message, 200),
+            }),
+            Ok(RpcResponse { result, .. }) if status.is_success() => Ok(result),
+            Err(e) if status.is_success() => Err(RpcError::Decode { method: method.to_owned(), reason: e.to_string() }),
+            _ => Err(RpcError::Http { method: method.to_owned(), status: status.as_u16() }),
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        let backoff = Backoff { first: Duration::from_millis(100), max: Duration::from_secs(2), attempts: 10 };
+        assert_eq!(backoff.delay(1), Duration::from_millis(100));
+        assert_eq!(backoff.delay(2), Duration::from_millis(200));
+        assert_eq!(backoff.delay(4), Duration::from_millis(800));
+        assert_eq!(backoff.delay(9), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn transient_errors_are_told_apart() {
+        let http = |status| RpcError::Http { method: "m".into(), status };
+        assert!(http(503).is_transient());
+        assert!(!http(404).is_transient());
+        assert!(RpcError::Rpc { method: "m".into(), code: -28, message: String::new() }.is_transient());
+        assert!(!RpcError::Rpc { method: "m".into(), code: -22, message: String::new() }.is_transient());
+        assert!(!RpcError::Unauthorized.is_transient());
+    }
+}

@@ -1,0 +1,135 @@
+//! UTEK.V.26: the factory licence (`metadata.json`) and node credentials
+//! (`utek_v26.conf`, bitcoin.conf syntax).
+//!
+//! Error messages name files and fields, never their secret values.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use base64::Engine;
+use serde::Deserialize;
+
+use super::Secret;
+use crate::chain::Network;
+
+/// The only licence version this build speaks.
+pub const SUPPORTED_VERSION: &str = "26.0";
+
+/// Where and how to reach the node.
+#[derive(Clone, Debug)]
+pub struct NodeEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+}
+
+/// A licence or credentials file NDAS cannot use.
+#[derive(Debug, thiserror::Error)]
+pub enum UtekError {
+    #[error("cannot read UTEK file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("UTEK metadata {path} is not valid JSON with `license_uuid` and `factory_token` strings")]
+    MetadataShape { path: PathBuf },
+    #[error("UTEK metadata {path}: `license_uuid` is not a UUID")]
+    LicenceUuid { path: PathBuf },
+    #[error("UTEK metadata {path}: `factory_token` is not valid base64")]
+    TokenBase64 { path: PathBuf },
+    #[error("UTEK metadata {path}: `factory_token` does not decode to JSON with `license` and `version`")]
+    TokenShape { path: PathBuf },
+    #[error("UTEK metadata {path}: the factory token is issued for a different licence than `license_uuid`")]
+    LicenceMismatch { path: PathBuf },
+    #[error("UTEK metadata {path}: licence version `{found}` is not supported (this build needs {SUPPORTED_VERSION})")]
+    Version { path: PathBuf, found: String },
+    #[error("UTEK conf {path} line {line}: expected `key=value`")]
+    ConfSyntax { path: PathBuf, line: usize },
+    #[error("UTEK conf {path}: `{key}` is missing")]
+    ConfMissing { path: PathBuf, key: &'static str },
+    #[error("UTEK conf {path}: `rpcport` is not a port number")]
+    ConfPort { path: PathBuf },
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    license_uuid: String,
+    factory_token: String,
+}
+
+#[derive(Deserialize)]
+struct FactoryToken {
+    license: String,
+    version: String,
+}
+
+fn read(path: &Path) -> Result<String, UtekError> {
+    std::fs::read_to_string(path).map_err(|source| UtekError::Read { path: path.to_owned(), source })
+}
+
+/// Validates the licence in `metadata.json`.
+pub fn check_licence(path: &Path) -> Result<uuid::Uuid, UtekError> {
+    let owned = || path.to_owned();
+    let metadata: Metadata =
+        serde_json::from_str(&read(path)?).map_err(|_| UtekError::MetadataShape { path: owned() })?;
+    let licence = uuid::Uuid::parse_str(metadata.license_uuid.trim())
+        .map_err(|_| UtekError::LicenceUuid { path: owned() })?;
+    let token = base64::engine::general_purpose::STANDARD
+        .decode(metadata.factory_token.trim())
+        .map_err(|_| UtekError::TokenBase64 { path: owned() })?;
+    let token: FactoryToken =
+        serde_json::from_slice(&token).map_err(|_| UtekError::TokenShape { path: owned() })?;
+    if uuid::Uuid::parse_str(token.license.trim()).ok() != Some(licence) {
+        return Err(UtekError::LicenceMismatch { path: owned() });
+    }
+    if token.version != SUPPORTED_VERSION {
+        let found = crate::stratum::method::sanitize(&token.version, 16);
+        return Err(UtekError::Version { path: owned(), found });
+    }
+    Ok(licence)
+}
+
+/// Reads the node credentials from `utek_v26.conf`. Keys in the network's
+/// section (`[regtest]`, `[test]`, …) override top-level ones, as in bitcoin.conf.
+pub fn load_conf(path: &Path, network: Network) -> Result<NodeEndpoint, UtekError> {
+    let text = read(path)?;
+    let mut section = String::new();
+    let mut values: HashMap<String, String> = HashMap::new();
+    let mut scoped: HashMap<String, String> = HashMap::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_owned();
+            continue;
+        }
+        let (key, value) = line
+            .split_once('=')
+            .ok_or(UtekError::ConfSyntax { path: path.to_owned(), line: index + 1 })?;
+        let (key, value) = (key.trim(), value.trim().to_owned());
+        if let Some((prefix, key)) = key.split_once('.') {
+            if prefix == network.conf_section() {
+                scoped.insert(key.to_owned(), value);
+            }
+        } else if section.is_empty() {
+            values.entry(key.to_owned()).or_insert(value);
+        } else if section == network.conf_section() {
+            scoped.insert(key.to_owned(), value);
+        }
+    }
+    values.extend(scoped);
+    let missing = |key| UtekError::ConfMissing { path: path.to_owned(), key };
+    let port = match values.get("rpcport") {
+        Some(port) => port.parse().map_err(|_| UtekError::ConfPort { path: path.to_owned() })?,
+        None => network.default_rpc_port(),
+    };
+    Ok(NodeEndpoint {
+        host: values.get("rpcconnect").cloned().unwrap_or_else(|| "127.0.0.1".to_owned()),
+        port,
+        user: values.remove("rpcuser").ok_or_else(|| missing("rpcuser"))?,
+        password: Secret::new(values.remove("rpcpassword").ok_or_else(|| missing("rpcpassword"))?),
+    })
+}
+
+#[cfg(test)]
+mod tests;

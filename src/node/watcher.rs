@@ -1,0 +1,181 @@
+//! Follows the node's tip and mempool and turns each change into a job.
+//!
+//! Three things wake the fetcher: a tip poll (`getbestblockhash` every
+//! `poll_interval_ms`), a longpoll `getblocktemplate` that the node answers
+//! when its template changes, and the submitter after a block of ours is
+//! accepted. A timer refreshes transactions every `job_refresh_seconds`.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+
+use super::rpc::{Backoff, RpcClient};
+use super::template::Template;
+use crate::chain::{Hash256, Network};
+use crate::stats::Stats;
+use crate::work::JobManager;
+
+/// How the watcher runs.
+#[derive(Clone, Debug)]
+pub struct WatcherConfig {
+    pub network: Network,
+    pub refresh: Duration,
+    pub poll: Duration,
+    /// How long one longpoll request may wait for the node.
+    pub longpoll_timeout: Duration,
+}
+
+/// The `getblocktemplate` request: segwit always, signet where Core requires it.
+pub fn template_request(network: Network, longpoll_id: Option<&str>) -> Value {
+    let mut rules = vec!["segwit"];
+    if network == Network::Signet {
+        rules.push("signet");
+    }
+    let mut request = json!({ "rules": rules });
+    if let Some(id) = longpoll_id {
+        request["longpollid"] = json!(id);
+    }
+    json!([request])
+}
+
+/// What the last published job was built from, to tell changes apart.
+struct Published {
+    prev_hash: Hash256,
+    txids: Vec<Hash256>,
+    coinbase_value: u64,
+}
+
+/// Runs until `shutdown`; `wake` makes it fetch at once.
+pub async fn run(
+    rpc: Arc<RpcClient>,
+    mut manager: JobManager,
+    wake: Arc<Notify>,
+    config: WatcherConfig,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+) {
+    let (longpoll_ids, longpoll_rx) = watch::channel(None::<String>);
+    tokio::spawn(poll_tip(rpc.clone(), wake.clone(), config.poll, shutdown.clone()));
+    tokio::spawn(longpoll(rpc.clone(), wake.clone(), longpoll_rx, config.clone(), shutdown.clone()));
+
+    let retry = Backoff { first: Duration::from_millis(250), max: Duration::from_secs(10), attempts: u32::MAX };
+    let mut failures = 0u32;
+    let mut published: Option<Published> = None;
+    let mut refresh = tokio::time::interval(config.refresh);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = wake.notified() => {}
+            _ = refresh.tick() => {}
+        }
+        let started = std::time::Instant::now();
+        let answer = rpc.call::<Value>("getblocktemplate", template_request(config.network, None)).await;
+        let template = match answer.map_err(|e| e.to_string()).and_then(|v| Template::from_json(v).map_err(|e| e.to_string())) {
+            Ok(template) => template,
+            Err(error) => {
+                failures += 1;
+                if failures == 1 {
+                    tracing::warn!(node = rpc.endpoint(), %error, "cannot get a block template; miners keep the last job");
+                }
+                stats.node_up.store(false, Ordering::Relaxed);
+                let delay = retry.delay(failures);
+                let wake = wake.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    wake.notify_one();
+                });
+                continue;
+            }
+        };
+        if failures > 0 || !stats.node_up.load(Ordering::Relaxed) {
+            tracing::info!(node = rpc.endpoint(), height = template.height, "node reachable; templates flowing");
+        }
+        failures = 0;
+        stats.node_up.store(true, Ordering::Relaxed);
+        longpoll_ids.send_replace(template.longpoll_id.clone());
+        let new_tip = published.as_ref().is_none_or(|p| p.prev_hash != template.prev_hash);
+        let changed = new_tip
+            || published.as_ref().is_some_and(|p| p.txids != template.txids || p.coinbase_value != template.coinbase_value);
+        if !changed {
+            continue;
+        }
+        let next = Published {
+            prev_hash: template.prev_hash,
+            txids: template.txids.clone(),
+            coinbase_value: template.coinbase_value,
+        };
+        let (height, transactions) = (template.height, template.tx_count);
+        match manager.publish(template) {
+            Ok(job) => {
+                published = Some(next);
+                tracing::info!(
+                    height,
+                    transactions,
+                    job = %job.id,
+                    clean = new_tip,
+                    fetch_ms = started.elapsed().as_millis() as u64,
+                    "new job"
+                );
+            }
+            Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
+        }
+    }
+}
+
+/// Wakes the fetcher when the node's best block changes.
+async fn poll_tip(rpc: Arc<RpcClient>, wake: Arc<Notify>, every: Duration, shutdown: CancellationToken) {
+    let mut best: Option<String> = None;
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Ok(hash) = rpc.call::<String>("getbestblockhash", json!([])).await {
+            if best.as_ref() != Some(&hash) {
+                if best.is_some() {
+                    wake.notify_one();
+                }
+                best = Some(hash);
+            }
+        }
+    }
+}
+
+/// Holds a longpoll `getblocktemplate` open and wakes the fetcher when it returns.
+async fn longpoll(
+    rpc: Arc<RpcClient>,
+    wake: Arc<Notify>,
+    mut ids: watch::Receiver<Option<String>>,
+    config: WatcherConfig,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let id = ids.borrow_and_update().clone();
+        let Some(id) = id else {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = ids.changed() => if changed.is_err() { return },
+            }
+            continue;
+        };
+        let request = template_request(config.network, Some(&id));
+        let call = rpc.call_with_timeout::<Value>("getblocktemplate", request, config.longpoll_timeout);
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            answer = call => match answer {
+                Ok(_) => wake.notify_one(),
+                Err(_) => tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                },
+            },
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The per-connection loop: reads lines, feeds the [`Session`], writes answers.
+//!
+//! Generic over the stream so tests can drive it with in-memory pipes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
+use tokio_util::sync::CancellationToken;
+
+use super::state::{Event, FoundBlock, Now, Output, Session};
+use crate::stratum::message::error;
+use crate::stratum::notify::reconnect;
+use crate::stratum::StratumError;
+use crate::work::manager::JobReceiver;
+
+/// What every connection shares.
+#[derive(Clone)]
+pub struct ConnectionContext {
+    pub jobs: JobReceiver,
+    pub blocks: mpsc::UnboundedSender<FoundBlock>,
+    pub shutdown: CancellationToken,
+    pub max_line_bytes: usize,
+    /// A miner that cannot take a line within this long is dropped.
+    pub write_timeout: Duration,
+    pub stats: Arc<crate::stats::Stats>,
+}
+
+/// Why a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The miner hung up.
+    Eof,
+    /// The miner sent a line over `max_line_bytes`.
+    LineTooLong,
+    /// Too many bad lines, or a read error.
+    Protocol,
+    /// The miner did not read what it was sent.
+    WriteStalled,
+    Shutdown,
+}
+
+/// Serves one miner until it leaves, misbehaves, or NDAS shuts down.
+pub async fn serve<S>(stream: S, mut session: Session, mut context: ConnectionContext) -> Closed
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (reader, writer) = tokio::io::split(stream);
+    let mut lines = FramedRead::with_capacity(reader, LinesCodec::new_with_max_length(context.max_line_bytes), 512);
+    let mut writer = BufWriter::with_capacity(4096, writer);
+    let mut out = Output::default();
+    if let Some(job) = context.jobs.borrow_and_update().clone() {
+        session.on_job(job, Now::system(), &mut out);
+    }
+    loop {
+        let closed = tokio::select! {
+            _ = context.shutdown.cancelled() => {
+                out.lines.push(reconnect(5));
+                Some(Closed::Shutdown)
+            }
+            changed = context.jobs.changed() => {
+                match changed {
+                    Ok(()) => {
+                        if let Some(job) = context.jobs.borrow_and_update().clone() {
+                            session.on_job(job, Now::system(), &mut out);
+                        }
+                        None
+                    }
+                    Err(_) => Some(Closed::Shutdown),
+                }
+            }
+            line = lines.next() => match line {
+                Some(Ok(line)) => {
+                    session.handle_line(&line, Now::system(), &mut out);
+                    out.close.then_some(Closed::Protocol)
+                }
+                Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                    let refusal = StratumError::other("line too long");
+                    out.lines.push(error(&serde_json::Value::Null, &refusal));
+                    Some(Closed::LineTooLong)
+                }
+                Some(Err(LinesCodecError::Io(_))) => Some(Closed::Protocol),
+                None => Some(Closed::Eof),
+            },
+        };
+        report(&mut out, &context);
+        if !flush(&mut writer, &mut out, context.write_timeout).await {
+            return Closed::WriteStalled;
+        }
+        if let Some(closed) = closed {
+            return closed;
+        }
+    }
+}
+
+fn report(out: &mut Output, context: &ConnectionContext) {
+    for event in out.events.drain(..) {
+        context.stats.record(&event);
+        if let Event::Block(block) = event {
+            {
+                tracing::info!(
+                    hash = %block.hash,
+                    height = block.job.template.height,
+                    worker = %block.worker.escape_debug(),
+                    "BLOCK FOUND"
+                );
+                // The submitter lives as long as the server; a send can fail only
+                // during shutdown, when the block is logged above for recovery.
+                if context.blocks.send(*block).is_err() {
+                    tracing::error!("block found during shutdown could not reach the submitter");
+                }
+            }
+        }
+    }
+}
+
+async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Output, timeout: Duration) -> bool {
+    if out.lines.is_empty() {
+        return true;
+    }
+    let write = async {
+        for line in out.lines.drain(..) {
+            writer.write_all(&line).await?;
+        }
+        writer.flush().await
+    };
+    matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(())))
+}

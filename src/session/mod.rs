@@ -1,0 +1,10 @@
+//! One miner connection: an explicit state machine that turns lines into
+//! answers and events ([`Session`]), and the async loop that moves the bytes
+//! ([`connection`]).
+
+pub mod connection;
+pub mod share;
+mod state;
+pub mod vardiff;
+
+pub use state::{Event, FoundBlock, Now, Output, Session, SessionConfig};

@@ -1,0 +1,132 @@
+//! Share validation: one pure function from a job and a submission to a verdict.
+
+use crate::chain::header::Header;
+use crate::chain::merkle::root_from_branch;
+use crate::chain::target::hash_difficulty;
+use crate::chain::{sha256d, Hash256, Target};
+use crate::stratum::method::Submit;
+use crate::stratum::{ErrorCode, StratumError};
+use crate::work::{Extranonce1, Job};
+
+/// How far ahead of the clock a header time may be (Bitcoin Core's `MAX_FUTURE_BLOCK_TIME`).
+pub const MAX_FUTURE_SECONDS: u32 = 7200;
+
+/// The connection's side of a share check.
+#[derive(Clone, Copy, Debug)]
+pub struct ShareContext<'a> {
+    pub extranonce1: &'a Extranonce1,
+    pub extranonce2_size: usize,
+    /// Version bits the miner negotiated to roll (0 without BIP310).
+    pub version_mask: u32,
+    /// The share target the miner was given for this job.
+    pub target: &'a Target,
+    /// Seconds since the Unix epoch, now.
+    pub now_unix: u32,
+}
+
+/// A share that met its target.
+#[derive(Clone, Copy, Debug)]
+pub struct Accepted {
+    pub hash: Hash256,
+    pub header: [u8; 80],
+    /// Whether the hash also meets the network target.
+    pub is_block: bool,
+    /// The difficulty the hash achieved (for best-share display).
+    pub achieved: f64,
+}
+
+/// Why a share was refused. One place maps each to its stratum code and metric label.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Reject {
+    Unauthorized,
+    NotSubscribed,
+    JobNotFound,
+    Stale,
+    Duplicate,
+    LowDifficulty { achieved: f64 },
+    Extranonce2Size { got: usize, want: usize },
+    NtimeTooOld,
+    NtimeTooNew,
+    VersionBits,
+}
+
+impl Reject {
+    /// The label on `ndas_shares_total{reason=…}`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Reject::Unauthorized => "unauthorized",
+            Reject::NotSubscribed => "not_subscribed",
+            Reject::JobNotFound => "job_not_found",
+            Reject::Stale => "stale",
+            Reject::Duplicate => "duplicate",
+            Reject::LowDifficulty { .. } => "low_difficulty",
+            Reject::Extranonce2Size { .. } => "bad_extranonce2",
+            Reject::NtimeTooOld | Reject::NtimeTooNew => "bad_ntime",
+            Reject::VersionBits => "bad_version",
+        }
+    }
+
+    /// The answer the miner gets.
+    pub fn to_stratum(&self) -> StratumError {
+        match *self {
+            Reject::Unauthorized => StratumError::new(ErrorCode::Unauthorized, "Unauthorized worker"),
+            Reject::NotSubscribed => StratumError::new(ErrorCode::NotSubscribed, "Not subscribed"),
+            Reject::JobNotFound => StratumError::new(ErrorCode::JobNotFound, "Job not found"),
+            Reject::Stale => StratumError::new(ErrorCode::JobNotFound, "Stale share"),
+            Reject::Duplicate => StratumError::new(ErrorCode::DuplicateShare, "Duplicate share"),
+            Reject::LowDifficulty { .. } => StratumError::new(ErrorCode::LowDifficulty, "Low difficulty share"),
+            Reject::Extranonce2Size { got, want } => {
+                StratumError::other(format!("Invalid extranonce2 size: {got} bytes, expected {want}"))
+            }
+            Reject::NtimeTooOld => StratumError::new(ErrorCode::Other, "Invalid ntime: too old"),
+            Reject::NtimeTooNew => StratumError::new(ErrorCode::Other, "Invalid ntime: too far in the future"),
+            Reject::VersionBits => {
+                StratumError::new(ErrorCode::Other, "Invalid version bits: outside the negotiated mask")
+            }
+        }
+    }
+}
+
+/// Rebuilds coinbase, merkle root and header for `submit` on `job` and checks
+/// the hash against the share target. Duplicate and stale checks need the
+/// connection's history and are the session's.
+pub fn validate(job: &Job, submit: &Submit, context: &ShareContext<'_>) -> Result<Accepted, Reject> {
+    let extranonce2 = submit.extranonce2.as_bytes();
+    if extranonce2.len() != context.extranonce2_size {
+        return Err(Reject::Extranonce2Size { got: extranonce2.len(), want: context.extranonce2_size });
+    }
+    if submit.ntime < job.template.min_time {
+        return Err(Reject::NtimeTooOld);
+    }
+    if submit.ntime > context.now_unix.saturating_add(MAX_FUTURE_SECONDS) {
+        return Err(Reject::NtimeTooNew);
+    }
+    let version = match submit.version_bits {
+        Some(bits) if bits & !context.version_mask != 0 => return Err(Reject::VersionBits),
+        Some(bits) => (job.template.version & !context.version_mask) | bits,
+        None => job.template.version,
+    };
+    let coinbase_txid = job.coinbase.txid(&context.extranonce1.0, extranonce2);
+    let header = Header {
+        version,
+        prev_hash: job.template.prev_hash,
+        merkle_root: root_from_branch(&coinbase_txid, &job.branch),
+        time: submit.ntime,
+        bits: job.template.bits,
+        nonce: submit.nonce,
+    }
+    .serialize();
+    let hash = sha256d(&header);
+    if !context.target.is_met_by(&hash) {
+        return Err(Reject::LowDifficulty { achieved: hash_difficulty(&hash) });
+    }
+    Ok(Accepted {
+        hash,
+        header,
+        is_block: job.network_target().is_met_by(&hash),
+        achieved: hash_difficulty(&hash),
+    })
+}
+
+#[cfg(test)]
+mod tests;

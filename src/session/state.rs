@@ -1,0 +1,368 @@
+//! The session state machine: `Connected → Subscribed → Authorized`.
+//!
+//! Synchronous and free of I/O: every method takes the current time and
+//! appends what to send and what happened to an [`Output`].
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+use super::share::{validate, Reject, ShareContext};
+use super::vardiff::{Vardiff, VardiffConfig};
+use crate::chain::{block, Hash256, Target};
+use crate::stratum::message::{error, result};
+use crate::stratum::method::{Authorize, Configure, Extranonce2, Submit, Subscribe};
+use crate::stratum::notify::set_difficulty;
+use crate::stratum::{ErrorCode, Method, Request, StratumError};
+use crate::work::{Extranonce1, Job};
+
+/// Jobs a connection remembers; older ones answer "job not found".
+const MAX_JOBS: usize = 16;
+/// Worker names one connection may authorize.
+const MAX_WORKERS: usize = 32;
+/// Unparseable lines tolerated before the connection is closed.
+const MAX_BAD_LINES: u32 = 16;
+
+/// Settings shared by every session.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    pub extranonce2_size: usize,
+    /// Version bits miners may roll (BIP310), e.g. `0x1fffe000`.
+    pub version_mask: u32,
+    pub vardiff: VardiffConfig,
+}
+
+/// The time, given by the caller so tests control it.
+#[derive(Clone, Copy, Debug)]
+pub struct Now {
+    pub instant: Instant,
+    /// Seconds since the Unix epoch.
+    pub unix: u32,
+}
+
+impl Now {
+    /// The real clock.
+    pub fn system() -> Now {
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        Now { instant: Instant::now(), unix }
+    }
+}
+
+/// A share that is also a block: all that is needed to serialize it.
+#[derive(Debug, Clone)]
+pub struct FoundBlock {
+    pub job: Arc<Job>,
+    pub header: [u8; 80],
+    pub hash: Hash256,
+    pub extranonce1: Extranonce1,
+    pub extranonce2: Extranonce2,
+    pub worker: Arc<str>,
+}
+
+impl FoundBlock {
+    /// The block as `submitblock` takes it.
+    pub fn serialize(&self) -> Vec<u8> {
+        let template = &self.job.template;
+        block::assemble(&self.header, template.tx_count, &template.tx_data, |out| {
+            self.job.coinbase.write_for_block(&self.extranonce1.0, self.extranonce2.as_bytes(), out)
+        })
+    }
+}
+
+/// What a session reports besides its answers.
+#[derive(Debug)]
+pub enum Event {
+    /// A share was judged; `difficulty` is what it is credited with when accepted.
+    Share { worker: Option<Arc<str>>, difficulty: f64, verdict: Result<f64, Reject> },
+    Block(Box<FoundBlock>),
+    Authorized { worker: Arc<str> },
+}
+
+/// Lines to send and events to report, filled by each session call.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub lines: Vec<Bytes>,
+    pub events: Vec<Event>,
+    /// The connection should be closed after sending `lines`.
+    pub close: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Connected,
+    Subscribed,
+    Authorized,
+}
+
+struct SentJob {
+    job: Arc<Job>,
+    difficulty: f64,
+    target: Target,
+    /// Leading bytes of accepted share hashes, to refuse duplicates.
+    accepted: HashSet<u128>,
+}
+
+/// One miner's protocol state.
+pub struct Session {
+    config: Arc<SessionConfig>,
+    phase: Phase,
+    extranonce1: Extranonce1,
+    version_mask: u32,
+    user_agent: Option<String>,
+    workers: Vec<Arc<str>>,
+    /// Vardiff's current choice, before the network cap.
+    difficulty: f64,
+    /// The difficulty last sent with `mining.set_difficulty`.
+    sent_difficulty: Option<f64>,
+    latest: Option<Arc<Job>>,
+    /// Previous-block hash of the last job sent: jobs on another are stale.
+    tip: Option<Hash256>,
+    jobs: VecDeque<SentJob>,
+    vardiff: Vardiff,
+    bad_lines: u32,
+}
+
+impl Session {
+    pub fn new(config: Arc<SessionConfig>, extranonce1: Extranonce1, now: Now) -> Session {
+        let vardiff = Vardiff::new(config.vardiff, now.instant);
+        Session {
+            difficulty: config.vardiff.start,
+            config,
+            phase: Phase::Connected,
+            extranonce1,
+            version_mask: 0,
+            user_agent: None,
+            workers: Vec::new(),
+            sent_difficulty: None,
+            latest: None,
+            tip: None,
+            jobs: VecDeque::with_capacity(MAX_JOBS),
+            vardiff,
+            bad_lines: 0,
+        }
+    }
+
+    pub fn extranonce1(&self) -> Extranonce1 {
+        self.extranonce1
+    }
+
+    pub fn user_agent(&self) -> Option<&str> {
+        self.user_agent.as_deref()
+    }
+
+    pub fn is_authorized(&self) -> bool {
+        self.phase == Phase::Authorized
+    }
+
+    /// Handles one line from the miner.
+    pub fn handle_line(&mut self, line: &str, now: Now, out: &mut Output) {
+        let line = line.trim();
+        if line.is_empty() {
+            return;
+        }
+        let request = match Request::parse(line) {
+            Ok(request) => request,
+            Err(_) => {
+                out.lines.push(error(&Value::Null, &StratumError::other("invalid JSON-RPC request")));
+                return self.strike(out);
+            }
+        };
+        let method = match Method::parse(&request) {
+            Ok(method) => method,
+            Err(e) => {
+                out.lines.push(error(&request.id, &e));
+                return self.strike(out);
+            }
+        };
+        let id = &request.id;
+        match method {
+            Method::Subscribe(subscribe) => self.subscribe(id, subscribe, out),
+            Method::Authorize(authorize) => self.authorize(id, authorize, now, out),
+            Method::Configure(configure) => self.configure(id, &configure, out),
+            Method::Submit(submit) => self.submit(id, &submit, now, out),
+            Method::SuggestDifficulty(suggested) => {
+                let v = &self.config.vardiff;
+                self.difficulty = suggested.difficulty.clamp(v.min, v.max);
+                self.vardiff.reset(now.instant);
+                out.lines.push(result(id, true));
+                if self.phase == Phase::Authorized {
+                    self.send_difficulty(out);
+                }
+            }
+            Method::ExtranonceSubscribe => out.lines.push(result(id, true)),
+            Method::Unknown(name) => {
+                out.lines.push(error(id, &StratumError::other(format!("Unknown method {name}"))));
+            }
+        }
+    }
+
+    /// A new job from the job manager.
+    pub fn on_job(&mut self, job: Arc<Job>, now: Now, out: &mut Output) {
+        self.latest = Some(job.clone());
+        if self.phase == Phase::Authorized {
+            if let Some(next) = self.vardiff.on_tick(self.difficulty, now.instant) {
+                self.difficulty = next;
+            }
+            self.send_job(job, out);
+        }
+    }
+
+    fn strike(&mut self, out: &mut Output) {
+        self.bad_lines += 1;
+        if self.bad_lines >= MAX_BAD_LINES {
+            out.close = true;
+        }
+    }
+
+    fn subscribe(&mut self, id: &Value, subscribe: Subscribe, out: &mut Output) {
+        if self.phase != Phase::Connected {
+            out.lines.push(error(id, &StratumError::other("Already subscribed")));
+            return;
+        }
+        self.phase = Phase::Subscribed;
+        self.user_agent = subscribe.user_agent;
+        let subscription = self.extranonce1.to_hex();
+        let answer = json!([
+            [["mining.set_difficulty", subscription], ["mining.notify", subscription]],
+            subscription,
+            self.config.extranonce2_size
+        ]);
+        out.lines.push(result(id, answer));
+    }
+
+    fn authorize(&mut self, id: &Value, authorize: Authorize, now: Now, out: &mut Output) {
+        if self.phase == Phase::Connected {
+            out.lines.push(error(id, &Reject::NotSubscribed.to_stratum()));
+            return;
+        }
+        if !self.workers.iter().any(|w| **w == *authorize.username) {
+            if self.workers.len() >= MAX_WORKERS {
+                let refusal = StratumError::new(ErrorCode::Unauthorized, "Too many workers on one connection");
+                out.lines.push(error(id, &refusal));
+                return;
+            }
+            let worker: Arc<str> = authorize.username.into();
+            self.workers.push(worker.clone());
+            out.events.push(Event::Authorized { worker });
+        }
+        out.lines.push(result(id, true));
+        if self.phase == Phase::Subscribed {
+            self.phase = Phase::Authorized;
+            self.vardiff.reset(now.instant);
+            if let Some(job) = self.latest.clone() {
+                self.send_job(job, out);
+            } else {
+                self.send_difficulty(out);
+            }
+        }
+    }
+
+    fn configure(&mut self, id: &Value, configure: &Configure, out: &mut Output) {
+        let mut answer = Map::new();
+        if let Some(rolling) = configure.version_rolling {
+            self.version_mask = rolling.mask & self.config.version_mask;
+            answer.insert("version-rolling".into(), Value::Bool(true));
+            answer.insert("version-rolling.mask".into(), Value::String(format!("{:08x}", self.version_mask)));
+        }
+        for name in &configure.unsupported {
+            answer.insert(name.clone(), Value::Bool(false));
+        }
+        out.lines.push(result(id, Value::Object(answer)));
+    }
+
+    fn send_difficulty(&mut self, out: &mut Output) {
+        let cap = self.latest.as_ref().map_or(f64::INFINITY, |job| job.network_difficulty);
+        let difficulty = self.difficulty.min(cap);
+        if self.sent_difficulty != Some(difficulty) {
+            out.lines.push(set_difficulty(difficulty));
+            self.sent_difficulty = Some(difficulty);
+        }
+    }
+
+    fn send_job(&mut self, job: Arc<Job>, out: &mut Output) {
+        let clean = self.tip != Some(*job.prev_hash());
+        self.send_difficulty(out);
+        let difficulty = self.sent_difficulty.unwrap_or(self.difficulty);
+        out.lines.push(job.notify(clean));
+        self.tip = Some(*job.prev_hash());
+        if self.jobs.len() == MAX_JOBS {
+            self.jobs.pop_front();
+        }
+        let target = Target::from_difficulty(difficulty);
+        self.jobs.push_back(SentJob { job, difficulty, target, accepted: HashSet::new() });
+    }
+
+    fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
+        let worker = self.workers.iter().find(|w| ***w == *submit.worker).cloned();
+        let verdict = self.judge(submit, worker.as_ref(), now, out);
+        match verdict {
+            Ok(credited) => {
+                out.lines.push(result(id, true));
+                if let Some(next) = self.vardiff.on_share(self.difficulty, now.instant) {
+                    self.difficulty = next;
+                    self.send_difficulty(out);
+                }
+                let _ = credited;
+            }
+            Err(reject) => {
+                out.lines.push(error(id, &reject.to_stratum()));
+                out.events.push(Event::Share { worker, difficulty: 0.0, verdict: Err(reject) });
+            }
+        }
+    }
+
+    /// Checks a submission; on success records the share (and block) events
+    /// and returns the credited difficulty.
+    fn judge(&mut self, submit: &Submit, worker: Option<&Arc<str>>, now: Now, out: &mut Output) -> Result<f64, Reject> {
+        match self.phase {
+            Phase::Connected => return Err(Reject::NotSubscribed),
+            Phase::Subscribed => return Err(Reject::Unauthorized),
+            Phase::Authorized => {}
+        }
+        let worker = worker.ok_or(Reject::Unauthorized)?;
+        let job_id = submit.job_id.ok_or(Reject::JobNotFound)?;
+        let tip = self.tip;
+        let sent_difficulty = self.sent_difficulty;
+        let sent = self.jobs.iter_mut().rev().find(|sent| sent.job.id == job_id).ok_or(Reject::JobNotFound)?;
+        if Some(*sent.job.prev_hash()) != tip {
+            return Err(Reject::Stale);
+        }
+        // A miner may apply a lowered difficulty at once: accept the easier target.
+        let (difficulty, target) = match sent_difficulty {
+            Some(lower) if lower < sent.difficulty => (lower, Target::from_difficulty(lower)),
+            _ => (sent.difficulty, sent.target),
+        };
+        let context = ShareContext {
+            extranonce1: &self.extranonce1,
+            extranonce2_size: self.config.extranonce2_size,
+            version_mask: self.version_mask,
+            target: &target,
+            now_unix: now.unix,
+        };
+        let accepted = validate(&sent.job, submit, &context)?;
+        let key = u128::from_le_bytes(accepted.hash.0[..16].try_into().expect("16 of 32 bytes"));
+        if !sent.accepted.insert(key) {
+            return Err(Reject::Duplicate);
+        }
+        out.events.push(Event::Share { worker: Some(worker.clone()), difficulty, verdict: Ok(accepted.achieved) });
+        if accepted.is_block {
+            out.events.push(Event::Block(Box::new(FoundBlock {
+                job: sent.job.clone(),
+                header: accepted.header,
+                hash: accepted.hash,
+                extranonce1: self.extranonce1,
+                extranonce2: submit.extranonce2,
+                worker: worker.clone(),
+            })));
+        }
+        Ok(difficulty)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,112 @@
+//! Variable difficulty: steer each miner toward one share per `target_share_seconds`.
+
+use std::time::{Duration, Instant};
+
+/// Configured bounds and goal.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VardiffConfig {
+    pub start: f64,
+    pub min: f64,
+    pub max: f64,
+    pub target_share_seconds: f64,
+}
+
+/// Shares counted before a retarget is considered.
+const RETARGET_SHARES: u32 = 16;
+/// A retarget happens only when the rate is off by more than this factor.
+const TOLERANCE: f64 = 1.5;
+
+/// Per-connection share-rate tracker.
+#[derive(Clone, Debug)]
+pub struct Vardiff {
+    config: VardiffConfig,
+    window_start: Instant,
+    shares: u32,
+}
+
+impl Vardiff {
+    pub fn new(config: VardiffConfig, now: Instant) -> Vardiff {
+        Vardiff { config, window_start: now, shares: 0 }
+    }
+
+    /// The longest a window runs before a miner that sends too few shares is eased.
+    fn window(&self) -> Duration {
+        Duration::from_secs_f64(self.config.target_share_seconds * f64::from(RETARGET_SHARES) * 2.0)
+    }
+
+    /// Counts an accepted share; returns a new difficulty when one is due.
+    pub fn on_share(&mut self, current: f64, now: Instant) -> Option<f64> {
+        self.shares += 1;
+        if self.shares < RETARGET_SHARES && now.duration_since(self.window_start) < self.window() {
+            return None;
+        }
+        self.retarget(current, now)
+    }
+
+    /// Called now and then without a share, so a miner whose difficulty is too
+    /// high for it is eased down.
+    pub fn on_tick(&mut self, current: f64, now: Instant) -> Option<f64> {
+        if now.duration_since(self.window_start) < self.window() {
+            return None;
+        }
+        self.retarget(current, now)
+    }
+
+    /// Restarts the window, e.g. after the miner suggested a difficulty.
+    pub fn reset(&mut self, now: Instant) {
+        self.window_start = now;
+        self.shares = 0;
+    }
+
+    fn retarget(&mut self, current: f64, now: Instant) -> Option<f64> {
+        let elapsed = now.duration_since(self.window_start).as_secs_f64().max(0.001);
+        let shares = self.shares;
+        self.reset(now);
+        let wanted = if shares == 0 {
+            current / 4.0
+        } else {
+            let seconds_per_share = elapsed / f64::from(shares);
+            let ratio = self.config.target_share_seconds / seconds_per_share;
+            if ratio < TOLERANCE && ratio > 1.0 / TOLERANCE {
+                return None;
+            }
+            current * ratio
+        };
+        let next = wanted.clamp(self.config.min, self.config.max);
+        (next != current).then_some(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: VardiffConfig = VardiffConfig { start: 1.0, min: 0.5, max: 1e6, target_share_seconds: 10.0 };
+
+    #[test]
+    fn fast_miner_is_raised_toward_the_target_rate() {
+        let start = Instant::now();
+        let mut vardiff = Vardiff::new(CONFIG, start);
+        let mut result = None;
+        for i in 1..=RETARGET_SHARES {
+            result = vardiff.on_share(1.0, start + Duration::from_millis(u64::from(i) * 100));
+        }
+        // 16 shares in 1.6 s is one per 0.1 s: 100 times too fast.
+        let raised = result.expect("retarget");
+        assert!((raised - 100.0).abs() < 1.0, "{raised}");
+    }
+
+    #[test]
+    fn on_target_miner_is_left_alone_and_bounds_hold() {
+        let start = Instant::now();
+        let mut vardiff = Vardiff::new(CONFIG, start);
+        let mut result = None;
+        for i in 1..=RETARGET_SHARES {
+            result = vardiff.on_share(8.0, start + Duration::from_secs(u64::from(i) * 10));
+        }
+        assert_eq!(result, None);
+        let mut silent = Vardiff::new(CONFIG, start);
+        assert_eq!(silent.on_tick(1.0, start + Duration::from_secs(100)), None);
+        assert_eq!(silent.on_tick(1.0, start + Duration::from_secs(400)), Some(0.5));
+    }
+}

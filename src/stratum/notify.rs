@@ -1,0 +1,53 @@
+//! Server-to-miner notifications, serialized once and shared as `Bytes`.
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::message::notification;
+
+/// `mining.set_difficulty`: applies to the jobs that follow.
+pub fn set_difficulty(difficulty: f64) -> Bytes {
+    notification("mining.set_difficulty", [difficulty])
+}
+
+/// `mining.set_version_mask` (BIP310): the bits the miner may roll from now on.
+pub fn set_version_mask(mask: u32) -> Bytes {
+    notification("mining.set_version_mask", [format!("{mask:08x}")])
+}
+
+/// `client.reconnect` with no target: reconnect to the same pool.
+pub fn reconnect(wait_seconds: u32) -> Bytes {
+    notification("client.reconnect", json!(["", 0, wait_seconds]))
+}
+
+/// The fields of `mining.notify`, already in their wire form.
+pub struct NotifyFields<'a> {
+    pub job_id: &'a str,
+    /// Previous block hash with each 4-byte word byte-swapped, as miners expect.
+    pub prev_hash: &'a str,
+    pub coinb1: &'a str,
+    pub coinb2: &'a str,
+    pub merkle_branch: &'a [String],
+    pub version: &'a str,
+    pub bits: &'a str,
+    pub ntime: &'a str,
+    pub clean_jobs: bool,
+}
+
+/// `mining.notify` as one line.
+pub fn notify(fields: &NotifyFields<'_>) -> Bytes {
+    notification(
+        "mining.notify",
+        json!([
+            fields.job_id,
+            fields.prev_hash,
+            fields.coinb1,
+            fields.coinb2,
+            fields.merkle_branch,
+            fields.version,
+            fields.bits,
+            fields.ntime,
+            fields.clean_jobs
+        ]),
+    )
+}

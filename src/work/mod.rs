@@ -1,0 +1,10 @@
+//! Templates become jobs: one coinbase, one merkle branch and one serialized
+//! `mining.notify` per template, shared by every miner.
+
+pub mod extranonce;
+pub mod job;
+pub mod manager;
+
+pub use extranonce::{Extranonce1, ExtranonceAllocator};
+pub use job::{Job, JobConfig};
+pub use manager::JobManager;

@@ -1,0 +1,74 @@
+//! Shared by the integration tests: a real regtest node pair, and NDAS
+//! started in-process against it in UTEK mode.
+#![allow(dead_code)]
+
+pub mod node;
+
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine;
+use ndas::config::Config;
+use tempfile::TempDir;
+
+pub use node::RegtestPair;
+
+/// Writes `metadata.json` and `utek_v26.conf` for `node` into `dir`.
+pub fn write_utek_files(dir: &Path, rpc_port: u16, user: &str, password: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let licence = "3f2c8a9e-1b7d-4c6e-9a51-0d2e7f4b8c13";
+    let token = base64::engine::general_purpose::STANDARD
+        .encode(serde_json::json!({"license": licence, "version": "26.0"}).to_string());
+    let metadata = dir.join("metadata.json");
+    std::fs::write(&metadata, serde_json::json!({"license_uuid": licence, "factory_token": token}).to_string()).unwrap();
+    let conf = dir.join("utek_v26.conf");
+    std::fs::write(&conf, format!("# test node\nrpcuser={user}\nrpcpassword={password}\nrpcport={rpc_port}\nrpcconnect=127.0.0.1\n")).unwrap();
+    (metadata, conf)
+}
+
+/// A regtest config for NDAS against `pair`, paying `payout`.
+pub fn regtest_config(pair: &RegtestPair, dir: &Path, payout: &str) -> Config {
+    let (metadata, conf) = write_utek_files(dir, pair.main.rpc_port, &pair.main.user, &pair.main.password);
+    let toml = format!(
+        r#"
+network = "regtest"
+instance_id = 9
+data_dir = "{data}"
+[stratum]
+listen = "127.0.0.1:0"
+[difficulty]
+start = 2.5e-10
+min = 2.5e-10
+max = 2.5e-10
+target_share_seconds = 5
+[mining]
+payout_address = "{payout}"
+job_refresh_seconds = 1
+[node]
+backend = "utek"
+utek_metadata = "{metadata}"
+utek_conf = "{conf}"
+poll_interval_ms = 100
+timeout_seconds = 5
+"#,
+        data = dir.join("data").display(),
+        metadata = metadata.display(),
+        conf = conf.display(),
+    );
+    Config::from_toml(&toml).expect("test config")
+}
+
+/// Starts NDAS and waits until it serves a job.
+pub async fn start_ndas(config: Config) -> ndas::Running {
+    let running = ndas::start(config).await.expect("NDAS starts");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while running.stats().node_up.load(std::sync::atomic::Ordering::Relaxed) == false {
+        assert!(tokio::time::Instant::now() < deadline, "NDAS never got a template");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running
+}
+
+/// A temporary folder for one test.
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new().prefix("ndas-test-").tempdir().unwrap()
+}
