@@ -95,7 +95,12 @@ impl Default for Config {
                 extranonce2_size: 8,
                 max_line_bytes: 4096,
             },
-            difficulty: DifficultyConfig { start: 1024.0, min: 1.0, max: 1e15, target_share_seconds: 10.0 },
+            difficulty: DifficultyConfig {
+                start: 1024.0,
+                min: 1.0,
+                max: 1e15,
+                target_share_seconds: 10.0,
+            },
             mining: MiningConfig {
                 payout_address: String::new(),
                 coinbase_tag: "/NDAS/".into(),
@@ -162,7 +167,11 @@ impl Config {
                     errors
                         .into_iter()
                         .map(|e| ConfigIssue {
-                            key: if e.path.is_empty() { "(top level)".into() } else { e.path.join(".") },
+                            key: if e.path.is_empty() {
+                                "(top level)".into()
+                            } else {
+                                e.path.join(".")
+                            },
                             why: e.kind.to_string(),
                         })
                         .collect(),
@@ -173,53 +182,99 @@ impl Config {
     /// Every value that cannot work, each with its key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let mut issues = Vec::new();
-        let mut issue = |key: &str, why: String| issues.push(ConfigIssue { key: key.into(), why });
+        let mut issue = |key: &str, why: String| {
+            issues.push(ConfigIssue {
+                key: key.into(),
+                why,
+            })
+        };
         let s = &self.stratum;
         if !(2..=8).contains(&s.extranonce2_size) {
-            issue("stratum.extranonce2_size", format!("{} is outside 2..=8", s.extranonce2_size));
+            issue(
+                "stratum.extranonce2_size",
+                format!("{} is outside 2..=8", s.extranonce2_size),
+            );
         }
         if !(512..=1_048_576).contains(&s.max_line_bytes) {
-            issue("stratum.max_line_bytes", format!("{} is outside 512..=1048576", s.max_line_bytes));
+            issue(
+                "stratum.max_line_bytes",
+                format!("{} is outside 512..=1048576", s.max_line_bytes),
+            );
         }
         let d = &self.difficulty;
-        for (key, value) in [("difficulty.start", d.start), ("difficulty.min", d.min), ("difficulty.max", d.max)] {
+        for (key, value) in [
+            ("difficulty.start", d.start),
+            ("difficulty.min", d.min),
+            ("difficulty.max", d.max),
+        ] {
             if !(value.is_finite() && value > 0.0) {
                 issue(key, format!("{value} must be a positive number"));
             }
         }
         if d.min > d.max {
-            issue("difficulty.min", format!("{} is above difficulty.max {}", d.min, d.max));
+            issue(
+                "difficulty.min",
+                format!("{} is above difficulty.max {}", d.min, d.max),
+            );
         }
         if d.start < d.min || d.start > d.max {
-            issue("difficulty.start", format!("{} is outside [difficulty.min, difficulty.max]", d.start));
+            issue(
+                "difficulty.start",
+                format!("{} is outside [difficulty.min, difficulty.max]", d.start),
+            );
         }
-        if !(d.target_share_seconds.is_finite() && (0.1..=3600.0).contains(&d.target_share_seconds)) {
-            issue("difficulty.target_share_seconds", format!("{} is outside 0.1..=3600", d.target_share_seconds));
+        if !(d.target_share_seconds.is_finite() && (0.1..=3600.0).contains(&d.target_share_seconds))
+        {
+            issue(
+                "difficulty.target_share_seconds",
+                format!("{} is outside 0.1..=3600", d.target_share_seconds),
+            );
         }
         let m = &self.mining;
         if m.payout_address.is_empty() {
-            issue("mining.payout_address", "is required: the address the coinbase pays".into());
-        } else if let Err(e) = crate::chain::address::payout_script(&m.payout_address, self.network) {
+            issue(
+                "mining.payout_address",
+                "is required: the address the coinbase pays".into(),
+            );
+        } else if let Err(e) = crate::chain::address::payout_script(&m.payout_address, self.network)
+        {
             issue("mining.payout_address", e.to_string());
         }
-        let tag_room = crate::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - s.extranonce2_size - 2;
+        let tag_room =
+            crate::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - s.extranonce2_size - 2;
         if m.coinbase_tag.len() > tag_room {
-            issue("mining.coinbase_tag", format!("{} bytes; at most {tag_room} fit the coinbase", m.coinbase_tag.len()));
+            issue(
+                "mining.coinbase_tag",
+                format!(
+                    "{} bytes; at most {tag_room} fit the coinbase",
+                    m.coinbase_tag.len()
+                ),
+            );
         }
         if !(1..=3600).contains(&m.job_refresh_seconds) {
-            issue("mining.job_refresh_seconds", format!("{} is outside 1..=3600", m.job_refresh_seconds));
+            issue(
+                "mining.job_refresh_seconds",
+                format!("{} is outside 1..=3600", m.job_refresh_seconds),
+            );
         }
         let n = &self.node;
         if !(n.timeout_seconds.is_finite() && (0.1..=600.0).contains(&n.timeout_seconds)) {
-            issue("node.timeout_seconds", format!("{} is outside 0.1..=600", n.timeout_seconds));
+            issue(
+                "node.timeout_seconds",
+                format!("{} is outside 0.1..=600", n.timeout_seconds),
+            );
         }
         if !(10..=60_000).contains(&n.poll_interval_ms) {
-            issue("node.poll_interval_ms", format!("{} is outside 10..=60000", n.poll_interval_ms));
+            issue(
+                "node.poll_interval_ms",
+                format!("{} is outside 10..=60000", n.poll_interval_ms),
+            );
         }
-        if let Some(zmq) = &n.zmq_hashblock {
-            if !zmq.starts_with("tcp://") {
-                issue("node.zmq_hashblock", "must be a tcp://host:port address".into());
-            }
+        if n.zmq_hashblock.is_some() {
+            issue(
+                "node.zmq_hashblock",
+                "ZMQ is not supported by this build yet; leave it unset (tips are found by longpoll and polling)".into(),
+            );
         }
         if n.backend == Backend::Rpc {
             match &n.url {
@@ -230,7 +285,10 @@ impl Config {
                 Some(_) => {}
             }
             if n.cookie_file.is_none() && (n.user.is_none() || n.password.is_none()) {
-                issue("node.user", "backend = \"rpc\" needs user and password, or cookie_file".into());
+                issue(
+                    "node.user",
+                    "backend = \"rpc\" needs user and password, or cookie_file".into(),
+                );
             }
         }
         if issues.is_empty() {

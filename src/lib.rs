@@ -45,9 +45,15 @@ pub enum StartError {
     #[error("node client: {0}")]
     Rpc(#[from] node::RpcError),
     #[error("cannot use data_dir {path}: {source}")]
-    DataDir { path: String, source: std::io::Error },
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot listen for miners on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 /// A running NDAS.
@@ -95,10 +101,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let endpoint = node::endpoint(&config.node, config.network)?;
     let timeout = Duration::from_secs_f64(config.node.timeout_seconds);
     let rpc = Arc::new(node::RpcClient::new(&endpoint, timeout)?);
-    let journal = Journal::open(&config.data_dir)
-        .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
-    let payout_script = chain::address::payout_script(&config.mining.payout_address, config.network)
-        .expect("validate() checked the payout address");
+    let journal = Journal::open(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let payout_script =
+        chain::address::payout_script(&config.mining.payout_address, config.network)
+            .expect("validate() checked the payout address");
     let (manager, jobs) = JobManager::new(JobConfig {
         payout_script,
         coinbase_tag: config.mining.coinbase_tag.clone().into_bytes(),
@@ -106,8 +115,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     });
     let listener = TcpListener::bind(config.stratum.listen)
         .await
-        .map_err(|source| StartError::Listen { addr: config.stratum.listen, source })?;
-    let stratum_addr = listener.local_addr().map_err(|source| StartError::Listen { addr: config.stratum.listen, source })?;
+        .map_err(|source| StartError::Listen {
+            addr: config.stratum.listen,
+            source,
+        })?;
+    let stratum_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.stratum.listen,
+        source,
+    })?;
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
@@ -128,14 +143,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stats.clone(),
         shutdown.clone(),
     ));
-    let submitter = Submitter { rpc, journal, wake, stats: stats.clone(), drain: Duration::from_secs(10) };
+    let submitter = Submitter {
+        rpc,
+        journal,
+        wake,
+        stats: stats.clone(),
+        drain: Duration::from_secs(10),
+    };
     tasks.spawn(submitter.run(found, shutdown.clone()));
 
     let d = &config.difficulty;
     let session_config = Arc::new(SessionConfig {
         extranonce2_size: config.stratum.extranonce2_size,
         version_mask: VERSION_ROLLING_MASK,
-        vardiff: VardiffConfig { start: d.start, min: d.min, max: d.max, target_share_seconds: d.target_share_seconds },
+        vardiff: VardiffConfig {
+            start: d.start,
+            min: d.min,
+            max: d.max,
+            target_share_seconds: d.target_share_seconds,
+        },
     });
     let context = ConnectionContext {
         jobs,
@@ -153,5 +179,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks.clone(),
     ));
     tracing::info!(%stratum_addr, network = %config.network, node = %format!("{}:{}", endpoint.host, endpoint.port), "NDAS serving");
-    Ok(Running { stratum_addr, shutdown, tasks, stats })
+    Ok(Running {
+        stratum_addr,
+        shutdown,
+        tasks,
+        stats,
+    })
 }

@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ndas", version, about = "Stratum V1 pool-proxy for Bitcoin ASIC fleets")]
+#[command(
+    name = "ndas",
+    version,
+    about = "Stratum V1 pool-proxy for Bitcoin ASIC fleets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,7 +61,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
         Command::Serve { config } => runtime.block_on(serve(config)),
-        Command::Miner { url, user, rate, shares } => runtime.block_on(mine(url, user, rate, shares)),
+        Command::Miner {
+            url,
+            user,
+            rate,
+            shares,
+        } => runtime.block_on(mine(url, user, rate, shares)),
     }
 }
 
@@ -112,13 +121,14 @@ async fn serve(path: PathBuf) -> ExitCode {
 }
 
 async fn wait_for_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}
@@ -131,7 +141,9 @@ async fn mine(url: String, user: String, rate: f64, limit: u64) -> ExitCode {
         eprintln!("cannot resolve {address}");
         return ExitCode::FAILURE;
     };
-    let Some(address) = address else { return ExitCode::FAILURE };
+    let Some(address) = address else {
+        return ExitCode::FAILURE;
+    };
     match run_miner(address, &user, rate, limit).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -141,13 +153,21 @@ async fn mine(url: String, user: String, rate: f64, limit: u64) -> ExitCode {
     }
 }
 
-async fn run_miner(address: std::net::SocketAddr, user: &str, rate: f64, limit: u64) -> std::io::Result<()> {
+async fn run_miner(
+    address: std::net::SocketAddr,
+    user: &str,
+    rate: f64,
+    limit: u64,
+) -> std::io::Result<()> {
     use ndas::miner::{grind, Client};
     let mut client = Client::connect(address).await?;
     client.subscribe("ndas-cpu-miner/0.1").await?;
     client.authorize(user).await?;
     let pause = Duration::from_secs_f64(1.0 / rate.max(0.001));
-    let mut work = client.next_job(Duration::from_secs(60)).await?.ok_or_else(|| std::io::Error::other("no job from the pool within 60 s"))?;
+    let mut work = client
+        .next_job(Duration::from_secs(60))
+        .await?
+        .ok_or_else(|| std::io::Error::other("no job from the pool within 60 s"))?;
     let (mut extranonce2, mut submitted) = (0u64, 0u64);
     loop {
         if let Some(newer) = client.latest_job() {
@@ -156,17 +176,31 @@ async fn run_miner(address: std::net::SocketAddr, user: &str, rate: f64, limit: 
         extranonce2 += 1;
         let en2 = extranonce2.to_be_bytes()[8 - client.extranonce2_size.min(8)..].to_vec();
         let difficulty = client.difficulty;
-        let Some(share) = grind(&work, &client.extranonce1, &en2, None, 0, 0, 1 << 20, |s| s.difficulty >= difficulty) else {
+        let Some(share) = grind(&work, &client.extranonce1, &en2, (None, 0), 1 << 20, |s| {
+            s.difficulty >= difficulty
+        }) else {
             continue;
         };
         let answer = client.submit(user, &share).await?;
         submitted += 1;
-        let verdict = if answer["result"] == serde_json::json!(true) { "accepted".to_string() } else { answer["error"].to_string() };
-        println!("share {submitted}: job {} {} {}{}", share.job_id, share.hash, verdict, if share.is_block { "  (block!)" } else { "" });
+        let verdict = if answer["result"] == serde_json::json!(true) {
+            "accepted".to_string()
+        } else {
+            answer["error"].to_string()
+        };
+        println!(
+            "share {submitted}: job {} {} {}{}",
+            share.job_id,
+            share.hash,
+            verdict,
+            if share.is_block { "  (block!)" } else { "" }
+        );
         if limit != 0 && submitted >= limit {
             return Ok(());
         }
         tokio::time::sleep(pause).await;
-        while let Ok(Ok(Some(_))) = tokio::time::timeout(Duration::from_millis(1), client.read_message()).await {}
+        while let Ok(Ok(Some(_))) =
+            tokio::time::timeout(Duration::from_millis(1), client.read_message()).await
+        {}
     }
 }

@@ -95,17 +95,23 @@ impl Client {
 
     /// Reads one line; `None` when the server closed the connection.
     pub async fn read_message(&mut self) -> Io<Option<Value>> {
-        let Some(line) = self.lines.next().await else { return Ok(None) };
+        let Some(line) = self.lines.next().await else {
+            return Ok(None);
+        };
         let line = line.map_err(|e| invalid(e.to_string()))?;
-        let message: Value = serde_json::from_str(&line).map_err(|e| invalid(format!("{e}: {line}")))?;
+        let message: Value =
+            serde_json::from_str(&line).map_err(|e| invalid(format!("{e}: {line}")))?;
         match message["method"].as_str() {
             Some("mining.notify") => self.jobs.push_back(parse_notify(&message["params"])?),
             Some("mining.set_difficulty") => {
-                self.difficulty = message["params"][0].as_f64().ok_or_else(|| invalid("bad difficulty"))?
+                self.difficulty = message["params"][0]
+                    .as_f64()
+                    .ok_or_else(|| invalid("bad difficulty"))?
             }
             Some("mining.set_version_mask") => {
-                self.version_mask = u32::from_str_radix(message["params"][0].as_str().unwrap_or(""), 16)
-                    .map_err(|_| invalid("bad mask"))?
+                self.version_mask =
+                    u32::from_str_radix(message["params"][0].as_str().unwrap_or(""), 16)
+                        .map_err(|_| invalid("bad mask"))?
             }
             Some(_) => self.notifications.push(message.clone()),
             None => {}
@@ -120,7 +126,10 @@ impl Client {
         let line = json!({"id": id, "method": method, "params": params}).to_string() + "\n";
         self.writer.write_all(line.as_bytes()).await?;
         loop {
-            let message = self.read_message().await?.ok_or_else(|| invalid("connection closed"))?;
+            let message = self
+                .read_message()
+                .await?
+                .ok_or_else(|| invalid("connection closed"))?;
             if message["id"] == json!(id) && message.get("method").is_none() {
                 return Ok(message);
             }
@@ -130,8 +139,12 @@ impl Client {
     pub async fn subscribe(&mut self, agent: &str) -> Io<Value> {
         let answer = self.request("mining.subscribe", json!([agent])).await?;
         let result = &answer["result"];
-        self.extranonce1 = hex::decode(result[1].as_str().unwrap_or("")).map_err(|_| invalid("bad extranonce1"))?;
-        self.extranonce2_size = result[2].as_u64().ok_or_else(|| invalid("bad extranonce2 size"))? as usize;
+        self.extranonce1 = hex::decode(result[1].as_str().unwrap_or(""))
+            .map_err(|_| invalid("bad extranonce1"))?;
+        self.extranonce2_size = result[2]
+            .as_u64()
+            .ok_or_else(|| invalid("bad extranonce2 size"))?
+            as usize;
         Ok(answer)
     }
 
@@ -186,10 +199,20 @@ impl Client {
 }
 
 fn parse_notify(params: &Value) -> Io<Work> {
-    let text = |i: usize| params[i].as_str().ok_or_else(|| invalid(format!("notify param {i}")));
-    let bytes = |i: usize| -> Io<Vec<u8>> { hex::decode(text(i)?).map_err(|_| invalid(format!("notify param {i} hex"))) };
-    let word = |i: usize| -> Io<u32> { u32::from_str_radix(text(i)?, 16).map_err(|_| invalid(format!("notify param {i}"))) };
-    let swapped: [u8; 32] = bytes(1)?.try_into().map_err(|_| invalid("prevhash length"))?;
+    let text = |i: usize| {
+        params[i]
+            .as_str()
+            .ok_or_else(|| invalid(format!("notify param {i}")))
+    };
+    let bytes = |i: usize| -> Io<Vec<u8>> {
+        hex::decode(text(i)?).map_err(|_| invalid(format!("notify param {i} hex")))
+    };
+    let word = |i: usize| -> Io<u32> {
+        u32::from_str_radix(text(i)?, 16).map_err(|_| invalid(format!("notify param {i}")))
+    };
+    let swapped: [u8; 32] = bytes(1)?
+        .try_into()
+        .map_err(|_| invalid("prevhash length"))?;
     let mut prev_hash = swapped;
     for chunk in prev_hash.chunks_exact_mut(4) {
         chunk.reverse();
@@ -199,7 +222,8 @@ fn parse_notify(params: &Value) -> Io<Work> {
         .ok_or_else(|| invalid("branch"))?
         .iter()
         .map(|h| {
-            let decoded = hex::decode(h.as_str().unwrap_or("")).map_err(|_| invalid("branch hex"))?;
+            let decoded =
+                hex::decode(h.as_str().unwrap_or("")).map_err(|_| invalid("branch hex"))?;
             decoded.try_into().map_err(|_| invalid("branch length"))
         })
         .collect::<Io<Vec<[u8; 32]>>>()?;
@@ -217,7 +241,14 @@ fn parse_notify(params: &Value) -> Io<Work> {
 }
 
 /// Hashes one candidate with the `bitcoin` crate.
-pub fn hash_share(work: &Work, extranonce1: &[u8], extranonce2: &[u8], nonce: u32, version_bits: Option<u32>, mask: u32) -> Share {
+pub fn hash_share(
+    work: &Work,
+    extranonce1: &[u8],
+    extranonce2: &[u8],
+    nonce: u32,
+    version_bits: Option<u32>,
+    mask: u32,
+) -> Share {
     let coinbase = [&work.coinb1[..], extranonce1, extranonce2, &work.coinb2[..]].concat();
     let mut root = sha256d::Hash::hash(&coinbase).to_byte_array();
     for step in &work.branch {
@@ -250,18 +281,16 @@ pub fn hash_share(work: &Work, extranonce1: &[u8], extranonce2: &[u8], nonce: u3
     }
 }
 
-/// Tries nonces from `start` until `wanted` accepts a share or `tries` run out.
+/// Tries nonces from 0 until `wanted` accepts a share or `tries` run out.
 pub fn grind(
     work: &Work,
     extranonce1: &[u8],
     extranonce2: &[u8],
-    version_bits: Option<u32>,
-    mask: u32,
-    start: u32,
+    (version_bits, mask): (Option<u32>, u32),
     tries: u32,
     wanted: impl Fn(&Share) -> bool,
 ) -> Option<Share> {
     (0..tries)
-        .map(|i| hash_share(work, extranonce1, extranonce2, start.wrapping_add(i), version_bits, mask))
+        .map(|nonce| hash_share(work, extranonce1, extranonce2, nonce, version_bits, mask))
         .find(|share| wanted(share))
 }

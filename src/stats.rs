@@ -26,13 +26,22 @@ impl Stats {
     /// Counts one session event.
     pub fn record(&self, event: &Event) {
         match event {
-            Event::Share { verdict: Ok(_), difficulty, .. } => {
+            Event::Share {
+                verdict: Ok(_),
+                difficulty,
+                ..
+            } => {
                 self.shares_accepted.fetch_add(1, Ordering::Relaxed);
-                let _ = self.accepted_difficulty_bits.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                    Some((f64::from_bits(bits) + difficulty).to_bits())
-                });
+                let _ = self.accepted_difficulty_bits.fetch_update(
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                    |bits| Some((f64::from_bits(bits) + difficulty).to_bits()),
+                );
             }
-            Event::Share { verdict: Err(reject), .. } => {
+            Event::Share {
+                verdict: Err(reject),
+                ..
+            } => {
                 self.shares_rejected.fetch_add(1, Ordering::Relaxed);
                 if reject.reason() == "stale" {
                     self.shares_stale.fetch_add(1, Ordering::Relaxed);

@@ -20,13 +20,30 @@ async fn job_with_transactions(client: &mut Client, want: usize) -> Work {
         if job.branch.len() >= want {
             return job;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no job with transactions");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no job with transactions"
+        );
     }
 }
 
-fn find(client: &Client, work: &Work, extranonce2: u64, rolled: Option<u32>, wanted: impl Fn(&Share) -> bool) -> Share {
+fn find(
+    client: &Client,
+    work: &Work,
+    extranonce2: u64,
+    rolled: Option<u32>,
+    wanted: impl Fn(&Share) -> bool,
+) -> Share {
     let en2 = extranonce2.to_be_bytes()[8 - client.extranonce2_size..].to_vec();
-    grind(work, &client.extranonce1, &en2, rolled, client.version_mask, 0, 10_000, wanted).expect("a share")
+    grind(
+        work,
+        &client.extranonce1,
+        &en2,
+        (rolled, client.version_mask),
+        10_000,
+        wanted,
+    )
+    .expect("a share")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -37,7 +54,8 @@ async fn miners_find_blocks_that_the_node_accepts() {
         let to = pair.new_address().await;
         pair.main.call("sendtoaddress", json!([to, 1.25])).await;
     }
-    let mempool: Vec<String> = serde_json::from_value(pair.main.call("getrawmempool", json!([])).await).unwrap();
+    let mempool: Vec<String> =
+        serde_json::from_value(pair.main.call("getrawmempool", json!([])).await).unwrap();
     assert_eq!(mempool.len(), 3);
     let dir = temp_dir();
     let config = regtest_config(&pair, dir.path(), &payout);
@@ -45,7 +63,10 @@ async fn miners_find_blocks_that_the_node_accepts() {
 
     let mut client = Client::connect(running.stratum_addr()).await.unwrap();
     let configured = client.configure_version_rolling(0xffff_ffff).await.unwrap();
-    assert_eq!(configured["result"], json!({"version-rolling": true, "version-rolling.mask": "1fffe000"}));
+    assert_eq!(
+        configured["result"],
+        json!({"version-rolling": true, "version-rolling.mask": "1fffe000"})
+    );
     let subscribed = client.subscribe("test-miner/1.0").await.unwrap();
     assert_eq!(subscribed["result"][2], json!(8));
     assert_eq!(client.extranonce1[0], 9, "instance_id leads extranonce1");
@@ -59,7 +80,10 @@ async fn miners_find_blocks_that_the_node_accepts() {
 
     let rolled = Some(0x0000_6000);
     let share = find(&client, &work, 1, rolled, |s| s.is_block);
-    let answer = client.submit(&format!("{payout}.rig1"), &share).await.unwrap();
+    let answer = client
+        .submit(&format!("{payout}.rig1"), &share)
+        .await
+        .unwrap();
     assert_eq!(answer["result"], json!(true), "{answer}");
     pair.wait_height(start_height + 1).await;
 
@@ -69,33 +93,70 @@ async fn miners_find_blocks_that_the_node_accepts() {
     let raw = pair.main.call("getblock", json!([best, 0])).await;
     let block: bitcoin::Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
     assert!(block.check_merkle_root());
-    assert_eq!(block.header.version.to_consensus() as u32 & 0x1fff_e000, 0x0000_6000);
-    assert_eq!(bitcoin::consensus::serialize(&block.txdata[0]), share.coinbase);
-    let payout_script = ndas::chain::address::payout_script(&payout, ndas::chain::Network::Regtest).unwrap();
-    assert_eq!(block.txdata[0].output[0].script_pubkey.as_bytes(), &payout_script[..]);
-    let included: Vec<String> = block.txdata[1..].iter().map(|tx| tx.compute_txid().to_string()).collect();
+    assert_eq!(
+        block.header.version.to_consensus() as u32 & 0x1fff_e000,
+        0x0000_6000
+    );
+    assert_eq!(
+        bitcoin::consensus::serialize(&block.txdata[0]),
+        share.coinbase
+    );
+    let payout_script =
+        ndas::chain::address::payout_script(&payout, ndas::chain::Network::Regtest).unwrap();
+    assert_eq!(
+        block.txdata[0].output[0].script_pubkey.as_bytes(),
+        &payout_script[..]
+    );
+    let included: Vec<String> = block.txdata[1..]
+        .iter()
+        .map(|tx| tx.compute_txid().to_string())
+        .collect();
     for txid in &mempool {
-        assert!(included.contains(txid), "block lacks mempool transaction {txid}");
+        assert!(
+            included.contains(txid),
+            "block lacks mempool transaction {txid}"
+        );
     }
 
     // Miners move to the new tip with clean_jobs, and the old job is stale.
-    let next = client.next_job(WAIT).await.unwrap().expect("a job on the new tip");
+    let next = client
+        .next_job(WAIT)
+        .await
+        .unwrap()
+        .expect("a job on the new tip");
     assert!(next.clean);
     assert_eq!(next.prev_hash, block.block_hash().to_byte_array());
     let late = find(&client, &work, 2, None, |_| true);
-    let stale = client.submit(&format!("{payout}.rig1"), &late).await.unwrap();
+    let stale = client
+        .submit(&format!("{payout}.rig1"), &late)
+        .await
+        .unwrap();
     assert_eq!(stale["error"], json!([21, "Stale share", null]));
 
     // A share that is not a block is accepted once, then refused as a duplicate.
-    let plain = find(&client, &next, 3, None, |s| !s.is_block && s.difficulty >= 2.6e-10);
-    let first = client.submit(&format!("{payout}.rig1"), &plain).await.unwrap();
+    let plain = find(&client, &next, 3, None, |s| {
+        !s.is_block && s.difficulty >= 2.6e-10
+    });
+    let first = client
+        .submit(&format!("{payout}.rig1"), &plain)
+        .await
+        .unwrap();
     assert_eq!(first["result"], json!(true), "{first}");
-    let again = client.submit(&format!("{payout}.rig1"), &plain).await.unwrap();
+    let again = client
+        .submit(&format!("{payout}.rig1"), &plain)
+        .await
+        .unwrap();
     assert_eq!(again["error"], json!([22, "Duplicate share", null]));
 
     // A second block on the new tip: the chain keeps growing through NDAS.
     let share = find(&client, &next, 4, None, |s| s.is_block);
-    assert_eq!(client.submit(&format!("{payout}.rig1"), &share).await.unwrap()["result"], json!(true));
+    assert_eq!(
+        client
+            .submit(&format!("{payout}.rig1"), &share)
+            .await
+            .unwrap()["result"],
+        json!(true)
+    );
     pair.wait_height(start_height + 2).await;
 
     running.shutdown().await;
@@ -103,5 +164,7 @@ async fn miners_find_blocks_that_the_node_accepts() {
     assert!(journal.pending().unwrap().is_empty());
     let settled = journal.settled().unwrap();
     assert_eq!(settled.len(), 2);
-    assert!(settled.iter().all(|e| e.outcome == Some(ndas::node::submitter::Outcome::Accepted)));
+    assert!(settled
+        .iter()
+        .all(|e| e.outcome == Some(ndas::node::submitter::Outcome::Accepted)));
 }

@@ -20,12 +20,17 @@ pub enum AddressError {
 
 /// The scriptPubKey that pays `address` on `network`.
 pub fn payout_script(address: &str, network: Network) -> Result<Vec<u8>, AddressError> {
-    let unchecked = Address::<NetworkUnchecked>::from_str(address).map_err(|e| {
-        AddressError::Invalid { address: address.to_owned(), reason: e.to_string() }
-    })?;
-    let checked = unchecked.require_network(network.to_bitcoin()).map_err(|_| {
-        AddressError::WrongNetwork { address: address.to_owned(), network }
-    })?;
+    let unchecked =
+        Address::<NetworkUnchecked>::from_str(address).map_err(|e| AddressError::Invalid {
+            address: address.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let checked = unchecked
+        .require_network(network.to_bitcoin())
+        .map_err(|_| AddressError::WrongNetwork {
+            address: address.to_owned(),
+            network,
+        })?;
     match checked.address_type() {
         Some(
             AddressType::P2pkh
@@ -34,7 +39,9 @@ pub fn payout_script(address: &str, network: Network) -> Result<Vec<u8>, Address
             | AddressType::P2wsh
             | AddressType::P2tr,
         ) => Ok(checked.script_pubkey().into_bytes()),
-        _ => Err(AddressError::Unsupported { address: address.to_owned() }),
+        _ => Err(AddressError::Unsupported {
+            address: address.to_owned(),
+        }),
     }
 }
 
@@ -45,9 +52,21 @@ mod tests {
     #[test]
     fn each_supported_kind_gives_its_script() {
         let cases = [
-            ("1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa", Network::Mainnet, "76a914"),
-            ("3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy", Network::Mainnet, "a914"),
-            ("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", Network::Mainnet, "0014"),
+            (
+                "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+                Network::Mainnet,
+                "76a914",
+            ),
+            (
+                "3J98t1WpEZ73CNmQviecrnyiWrnqRhWNLy",
+                Network::Mainnet,
+                "a914",
+            ),
+            (
+                "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4",
+                Network::Mainnet,
+                "0014",
+            ),
             (
                 "bc1qrp33g0q5c5txsp9arysrx4k6zdkfs4nce4xj0gdcccefvpysxf3qccfmv3",
                 Network::Mainnet,
@@ -58,9 +77,17 @@ mod tests {
                 Network::Mainnet,
                 "5120",
             ),
-            ("mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW", Network::Regtest, "76a9147af7d2a4"),
+            (
+                "mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW",
+                Network::Regtest,
+                "76a9147af7d2a4",
+            ),
         ];
-        let regtest_p2wsh = Address::p2wsh(bitcoin::Script::from_bytes(&[0x51]), bitcoin::Network::Regtest).to_string();
+        let regtest_p2wsh = Address::p2wsh(
+            bitcoin::Script::from_bytes(&[0x51]),
+            bitcoin::Network::Regtest,
+        )
+        .to_string();
         assert!(regtest_p2wsh.starts_with("bcrt1q"));
         let regtest = [(regtest_p2wsh.as_str(), Network::Regtest, "0020")];
         for (address, network, prefix) in cases.into_iter().chain(regtest) {

@@ -94,7 +94,12 @@ impl Coinbase {
             coinb2.extend_from_slice(&output.script_pubkey);
         }
         coinb2.extend_from_slice(&0u32.to_le_bytes());
-        Ok(Coinbase { coinb1, coinb2, extranonce_len: spec.extranonce_len, witness: spec.witness })
+        Ok(Coinbase {
+            coinb1,
+            coinb2,
+            extranonce_len: spec.extranonce_len,
+            witness: spec.witness,
+        })
     }
 
     /// Everything before the extranonce.
@@ -155,11 +160,22 @@ mod tests {
     use super::*;
 
     fn spec<'a>(outputs: &'a [TxOut], witness: bool) -> CoinbaseSpec<'a> {
-        CoinbaseSpec { height: 840_000, tag: b"/NDAS/", extranonce_len: 12, outputs, witness }
+        CoinbaseSpec {
+            height: 840_000,
+            tag: b"/NDAS/",
+            extranonce_len: 12,
+            outputs,
+            witness,
+        }
     }
 
     fn outputs() -> Vec<TxOut> {
-        vec![TxOut { value: 312_500_000, script_pubkey: vec![0x00, 0x14, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7] }]
+        vec![TxOut {
+            value: 312_500_000,
+            script_pubkey: vec![
+                0x00, 0x14, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+            ],
+        }]
     }
 
     #[test]
@@ -174,8 +190,13 @@ mod tests {
         assert_eq!(tx.output[0].value.to_sat(), 312_500_000);
         let script = tx.input[0].script_sig.as_bytes();
         assert_eq!(&script[..4], &[0x03, 0x40, 0xd1, 0x0c]);
-        assert!(script.windows(12).any(|w| w == [1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9]));
-        assert_eq!(coinbase.txid(&en1, &en2).0, tx.compute_txid().to_raw_hash().to_byte_array());
+        assert!(script
+            .windows(12)
+            .any(|w| w == [1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9]));
+        assert_eq!(
+            coinbase.txid(&en1, &en2).0,
+            tx.compute_txid().to_raw_hash().to_byte_array()
+        );
     }
 
     #[test]
@@ -188,21 +209,33 @@ mod tests {
         let tx: bitcoin::Transaction = deserialize(&bytes).unwrap();
         assert_eq!(tx.input[0].witness.len(), 1);
         assert_eq!(tx.input[0].witness.nth(0).unwrap(), &[0u8; 32]);
-        assert_eq!(coinbase.txid(&en1, &en2).0, tx.compute_txid().to_raw_hash().to_byte_array());
+        assert_eq!(
+            coinbase.txid(&en1, &en2).0,
+            tx.compute_txid().to_raw_hash().to_byte_array()
+        );
     }
 
     #[test]
     fn over_long_tag_is_refused_by_name() {
         let outputs = outputs();
         let tag = [b'x'; 90];
-        let spec = CoinbaseSpec { tag: &tag, ..spec(&outputs, false) };
-        assert_eq!(Coinbase::build(&spec), Err(CoinbaseError::ScriptSigTooLong { len: 109 }));
+        let spec = CoinbaseSpec {
+            tag: &tag,
+            ..spec(&outputs, false)
+        };
+        assert_eq!(
+            Coinbase::build(&spec),
+            Err(CoinbaseError::ScriptSigTooLong { len: 109 })
+        );
     }
 
     #[test]
     fn low_heights_use_small_integer_opcodes() {
         let outputs = outputs();
-        let spec = CoinbaseSpec { height: 5, ..spec(&outputs, false) };
+        let spec = CoinbaseSpec {
+            height: 5,
+            ..spec(&outputs, false)
+        };
         let coinbase = Coinbase::build(&spec).unwrap();
         // version, input count, prevout, sequence-less scriptSig length, OP_5.
         assert_eq!(coinbase.coinb1()[41 + 1], 0x55);

@@ -80,8 +80,14 @@ mod tests {
     #[test]
     fn script_numbers_agree_with_bitcoin_crate() {
         for n in [0u32, 1, 16, 17, 255, 256, 32767, 32768, 840_000, 16_777_216] {
-            let theirs = bitcoin::script::Builder::new().push_int(i64::from(n)).into_script();
-            assert_eq!(script_number(n), hex::encode(theirs.as_bytes()), "height {n}");
+            let theirs = bitcoin::script::Builder::new()
+                .push_int(i64::from(n))
+                .into_script();
+            assert_eq!(
+                script_number(n),
+                hex::encode(theirs.as_bytes()),
+                "height {n}"
+            );
         }
     }
 

@@ -28,7 +28,9 @@ pub fn branch(txids: &[Hash256]) -> Vec<Hash256> {
 /// The merkle root from the coinbase txid and the stratum branch.
 #[inline]
 pub fn root_from_branch(coinbase_txid: &Hash256, branch: &[Hash256]) -> Hash256 {
-    branch.iter().fold(*coinbase_txid, |acc, step| merkle_parent(&acc, step))
+    branch
+        .iter()
+        .fold(*coinbase_txid, |acc, step| merkle_parent(&acc, step))
 }
 
 /// The merkle root of a full list of hashes (Bitcoin Core's `ComputeMerkleRoot`).

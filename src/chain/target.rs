@@ -32,10 +32,14 @@ const TWO_POW_64: f64 = 18446744073709551616.0;
 
 impl Target {
     /// The largest target: every hash meets it.
-    pub const MAX: Target = Target { limbs: [u64::MAX; 4] };
+    pub const MAX: Target = Target {
+        limbs: [u64::MAX; 4],
+    };
 
     /// The difficulty-1 target, `0x00000000ffff0000…`.
-    pub const DIFF1: Target = Target { limbs: [0, 0, 0, 0x0000_0000_ffff_0000] };
+    pub const DIFF1: Target = Target {
+        limbs: [0, 0, 0, 0x0000_0000_ffff_0000],
+    };
 
     /// Reads a hash as the little-endian integer it stands for.
     pub fn from_hash(hash: &Hash256) -> Target {
@@ -86,7 +90,9 @@ impl Target {
             if value == 0 {
                 return Err(CompactError::Zero(bits));
             }
-            return Ok(Target { limbs: [value, 0, 0, 0] });
+            return Ok(Target {
+                limbs: [value, 0, 0, 0],
+            });
         }
         let shift = 8 * (exponent - 3);
         let significant_bits = 32 - mantissa.leading_zeros();
@@ -103,11 +109,13 @@ impl Target {
     pub fn from_difficulty(difficulty: f64) -> Target {
         debug_assert!(difficulty.is_finite() && difficulty > 0.0);
         let value = 65535.0 / difficulty * TWO_POW_208;
-        if !(value < 2f64.powi(256)) {
+        if value.is_nan() || value >= 2f64.powi(256) {
             return Target::MAX;
         }
         if value < 1.0 {
-            return Target { limbs: [1, 0, 0, 0] };
+            return Target {
+                limbs: [1, 0, 0, 0],
+            };
         }
         let bits = value.to_bits();
         let exponent = ((bits >> 52) & 0x7ff) as i32 - 1075;
@@ -115,7 +123,9 @@ impl Target {
         if exponent >= 0 {
             Target::from_u64_shifted(mantissa, exponent as u32)
         } else {
-            Target { limbs: [mantissa >> (-exponent) as u32, 0, 0, 0] }
+            Target {
+                limbs: [mantissa >> (-exponent) as u32, 0, 0, 0],
+            }
         }
     }
 
@@ -132,7 +142,10 @@ impl Target {
 
     /// The target as a float, for display and difficulty arithmetic only.
     pub fn to_f64(&self) -> f64 {
-        self.limbs.iter().rev().fold(0.0, |acc, &limb| acc * TWO_POW_64 + limb as f64)
+        self.limbs
+            .iter()
+            .rev()
+            .fold(0.0, |acc, &limb| acc * TWO_POW_64 + limb as f64)
     }
 
     fn from_u64_shifted(value: u64, shift: u32) -> Target {
@@ -194,17 +207,37 @@ mod tests {
 
     #[test]
     fn compact_rejects_negative_zero_and_overflow() {
-        assert_eq!(Target::from_compact(0x04923456), Err(CompactError::Negative(0x04923456)));
-        assert_eq!(Target::from_compact(0x1d000000), Err(CompactError::Zero(0x1d000000)));
-        assert_eq!(Target::from_compact(0x22012345), Err(CompactError::Overflow(0x22012345)));
-        assert_eq!(Target::from_compact(0x01003456), Err(CompactError::Zero(0x01003456)));
+        assert_eq!(
+            Target::from_compact(0x04923456),
+            Err(CompactError::Negative(0x04923456))
+        );
+        assert_eq!(
+            Target::from_compact(0x1d000000),
+            Err(CompactError::Zero(0x1d000000))
+        );
+        assert_eq!(
+            Target::from_compact(0x22012345),
+            Err(CompactError::Overflow(0x22012345))
+        );
+        assert_eq!(
+            Target::from_compact(0x01003456),
+            Err(CompactError::Zero(0x01003456))
+        );
     }
 
     #[test]
     fn compact_agrees_with_bitcoin_crate() {
-        for bits in [0x1d00ffffu32, 0x1b0404cb, 0x17034219, 0x207fffff, 0x1a05db8b, 0x03123456] {
+        for bits in [
+            0x1d00ffffu32,
+            0x1b0404cb,
+            0x17034219,
+            0x207fffff,
+            0x1a05db8b,
+            0x03123456,
+        ] {
             let ours = Target::from_compact(bits).unwrap().to_be_bytes();
-            let theirs = bitcoin::Target::from_compact(bitcoin::CompactTarget::from_consensus(bits));
+            let theirs =
+                bitcoin::Target::from_compact(bitcoin::CompactTarget::from_consensus(bits));
             assert_eq!(ours, theirs.to_be_bytes(), "bits {bits:08x}");
         }
     }

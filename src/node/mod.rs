@@ -26,7 +26,9 @@ pub enum EndpointError {
     Url,
     #[error("cannot read node.cookie_file {path}: {reason}")]
     Cookie { path: String, reason: String },
-    #[error("node.user and node.password, or node.cookie_file, are required with backend = \"rpc\"")]
+    #[error(
+        "node.user and node.password, or node.cookie_file, are required with backend = \"rpc\""
+    )]
     Credentials,
 }
 
@@ -46,20 +48,35 @@ pub fn endpoint(config: &NodeConfig, network: Network) -> Result<NodeEndpoint, E
             Ok(utek::load_conf(&config.utek_conf, network)?)
         }
         Backend::Rpc => {
-            let (host, port) = config.url.as_deref().and_then(parse_http_url).ok_or(EndpointError::Url)?;
+            let (host, port) = config
+                .url
+                .as_deref()
+                .and_then(parse_http_url)
+                .ok_or(EndpointError::Url)?;
             let (user, password) = match (&config.user, &config.password, &config.cookie_file) {
                 (Some(user), Some(password), _) => (user.clone(), password.clone()),
                 (_, _, Some(cookie)) => read_cookie(cookie)?,
                 _ => return Err(EndpointError::Credentials),
             };
-            Ok(NodeEndpoint { host, port, user, password })
+            Ok(NodeEndpoint {
+                host,
+                port,
+                user,
+                password,
+            })
         }
     }
 }
 
 fn read_cookie(path: &Path) -> Result<(String, Secret), EndpointError> {
-    let error = |reason: &str| EndpointError::Cookie { path: path.display().to_string(), reason: reason.into() };
+    let error = |reason: &str| EndpointError::Cookie {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    };
     let text = std::fs::read_to_string(path).map_err(|e| error(&e.to_string()))?;
-    let (user, password) = text.trim().split_once(':').ok_or_else(|| error("expected user:password"))?;
+    let (user, password) = text
+        .trim()
+        .split_once(':')
+        .ok_or_else(|| error("expected user:password"))?;
     Ok((user.to_owned(), Secret::new(password)))
 }

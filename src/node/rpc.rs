@@ -25,7 +25,11 @@ const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
     #[error("node at {endpoint} unreachable for {method}: {reason}")]
-    Transport { endpoint: String, method: String, reason: String },
+    Transport {
+        endpoint: String,
+        method: String,
+        reason: String,
+    },
     #[error("node did not answer {method} within {timeout:?}")]
     Timeout { method: String, timeout: Duration },
     #[error("node refused the RPC credentials (HTTP 401); check rpcuser/rpcpassword")]
@@ -33,7 +37,11 @@ pub enum RpcError {
     #[error("node answered {method} with HTTP {status}")]
     Http { method: String, status: u16 },
     #[error("node rejected {method}: {message} (code {code})")]
-    Rpc { method: String, code: i64, message: String },
+    Rpc {
+        method: String,
+        code: i64,
+        message: String,
+    },
     #[error("node sent an unreadable answer to {method}: {reason}")]
     Decode { method: String, reason: String },
 }
@@ -95,20 +103,28 @@ pub struct RpcClient {
 
 impl std::fmt::Debug for RpcClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RpcClient").field("endpoint", &self.endpoint).finish_non_exhaustive()
+        f.debug_struct("RpcClient")
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
     }
 }
 
 impl RpcClient {
     /// A client for `endpoint`; no connection is made until the first call.
     pub fn new(endpoint: &NodeEndpoint, timeout: Duration) -> Result<RpcClient, RpcError> {
-        let host = if endpoint.host.contains(':') { format!("[{}]", endpoint.host) } else { endpoint.host.clone() };
+        let host = if endpoint.host.contains(':') {
+            format!("[{}]", endpoint.host)
+        } else {
+            endpoint.host.clone()
+        };
         let address = format!("{host}:{}", endpoint.port);
-        let uri: Uri = format!("http://{address}/").parse().map_err(|_| RpcError::Transport {
-            endpoint: address.clone(),
-            method: String::new(),
-            reason: "not a valid host and port".into(),
-        })?;
+        let uri: Uri = format!("http://{address}/")
+            .parse()
+            .map_err(|_| RpcError::Transport {
+                endpoint: address.clone(),
+                method: String::new(),
+                reason: "not a valid host and port".into(),
+            })?;
         let credentials = format!("{}:{}", endpoint.user, endpoint.password.expose());
         let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
         let mut authorization = hyper::header::HeaderValue::from_str(&format!("Basic {encoded}"))
@@ -121,7 +137,14 @@ impl RpcClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(8)
             .build(connector);
-        Ok(RpcClient { client, uri, endpoint: address, authorization, timeout, next_id: AtomicU64::new(1) })
+        Ok(RpcClient {
+            client,
+            uri,
+            endpoint: address,
+            authorization,
+            timeout,
+            next_id: AtomicU64::new(1),
+        })
     }
 
     /// `host:port` of the node, for logs.
@@ -130,7 +153,11 @@ impl RpcClient {
     }
 
     /// One attempt with the client's timeout.
-    pub async fn call<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, RpcError> {
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<T, RpcError> {
         self.call_with_timeout(method, params, self.timeout).await
     }
 
@@ -143,10 +170,17 @@ impl RpcClient {
     ) -> Result<T, RpcError> {
         let value = match tokio::time::timeout(timeout, self.send(method, params)).await {
             Ok(answer) => answer?,
-            Err(_) => return Err(RpcError::Timeout { method: method.to_owned(), timeout }),
+            Err(_) => {
+                return Err(RpcError::Timeout {
+                    method: method.to_owned(),
+                    timeout,
+                })
+            }
         };
-        serde_json::from_value(value)
-            .map_err(|e| RpcError::Decode { method: method.to_owned(), reason: e.to_string() })
+        serde_json::from_value(value).map_err(|e| RpcError::Decode {
+            method: method.to_owned(),
+            reason: e.to_string(),
+        })
     }
 
     /// Calls until success, a permanent error, or `backoff.attempts` are spent.
@@ -182,7 +216,11 @@ impl RpcClient {
             method: method.to_owned(),
             reason,
         };
-        let response = self.client.request(request).await.map_err(|e| transport(error_chain(&e)))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| transport(error_chain(&e)))?;
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
             return Err(RpcError::Unauthorized);
@@ -194,14 +232,22 @@ impl RpcClient {
             .to_bytes();
         // Bitcoin Core answers RPC errors with HTTP 500 and a JSON body.
         match serde_json::from_slice::<RpcResponse>(&body) {
-            Ok(RpcResponse { error: Some(error), .. }) => Err(RpcError::Rpc {
+            Ok(RpcResponse {
+                error: Some(error), ..
+            }) => Err(RpcError::Rpc {
                 method: method.to_owned(),
                 code: error.code,
                 message: crate::stratum::method::sanitize(&error.message, 200),
             }),
             Ok(RpcResponse { result, .. }) if status.is_success() => Ok(result),
-            Err(e) if status.is_success() => Err(RpcError::Decode { method: method.to_owned(), reason: e.to_string() }),
-            _ => Err(RpcError::Http { method: method.to_owned(), status: status.as_u16() }),
+            Err(e) if status.is_success() => Err(RpcError::Decode {
+                method: method.to_owned(),
+                reason: e.to_string(),
+            }),
+            _ => Err(RpcError::Http {
+                method: method.to_owned(),
+                status: status.as_u16(),
+            }),
         }
     }
 }
@@ -223,7 +269,11 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_its_cap() {
-        let backoff = Backoff { first: Duration::from_millis(100), max: Duration::from_secs(2), attempts: 10 };
+        let backoff = Backoff {
+            first: Duration::from_millis(100),
+            max: Duration::from_secs(2),
+            attempts: 10,
+        };
         assert_eq!(backoff.delay(1), Duration::from_millis(100));
         assert_eq!(backoff.delay(2), Duration::from_millis(200));
         assert_eq!(backoff.delay(4), Duration::from_millis(800));
@@ -232,11 +282,24 @@ mod tests {
 
     #[test]
     fn transient_errors_are_told_apart() {
-        let http = |status| RpcError::Http { method: "m".into(), status };
+        let http = |status| RpcError::Http {
+            method: "m".into(),
+            status,
+        };
         assert!(http(503).is_transient());
         assert!(!http(404).is_transient());
-        assert!(RpcError::Rpc { method: "m".into(), code: -28, message: String::new() }.is_transient());
-        assert!(!RpcError::Rpc { method: "m".into(), code: -22, message: String::new() }.is_transient());
+        assert!(RpcError::Rpc {
+            method: "m".into(),
+            code: -28,
+            message: String::new()
+        }
+        .is_transient());
+        assert!(!RpcError::Rpc {
+            method: "m".into(),
+            code: -22,
+            message: String::new()
+        }
+        .is_transient());
         assert!(!RpcError::Unauthorized.is_transient());
     }
 }

@@ -57,7 +57,9 @@ impl JournalEntry {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `data_dir/blocks/pending` and `data_dir/blocks/settled`.
@@ -71,7 +73,10 @@ impl Journal {
     /// Creates the folders if needed.
     pub fn open(data_dir: &Path) -> std::io::Result<Journal> {
         let blocks = data_dir.join("blocks");
-        let journal = Journal { pending: blocks.join("pending"), settled: blocks.join("settled") };
+        let journal = Journal {
+            pending: blocks.join("pending"),
+            settled: blocks.join("settled"),
+        };
         std::fs::create_dir_all(&journal.pending)?;
         std::fs::create_dir_all(&journal.settled)?;
         Ok(journal)
@@ -106,7 +111,9 @@ impl Journal {
             if path.extension().is_some_and(|e| e == "json") {
                 match serde_json::from_slice(&std::fs::read(&path)?) {
                     Ok(entry) => entries.push(entry),
-                    Err(error) => tracing::error!(path = %path.display(), %error, "unreadable block journal entry; left in place"),
+                    Err(error) => {
+                        tracing::error!(path = %path.display(), %error, "unreadable block journal entry; left in place")
+                    }
                 }
             }
         }
@@ -142,7 +149,11 @@ pub struct Submitter {
 
 impl Submitter {
     /// Submits pending blocks, then each found block, until shutdown.
-    pub async fn run(self, mut blocks: mpsc::UnboundedReceiver<FoundBlock>, shutdown: CancellationToken) {
+    pub async fn run(
+        self,
+        mut blocks: mpsc::UnboundedReceiver<FoundBlock>,
+        shutdown: CancellationToken,
+    ) {
         let this = Arc::new(self);
         let inflight = TaskTracker::new();
         match this.journal.pending() {
@@ -178,7 +189,12 @@ impl Submitter {
         let _ = tokio::time::timeout(this.drain, inflight.wait()).await;
     }
 
-    async fn accept(self: &Arc<Self>, block: FoundBlock, inflight: &TaskTracker, shutdown: &CancellationToken) {
+    async fn accept(
+        self: &Arc<Self>,
+        block: FoundBlock,
+        inflight: &TaskTracker,
+        shutdown: &CancellationToken,
+    ) {
         let journal = self.journal.clone();
         let recorded = tokio::task::spawn_blocking(move || {
             let entry = JournalEntry::from_block(&block);
@@ -197,10 +213,17 @@ impl Submitter {
     }
 
     async fn submit(self: Arc<Self>, mut entry: JournalEntry, shutdown: CancellationToken) {
-        let backoff = Backoff { first: Duration::from_millis(200), max: Duration::from_secs(30), attempts: u32::MAX };
+        let backoff = Backoff {
+            first: Duration::from_millis(200),
+            max: Duration::from_secs(30),
+            attempts: u32::MAX,
+        };
         let mut attempt = 1;
         let outcome = loop {
-            let answer = self.rpc.call::<Value>("submitblock", json!([entry.block])).await;
+            let answer = self
+                .rpc
+                .call::<Value>("submitblock", json!([entry.block]))
+                .await;
             match verdict(answer) {
                 Ok(outcome) => break outcome,
                 Err(error) => {
@@ -247,7 +270,10 @@ pub fn verdict(answer: Result<Value, RpcError>) -> Result<Outcome, RpcError> {
             "inconclusive" => Outcome::Inconclusive,
             other => Outcome::Rejected(crate::stratum::method::sanitize(other, 200)),
         }),
-        Ok(other) => Ok(Outcome::Rejected(crate::stratum::method::sanitize(&other.to_string(), 200))),
+        Ok(other) => Ok(Outcome::Rejected(crate::stratum::method::sanitize(
+            &other.to_string(),
+            200,
+        ))),
         Err(RpcError::Rpc { message, code, .. }) if !matches!(code, -28 | -9 | -10) => {
             Ok(Outcome::Rejected(format!("{message} (code {code})")))
         }

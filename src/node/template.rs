@@ -79,7 +79,10 @@ struct RawTransaction {
 }
 
 fn field(field: &'static str, why: impl Into<String>) -> TemplateError {
-    TemplateError::Field { field, why: why.into() }
+    TemplateError::Field {
+        field,
+        why: why.into(),
+    }
 }
 
 impl Template {
@@ -101,7 +104,8 @@ impl Template {
             Target::from_compact(bits).map_err(|e: CompactError| field("bits", e.to_string()))?;
         if let Some(target) = &raw.target {
             let mut be = [0u8; 32];
-            hex::decode_to_slice(target, &mut be).map_err(|_| field("target", "not 64 hex digits"))?;
+            hex::decode_to_slice(target, &mut be)
+                .map_err(|_| field("target", "not 64 hex digits"))?;
             if Target::from_be_bytes(&be) != network_target {
                 return Err(field("target", "does not match bits"));
             }
@@ -110,7 +114,10 @@ impl Template {
             return Err(field("height", "must be above 0"));
         }
         let cur_time = u32::try_from(raw.curtime).map_err(|_| field("curtime", "beyond 2106"))?;
-        let min_time = raw.mintime.map_or(Ok(0), u32::try_from).map_err(|_| field("mintime", "beyond 2106"))?;
+        let min_time = raw
+            .mintime
+            .map_or(Ok(0), u32::try_from)
+            .map_err(|_| field("mintime", "beyond 2106"))?;
 
         let transactions = read_transactions(&raw.transactions)?;
         let has_witness = transactions.iter().any(|tx| tx.txid != tx.wtxid);
@@ -120,7 +127,10 @@ impl Template {
             if let Some(node) = &raw.default_witness_commitment {
                 let script = hex::encode(witness_commitment_script(&ours));
                 if !node.eq_ignore_ascii_case(&script) {
-                    return Err(TemplateError::WitnessCommitment { node: node.clone(), ours: script });
+                    return Err(TemplateError::WitnessCommitment {
+                        node: node.clone(),
+                        ours: script,
+                    });
                 }
             }
             Some(ours)
@@ -165,7 +175,10 @@ struct Transaction {
 fn read_transactions(raw: &[RawTransaction]) -> Result<Vec<Transaction>, TemplateError> {
     let mut out = Vec::with_capacity(raw.len());
     for (index, tx) in raw.iter().enumerate() {
-        let error = |why: &str| TemplateError::Transaction { index, why: why.to_owned() };
+        let error = |why: &str| TemplateError::Transaction {
+            index,
+            why: why.to_owned(),
+        };
         let data = hex::decode(&tx.data).map_err(|_| error("data is not hex"))?;
         if data.len() < 10 {
             return Err(error("data is too short to be a transaction"));
@@ -192,7 +205,9 @@ fn read_transactions(raw: &[RawTransaction]) -> Result<Vec<Transaction>, Templat
         }
         // `depends` holds 1-based positions of earlier transactions in this template.
         if tx.depends.iter().any(|&d| d == 0 || d > index as u64) {
-            return Err(error("depends on a transaction that does not come before it"));
+            return Err(error(
+                "depends on a transaction that does not come before it",
+            ));
         }
         out.push(Transaction { data, txid, wtxid });
     }

@@ -28,8 +28,13 @@ pub struct NodeEndpoint {
 #[derive(Debug, thiserror::Error)]
 pub enum UtekError {
     #[error("cannot read UTEK file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("UTEK metadata {path} is not valid JSON with `license_uuid` and `factory_token` strings")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "UTEK metadata {path} is not valid JSON with `license_uuid` and `factory_token` strings"
+    )]
     MetadataShape { path: PathBuf },
     #[error("UTEK metadata {path}: `license_uuid` is not a UUID")]
     LicenceUuid { path: PathBuf },
@@ -62,14 +67,17 @@ struct FactoryToken {
 }
 
 fn read(path: &Path) -> Result<String, UtekError> {
-    std::fs::read_to_string(path).map_err(|source| UtekError::Read { path: path.to_owned(), source })
+    std::fs::read_to_string(path).map_err(|source| UtekError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Validates the licence in `metadata.json`.
 pub fn check_licence(path: &Path) -> Result<uuid::Uuid, UtekError> {
     let owned = || path.to_owned();
-    let metadata: Metadata =
-        serde_json::from_str(&read(path)?).map_err(|_| UtekError::MetadataShape { path: owned() })?;
+    let metadata: Metadata = serde_json::from_str(&read(path)?)
+        .map_err(|_| UtekError::MetadataShape { path: owned() })?;
     let licence = uuid::Uuid::parse_str(metadata.license_uuid.trim())
         .map_err(|_| UtekError::LicenceUuid { path: owned() })?;
     let token = base64::engine::general_purpose::STANDARD
@@ -82,7 +90,10 @@ pub fn check_licence(path: &Path) -> Result<uuid::Uuid, UtekError> {
     }
     if token.version != SUPPORTED_VERSION {
         let found = crate::stratum::method::sanitize(&token.version, 16);
-        return Err(UtekError::Version { path: owned(), found });
+        return Err(UtekError::Version {
+            path: owned(),
+            found,
+        });
     }
     Ok(licence)
 }
@@ -103,9 +114,10 @@ pub fn load_conf(path: &Path, network: Network) -> Result<NodeEndpoint, UtekErro
             section = name.trim().to_owned();
             continue;
         }
-        let (key, value) = line
-            .split_once('=')
-            .ok_or(UtekError::ConfSyntax { path: path.to_owned(), line: index + 1 })?;
+        let (key, value) = line.split_once('=').ok_or(UtekError::ConfSyntax {
+            path: path.to_owned(),
+            line: index + 1,
+        })?;
         let (key, value) = (key.trim(), value.trim().to_owned());
         if let Some((prefix, key)) = key.split_once('.') {
             if prefix == network.conf_section() {
@@ -118,16 +130,28 @@ pub fn load_conf(path: &Path, network: Network) -> Result<NodeEndpoint, UtekErro
         }
     }
     values.extend(scoped);
-    let missing = |key| UtekError::ConfMissing { path: path.to_owned(), key };
+    let missing = |key| UtekError::ConfMissing {
+        path: path.to_owned(),
+        key,
+    };
     let port = match values.get("rpcport") {
-        Some(port) => port.parse().map_err(|_| UtekError::ConfPort { path: path.to_owned() })?,
+        Some(port) => port.parse().map_err(|_| UtekError::ConfPort {
+            path: path.to_owned(),
+        })?,
         None => network.default_rpc_port(),
     };
     Ok(NodeEndpoint {
-        host: values.get("rpcconnect").cloned().unwrap_or_else(|| "127.0.0.1".to_owned()),
+        host: values
+            .get("rpcconnect")
+            .cloned()
+            .unwrap_or_else(|| "127.0.0.1".to_owned()),
         port,
         user: values.remove("rpcuser").ok_or_else(|| missing("rpcuser"))?,
-        password: Secret::new(values.remove("rpcpassword").ok_or_else(|| missing("rpcpassword"))?),
+        password: Secret::new(
+            values
+                .remove("rpcpassword")
+                .ok_or_else(|| missing("rpcpassword"))?,
+        ),
     })
 }
 

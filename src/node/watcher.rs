@@ -59,10 +59,25 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     let (longpoll_ids, longpoll_rx) = watch::channel(None::<String>);
-    tokio::spawn(poll_tip(rpc.clone(), wake.clone(), config.poll, shutdown.clone()));
-    tokio::spawn(longpoll(rpc.clone(), wake.clone(), longpoll_rx, config.clone(), shutdown.clone()));
+    tokio::spawn(poll_tip(
+        rpc.clone(),
+        wake.clone(),
+        config.poll,
+        shutdown.clone(),
+    ));
+    tokio::spawn(longpoll(
+        rpc.clone(),
+        wake.clone(),
+        longpoll_rx,
+        config.clone(),
+        shutdown.clone(),
+    ));
 
-    let retry = Backoff { first: Duration::from_millis(250), max: Duration::from_secs(10), attempts: u32::MAX };
+    let retry = Backoff {
+        first: Duration::from_millis(250),
+        max: Duration::from_secs(10),
+        attempts: u32::MAX,
+    };
     let mut failures = 0u32;
     let mut published: Option<Published> = None;
     let mut refresh = tokio::time::interval(config.refresh);
@@ -74,8 +89,13 @@ pub async fn run(
             _ = refresh.tick() => {}
         }
         let started = std::time::Instant::now();
-        let answer = rpc.call::<Value>("getblocktemplate", template_request(config.network, None)).await;
-        let template = match answer.map_err(|e| e.to_string()).and_then(|v| Template::from_json(v).map_err(|e| e.to_string())) {
+        let answer = rpc
+            .call::<Value>("getblocktemplate", template_request(config.network, None))
+            .await;
+        let template = match answer
+            .map_err(|e| e.to_string())
+            .and_then(|v| Template::from_json(v).map_err(|e| e.to_string()))
+        {
             Ok(template) => template,
             Err(error) => {
                 failures += 1;
@@ -93,14 +113,22 @@ pub async fn run(
             }
         };
         if failures > 0 || !stats.node_up.load(Ordering::Relaxed) {
-            tracing::info!(node = rpc.endpoint(), height = template.height, "node reachable; templates flowing");
+            tracing::info!(
+                node = rpc.endpoint(),
+                height = template.height,
+                "node reachable; templates flowing"
+            );
         }
         failures = 0;
         stats.node_up.store(true, Ordering::Relaxed);
         longpoll_ids.send_replace(template.longpoll_id.clone());
-        let new_tip = published.as_ref().is_none_or(|p| p.prev_hash != template.prev_hash);
+        let new_tip = published
+            .as_ref()
+            .is_none_or(|p| p.prev_hash != template.prev_hash);
         let changed = new_tip
-            || published.as_ref().is_some_and(|p| p.txids != template.txids || p.coinbase_value != template.coinbase_value);
+            || published.as_ref().is_some_and(|p| {
+                p.txids != template.txids || p.coinbase_value != template.coinbase_value
+            });
         if !changed {
             continue;
         }
@@ -128,7 +156,12 @@ pub async fn run(
 }
 
 /// Wakes the fetcher when the node's best block changes.
-async fn poll_tip(rpc: Arc<RpcClient>, wake: Arc<Notify>, every: Duration, shutdown: CancellationToken) {
+async fn poll_tip(
+    rpc: Arc<RpcClient>,
+    wake: Arc<Notify>,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut best: Option<String> = None;
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -166,7 +199,8 @@ async fn longpoll(
             continue;
         };
         let request = template_request(config.network, Some(&id));
-        let call = rpc.call_with_timeout::<Value>("getblocktemplate", request, config.longpoll_timeout);
+        let call =
+            rpc.call_with_timeout::<Value>("getblocktemplate", request, config.longpoll_timeout);
         tokio::select! {
             _ = shutdown.cancelled() => return,
             answer = call => match answer {

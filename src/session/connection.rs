@@ -49,7 +49,11 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (reader, writer) = tokio::io::split(stream);
-    let mut lines = FramedRead::with_capacity(reader, LinesCodec::new_with_max_length(context.max_line_bytes), 512);
+    let mut lines = FramedRead::with_capacity(
+        reader,
+        LinesCodec::new_with_max_length(context.max_line_bytes),
+        512,
+    );
     let mut writer = BufWriter::with_capacity(4096, writer);
     let mut out = Output::default();
     if let Some(job) = context.jobs.borrow_and_update().clone() {

@@ -69,20 +69,27 @@ impl Reject {
     /// The answer the miner gets.
     pub fn to_stratum(&self) -> StratumError {
         match *self {
-            Reject::Unauthorized => StratumError::new(ErrorCode::Unauthorized, "Unauthorized worker"),
+            Reject::Unauthorized => {
+                StratumError::new(ErrorCode::Unauthorized, "Unauthorized worker")
+            }
             Reject::NotSubscribed => StratumError::new(ErrorCode::NotSubscribed, "Not subscribed"),
             Reject::JobNotFound => StratumError::new(ErrorCode::JobNotFound, "Job not found"),
             Reject::Stale => StratumError::new(ErrorCode::JobNotFound, "Stale share"),
             Reject::Duplicate => StratumError::new(ErrorCode::DuplicateShare, "Duplicate share"),
-            Reject::LowDifficulty { .. } => StratumError::new(ErrorCode::LowDifficulty, "Low difficulty share"),
-            Reject::Extranonce2Size { got, want } => {
-                StratumError::other(format!("Invalid extranonce2 size: {got} bytes, expected {want}"))
+            Reject::LowDifficulty { .. } => {
+                StratumError::new(ErrorCode::LowDifficulty, "Low difficulty share")
             }
+            Reject::Extranonce2Size { got, want } => StratumError::other(format!(
+                "Invalid extranonce2 size: {got} bytes, expected {want}"
+            )),
             Reject::NtimeTooOld => StratumError::new(ErrorCode::Other, "Invalid ntime: too old"),
-            Reject::NtimeTooNew => StratumError::new(ErrorCode::Other, "Invalid ntime: too far in the future"),
-            Reject::VersionBits => {
-                StratumError::new(ErrorCode::Other, "Invalid version bits: outside the negotiated mask")
+            Reject::NtimeTooNew => {
+                StratumError::new(ErrorCode::Other, "Invalid ntime: too far in the future")
             }
+            Reject::VersionBits => StratumError::new(
+                ErrorCode::Other,
+                "Invalid version bits: outside the negotiated mask",
+            ),
         }
     }
 }
@@ -90,10 +97,17 @@ impl Reject {
 /// Rebuilds coinbase, merkle root and header for `submit` on `job` and checks
 /// the hash against the share target. Duplicate and stale checks need the
 /// connection's history and are the session's.
-pub fn validate(job: &Job, submit: &Submit, context: &ShareContext<'_>) -> Result<Accepted, Reject> {
+pub fn validate(
+    job: &Job,
+    submit: &Submit,
+    context: &ShareContext<'_>,
+) -> Result<Accepted, Reject> {
     let extranonce2 = submit.extranonce2.as_bytes();
     if extranonce2.len() != context.extranonce2_size {
-        return Err(Reject::Extranonce2Size { got: extranonce2.len(), want: context.extranonce2_size });
+        return Err(Reject::Extranonce2Size {
+            got: extranonce2.len(),
+            want: context.extranonce2_size,
+        });
     }
     if submit.ntime < job.template.min_time {
         return Err(Reject::NtimeTooOld);
@@ -118,7 +132,9 @@ pub fn validate(job: &Job, submit: &Submit, context: &ShareContext<'_>) -> Resul
     .serialize();
     let hash = sha256d(&header);
     if !context.target.is_met_by(&hash) {
-        return Err(Reject::LowDifficulty { achieved: hash_difficulty(&hash) });
+        return Err(Reject::LowDifficulty {
+            achieved: hash_difficulty(&hash),
+        });
     }
     Ok(Accepted {
         hash,

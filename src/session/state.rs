@@ -49,7 +49,10 @@ impl Now {
         let unix = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
-        Now { instant: Instant::now(), unix }
+        Now {
+            instant: Instant::now(),
+            unix,
+        }
     }
 }
 
@@ -69,7 +72,9 @@ impl FoundBlock {
     pub fn serialize(&self) -> Vec<u8> {
         let template = &self.job.template;
         block::assemble(&self.header, template.tx_count, &template.tx_data, |out| {
-            self.job.coinbase.write_for_block(&self.extranonce1.0, self.extranonce2.as_bytes(), out)
+            self.job
+                .coinbase
+                .write_for_block(&self.extranonce1.0, self.extranonce2.as_bytes(), out)
         })
     }
 }
@@ -78,9 +83,15 @@ impl FoundBlock {
 #[derive(Debug)]
 pub enum Event {
     /// A share was judged; `difficulty` is what it is credited with when accepted.
-    Share { worker: Option<Arc<str>>, difficulty: f64, verdict: Result<f64, Reject> },
+    Share {
+        worker: Option<Arc<str>>,
+        difficulty: f64,
+        verdict: Result<f64, Reject>,
+    },
     Block(Box<FoundBlock>),
-    Authorized { worker: Arc<str> },
+    Authorized {
+        worker: Arc<str>,
+    },
 }
 
 /// Lines to send and events to report, filled by each session call.
@@ -168,7 +179,10 @@ impl Session {
         let request = match Request::parse(line) {
             Ok(request) => request,
             Err(_) => {
-                out.lines.push(error(&Value::Null, &StratumError::other("invalid JSON-RPC request")));
+                out.lines.push(error(
+                    &Value::Null,
+                    &StratumError::other("invalid JSON-RPC request"),
+                ));
                 return self.strike(out);
             }
         };
@@ -196,7 +210,10 @@ impl Session {
             }
             Method::ExtranonceSubscribe => out.lines.push(result(id, true)),
             Method::Unknown(name) => {
-                out.lines.push(error(id, &StratumError::other(format!("Unknown method {name}"))));
+                out.lines.push(error(
+                    id,
+                    &StratumError::other(format!("Unknown method {name}")),
+                ));
             }
         }
     }
@@ -221,14 +238,18 @@ impl Session {
 
     fn subscribe(&mut self, id: &Value, subscribe: Subscribe, out: &mut Output) {
         if self.phase != Phase::Connected {
-            out.lines.push(error(id, &StratumError::other("Already subscribed")));
+            out.lines
+                .push(error(id, &StratumError::other("Already subscribed")));
             return;
         }
         self.phase = Phase::Subscribed;
         self.user_agent = subscribe.user_agent;
         let subscription = self.extranonce1.to_hex();
         let answer = json!([
-            [["mining.set_difficulty", subscription], ["mining.notify", subscription]],
+            [
+                ["mining.set_difficulty", subscription],
+                ["mining.notify", subscription]
+            ],
             subscription,
             self.config.extranonce2_size
         ]);
@@ -237,12 +258,16 @@ impl Session {
 
     fn authorize(&mut self, id: &Value, authorize: Authorize, now: Now, out: &mut Output) {
         if self.phase == Phase::Connected {
-            out.lines.push(error(id, &Reject::NotSubscribed.to_stratum()));
+            out.lines
+                .push(error(id, &Reject::NotSubscribed.to_stratum()));
             return;
         }
         if !self.workers.iter().any(|w| **w == *authorize.username) {
             if self.workers.len() >= MAX_WORKERS {
-                let refusal = StratumError::new(ErrorCode::Unauthorized, "Too many workers on one connection");
+                let refusal = StratumError::new(
+                    ErrorCode::Unauthorized,
+                    "Too many workers on one connection",
+                );
                 out.lines.push(error(id, &refusal));
                 return;
             }
@@ -267,7 +292,10 @@ impl Session {
         if let Some(rolling) = configure.version_rolling {
             self.version_mask = rolling.mask & self.config.version_mask;
             answer.insert("version-rolling".into(), Value::Bool(true));
-            answer.insert("version-rolling.mask".into(), Value::String(format!("{:08x}", self.version_mask)));
+            answer.insert(
+                "version-rolling.mask".into(),
+                Value::String(format!("{:08x}", self.version_mask)),
+            );
         }
         for name in &configure.unsupported {
             answer.insert(name.clone(), Value::Bool(false));
@@ -276,7 +304,10 @@ impl Session {
     }
 
     fn send_difficulty(&mut self, out: &mut Output) {
-        let cap = self.latest.as_ref().map_or(f64::INFINITY, |job| job.network_difficulty);
+        let cap = self
+            .latest
+            .as_ref()
+            .map_or(f64::INFINITY, |job| job.network_difficulty);
         let difficulty = self.difficulty.min(cap);
         if self.sent_difficulty != Some(difficulty) {
             out.lines.push(set_difficulty(difficulty));
@@ -294,11 +325,20 @@ impl Session {
             self.jobs.pop_front();
         }
         let target = Target::from_difficulty(difficulty);
-        self.jobs.push_back(SentJob { job, difficulty, target, accepted: HashSet::new() });
+        self.jobs.push_back(SentJob {
+            job,
+            difficulty,
+            target,
+            accepted: HashSet::new(),
+        });
     }
 
     fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
-        let worker = self.workers.iter().find(|w| ***w == *submit.worker).cloned();
+        let worker = self
+            .workers
+            .iter()
+            .find(|w| ***w == *submit.worker)
+            .cloned();
         let verdict = self.judge(submit, worker.as_ref(), now, out);
         match verdict {
             Ok(credited) => {
@@ -311,14 +351,24 @@ impl Session {
             }
             Err(reject) => {
                 out.lines.push(error(id, &reject.to_stratum()));
-                out.events.push(Event::Share { worker, difficulty: 0.0, verdict: Err(reject) });
+                out.events.push(Event::Share {
+                    worker,
+                    difficulty: 0.0,
+                    verdict: Err(reject),
+                });
             }
         }
     }
 
     /// Checks a submission; on success records the share (and block) events
     /// and returns the credited difficulty.
-    fn judge(&mut self, submit: &Submit, worker: Option<&Arc<str>>, now: Now, out: &mut Output) -> Result<f64, Reject> {
+    fn judge(
+        &mut self,
+        submit: &Submit,
+        worker: Option<&Arc<str>>,
+        now: Now,
+        out: &mut Output,
+    ) -> Result<f64, Reject> {
         match self.phase {
             Phase::Connected => return Err(Reject::NotSubscribed),
             Phase::Subscribed => return Err(Reject::Unauthorized),
@@ -328,7 +378,12 @@ impl Session {
         let job_id = submit.job_id.ok_or(Reject::JobNotFound)?;
         let tip = self.tip;
         let sent_difficulty = self.sent_difficulty;
-        let sent = self.jobs.iter_mut().rev().find(|sent| sent.job.id == job_id).ok_or(Reject::JobNotFound)?;
+        let sent = self
+            .jobs
+            .iter_mut()
+            .rev()
+            .find(|sent| sent.job.id == job_id)
+            .ok_or(Reject::JobNotFound)?;
         if Some(*sent.job.prev_hash()) != tip {
             return Err(Reject::Stale);
         }
@@ -349,7 +404,11 @@ impl Session {
         if !sent.accepted.insert(key) {
             return Err(Reject::Duplicate);
         }
-        out.events.push(Event::Share { worker: Some(worker.clone()), difficulty, verdict: Ok(accepted.achieved) });
+        out.events.push(Event::Share {
+            worker: Some(worker.clone()),
+            difficulty,
+            verdict: Ok(accepted.achieved),
+        });
         if accepted.is_block {
             out.events.push(Event::Block(Box::new(FoundBlock {
                 job: sent.job.clone(),

@@ -26,7 +26,11 @@ pub struct Vardiff {
 
 impl Vardiff {
     pub fn new(config: VardiffConfig, now: Instant) -> Vardiff {
-        Vardiff { config, window_start: now, shares: 0 }
+        Vardiff {
+            config,
+            window_start: now,
+            shares: 0,
+        }
     }
 
     /// The longest a window runs before a miner that sends too few shares is eased.
@@ -59,7 +63,10 @@ impl Vardiff {
     }
 
     fn retarget(&mut self, current: f64, now: Instant) -> Option<f64> {
-        let elapsed = now.duration_since(self.window_start).as_secs_f64().max(0.001);
+        let elapsed = now
+            .duration_since(self.window_start)
+            .as_secs_f64()
+            .max(0.001);
         let shares = self.shares;
         self.reset(now);
         let wanted = if shares == 0 {
@@ -81,7 +88,12 @@ impl Vardiff {
 mod tests {
     use super::*;
 
-    const CONFIG: VardiffConfig = VardiffConfig { start: 1.0, min: 0.5, max: 1e6, target_share_seconds: 10.0 };
+    const CONFIG: VardiffConfig = VardiffConfig {
+        start: 1.0,
+        min: 0.5,
+        max: 1e6,
+        target_share_seconds: 10.0,
+    };
 
     #[test]
     fn fast_miner_is_raised_toward_the_target_rate() {
@@ -107,6 +119,9 @@ mod tests {
         assert_eq!(result, None);
         let mut silent = Vardiff::new(CONFIG, start);
         assert_eq!(silent.on_tick(1.0, start + Duration::from_secs(100)), None);
-        assert_eq!(silent.on_tick(1.0, start + Duration::from_secs(400)), Some(0.5));
+        assert_eq!(
+            silent.on_tick(1.0, start + Duration::from_secs(400)),
+            Some(0.5)
+        );
     }
 }

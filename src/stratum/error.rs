@@ -25,12 +25,18 @@ pub struct StratumError {
 impl StratumError {
     /// An error with a fixed message.
     pub const fn new(code: ErrorCode, message: &'static str) -> Self {
-        StratumError { code, message: Cow::Borrowed(message) }
+        StratumError {
+            code,
+            message: Cow::Borrowed(message),
+        }
     }
 
     /// An error whose message names what was wrong.
     pub fn other(message: impl Into<String>) -> Self {
-        StratumError { code: ErrorCode::Other, message: Cow::Owned(message.into()) }
+        StratumError {
+            code: ErrorCode::Other,
+            message: Cow::Owned(message.into()),
+        }
     }
 
     /// A parameter that is missing or of the wrong type.

@@ -52,7 +52,11 @@ fn line(value: &impl Serialize) -> Bytes {
 
 /// `{"id":…,"result":…,"error":null}` and a newline.
 pub fn result(id: &Value, result: impl Serialize) -> Bytes {
-    line(&Response { id, result, error: None })
+    line(&Response {
+        id,
+        result,
+        error: None,
+    })
 }
 
 /// `{"id":…,"result":null,"error":[code,"message",null]}` and a newline.
@@ -66,7 +70,11 @@ pub fn error(id: &Value, error: &StratumError) -> Bytes {
 
 /// `{"id":null,"method":…,"params":…}` and a newline.
 pub fn notification(method: &str, params: impl Serialize) -> Bytes {
-    line(&Notification { id: None, method, params })
+    line(&Notification {
+        id: None,
+        method,
+        params,
+    })
 }
 
 #[cfg(test)]
@@ -90,7 +98,10 @@ mod tests {
 
     #[test]
     fn errors_are_code_message_null_triples() {
-        let sent = error(&json!(7), &StratumError::new(ErrorCode::DuplicateShare, "Duplicate share"));
+        let sent = error(
+            &json!(7),
+            &StratumError::new(ErrorCode::DuplicateShare, "Duplicate share"),
+        );
         assert_eq!(
             std::str::from_utf8(&sent).unwrap(),
             "{\"id\":7,\"result\":null,\"error\":[22,\"Duplicate share\",null]}\n"

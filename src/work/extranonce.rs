@@ -29,7 +29,10 @@ pub struct ExtranonceAllocator {
 
 impl ExtranonceAllocator {
     pub fn new(instance_id: u8) -> Self {
-        ExtranonceAllocator { instance_id, next: AtomicU32::new(0) }
+        ExtranonceAllocator {
+            instance_id,
+            next: AtomicU32::new(0),
+        }
     }
 
     /// The next extranonce1.

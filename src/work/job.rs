@@ -40,10 +40,20 @@ pub struct Job {
 
 impl Job {
     /// Builds the coinbase, branch and both notify lines for `template`.
-    pub fn build(id: JobId, template: Arc<Template>, config: &JobConfig) -> Result<Job, CoinbaseError> {
-        let mut outputs = vec![TxOut { value: template.coinbase_value, script_pubkey: config.payout_script.clone() }];
+    pub fn build(
+        id: JobId,
+        template: Arc<Template>,
+        config: &JobConfig,
+    ) -> Result<Job, CoinbaseError> {
+        let mut outputs = vec![TxOut {
+            value: template.coinbase_value,
+            script_pubkey: config.payout_script.clone(),
+        }];
         if let Some(commitment) = &template.witness_commitment {
-            outputs.push(TxOut { value: 0, script_pubkey: witness_commitment_script(commitment) });
+            outputs.push(TxOut {
+                value: 0,
+                script_pubkey: witness_commitment_script(commitment),
+            });
         }
         let coinbase = Coinbase::build(&CoinbaseSpec {
             height: template.height,
@@ -56,7 +66,10 @@ impl Job {
         let job_id = id.to_string();
         let prev_hash = stratum_prev_hash(&template.prev_hash);
         let merkle_branch: Vec<String> = branch.iter().map(|h| hex::encode(h.0)).collect();
-        let (coinb1, coinb2) = (hex::encode(coinbase.coinb1()), hex::encode(coinbase.coinb2()));
+        let (coinb1, coinb2) = (
+            hex::encode(coinbase.coinb1()),
+            hex::encode(coinbase.coinb2()),
+        );
         let (version, bits, ntime) = (
             format!("{:08x}", template.version),
             format!("{:08x}", template.bits),

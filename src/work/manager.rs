@@ -26,12 +26,23 @@ pub struct JobManager {
 impl JobManager {
     pub fn new(config: JobConfig) -> (JobManager, JobReceiver) {
         let (sender, receiver) = watch::channel(None);
-        (JobManager { config, next_id: 1, sender }, receiver)
+        (
+            JobManager {
+                config,
+                next_id: 1,
+                sender,
+            },
+            receiver,
+        )
     }
 
     /// Builds the job for `template` and hands it to every connection.
     pub fn publish(&mut self, template: Template) -> Result<Arc<Job>, CoinbaseError> {
-        let job = Arc::new(Job::build(JobId(self.next_id), Arc::new(template), &self.config)?);
+        let job = Arc::new(Job::build(
+            JobId(self.next_id),
+            Arc::new(template),
+            &self.config,
+        )?);
         self.next_id += 1;
         self.sender.send_replace(Some(job.clone()));
         Ok(job)

@@ -14,12 +14,21 @@ use tempfile::TempDir;
 pub use node::RegtestPair;
 
 /// Writes `metadata.json` and `utek_v26.conf` for `node` into `dir`.
-pub fn write_utek_files(dir: &Path, rpc_port: u16, user: &str, password: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+pub fn write_utek_files(
+    dir: &Path,
+    rpc_port: u16,
+    user: &str,
+    password: &str,
+) -> (std::path::PathBuf, std::path::PathBuf) {
     let licence = "3f2c8a9e-1b7d-4c6e-9a51-0d2e7f4b8c13";
     let token = base64::engine::general_purpose::STANDARD
         .encode(serde_json::json!({"license": licence, "version": "26.0"}).to_string());
     let metadata = dir.join("metadata.json");
-    std::fs::write(&metadata, serde_json::json!({"license_uuid": licence, "factory_token": token}).to_string()).unwrap();
+    std::fs::write(
+        &metadata,
+        serde_json::json!({"license_uuid": licence, "factory_token": token}).to_string(),
+    )
+    .unwrap();
     let conf = dir.join("utek_v26.conf");
     std::fs::write(&conf, format!("# test node\nrpcuser={user}\nrpcpassword={password}\nrpcport={rpc_port}\nrpcconnect=127.0.0.1\n")).unwrap();
     (metadata, conf)
@@ -27,7 +36,12 @@ pub fn write_utek_files(dir: &Path, rpc_port: u16, user: &str, password: &str) -
 
 /// A regtest config for NDAS against `pair`, paying `payout`.
 pub fn regtest_config(pair: &RegtestPair, dir: &Path, payout: &str) -> Config {
-    let (metadata, conf) = write_utek_files(dir, pair.main.rpc_port, &pair.main.user, &pair.main.password);
+    let (metadata, conf) = write_utek_files(
+        dir,
+        pair.main.rpc_port,
+        &pair.main.user,
+        &pair.main.password,
+    );
     let toml = format!(
         r#"
 network = "regtest"
@@ -61,8 +75,15 @@ timeout_seconds = 5
 pub async fn start_ndas(config: Config) -> ndas::Running {
     let running = ndas::start(config).await.expect("NDAS starts");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while running.stats().node_up.load(std::sync::atomic::Ordering::Relaxed) == false {
-        assert!(tokio::time::Instant::now() < deadline, "NDAS never got a template");
+    while !running
+        .stats()
+        .node_up
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "NDAS never got a template"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     running
@@ -70,5 +91,8 @@ pub async fn start_ndas(config: Config) -> ndas::Running {
 
 /// A temporary folder for one test.
 pub fn temp_dir() -> TempDir {
-    tempfile::Builder::new().prefix("ndas-test-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("ndas-test-")
+        .tempdir()
+        .unwrap()
 }

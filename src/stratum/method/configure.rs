@@ -28,7 +28,10 @@ pub struct Configure {
 impl Configure {
     pub(super) fn parse(params: &[Value]) -> Result<Configure, StratumError> {
         let Some(Value::Array(names)) = params.first() else {
-            return Err(StratumError::bad_param(METHOD, "extensions must be an array"));
+            return Err(StratumError::bad_param(
+                METHOD,
+                "extensions must be an array",
+            ));
         };
         let empty = serde_json::Map::new();
         let options = match params.get(1) {
@@ -39,7 +42,10 @@ impl Configure {
         let mut configure = Configure::default();
         for name in names.iter().take(16) {
             let Value::String(name) = name else {
-                return Err(StratumError::bad_param(METHOD, "extension names must be strings"));
+                return Err(StratumError::bad_param(
+                    METHOD,
+                    "extension names must be strings",
+                ));
             };
             match name.as_str() {
                 "version-rolling" => {
@@ -58,9 +64,14 @@ impl Configure {
 fn mask(value: Option<&Value>) -> Result<u32, StratumError> {
     match value {
         None => Ok(u32::MAX),
-        Some(Value::String(hex)) if !hex.is_empty() && hex.len() <= 8 => u32::from_str_radix(hex, 16)
-            .map_err(|_| StratumError::bad_param(METHOD, "version-rolling.mask is not hex")),
-        Some(_) => Err(StratumError::bad_param(METHOD, "version-rolling.mask must be up to 8 hex digits")),
+        Some(Value::String(hex)) if !hex.is_empty() && hex.len() <= 8 => {
+            u32::from_str_radix(hex, 16)
+                .map_err(|_| StratumError::bad_param(METHOD, "version-rolling.mask is not hex"))
+        }
+        Some(_) => Err(StratumError::bad_param(
+            METHOD,
+            "version-rolling.mask must be up to 8 hex digits",
+        )),
     }
 }
 
@@ -71,8 +82,13 @@ fn min_bits(value: Option<&Value>) -> Result<u32, StratumError> {
             .as_u64()
             .filter(|&bits| bits <= 32)
             .map(|bits| bits as u32)
-            .ok_or_else(|| StratumError::bad_param(METHOD, "version-rolling.min-bit-count must be 0 to 32")),
-        Some(_) => Err(StratumError::bad_param(METHOD, "version-rolling.min-bit-count must be a number")),
+            .ok_or_else(|| {
+                StratumError::bad_param(METHOD, "version-rolling.min-bit-count must be 0 to 32")
+            }),
+        Some(_) => Err(StratumError::bad_param(
+            METHOD,
+            "version-rolling.min-bit-count must be a number",
+        )),
     }
 }
 
@@ -91,7 +107,10 @@ mod tests {
         assert_eq!(
             parse(line).unwrap(),
             Method::Configure(Configure {
-                version_rolling: Some(VersionRolling { mask: 0x1fffe000, min_bit_count: 2 }),
+                version_rolling: Some(VersionRolling {
+                    mask: 0x1fffe000,
+                    min_bit_count: 2
+                }),
                 unsupported: vec![],
             })
         );
@@ -100,9 +119,14 @@ mod tests {
     #[test]
     fn other_extensions_are_listed_and_bad_masks_refused() {
         let line = r#"{"id":1,"method":"mining.configure","params":[["minimum-difficulty","version-rolling","subscribe-extranonce"],{"minimum-difficulty.value":2048,"version-rolling.mask":"ffffffff"}]}"#;
-        let Method::Configure(configure) = parse(line).unwrap() else { panic!() };
+        let Method::Configure(configure) = parse(line).unwrap() else {
+            panic!()
+        };
         assert_eq!(configure.version_rolling.unwrap().mask, u32::MAX);
-        assert_eq!(configure.unsupported, vec!["minimum-difficulty", "subscribe-extranonce"]);
+        assert_eq!(
+            configure.unsupported,
+            vec!["minimum-difficulty", "subscribe-extranonce"]
+        );
         let bad = r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"xyz"}]}"#;
         assert!(parse(bad).unwrap_err().message.contains("not hex"));
         let not_array = r#"{"id":1,"method":"mining.configure","params":["version-rolling"]}"#;

@@ -67,7 +67,10 @@ fn optional_str<'a>(
     match params.get(index) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(StratumError::bad_param(method, &format!("{name} must be a string"))),
+        Some(_) => Err(StratumError::bad_param(
+            method,
+            &format!("{name} must be a string"),
+        )),
     }
 }
 

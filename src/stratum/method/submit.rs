@@ -36,7 +36,10 @@ impl Extranonce2 {
     pub fn from_bytes(raw: &[u8]) -> Option<Extranonce2> {
         let mut bytes = [0u8; 16];
         bytes.get_mut(..raw.len())?.copy_from_slice(raw);
-        Some(Extranonce2 { bytes, len: raw.len() as u8 })
+        Some(Extranonce2 {
+            bytes,
+            len: raw.len() as u8,
+        })
     }
 }
 
@@ -72,7 +75,12 @@ impl Submit {
         let version_bits = match params.get(5) {
             None | Some(Value::Null) => None,
             Some(Value::String(bits)) => Some(hex_u32(bits, "version bits")?),
-            Some(_) => return Err(StratumError::bad_param(METHOD, "version bits must be a string")),
+            Some(_) => {
+                return Err(StratumError::bad_param(
+                    METHOD,
+                    "version bits must be a string",
+                ))
+            }
         };
         let job_id = (!job_id.is_empty() && job_id.len() <= 16)
             .then(|| u64::from_str_radix(job_id, 16).ok())
@@ -96,7 +104,10 @@ fn parse_extranonce2(text: &str) -> Result<Extranonce2, StratumError> {
     }
     let mut bytes = [0u8; 16];
     hex::decode_to_slice(text, &mut bytes[..text.len() / 2]).map_err(|_| error())?;
-    Ok(Extranonce2 { bytes, len: (text.len() / 2) as u8 })
+    Ok(Extranonce2 {
+        bytes,
+        len: (text.len() / 2) as u8,
+    })
 }
 
 /// A 32-bit field sent as 8 hex digits, big-endian as displayed.
@@ -123,7 +134,9 @@ mod tests {
     #[test]
     fn five_and_six_param_submits_parse() {
         let five = r#"{"params": ["slush.miner1", "bf", "00000001", "504e86ed", "b2957c02"], "id": 4, "method": "mining.submit"}"#;
-        let Method::Submit(submit) = parse(five).unwrap() else { panic!() };
+        let Method::Submit(submit) = parse(five).unwrap() else {
+            panic!()
+        };
         assert_eq!(submit.worker, "slush.miner1");
         assert_eq!(submit.job_id, Some(JobId(0xbf)));
         assert_eq!(submit.extranonce2.as_bytes(), &[0, 0, 0, 1]);
@@ -131,7 +144,9 @@ mod tests {
         assert_eq!(submit.nonce, 0xb2957c02);
         assert_eq!(submit.version_bits, None);
         let six = r#"{"id":5,"method":"mining.submit","params":["w","1a","0000000000000000","6743f1a2","0badf00d","1fffe000"]}"#;
-        let Method::Submit(submit) = parse(six).unwrap() else { panic!() };
+        let Method::Submit(submit) = parse(six).unwrap() else {
+            panic!()
+        };
         assert_eq!(submit.version_bits, Some(0x1fffe000));
     }
 
@@ -151,7 +166,9 @@ mod tests {
             assert!(error.message.contains(what), "{params}: {}", error.message);
         }
         let foreign = r#"{"id":1,"method":"mining.submit","params":["w","not-hex-id","00","504e86ed","b2957c02"]}"#;
-        let Method::Submit(submit) = parse(foreign).unwrap() else { panic!() };
+        let Method::Submit(submit) = parse(foreign).unwrap() else {
+            panic!()
+        };
         assert_eq!(submit.job_id, None);
     }
 }

@@ -33,23 +33,35 @@ mod tests {
 
     #[test]
     fn real_miner_subscribes_parse() {
-        let antminer = r#"{"id": 1, "method": "mining.subscribe", "params": ["bmminer/2.0.0", null]}"#;
+        let antminer =
+            r#"{"id": 1, "method": "mining.subscribe", "params": ["bmminer/2.0.0", null]}"#;
         assert_eq!(
             parse(antminer).unwrap(),
-            Method::Subscribe(Subscribe { user_agent: Some("bmminer/2.0.0".into()) })
+            Method::Subscribe(Subscribe {
+                user_agent: Some("bmminer/2.0.0".into())
+            })
         );
         let bare = r#"{"id":1,"method":"mining.subscribe","params":[]}"#;
-        assert_eq!(parse(bare).unwrap(), Method::Subscribe(Subscribe::default()));
-        let bitaxe = r#"{"id": 1, "method": "mining.subscribe", "params": ["bitaxe/BM1366/v2.4.0"]}"#;
+        assert_eq!(
+            parse(bare).unwrap(),
+            Method::Subscribe(Subscribe::default())
+        );
+        let bitaxe =
+            r#"{"id": 1, "method": "mining.subscribe", "params": ["bitaxe/BM1366/v2.4.0"]}"#;
         assert!(matches!(parse(bitaxe), Ok(Method::Subscribe(_))));
     }
 
     #[test]
     fn control_characters_are_dropped_from_user_agents() {
         let line = r#"{"id":1,"method":"mining.subscribe","params":["evil\u001b[31m\nagent"]}"#;
-        let Method::Subscribe(subscribe) = parse(line).unwrap() else { panic!() };
+        let Method::Subscribe(subscribe) = parse(line).unwrap() else {
+            panic!()
+        };
         assert_eq!(subscribe.user_agent.as_deref(), Some("evil[31magent"));
         let wrong = r#"{"id":1,"method":"mining.subscribe","params":[42]}"#;
-        assert_eq!(parse(wrong).unwrap_err().code, crate::stratum::ErrorCode::Other);
+        assert_eq!(
+            parse(wrong).unwrap_err().code,
+            crate::stratum::ErrorCode::Other
+        );
     }
 }

@@ -20,7 +20,10 @@ impl SuggestDifficulty {
         }
         .ok_or_else(|| StratumError::bad_param(method, "difficulty must be a number"))?;
         if !difficulty.is_finite() || difficulty <= 0.0 {
-            return Err(StratumError::bad_param(method, "difficulty must be positive and finite"));
+            return Err(StratumError::bad_param(
+                method,
+                "difficulty must be positive and finite",
+            ));
         }
         Ok(SuggestDifficulty { difficulty })
     }
@@ -38,7 +41,10 @@ mod tests {
     #[test]
     fn numbers_and_numeric_strings_parse() {
         let line = r#"{"id":3,"method":"mining.suggest_difficulty","params":[512]}"#;
-        assert_eq!(parse(line).unwrap(), Method::SuggestDifficulty(SuggestDifficulty { difficulty: 512.0 }));
+        assert_eq!(
+            parse(line).unwrap(),
+            Method::SuggestDifficulty(SuggestDifficulty { difficulty: 512.0 })
+        );
         let text = r#"{"id":3,"method":"mining.suggest_difficulty","params":["0.001"]}"#;
         assert!(parse(text).is_ok());
     }
@@ -46,7 +52,8 @@ mod tests {
     #[test]
     fn negative_zero_nan_and_huge_are_refused() {
         for bad in ["-1", "0", "\"NaN\"", "\"inf\"", "1e400", "null"] {
-            let line = format!(r#"{{"id":3,"method":"mining.suggest_difficulty","params":[{bad}]}}"#);
+            let line =
+                format!(r#"{{"id":3,"method":"mining.suggest_difficulty","params":[{bad}]}}"#);
             let parsed = Request::parse(&line).map(|request| Method::parse(&request));
             assert!(!matches!(parsed, Ok(Ok(_))), "{bad} accepted");
         }
