@@ -7,4 +7,7 @@ pub mod share;
 mod state;
 pub mod vardiff;
 
+#[cfg(test)]
+mod testkit;
+
 pub use state::{Event, FoundBlock, Now, Output, Session, SessionConfig};

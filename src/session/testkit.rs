@@ -1,0 +1,151 @@
+//! Jobs and sessions for unit tests, built from real templates.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::state::{Now, Output, Session, SessionConfig};
+use super::vardiff::VardiffConfig;
+use crate::miner::{hash_share, Share, Work};
+use crate::node::template::Template;
+use crate::stratum::method::JobId;
+use crate::work::{Extranonce1, Job, JobConfig};
+
+/// The payout script of a regtest P2PKH address.
+pub const PAYOUT: &str = "76a9147af7d2a45dab23c78e3a5846dd4671aab308044d88ac";
+
+/// A template with no transactions, on `prev`, with compact target `bits`.
+pub fn template(prev: &str, bits: &str, height: u32) -> Value {
+    let target =
+        crate::chain::Target::from_compact(u32::from_str_radix(bits, 16).unwrap()).unwrap();
+    json!({
+        "version": 0x2000_0000u32,
+        "previousblockhash": prev,
+        "transactions": [],
+        "coinbasevalue": 5_000_000_000u64,
+        "bits": bits,
+        "target": hex::encode(target.to_be_bytes()),
+        "height": height,
+        "curtime": 1_795_504_084u64,
+        "mintime": 1_795_504_000u64,
+    })
+}
+
+pub const TIP_A: &str = "53f4b87f121db5b8b7967601ec7e5ba48028b3e79df1ff8e2f4ac71fefb728b0";
+pub const TIP_B: &str = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
+
+pub fn job(id: u64, raw: Value) -> Arc<Job> {
+    let template = Template::from_json(raw).unwrap();
+    let config = JobConfig {
+        payout_script: hex::decode(PAYOUT).unwrap(),
+        coinbase_tag: b"/NDAS/".to_vec(),
+        extranonce2_size: 8,
+    };
+    Arc::new(Job::build(JobId(id), Arc::new(template), &config).unwrap())
+}
+
+/// A time inside every test template's window.
+pub fn now() -> Now {
+    Now {
+        instant: std::time::Instant::now(),
+        unix: 1_795_504_100,
+    }
+}
+
+pub fn session(difficulty: f64) -> Session {
+    let config = SessionConfig {
+        extranonce2_size: 8,
+        version_mask: 0x1fff_e000,
+        vardiff: VardiffConfig {
+            start: difficulty,
+            min: difficulty,
+            max: difficulty,
+            target_share_seconds: 10.0,
+        },
+    };
+    Session::new(Arc::new(config), Extranonce1([9, 0, 0, 1]), now())
+}
+
+/// Sends one line and returns the answers as JSON.
+pub fn send(session: &mut Session, line: &str) -> (Vec<Value>, Output) {
+    let mut out = Output::default();
+    session.handle_line(line, now(), &mut out);
+    let answers = out
+        .lines
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    (answers, out)
+}
+
+/// The job as a miner decodes it from the notify line.
+pub fn work(job: &Job) -> Work {
+    let notify: Value = serde_json::from_slice(&job.notify(true)).unwrap();
+    let p = &notify["params"];
+    let mut prev: [u8; 32] = hex::decode(p[1].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    for word in prev.chunks_exact_mut(4) {
+        word.reverse();
+    }
+    Work {
+        job_id: p[0].as_str().unwrap().into(),
+        prev_hash: prev,
+        coinb1: hex::decode(p[2].as_str().unwrap()).unwrap(),
+        coinb2: hex::decode(p[3].as_str().unwrap()).unwrap(),
+        branch: p[4]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| {
+                hex::decode(h.as_str().unwrap())
+                    .unwrap()
+                    .try_into()
+                    .unwrap()
+            })
+            .collect(),
+        version: u32::from_str_radix(p[5].as_str().unwrap(), 16).unwrap(),
+        bits: u32::from_str_radix(p[6].as_str().unwrap(), 16).unwrap(),
+        ntime: u32::from_str_radix(p[7].as_str().unwrap(), 16).unwrap(),
+        clean: true,
+    }
+}
+
+/// The first share found from nonce 0 up that `wanted` accepts.
+pub fn find(
+    job: &Job,
+    extranonce2: [u8; 8],
+    rolled: Option<u32>,
+    wanted: impl Fn(&Share) -> bool,
+) -> Share {
+    let work = work(job);
+    (0..100_000)
+        .map(|nonce| {
+            hash_share(
+                &work,
+                &[9, 0, 0, 1],
+                &extranonce2,
+                nonce,
+                rolled,
+                0x1fff_e000,
+            )
+        })
+        .find(|share| wanted(share))
+        .expect("a share within 100,000 nonces")
+}
+
+/// The `mining.submit` line for a share.
+pub fn submit_line(worker: &str, share: &Share) -> String {
+    let mut params = vec![
+        json!(worker),
+        json!(share.job_id),
+        json!(hex::encode(&share.extranonce2)),
+        json!(format!("{:08x}", share.ntime)),
+        json!(format!("{:08x}", share.nonce)),
+    ];
+    if let Some(bits) = share.version_bits {
+        params.push(json!(format!("{bits:08x}")));
+    }
+    json!({"id": 7, "method": "mining.submit", "params": params}).to_string()
+}
