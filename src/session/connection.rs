@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
@@ -16,6 +16,11 @@ use crate::stratum::message::error;
 use crate::stratum::notify::reconnect;
 use crate::stratum::StratumError;
 use crate::work::manager::JobReceiver;
+
+/// Longest a closing connection waits for the miner to read our last error.
+const LINGER_TIME: Duration = Duration::from_secs(1);
+/// Most a closing connection discards from the miner meanwhile.
+const LINGER_BYTES: usize = 64 * 1024;
 
 /// What every connection shares.
 #[derive(Clone)]
@@ -61,6 +66,7 @@ where
     }
     loop {
         let closed = tokio::select! {
+            biased;
             _ = context.shutdown.cancelled() => {
                 out.lines.push(reconnect(5));
                 Some(Closed::Shutdown)
@@ -73,7 +79,11 @@ where
                         }
                         None
                     }
-                    Err(_) => Some(Closed::Shutdown),
+                    // The job source ends only at shutdown.
+                    Err(_) => {
+                        out.lines.push(reconnect(5));
+                        Some(Closed::Shutdown)
+                    }
                 }
             }
             line = lines.next() => match line {
@@ -95,9 +105,29 @@ where
             return Closed::WriteStalled;
         }
         if let Some(closed) = closed {
+            if matches!(closed, Closed::LineTooLong | Closed::Protocol) {
+                linger(&mut writer, lines.get_mut()).await;
+            }
             return closed;
         }
     }
+}
+
+/// Closes our side, then discards what the miner still sends for a moment, so
+/// the kernel does not reset the connection before the miner reads our error.
+async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, reader: &mut R) {
+    let _ = writer.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let drain = async {
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            match reader.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 fn report(out: &mut Output, context: &ConnectionContext) {
