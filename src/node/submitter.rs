@@ -44,7 +44,8 @@ pub enum Outcome {
 }
 
 impl JournalEntry {
-    fn from_block(block: &FoundBlock) -> JournalEntry {
+    /// The entry for a block just found.
+    pub fn from_block(block: &FoundBlock) -> JournalEntry {
         JournalEntry {
             hash: block.hash.to_string(),
             height: block.job.template.height,

@@ -40,6 +40,7 @@ pub fn free_port() -> u16 {
 /// One running node, stopped by PID when dropped.
 pub struct RegtestNode {
     child: Child,
+    args: Vec<String>,
     pub rpc_port: u16,
     pub p2p_port: u16,
     pub user: String,
@@ -48,16 +49,21 @@ pub struct RegtestNode {
     _dir: TempDir,
 }
 
+fn spawn(args: &[String]) -> Child {
+    Command::new(bitcoind())
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start bitcoind")
+}
+
 impl RegtestNode {
     pub fn start(connect_to: Option<u16>) -> RegtestNode {
-        let dir = tempfile::Builder::new()
-            .prefix("ndas-node-")
-            .tempdir()
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("ndas-node-").tempdir().unwrap();
         let (rpc_port, p2p_port) = (free_port(), free_port());
         let (user, password) = ("ndastest".to_owned(), format!("pw-{}", std::process::id()));
-        let mut command = Command::new(bitcoind());
-        command.args([
+        let mut args: Vec<String> = [
             "-regtest",
             "-server=1",
             "-listen=1",
@@ -69,20 +75,18 @@ impl RegtestNode {
             "-excessiveblocksize=1000000000",
             "-maxstackmemoryusageconsensus=100000000",
             "-rpcworkqueue=64",
-        ]);
-        command.arg(format!("-datadir={}", dir.path().display()));
-        command.arg(format!("-port={p2p_port}"));
-        command.arg(format!("-rpcport={rpc_port}"));
-        command.arg(format!("-rpcuser={user}"));
-        command.arg(format!("-rpcpassword={password}"));
+        ]
+        .map(String::from)
+        .to_vec();
+        args.push(format!("-datadir={}", dir.path().display()));
+        args.push(format!("-port={p2p_port}"));
+        args.push(format!("-rpcport={rpc_port}"));
+        args.push(format!("-rpcuser={user}"));
+        args.push(format!("-rpcpassword={password}"));
         if let Some(peer) = connect_to {
-            command.arg(format!("-connect=127.0.0.1:{peer}"));
+            args.push(format!("-connect=127.0.0.1:{peer}"));
         }
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start bitcoind");
+        let child = spawn(&args);
         let endpoint = NodeEndpoint {
             host: "127.0.0.1".into(),
             port: rpc_port,
@@ -90,15 +94,19 @@ impl RegtestNode {
             password: Secret::new(password.clone()),
         };
         let rpc = Arc::new(RpcClient::new(&endpoint, Duration::from_secs(30)).unwrap());
-        RegtestNode {
-            child,
-            rpc_port,
-            p2p_port,
-            user,
-            password,
-            rpc,
-            _dir: dir,
-        }
+        RegtestNode { child, args, rpc_port, p2p_port, user, password, rpc, _dir: dir }
+    }
+
+    /// Stops the node cleanly (SIGTERM to its PID) and waits for it to exit.
+    pub fn stop(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the node again with the same data, ports and credentials.
+    pub async fn restart(&mut self) {
+        self.child = spawn(&self.args);
+        self.wait_ready().await;
     }
 
     /// Calls the node, panicking on error.

@@ -1,0 +1,147 @@
+//! A found block is never lost: journaled before submission, submitted when
+//! the node comes back, resubmitted after a restart, settled exactly once.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
+use ndas::miner::{grind, hash_share, Client};
+use ndas::node::submitter::{Journal, JournalEntry, Outcome};
+use ndas::node::template::Template;
+use ndas::session::share::{validate, ShareContext};
+use ndas::session::FoundBlock;
+use ndas::stratum::method::{Extranonce2, JobId, Submit};
+use ndas::work::{Extranonce1, Job, JobConfig};
+use serde_json::json;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_found_while_the_node_is_down_is_submitted_when_it_returns() {
+    let mut pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.node.timeout_seconds = 1.0;
+    let running = start_ndas(config).await;
+    let mut client = Client::connect(running.stratum_addr()).await.unwrap();
+    client.subscribe("t/1").await.unwrap();
+    client.authorize("w").await.unwrap();
+    let work = client.next_job(WAIT).await.unwrap().unwrap();
+    let height = pair.main.height().await;
+
+    pair.main.stop();
+    let en2 = vec![1; client.extranonce2_size];
+    let share = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| s.is_block).unwrap();
+    assert_eq!(client.submit("w", &share).await.unwrap()["result"], json!(true));
+
+    let journal = Journal::open(&dir.path().join("data")).unwrap();
+    wait_for(|| journal.pending().unwrap().len() == 1, "the block in the journal").await;
+    assert_eq!(journal.pending().unwrap()[0].hash, share.hash.to_string());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(journal.pending().unwrap().len(), 1, "still pending while the node is down");
+
+    pair.main.restart().await;
+    pair.wait_height(height + 1).await;
+    let best = pair.main.call("getbestblockhash", json!([])).await;
+    assert_eq!(best.as_str().unwrap(), share.hash.to_string());
+    wait_for(|| journal.pending().unwrap().is_empty(), "the block to settle").await;
+    assert_eq!(journal.settled().unwrap()[0].outcome, Some(Outcome::Accepted));
+    running.shutdown().await;
+}
+
+/// Builds a block on the node's current template without NDAS, as a run that
+/// was killed between journaling and submitting would have left it.
+async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
+    let raw = pair.main.call("getblocktemplate", json!([{"rules": ["segwit"]}])).await;
+    let template = Template::from_json(raw).unwrap();
+    let config = JobConfig {
+        payout_script: ndas::chain::address::payout_script(payout, ndas::chain::Network::Regtest).unwrap(),
+        coinbase_tag: b"/NDAS/".to_vec(),
+        extranonce2_size: 8,
+    };
+    let job = Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap());
+    let notify: serde_json::Value = serde_json::from_slice(&job.notify(true)).unwrap();
+    let p = &notify["params"];
+    let mut prev: [u8; 32] = hex::decode(p[1].as_str().unwrap()).unwrap().try_into().unwrap();
+    prev.chunks_exact_mut(4).for_each(|w| w.reverse());
+    let work = ndas::miner::Work {
+        job_id: "1".into(),
+        prev_hash: prev,
+        coinb1: job.coinbase.coinb1().to_vec(),
+        coinb2: job.coinbase.coinb2().to_vec(),
+        branch: job.branch.iter().map(|h| h.0).collect(),
+        version: job.template.version,
+        bits: job.template.bits,
+        ntime: job.template.cur_time,
+        clean: true,
+    };
+    let extranonce1 = Extranonce1([1, 2, 3, 4]);
+    let share = (0..10_000).map(|n| hash_share(&work, &extranonce1.0, &[0; 8], n, None, 0)).find(|s| s.is_block).unwrap();
+    let submit = Submit {
+        worker: "w".into(),
+        job_id: Some(JobId(1)),
+        extranonce2: Extranonce2::from_bytes(&[0; 8]).unwrap(),
+        ntime: share.ntime,
+        nonce: share.nonce,
+        version_bits: None,
+    };
+    let target = ndas::chain::Target::MAX;
+    let context = ShareContext {
+        extranonce1: &extranonce1,
+        extranonce2_size: 8,
+        version_mask: 0,
+        target: &target,
+        now_unix: share.ntime,
+    };
+    let accepted = validate(&job, &submit, &context).unwrap();
+    JournalEntry::from_block(&FoundBlock {
+        job,
+        header: accepted.header,
+        hash: accepted.hash,
+        extranonce1,
+        extranonce2: submit.extranonce2,
+        worker: "w".into(),
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journaled_blocks_are_submitted_at_start_and_settled_once() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let journal = Journal::open(&dir.path().join("data")).unwrap();
+    let entry = journaled_block(&pair, &payout).await;
+    journal.record(&entry).unwrap();
+    let height = pair.main.height().await;
+
+    let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
+    pair.wait_height(height + 1).await;
+    assert_eq!(pair.main.call("getbestblockhash", json!([])).await.as_str().unwrap(), entry.hash);
+    wait_for(|| journal.pending().unwrap().is_empty(), "the block to settle").await;
+    running.shutdown().await;
+    let settled = journal.settled().unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].outcome, Some(Outcome::Accepted));
+
+    // The same block journaled again (a crash after submit, before settle):
+    // the node already has it, so it settles as a duplicate, once.
+    journal.record(&entry).unwrap();
+    let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
+    wait_for(|| journal.pending().unwrap().is_empty(), "the duplicate to settle").await;
+    running.shutdown().await;
+    let settled = journal.settled().unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].outcome, Some(Outcome::Duplicate));
+    assert_eq!(pair.main.height().await, height + 1);
+}
