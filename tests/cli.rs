@@ -1,0 +1,88 @@
+//! The `ndas` binary: `check-config` names every bad key and never a secret;
+//! `serve` refuses to start on a bad licence.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use base64::Engine;
+
+const PASSWORD: &str = "very-secret-rpc-password";
+const ADDRESS: &str = "mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW";
+
+fn ndas(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ndas"));
+    command.args(args);
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+fn write_config(dir: &Path, extra: &str) -> String {
+    let (metadata, conf) = common::write_utek_files(dir, 18443, "pool", PASSWORD);
+    let text = format!(
+        "network = \"regtest\"\ndata_dir = \"{}\"\n[mining]\npayout_address = \"{ADDRESS}\"\n[node]\nutek_metadata = \"{}\"\nutek_conf = \"{}\"\n{extra}",
+        dir.join("data").display(),
+        metadata.display(),
+        conf.display()
+    );
+    let path = dir.join("ndas.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+fn all_output(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn check_config_accepts_a_good_config() {
+    let dir = common::temp_dir();
+    let path = write_config(dir.path(), "");
+    let output = ndas(&["check-config", "--config", &path], &[]);
+    assert!(output.status.success(), "{}", all_output(&output));
+    assert!(all_output(&output).contains("ok"));
+}
+
+#[test]
+fn check_config_names_each_bad_key_including_env_overrides() {
+    let dir = common::temp_dir();
+    let path = write_config(dir.path(), "timeout_seconds = -3\n[difficulty]\nmin = 10\nmax = 1\n");
+    let output = ndas(&["check-config", "--config", &path], &[("NDAS_STRATUM__EXTRANONCE2_SIZE", "12")]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = all_output(&output);
+    for key in ["stratum.extranonce2_size: 12", "difficulty.min", "node.timeout_seconds"] {
+        assert!(text.contains(key), "{key} missing from:\n{text}");
+    }
+    assert!(!text.contains(PASSWORD));
+}
+
+#[test]
+fn check_config_reports_a_bad_licence_without_the_token_or_password() {
+    let dir = common::temp_dir();
+    let path = write_config(dir.path(), "");
+    let other = base64::engine::general_purpose::STANDARD
+        .encode(r#"{"license": "00000000-0000-0000-0000-000000000001", "version": "26.0"}"#);
+    let metadata = dir.path().join("metadata.json");
+    std::fs::write(&metadata, format!(r#"{{"license_uuid": "3f2c8a9e-1b7d-4c6e-9a51-0d2e7f4b8c13", "factory_token": "{other}"}}"#)).unwrap();
+    let output = ndas(&["check-config", "--config", &path], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = all_output(&output);
+    assert!(text.contains("issued for a different licence"), "{text}");
+    assert!(!text.contains(&other) && !text.contains(PASSWORD), "{text}");
+
+    let output = ndas(&["serve", "--config", &path], &[]);
+    assert!(!output.status.success(), "serve must refuse a bad licence");
+    let text = all_output(&output);
+    assert!(text.contains("issued for a different licence"), "{text}");
+    assert!(!text.contains(PASSWORD));
+}
+
+#[test]
+fn a_missing_config_file_is_named() {
+    let output = ndas(&["check-config", "--config", "/nonexistent/ndas.toml"], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(all_output(&output).contains("/nonexistent/ndas.toml is not a readable file"));
+}
