@@ -270,11 +270,13 @@ impl Config {
                 format!("{} is outside 10..=60000", n.poll_interval_ms),
             );
         }
-        if n.zmq_hashblock.is_some() {
-            issue(
-                "node.zmq_hashblock",
-                "ZMQ is not supported by this build yet; leave it unset (tips are found by longpoll and polling)".into(),
-            );
+        if let Some(zmq) = &n.zmq_hashblock {
+            if !zmq.strip_prefix("tcp://").is_some_and(|rest| {
+                rest.rsplit_once(':')
+                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+            }) {
+                issue("node.zmq_hashblock", "must be tcp://host:port".into());
+            }
         }
         if n.backend == Backend::Rpc {
             match &n.url {

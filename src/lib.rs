@@ -143,6 +143,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stats.clone(),
         shutdown.clone(),
     ));
+    if let Some(endpoint) = config.node.zmq_hashblock.clone() {
+        tasks.spawn(node::zmq::run(
+            endpoint,
+            wake.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        ));
+    }
     let submitter = Submitter {
         rpc,
         journal,

@@ -16,6 +16,8 @@ pub struct Stats {
     pub authorizations: AtomicU64,
     pub blocks_accepted: AtomicU64,
     pub blocks_rejected: AtomicU64,
+    /// `hashblock` announcements received over ZMQ.
+    pub zmq_hashblocks: AtomicU64,
     /// Whether the last template fetch succeeded.
     pub node_up: AtomicBool,
     /// Sum of accepted share difficulty, as f64 bits, for hashrate.

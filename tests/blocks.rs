@@ -21,7 +21,10 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn wait_for(mut check: impl FnMut() -> bool, what: &str) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -42,38 +45,66 @@ async fn a_block_found_while_the_node_is_down_is_submitted_when_it_returns() {
 
     pair.main.stop();
     let en2 = vec![1; client.extranonce2_size];
-    let share = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| s.is_block).unwrap();
-    assert_eq!(client.submit("w", &share).await.unwrap()["result"], json!(true));
+    let share = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+        s.is_block
+    })
+    .unwrap();
+    assert_eq!(
+        client.submit("w", &share).await.unwrap()["result"],
+        json!(true)
+    );
 
     let journal = Journal::open(&dir.path().join("data")).unwrap();
-    wait_for(|| journal.pending().unwrap().len() == 1, "the block in the journal").await;
+    wait_for(
+        || journal.pending().unwrap().len() == 1,
+        "the block in the journal",
+    )
+    .await;
     assert_eq!(journal.pending().unwrap()[0].hash, share.hash.to_string());
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(journal.pending().unwrap().len(), 1, "still pending while the node is down");
+    assert_eq!(
+        journal.pending().unwrap().len(),
+        1,
+        "still pending while the node is down"
+    );
 
     pair.main.restart().await;
     pair.wait_height(height + 1).await;
     let best = pair.main.call("getbestblockhash", json!([])).await;
     assert_eq!(best.as_str().unwrap(), share.hash.to_string());
-    wait_for(|| journal.pending().unwrap().is_empty(), "the block to settle").await;
-    assert_eq!(journal.settled().unwrap()[0].outcome, Some(Outcome::Accepted));
+    wait_for(
+        || journal.pending().unwrap().is_empty(),
+        "the block to settle",
+    )
+    .await;
+    assert_eq!(
+        journal.settled().unwrap()[0].outcome,
+        Some(Outcome::Accepted)
+    );
     running.shutdown().await;
 }
 
 /// Builds a block on the node's current template without NDAS, as a run that
 /// was killed between journaling and submitting would have left it.
 async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
-    let raw = pair.main.call("getblocktemplate", json!([{"rules": ["segwit"]}])).await;
+    let raw = pair
+        .main
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .await;
     let template = Template::from_json(raw).unwrap();
     let config = JobConfig {
-        payout_script: ndas::chain::address::payout_script(payout, ndas::chain::Network::Regtest).unwrap(),
+        payout_script: ndas::chain::address::payout_script(payout, ndas::chain::Network::Regtest)
+            .unwrap(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
     };
     let job = Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap());
     let notify: serde_json::Value = serde_json::from_slice(&job.notify(true)).unwrap();
     let p = &notify["params"];
-    let mut prev: [u8; 32] = hex::decode(p[1].as_str().unwrap()).unwrap().try_into().unwrap();
+    let mut prev: [u8; 32] = hex::decode(p[1].as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
     prev.chunks_exact_mut(4).for_each(|w| w.reverse());
     let work = ndas::miner::Work {
         job_id: "1".into(),
@@ -87,7 +118,10 @@ async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
         clean: true,
     };
     let extranonce1 = Extranonce1([1, 2, 3, 4]);
-    let share = (0..10_000).map(|n| hash_share(&work, &extranonce1.0, &[0; 8], n, None, 0)).find(|s| s.is_block).unwrap();
+    let share = (0..10_000)
+        .map(|n| hash_share(&work, &extranonce1.0, &[0; 8], n, None, 0))
+        .find(|s| s.is_block)
+        .unwrap();
     let submit = Submit {
         worker: "w".into(),
         job_id: Some(JobId(1)),
@@ -127,8 +161,19 @@ async fn journaled_blocks_are_submitted_at_start_and_settled_once() {
 
     let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
     pair.wait_height(height + 1).await;
-    assert_eq!(pair.main.call("getbestblockhash", json!([])).await.as_str().unwrap(), entry.hash);
-    wait_for(|| journal.pending().unwrap().is_empty(), "the block to settle").await;
+    assert_eq!(
+        pair.main
+            .call("getbestblockhash", json!([]))
+            .await
+            .as_str()
+            .unwrap(),
+        entry.hash
+    );
+    wait_for(
+        || journal.pending().unwrap().is_empty(),
+        "the block to settle",
+    )
+    .await;
     running.shutdown().await;
     let settled = journal.settled().unwrap();
     assert_eq!(settled.len(), 1);
@@ -138,7 +183,11 @@ async fn journaled_blocks_are_submitted_at_start_and_settled_once() {
     // the node already has it, so it settles as a duplicate, once.
     journal.record(&entry).unwrap();
     let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
-    wait_for(|| journal.pending().unwrap().is_empty(), "the duplicate to settle").await;
+    wait_for(
+        || journal.pending().unwrap().is_empty(),
+        "the duplicate to settle",
+    )
+    .await;
     running.shutdown().await;
     let settled = journal.settled().unwrap();
     assert_eq!(settled.len(), 1);

@@ -34,7 +34,11 @@ fn write_config(dir: &Path, extra: &str) -> String {
 }
 
 fn all_output(output: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 #[test]
@@ -49,11 +53,21 @@ fn check_config_accepts_a_good_config() {
 #[test]
 fn check_config_names_each_bad_key_including_env_overrides() {
     let dir = common::temp_dir();
-    let path = write_config(dir.path(), "timeout_seconds = -3\n[difficulty]\nmin = 10\nmax = 1\n");
-    let output = ndas(&["check-config", "--config", &path], &[("NDAS_STRATUM__EXTRANONCE2_SIZE", "12")]);
+    let path = write_config(
+        dir.path(),
+        "timeout_seconds = -3\n[difficulty]\nmin = 10\nmax = 1\n",
+    );
+    let output = ndas(
+        &["check-config", "--config", &path],
+        &[("NDAS_STRATUM__EXTRANONCE2_SIZE", "12")],
+    );
     assert_eq!(output.status.code(), Some(1));
     let text = all_output(&output);
-    for key in ["stratum.extranonce2_size: 12", "difficulty.min", "node.timeout_seconds"] {
+    for key in [
+        "stratum.extranonce2_size: 12",
+        "difficulty.min",
+        "node.timeout_seconds",
+    ] {
         assert!(text.contains(key), "{key} missing from:\n{text}");
     }
     assert!(!text.contains(PASSWORD));

@@ -168,3 +168,46 @@ async fn miners_find_blocks_that_the_node_accepts() {
         .iter()
         .all(|e| e.outcome == Some(ndas::node::submitter::Outcome::Accepted)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zmq_hashblock_moves_miners_to_a_new_tip() {
+    let zmq_port = common::node::free_port();
+    let pair =
+        RegtestPair::start_with(&[format!("-zmqpubhashblock=tcp://127.0.0.1:{zmq_port}")]).await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.node.zmq_hashblock = Some(format!("tcp://127.0.0.1:{zmq_port}"));
+    config.node.poll_interval_ms = 60_000;
+    let running = start_ndas(config).await;
+    let mut client = Client::connect(running.stratum_addr()).await.unwrap();
+    client.subscribe("t/1").await.unwrap();
+    client.authorize("w").await.unwrap();
+    client.next_job(WAIT).await.unwrap().expect("first job");
+    // Give the subscription a moment to connect before the block is announced.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let mined = pair.main.call("generate", json!([1])).await;
+    let hash = mined[0].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let job = loop {
+        let job = client
+            .next_job(WAIT)
+            .await
+            .unwrap()
+            .expect("a job on the new tip");
+        if job.clean {
+            break job;
+        }
+        assert!(tokio::time::Instant::now() < deadline);
+    };
+    let mut display = job.prev_hash;
+    display.reverse();
+    assert_eq!(hex::encode(display), hash);
+    let zmq = running
+        .stats()
+        .zmq_hashblocks
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(zmq >= 1, "the node's hashblock announcement reached NDAS");
+    running.shutdown().await;
+}

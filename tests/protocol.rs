@@ -16,8 +16,15 @@ const WAIT: Duration = Duration::from_secs(30);
 async fn ready_miner(addr: std::net::SocketAddr, worker: &str) -> (Client, Work) {
     let mut client = Client::connect(addr).await.unwrap();
     client.subscribe("protocol-test/1").await.unwrap();
-    assert_eq!(client.authorize(worker).await.unwrap()["result"], json!(true));
-    let work = client.next_job(WAIT).await.unwrap().expect("a job after authorize");
+    assert_eq!(
+        client.authorize(worker).await.unwrap()["result"],
+        json!(true)
+    );
+    let work = client
+        .next_job(WAIT)
+        .await
+        .unwrap()
+        .expect("a job after authorize");
     (client, work)
 }
 
@@ -46,22 +53,46 @@ async fn every_reject_reason_and_bad_input_gets_its_answer() {
 
     // Methods out of order.
     let mut early = Client::connect(addr).await.unwrap();
-    let answer = early.request("mining.submit", json!(["w", "1", "00", "00000000", "00000000"])).await.unwrap();
+    let answer = early
+        .request(
+            "mining.submit",
+            json!(["w", "1", "00", "00000000", "00000000"]),
+        )
+        .await
+        .unwrap();
     assert_eq!(answer["error"], json!([25, "Not subscribed", null]));
-    let answer = early.request("mining.authorize", json!(["w", "x"])).await.unwrap();
+    let answer = early
+        .request("mining.authorize", json!(["w", "x"]))
+        .await
+        .unwrap();
     assert_eq!(answer["error"], json!([25, "Not subscribed", null]));
     early.subscribe("early/1").await.unwrap();
-    let answer = early.request("mining.submit", json!(["w", "1", "00", "00000000", "00000000"])).await.unwrap();
+    let answer = early
+        .request(
+            "mining.submit",
+            json!(["w", "1", "00", "00000000", "00000000"]),
+        )
+        .await
+        .unwrap();
     assert_eq!(answer["error"], json!([24, "Unauthorized worker", null]));
 
     let (mut client, work) = ready_miner(addr, &worker).await;
     let low = share(&client, &work, 1, |s| !s.is_block);
-    assert_eq!(error_of(&mut client, &worker, &low).await, json!([23, "Low difficulty share", null]));
+    assert_eq!(
+        error_of(&mut client, &worker, &low).await,
+        json!([23, "Low difficulty share", null])
+    );
     let good = share(&client, &work, 2, |s| s.is_block);
-    assert_eq!(error_of(&mut client, "someone.else", &good).await, json!([24, "Unauthorized worker", null]));
+    assert_eq!(
+        error_of(&mut client, "someone.else", &good).await,
+        json!([24, "Unauthorized worker", null])
+    );
     let mut unknown = good.clone();
     unknown.job_id = "abcdef".into();
-    assert_eq!(error_of(&mut client, &worker, &unknown).await, json!([21, "Job not found", null]));
+    assert_eq!(
+        error_of(&mut client, &worker, &unknown).await,
+        json!([21, "Job not found", null])
+    );
     let mut short = good.clone();
     short.extranonce2.truncate(3);
     assert_eq!(
@@ -70,47 +101,87 @@ async fn every_reject_reason_and_bad_input_gets_its_answer() {
     );
     let mut future = good.clone();
     future.ntime = work.ntime + 3 * 3600;
-    assert_eq!(error_of(&mut client, &worker, &future).await, json!([20, "Invalid ntime: too far in the future", null]));
+    assert_eq!(
+        error_of(&mut client, &worker, &future).await,
+        json!([20, "Invalid ntime: too far in the future", null])
+    );
     let mut ancient = good.clone();
     ancient.ntime = 1_296_688_602;
-    assert_eq!(error_of(&mut client, &worker, &ancient).await, json!([20, "Invalid ntime: too old", null]));
+    assert_eq!(
+        error_of(&mut client, &worker, &ancient).await,
+        json!([20, "Invalid ntime: too old", null])
+    );
     let mut rolled = good.clone();
     rolled.version_bits = Some(0x0000_2000);
     assert_eq!(
         error_of(&mut client, &worker, &rolled).await,
-        json!([20, "Invalid version bits: outside the negotiated mask", null])
+        json!([
+            20,
+            "Invalid version bits: outside the negotiated mask",
+            null
+        ])
     );
 
     // Malformed lines: JSON errors with a null id, wrong types named.
     client.send_raw(b"{not json}\n").await.unwrap();
     let answer = client.read_message().await.unwrap().unwrap();
-    assert_eq!(answer, json!({"id": null, "result": null, "error": [20, "invalid JSON-RPC request", null]}));
-    let answer = client.request("mining.submit", json!([worker, 5, "00", "00000000", "00000000"])).await.unwrap();
-    assert_eq!(answer["error"], json!([20, "mining.submit: job id must be a string", null]));
-    let answer = client.request("mining.suggest_difficulty", json!(["NaN"])).await.unwrap();
+    assert_eq!(
+        answer,
+        json!({"id": null, "result": null, "error": [20, "invalid JSON-RPC request", null]})
+    );
+    let answer = client
+        .request(
+            "mining.submit",
+            json!([worker, 5, "00", "00000000", "00000000"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        answer["error"],
+        json!([20, "mining.submit: job id must be a string", null])
+    );
+    let answer = client
+        .request("mining.suggest_difficulty", json!(["NaN"]))
+        .await
+        .unwrap();
     assert_eq!(answer["error"][0], json!(20));
     let answer = client.request("mining.bogus", json!([])).await.unwrap();
-    assert_eq!(answer["error"], json!([20, "Unknown method mining.bogus", null]));
+    assert_eq!(
+        answer["error"],
+        json!([20, "Unknown method mining.bogus", null])
+    );
     let bomb = format!("{}{}\n", "[".repeat(2000), "]".repeat(2000));
     client.send_raw(bomb.as_bytes()).await.unwrap();
-    assert_eq!(client.read_message().await.unwrap().unwrap()["error"][0], json!(20));
+    assert_eq!(
+        client.read_message().await.unwrap().unwrap()["error"][0],
+        json!(20)
+    );
 
     // The connection still works: a real block is accepted after all that.
     let block = share(&client, &work, 3, |s| s.is_block);
-    assert_eq!(client.submit(&worker, &block).await.unwrap()["result"], json!(true));
+    assert_eq!(
+        client.submit(&worker, &block).await.unwrap()["result"],
+        json!(true)
+    );
 
     // An oversized line closes that connection, and only that one.
     let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
     raw.write_all(&vec![b'x'; 8192]).await.unwrap();
     raw.write_all(b"\n").await.unwrap();
     let mut answer = Vec::new();
-    tokio::time::timeout(WAIT, raw.read_to_end(&mut answer)).await.expect("server closes").unwrap();
+    tokio::time::timeout(WAIT, raw.read_to_end(&mut answer))
+        .await
+        .expect("server closes")
+        .unwrap();
     let text = String::from_utf8(answer).unwrap();
     assert!(text.contains("line too long"), "{text}");
 
     let (mut other, work) = ready_miner(addr, &format!("{payout}.w2")).await;
     let fine = share(&other, &work, 4, |s| s.is_block);
-    assert_eq!(other.submit(&format!("{payout}.w2"), &fine).await.unwrap()["result"], json!(true));
+    assert_eq!(
+        other.submit(&format!("{payout}.w2"), &fine).await.unwrap()["result"],
+        json!(true)
+    );
 
     running.shutdown().await;
 }
@@ -124,11 +195,22 @@ async fn shutdown_tells_miners_to_reconnect() {
     let (mut client, _) = ready_miner(running.stratum_addr(), "w").await;
     running.shutdown().await;
     loop {
-        match tokio::time::timeout(WAIT, client.read_message()).await.expect("an answer").unwrap() {
+        match tokio::time::timeout(WAIT, client.read_message())
+            .await
+            .expect("an answer")
+            .unwrap()
+        {
             Some(message) if message["method"] == json!("client.reconnect") => break,
             Some(_) => continue,
             None => panic!("closed without client.reconnect"),
         }
     }
-    assert!(client.read_message().await.map(|m| m.is_none()).unwrap_or(true), "closed after reconnect");
+    assert!(
+        client
+            .read_message()
+            .await
+            .map(|m| m.is_none())
+            .unwrap_or(true),
+        "closed after reconnect"
+    );
 }

@@ -7,6 +7,7 @@ pub mod submitter;
 pub mod template;
 pub mod utek;
 pub mod watcher;
+pub mod zmq;
 
 pub use rpc::{RpcClient, RpcError};
 pub use secret::Secret;

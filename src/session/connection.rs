@@ -68,7 +68,7 @@ where
         let closed = tokio::select! {
             biased;
             _ = context.shutdown.cancelled() => {
-                out.lines.push(reconnect(5));
+                out.lines.push(reconnect());
                 Some(Closed::Shutdown)
             }
             changed = context.jobs.changed() => {
@@ -81,7 +81,7 @@ where
                     }
                     // The job source ends only at shutdown.
                     Err(_) => {
-                        out.lines.push(reconnect(5));
+                        out.lines.push(reconnect());
                         Some(Closed::Shutdown)
                     }
                 }

@@ -15,9 +15,11 @@ pub fn set_version_mask(mask: u32) -> Bytes {
     notification("mining.set_version_mask", [format!("{mask:08x}")])
 }
 
-/// `client.reconnect` with no target: reconnect to the same pool.
-pub fn reconnect(wait_seconds: u32) -> Bytes {
-    notification("client.reconnect", json!(["", 0, wait_seconds]))
+/// `client.reconnect` with no params: reconnect to the same pool. (cgminer
+/// and its descendants read a missing host as "the same one"; an empty string
+/// would be taken as a host.)
+pub fn reconnect() -> Bytes {
+    notification("client.reconnect", json!([]))
 }
 
 /// The fields of `mining.notify`, already in their wire form.

@@ -59,8 +59,11 @@ fn spawn(args: &[String]) -> Child {
 }
 
 impl RegtestNode {
-    pub fn start(connect_to: Option<u16>) -> RegtestNode {
-        let dir = tempfile::Builder::new().prefix("ndas-node-").tempdir().unwrap();
+    pub fn start(connect_to: Option<u16>, extra: &[String]) -> RegtestNode {
+        let dir = tempfile::Builder::new()
+            .prefix("ndas-node-")
+            .tempdir()
+            .unwrap();
         let (rpc_port, p2p_port) = (free_port(), free_port());
         let (user, password) = ("ndastest".to_owned(), format!("pw-{}", std::process::id()));
         let mut args: Vec<String> = [
@@ -86,6 +89,7 @@ impl RegtestNode {
         if let Some(peer) = connect_to {
             args.push(format!("-connect=127.0.0.1:{peer}"));
         }
+        args.extend_from_slice(extra);
         let child = spawn(&args);
         let endpoint = NodeEndpoint {
             host: "127.0.0.1".into(),
@@ -94,12 +98,24 @@ impl RegtestNode {
             password: Secret::new(password.clone()),
         };
         let rpc = Arc::new(RpcClient::new(&endpoint, Duration::from_secs(30)).unwrap());
-        RegtestNode { child, args, rpc_port, p2p_port, user, password, rpc, _dir: dir }
+        RegtestNode {
+            child,
+            args,
+            rpc_port,
+            p2p_port,
+            user,
+            password,
+            rpc,
+            _dir: dir,
+        }
     }
 
     /// Stops the node cleanly (SIGTERM to its PID) and waits for it to exit.
     pub fn stop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 
@@ -161,9 +177,14 @@ pub struct RegtestPair {
 impl RegtestPair {
     /// Starts both, connects them, and mines 101 blocks so the wallet can spend.
     pub async fn start() -> RegtestPair {
-        let main = RegtestNode::start(None);
+        Self::start_with(&[]).await
+    }
+
+    /// As [`RegtestPair::start`], with extra arguments for the main node.
+    pub async fn start_with(main_args: &[String]) -> RegtestPair {
+        let main = RegtestNode::start(None, main_args);
         main.wait_ready().await;
-        let peer = RegtestNode::start(Some(main.p2p_port));
+        let peer = RegtestNode::start(Some(main.p2p_port), &[]);
         peer.wait_ready().await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while main.call("getconnectioncount", json!([])).await.as_u64() == Some(0) {

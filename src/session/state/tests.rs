@@ -2,6 +2,7 @@ use serde_json::json;
 
 use super::*;
 use crate::session::testkit::{find, job, now, send, session, submit_line, template, TIP_A, TIP_B};
+use crate::session::vardiff::VardiffConfig;
 
 const MAINNET_BITS: &str = "1d00ffff";
 const REGTEST_BITS: &str = "207fffff";
@@ -309,4 +310,65 @@ fn garbage_gets_errors_and_enough_of_it_closes_the_connection() {
         closed |= send(&mut s, "{").1.close;
     }
     assert!(closed);
+}
+
+#[test]
+fn a_vardiff_change_is_announced_at_once_and_applies_from_the_next_job() {
+    let config = SessionConfig {
+        extranonce2_size: 8,
+        version_mask: 0x1fff_e000,
+        vardiff: VardiffConfig {
+            start: 1e-9,
+            min: 1e-10,
+            max: 1e-6,
+            target_share_seconds: 10.0,
+        },
+    };
+    let mut s = Session::new(
+        Arc::new(config),
+        crate::work::Extranonce1([9, 0, 0, 1]),
+        now(),
+    );
+    let first = job(1, template(TIP_A, MAINNET_BITS, 900));
+    send(
+        &mut s,
+        r#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+    );
+    s.on_job(first.clone(), now(), &mut Output::default());
+    send(
+        &mut s,
+        r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#,
+    );
+
+    // Sixteen shares at once: far faster than one per ten seconds.
+    let mut announced = None;
+    for extranonce2 in 0..16u8 {
+        let share = find(&first, [extranonce2; 8], None, |s| s.difficulty > 4e-9);
+        let (answers, _) = send(&mut s, &submit_line("w", &share));
+        assert_eq!(answers[0]["result"], json!(true));
+        if let Some(notice) = answers.get(1) {
+            assert_eq!(notice["method"], json!("mining.set_difficulty"));
+            announced = notice["params"][0].as_f64();
+        }
+    }
+    let raised = announced.expect("vardiff raised the difficulty");
+    assert!(raised > 1e-9, "{raised}");
+
+    // The job already out keeps its difficulty; the next one takes the new one.
+    let old_rules = find(&first, [20; 8], None, |s| {
+        s.difficulty > 1.1e-9 && s.difficulty < raised * 0.9
+    });
+    assert_eq!(
+        send(&mut s, &submit_line("w", &old_rules)).0[0]["result"],
+        json!(true)
+    );
+    let second = job(2, template(TIP_A, MAINNET_BITS, 900));
+    s.on_job(second.clone(), now(), &mut Output::default());
+    let too_easy = find(&second, [21; 8], None, |s| {
+        s.difficulty > 1.1e-9 && s.difficulty < raised * 0.9
+    });
+    assert_eq!(
+        error_of(&send(&mut s, &submit_line("w", &too_easy)).0)[0],
+        json!(23)
+    );
 }
