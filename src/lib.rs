@@ -108,11 +108,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let payout_script =
         chain::address::payout_script(&config.mining.payout_address, config.network)
             .expect("validate() checked the payout address");
-    let (manager, jobs) = JobManager::new(JobConfig {
+    let first_job_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |elapsed| elapsed.as_secs() << 8);
+    let job_config = JobConfig {
         payout_script,
         coinbase_tag: config.mining.coinbase_tag.clone().into_bytes(),
         extranonce2_size: config.stratum.extranonce2_size,
-    });
+    };
+    let (manager, jobs) = JobManager::new(job_config, first_job_id);
     let listener = TcpListener::bind(config.stratum.listen)
         .await
         .map_err(|source| StartError::Listen {

@@ -1,0 +1,123 @@
+//! Share validation and block assembly on Bitcoin Core's templates:
+//! 0, 60 and 3,500 transactions (merkle depth 0, 6 and 12).
+
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndas::chain::Target;
+use ndas::node::template::Template;
+use ndas::session::share::{validate, ShareContext};
+use ndas::session::FoundBlock;
+use ndas::stratum::method::{Extranonce2, JobId, Submit};
+use ndas::work::{Extranonce1, Job, JobConfig};
+use serde_json::Value;
+
+fn template(fixture: &str, keep: usize) -> Template {
+    let mut raw: Value = serde_json::from_str(fixture).unwrap();
+    raw["transactions"].as_array_mut().unwrap().truncate(keep);
+    // Dropping transactions breaks the node's commitment; let NDAS recompute it.
+    raw.as_object_mut()
+        .unwrap()
+        .remove("default_witness_commitment");
+    Template::from_json(raw).unwrap()
+}
+
+fn job(template: Template) -> Arc<Job> {
+    let config = JobConfig {
+        payout_script: hex::decode("0014f5e19ce4798d4fa87b1de99bc4d8557a6264f610").unwrap(),
+        coinbase_tag: b"/NDAS/".to_vec(),
+        extranonce2_size: 8,
+    };
+    Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap())
+}
+
+fn submit(job: &Job, nonce: u32, version_bits: Option<u32>) -> Submit {
+    Submit {
+        worker: "w".into(),
+        job_id: Some(JobId(1)),
+        extranonce2: Extranonce2::from_bytes(&[1, 2, 3, 4, 5, 6, 7, 8]).unwrap(),
+        ntime: job.template.cur_time,
+        nonce,
+        version_bits,
+    }
+}
+
+fn jobs() -> Vec<(usize, Arc<Job>)> {
+    let small = include_str!("../tests/fixtures/core-regtest-gbt-height121-60tx.json");
+    let big = include_str!("../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
+    vec![
+        (0, job(template(small, 0))),
+        (60, job(template(small, 60))),
+        (3500, job(template(big, 3500))),
+    ]
+}
+
+fn share_validation(c: &mut Criterion) {
+    let extranonce1 = Extranonce1([9, 0, 0, 1]);
+    let target = Target::from_difficulty(1e12);
+    let mut group = c.benchmark_group("validate_share");
+    group.throughput(Throughput::Elements(1));
+    for (transactions, job) in jobs() {
+        for (label, bits) in [("plain", None), ("version_rolling", Some(0x0040_2000))] {
+            let context = ShareContext {
+                extranonce1: &extranonce1,
+                extranonce2_size: 8,
+                version_mask: 0x1fff_e000,
+                target: &target,
+                now_unix: job.template.cur_time,
+            };
+            // Every figure must be the full path: rebuilt, hashed, then judged.
+            let outcome = validate(&job, &submit(&job, 1, bits), &context);
+            assert!(
+                matches!(
+                    outcome,
+                    Err(ndas::session::share::Reject::LowDifficulty { .. })
+                ),
+                "{outcome:?}"
+            );
+            let mut nonce = 0u32;
+            group.bench_with_input(BenchmarkId::new(label, transactions), &job, |b, job| {
+                b.iter(|| {
+                    nonce = nonce.wrapping_add(1);
+                    validate(job, &submit(job, nonce, bits), &context)
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+fn job_building(c: &mut Criterion) {
+    let big = include_str!("../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
+    let parsed: Value = serde_json::from_str(big).unwrap();
+    c.bench_function("template_parse_3500", |b| {
+        b.iter(|| Template::from_json(parsed.clone()).unwrap())
+    });
+    let template = Arc::new(template(big, 3500));
+    let config = JobConfig {
+        payout_script: vec![0x51],
+        coinbase_tag: b"/NDAS/".to_vec(),
+        extranonce2_size: 8,
+    };
+    c.bench_function("job_build_3500", |b| {
+        b.iter(|| Job::build(JobId(1), template.clone(), &config).unwrap())
+    });
+}
+
+fn block_assembly(c: &mut Criterion) {
+    let (_, job) = jobs().pop().unwrap();
+    let found = FoundBlock {
+        job,
+        header: [7; 80],
+        hash: ndas::chain::Hash256::ZERO,
+        extranonce1: Extranonce1([9, 0, 0, 1]),
+        extranonce2: Extranonce2::from_bytes(&[0; 8]).unwrap(),
+        worker: "w".into(),
+    };
+    c.bench_function("block_hex_3500", |b| {
+        b.iter(|| hex::encode(found.serialize()))
+    });
+}
+
+criterion_group!(benches, share_validation, job_building, block_assembly);
+criterion_main!(benches);
