@@ -24,16 +24,17 @@ pub struct JobManager {
 }
 
 impl JobManager {
-    pub fn new(config: JobConfig) -> (JobManager, JobReceiver) {
+    /// Job ids start from `first_id`; give each process start a new range
+    /// (e.g. from the clock) so a miner's share for a job of an earlier run is
+    /// answered "job not found", never judged against another job.
+    pub fn new(config: JobConfig, first_id: u64) -> (JobManager, JobReceiver) {
         let (sender, receiver) = watch::channel(None);
-        (
-            JobManager {
-                config,
-                next_id: 1,
-                sender,
-            },
-            receiver,
-        )
+        let manager = JobManager {
+            config,
+            next_id: first_id.max(1),
+            sender,
+        };
+        (manager, receiver)
     }
 
     /// Builds the job for `template` and hands it to every connection.
