@@ -184,18 +184,23 @@ impl Client {
 
     /// Submits a share; returns the whole response.
     pub async fn submit(&mut self, worker: &str, share: &Share) -> Io<Value> {
-        let mut params = vec![
-            json!(worker),
-            json!(share.job_id),
-            json!(hex::encode(&share.extranonce2)),
-            json!(format!("{:08x}", share.ntime)),
-            json!(format!("{:08x}", share.nonce)),
-        ];
-        if let Some(bits) = share.version_bits {
-            params.push(json!(format!("{bits:08x}")));
-        }
-        self.request("mining.submit", Value::Array(params)).await
+        self.request("mining.submit", submit_params(worker, share)).await
     }
+}
+
+/// The params of `mining.submit` for a share: 5, or 6 with rolled version bits.
+pub fn submit_params(worker: &str, share: &Share) -> Value {
+    let mut params = vec![
+        json!(worker),
+        json!(share.job_id),
+        json!(hex::encode(&share.extranonce2)),
+        json!(format!("{:08x}", share.ntime)),
+        json!(format!("{:08x}", share.nonce)),
+    ];
+    if let Some(bits) = share.version_bits {
+        params.push(json!(format!("{bits:08x}")));
+    }
+    Value::Array(params)
 }
 
 fn parse_notify(params: &Value) -> Io<Work> {

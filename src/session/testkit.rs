@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::state::{Now, Output, Session, SessionConfig};
 use super::vardiff::VardiffConfig;
-use crate::miner::{hash_share, Share, Work};
+use crate::miner::{hash_share, submit_params, Share, Work};
 use crate::node::template::Template;
 use crate::stratum::method::JobId;
 use crate::work::{Extranonce1, Job, JobConfig};
@@ -137,15 +137,5 @@ pub fn find(
 
 /// The `mining.submit` line for a share.
 pub fn submit_line(worker: &str, share: &Share) -> String {
-    let mut params = vec![
-        json!(worker),
-        json!(share.job_id),
-        json!(hex::encode(&share.extranonce2)),
-        json!(format!("{:08x}", share.ntime)),
-        json!(format!("{:08x}", share.nonce)),
-    ];
-    if let Some(bits) = share.version_bits {
-        params.push(json!(format!("{bits:08x}")));
-    }
-    json!({"id": 7, "method": "mining.submit", "params": params}).to_string()
+    json!({"id": 7, "method": "mining.submit", "params": submit_params(worker, share)}).to_string()
 }
