@@ -203,7 +203,8 @@ pub fn submit_params(worker: &str, share: &Share) -> Value {
     Value::Array(params)
 }
 
-fn parse_notify(params: &Value) -> Io<Work> {
+/// Decodes the params of a `mining.notify`.
+pub fn parse_notify(params: &Value) -> Io<Work> {
     let text = |i: usize| {
         params[i]
             .as_str()

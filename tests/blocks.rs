@@ -100,23 +100,7 @@ async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
     };
     let job = Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap());
     let notify: serde_json::Value = serde_json::from_slice(&job.notify(true)).unwrap();
-    let p = &notify["params"];
-    let mut prev: [u8; 32] = hex::decode(p[1].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    prev.chunks_exact_mut(4).for_each(|w| w.reverse());
-    let work = ndas::miner::Work {
-        job_id: "1".into(),
-        prev_hash: prev,
-        coinb1: job.coinbase.coinb1().to_vec(),
-        coinb2: job.coinbase.coinb2().to_vec(),
-        branch: job.branch.iter().map(|h| h.0).collect(),
-        version: job.template.version,
-        bits: job.template.bits,
-        ntime: job.template.cur_time,
-        clean: true,
-    };
+    let work = ndas::miner::parse_notify(&notify["params"]).unwrap();
     let extranonce1 = Extranonce1([1, 2, 3, 4]);
     let share = (0..10_000)
         .map(|n| hash_share(&work, &extranonce1.0, &[0; 8], n, None, 0))

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::state::{Now, Output, Session, SessionConfig};
 use super::vardiff::VardiffConfig;
-use crate::miner::{hash_share, submit_params, Share, Work};
+use crate::miner::{hash_share, parse_notify, submit_params, Share, Work};
 use crate::node::template::Template;
 use crate::stratum::method::JobId;
 use crate::work::{Extranonce1, Job, JobConfig};
@@ -81,35 +81,7 @@ pub fn send(session: &mut Session, line: &str) -> (Vec<Value>, Output) {
 /// The job as a miner decodes it from the notify line.
 pub fn work(job: &Job) -> Work {
     let notify: Value = serde_json::from_slice(&job.notify(true)).unwrap();
-    let p = &notify["params"];
-    let mut prev: [u8; 32] = hex::decode(p[1].as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    for word in prev.chunks_exact_mut(4) {
-        word.reverse();
-    }
-    Work {
-        job_id: p[0].as_str().unwrap().into(),
-        prev_hash: prev,
-        coinb1: hex::decode(p[2].as_str().unwrap()).unwrap(),
-        coinb2: hex::decode(p[3].as_str().unwrap()).unwrap(),
-        branch: p[4]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|h| {
-                hex::decode(h.as_str().unwrap())
-                    .unwrap()
-                    .try_into()
-                    .unwrap()
-            })
-            .collect(),
-        version: u32::from_str_radix(p[5].as_str().unwrap(), 16).unwrap(),
-        bits: u32::from_str_radix(p[6].as_str().unwrap(), 16).unwrap(),
-        ntime: u32::from_str_radix(p[7].as_str().unwrap(), 16).unwrap(),
-        clean: true,
-    }
+    parse_notify(&notify["params"]).unwrap()
 }
 
 /// The first share found from nonce 0 up that `wanted` accepts.
