@@ -183,26 +183,6 @@ impl RpcClient {
         })
     }
 
-    /// Calls until success, a permanent error, or `backoff.attempts` are spent.
-    pub async fn call_retrying<T: DeserializeOwned>(
-        &self,
-        method: &str,
-        params: Value,
-        backoff: Backoff,
-    ) -> Result<T, RpcError> {
-        let mut attempt = 1;
-        loop {
-            match self.call(method, params.clone()).await {
-                Err(e) if e.is_transient() && attempt < backoff.attempts => {
-                    tracing::debug!(method, attempt, error = %e, "retrying node call");
-                    tokio::time::sleep(backoff.delay(attempt)).await;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
     async fn send(&self, method: &str, params: Value) -> Result<Value, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
