@@ -26,6 +26,31 @@ pub struct Config {
     pub difficulty: DifficultyConfig,
     pub mining: MiningConfig,
     pub node: NodeConfig,
+    pub metrics: MetricsConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Serves `/metrics`, `/healthz`, `/readyz`, `/api/*` and the status page.
+    pub listen: SocketAddr,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `ndas=debug,info`; `RUST_LOG` wins when set.
+    pub level: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -117,6 +142,13 @@ impl Default for Config {
                 timeout_seconds: 10.0,
                 zmq_hashblock: None,
                 poll_interval_ms: 500,
+            },
+            metrics: MetricsConfig {
+                listen: SocketAddr::from(([0, 0, 0, 0], 9100)),
+            },
+            log: LogConfig {
+                format: LogFormat::Human,
+                level: "info".into(),
             },
         }
     }
@@ -292,6 +324,21 @@ impl Config {
                     "backend = \"rpc\" needs user and password, or cookie_file".into(),
                 );
             }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            issue(
+                "log.level",
+                format!(
+                    "`{}` is not a log filter (e.g. info, ndas=debug)",
+                    self.log.level
+                ),
+            );
+        }
+        if self.metrics.listen == self.stratum.listen && self.stratum.listen.port() != 0 {
+            issue(
+                "metrics.listen",
+                "is the same address as stratum.listen".into(),
+            );
         }
         if issues.is_empty() {
             Ok(())

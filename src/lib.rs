@@ -1,11 +1,14 @@
 //! NDAS: a Stratum V1 pool-proxy for Bitcoin ASIC fleets.
 //!
 //! The pipeline: node (UTEK backend) → template → job → session → share →
-//! block → node. [`start`] runs it all and hands back the bound address, so
+//! block → node. [`start`] runs it all and hands back the bound addresses, so
 //! tests start a server on port 0.
 
 pub mod chain;
 pub mod config;
+pub mod http;
+mod lifecycle;
+pub mod metrics;
 pub mod miner;
 pub mod node;
 pub mod server;
@@ -19,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -27,84 +30,35 @@ use config::Config;
 use node::submitter::{Journal, Submitter};
 use node::watcher::WatcherConfig;
 use session::connection::ConnectionContext;
-use session::vardiff::VardiffConfig;
-use session::SessionConfig;
 use stats::Stats;
 use work::{ExtranonceAllocator, JobConfig, JobManager};
+
+pub use lifecycle::{session_config, Running, StartError};
 
 /// Version bits miners may roll (BIP310's recommended general-purpose mask).
 pub const VERSION_ROLLING_MASK: u32 = 0x1fff_e000;
 
-/// Why NDAS could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] config::ConfigError),
-    #[error("node access: {0}")]
-    Node(#[from] node::EndpointError),
-    #[error("node client: {0}")]
-    Rpc(#[from] node::RpcError),
-    #[error("cannot use data_dir {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("cannot listen for miners on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+/// How long shutdown waits for connections and submissions before giving up.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let error = |source| StartError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
 }
 
-/// A running NDAS.
-pub struct Running {
-    stratum_addr: SocketAddr,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-    stats: Arc<Stats>,
-}
-
-impl Running {
-    /// Where miners connect (the real port when configured with port 0).
-    pub fn stratum_addr(&self) -> SocketAddr {
-        self.stratum_addr
-    }
-
-    /// Pool-wide counts.
-    pub fn stats(&self) -> &Arc<Stats> {
-        &self.stats
-    }
-
-    /// The token that stops everything when cancelled.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Tells miners to reconnect, submits blocks in flight, and waits for every task.
-    pub async fn shutdown(self) {
-        self.shutdown.cancel();
-        self.wait().await;
-    }
-
-    /// Waits until every task has ended (after the token is cancelled).
-    pub async fn wait(self) {
-        self.shutdown.cancelled().await;
-        self.tasks.close();
-        self.tasks.wait().await;
-    }
-}
-
-/// Validates `config`, checks the licence, binds the stratum port and starts
-/// the watcher, submitter and listener.
+/// Validates `config`, checks the licence, takes the instance lock, binds the
+/// stratum and metrics ports, and starts the watcher, submitter and listeners.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
     let endpoint = node::endpoint(&config.node, config.network)?;
-    let timeout = Duration::from_secs_f64(config.node.timeout_seconds);
-    let rpc = Arc::new(node::RpcClient::new(&endpoint, timeout)?);
-    let journal = Journal::open(&config.data_dir).map_err(|source| StartError::DataDir {
+    let data_error = |source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
-    })?;
+    };
+    let journal = Journal::open(&config.data_dir).map_err(data_error)?;
+    let lock = lifecycle::lock_instance(&config.data_dir, config.instance_id)?;
     let payout_script =
         chain::address::payout_script(&config.mining.payout_address, config.network)
             .expect("validate() checked the payout address");
@@ -117,33 +71,32 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         extranonce2_size: config.stratum.extranonce2_size,
     };
     let (manager, jobs) = JobManager::new(job_config, first_job_id);
-    let listener = TcpListener::bind(config.stratum.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            addr: config.stratum.listen,
-            source,
-        })?;
-    let stratum_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: config.stratum.listen,
-        source,
-    })?;
+    let (stratum, stratum_addr) = bind(config.stratum.listen).await?;
+    let (http_listener, metrics_addr) = bind(config.metrics.listen).await?;
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(Stats::new(Arc::new(metrics::Metrics::new())));
+    let timeout = Duration::from_secs_f64(config.node.timeout_seconds);
+    let rpc =
+        Arc::new(node::RpcClient::new(&endpoint, timeout)?.with_metrics(stats.metrics.clone()));
     let wake = Arc::new(Notify::new());
     let (blocks, found) = mpsc::unbounded_channel();
+    let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
+    let (refresh_tx, refresh_rx) = watch::channel(refresh);
+    let (session_tx, session_rx) = watch::channel(Arc::new(session_config(&config)));
 
+    let watcher = WatcherConfig {
+        network: config.network,
+        refresh: refresh_rx,
+        poll: Duration::from_millis(config.node.poll_interval_ms),
+        longpoll_timeout: Duration::from_secs(300),
+    };
     tasks.spawn(node::watcher::run(
         rpc.clone(),
         manager,
         wake.clone(),
-        WatcherConfig {
-            network: config.network,
-            refresh: Duration::from_secs(config.mining.job_refresh_seconds),
-            poll: Duration::from_millis(config.node.poll_interval_ms),
-            longpoll_timeout: Duration::from_secs(300),
-        },
+        watcher,
         stats.clone(),
         shutdown.clone(),
     ));
@@ -164,37 +117,52 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     tasks.spawn(submitter.run(found, shutdown.clone()));
 
-    let d = &config.difficulty;
-    let session_config = Arc::new(SessionConfig {
-        extranonce2_size: config.stratum.extranonce2_size,
-        version_mask: VERSION_ROLLING_MASK,
-        vardiff: VardiffConfig {
-            start: d.start,
-            min: d.min,
-            max: d.max,
-            target_share_seconds: d.target_share_seconds,
-        },
-    });
     let context = ConnectionContext {
         jobs,
         blocks,
+        config: session_rx,
         shutdown: shutdown.clone(),
         max_line_bytes: config.stratum.max_line_bytes,
         write_timeout: Duration::from_secs(10),
         stats: stats.clone(),
     };
+    let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
     tasks.spawn(server::accept_loop(
-        listener,
-        session_config,
-        Arc::new(ExtranonceAllocator::new(config.instance_id)),
+        stratum,
+        extranonces,
         context,
         tasks.clone(),
     ));
-    tracing::info!(%stratum_addr, network = %config.network, node = %format!("{}:{}", endpoint.host, endpoint.port), "NDAS serving");
-    Ok(Running {
+    stats
+        .listening
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    let http = Arc::new(http::HttpContext {
+        stats: stats.clone(),
+        max_template_age: refresh * 3 + Duration::from_secs(10),
+    });
+    tasks.spawn(http::serve(
+        http_listener,
+        http,
+        shutdown.clone(),
+        tasks.clone(),
+    ));
+    tasks.spawn(lifecycle::prune_workers(stats.clone(), shutdown.clone()));
+    tracing::info!(
+        %stratum_addr,
+        %metrics_addr,
+        network = %config.network,
+        node = %format!("{}:{}", endpoint.host, endpoint.port),
+        "NDAS serving"
+    );
+    Ok(Running::new(lifecycle::Parts {
         stratum_addr,
+        metrics_addr,
         shutdown,
         tasks,
         stats,
-    })
+        config,
+        refresh: refresh_tx,
+        session: session_tx,
+        lock,
+    }))
 }

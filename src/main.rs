@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod logging;
+mod signals;
+
 #[derive(Parser)]
 #[command(
     name = "ndas",
@@ -29,6 +32,11 @@ enum Command {
         #[arg(long, default_value = "config/ndas.toml")]
         config: PathBuf,
     },
+    /// GET a URL and exit 0 on a 2xx answer (the container health check).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:9100/healthz")]
+        url: String,
+    },
     /// A CPU miner for trying NDAS out (regtest): connects, mines, prints each answer.
     Miner {
         #[arg(long, default_value = "127.0.0.1:3333")]
@@ -46,11 +54,6 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -60,13 +63,27 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
-        Command::Serve { config } => runtime.block_on(serve(config)),
+        Command::Serve { config: path } => {
+            let config = match ndas::config::Config::load(&path) {
+                Ok(config) => config,
+                Err(error) => {
+                    eprintln!("{error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let log = logging::init(&config.log);
+            runtime.block_on(serve(path, config, log))
+        }
         Command::Miner {
             url,
             user,
             rate,
             shares,
-        } => runtime.block_on(mine(url, user, rate, shares)),
+        } => {
+            logging::init(&ndas::config::Config::default().log);
+            runtime.block_on(mine(url, user, rate, shares))
+        }
+        Command::Health { url } => runtime.block_on(health(&url)),
     }
 }
 
@@ -94,44 +111,91 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-async fn serve(path: PathBuf) -> ExitCode {
-    let config = match ndas::config::Config::load(&path) {
-        Ok(config) => config,
-        Err(error) => {
-            tracing::error!("{error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(config = %path.display(), "configuration loaded");
-    let running = match ndas::start(config).await {
+async fn serve(path: PathBuf, config: ndas::config::Config, log: logging::Reload) -> ExitCode {
+    tracing::info!(config = %path.display(), network = %config.network, "configuration loaded");
+    let mut running = match ndas::start(config).await {
         Ok(running) => running,
         Err(error) => {
             tracing::error!("{error}");
             return ExitCode::FAILURE;
         }
     };
-    let token = running.shutdown_token();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutting down: telling miners to reconnect, flushing blocks");
-        token.cancel();
-    });
-    running.wait().await;
+    let mut signals = match signals::Signals::new() {
+        Ok(signals) => signals,
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for signals");
+            return ExitCode::FAILURE;
+        }
+    };
+    loop {
+        match signals.next().await {
+            signals::Signal::Terminate => break,
+            signals::Signal::Reload => reload(&path, &mut running, &log),
+        }
+    }
+    tracing::info!("shutting down: telling miners to reconnect, flushing blocks");
+    running.shutdown().await;
+    tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-async fn wait_for_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+/// SIGHUP: re-reads the file and applies what can change live.
+fn reload(path: &std::path::Path, running: &mut ndas::Running, log: &logging::Reload) {
+    let loaded =
+        ndas::config::Config::load(path).and_then(|config| config.validate().map(|()| config));
+    let new = match loaded {
+        Ok(new) => new,
+        Err(error) => {
+            tracing::error!(config = %path.display(), "SIGHUP: configuration not reloaded: {error}");
+            return;
+        }
+    };
+    let level = new.log.level.clone();
+    let mut changes = running.reload(new);
+    changes.extend(log.set_level(&level));
+    if changes.is_empty() {
+        tracing::info!(config = %path.display(), "SIGHUP: configuration reloaded; nothing changed");
+    }
+    for change in changes {
+        tracing::info!(config = %path.display(), "SIGHUP: {change}");
+    }
+}
+
+/// `GET url`, exit 0 on a 2xx answer: the container health check.
+async fn health(url: &str) -> ExitCode {
+    let Some(rest) = url.strip_prefix("http://") else {
+        eprintln!("health: only http:// URLs");
+        return ExitCode::FAILURE;
+    };
+    let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let request = format!("GET /{path} HTTP/1.0\r\nHost: {host}\r\n\r\n");
+    let exchange = async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(host).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+        Ok(Ok(answer))
+            if answer.starts_with(b"HTTP/1.1 2") || answer.starts_with(b"HTTP/1.0 2") =>
+        {
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(answer)) => {
+            let status = answer.split(|b| *b == b'\n').next().unwrap_or(b"");
+            eprintln!("health: {}", String::from_utf8_lossy(status).trim());
+            ExitCode::FAILURE
+        }
+        Ok(Err(error)) => {
+            eprintln!("health: {error}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("health: no answer within 5 s");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -184,7 +184,8 @@ impl Client {
 
     /// Submits a share; returns the whole response.
     pub async fn submit(&mut self, worker: &str, share: &Share) -> Io<Value> {
-        self.request("mining.submit", submit_params(worker, share)).await
+        self.request("mining.submit", submit_params(worker, share))
+            .await
     }
 }
 

@@ -7,13 +7,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::session::connection::{serve, ConnectionContext};
 use crate::session::Now;
-use crate::session::{Session, SessionConfig};
+use crate::session::Session;
 use crate::work::ExtranonceAllocator;
 
 /// Accepts until shutdown; each connection runs on `tracker`.
 pub async fn accept_loop(
     listener: TcpListener,
-    config: Arc<SessionConfig>,
     extranonces: Arc<ExtranonceAllocator>,
     context: ConnectionContext,
     tracker: TaskTracker,
@@ -33,7 +32,8 @@ pub async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let session = Session::new(config.clone(), extranonces.allocate(), Now::system());
+        let config = context.config.borrow().clone();
+        let session = Session::new(config, extranonces.allocate(), Now::system());
         let context = context.clone();
         tracker.spawn(async move {
             let extranonce1 = session.extranonce1();

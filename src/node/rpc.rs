@@ -2,6 +2,7 @@
 //! call, and retries with exponential backoff for transient failures.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::utek::NodeEndpoint;
+use crate::metrics::Metrics;
 
 /// Largest answer read from the node (a big template in hex is tens of MB).
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
@@ -99,6 +101,7 @@ pub struct RpcClient {
     authorization: hyper::header::HeaderValue,
     timeout: Duration,
     next_id: AtomicU64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for RpcClient {
@@ -144,7 +147,14 @@ impl RpcClient {
             authorization,
             timeout,
             next_id: AtomicU64::new(1),
+            metrics: None,
         })
+    }
+
+    /// Counts every call in `ndas_rpc_calls_total` and `ndas_rpc_seconds`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> RpcClient {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// `host:port` of the node, for logs.
@@ -168,19 +178,23 @@ impl RpcClient {
         params: Value,
         timeout: Duration,
     ) -> Result<T, RpcError> {
-        let value = match tokio::time::timeout(timeout, self.send(method, params)).await {
-            Ok(answer) => answer?,
-            Err(_) => {
-                return Err(RpcError::Timeout {
+        let started = std::time::Instant::now();
+        let answer = match tokio::time::timeout(timeout, self.send(method, params)).await {
+            Ok(answer) => answer.and_then(|value| {
+                serde_json::from_value(value).map_err(|e| RpcError::Decode {
                     method: method.to_owned(),
-                    timeout,
+                    reason: e.to_string(),
                 })
-            }
+            }),
+            Err(_) => Err(RpcError::Timeout {
+                method: method.to_owned(),
+                timeout,
+            }),
         };
-        serde_json::from_value(value).map_err(|e| RpcError::Decode {
-            method: method.to_owned(),
-            reason: e.to_string(),
-        })
+        if let Some(metrics) = &self.metrics {
+            metrics.observe_rpc(method, answer.is_ok(), started.elapsed().as_secs_f64());
+        }
+        answer
     }
 
     async fn send(&self, method: &str, params: Value) -> Result<Value, RpcError> {

@@ -3,7 +3,6 @@
 //! the node's verdict. Blocks still pending at start-up are submitted again.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +40,18 @@ pub enum Outcome {
     /// Valid so far, but not on the node's best chain (yet).
     Inconclusive,
     Rejected(String),
+}
+
+impl Outcome {
+    /// The label on `ndas_blocks_total{outcome=…}`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Rejected(_) => "rejected",
+        }
+    }
 }
 
 impl JournalEntry {
@@ -221,6 +232,7 @@ impl Submitter {
         };
         let mut attempt = 1;
         let outcome = loop {
+            self.stats.metrics.blocks_submitted_total.inc();
             let answer = self
                 .rpc
                 .call::<Value>("submitblock", json!([entry.block]))
@@ -240,7 +252,6 @@ impl Submitter {
         };
         match &outcome {
             Outcome::Accepted => {
-                self.stats.blocks_accepted.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(hash = %entry.hash, height = entry.height, worker = %entry.worker.escape_debug(), "BLOCK ACCEPTED by the node");
                 self.wake.notify_one();
             }
@@ -249,10 +260,11 @@ impl Submitter {
                 self.wake.notify_one();
             }
             Outcome::Rejected(reason) => {
-                self.stats.blocks_rejected.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(hash = %entry.hash, height = entry.height, reason = %reason, "BLOCK REJECTED by the node");
             }
         }
+        self.stats
+            .block_settled(&entry.hash, entry.height, outcome.label());
         entry.outcome = Some(outcome);
         let journal = self.journal.clone();
         let settled = tokio::task::spawn_blocking(move || journal.settle(&entry)).await;

@@ -5,7 +5,6 @@
 //! when its template changes, and the submitter after a block of ours is
 //! accepted. A timer refreshes transactions every `job_refresh_seconds`.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,7 +22,8 @@ use crate::work::JobManager;
 #[derive(Clone, Debug)]
 pub struct WatcherConfig {
     pub network: Network,
-    pub refresh: Duration,
+    /// How often transactions are refreshed; changed by a config reload.
+    pub refresh: watch::Receiver<Duration>,
     pub poll: Duration,
     /// How long one longpoll request may wait for the node.
     pub longpoll_timeout: Duration,
@@ -80,14 +80,19 @@ pub async fn run(
     };
     let mut failures = 0u32;
     let mut published: Option<Published> = None;
-    let mut refresh = tokio::time::interval(config.refresh);
-    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh_every = config.refresh.clone();
+    let mut refresh = refresh_timer(*refresh_every.borrow_and_update());
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
             _ = refresh.tick() => {}
+            Ok(()) = refresh_every.changed() => {
+                refresh = refresh_timer(*refresh_every.borrow_and_update());
+                continue;
+            }
         }
+        // When the tip changed, this is when NDAS noticed.
         let started = std::time::Instant::now();
         let answer = rpc
             .call::<Value>("getblocktemplate", template_request(config.network, None))
@@ -102,7 +107,9 @@ pub async fn run(
                 if failures == 1 {
                     tracing::warn!(node = rpc.endpoint(), %error, "cannot get a block template; miners keep the last job");
                 }
-                stats.node_up.store(false, Ordering::Relaxed);
+                if stats.set_node_up(false, Some(error.clone())) {
+                    tracing::warn!(node = rpc.endpoint(), %error, "node state: down");
+                }
                 let delay = retry.delay(failures);
                 let wake = wake.clone();
                 tokio::spawn(async move {
@@ -112,15 +119,19 @@ pub async fn run(
                 continue;
             }
         };
-        if failures > 0 || !stats.node_up.load(Ordering::Relaxed) {
+        stats
+            .metrics
+            .template_fetch_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if stats.set_node_up(true, None) {
             tracing::info!(
                 node = rpc.endpoint(),
                 height = template.height,
-                "node reachable; templates flowing"
+                "node state: up; templates flowing"
             );
         }
         failures = 0;
-        stats.node_up.store(true, Ordering::Relaxed);
+        stats.template_fresh();
         longpoll_ids.send_replace(template.longpoll_id.clone());
         let new_tip = published
             .as_ref()
@@ -137,10 +148,18 @@ pub async fn run(
             txids: template.txids.clone(),
             coinbase_value: template.coinbase_value,
         };
-        let (height, transactions) = (template.height, template.tx_count);
+        let (height, transactions, prev_hash) =
+            (template.height, template.tx_count, template.prev_hash);
         match manager.publish(template) {
             Ok(job) => {
                 published = Some(next);
+                stats.template_published(height, transactions, prev_hash.to_string());
+                if new_tip {
+                    stats
+                        .metrics
+                        .tip_to_job_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                }
                 tracing::info!(
                     height,
                     transactions,
@@ -153,6 +172,12 @@ pub async fn run(
             Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
         }
     }
+}
+
+fn refresh_timer(every: Duration) -> tokio::time::Interval {
+    let mut timer = tokio::time::interval(every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
 }
 
 /// Wakes the fetcher when the node's best block changes.

@@ -2,7 +2,6 @@
 //!
 //! Polling and longpoll remain as fallbacks; this only wakes the fetcher sooner.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,7 +64,7 @@ async fn listen(
             Ok(message) => {
                 let topic = message.get(0).map(|frame| frame.as_ref() == b"hashblock");
                 if topic == Some(true) {
-                    stats.zmq_hashblocks.fetch_add(1, Ordering::Relaxed);
+                    stats.metrics.zmq_hashblocks_total.inc();
                     wake.notify_one();
                 }
             }

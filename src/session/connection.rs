@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Event, FoundBlock, Now, Output, Session};
+use super::state::{Event, FoundBlock, Now, Output, Session, SessionConfig};
+use crate::stats::connection::ConnectionStats;
 use crate::stratum::message::error;
 use crate::stratum::notify::reconnect;
 use crate::stratum::StratumError;
@@ -27,6 +28,8 @@ const LINGER_BYTES: usize = 64 * 1024;
 pub struct ConnectionContext {
     pub jobs: JobReceiver,
     pub blocks: mpsc::UnboundedSender<FoundBlock>,
+    /// Session settings; changed by a config reload.
+    pub config: watch::Receiver<Arc<SessionConfig>>,
     pub shutdown: CancellationToken,
     pub max_line_bytes: usize,
     /// A miner that cannot take a line within this long is dropped.
@@ -61,6 +64,7 @@ where
     );
     let mut writer = BufWriter::with_capacity(4096, writer);
     let mut out = Output::default();
+    let mut stats = ConnectionStats::open(context.stats.clone());
     if let Some(job) = context.jobs.borrow_and_update().clone() {
         session.on_job(job, Now::system(), &mut out);
     }
@@ -86,8 +90,14 @@ where
                     }
                 }
             }
+            Ok(()) = context.config.changed() => {
+                let config = context.config.borrow_and_update().clone();
+                session.set_config(config, Now::system());
+                None
+            }
             line = lines.next() => match line {
                 Some(Ok(line)) => {
+                    stats.stats().metrics.bytes_received_total.inc_by(line.len() as u64 + 1);
                     session.handle_line(&line, Now::system(), &mut out);
                     out.close.then_some(Closed::Protocol)
                 }
@@ -100,8 +110,17 @@ where
                 None => Some(Closed::Eof),
             },
         };
-        report(&mut out, &context);
-        if !flush(&mut writer, &mut out, context.write_timeout).await {
+        hand_over_blocks(&out, &context);
+        let written = flush(&mut writer, &mut out, context.write_timeout).await;
+        stats
+            .stats()
+            .metrics
+            .bytes_sent_total
+            .inc_by(written.unwrap_or(0) as u64);
+        for event in out.events.drain(..) {
+            stats.record(&event, session.user_agent());
+        }
+        if written.is_none() {
             return Closed::WriteStalled;
         }
         if let Some(closed) = closed {
@@ -130,36 +149,41 @@ async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, rea
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
-fn report(out: &mut Output, context: &ConnectionContext) {
-    for event in out.events.drain(..) {
-        context.stats.record(&event);
+/// Sends found blocks to the submitter before anything else is done.
+fn hand_over_blocks(out: &Output, context: &ConnectionContext) {
+    for event in &out.events {
         if let Event::Block(block) = event {
-            {
-                tracing::info!(
-                    hash = %block.hash,
-                    height = block.job.template.height,
-                    worker = %block.worker.escape_debug(),
-                    "BLOCK FOUND"
-                );
-                // The submitter lives as long as the server; a send can fail only
-                // during shutdown, when the block is logged above for recovery.
-                if context.blocks.send(*block).is_err() {
-                    tracing::error!("block found during shutdown could not reach the submitter");
-                }
+            tracing::info!(
+                hash = %block.hash,
+                height = block.job.template.height,
+                worker = %block.worker.escape_debug(),
+                "BLOCK FOUND"
+            );
+            // The submitter outlives every connection; a send fails only in the
+            // last moments of shutdown, and the block is logged for recovery.
+            if context.blocks.send((**block).clone()).is_err() {
+                tracing::error!(hash = %block.hash, "block found during shutdown could not reach the submitter");
             }
         }
     }
 }
 
-async fn flush<W: AsyncWrite + Unpin>(writer: &mut W, out: &mut Output, timeout: Duration) -> bool {
+/// Writes every pending line; the bytes written, or `None` if the miner did not take them in time.
+async fn flush<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut Output,
+    timeout: Duration,
+) -> Option<usize> {
     if out.lines.is_empty() {
-        return true;
+        return Some(0);
     }
     let write = async {
+        let mut written = 0;
         for line in out.lines.drain(..) {
             writer.write_all(&line).await?;
+            written += line.len();
         }
-        writer.flush().await
+        writer.flush().await.map(|()| written)
     };
-    matches!(tokio::time::timeout(timeout, write).await, Ok(Ok(())))
+    tokio::time::timeout(timeout, write).await.ok()?.ok()
 }

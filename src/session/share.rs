@@ -51,6 +51,19 @@ pub enum Reject {
 }
 
 impl Reject {
+    /// Every label [`Reject::reason`] can give.
+    pub const REASONS: &'static [&'static str] = &[
+        "unauthorized",
+        "not_subscribed",
+        "job_not_found",
+        "stale",
+        "duplicate",
+        "low_difficulty",
+        "bad_extranonce2",
+        "bad_ntime",
+        "bad_version",
+    ];
+
     /// The label on `ndas_shares_total{reason=…}`.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -89,8 +89,18 @@ pub enum Event {
         verdict: Result<f64, Reject>,
     },
     Block(Box<FoundBlock>),
+    Subscribed,
     Authorized {
         worker: Arc<str>,
+    },
+    /// `mining.set_difficulty` was sent; `vardiff` when vardiff chose it.
+    Difficulty {
+        difficulty: f64,
+        vardiff: bool,
+    },
+    /// A job notify was sent; `created` is when the job was built.
+    JobSent {
+        created: Instant,
     },
 }
 
@@ -205,7 +215,7 @@ impl Session {
                 self.vardiff.reset(now.instant);
                 out.lines.push(result(id, true));
                 if self.phase == Phase::Authorized {
-                    self.send_difficulty(out);
+                    self.send_difficulty(false, out);
                 }
             }
             Method::ExtranonceSubscribe => out.lines.push(result(id, true)),
@@ -218,14 +228,24 @@ impl Session {
         }
     }
 
+    /// New settings from a config reload: difficulty bounds apply at once and
+    /// a changed difficulty is announced, to take effect from the next job.
+    pub fn set_config(&mut self, config: Arc<SessionConfig>, now: Now) {
+        let v = config.vardiff;
+        self.vardiff = Vardiff::new(v, now.instant);
+        self.difficulty = self.difficulty.clamp(v.min, v.max);
+        self.config = config;
+    }
+
     /// A new job from the job manager.
     pub fn on_job(&mut self, job: Arc<Job>, now: Now, out: &mut Output) {
         self.latest = Some(job.clone());
         if self.phase == Phase::Authorized {
-            if let Some(next) = self.vardiff.on_tick(self.difficulty, now.instant) {
+            let retarget = self.vardiff.on_tick(self.difficulty, now.instant);
+            if let Some(next) = retarget {
                 self.difficulty = next;
             }
-            self.send_job(job, out);
+            self.send_job(job, retarget.is_some(), out);
         }
     }
 
@@ -244,6 +264,7 @@ impl Session {
         }
         self.phase = Phase::Subscribed;
         self.user_agent = subscribe.user_agent;
+        out.events.push(Event::Subscribed);
         let subscription = self.extranonce1.to_hex();
         let answer = json!([
             [
@@ -280,9 +301,9 @@ impl Session {
             self.phase = Phase::Authorized;
             self.vardiff.reset(now.instant);
             if let Some(job) = self.latest.clone() {
-                self.send_job(job, out);
+                self.send_job(job, false, out);
             } else {
-                self.send_difficulty(out);
+                self.send_difficulty(false, out);
             }
         }
     }
@@ -303,7 +324,7 @@ impl Session {
         out.lines.push(result(id, Value::Object(answer)));
     }
 
-    fn send_difficulty(&mut self, out: &mut Output) {
+    fn send_difficulty(&mut self, vardiff: bool, out: &mut Output) {
         let cap = self
             .latest
             .as_ref()
@@ -311,15 +332,22 @@ impl Session {
         let difficulty = self.difficulty.min(cap);
         if self.sent_difficulty != Some(difficulty) {
             out.lines.push(set_difficulty(difficulty));
+            out.events.push(Event::Difficulty {
+                difficulty,
+                vardiff,
+            });
             self.sent_difficulty = Some(difficulty);
         }
     }
 
-    fn send_job(&mut self, job: Arc<Job>, out: &mut Output) {
+    fn send_job(&mut self, job: Arc<Job>, vardiff: bool, out: &mut Output) {
         let clean = self.tip != Some(*job.prev_hash());
-        self.send_difficulty(out);
+        self.send_difficulty(vardiff, out);
         let difficulty = self.sent_difficulty.unwrap_or(self.difficulty);
         out.lines.push(job.notify(clean));
+        out.events.push(Event::JobSent {
+            created: job.created,
+        });
         self.tip = Some(*job.prev_hash());
         if self.jobs.len() == MAX_JOBS {
             self.jobs.pop_front();
@@ -339,15 +367,13 @@ impl Session {
             .iter()
             .find(|w| ***w == *submit.worker)
             .cloned();
-        let verdict = self.judge(submit, worker.as_ref(), now, out);
-        match verdict {
-            Ok(credited) => {
+        match self.judge(submit, worker.as_ref(), now, out) {
+            Ok(()) => {
                 out.lines.push(result(id, true));
                 if let Some(next) = self.vardiff.on_share(self.difficulty, now.instant) {
                     self.difficulty = next;
-                    self.send_difficulty(out);
+                    self.send_difficulty(true, out);
                 }
-                let _ = credited;
             }
             Err(reject) => {
                 out.lines.push(error(id, &reject.to_stratum()));
@@ -361,14 +387,14 @@ impl Session {
     }
 
     /// Checks a submission; on success records the share (and block) events
-    /// and returns the credited difficulty.
+    /// (the accepted share event carries the credited difficulty).
     fn judge(
         &mut self,
         submit: &Submit,
         worker: Option<&Arc<str>>,
         now: Now,
         out: &mut Output,
-    ) -> Result<f64, Reject> {
+    ) -> Result<(), Reject> {
         match self.phase {
             Phase::Connected => return Err(Reject::NotSubscribed),
             Phase::Subscribed => return Err(Reject::Unauthorized),
@@ -419,7 +445,7 @@ impl Session {
                 worker: worker.clone(),
             })));
         }
-        Ok(difficulty)
+        Ok(())
     }
 }
 

@@ -49,6 +49,8 @@ instance_id = 9
 data_dir = "{data}"
 [stratum]
 listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
 [difficulty]
 start = 2.5e-10
 min = 2.5e-10
@@ -95,4 +97,27 @@ pub fn temp_dir() -> TempDir {
         .prefix("ndas-test-")
         .tempdir()
         .unwrap()
+}
+
+/// `GET path` on `addr`; the status code and body.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+/// `GET path` answered with JSON.
+pub async fn http_json(addr: std::net::SocketAddr, path: &str) -> (u16, serde_json::Value) {
+    let (status, body) = http_get(addr, path).await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
+    )
 }

@@ -1,0 +1,234 @@
+//! A running NDAS: its addresses, the instance lock, live reload and shutdown.
+
+use std::fs::File;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::session::vardiff::VardiffConfig;
+use crate::session::SessionConfig;
+use crate::stats::Stats;
+use crate::{SHUTDOWN_GRACE, VERSION_ROLLING_MASK};
+
+/// Why NDAS could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("node access: {0}")]
+    Node(#[from] crate::node::EndpointError),
+    #[error("node client: {0}")]
+    Rpc(#[from] crate::node::RpcError),
+    #[error("cannot use data_dir {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("another NDAS with instance_id {instance_id} already runs on data_dir (lock {path} is held)")]
+    Locked { instance_id: u8, path: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Takes `data_dir/instance-<id>.lock`; held until the process ends.
+pub(crate) fn lock_instance(data_dir: &Path, instance_id: u8) -> Result<File, StartError> {
+    let path = data_dir.join(format!("instance-{instance_id}.lock"));
+    let shown = path.display().to_string();
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StartError::DataDir {
+            path: shown.clone(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked {
+            instance_id,
+            path: shown,
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir {
+            path: shown,
+            source,
+        }),
+    }
+}
+
+/// The session settings that follow from `config`.
+pub fn session_config(config: &Config) -> SessionConfig {
+    let d = &config.difficulty;
+    SessionConfig {
+        extranonce2_size: config.stratum.extranonce2_size,
+        version_mask: VERSION_ROLLING_MASK,
+        vardiff: VardiffConfig {
+            start: d.start,
+            min: d.min,
+            max: d.max,
+            target_share_seconds: d.target_share_seconds,
+        },
+    }
+}
+
+/// Forgets workers gone for a day, every ten minutes.
+pub(crate) async fn prune_workers(stats: Arc<Stats>, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => stats.prune_workers(Duration::from_secs(86_400)),
+        }
+    }
+}
+
+pub(crate) struct Parts {
+    pub stratum_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub tasks: TaskTracker,
+    pub stats: Arc<Stats>,
+    pub config: Config,
+    pub refresh: watch::Sender<Duration>,
+    pub session: watch::Sender<Arc<SessionConfig>>,
+    pub lock: File,
+}
+
+/// A running NDAS.
+pub struct Running {
+    parts: Parts,
+}
+
+impl Running {
+    pub(crate) fn new(parts: Parts) -> Running {
+        Running { parts }
+    }
+
+    /// Where miners connect (the real port when configured with port 0).
+    pub fn stratum_addr(&self) -> SocketAddr {
+        self.parts.stratum_addr
+    }
+
+    /// Where `/metrics`, `/healthz`, `/readyz` and `/api/*` are served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.parts.metrics_addr
+    }
+
+    /// Pool-wide figures and the Prometheus registry.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.parts.stats
+    }
+
+    /// The token that stops everything when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.parts.shutdown.clone()
+    }
+
+    /// Applies what can change live from `new` (difficulty bounds and the job
+    /// refresh interval); returns a line per change, and per key that needs a
+    /// restart. The log level is the caller's: it owns the subscriber.
+    pub fn reload(&mut self, new: Config) -> Vec<String> {
+        let old = &self.parts.config;
+        let mut said = Vec::new();
+        let (a, b) = (&old.difficulty, &new.difficulty);
+        for (key, before, after) in [
+            ("difficulty.start", a.start, b.start),
+            ("difficulty.min", a.min, b.min),
+            ("difficulty.max", a.max, b.max),
+            (
+                "difficulty.target_share_seconds",
+                a.target_share_seconds,
+                b.target_share_seconds,
+            ),
+        ] {
+            if before != after {
+                said.push(format!("{key}: {before} -> {after}"));
+            }
+        }
+        if old.mining.job_refresh_seconds != new.mining.job_refresh_seconds {
+            said.push(format!(
+                "mining.job_refresh_seconds: {} -> {}",
+                old.mining.job_refresh_seconds, new.mining.job_refresh_seconds
+            ));
+            self.parts
+                .refresh
+                .send_replace(Duration::from_secs(new.mining.job_refresh_seconds));
+        }
+        for (key, changed) in restart_keys(old, &new) {
+            if changed {
+                said.push(format!("{key} changed in the file; restart to apply it"));
+            }
+        }
+        let mut effective = old.clone();
+        effective.difficulty = new.difficulty;
+        effective.mining.job_refresh_seconds = new.mining.job_refresh_seconds;
+        effective.log = new.log;
+        self.parts
+            .session
+            .send_replace(Arc::new(session_config(&effective)));
+        self.parts.config = effective;
+        said
+    }
+
+    /// Tells miners to reconnect, submits blocks in flight, and waits for every task.
+    pub async fn shutdown(self) {
+        self.parts.shutdown.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the token is cancelled, then for every task, at most [`SHUTDOWN_GRACE`].
+    pub async fn wait(self) {
+        self.parts.shutdown.cancelled().await;
+        self.parts.stats.listening.store(false, Ordering::Relaxed);
+        self.parts.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.parts.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::error!(grace = ?SHUTDOWN_GRACE, "shutdown grace period over; exiting with tasks still running");
+        }
+        drop(self.parts.lock);
+    }
+}
+
+/// Keys that only take effect at start, and whether each differs.
+fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
+    vec![
+        ("network", old.network != new.network),
+        ("instance_id", old.instance_id != new.instance_id),
+        ("data_dir", old.data_dir != new.data_dir),
+        ("stratum.listen", old.stratum.listen != new.stratum.listen),
+        (
+            "stratum.extranonce2_size",
+            old.stratum.extranonce2_size != new.stratum.extranonce2_size,
+        ),
+        (
+            "stratum.max_line_bytes",
+            old.stratum.max_line_bytes != new.stratum.max_line_bytes,
+        ),
+        (
+            "mining.payout_address",
+            old.mining.payout_address != new.mining.payout_address,
+        ),
+        (
+            "mining.coinbase_tag",
+            old.mining.coinbase_tag != new.mining.coinbase_tag,
+        ),
+        ("metrics.listen", old.metrics.listen != new.metrics.listen),
+        ("log.format", old.log.format != new.log.format),
+        (
+            "node",
+            format!("{:?}", old.node) != format!("{:?}", new.node),
+        ),
+    ]
+}

@@ -1,0 +1,239 @@
+//! The Prometheus registry: every `ndas_*` metric, with bounded labels only.
+//!
+//! Per-worker figures never become labels; they are in the JSON API.
+
+use prometheus::{
+    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, Registry, TextEncoder,
+};
+
+/// RPC methods named in labels; any other is counted as `other`.
+const RPC_METHODS: &[&str] = &["getblocktemplate", "getbestblockhash", "submitblock"];
+
+/// Every metric NDAS exports.
+pub struct Metrics {
+    registry: Registry,
+    pub connections: IntGauge,
+    pub connections_total: IntCounter,
+    pub subscribes_total: IntCounter,
+    pub authorizes_total: IntCounter,
+    /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
+    pub shares_total: IntCounterVec,
+    /// Sum of accepted share difficulty: `rate(...) * 2^32` is the pool hashrate.
+    pub accepted_difficulty_total: Counter,
+    pub blocks_found_total: IntCounter,
+    pub blocks_submitted_total: IntCounter,
+    /// `outcome`: `accepted`, `duplicate`, `inconclusive`, `rejected`.
+    pub blocks_total: IntCounterVec,
+    pub template_fetch_seconds: Histogram,
+    pub template_age_seconds: prometheus::Gauge,
+    pub template_height: IntGauge,
+    pub template_transactions: IntGauge,
+    /// From noticing a new tip to the new job being handed to connections.
+    pub tip_to_job_seconds: Histogram,
+    /// From a job's creation to its notify written to one connection.
+    pub notify_delay_seconds: Histogram,
+    pub rpc_calls_total: IntCounterVec,
+    pub rpc_seconds: HistogramVec,
+    pub node_up: IntGauge,
+    pub vardiff_retargets_total: IntCounter,
+    pub zmq_hashblocks_total: IntCounter,
+    pub bytes_received_total: IntCounter,
+    pub bytes_sent_total: IntCounter,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let metric = IntCounter::new(name, help).expect("valid metric name");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let metric = IntGauge::new(name, help).expect("valid metric name");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+        .expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("registered once");
+    metric
+}
+
+fn latency_buckets() -> Vec<f64> {
+    vec![
+        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        5.0, 10.0,
+    ]
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let shares_total = IntCounterVec::new(
+            Opts::new(
+                "ndas_shares_total",
+                "Shares judged, by result and reject reason",
+            ),
+            &["result", "reason"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(shares_total.clone()))
+            .expect("registered once");
+        let blocks_total = IntCounterVec::new(
+            Opts::new("ndas_blocks_total", "Blocks settled, by the node's verdict"),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(blocks_total.clone()))
+            .expect("registered once");
+        let rpc_calls_total = IntCounterVec::new(
+            Opts::new(
+                "ndas_rpc_calls_total",
+                "Node RPC calls by method and outcome",
+            ),
+            &["method", "outcome"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rpc_calls_total.clone()))
+            .expect("registered once");
+        let rpc_seconds = HistogramVec::new(
+            HistogramOpts::new("ndas_rpc_seconds", "Node RPC latency by method")
+                .buckets(latency_buckets()),
+            &["method"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(rpc_seconds.clone()))
+            .expect("registered once");
+        let accepted_difficulty_total = Counter::new(
+            "ndas_accepted_difficulty_total",
+            "Sum of accepted share difficulty",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(accepted_difficulty_total.clone()))
+            .expect("registered once");
+        let template_age_seconds = prometheus::Gauge::new(
+            "ndas_template_age_seconds",
+            "Seconds since the last template was fetched",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(template_age_seconds.clone()))
+            .expect("registered once");
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = registry.register(Box::new(process));
+        }
+        let r = &registry;
+        Metrics {
+            connections: gauge(r, "ndas_connections", "Miner connections open now"),
+            connections_total: counter(r, "ndas_connections_total", "Miner connections accepted"),
+            subscribes_total: counter(
+                r,
+                "ndas_subscribes_total",
+                "Successful mining.subscribe calls",
+            ),
+            authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
+            shares_total,
+            accepted_difficulty_total,
+            blocks_found_total: counter(
+                r,
+                "ndas_blocks_found_total",
+                "Shares that met the network target",
+            ),
+            blocks_submitted_total: counter(
+                r,
+                "ndas_blocks_submitted_total",
+                "submitblock calls made",
+            ),
+            blocks_total,
+            template_fetch_seconds: histogram(
+                r,
+                "ndas_template_fetch_seconds",
+                "getblocktemplate round trip and validation",
+                latency_buckets(),
+            ),
+            template_age_seconds,
+            template_height: gauge(r, "ndas_template_height", "Height of the current template"),
+            template_transactions: gauge(
+                r,
+                "ndas_template_transactions",
+                "Transactions in the current template",
+            ),
+            tip_to_job_seconds: histogram(
+                r,
+                "ndas_tip_to_job_seconds",
+                "From noticing a new tip to the new job handed to connections",
+                latency_buckets(),
+            ),
+            notify_delay_seconds: histogram(
+                r,
+                "ndas_notify_delay_seconds",
+                "From job creation to its notify written to a connection (fan-out)",
+                latency_buckets(),
+            ),
+            rpc_calls_total,
+            rpc_seconds,
+            node_up: gauge(
+                r,
+                "ndas_node_up",
+                "1 when the last template fetch succeeded",
+            ),
+            vardiff_retargets_total: counter(
+                r,
+                "ndas_vardiff_retargets_total",
+                "Difficulty changes by vardiff",
+            ),
+            zmq_hashblocks_total: counter(
+                r,
+                "ndas_zmq_hashblocks_total",
+                "hashblock announcements received over ZMQ",
+            ),
+            bytes_received_total: counter(r, "ndas_bytes_received_total", "Bytes read from miners"),
+            bytes_sent_total: counter(r, "ndas_bytes_sent_total", "Bytes written to miners"),
+            registry,
+        }
+    }
+
+    /// Counts one RPC call.
+    pub fn observe_rpc(&self, method: &str, ok: bool, seconds: f64) {
+        let method = RPC_METHODS
+            .iter()
+            .find(|m| **m == method)
+            .copied()
+            .unwrap_or("other");
+        self.rpc_calls_total
+            .with_label_values(&[method, if ok { "ok" } else { "error" }])
+            .inc();
+        self.rpc_seconds
+            .with_label_values(&[method])
+            .observe(seconds);
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding gathered families into a Vec cannot fail.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

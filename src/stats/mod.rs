@@ -1,0 +1,291 @@
+//! What the operator sees: pool totals, per-worker figures, the node's state,
+//! found blocks. Updated from session events in one place
+//! ([`connection::ConnectionStats::record`]) and read by the HTTP API.
+
+pub mod connection;
+mod rates;
+mod worker;
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use rates::Rates;
+pub use worker::Worker;
+
+use crate::metrics::Metrics;
+
+/// Found blocks kept for the API.
+const RECENT_BLOCKS: usize = 50;
+
+/// A found block as the API shows it.
+#[derive(Clone, Debug)]
+struct BlockRecord {
+    height: u32,
+    hash: String,
+    worker: String,
+    found_at: u64,
+    status: String,
+}
+
+/// The template miners work on now.
+#[derive(Clone, Debug)]
+struct TemplateInfo {
+    height: u32,
+    transactions: usize,
+    prev_hash: String,
+    fetched_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct NodeState {
+    last_error: Option<String>,
+    since: u64,
+}
+
+/// Pool-wide state for metrics, health and the JSON API.
+pub struct Stats {
+    pub metrics: Arc<Metrics>,
+    started: Instant,
+    /// Whether the last template fetch succeeded.
+    pub node_up: AtomicBool,
+    /// Whether the stratum listener accepts miners.
+    pub listening: AtomicBool,
+    node: Mutex<NodeState>,
+    template: Mutex<Option<TemplateInfo>>,
+    pool_rates: Mutex<Rates>,
+    blocks: Mutex<VecDeque<BlockRecord>>,
+    workers: Mutex<HashMap<Arc<str>, Arc<Worker>>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The data behind these locks stays consistent field by field: keep serving after a panic.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Stats {
+    pub fn new(metrics: Arc<Metrics>) -> Stats {
+        let now = Instant::now();
+        Stats {
+            metrics,
+            started: now,
+            node_up: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            node: Mutex::new(NodeState::default()),
+            template: Mutex::new(None),
+            pool_rates: Mutex::new(Rates::new(now)),
+            blocks: Mutex::new(VecDeque::new()),
+            workers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The entry for `name`, created on first authorization.
+    pub fn worker(&self, name: &Arc<str>) -> Arc<Worker> {
+        lock(&self.workers)
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(Worker::new(name.clone(), Instant::now())))
+            .clone()
+    }
+
+    /// Forgets workers with no connection that were idle for `idle`.
+    pub fn prune_workers(&self, idle: Duration) {
+        let now = Instant::now();
+        lock(&self.workers).retain(|_, worker| !worker.is_idle(now, idle));
+    }
+
+    fn add_pool_share(&self, difficulty: f64, now: Instant) {
+        lock(&self.pool_rates).add(difficulty, now);
+        self.metrics.accepted_difficulty_total.inc_by(difficulty);
+    }
+
+    /// A new template was fetched and turned into a job.
+    pub fn template_published(&self, height: u32, transactions: usize, prev_hash: String) {
+        self.metrics.template_height.set(i64::from(height));
+        self.metrics.template_transactions.set(transactions as i64);
+        *lock(&self.template) = Some(TemplateInfo {
+            height,
+            transactions,
+            prev_hash,
+            fetched_at: Instant::now(),
+        });
+    }
+
+    /// A template fetch succeeded, whether or not it changed anything.
+    pub fn template_fresh(&self) {
+        if let Some(template) = lock(&self.template).as_mut() {
+            template.fetched_at = Instant::now();
+        }
+    }
+
+    /// Seconds since the last successful template fetch.
+    pub fn template_age(&self) -> Option<Duration> {
+        lock(&self.template)
+            .as_ref()
+            .map(|t| t.fetched_at.elapsed())
+    }
+
+    /// Records whether the node answers; returns true when that changed.
+    pub fn set_node_up(&self, up: bool, error: Option<String>) -> bool {
+        let changed = self.node_up.swap(up, Ordering::Relaxed) != up;
+        self.metrics.node_up.set(i64::from(up));
+        let mut node = lock(&self.node);
+        if changed || node.since == 0 {
+            node.since = worker::unix_now();
+        }
+        node.last_error = error;
+        changed
+    }
+
+    pub fn block_found(&self, height: u32, hash: String, worker: &str) {
+        self.metrics.blocks_found_total.inc();
+        let mut blocks = lock(&self.blocks);
+        if blocks.len() == RECENT_BLOCKS {
+            blocks.pop_front();
+        }
+        let record = BlockRecord {
+            height,
+            hash,
+            worker: worker.to_owned(),
+            found_at: worker::unix_now(),
+            status: "pending".into(),
+        };
+        blocks.push_back(record);
+    }
+
+    /// The node's verdict on a block (`accepted`, `duplicate`, `inconclusive`, `rejected`).
+    pub fn block_settled(&self, hash: &str, height: u32, outcome: &str) {
+        self.metrics
+            .blocks_total
+            .with_label_values(&[outcome])
+            .inc();
+        let mut blocks = lock(&self.blocks);
+        match blocks.iter_mut().find(|b| b.hash == hash) {
+            Some(block) => block.status = outcome.to_owned(),
+            None => {
+                if blocks.len() == RECENT_BLOCKS {
+                    blocks.pop_front();
+                }
+                blocks.push_back(BlockRecord {
+                    height,
+                    hash: hash.to_owned(),
+                    worker: String::new(),
+                    found_at: 0,
+                    status: outcome.into(),
+                });
+            }
+        }
+    }
+
+    /// What `/readyz` checks: the node answers, the template is fresh, miners can connect.
+    pub fn readiness(&self, max_template_age: Duration) -> Result<(), Vec<String>> {
+        let mut reasons = Vec::new();
+        if !self.listening.load(Ordering::Relaxed) {
+            reasons.push("stratum listener is not accepting".to_owned());
+        }
+        if !self.node_up.load(Ordering::Relaxed) {
+            let error = lock(&self.node)
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "no template yet".into());
+            reasons.push(format!("node unreachable: {error}"));
+        }
+        match self.template_age() {
+            None => reasons.push("no block template yet".to_owned()),
+            Some(age) if age > max_template_age => reasons.push(format!(
+                "template is {}s old (limit {}s)",
+                age.as_secs(),
+                max_template_age.as_secs()
+            )),
+            Some(_) => {}
+        }
+        if reasons.is_empty() {
+            Ok(())
+        } else {
+            Err(reasons)
+        }
+    }
+
+    /// `/api/stats`.
+    pub fn snapshot(&self) -> Value {
+        let now = Instant::now();
+        let [m1, m5, h1] = lock(&self.pool_rates).hashrates(now);
+        let m = &self.metrics;
+        let rejected: serde_json::Map<String, Value> = crate::session::share::Reject::REASONS
+            .iter()
+            .map(|reason| {
+                (
+                    (*reason).to_owned(),
+                    json!(m
+                        .shares_total
+                        .with_label_values(&["rejected", reason])
+                        .get()),
+                )
+            })
+            .collect();
+        let (workers, connected_workers) = {
+            let workers = lock(&self.workers);
+            (
+                workers.len(),
+                workers.values().filter(|w| w.is_connected()).count(),
+            )
+        };
+        let template = lock(&self.template).clone();
+        let node = lock(&self.node);
+        let blocks: Vec<Value> = lock(&self.blocks)
+            .iter()
+            .rev()
+            .map(|b| json!({"height": b.height, "hash": b.hash, "worker": b.worker, "found_at": b.found_at, "status": b.status}))
+            .collect();
+        json!({
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "connections": m.connections.get(),
+            "workers": {"known": workers, "connected": connected_workers},
+            "hashrate": {"1m": m1, "5m": m5, "1h": h1},
+            "shares": {
+                "accepted": m.shares_total.with_label_values(&["accepted", "none"]).get(),
+                "rejected": rejected,
+                "accepted_difficulty": m.accepted_difficulty_total.get(),
+            },
+            "blocks": {
+                "found": m.blocks_found_total.get(),
+                "accepted": m.blocks_total.with_label_values(&["accepted"]).get(),
+                "rejected": m.blocks_total.with_label_values(&["rejected"]).get(),
+                "recent": blocks,
+            },
+            "template": template.map(|t| json!({
+                "height": t.height,
+                "transactions": t.transactions,
+                "prev_hash": t.prev_hash,
+                "age_seconds": t.fetched_at.elapsed().as_secs_f64(),
+            })),
+            "node": {
+                "up": self.node_up.load(Ordering::Relaxed),
+                "since": node.since,
+                "last_error": node.last_error,
+            },
+        })
+    }
+
+    /// `/api/workers`: sorted by name, `limit` at a time from `offset`.
+    pub fn workers_page(&self, offset: usize, limit: usize) -> Value {
+        let now = Instant::now();
+        let workers: Vec<Arc<Worker>> = {
+            let map = lock(&self.workers);
+            let mut all: Vec<Arc<Worker>> = map.values().cloned().collect();
+            all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+            all
+        };
+        let page: Vec<Value> = workers
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|w| w.to_json(now))
+            .collect();
+        json!({"total": workers.len(), "offset": offset, "limit": limit, "workers": page})
+    }
+}
