@@ -99,7 +99,7 @@ impl Submit {
 
 fn parse_extranonce2(text: &str) -> Result<Extranonce2, StratumError> {
     let error = || StratumError::bad_param(METHOD, "extranonce2 must be hex of at most 16 bytes");
-    if text.len() > 32 || text.len() % 2 != 0 {
+    if text.len() > 32 || !text.len().is_multiple_of(2) {
         return Err(error());
     }
     let mut bytes = [0u8; 16];
