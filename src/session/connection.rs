@@ -92,7 +92,7 @@ where
             }
             Ok(()) = context.config.changed() => {
                 let config = context.config.borrow_and_update().clone();
-                session.set_config(config, Now::system());
+                session.set_config(config, Now::system(), &mut out);
                 None
             }
             line = lines.next() => match line {

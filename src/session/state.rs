@@ -229,12 +229,15 @@ impl Session {
     }
 
     /// New settings from a config reload: difficulty bounds apply at once and
-    /// a changed difficulty is announced, to take effect from the next job.
-    pub fn set_config(&mut self, config: Arc<SessionConfig>, now: Now) {
+    /// a changed difficulty is announced now, for the jobs that follow.
+    pub fn set_config(&mut self, config: Arc<SessionConfig>, now: Now, out: &mut Output) {
         let v = config.vardiff;
         self.vardiff = Vardiff::new(v, now.instant);
         self.difficulty = self.difficulty.clamp(v.min, v.max);
         self.config = config;
+        if self.phase == Phase::Authorized {
+            self.send_difficulty(false, out);
+        }
     }
 
     /// A new job from the job manager.

@@ -1,0 +1,222 @@
+//! The `ndas serve` process: JSON logs without secrets, SIGHUP reload that
+//! says what changed, SIGTERM that reconnects miners and exits 0.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::node::free_port;
+use common::{write_utek_files, RegtestPair};
+use ndas::miner::{grind, Client};
+use serde_json::{json, Value};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn config_text(
+    dir: &std::path::Path,
+    pair: &RegtestPair,
+    payout: &str,
+    ports: (u16, u16),
+    difficulty: f64,
+    tag: &str,
+) -> String {
+    let (metadata, conf) = write_utek_files(
+        dir,
+        pair.main.rpc_port,
+        &pair.main.user,
+        &pair.main.password,
+    );
+    format!(
+        r#"network = "regtest"
+data_dir = "{data}"
+[stratum]
+listen = "127.0.0.1:{stratum}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[difficulty]
+start = {difficulty:e}
+min = {difficulty:e}
+max = {difficulty:e}
+[mining]
+payout_address = "{payout}"
+coinbase_tag = "{tag}"
+job_refresh_seconds = 1
+[node]
+utek_metadata = "{metadata}"
+utek_conf = "{conf}"
+poll_interval_ms = 100
+[log]
+format = "json"
+level = "info"
+"#,
+        data = dir.join("data").display(),
+        stratum = ports.0,
+        metrics = ports.1,
+        metadata = metadata.display(),
+        conf = conf.display(),
+    )
+}
+
+fn log_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
+async fn wait_for_log(path: &std::path::Path, what: &str) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = log_lines(path);
+        if lines
+            .iter()
+            .any(|l| l["message"].as_str().is_some_and(|m| m.contains(what)))
+        {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "no log line with {what:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `ndas` process, killed by PID if the test ends early.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = common::temp_dir();
+    let ports = (free_port(), free_port());
+    let config = dir.path().join("ndas.toml");
+    std::fs::write(
+        &config,
+        config_text(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/"),
+    )
+    .unwrap();
+    let log = dir.path().join("ndas.log");
+    let mut child = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_ndas"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for_log(&log, "new job").await;
+
+    let mut client = Client::connect(format!("127.0.0.1:{}", ports.0).parse().unwrap())
+        .await
+        .unwrap();
+    client.subscribe("t/1").await.unwrap();
+    client.authorize("acct.rig").await.unwrap();
+    let work = client.next_job(WAIT).await.unwrap().unwrap();
+    let en2 = vec![3; client.extranonce2_size];
+    let block = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+        s.is_block
+    })
+    .unwrap();
+    assert_eq!(
+        client.submit("acct.rig", &block).await.unwrap()["result"],
+        json!(true)
+    );
+    let lines = wait_for_log(&log, "BLOCK ACCEPTED").await;
+    let found = lines
+        .iter()
+        .find(|l| l["message"] == json!("BLOCK FOUND"))
+        .expect("BLOCK FOUND logged");
+    assert_eq!(found["hash"], json!(block.hash.to_string()));
+    assert_eq!(found["level"], json!("INFO"));
+
+    // SIGHUP: new difficulty bounds apply live; a restart-only key is named.
+    std::fs::write(
+        &config,
+        config_text(dir.path(), &pair, &payout, ports, 3.0e-10, "/OTHER/"),
+    )
+    .unwrap();
+    signal(child.0.id(), "HUP");
+    let lines = wait_for_log(&log, "SIGHUP: difficulty.min").await;
+    let said: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["message"].as_str())
+        .filter(|m| m.starts_with("SIGHUP"))
+        .collect();
+    assert!(
+        said.iter()
+            .any(|m| m.contains("difficulty.min: 0.00000000025 -> 0.0000000003")),
+        "{said:?}"
+    );
+    assert!(
+        said.iter()
+            .any(|m| m.contains("mining.coinbase_tag changed in the file; restart to apply it")),
+        "{said:?}"
+    );
+    let deadline = Instant::now() + WAIT;
+    while (client.difficulty - 3.0e-10).abs() > 1e-20 {
+        assert!(Instant::now() < deadline, "new difficulty never announced");
+        tokio::time::timeout(WAIT, client.read_message())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+
+    // SIGTERM: miners are told to reconnect and the process exits 0.
+    signal(child.0.id(), "TERM");
+    let deadline = Instant::now() + WAIT;
+    while !client
+        .notifications
+        .iter()
+        .any(|n| n["method"] == json!("client.reconnect"))
+    {
+        assert!(Instant::now() < deadline, "no client.reconnect");
+        if client.read_message().await.unwrap().is_none() {
+            break;
+        }
+    }
+    assert!(client
+        .notifications
+        .iter()
+        .any(|n| n["method"] == json!("client.reconnect")));
+    let exit = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "ndas did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "{exit:?}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"stopped\""));
+    let metadata = std::fs::read_to_string(dir.path().join("metadata.json")).unwrap();
+    let token: Value = serde_json::from_str(&metadata).unwrap();
+    assert!(
+        !text.contains(&pair.main.password),
+        "the RPC password reached the log"
+    );
+    assert!(
+        !text.contains(token["factory_token"].as_str().unwrap()),
+        "the licence token reached the log"
+    );
+}
