@@ -108,6 +108,7 @@ pub fn route(context: &HttpContext, request: &Request<Incoming>) -> Response<Ful
             ),
         },
         "/metrics" => {
+            stats.metrics.workers.set(stats.connected_workers() as i64);
             if let Some(age) = stats.template_age() {
                 stats.metrics.template_age_seconds.set(age.as_secs_f64());
             }

@@ -15,6 +15,8 @@ pub struct Metrics {
     registry: Registry,
     pub connections: IntGauge,
     pub connections_total: IntCounter,
+    /// Workers with at least one connection (set at scrape).
+    pub workers: IntGauge,
     pub subscribes_total: IntCounter,
     pub authorizes_total: IntCounter,
     /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
@@ -137,10 +139,24 @@ impl Metrics {
             let process = prometheus::process_collector::ProcessCollector::for_self();
             let _ = registry.register(Box::new(process));
         }
+        // Every labelled series exists from the start, at zero, so rates work at once.
+        shares_total.with_label_values(&["accepted", "none"]);
+        for reason in crate::session::share::Reject::REASONS {
+            shares_total.with_label_values(&["rejected", reason]);
+        }
+        for outcome in ["accepted", "duplicate", "inconclusive", "rejected"] {
+            blocks_total.with_label_values(&[outcome]);
+        }
+        for method in RPC_METHODS.iter().chain(&["other"]) {
+            rpc_calls_total.with_label_values(&[method, "ok"]);
+            rpc_calls_total.with_label_values(&[method, "error"]);
+            rpc_seconds.with_label_values(&[method]);
+        }
         let r = &registry;
         Metrics {
             connections: gauge(r, "ndas_connections", "Miner connections open now"),
             connections_total: counter(r, "ndas_connections_total", "Miner connections accepted"),
+            workers: gauge(r, "ndas_workers", "Workers with at least one connection"),
             subscribes_total: counter(
                 r,
                 "ndas_subscribes_total",

@@ -210,6 +210,14 @@ impl Stats {
         }
     }
 
+    /// Workers with at least one connection now.
+    pub fn connected_workers(&self) -> usize {
+        lock(&self.workers)
+            .values()
+            .filter(|w| w.is_connected())
+            .count()
+    }
+
     /// `/api/stats`.
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Writes what docker-compose.yml needs and must not contain: .env with fresh
+# random credentials, and deploy/utek/ with the node credentials NDAS reads.
+# For regtest it also writes a development UTEK licence; for mainnet, copy the
+# factory metadata.json into deploy/utek/ instead. Existing files are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+random() { head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+network="${BITCOIN_NETWORK:-regtest}"
+if [ ! -f .env ]; then
+  umask 077
+  cat > .env <<ENV
+BITCOIN_NETWORK=$network
+NDAS_NETWORK=$( [ "$network" = main ] && echo mainnet || echo "$network" )
+BITCOIN_RPC_USER=ndas
+BITCOIN_RPC_PASSWORD=$(random)
+GRAFANA_ADMIN_PASSWORD=$(random)
+# Regtest address (coins worthless); set your own for mainnet.
+PAYOUT_ADDRESS=${PAYOUT_ADDRESS:-bcrt1q77w0kxlasn700422reaktdsn7n36gcpvp5pja9}
+ENV
+  echo "wrote .env"
+fi
+# shellcheck disable=SC1091
+. ./.env
+mkdir -p deploy/utek
+if [ ! -f deploy/utek/utek_v26.conf ]; then
+  umask 077
+  printf 'rpcuser=%s\nrpcpassword=%s\nrpcconnect=bitcoind\n' "$BITCOIN_RPC_USER" "$BITCOIN_RPC_PASSWORD" > deploy/utek/utek_v26.conf
+  echo "wrote deploy/utek/utek_v26.conf"
+fi
+if [ ! -f deploy/utek/metadata.json ]; then
+  if [ "$network" != regtest ]; then
+    echo "copy the factory UTEK metadata.json to deploy/utek/metadata.json" >&2
+    exit 1
+  fi
+  licence=$(python3 -c 'import uuid; print(uuid.uuid4())')
+  token=$(printf '{"license": "%s", "version": "26.0"}' "$licence" | base64 -w0)
+  printf '{"license_uuid": "%s", "factory_token": "%s"}\n' "$licence" "$token" > deploy/utek/metadata.json
+  echo "wrote a development licence to deploy/utek/metadata.json (regtest only)"
+fi
