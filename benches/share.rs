@@ -113,6 +113,7 @@ fn block_assembly(c: &mut Criterion) {
         extranonce1: Extranonce1([9, 0, 0, 1]),
         extranonce2: Extranonce2::from_bytes(&[0; 8]).unwrap(),
         worker: "w".into(),
+        received: std::time::Instant::now(),
     };
     c.bench_function("block_hex_3500", |b| {
         b.iter(|| hex::encode(found.serialize()))

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub accepted_difficulty_total: Counter,
     pub blocks_found_total: IntCounter,
     pub blocks_submitted_total: IntCounter,
+    /// From reading the block's share to its first `submitblock` call.
+    pub block_submit_delay_seconds: Histogram,
     /// `outcome`: `accepted`, `duplicate`, `inconclusive`, `rejected`.
     pub blocks_total: IntCounterVec,
     pub template_fetch_seconds: Histogram,
@@ -174,6 +176,12 @@ impl Metrics {
                 r,
                 "ndas_blocks_submitted_total",
                 "submitblock calls made",
+            ),
+            block_submit_delay_seconds: histogram(
+                r,
+                "ndas_block_submit_delay_seconds",
+                "From reading a block's share to its first submitblock call",
+                latency_buckets(),
             ),
             blocks_total,
             template_fetch_seconds: histogram(

@@ -130,6 +130,7 @@ async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
         extranonce1,
         extranonce2: submit.extranonce2,
         worker: "w".into(),
+        received: std::time::Instant::now(),
     })
 }
 

@@ -172,7 +172,7 @@ impl Submitter {
             Ok(pending) => {
                 for entry in pending {
                     tracing::warn!(hash = %entry.hash, height = entry.height, "resubmitting journaled block from an earlier run");
-                    inflight.spawn(this.clone().submit(entry, shutdown.clone()));
+                    inflight.spawn(this.clone().submit(entry, None, shutdown.clone()));
                 }
             }
             Err(error) => tracing::error!(%error, "cannot read the block journal"),
@@ -208,6 +208,7 @@ impl Submitter {
         shutdown: &CancellationToken,
     ) {
         let journal = self.journal.clone();
+        let received = block.received;
         let recorded = tokio::task::spawn_blocking(move || {
             let entry = JournalEntry::from_block(&block);
             let written = journal.record(&entry);
@@ -221,10 +222,23 @@ impl Submitter {
         if let Err(error) = written {
             tracing::error!(hash = %entry.hash, %error, block = %entry.block, "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
         }
-        inflight.spawn(self.clone().submit(entry, shutdown.clone()));
+        inflight.spawn(self.clone().submit(entry, Some(received), shutdown.clone()));
     }
 
-    async fn submit(self: Arc<Self>, mut entry: JournalEntry, shutdown: CancellationToken) {
+    /// Submits until the node gives a verdict; `received` is when the share
+    /// arrived (unknown for blocks from an earlier run).
+    async fn submit(
+        self: Arc<Self>,
+        mut entry: JournalEntry,
+        received: Option<std::time::Instant>,
+        shutdown: CancellationToken,
+    ) {
+        if let Some(received) = received {
+            self.stats
+                .metrics
+                .block_submit_delay_seconds
+                .observe(received.elapsed().as_secs_f64());
+        }
         let backoff = Backoff {
             first: Duration::from_millis(200),
             max: Duration::from_secs(30),

@@ -226,15 +226,18 @@ async fn longpoll(
         let request = template_request(config.network, Some(&id));
         let call =
             rpc.call_with_timeout::<Value>("getblocktemplate", request, config.longpoll_timeout);
+        // A node that ignores longpoll answers at once; never ask faster than this.
+        let next = tokio::time::Instant::now() + LONGPOLL_MIN_INTERVAL;
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            answer = call => match answer {
-                Ok(_) => wake.notify_one(),
-                Err(_) => tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                },
-            },
+            answer = call => if answer.is_ok() { wake.notify_one() },
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
         }
     }
 }
+
+/// Least time between the starts of two longpoll requests.
+const LONGPOLL_MIN_INTERVAL: Duration = Duration::from_secs(1);

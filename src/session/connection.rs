@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
@@ -62,7 +62,8 @@ where
         LinesCodec::new_with_max_length(context.max_line_bytes),
         512,
     );
-    let mut writer = BufWriter::with_capacity(4096, writer);
+    // Unbuffered: lines are whole `Bytes` already, and 4 KiB per miner adds up.
+    let mut writer = writer;
     let mut out = Output::default();
     let mut stats = ConnectionStats::open(context.stats.clone());
     if let Some(job) = context.jobs.borrow_and_update().clone() {

@@ -65,6 +65,8 @@ pub struct FoundBlock {
     pub extranonce1: Extranonce1,
     pub extranonce2: Extranonce2,
     pub worker: Arc<str>,
+    /// When the share's line was read, for the share-to-submit latency.
+    pub received: Instant,
 }
 
 impl FoundBlock {
@@ -446,6 +448,7 @@ impl Session {
                 extranonce1: self.extranonce1,
                 extranonce2: submit.extranonce2,
                 worker: worker.clone(),
+                received: now.instant,
             })));
         }
         Ok(())

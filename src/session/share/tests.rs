@@ -67,6 +67,7 @@ fn segwit_block_matches_cores_and_passes_the_bitcoin_crate() {
         extranonce1: EXTRANONCE1,
         extranonce2: Extranonce2::from_bytes(&share.extranonce2).unwrap(),
         worker: "w".into(),
+        received: std::time::Instant::now(),
     };
     let block: bitcoin::Block = deserialize(&found.serialize()).unwrap();
     assert!(block.check_merkle_root());
