@@ -8,6 +8,7 @@ pub mod chain;
 pub mod config;
 pub mod http;
 mod lifecycle;
+pub mod load;
 pub mod metrics;
 pub mod miner;
 pub mod node;

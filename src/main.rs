@@ -37,6 +37,46 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9100/healthz")]
         url: String,
     },
+    /// Simulate many miners over loopback against a running NDAS and report
+    /// connections held, answer latency and throughput, and notify fan-out.
+    Load {
+        #[arg(long, default_value = "127.0.0.1:3333")]
+        target: std::net::SocketAddr,
+        #[arg(long, default_value_t = 1000)]
+        miners: usize,
+        /// Total submits per second across all miners (0: hold connections only).
+        #[arg(long, default_value_t = 1000.0)]
+        rate: f64,
+        /// Seconds measured once every miner has a job.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Source addresses 127.0.0.1..N (each gives about 28,000 ports).
+        #[arg(long, default_value_t = 1)]
+        sources: u8,
+        /// New connections per second during the ramp.
+        #[arg(long, default_value_t = 5000.0)]
+        connect_rate: f64,
+        /// `random` nonces (the server hashes each) or ground `shares`.
+        #[arg(long, default_value = "random")]
+        mode: String,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A stand-in node for load runs: serves a recorded template with the given bits.
+    StandInNode {
+        #[arg(long, default_value = "127.0.0.1:18999")]
+        listen: std::net::SocketAddr,
+        /// A getblocktemplate answer (JSON file).
+        #[arg(long)]
+        template: PathBuf,
+        /// Compact target to serve, hex (mainnet-like by default: no share is a block).
+        #[arg(long, default_value = "17034219")]
+        bits: String,
+        /// Move the tip every this many seconds (0: never).
+        #[arg(long, default_value_t = 0.0)]
+        tip_every: f64,
+    },
     /// A CPU miner for trying NDAS out (regtest): connects, mines, prints each answer.
     Miner {
         #[arg(long, default_value = "127.0.0.1:3333")]
@@ -84,6 +124,45 @@ fn main() -> ExitCode {
             runtime.block_on(mine(url, user, rate, shares))
         }
         Command::Health { url } => runtime.block_on(health(&url)),
+        Command::Load {
+            target,
+            miners,
+            rate,
+            seconds,
+            sources,
+            connect_rate,
+            mode,
+            json,
+        } => {
+            let mode = match mode.as_str() {
+                "random" => ndas::load::Mode::Random,
+                "shares" => ndas::load::Mode::Shares,
+                other => {
+                    eprintln!("--mode must be random or shares, not {other}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let config = ndas::load::LoadConfig {
+                target,
+                miners,
+                rate,
+                duration: Duration::from_secs(seconds),
+                sources,
+                connect_rate,
+                ramp_timeout: Duration::from_secs(120),
+                mode,
+            };
+            runtime.block_on(load(config, json))
+        }
+        Command::StandInNode {
+            listen,
+            template,
+            bits,
+            tip_every,
+        } => {
+            logging::init(&ndas::config::Config::default().log);
+            runtime.block_on(stand_in(listen, &template, &bits, tip_every))
+        }
     }
 }
 
@@ -159,6 +238,75 @@ fn reload(path: &std::path::Path, running: &mut ndas::Running, log: &logging::Re
     for change in changes {
         tracing::info!(config = %path.display(), "SIGHUP: {change}");
     }
+}
+
+async fn load(config: ndas::load::LoadConfig, json: bool) -> ExitCode {
+    match ndas::load::run(config).await {
+        Ok(report) if json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("load: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn stand_in(
+    listen: std::net::SocketAddr,
+    template: &std::path::Path,
+    bits: &str,
+    tip_every: f64,
+) -> ExitCode {
+    let parsed = std::fs::read_to_string(template)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()));
+    let bits = u32::from_str_radix(bits, 16).map_err(|e| e.to_string());
+    let standin = match (parsed, bits) {
+        (Ok(template), Ok(bits)) => match ndas::load::standin::StandIn::new(template, bits) {
+            Ok(standin) => standin,
+            Err(error) => {
+                eprintln!("stand-in: {error}");
+                return ExitCode::FAILURE;
+            }
+        },
+        (Err(error), _) | (_, Err(error)) => {
+            eprintln!("stand-in: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("stand-in: cannot listen on {listen}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%listen, "stand-in node serving");
+    if tip_every > 0.0 {
+        let mover = standin.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs_f64(tip_every));
+            every.tick().await;
+            loop {
+                every.tick().await;
+                mover.new_tip();
+            }
+        });
+    }
+    tokio::select! {
+        _ = ndas::load::standin::serve(listener, standin) => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    ExitCode::SUCCESS
 }
 
 /// `GET url`, exit 0 on a 2xx answer: the container health check.

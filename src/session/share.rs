@@ -1,9 +1,10 @@
 //! Share validation: one pure function from a job and a submission to a verdict.
 
+use crate::chain::hash::sha256d_header;
 use crate::chain::header::Header;
 use crate::chain::merkle::root_from_branch;
 use crate::chain::target::hash_difficulty;
-use crate::chain::{sha256d, Hash256, Target};
+use crate::chain::{Hash256, Target};
 use crate::stratum::method::Submit;
 use crate::stratum::{ErrorCode, StratumError};
 use crate::work::{Extranonce1, Job};
@@ -143,7 +144,7 @@ pub fn validate(
         nonce: submit.nonce,
     }
     .serialize();
-    let hash = sha256d(&header);
+    let hash = sha256d_header(&header);
     if !context.target.is_met_by(&hash) {
         return Err(Reject::LowDifficulty {
             achieved: hash_difficulty(&hash),

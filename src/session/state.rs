@@ -100,7 +100,7 @@ pub enum Event {
         difficulty: f64,
         vardiff: bool,
     },
-    /// A job notify was sent; `created` is when the job was built.
+    /// A new job was broadcast to this miner; `created` is when it was built.
     JobSent {
         created: Instant,
     },
@@ -250,6 +250,10 @@ impl Session {
             if let Some(next) = retarget {
                 self.difficulty = next;
             }
+            // Fan-out is timed for broadcasts only, not a late joiner's first job.
+            out.events.push(Event::JobSent {
+                created: job.created,
+            });
             self.send_job(job, retarget.is_some(), out);
         }
     }
@@ -350,9 +354,6 @@ impl Session {
         self.send_difficulty(vardiff, out);
         let difficulty = self.sent_difficulty.unwrap_or(self.difficulty);
         out.lines.push(job.notify(clean));
-        out.events.push(Event::JobSent {
-            created: job.created,
-        });
         self.tip = Some(*job.prev_hash());
         if self.jobs.len() == MAX_JOBS {
             self.jobs.pop_front();

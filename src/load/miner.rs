@@ -1,0 +1,219 @@
+//! One simulated miner: handshake, then pipelined submits on a timer, timing
+//! each answer and noting when each job arrives.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpSocket;
+use tokio::sync::watch;
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::{LoadConfig, Mode, Phase};
+use crate::miner::{hash_share, parse_notify, Work};
+
+/// What one miner saw.
+#[derive(Default)]
+pub struct MinerResult {
+    pub held: bool,
+    pub connect_error: Option<String>,
+    /// Answer latencies in the measured window, microseconds.
+    pub latencies_us: Vec<u32>,
+    pub submitted: u64,
+    pub accepted: u64,
+    /// Rejections by stratum code.
+    pub rejected: Vec<(i64, u64)>,
+    /// When each job id first arrived (measured window only).
+    pub jobs: Vec<(String, Instant)>,
+}
+
+pub struct Miner {
+    index: usize,
+    config: Arc<LoadConfig>,
+    every: Option<Duration>,
+    phase: watch::Receiver<Phase>,
+    ready: Arc<AtomicUsize>,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    id: Value,
+    #[serde(default)]
+    method: Option<String>,
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    error: Value,
+    #[serde(default)]
+    params: Value,
+}
+
+impl Miner {
+    pub fn new(
+        index: usize,
+        config: Arc<LoadConfig>,
+        every: Option<Duration>,
+        phase: watch::Receiver<Phase>,
+        ready: Arc<AtomicUsize>,
+    ) -> Miner {
+        Miner {
+            index,
+            config,
+            every,
+            phase,
+            ready,
+        }
+    }
+
+    pub async fn run(mut self) -> MinerResult {
+        let mut result = MinerResult::default();
+        let socket = match self.connect().await {
+            Ok(socket) => socket,
+            Err(error) => {
+                result.connect_error = Some(error.to_string());
+                return result;
+            }
+        };
+        let (reader, mut writer) = socket.into_split();
+        let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(1 << 20));
+        let user = format!("load.m{}", self.index);
+        let handshake = format!(
+            "{}\n{}\n{}\n",
+            json!({"id": 1, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "1fffe000"}]}),
+            json!({"id": 2, "method": "mining.subscribe", "params": ["ndas-load/1"]}),
+            json!({"id": 3, "method": "mining.authorize", "params": [user, "x"]}),
+        );
+        if writer.write_all(handshake.as_bytes()).await.is_err() {
+            return result;
+        }
+        let mut extranonce2_size = 8usize;
+        let mut extranonce1 = Vec::new();
+        let mut difficulty = 1.0f64;
+        let mut work: Option<Work> = None;
+        let mut authorized = false;
+        let mut sent: VecDeque<Instant> = VecDeque::new();
+        let mut counter: u64 = (self.index as u64) << 32;
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ self.index as u64;
+        let mut next_id = 10u64;
+        let offset = self
+            .every
+            .map(|every| every.mul_f64((self.index % 997) as f64 / 997.0))
+            .unwrap_or_default();
+        let mut timer = tokio::time::interval_at(
+            tokio::time::Instant::now() + offset,
+            self.every.unwrap_or(Duration::from_secs(3600)),
+        );
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let phase = *self.phase.borrow();
+            tokio::select! {
+                changed = self.phase.changed() => {
+                    if changed.is_err() || *self.phase.borrow() == Phase::Stop {
+                        break;
+                    }
+                }
+                line = lines.next() => {
+                    let Some(Ok(line)) = line else { break };
+                    let Ok(answer) = serde_json::from_str::<Answer>(&line) else { continue };
+                    match answer.method.as_deref() {
+                        Some("mining.notify") => {
+                            if let Ok(parsed) = parse_notify(&answer.params) {
+                                if phase == Phase::Measure {
+                                    result.jobs.push((parsed.job_id.clone(), Instant::now()));
+                                }
+                                if work.is_none() && authorized {
+                                    result.held = true;
+                                    self.ready.fetch_add(1, Ordering::Relaxed);
+                                }
+                                work = Some(parsed);
+                            }
+                        }
+                        Some("mining.set_difficulty") => difficulty = answer.params[0].as_f64().unwrap_or(difficulty),
+                        Some(_) => {}
+                        None => match answer.id.as_u64() {
+                            Some(2) => {
+                                extranonce1 = hex::decode(answer.result[1].as_str().unwrap_or("")).unwrap_or_default();
+                                extranonce2_size = answer.result[2].as_u64().unwrap_or(8) as usize;
+                            }
+                            Some(3) => {
+                                authorized = answer.result == json!(true);
+                                if authorized && work.is_some() && !result.held {
+                                    result.held = true;
+                                    self.ready.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
+                            Some(id) if id >= 10 => {
+                                let Some(at) = sent.pop_front() else { continue };
+                                if phase == Phase::Measure {
+                                    result.latencies_us.push(at.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                                    if answer.result == json!(true) {
+                                        result.accepted += 1;
+                                    } else {
+                                        let code = answer.error[0].as_i64().unwrap_or(-1);
+                                        match result.rejected.iter_mut().find(|(c, _)| *c == code) {
+                                            Some((_, n)) => *n += 1,
+                                            None => result.rejected.push((code, 1)),
+                                        }
+                                    }
+                                }
+                            }
+                            _ => {}
+                        },
+                    }
+                }
+                _ = timer.tick(), if self.every.is_some() && phase == Phase::Measure && work.is_some() => {
+                    let Some(job) = &work else { continue };
+                    counter += 1;
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let en2 = &counter.to_be_bytes()[8 - extranonce2_size.min(8)..];
+                    let version_bits = ((rng >> 32) as u32) & 0x1fff_e000;
+                    let nonce = match self.config.mode {
+                        Mode::Random => rng as u32,
+                        Mode::Shares => (0..64u32)
+                            .map(|n| (rng as u32).wrapping_add(n))
+                            .find(|&n| hash_share(job, &extranonce1, en2, n, Some(version_bits), 0x1fff_e000).difficulty >= difficulty)
+                            .unwrap_or(rng as u32),
+                    };
+                    let line = format!(
+                        "{{\"id\":{next_id},\"method\":\"mining.submit\",\"params\":[\"{user}\",\"{}\",\"{}\",\"{:08x}\",\"{nonce:08x}\",\"{version_bits:08x}\"]}}\n",
+                        job.job_id,
+                        hex::encode(en2),
+                        job.ntime,
+                    );
+                    next_id += 1;
+                    sent.push_back(Instant::now());
+                    result.submitted += 1;
+                    if writer.write_all(line.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
+        let target = self.config.target;
+        let socket = if target.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        socket.bind(std::net::SocketAddr::new(self.config.source(self.index), 0))?;
+        let stream = tokio::time::timeout(Duration::from_secs(30), socket.connect(target))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+            })??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}

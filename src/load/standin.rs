@@ -1,0 +1,127 @@
+//! A stand-in node for throughput runs: serves one recorded template with a
+//! chosen `bits` (so shares are not blocks, as on mainnet), moves its tip on
+//! a timer, holds longpolls until then, and accepts every `submitblock`.
+//!
+//! Only for load runs; the tests and the block-latency figure use the real node.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::chain::{sha256d, Target};
+
+/// What the stand-in serves.
+pub struct StandIn {
+    template: Value,
+    bits: u32,
+    tip: watch::Sender<u64>,
+    /// `submitblock` calls received.
+    pub submitted: AtomicU64,
+}
+
+impl StandIn {
+    /// `template` is a `getblocktemplate` answer; `bits` replaces its target.
+    pub fn new(template: Value, bits: u32) -> Result<Arc<StandIn>, String> {
+        Target::from_compact(bits).map_err(|e| e.to_string())?;
+        let (tip, _) = watch::channel(1);
+        Ok(Arc::new(StandIn {
+            template,
+            bits,
+            tip,
+            submitted: AtomicU64::new(0),
+        }))
+    }
+
+    /// Moves the tip: the next template is on a new previous block.
+    pub fn new_tip(&self) {
+        self.tip.send_modify(|tip| *tip += 1);
+    }
+
+    fn tip_hash(tip: u64) -> String {
+        sha256d(&tip.to_le_bytes()).to_string()
+    }
+
+    async fn template(&self, longpoll_id: Option<&str>) -> Value {
+        let mut changes = self.tip.subscribe();
+        let current = *changes.borrow_and_update();
+        if longpoll_id == Some(current.to_string().as_str()) {
+            let _ = tokio::time::timeout(Duration::from_secs(60), changes.changed()).await;
+        }
+        let tip = *self.tip.borrow();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let mut template = self.template.clone();
+        let target = Target::from_compact(self.bits).expect("checked in new()");
+        template["previousblockhash"] = json!(Self::tip_hash(tip));
+        template["bits"] = json!(format!("{:08x}", self.bits));
+        template["target"] = json!(hex::encode(target.to_be_bytes()));
+        template["curtime"] = json!(now);
+        template["mintime"] = json!(now - 600);
+        template["height"] = json!(template["height"].as_u64().unwrap_or(1) + tip);
+        template["longpollid"] = json!(tip.to_string());
+        template
+    }
+
+    async fn answer(&self, body: &[u8]) -> Value {
+        let Ok(request) = serde_json::from_slice::<Value>(body) else {
+            return json!({"result": null, "error": {"code": -32700, "message": "parse error"}, "id": null});
+        };
+        let id = request["id"].clone();
+        let result = match request["method"].as_str().unwrap_or("") {
+            "getblocktemplate" => {
+                self.template(request["params"][0]["longpollid"].as_str())
+                    .await
+            }
+            "getbestblockhash" => json!(Self::tip_hash(*self.tip.borrow())),
+            "submitblock" => {
+                self.submitted.fetch_add(1, Ordering::Relaxed);
+                Value::Null
+            }
+            "getblockcount" => json!(*self.tip.borrow()),
+            _ => {
+                return json!({"result": null, "error": {"code": -32601, "message": "Method not found"}, "id": id})
+            }
+        };
+        json!({"result": result, "error": null, "id": id})
+    }
+}
+
+/// Serves JSON-RPC on `listener` until the task is dropped.
+pub async fn serve(listener: TcpListener, standin: Arc<StandIn>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let standin = standin.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<hyper::body::Incoming>| {
+                let standin = standin.clone();
+                async move {
+                    let body = request
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    let answer = standin.answer(&body).await;
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(answer.to_string()))))
+                }
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
