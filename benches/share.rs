@@ -116,7 +116,7 @@ fn block_assembly(c: &mut Criterion) {
         received: std::time::Instant::now(),
     };
     c.bench_function("block_hex_3500", |b| {
-        b.iter(|| hex::encode(found.serialize()))
+        b.iter(|| faster_hex::hex_string(&found.serialize()))
     });
 }
 

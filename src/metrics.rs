@@ -181,7 +181,10 @@ impl Metrics {
                 r,
                 "ndas_block_submit_delay_seconds",
                 "From reading a block's share to its first submitblock call",
-                latency_buckets(),
+                vec![
+                    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075,
+                    0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+                ],
             ),
             blocks_total,
             template_fetch_seconds: histogram(

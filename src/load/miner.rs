@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
@@ -52,6 +53,38 @@ struct Answer {
     error: Value,
     #[serde(default)]
     params: Value,
+}
+
+/// The two fields random nonces need from a notify: job id and ntime.
+#[derive(Deserialize)]
+struct LightNotify<'a> {
+    #[serde(borrow)]
+    params: (
+        &'a str,
+        IgnoredAny,
+        IgnoredAny,
+        IgnoredAny,
+        IgnoredAny,
+        IgnoredAny,
+        IgnoredAny,
+        &'a str,
+        bool,
+    ),
+}
+
+fn light_notify(line: &str) -> Option<Work> {
+    let notify: LightNotify<'_> = serde_json::from_str(line).ok()?;
+    Some(Work {
+        job_id: notify.params.0.to_owned(),
+        prev_hash: [0; 32],
+        coinb1: Vec::new(),
+        coinb2: Vec::new(),
+        branch: Vec::new(),
+        version: 0,
+        bits: 0,
+        ntime: u32::from_str_radix(notify.params.7, 16).ok()?,
+        clean: notify.params.8,
+    })
 }
 
 impl Miner {
@@ -120,20 +153,27 @@ impl Miner {
                 }
                 line = lines.next() => {
                     let Some(Ok(line)) = line else { break };
+                    // Timed before any parsing, so the fan-out is the server's, not ours.
+                    let arrived = Instant::now();
+                    if line.contains("\"mining.notify\"") {
+                        let parsed = match self.config.mode {
+                            Mode::Shares => serde_json::from_str::<Value>(&line).ok().and_then(|v| parse_notify(&v["params"]).ok()),
+                            Mode::Random => light_notify(&line),
+                        };
+                        if let Some(parsed) = parsed {
+                            if phase == Phase::Measure {
+                                result.jobs.push((parsed.job_id.clone(), arrived));
+                            }
+                            if work.is_none() && authorized {
+                                result.held = true;
+                                self.ready.fetch_add(1, Ordering::Relaxed);
+                            }
+                            work = Some(parsed);
+                        }
+                        continue;
+                    }
                     let Ok(answer) = serde_json::from_str::<Answer>(&line) else { continue };
                     match answer.method.as_deref() {
-                        Some("mining.notify") => {
-                            if let Ok(parsed) = parse_notify(&answer.params) {
-                                if phase == Phase::Measure {
-                                    result.jobs.push((parsed.job_id.clone(), Instant::now()));
-                                }
-                                if work.is_none() && authorized {
-                                    result.held = true;
-                                    self.ready.fetch_add(1, Ordering::Relaxed);
-                                }
-                                work = Some(parsed);
-                            }
-                        }
                         Some("mining.set_difficulty") => difficulty = answer.params[0].as_f64().unwrap_or(difficulty),
                         Some(_) => {}
                         None => match answer.id.as_u64() {

@@ -62,7 +62,7 @@ impl JournalEntry {
             height: block.job.template.height,
             worker: block.worker.to_string(),
             found_at: unix_now(),
-            block: hex::encode(block.serialize()),
+            block: faster_hex::hex_string(&block.serialize()),
             outcome: None,
         }
     }
@@ -183,7 +183,7 @@ impl Submitter {
                 _ = shutdown.cancelled() => break,
             };
             let Some(block) = block else { break };
-            this.accept(block, &inflight, &shutdown).await;
+            this.accept(block, &inflight, &shutdown);
         }
         // Connections may still hand over blocks while they close.
         let deadline = tokio::time::sleep(this.drain);
@@ -191,7 +191,7 @@ impl Submitter {
         loop {
             tokio::select! {
                 block = blocks.recv() => match block {
-                    Some(block) => this.accept(block, &inflight, &shutdown).await,
+                    Some(block) => this.accept(block, &inflight, &shutdown),
                     None => break,
                 },
                 _ = &mut deadline => break,
@@ -201,28 +201,34 @@ impl Submitter {
         let _ = tokio::time::timeout(this.drain, inflight.wait()).await;
     }
 
-    async fn accept(
+    /// Journals then submits `block` on its own task, so one slow disk write
+    /// or node call never delays the next block.
+    fn accept(
         self: &Arc<Self>,
         block: FoundBlock,
         inflight: &TaskTracker,
         shutdown: &CancellationToken,
     ) {
-        let journal = self.journal.clone();
-        let received = block.received;
-        let recorded = tokio::task::spawn_blocking(move || {
-            let entry = JournalEntry::from_block(&block);
-            let written = journal.record(&entry);
-            (entry, written)
-        })
-        .await;
-        let Ok((entry, written)) = recorded else {
-            tracing::error!("block journaling task failed");
-            return;
-        };
-        if let Err(error) = written {
-            tracing::error!(hash = %entry.hash, %error, block = %entry.block, "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
-        }
-        inflight.spawn(self.clone().submit(entry, Some(received), shutdown.clone()));
+        let this = self.clone();
+        let shutdown = shutdown.clone();
+        inflight.spawn(async move {
+            let journal = this.journal.clone();
+            let received = block.received;
+            let recorded = tokio::task::spawn_blocking(move || {
+                let entry = JournalEntry::from_block(&block);
+                let written = journal.record(&entry);
+                (entry, written)
+            })
+            .await;
+            let Ok((entry, written)) = recorded else {
+                tracing::error!("block journaling task failed");
+                return;
+            };
+            if let Err(error) = written {
+                tracing::error!(hash = %entry.hash, %error, block = %entry.block, "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
+            }
+            this.submit(entry, Some(received), shutdown).await;
+        });
     }
 
     /// Submits until the node gives a verdict; `received` is when the share

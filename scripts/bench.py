@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""Runs the standard benchmark set and writes BENCHMARKS.md.
+
+Criterion benches (medians from target/criterion), then load scenarios: NDAS
+(release build) against the stand-in node serving Bitcoin Core's 3,500-tx
+template, driven by `ndas load` on the same machine. Each load scenario runs
+REPEATS times; the median of each figure is reported beside every run.
+
+Usage: scripts/bench.py [--repeats N] [--quick]
+"""
+
+import argparse
+import base64
+import json
+import os
+import platform
+import re
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NDAS = os.path.join(ROOT, "target", "release", "ndas")
+FIXTURE = os.path.join(ROOT, "tests", "fixtures", "core-regtest-gbt-height226-3500tx.json")
+SHA_COMPRESSION = "sha256_compression"
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, cwd=ROOT, check=True, text=True, capture_output=True, **kw)
+
+
+def criterion_median(name):
+    path = os.path.join(ROOT, "target", "criterion", *name.split("/"), "new", "estimates.json")
+    with open(path) as f:
+        return json.load(f)["median"]["point_estimate"]
+
+
+def free_port():
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def metrics(port):
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            values[key] = float(value)
+    return values
+
+
+def histogram_quantile(values, name, q):
+    buckets = sorted(
+        (float(re.search(r'le="([^"]+)"', k).group(1)), v)
+        for k, v in values.items()
+        if k.startswith(name + "_bucket")
+    )
+    total = values.get(name + "_count", 0)
+    if not total:
+        return None
+    for bound, count in buckets:
+        if count >= q * total:
+            return bound
+    return float("inf")
+
+
+class Stack:
+    """A stand-in node and NDAS serving it, on free ports; stopped by PID."""
+
+    def __init__(self, bits, tip_every, difficulty):
+        self.dir = tempfile.mkdtemp(prefix="ndas-bench-")
+        self.node_port, self.stratum_port, self.metrics_port = free_port(), free_port(), free_port()
+        licence = str(uuid.uuid4())
+        token = base64.b64encode(json.dumps({"license": licence, "version": "26.0"}).encode()).decode()
+        with open(os.path.join(self.dir, "metadata.json"), "w") as f:
+            json.dump({"license_uuid": licence, "factory_token": token}, f)
+        with open(os.path.join(self.dir, "utek.conf"), "w") as f:
+            f.write(f"rpcuser=bench\nrpcpassword=bench\nrpcport={self.node_port}\nrpcconnect=127.0.0.1\n")
+        with open(os.path.join(self.dir, "ndas.toml"), "w") as f:
+            f.write(
+                f"""network = "regtest"
+data_dir = "{self.dir}/data"
+[stratum]
+listen = "127.0.0.1:{self.stratum_port}"
+[metrics]
+listen = "127.0.0.1:{self.metrics_port}"
+[difficulty]
+start = {difficulty}
+min = {difficulty}
+max = {difficulty}
+[mining]
+payout_address = "mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW"
+[node]
+utek_metadata = "{self.dir}/metadata.json"
+utek_conf = "{self.dir}/utek.conf"
+[log]
+level = "warn"
+"""
+            )
+        log = open(os.path.join(self.dir, "standin.log"), "w")
+        self.standin = subprocess.Popen(
+            [NDAS, "stand-in-node", "--listen", f"127.0.0.1:{self.node_port}", "--template", FIXTURE,
+             "--bits", bits, "--tip-every", str(tip_every)],
+            stdout=log, stderr=log)
+        time.sleep(1.0)
+        log = open(os.path.join(self.dir, "ndas.log"), "w")
+        self.ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(self.dir, "ndas.toml")], stdout=log, stderr=log)
+        deadline = time.time() + 30
+        while True:
+            try:
+                if urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2).status == 200:
+                    break
+            except Exception:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("NDAS never became ready; see " + self.dir)
+            time.sleep(0.2)
+
+    def metrics(self):
+        return metrics(self.metrics_port)
+
+    def stop(self):
+        for process in (self.ndas, self.standin):
+            process.send_signal(signal.SIGINT)
+        for process in (self.ndas, self.standin):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def answers(values):
+    return sum(v for k, v in values.items() if k.startswith("ndas_shares_total"))
+
+
+def load_scenario(bits, tip_every, difficulty, load_args):
+    """One run: idle figures, load with RSS sampling, figures after."""
+    stack = Stack(bits, tip_every, difficulty)
+    try:
+        time.sleep(1.0)
+        idle = stack.metrics()
+        peak = {"rss": idle["process_resident_memory_bytes"], "connections": 0}
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                try:
+                    now = stack.metrics()
+                    if now["ndas_connections"] >= peak["connections"]:
+                        peak["connections"] = now["ndas_connections"]
+                        peak["rss"] = max(peak["rss"], now["process_resident_memory_bytes"])
+                except Exception:
+                    pass
+                done.wait(0.5)
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        out = subprocess.run(
+            [NDAS, "load", "--target", f"127.0.0.1:{stack.stratum_port}", "--json", *load_args],
+            cwd=ROOT, check=True, text=True, capture_output=True)
+        done.set()
+        sampler.join()
+        after = stack.metrics()
+        report = json.loads(out.stdout)
+        served = answers(after) - answers(idle)
+        cpu = after["process_cpu_seconds_total"] - idle["process_cpu_seconds_total"]
+        report["server_cpu_ms_per_1000_answers"] = cpu / served * 1e6 if served else None
+        report["server_idle_rss_mib"] = idle["process_resident_memory_bytes"] / 2**20
+        report["server_peak_rss_mib"] = peak["rss"] / 2**20
+        report["peak_connections"] = peak["connections"]
+        held = peak["connections"] or 1
+        report["rss_kib_per_connection"] = (peak["rss"] - idle["process_resident_memory_bytes"]) / 1024 / held
+        report["block_submit_delay_p99_bucket_ms"] = (
+            (histogram_quantile(after, "ndas_block_submit_delay_seconds", 0.99) or 0) * 1000)
+        report["blocks_submitted"] = after["ndas_blocks_submitted_total"]
+        return report
+    finally:
+        stack.stop()
+
+
+SCENARIOS = [
+    # name, stand-in bits, tip every (s), difficulty, load args, figures to show
+    ("throughput: 1,000 miners submitting 50,000/s", "17034219", 30, "2.5e-10",
+     ["--miners", "1000", "--rate", "50000", "--seconds", "15"],
+     ["answers_per_second", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "server_cpu_ms_per_1000_answers"]),
+    ("fan-out: 10,000 miners, a new block every 2 s", "17034219", 2, "2.5e-10",
+     ["--miners", "10000", "--rate", "500", "--seconds", "15", "--sources", "2", "--connect-rate", "5000"],
+     ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]),
+    ("connections: 19,000 idle miners (this machine's open-file limit is 20,000)", "17034219", 3, "2.5e-10",
+     ["--miners", "19000", "--rate", "0", "--seconds", "10", "--sources", "2", "--connect-rate", "5000"],
+     ["connections_held", "server_idle_rss_mib", "server_peak_rss_mib", "rss_kib_per_connection", "fanout_ms.p99"]),
+    ("block latency: every share a block, 3,500-tx template", "207fffff", 3600, "4.656542373906925e-10",
+     ["--miners", "4", "--rate", "20", "--seconds", "10"],
+     ["blocks_submitted", "block_submit_delay_p99_bucket_ms"]),
+]
+
+
+def pick(report, path):
+    value = report
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
+def fmt(value):
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 100 else f"{value:,.0f}"
+    return f"{value:,}"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="shorter criterion runs")
+    args = parser.parse_args()
+
+    run(["cargo", "build", "--release", "--bin", "ndas"])
+    bench_args = ["--", "--warm-up-time", "1", "--measurement-time", "2"] if args.quick else []
+    run(["cargo", "bench", "--bench", "share", "--bench", "protocol", *bench_args])
+
+    compression = criterion_median(SHA_COMPRESSION)
+    # SHA-256 compressions each operation needs (see BENCHMARKS.md for the count).
+    floors = {
+        "validate_share/plain/0": 6, "validate_share/version_rolling/0": 6,
+        "validate_share/plain/60": 25, "validate_share/version_rolling/60": 25,
+        "validate_share/plain/3500": 43, "validate_share/version_rolling/3500": 43,
+        "coinbase_txid_and_merkle_root_3500": 40,
+    }
+    others = ["parse_submit_line", "serialize_notify_depth12", "job_build_3500", "template_parse_3500", "block_hex_3500"]
+
+    results = []
+    for name, bits, tip, difficulty, load_args, shown in SCENARIOS:
+        runs = []
+        for _ in range(args.repeats):
+            runs.append(load_scenario(bits, tip, difficulty, load_args))
+            print(f"{name}: {json.dumps({k: pick(runs[-1], k) for k in shown})}", file=sys.stderr)
+        results.append((name, shown, runs))
+
+    commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `scripts/bench.py`; run it to reproduce (`python3 scripts/bench.py`).",
+        "",
+        f"- machine: {os.cpu_count()} cores, {cpu}, {platform.system()} {platform.release()}",
+        f"- commit: {commit}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"- load runs: median of {args.repeats}; the load generator runs on the same 2 cores as NDAS,",
+        "  so every load figure includes the generator's own CPU use.",
+        "",
+        "## In-process (criterion, median)",
+        "",
+        f"One SHA-256 compression on this machine: **{compression:.1f} ns** (the floor's unit).",
+        "",
+        "| operation | median | compressions | floor | × floor |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for bench, count in floors.items():
+        median = criterion_median(bench)
+        floor = count * compression
+        lines.append(f"| {bench} | {median:,.0f} ns | {count} | {floor:,.0f} ns | {median / floor:.2f} |")
+    for bench in others:
+        median = criterion_median(bench)
+        shown = f"{median / 1e6:,.2f} ms" if median > 1e6 else f"{median / 1e3:,.2f} µs" if median > 1e3 else f"{median:,.0f} ns"
+        lines.append(f"| {bench} | {shown} | — | — | — |")
+    lines += ["", "## Load (NDAS + stand-in node + `ndas load`, loopback)", ""]
+    for name, shown, runs in results:
+        lines += [f"### {name}", "", "| figure | median | runs |", "| --- | --- | --- |"]
+        for key in shown:
+            values = [pick(r, key) for r in runs]
+            numbers = [v for v in values if isinstance(v, (int, float))]
+            median = statistics.median(numbers) if numbers else None
+            lines.append(f"| {key} | {fmt(median)} | {', '.join(fmt(v) for v in values)} |")
+        lines.append("")
+    with open(os.path.join(ROOT, "BENCHMARKS.generated.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("wrote BENCHMARKS.generated.md", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
