@@ -226,7 +226,15 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="shorter criterion runs")
+    parser.add_argument("--only", help="run only load scenarios whose name contains this, print, write nothing")
     args = parser.parse_args()
+    if args.only:
+        run(["cargo", "build", "--release", "--bin", "ndas"])
+        for name, bits, tip, difficulty, load_args, shown in SCENARIOS:
+            if args.only in name:
+                report = load_scenario(bits, tip, difficulty, load_args)
+                print(f"{name}: {json.dumps({k: pick(report, k) for k in shown})}")
+        return
 
     run(["cargo", "build", "--release", "--bin", "ndas"])
     bench_args = ["--", "--warm-up-time", "1", "--measurement-time", "2"] if args.quick else []

@@ -79,11 +79,15 @@ impl Backoff {
 }
 
 #[derive(Deserialize)]
-struct RpcResponse {
-    #[serde(default)]
-    result: Value,
+struct RpcResponse<T> {
+    #[serde(default = "none")]
+    result: Option<T>,
     #[serde(default)]
     error: Option<RpcErrorBody>,
+}
+
+fn none<T>() -> Option<T> {
+    None
 }
 
 #[derive(Deserialize)]
@@ -179,13 +183,8 @@ impl RpcClient {
         timeout: Duration,
     ) -> Result<T, RpcError> {
         let started = std::time::Instant::now();
-        let answer = match tokio::time::timeout(timeout, self.send(method, params)).await {
-            Ok(answer) => answer.and_then(|value| {
-                serde_json::from_value(value).map_err(|e| RpcError::Decode {
-                    method: method.to_owned(),
-                    reason: e.to_string(),
-                })
-            }),
+        let answer = match tokio::time::timeout(timeout, self.send::<T>(method, params)).await {
+            Ok(answer) => answer,
             Err(_) => Err(RpcError::Timeout {
                 method: method.to_owned(),
                 timeout,
@@ -197,7 +196,7 @@ impl RpcClient {
         answer
     }
 
-    async fn send(&self, method: &str, params: Value) -> Result<Value, RpcError> {
+    async fn send<T: DeserializeOwned>(&self, method: &str, params: Value) -> Result<T, RpcError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let body = json!({"jsonrpc": "1.0", "id": id, "method": method, "params": params});
         let request = Request::post(self.uri.clone())
@@ -225,7 +224,8 @@ impl RpcClient {
             .map_err(|e| transport(e.to_string()))?
             .to_bytes();
         // Bitcoin Core answers RPC errors with HTTP 500 and a JSON body.
-        match serde_json::from_slice::<RpcResponse>(&body) {
+        // The answer is read straight into `T`: no intermediate tree for big templates.
+        match serde_json::from_slice::<RpcResponse<T>>(&body) {
             Ok(RpcResponse {
                 error: Some(error), ..
             }) => Err(RpcError::Rpc {
@@ -233,7 +233,16 @@ impl RpcClient {
                 code: error.code,
                 message: crate::stratum::method::sanitize(&error.message, 200),
             }),
-            Ok(RpcResponse { result, .. }) if status.is_success() => Ok(result),
+            Ok(RpcResponse {
+                result: Some(result),
+                ..
+            }) if status.is_success() => Ok(result),
+            Ok(RpcResponse { result: None, .. }) if status.is_success() => {
+                serde_json::from_value(Value::Null).map_err(|e| RpcError::Decode {
+                    method: method.to_owned(),
+                    reason: e.to_string(),
+                })
+            }
             Err(e) if status.is_success() => Err(RpcError::Decode {
                 method: method.to_owned(),
                 reason: e.to_string(),

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -97,10 +98,16 @@ pub async fn run(
         let answer = rpc
             .call::<Value>("getblocktemplate", template_request(config.network, None))
             .await;
-        let template = match answer
-            .map_err(|e| e.to_string())
-            .and_then(|v| Template::from_json(v).map_err(|e| e.to_string()))
-        {
+        // Checking a big template (every txid rehashed) takes milliseconds:
+        // off the runtime threads that serve miners.
+        let checked = match answer {
+            Ok(value) => tokio::task::spawn_blocking(move || Template::from_json(value))
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|checked| checked.map_err(|e| e.to_string())),
+            Err(error) => Err(error.to_string()),
+        };
+        let template = match checked {
             Ok(template) => template,
             Err(error) => {
                 failures += 1;
@@ -224,8 +231,11 @@ async fn longpoll(
             continue;
         };
         let request = template_request(config.network, Some(&id));
-        let call =
-            rpc.call_with_timeout::<Value>("getblocktemplate", request, config.longpoll_timeout);
+        let call = rpc.call_with_timeout::<IgnoredAny>(
+            "getblocktemplate",
+            request,
+            config.longpoll_timeout,
+        );
         // A node that ignores longpoll answers at once; never ask faster than this.
         let next = tokio::time::Instant::now() + LONGPOLL_MIN_INTERVAL;
         tokio::select! {

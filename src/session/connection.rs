@@ -69,10 +69,15 @@ where
     if let Some(job) = context.jobs.borrow_and_update().clone() {
         session.on_job(job, Now::system(), &mut out);
     }
+    // Registered once: re-creating it every turn contends on the token's lock
+    // when a job wakes every connection at the same moment.
+    let shutdown = context.shutdown.clone();
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let closed = tokio::select! {
             biased;
-            _ = context.shutdown.cancelled() => {
+            _ = &mut cancelled => {
                 out.lines.push(reconnect());
                 Some(Closed::Shutdown)
             }
