@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{grind, hash_share, Client};
+use ndas::miner::{grind, hash_share};
 use ndas::node::submitter::{Journal, JournalEntry, Outcome};
 use ndas::node::template::Template;
 use ndas::session::share::{validate, ShareContext};
@@ -37,10 +37,7 @@ async fn a_block_found_while_the_node_is_down_is_submitted_when_it_returns() {
     let mut config = regtest_config(&pair, dir.path(), &payout);
     config.node.timeout_seconds = 1.0;
     let running = start_ndas(config).await;
-    let mut client = Client::connect(running.stratum_addr()).await.unwrap();
-    client.subscribe("t/1").await.unwrap();
-    client.authorize("w").await.unwrap();
-    let work = client.next_job(WAIT).await.unwrap().unwrap();
+    let (mut client, work) = common::ready_miner(running.stratum_addr(), "t/1", "w").await;
     let height = pair.main.height().await;
 
     pair.main.stop();

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::node::free_port;
 use common::{write_utek_files, RegtestPair};
-use ndas::miner::{grind, Client};
+use ndas::miner::grind;
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -127,12 +127,8 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
     );
     wait_for_log(&log, "new job").await;
 
-    let mut client = Client::connect(format!("127.0.0.1:{}", ports.0).parse().unwrap())
-        .await
-        .unwrap();
-    client.subscribe("t/1").await.unwrap();
-    client.authorize("acct.rig").await.unwrap();
-    let work = client.next_job(WAIT).await.unwrap().unwrap();
+    let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
+    let (mut client, work) = common::ready_miner(stratum, "t/1", "acct.rig").await;
     let en2 = vec![3; client.extranonce2_size];
     let block = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
         s.is_block

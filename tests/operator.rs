@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{http_get, http_json, regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{grind, Client};
+use ndas::miner::grind;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -40,10 +40,8 @@ async fn endpoints_report_what_the_pool_does() {
     );
 
     // Two workers; one finds a block, one has a share rejected.
-    let mut first = Client::connect(running.stratum_addr()).await.unwrap();
-    first.subscribe("bmminer/2.0.0").await.unwrap();
-    first.authorize("acct.rig1").await.unwrap();
-    let work = first.next_job(WAIT).await.unwrap().unwrap();
+    let (mut first, work) =
+        common::ready_miner(running.stratum_addr(), "bmminer/2.0.0", "acct.rig1").await;
     let en2 = vec![1; first.extranonce2_size];
     let block = grind(&work, &first.extranonce1, &en2, (None, 0), 10_000, |s| {
         s.is_block
@@ -53,10 +51,8 @@ async fn endpoints_report_what_the_pool_does() {
         first.submit("acct.rig1", &block).await.unwrap()["result"],
         json!(true)
     );
-    let mut second = Client::connect(running.stratum_addr()).await.unwrap();
-    second.subscribe("bitaxe/BM1366").await.unwrap();
-    second.authorize("acct.rig2").await.unwrap();
-    let work2 = second.next_job(WAIT).await.unwrap().unwrap();
+    let (mut second, work2) =
+        common::ready_miner(running.stratum_addr(), "bitaxe/BM1366", "acct.rig2").await;
     let mut unknown = grind(&work2, &second.extranonce1, &en2, (None, 0), 10, |_| true).unwrap();
     unknown.job_id = "ffffff".into();
     assert_eq!(

@@ -180,10 +180,7 @@ async fn zmq_hashblock_moves_miners_to_a_new_tip() {
     config.node.zmq_hashblock = Some(format!("tcp://127.0.0.1:{zmq_port}"));
     config.node.poll_interval_ms = 60_000;
     let running = start_ndas(config).await;
-    let mut client = Client::connect(running.stratum_addr()).await.unwrap();
-    client.subscribe("t/1").await.unwrap();
-    client.authorize("w").await.unwrap();
-    client.next_job(WAIT).await.unwrap().expect("first job");
+    let (mut client, _) = common::ready_miner(running.stratum_addr(), "t/1", "w").await;
     // Give the subscription a moment to connect before the block is announced.
     tokio::time::sleep(Duration::from_millis(500)).await;
 

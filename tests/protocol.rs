@@ -6,27 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
+use common::{ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
 use ndas::miner::{grind, Client, Share, Work};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn ready_miner(addr: std::net::SocketAddr, worker: &str) -> (Client, Work) {
-    let mut client = Client::connect(addr).await.unwrap();
-    client.subscribe("protocol-test/1").await.unwrap();
-    assert_eq!(
-        client.authorize(worker).await.unwrap()["result"],
-        json!(true)
-    );
-    let work = client
-        .next_job(WAIT)
-        .await
-        .unwrap()
-        .expect("a job after authorize");
-    (client, work)
-}
 
 fn share(client: &Client, work: &Work, extranonce2: u8, wanted: impl Fn(&Share) -> bool) -> Share {
     let en2 = vec![extranonce2; client.extranonce2_size];
@@ -76,7 +61,7 @@ async fn every_reject_reason_and_bad_input_gets_its_answer() {
         .unwrap();
     assert_eq!(answer["error"], json!([24, "Unauthorized worker", null]));
 
-    let (mut client, work) = ready_miner(addr, &worker).await;
+    let (mut client, work) = ready_miner(addr, "protocol-test/1", &worker).await;
     let low = share(&client, &work, 1, |s| !s.is_block);
     assert_eq!(
         error_of(&mut client, &worker, &low).await,
@@ -176,7 +161,7 @@ async fn every_reject_reason_and_bad_input_gets_its_answer() {
     let text = String::from_utf8(answer).unwrap();
     assert!(text.contains("line too long"), "{text}");
 
-    let (mut other, work) = ready_miner(addr, &format!("{payout}.w2")).await;
+    let (mut other, work) = ready_miner(addr, "protocol-test/1", &format!("{payout}.w2")).await;
     let fine = share(&other, &work, 4, |s| s.is_block);
     assert_eq!(
         other.submit(&format!("{payout}.w2"), &fine).await.unwrap()["result"],
@@ -192,7 +177,7 @@ async fn shutdown_tells_miners_to_reconnect() {
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
-    let (mut client, _) = ready_miner(running.stratum_addr(), "w").await;
+    let (mut client, _) = ready_miner(running.stratum_addr(), "protocol-test/1", "w").await;
     running.shutdown().await;
     loop {
         match tokio::time::timeout(WAIT, client.read_message())

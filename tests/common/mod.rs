@@ -121,3 +121,25 @@ pub async fn http_json(addr: std::net::SocketAddr, path: &str) -> (u16, serde_js
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}")),
     )
 }
+
+/// A miner subscribed as `agent`, authorized as `worker`, with its first job.
+pub async fn ready_miner(
+    addr: std::net::SocketAddr,
+    agent: &str,
+    worker: &str,
+) -> (ndas::miner::Client, ndas::miner::Work) {
+    let mut client = ndas::miner::Client::connect(addr).await.unwrap();
+    client.subscribe(agent).await.unwrap();
+    let authorized = client.authorize(worker).await.unwrap();
+    assert_eq!(
+        authorized["result"],
+        serde_json::json!(true),
+        "{authorized}"
+    );
+    let work = client
+        .next_job(Duration::from_secs(30))
+        .await
+        .unwrap()
+        .expect("a job after authorize");
+    (client, work)
+}
