@@ -94,6 +94,34 @@ impl Drop for Stopped {
     }
 }
 
+/// `ndas serve --config config`, logging to `log`.
+fn serve(config: &std::path::Path, log: &std::path::Path) -> Stopped {
+    Stopped(
+        Command::new(env!("CARGO_BIN_EXE_ndas"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits for the process to exit; its status.
+async fn exit_of(child: &mut Stopped) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ndas did not exit after the signal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn signal(pid: u32, name: &str) {
     let status = Command::new("kill")
         .arg(format!("-{name}"))
@@ -116,15 +144,7 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
     )
     .unwrap();
     let log = dir.path().join("ndas.log");
-    let mut child = Stopped(
-        Command::new(env!("CARGO_BIN_EXE_ndas"))
-            .args(["serve", "--config", config.to_str().unwrap()])
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = serve(&config, &log);
     wait_for_log(&log, "new job").await;
 
     let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
@@ -195,13 +215,7 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
         .notifications
         .iter()
         .any(|n| n["method"] == json!("client.reconnect")));
-    let exit = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "ndas did not exit after SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let exit = exit_of(&mut child).await;
     assert!(exit.success(), "{exit:?}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("\"stopped\""));
@@ -215,4 +229,42 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
         !text.contains(token["factory_token"].as_str().unwrap()),
         "the licence token reached the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_like_sigterm() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = common::temp_dir();
+    let ports = (free_port(), free_port());
+    let config = dir.path().join("ndas.toml");
+    std::fs::write(
+        &config,
+        config_text(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/"),
+    )
+    .unwrap();
+    let log = dir.path().join("ndas.log");
+    let mut child = serve(&config, &log);
+    wait_for_log(&log, "new job").await;
+    let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
+    let (mut client, _) = common::ready_miner(stratum, "t/1", "w").await;
+    signal(child.0.id(), "INT");
+    while !client
+        .notifications
+        .iter()
+        .any(|n| n["method"] == json!("client.reconnect"))
+    {
+        let read = tokio::time::timeout(WAIT, client.read_message())
+            .await
+            .expect("an answer");
+        if read.unwrap().is_none() {
+            break;
+        }
+    }
+    assert!(client
+        .notifications
+        .iter()
+        .any(|n| n["method"] == json!("client.reconnect")));
+    assert!(exit_of(&mut child).await.success());
+    wait_for_log(&log, "stopped").await;
 }
