@@ -131,8 +131,18 @@ fn signal(pid: u32, name: &str) {
     assert!(status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
+/// A regtest pair and `ndas serve` on it, serving its first job.
+struct Served {
+    pair: RegtestPair,
+    payout: String,
+    dir: tempfile::TempDir,
+    ports: (u16, u16),
+    config: std::path::PathBuf,
+    log: std::path::PathBuf,
+    child: Stopped,
+}
+
+async fn served() -> Served {
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = common::temp_dir();
@@ -144,8 +154,30 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
     )
     .unwrap();
     let log = dir.path().join("ndas.log");
-    let mut child = serve(&config, &log);
+    let child = serve(&config, &log);
     wait_for_log(&log, "new job").await;
+    Served {
+        pair,
+        payout,
+        dir,
+        ports,
+        config,
+        log,
+        child,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
+    let Served {
+        pair,
+        payout,
+        dir,
+        ports,
+        config,
+        log,
+        mut child,
+    } = served().await;
 
     let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
     let (mut client, work) = common::ready_miner(stratum, "t/1", "acct.rig").await;
@@ -233,19 +265,15 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_stops_like_sigterm() {
-    let pair = RegtestPair::start().await;
-    let payout = pair.new_address().await;
-    let dir = common::temp_dir();
-    let ports = (free_port(), free_port());
-    let config = dir.path().join("ndas.toml");
-    std::fs::write(
-        &config,
-        config_text(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/"),
-    )
-    .unwrap();
-    let log = dir.path().join("ndas.log");
-    let mut child = serve(&config, &log);
-    wait_for_log(&log, "new job").await;
+    // `_pair` and `_dir` keep the node running and its files in place until the end.
+    let Served {
+        pair: _pair,
+        dir: _dir,
+        ports,
+        log,
+        mut child,
+        ..
+    } = served().await;
     let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
     let (mut client, _) = common::ready_miner(stratum, "t/1", "w").await;
     signal(child.0.id(), "INT");
