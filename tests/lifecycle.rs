@@ -232,21 +232,7 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
 
     // SIGTERM: miners are told to reconnect and the process exits 0.
     signal(child.0.id(), "TERM");
-    let deadline = Instant::now() + WAIT;
-    while !client
-        .notifications
-        .iter()
-        .any(|n| n["method"] == json!("client.reconnect"))
-    {
-        assert!(Instant::now() < deadline, "no client.reconnect");
-        if client.read_message().await.unwrap().is_none() {
-            break;
-        }
-    }
-    assert!(client
-        .notifications
-        .iter()
-        .any(|n| n["method"] == json!("client.reconnect")));
+    common::expect_reconnect(&mut client).await;
     let exit = exit_of(&mut child).await;
     assert!(exit.success(), "{exit:?}");
     let text = std::fs::read_to_string(&log).unwrap();
@@ -277,22 +263,7 @@ async fn sigint_stops_like_sigterm() {
     let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
     let (mut client, _) = common::ready_miner(stratum, "t/1", "w").await;
     signal(child.0.id(), "INT");
-    while !client
-        .notifications
-        .iter()
-        .any(|n| n["method"] == json!("client.reconnect"))
-    {
-        let read = tokio::time::timeout(WAIT, client.read_message())
-            .await
-            .expect("an answer");
-        if read.unwrap().is_none() {
-            break;
-        }
-    }
-    assert!(client
-        .notifications
-        .iter()
-        .any(|n| n["method"] == json!("client.reconnect")));
+    common::expect_reconnect(&mut client).await;
     assert!(exit_of(&mut child).await.success());
     wait_for_log(&log, "stopped").await;
 }

@@ -179,17 +179,7 @@ async fn shutdown_tells_miners_to_reconnect() {
     let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
     let (mut client, _) = ready_miner(running.stratum_addr(), "protocol-test/1", "w").await;
     running.shutdown().await;
-    loop {
-        match tokio::time::timeout(WAIT, client.read_message())
-            .await
-            .expect("an answer")
-            .unwrap()
-        {
-            Some(message) if message["method"] == json!("client.reconnect") => break,
-            Some(_) => continue,
-            None => panic!("closed without client.reconnect"),
-        }
-    }
+    common::expect_reconnect(&mut client).await;
     assert!(
         client
             .read_message()

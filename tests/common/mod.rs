@@ -143,3 +143,18 @@ pub async fn ready_miner(
         .expect("a job after authorize");
     (client, work)
 }
+
+/// Reads until the server sends `client.reconnect`; panics if it closes first.
+pub async fn expect_reconnect(client: &mut ndas::miner::Client) {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(30), client.read_message())
+            .await
+            .expect("an answer within 30 s")
+            .expect("a readable line");
+        match message {
+            Some(message) if message["method"] == serde_json::json!("client.reconnect") => return,
+            Some(_) => continue,
+            None => panic!("the connection closed without client.reconnect"),
+        }
+    }
+}
