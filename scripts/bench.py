@@ -76,39 +76,45 @@ def histogram_quantile(values, name, q):
     return float("inf")
 
 
+def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format):
+    """A UTEK licence and conf for the node on `node_port`, and an NDAS config
+    serving stratum and metrics on `ports` at a fixed share difficulty."""
+    licence = str(uuid.uuid4())
+    token = base64.b64encode(json.dumps({"license": licence, "version": "26.0"}).encode()).decode()
+    with open(os.path.join(folder, "metadata.json"), "w") as f:
+        json.dump({"license_uuid": licence, "factory_token": token}, f)
+    with open(os.path.join(folder, "utek.conf"), "w") as f:
+        f.write(f"rpcuser=bench\nrpcpassword=bench\nrpcport={node_port}\nrpcconnect=127.0.0.1\n")
+    with open(os.path.join(folder, "ndas.toml"), "w") as f:
+        f.write(f"""network = "regtest"
+data_dir = "{folder}/data"
+[stratum]
+listen = "127.0.0.1:{ports[0]}"
+[metrics]
+listen = "127.0.0.1:{ports[1]}"
+[difficulty]
+start = {difficulty}
+min = {difficulty}
+max = {difficulty}
+[mining]
+payout_address = "{payout}"
+[node]
+utek_metadata = "{folder}/metadata.json"
+utek_conf = "{folder}/utek.conf"
+[log]
+format = "{log_format}"
+level = "{'info' if log_format == 'json' else 'warn'}"
+""")
+
+
 class Stack:
     """A stand-in node and NDAS serving it, on free ports; stopped by PID."""
 
     def __init__(self, bits, tip_every, difficulty):
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-")
         self.node_port, self.stratum_port, self.metrics_port = free_port(), free_port(), free_port()
-        licence = str(uuid.uuid4())
-        token = base64.b64encode(json.dumps({"license": licence, "version": "26.0"}).encode()).decode()
-        with open(os.path.join(self.dir, "metadata.json"), "w") as f:
-            json.dump({"license_uuid": licence, "factory_token": token}, f)
-        with open(os.path.join(self.dir, "utek.conf"), "w") as f:
-            f.write(f"rpcuser=bench\nrpcpassword=bench\nrpcport={self.node_port}\nrpcconnect=127.0.0.1\n")
-        with open(os.path.join(self.dir, "ndas.toml"), "w") as f:
-            f.write(
-                f"""network = "regtest"
-data_dir = "{self.dir}/data"
-[stratum]
-listen = "127.0.0.1:{self.stratum_port}"
-[metrics]
-listen = "127.0.0.1:{self.metrics_port}"
-[difficulty]
-start = {difficulty}
-min = {difficulty}
-max = {difficulty}
-[mining]
-payout_address = "mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW"
-[node]
-utek_metadata = "{self.dir}/metadata.json"
-utek_conf = "{self.dir}/utek.conf"
-[log]
-level = "warn"
-"""
-            )
+        write_ndas_files(self.dir, self.node_port, (self.stratum_port, self.metrics_port), difficulty,
+                         "mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW", log_format="human")
         log = open(os.path.join(self.dir, "standin.log"), "w")
         self.standin = subprocess.Popen(
             [NDAS, "stand-in-node", "--listen", f"127.0.0.1:{self.node_port}", "--template", FIXTURE,
@@ -263,31 +269,7 @@ def regtest_block_latency(transactions=3000, blocks=3):
                 time.sleep(0.5)
             stack_dir = tempfile.mkdtemp(prefix="ndas-bench-")
             ports = (free_port(), free_port())
-            licence = str(uuid.uuid4())
-            token = base64.b64encode(json.dumps({"license": licence, "version": "26.0"}).encode()).decode()
-            with open(os.path.join(stack_dir, "metadata.json"), "w") as f:
-                json.dump({"license_uuid": licence, "factory_token": token}, f)
-            with open(os.path.join(stack_dir, "utek.conf"), "w") as f:
-                f.write(f"rpcuser=bench\nrpcpassword=bench\nrpcport={main.rpc_port}\n")
-            with open(os.path.join(stack_dir, "ndas.toml"), "w") as f:
-                f.write(f"""network = "regtest"
-data_dir = "{stack_dir}/data"
-[stratum]
-listen = "127.0.0.1:{ports[0]}"
-[metrics]
-listen = "127.0.0.1:{ports[1]}"
-[difficulty]
-start = 4.656542373906925e-10
-min = 4.656542373906925e-10
-max = 4.656542373906925e-10
-[mining]
-payout_address = "{target}"
-[node]
-utek_metadata = "{stack_dir}/metadata.json"
-utek_conf = "{stack_dir}/utek.conf"
-[log]
-format = "json"
-""")
+            write_ndas_files(stack_dir, main.rpc_port, ports, "4.656542373906925e-10", target, log_format="json")
             log_path = os.path.join(stack_dir, "ndas.log")
             ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(stack_dir, "ndas.toml")],
                                     stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
