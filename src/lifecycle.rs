@@ -173,9 +173,15 @@ impl Running {
         effective.difficulty = new.difficulty;
         effective.mining.job_refresh_seconds = new.mining.job_refresh_seconds;
         effective.log = new.log;
-        self.parts
-            .session
-            .send_replace(Arc::new(session_config(&effective)));
+        // Wake every connection only when its settings really changed.
+        let sessions = session_config(&effective);
+        self.parts.session.send_if_modified(|current| {
+            let changed = **current != sessions;
+            if changed {
+                *current = Arc::new(sessions);
+            }
+            changed
+        });
         self.parts.config = effective;
         said
     }

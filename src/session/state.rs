@@ -27,7 +27,7 @@ const MAX_WORKERS: usize = 32;
 const MAX_BAD_LINES: u32 = 16;
 
 /// Settings shared by every session.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SessionConfig {
     pub extranonce2_size: usize,
     /// Version bits miners may roll (BIP310), e.g. `0x1fffe000`.
