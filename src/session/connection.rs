@@ -69,11 +69,14 @@ where
     if let Some(job) = context.jobs.borrow_and_update().clone() {
         session.on_job(job, Now::system(), &mut out);
     }
-    // Registered once: re-creating it every turn contends on the token's lock
-    // when a job wakes every connection at the same moment.
+    // Each wait is registered once and kept across turns: re-creating them on
+    // every line (every share) would take their locks for nothing, and a job
+    // wakes every connection at the same moment.
     let shutdown = context.shutdown.clone();
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
+    let mut jobs = Box::pin(changes(context.jobs.clone()));
+    let mut configs = Box::pin(changes(context.config.clone()));
     loop {
         let closed = tokio::select! {
             biased;
@@ -81,23 +84,19 @@ where
                 out.lines.push(reconnect());
                 Some(Closed::Shutdown)
             }
-            changed = context.jobs.changed() => {
-                match changed {
-                    Ok(()) => {
-                        if let Some(job) = context.jobs.borrow_and_update().clone() {
-                            session.on_job(job, Now::system(), &mut out);
-                        }
-                        None
-                    }
-                    // The job source ends only at shutdown.
-                    Err(_) => {
-                        out.lines.push(reconnect());
-                        Some(Closed::Shutdown)
-                    }
+            job = jobs.next() => match job {
+                Some(Some(job)) => {
+                    session.on_job(job, Now::system(), &mut out);
+                    None
                 }
-            }
-            Ok(()) = context.config.changed() => {
-                let config = context.config.borrow_and_update().clone();
+                Some(None) => None,
+                // The job source ends only at shutdown.
+                None => {
+                    out.lines.push(reconnect());
+                    Some(Closed::Shutdown)
+                }
+            },
+            Some(config) = configs.next() => {
                 session.set_config(config, Now::system(), &mut out);
                 None
             }
@@ -153,6 +152,18 @@ async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, rea
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// Every new value of a watch channel, as a stream whose wait persists
+/// between polls.
+fn changes<T: Clone + Send + Sync + 'static>(
+    receiver: watch::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> {
+    futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.changed().await.ok()?;
+        let value = receiver.borrow_and_update().clone();
+        Some((value, receiver))
+    })
 }
 
 /// Sends found blocks to the submitter before anything else is done.
