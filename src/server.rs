@@ -37,7 +37,8 @@ pub async fn accept_loop(
         let context = context.clone();
         tracker.spawn(async move {
             let extranonce1 = session.extranonce1();
-            let closed = serve(stream, session, context).await;
+            let (reader, writer) = stream.into_split();
+            let closed = serve(reader, writer, session, context).await;
             tracing::debug!(%peer, extranonce1 = %extranonce1.to_hex(), ?closed, "miner disconnected");
         });
     }

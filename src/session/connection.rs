@@ -52,11 +52,19 @@ pub enum Closed {
 }
 
 /// Serves one miner until it leaves, misbehaves, or NDAS shuts down.
-pub async fn serve<S>(stream: S, mut session: Session, mut context: ConnectionContext) -> Closed
+///
+/// Takes the stream as two halves: a TCP stream's `into_split` needs no lock
+/// between them; any other stream can come from `tokio::io::split`.
+pub async fn serve<R, W>(
+    reader: R,
+    writer: W,
+    mut session: Session,
+    mut context: ConnectionContext,
+) -> Closed
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
 {
-    let (reader, writer) = tokio::io::split(stream);
     let mut lines = FramedRead::with_capacity(
         reader,
         LinesCodec::new_with_max_length(context.max_line_bytes),
