@@ -2,6 +2,7 @@
 //!
 //! Per-worker figures never become labels; they are in the JSON API.
 
+use prometheus::core::Collector;
 use prometheus::{
     Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     Opts, Registry, TextEncoder,
@@ -46,29 +47,32 @@ pub struct Metrics {
     pub bytes_sent_total: IntCounter,
 }
 
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let metric = IntCounter::new(name, help).expect("valid metric name");
+/// Registers a metric whose definition is constant (so it cannot be invalid
+/// or registered twice) and hands back a handle to it.
+fn register<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    metric: prometheus::Result<M>,
+) -> M {
+    let metric = metric.expect("constant metric definitions are valid");
     registry
         .register(Box::new(metric.clone()))
-        .expect("registered once");
+        .expect("each metric is registered once");
     metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    register(registry, IntCounter::new(name, help))
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let metric = IntGauge::new(name, help).expect("valid metric name");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    register(registry, IntGauge::new(name, help))
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let metric = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
-        .expect("valid metric");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("registered once");
-    metric
+    register(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)),
+    )
 }
 
 fn latency_buckets() -> Vec<f64> {
@@ -81,61 +85,56 @@ fn latency_buckets() -> Vec<f64> {
 impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let shares_total = IntCounterVec::new(
-            Opts::new(
-                "ndas_shares_total",
-                "Shares judged, by result and reject reason",
+        let r = &registry;
+        let shares_total = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "ndas_shares_total",
+                    "Shares judged, by result and reject reason",
+                ),
+                &["result", "reason"],
             ),
-            &["result", "reason"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(shares_total.clone()))
-            .expect("registered once");
-        let blocks_total = IntCounterVec::new(
-            Opts::new("ndas_blocks_total", "Blocks settled, by the node's verdict"),
-            &["outcome"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(blocks_total.clone()))
-            .expect("registered once");
-        let rpc_calls_total = IntCounterVec::new(
-            Opts::new(
-                "ndas_rpc_calls_total",
-                "Node RPC calls by method and outcome",
+        );
+        let blocks_total = register(
+            r,
+            IntCounterVec::new(
+                Opts::new("ndas_blocks_total", "Blocks settled, by the node's verdict"),
+                &["outcome"],
             ),
-            &["method", "outcome"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(rpc_calls_total.clone()))
-            .expect("registered once");
-        let rpc_seconds = HistogramVec::new(
-            HistogramOpts::new("ndas_rpc_seconds", "Node RPC latency by method")
-                .buckets(latency_buckets()),
-            &["method"],
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(rpc_seconds.clone()))
-            .expect("registered once");
-        let accepted_difficulty_total = Counter::new(
-            "ndas_accepted_difficulty_total",
-            "Sum of accepted share difficulty",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(accepted_difficulty_total.clone()))
-            .expect("registered once");
-        let template_age_seconds = prometheus::Gauge::new(
-            "ndas_template_age_seconds",
-            "Seconds since the last template was fetched",
-        )
-        .expect("valid metric");
-        registry
-            .register(Box::new(template_age_seconds.clone()))
-            .expect("registered once");
+        );
+        let rpc_calls_total = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "ndas_rpc_calls_total",
+                    "Node RPC calls by method and outcome",
+                ),
+                &["method", "outcome"],
+            ),
+        );
+        let rpc_seconds = register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new("ndas_rpc_seconds", "Node RPC latency by method")
+                    .buckets(latency_buckets()),
+                &["method"],
+            ),
+        );
+        let accepted_difficulty_total = register(
+            r,
+            Counter::new(
+                "ndas_accepted_difficulty_total",
+                "Sum of accepted share difficulty",
+            ),
+        );
+        let template_age_seconds = register(
+            r,
+            prometheus::Gauge::new(
+                "ndas_template_age_seconds",
+                "Seconds since the last template was fetched",
+            ),
+        );
         #[cfg(target_os = "linux")]
         {
             let process = prometheus::process_collector::ProcessCollector::for_self();
@@ -154,7 +153,6 @@ impl Metrics {
             rpc_calls_total.with_label_values(&[method, "error"]);
             rpc_seconds.with_label_values(&[method]);
         }
-        let r = &registry;
         Metrics {
             connections: gauge(r, "ndas_connections", "Miner connections open now"),
             connections_total: counter(r, "ndas_connections_total", "Miner connections accepted"),
