@@ -118,6 +118,15 @@ fn block_assembly(c: &mut Criterion) {
     c.bench_function("block_hex_3500", |b| {
         b.iter(|| faster_hex::hex_string(&found.serialize()))
     });
+    // What a found block costs when its template's transactions are already
+    // journaled (with their hex): the head alone, serialized and in hex.
+    c.bench_function("block_head_hex_3500", |b| {
+        b.iter(|| {
+            let mut head = Vec::with_capacity(512);
+            found.serialize_head_into(&mut head);
+            faster_hex::hex_string(&head)
+        })
+    });
 }
 
 criterion_group!(benches, share_validation, job_building, block_assembly);

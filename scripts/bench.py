@@ -204,6 +204,25 @@ def load_scenario(bits, tip_every, difficulty, load_args):
         stack.stop()
 
 
+def floor_scenario(load_args, every=2):
+    """The same generator against `ndas fanout-floor`: one tight write loop, no per-miner work."""
+    port = free_port()
+    log = open(os.path.join(tempfile.mkdtemp(prefix="ndas-bench-"), "floor.log"), "w")
+    floor = subprocess.Popen([NDAS, "fanout-floor", "--listen", f"127.0.0.1:{port}", "--template", FIXTURE,
+                              "--every", str(every)], stdout=log, stderr=log)
+    try:
+        time.sleep(1.0)
+        out = subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{port}", "--json", *load_args],
+                             cwd=ROOT, check=True, text=True, capture_output=True)
+        return json.loads(out.stdout)
+    finally:
+        floor.send_signal(signal.SIGINT)
+        try:
+            floor.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            floor.kill()
+
+
 class RegtestNode:
     """One regtest bitcoind of the test node pair, stopped by PID."""
 
@@ -275,9 +294,11 @@ def regtest_block_latency(transactions=3000, blocks=3):
                                     stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
             try:
                 time.sleep(2)
-                subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1", "--rate", "1",
-                                "--seconds", "2", "--mode", "shares"], check=True, capture_output=True)
-                time.sleep(1)
+                subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1", "--rate", "2",
+                                "--seconds", "3", "--mode", "shares"], check=True, capture_output=True)
+                deadline = time.time() + 30
+                while "BLOCK ACCEPTED" not in open(log_path).read() and time.time() < deadline:
+                    time.sleep(0.2)
             finally:
                 ndas.send_signal(signal.SIGINT)
                 ndas.wait(timeout=30)
@@ -292,13 +313,15 @@ def regtest_block_latency(transactions=3000, blocks=3):
     return samples
 
 
+FANOUT_LOAD = ["--miners", "10000", "--rate", "500", "--seconds", "15", "--sources", "2", "--connect-rate", "5000"]
+FLOOR_SHOWN = ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]
+
 SCENARIOS = [
     # name, stand-in bits, tip every (s), difficulty, load args, figures to show
     ("throughput: 1,000 miners submitting 50,000/s", "17034219", 30, "2.5e-10",
      ["--miners", "1000", "--rate", "50000", "--seconds", "15"],
      ["answers_per_second", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "server_cpu_ms_per_1000_answers"]),
-    ("fan-out: 10,000 miners, a new block every 2 s", "17034219", 2, "2.5e-10",
-     ["--miners", "10000", "--rate", "500", "--seconds", "15", "--sources", "2", "--connect-rate", "5000"],
+    ("fan-out: 10,000 miners, a new block every 2 s", "17034219", 2, "2.5e-10", FANOUT_LOAD,
      ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]),
     ("connections: 19,000 idle miners (this machine's open-file limit is 20,000)", "17034219", 3, "2.5e-10",
      ["--miners", "19000", "--rate", "0", "--seconds", "10", "--sources", "2", "--connect-rate", "5000"],
@@ -330,6 +353,11 @@ def main():
     parser.add_argument("--quick", action="store_true", help="shorter criterion runs")
     parser.add_argument("--only", help="run only load scenarios whose name contains this, print, write nothing")
     args = parser.parse_args()
+    if args.only == "floor":
+        run(["cargo", "build", "--release", "--bin", "ndas"])
+        report = floor_scenario(FANOUT_LOAD)
+        print(json.dumps({k: pick(report, k) for k in FLOOR_SHOWN}))
+        return
     if args.only == "regtest":
         run(["cargo", "build", "--release", "--bin", "ndas"])
         print(regtest_block_latency(blocks=1))
@@ -354,7 +382,8 @@ def main():
         "validate_share/plain/3500": 43, "validate_share/version_rolling/3500": 43,
         "coinbase_txid_and_merkle_root_3500": 40,
     }
-    others = ["parse_submit_line", "serialize_notify_depth12", "job_build_3500", "template_parse_3500", "block_hex_3500"]
+    others = ["parse_submit_line", "serialize_notify_depth12", "job_build_3500", "template_parse_3500", "block_hex_3500",
+              "block_head_hex_3500"]
 
     results = []
     for name, bits, tip, difficulty, load_args, shown in SCENARIOS:
@@ -363,6 +392,13 @@ def main():
             runs.append(load_scenario(bits, tip, difficulty, load_args))
             print(f"{name}: {json.dumps({k: pick(runs[-1], k) for k in shown})}", file=sys.stderr)
         results.append((name, shown, runs))
+
+    floors = []
+    for _ in range(args.repeats):
+        floors.append(floor_scenario(FANOUT_LOAD))
+        print(f"floor: {json.dumps({k: pick(floors[-1], k) for k in FLOOR_SHOWN})}", file=sys.stderr)
+    results.append(("fan-out floor: the same 10,000 miners against `ndas fanout-floor` (no per-miner work)",
+                    FLOOR_SHOWN, floors))
 
     regtest = regtest_block_latency()
     commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()

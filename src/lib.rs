@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -82,7 +82,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let rpc =
         Arc::new(node::RpcClient::new(&endpoint, timeout)?.with_metrics(stats.metrics.clone()));
     let wake = Arc::new(Notify::new());
-    let (blocks, found) = mpsc::unbounded_channel();
+    let pending = {
+        let journal = journal.clone();
+        tokio::task::spawn_blocking(move || journal.recover())
+            .await
+            .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "cannot read the block journal");
+                Vec::new()
+            })
+    };
+    let (blocks, prepared) = node::submitter::start_journal_thread(journal.clone());
     let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
     let (session_tx, session_rx) = watch::channel(Arc::new(session_config(&config)));
@@ -93,6 +103,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         poll: Duration::from_millis(config.node.poll_interval_ms),
         longpoll_timeout: Duration::from_secs(300),
     };
+    let template_jobs = manager.subscribe();
     tasks.spawn(node::watcher::run(
         rpc.clone(),
         manager,
@@ -115,8 +126,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         wake,
         stats: stats.clone(),
         drain: Duration::from_secs(10),
+        jobs: template_jobs,
     };
-    tasks.spawn(submitter.run(found, shutdown.clone()));
+    tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
 
     let context = ConnectionContext {
         jobs,

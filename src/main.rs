@@ -77,6 +77,19 @@ enum Command {
         #[arg(long, default_value_t = 0.0)]
         tip_every: f64,
     },
+    /// The fan-out floor for benchmarks: pushes a job to every miner in one
+    /// tight loop, with no per-miner work.
+    #[command(hide = true)]
+    FanoutFloor {
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+        /// A getblocktemplate answer (JSON file) to build the jobs from.
+        #[arg(long)]
+        template: PathBuf,
+        /// A new job every this many seconds.
+        #[arg(long, default_value_t = 2.0)]
+        every: f64,
+    },
     /// A CPU miner for trying NDAS out (regtest): connects, mines, prints each answer.
     Miner {
         #[arg(long, default_value = "127.0.0.1:3333")]
@@ -124,6 +137,11 @@ fn main() -> ExitCode {
             runtime.block_on(mine(url, user, rate, shares))
         }
         Command::Health { url } => runtime.block_on(health(&url)),
+        Command::FanoutFloor {
+            listen,
+            template,
+            every,
+        } => runtime.block_on(fanout_floor(listen, &template, every)),
         Command::Load {
             target,
             miners,
@@ -255,6 +273,34 @@ async fn load(config: ndas::load::LoadConfig, json: bool) -> ExitCode {
         }
         Err(error) => {
             eprintln!("load: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn fanout_floor(
+    listen: std::net::SocketAddr,
+    template: &std::path::Path,
+    every: f64,
+) -> ExitCode {
+    let template = std::fs::read_to_string(template)
+        .map_err(|e| e.to_string())
+        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
+        .and_then(|raw| ndas::node::template::Template::from_json(raw).map_err(|e| e.to_string()));
+    let template = match template {
+        Ok(template) => template,
+        Err(error) => {
+            eprintln!("fanout-floor: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => {
+            ndas::load::floor::serve(listener, template, Duration::from_secs_f64(every)).await;
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("fanout-floor: cannot listen on {listen}: {error}");
             ExitCode::FAILURE
         }
     }

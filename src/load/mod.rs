@@ -3,6 +3,7 @@
 //!
 //! Bounded in count and time, and refuses any target outside 127.0.0.0/8.
 
+pub mod floor;
 mod miner;
 mod report;
 pub mod standin;

@@ -1,152 +1,23 @@
-//! Found blocks: journaled to disk (fsync) before `submitblock`, submitted at
+//! Found blocks: journaled to disk (fdatasync) before `submitblock`, submitted at
 //! once, retried with backoff while the node cannot answer, and settled with
 //! the node's verdict. Blocks still pending at start-up are submitted again.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use bytes::Bytes;
+use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::journal::FoundWrite;
+pub use super::journal::{BlockBytes, Journal, JournalEntry, Outcome};
 use super::rpc::{Backoff, RpcClient, RpcError};
+use super::template::Template;
 use crate::session::FoundBlock;
 use crate::stats::Stats;
-
-/// A block on disk, waiting for or settled with the node's verdict.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct JournalEntry {
-    pub hash: String,
-    pub height: u32,
-    pub worker: String,
-    /// Unix seconds when the share arrived.
-    pub found_at: u64,
-    /// The serialized block, hex, as `submitblock` takes it.
-    pub block: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub outcome: Option<Outcome>,
-}
-
-/// The node's final word on a block.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
-pub enum Outcome {
-    Accepted,
-    /// The node already had it.
-    Duplicate,
-    /// Valid so far, but not on the node's best chain (yet).
-    Inconclusive,
-    Rejected(String),
-}
-
-impl Outcome {
-    /// The label on `ndas_blocks_total{outcome=…}`.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Outcome::Accepted => "accepted",
-            Outcome::Duplicate => "duplicate",
-            Outcome::Inconclusive => "inconclusive",
-            Outcome::Rejected(_) => "rejected",
-        }
-    }
-}
-
-impl JournalEntry {
-    /// The entry for a block just found.
-    pub fn from_block(block: &FoundBlock) -> JournalEntry {
-        JournalEntry {
-            hash: block.hash.to_string(),
-            height: block.job.template.height,
-            worker: block.worker.to_string(),
-            found_at: unix_now(),
-            block: faster_hex::hex_string(&block.serialize()),
-            outcome: None,
-        }
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
-/// `data_dir/blocks/pending` and `data_dir/blocks/settled`.
-#[derive(Clone, Debug)]
-pub struct Journal {
-    pending: PathBuf,
-    settled: PathBuf,
-}
-
-impl Journal {
-    /// Creates the folders if needed.
-    pub fn open(data_dir: &Path) -> std::io::Result<Journal> {
-        let blocks = data_dir.join("blocks");
-        let journal = Journal {
-            pending: blocks.join("pending"),
-            settled: blocks.join("settled"),
-        };
-        std::fs::create_dir_all(&journal.pending)?;
-        std::fs::create_dir_all(&journal.settled)?;
-        Ok(journal)
-    }
-
-    /// Writes the entry durably into `pending`.
-    pub fn record(&self, entry: &JournalEntry) -> std::io::Result<()> {
-        write_durably(&self.pending, &format!("{}.json", entry.hash), entry)
-    }
-
-    /// Moves the entry to `settled` with its outcome.
-    pub fn settle(&self, entry: &JournalEntry) -> std::io::Result<()> {
-        write_durably(&self.settled, &format!("{}.json", entry.hash), entry)?;
-        std::fs::remove_file(self.pending.join(format!("{}.json", entry.hash)))?;
-        sync_dir(&self.pending)
-    }
-
-    /// Entries still waiting for a verdict.
-    pub fn pending(&self) -> std::io::Result<Vec<JournalEntry>> {
-        self.read_dir(&self.pending)
-    }
-
-    /// Entries with a verdict.
-    pub fn settled(&self) -> std::io::Result<Vec<JournalEntry>> {
-        self.read_dir(&self.settled)
-    }
-
-    fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<JournalEntry>> {
-        let mut entries = Vec::new();
-        for file in std::fs::read_dir(dir)? {
-            let path = file?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                match serde_json::from_slice(&std::fs::read(&path)?) {
-                    Ok(entry) => entries.push(entry),
-                    Err(error) => {
-                        tracing::error!(path = %path.display(), %error, "unreadable block journal entry; left in place")
-                    }
-                }
-            }
-        }
-        entries.sort_by_key(|e: &JournalEntry| (e.found_at, e.height));
-        Ok(entries)
-    }
-}
-
-fn write_durably(dir: &Path, name: &str, entry: &JournalEntry) -> std::io::Result<()> {
-    use std::io::Write;
-    let temporary = dir.join(format!(".{name}.tmp"));
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(&serde_json::to_vec(entry).expect("journal entries serialize"))?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, dir.join(name))?;
-    sync_dir(dir)
-}
-
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
-}
+use crate::work::manager::JobReceiver;
 
 /// Owns the node client used for blocks and the journal.
 pub struct Submitter {
@@ -157,41 +28,48 @@ pub struct Submitter {
     pub stats: Arc<Stats>,
     /// How long shutdown waits for submissions in flight.
     pub drain: Duration,
+    /// Each new template's transactions are journaled as its first job goes out.
+    pub jobs: JobReceiver,
 }
 
 impl Submitter {
-    /// Submits pending blocks, then each found block, until shutdown.
+    /// Submits the blocks `pending` from an earlier run, then each block
+    /// the journal thread has made durable, until shutdown; then waits (up
+    /// to `drain`) for blocks from connections still closing.
     pub async fn run(
         self,
-        mut blocks: mpsc::UnboundedReceiver<FoundBlock>,
+        pending: Vec<JournalEntry>,
+        mut prepared: mpsc::UnboundedReceiver<Prepared>,
         shutdown: CancellationToken,
     ) {
         let this = Arc::new(self);
         let inflight = TaskTracker::new();
-        match this.journal.pending() {
-            Ok(pending) => {
-                for entry in pending {
-                    tracing::warn!(hash = %entry.hash, height = entry.height, "resubmitting journaled block from an earlier run");
-                    inflight.spawn(this.clone().submit(entry, None, shutdown.clone()));
-                }
-            }
-            Err(error) => tracing::error!(%error, "cannot read the block journal"),
+        for entry in pending {
+            tracing::warn!(hash = %entry.hash, height = entry.height, "resubmitting journaled block from an earlier run");
+            let params = submitblock_params(&entry.block, None);
+            inflight.spawn(this.clone().submit(entry, params, None, shutdown.clone()));
         }
+        tokio::spawn(write_templates(
+            this.journal.clone(),
+            this.jobs.clone(),
+            shutdown.clone(),
+        ));
         loop {
             let block = tokio::select! {
-                block = blocks.recv() => block,
+                block = prepared.recv() => block,
                 _ = shutdown.cancelled() => break,
             };
             let Some(block) = block else { break };
-            this.accept(block, &inflight, &shutdown);
+            inflight.spawn(this.clone().submit_found(block, shutdown.clone()));
         }
-        // Connections may still hand over blocks while they close.
         let deadline = tokio::time::sleep(this.drain);
         tokio::pin!(deadline);
         loop {
             tokio::select! {
-                block = blocks.recv() => match block {
-                    Some(block) => this.accept(block, &inflight, &shutdown),
+                block = prepared.recv() => match block {
+                    Some(block) => {
+                        inflight.spawn(this.clone().submit_found(block, shutdown.clone()));
+                    }
                     None => break,
                 },
                 _ = &mut deadline => break,
@@ -201,34 +79,17 @@ impl Submitter {
         let _ = tokio::time::timeout(this.drain, inflight.wait()).await;
     }
 
-    /// Journals then submits `block` on its own task, so one slow disk write
-    /// or node call never delays the next block.
-    fn accept(
-        self: &Arc<Self>,
-        block: FoundBlock,
-        inflight: &TaskTracker,
-        shutdown: &CancellationToken,
-    ) {
-        let this = self.clone();
-        let shutdown = shutdown.clone();
-        inflight.spawn(async move {
-            let journal = this.journal.clone();
-            let received = block.received;
-            let recorded = tokio::task::spawn_blocking(move || {
-                let entry = JournalEntry::from_block(&block);
-                let written = journal.record(&entry);
-                (entry, written)
-            })
-            .await;
-            let Ok((entry, written)) = recorded else {
-                tracing::error!("block journaling task failed");
-                return;
-            };
-            if let Err(error) = written {
-                tracing::error!(hash = %entry.hash, %error, block = %entry.block, "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
-            }
-            this.submit(entry, Some(received), shutdown).await;
-        });
+    async fn submit_found(self: Arc<Self>, block: Prepared, shutdown: CancellationToken) {
+        let Prepared {
+            entry,
+            params,
+            durable,
+            received,
+        } = block;
+        if let Err(error) = durable {
+            tracing::error!(hash = %entry.hash, %error, block = %faster_hex::hex_string(&entry.block.to_vec()), "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
+        }
+        self.submit(entry, params, Some(received), shutdown).await;
     }
 
     /// Submits until the node gives a verdict; `received` is when the share
@@ -236,6 +97,7 @@ impl Submitter {
     async fn submit(
         self: Arc<Self>,
         mut entry: JournalEntry,
+        params: Vec<Bytes>,
         received: Option<std::time::Instant>,
         shutdown: CancellationToken,
     ) {
@@ -254,7 +116,7 @@ impl Submitter {
             self.stats.metrics.blocks_submitted_total.inc();
             let answer = self
                 .rpc
-                .call::<Value>("submitblock", json!([entry.block]))
+                .call_serialized::<Value>("submitblock", params.clone(), self.rpc.timeout())
                 .await;
             match verdict(answer) {
                 Ok(outcome) => break outcome,
@@ -297,6 +159,120 @@ impl Submitter {
             tracing::error!("cannot record the block's outcome in the journal; it will be resubmitted on restart");
         }
     }
+}
+
+/// Writes each new template's transactions to the journal, off the
+/// found-block path, so a block found on it journals only its head.
+async fn write_templates(journal: Journal, mut jobs: JobReceiver, shutdown: CancellationToken) {
+    let mut previous: Option<Arc<Template>> = None;
+    loop {
+        let template = jobs
+            .borrow_and_update()
+            .as_ref()
+            .map(|job| job.template.clone());
+        if let Some(template) = template {
+            if !previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &template)) {
+                let (journal, this, last) = (journal.clone(), template.clone(), previous.clone());
+                let written = tokio::task::spawn_blocking(move || {
+                    journal.write_transactions(&this, last.as_deref())
+                })
+                .await;
+                if let Ok(Err(error)) = written {
+                    tracing::warn!(%error, "cannot write the template's transactions to the block journal; blocks on it are journaled whole");
+                }
+                previous = Some(template);
+            }
+        }
+        tokio::select! {
+            changed = jobs.changed() => if changed.is_err() { return },
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// A found block, durable (or not, with why) and ready to send.
+pub struct Prepared {
+    entry: JournalEntry,
+    params: Vec<Bytes>,
+    durable: std::io::Result<()>,
+    received: std::time::Instant,
+}
+
+/// Where connections hand found blocks: straight to the journal thread, a
+/// thread of its own started with the server, so a block waits neither for
+/// a runtime worker, nor for a thread to start, nor for a free one in a pool.
+#[derive(Clone, Debug)]
+pub struct BlockSink(std::sync::mpsc::Sender<Box<FoundBlock>>);
+
+impl BlockSink {
+    /// Queues the block for the journal; gives it back if the thread is gone.
+    pub fn send(&self, block: Box<FoundBlock>) -> Result<(), Box<FoundBlock>> {
+        self.0.send(block).map_err(|error| error.0)
+    }
+}
+
+/// Starts the journal thread. It ends when every [`BlockSink`] is dropped,
+/// and then so does the receiver of prepared blocks.
+pub fn start_journal_thread(journal: Journal) -> (BlockSink, mpsc::UnboundedReceiver<Prepared>) {
+    let (sink, queue) = std::sync::mpsc::channel::<Box<FoundBlock>>();
+    let (prepared, receiver) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("ndas-block-journal".into())
+        .spawn(move || {
+            while let Ok(first) = queue.recv() {
+                // Blocks found together share one flush (group commit).
+                let batch: Vec<Box<FoundBlock>> =
+                    std::iter::once(first).chain(queue.try_iter()).collect();
+                for block in prepare(&journal, &batch) {
+                    // Once journaled, a block the submitter is gone for is
+                    // submitted on the next start.
+                    let _ = prepared.send(block);
+                }
+            }
+        })
+        .expect("the block journal thread starts");
+    (BlockSink(sink), receiver)
+}
+
+/// Writes the blocks' records, starts the disk write, builds the requests
+/// while the disk works, then waits for one flush: each block is on disk
+/// before it is sent, and its request is ready when it is.
+fn prepare(journal: &Journal, blocks: &[Box<FoundBlock>]) -> Vec<Prepared> {
+    let writes: Vec<FoundWrite> = blocks.iter().map(|b| journal.write_found(b)).collect();
+    journal.start_flush();
+    let params: Vec<Vec<Bytes>> = writes
+        .iter()
+        .map(|w| submitblock_params(&w.entry.block, w.transactions_hex.clone()))
+        .collect();
+    let synced = journal.sync();
+    writes
+        .into_iter()
+        .zip(params)
+        .zip(blocks)
+        .map(|((write, params), block)| Prepared {
+            durable: match (&write.written, &synced) {
+                (Err(error), _) | (Ok(()), Err(error)) => {
+                    Err(std::io::Error::new(error.kind(), error.to_string()))
+                }
+                (Ok(()), Ok(())) => Ok(()),
+            },
+            entry: write.entry,
+            params,
+            received: block.received,
+        })
+        .collect()
+}
+
+/// `["<block hex>"]` as parts: the hex of the block's head, then of its
+/// transactions (`transactions_hex` when the template has it ready).
+fn submitblock_params(block: &BlockBytes, transactions_hex: Option<Bytes>) -> Vec<Bytes> {
+    let head_hex = block.head.len() * 2;
+    let mut head = vec![0; head_hex + 2];
+    head[..2].copy_from_slice(b"[\"");
+    faster_hex::hex_encode(&block.head, &mut head[2..]).expect("the buffer fits the hex");
+    let transactions = transactions_hex
+        .unwrap_or_else(|| Bytes::from(faster_hex::hex_string(&block.transactions)));
+    vec![head.into(), transactions, Bytes::from_static(b"\"]")]
 }
 
 /// Maps `submitblock`'s answer to a final outcome, or an error worth retrying.

@@ -31,7 +31,11 @@ pub struct Template {
     /// The BIP141 commitment, when the block must carry one.
     pub witness_commitment: Option<Hash256>,
     /// All transactions, concatenated in block serialization and template order.
-    pub tx_data: Vec<u8>,
+    pub tx_data: bytes::Bytes,
+    /// Set once the transactions are in the block journal (with their hex
+    /// for `submitblock`): a block found on this template then journals
+    /// only its header and coinbase.
+    pub journaled: std::sync::OnceLock<super::journal::JournaledTransactions>,
     pub tx_count: usize,
     pub longpoll_id: Option<String>,
 }
@@ -153,7 +157,8 @@ impl Template {
             txids: transactions.iter().map(|tx| tx.txid).collect(),
             witness_commitment,
             tx_count: transactions.len(),
-            tx_data,
+            tx_data: tx_data.into(),
+            journaled: std::sync::OnceLock::new(),
             longpoll_id: raw.longpollid,
         })
     }

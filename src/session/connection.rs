@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Event, FoundBlock, Now, Output, Session, SessionConfig};
+use super::state::{Event, Now, Output, Session, SessionConfig};
+use crate::node::submitter::BlockSink;
 use crate::stats::connection::ConnectionStats;
 use crate::stratum::message::error;
 use crate::stratum::notify::reconnect;
@@ -27,7 +28,7 @@ const LINGER_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ConnectionContext {
     pub jobs: JobReceiver,
-    pub blocks: mpsc::UnboundedSender<FoundBlock>,
+    pub blocks: BlockSink,
     /// Session settings; changed by a config reload.
     pub config: watch::Receiver<Arc<SessionConfig>>,
     pub shutdown: CancellationToken,
@@ -178,17 +179,19 @@ fn changes<T: Clone + Send + Sync + 'static>(
 fn hand_over_blocks(out: &Output, context: &ConnectionContext) {
     for event in &out.events {
         if let Event::Block(block) = event {
+            // Handed over first, logged after: the log line is not on the
+            // block's critical path. The journal thread outlives every
+            // connection; a send fails only if it died, and then the whole
+            // block goes to the log for the operator.
+            if let Err(block) = context.blocks.send(block.clone()) {
+                tracing::error!(hash = %block.hash, block = %faster_hex::hex_string(&block.serialize()), "BLOCK FOUND BUT THE JOURNAL THREAD IS GONE; submit it by hand");
+            }
             tracing::info!(
                 hash = %block.hash,
                 height = block.job.template.height,
                 worker = %block.worker.escape_debug(),
                 "BLOCK FOUND"
             );
-            // The submitter outlives every connection; a send fails only in the
-            // last moments of shutdown, and the block is logged for recovery.
-            if context.blocks.send((**block).clone()).is_err() {
-                tracing::error!(hash = %block.hash, "block found during shutdown could not reach the submitter");
-            }
         }
     }
 }

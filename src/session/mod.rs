@@ -8,6 +8,6 @@ mod state;
 pub mod vardiff;
 
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;
 
 pub use state::{Event, FoundBlock, Now, Output, Session, SessionConfig};

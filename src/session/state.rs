@@ -72,12 +72,38 @@ pub struct FoundBlock {
 impl FoundBlock {
     /// The block as `submitblock` takes it.
     pub fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.serialize_into(&mut out);
+        out
+    }
+
+    /// The block up to its template's transactions (header, transaction
+    /// count, coinbase), appended to `out`.
+    pub fn serialize_head_into(&self, out: &mut Vec<u8>) {
         let template = &self.job.template;
-        block::assemble(&self.header, template.tx_count, &template.tx_data, |out| {
+        block::assemble_into(out, &self.header, template.tx_count, &[], |out| {
             self.job
                 .coinbase
                 .write_for_block(&self.extranonce1.0, self.extranonce2.as_bytes(), out)
         })
+    }
+
+    /// [`FoundBlock::serialize`], appending to `out`.
+    pub fn serialize_into(&self, out: &mut Vec<u8>) {
+        let template = &self.job.template;
+        block::assemble_into(
+            out,
+            &self.header,
+            template.tx_count,
+            &template.tx_data,
+            |out| {
+                self.job.coinbase.write_for_block(
+                    &self.extranonce1.0,
+                    self.extranonce2.as_bytes(),
+                    out,
+                )
+            },
+        )
     }
 }
 

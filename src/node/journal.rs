@@ -1,0 +1,537 @@
+//! The block journal: every found block is appended to `blocks/found.log`
+//! and flushed with `fdatasync` before `submitblock` is sent, so neither a
+//! node outage nor a killed process can lose it. Once the node has given its
+//! verdict the block is copied, readable, to `blocks/settled/<hash>.json` and
+//! a settle record is appended. The log is emptied at start-up when nothing
+//! is pending, and when it has grown large with nothing pending, just before
+//! the next template's transactions are written.
+//!
+//! A template's transactions are written to the log in the background when
+//! its first job goes out, so a block found on it journals only its header
+//! and coinbase: a few hundred bytes on the critical path instead of the
+//! whole block. One append to an open file is the cheapest durable write a
+//! disk offers (no file to create, no rename, no folder to flush).
+//!
+//! A torn or damaged log is moved aside, never deleted, and its readable
+//! records are carried into a fresh one.
+
+mod record;
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::template::Template;
+use crate::session::FoundBlock;
+use record::{encode, scan, Kind, Record};
+
+/// With no block pending, a log past this size is emptied before the next
+/// template's transactions are written.
+const COMPACT_AT_BYTES: u64 = 256 << 20;
+
+/// A found block, pending or settled with the node's verdict.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub hash: String,
+    pub height: u32,
+    pub worker: String,
+    /// Unix seconds when the share arrived.
+    pub found_at: u64,
+    /// The serialized block (hex in JSON, as `submitblock` takes it).
+    #[serde(with = "hex_block")]
+    pub block: BlockBytes,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// A serialized block as two parts: what the block itself adds (header,
+/// transaction count, coinbase) and its template's transactions, shared
+/// with the template rather than copied.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BlockBytes {
+    pub head: Bytes,
+    pub transactions: Bytes,
+}
+
+impl BlockBytes {
+    /// A block held in one buffer.
+    pub fn whole(bytes: impl Into<Bytes>) -> BlockBytes {
+        BlockBytes {
+            head: bytes.into(),
+            transactions: Bytes::new(),
+        }
+    }
+
+    /// The block in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        [&self.head[..], &self.transactions[..]].concat()
+    }
+}
+
+/// The node's final word on a block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "status", content = "reason", rename_all = "snake_case")]
+pub enum Outcome {
+    Accepted,
+    /// The node already had it.
+    Duplicate,
+    /// Valid so far, but not on the node's best chain (yet).
+    Inconclusive,
+    Rejected(String),
+}
+
+impl Outcome {
+    /// The label on `ndas_blocks_total{outcome=…}`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Inconclusive => "inconclusive",
+            Outcome::Rejected(_) => "rejected",
+        }
+    }
+}
+
+/// A template's transactions as written to the log, and their hex for
+/// `submitblock`.
+#[derive(Clone, Debug)]
+pub struct JournaledTransactions {
+    /// The log's generation when written: emptying the log starts a new
+    /// one, and a block may refer only to transactions of the current one.
+    generation: u64,
+    id: u64,
+    pub hex: Bytes,
+}
+
+impl JournalEntry {
+    /// The entry for a block just found, in one buffer.
+    pub fn from_block(block: &FoundBlock) -> JournalEntry {
+        JournalEntry {
+            block: BlockBytes::whole(block.serialize()),
+            ..JournalEntry::meta_of(block)
+        }
+    }
+
+    /// Everything but the block bytes.
+    fn meta_of(block: &FoundBlock) -> JournalEntry {
+        JournalEntry {
+            hash: block.hash.to_string(),
+            height: block.job.template.height,
+            worker: block.worker.to_string(),
+            found_at: unix_now(),
+            block: BlockBytes::default(),
+            outcome: None,
+        }
+    }
+
+    fn meta(&self, transactions: Option<u64>) -> Vec<u8> {
+        json(&FoundMeta {
+            hash: self.hash.clone(),
+            height: self.height,
+            worker: self.worker.clone(),
+            found_at: self.found_at,
+            transactions,
+        })
+    }
+}
+
+/// What a found record carries besides the block.
+#[derive(Serialize, Deserialize)]
+struct FoundMeta {
+    hash: String,
+    height: u32,
+    worker: String,
+    found_at: u64,
+    /// The transactions record completing the block, when the record holds
+    /// only the block's head.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    transactions: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SettledMeta {
+    hash: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TransactionsMeta {
+    id: u64,
+}
+
+/// A found block just written to the log, not yet flushed.
+pub struct FoundWrite {
+    pub entry: JournalEntry,
+    /// The hex of the block's transactions, when its template had them ready.
+    pub transactions_hex: Option<Bytes>,
+    pub written: std::io::Result<()>,
+}
+
+mod hex_block {
+    use super::BlockBytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(block: &BlockBytes, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&faster_hex::hex_string(&block.to_vec()))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BlockBytes, D::Error> {
+        let text = <&str>::deserialize(deserializer)?;
+        hex::decode(text)
+            .map(BlockBytes::whole)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// `data_dir/blocks/found.log` and `data_dir/blocks/settled/`.
+#[derive(Clone, Debug)]
+pub struct Journal {
+    log_path: PathBuf,
+    settled: PathBuf,
+    log: Arc<Mutex<Log>>,
+    compact_at_bytes: u64,
+}
+
+#[derive(Debug)]
+struct Log {
+    file: File,
+    /// Blocks written and not yet settled; the log is emptied only when
+    /// there are none.
+    unsettled: HashSet<String>,
+    generation: u64,
+    next_transactions_id: u64,
+}
+
+impl Journal {
+    /// Creates the folders and the log if needed. Reading and repairing the
+    /// log is [`Journal::recover`]'s job.
+    pub fn open(data_dir: &Path) -> std::io::Result<Journal> {
+        let blocks = data_dir.join("blocks");
+        let settled = blocks.join("settled");
+        std::fs::create_dir_all(&settled)?;
+        let log_path = blocks.join("found.log");
+        let file = open_log(&log_path)?;
+        sync_dir(&blocks)?;
+        Ok(Journal {
+            log_path,
+            settled,
+            log: Arc::new(Mutex::new(Log {
+                file,
+                unsettled: HashSet::new(),
+                generation: 0,
+                next_transactions_id: 0,
+            })),
+            compact_at_bytes: COMPACT_AT_BYTES,
+        })
+    }
+
+    /// Empties the log (when nothing is pending) once it is past `bytes`
+    /// rather than the default 256 MiB.
+    pub fn with_compaction_at(mut self, bytes: u64) -> Journal {
+        self.compact_at_bytes = bytes;
+        self
+    }
+
+    /// Appends the whole block and flushes it to disk.
+    pub fn record(&self, entry: &JournalEntry) -> std::io::Result<()> {
+        let record = encode(Kind::Found, &entry.meta(None), |out| {
+            out.extend_from_slice(&entry.block.head);
+            out.extend_from_slice(&entry.block.transactions);
+        });
+        let mut log = self.lock();
+        log.unsettled.insert(entry.hash.clone());
+        log.file.write_all(&record)?;
+        drop(log);
+        self.sync()
+    }
+
+    /// Writes a just-found block to the log, not yet flushed: call
+    /// [`Journal::sync`] before submitting it. When the template's
+    /// transactions are already in the log the record holds only the
+    /// block's head; otherwise the whole block. The entry's block shares the
+    /// record's and the template's buffers. On a write error the entry is
+    /// still returned, so the block can be submitted anyway.
+    pub fn write_found(&self, block: &FoundBlock) -> FoundWrite {
+        let template = &block.job.template;
+        let mut entry = JournalEntry::meta_of(block);
+        let mut log = self.lock();
+        let journaled = template
+            .journaled
+            .get()
+            .filter(|j| j.generation == log.generation);
+        let meta = entry.meta(journaled.map(|j| j.id));
+        let record = encode(Kind::Found, &meta, |out| match journaled {
+            Some(_) => block.serialize_head_into(out),
+            None => block.serialize_into(out),
+        });
+        entry.block = BlockBytes {
+            head: record.slice(record::HEADER_LEN + meta.len()..),
+            transactions: match journaled {
+                Some(_) => template.tx_data.clone(),
+                None => Bytes::new(),
+            },
+        };
+        // Marked before writing: the log is never emptied under a record
+        // that is written and not yet settled.
+        log.unsettled.insert(entry.hash.clone());
+        let written = log.file.write_all(&record);
+        FoundWrite {
+            entry,
+            transactions_hex: journaled.map(|j| j.hex.clone()),
+            written,
+        }
+    }
+
+    /// Writes and flushes the template's transactions (unless `previous`,
+    /// already written, has the same ones) and sets `template.journaled`.
+    /// Empties a large log first when no block is pending.
+    pub fn write_transactions(
+        &self,
+        template: &Template,
+        previous: Option<&Template>,
+    ) -> std::io::Result<()> {
+        if template.tx_data.is_empty() || template.journaled.get().is_some() {
+            return Ok(());
+        }
+        let mut log = self.lock();
+        if let Some(same) = previous
+            .filter(|p| p.tx_data == template.tx_data)
+            .and_then(|p| p.journaled.get())
+            .filter(|j| j.generation == log.generation)
+        {
+            let _ = template.journaled.set(same.clone());
+            return Ok(());
+        }
+        if log.unsettled.is_empty() && log.file.metadata()?.len() > self.compact_at_bytes {
+            empty(&mut log)?;
+        }
+        let (generation, id) = (log.generation, log.next_transactions_id);
+        log.next_transactions_id += 1;
+        let record = encode(Kind::Transactions, &json(&TransactionsMeta { id }), |out| {
+            out.extend_from_slice(&template.tx_data)
+        });
+        log.file.write_all(&record)?;
+        drop(log);
+        let hex = Bytes::from(faster_hex::hex_string(&template.tx_data));
+        self.sync()?;
+        let _ = template.journaled.set(JournaledTransactions {
+            generation,
+            id,
+            hex,
+        });
+        Ok(())
+    }
+
+    /// Starts writing the log's dirty pages to disk without waiting
+    /// (`sync_file_range`), so work done before [`Journal::sync`] overlaps
+    /// the disk's. Best effort: `sync` alone is what makes a record durable.
+    pub fn start_flush(&self) {
+        use std::os::fd::AsRawFd;
+        let log = self.lock();
+        // SAFETY: the descriptor stays open while the lock is held, and
+        // sync_file_range reads no memory of ours.
+        unsafe {
+            libc::sync_file_range(log.file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+
+    /// Flushes every record written so far to disk (`fdatasync`), without
+    /// holding up other writers.
+    pub fn sync(&self) -> std::io::Result<()> {
+        let file = self.lock().file.try_clone()?;
+        file.sync_data()
+    }
+
+    /// Writes the settled copy, then marks the block settled in the log.
+    pub fn settle(&self, entry: &JournalEntry) -> std::io::Result<()> {
+        write_durably(&self.settled, &format!("{}.json", entry.hash), &json(entry))?;
+        let meta = SettledMeta {
+            hash: entry.hash.clone(),
+        };
+        let record = encode(Kind::Settled, &json(&meta), |_| {});
+        let mut log = self.lock();
+        log.file.write_all(&record)?;
+        log.file.sync_data()?;
+        log.unsettled.remove(&entry.hash);
+        Ok(())
+    }
+
+    /// Reads the log at start-up: returns the blocks still pending, moves a
+    /// damaged log aside (carrying its readable records into a fresh one),
+    /// and empties the log when nothing is pending.
+    pub fn recover(&self) -> std::io::Result<Vec<JournalEntry>> {
+        let mut log = self.lock();
+        let bytes = read_all(&self.log_path)?;
+        let scan = scan(&bytes);
+        if let Some(at) = scan.damaged_at {
+            let aside = self
+                .log_path
+                .with_file_name(format!("found.log.damaged-{}", unix_now()));
+            tracing::error!(
+                log = %self.log_path.display(),
+                offset = at,
+                moved_to = %aside.display(),
+                readable_records = scan.records.len(),
+                "block journal is damaged; moved aside and its readable records carried over"
+            );
+            std::fs::rename(&self.log_path, &aside)?;
+            log.file = open_log(&self.log_path)?;
+            for Record { kind, meta, body } in &scan.records {
+                log.file
+                    .write_all(&encode(*kind, meta, |out| out.extend_from_slice(body)))?;
+            }
+            log.file.sync_data()?;
+            sync_dir(self.log_path.parent().expect("the log is in blocks/"))?;
+        }
+        let pending = pending_of(&scan.records);
+        log.next_transactions_id = next_transactions_id(&scan.records);
+        log.unsettled = pending.iter().map(|e| e.hash.clone()).collect();
+        if pending.is_empty() && !bytes.is_empty() {
+            empty(&mut log)?;
+        }
+        Ok(pending)
+    }
+
+    /// Blocks found and not yet settled, oldest first (read-only; a torn
+    /// tail is skipped, not repaired).
+    pub fn pending(&self) -> std::io::Result<Vec<JournalEntry>> {
+        Ok(pending_of(&scan(&read_all(&self.log_path)?).records))
+    }
+
+    /// Blocks with a verdict, oldest first.
+    pub fn settled(&self) -> std::io::Result<Vec<JournalEntry>> {
+        let mut entries = Vec::new();
+        for file in std::fs::read_dir(&self.settled)? {
+            let path = file?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                match serde_json::from_slice(&std::fs::read(&path)?) {
+                    Ok(entry) => entries.push(entry),
+                    Err(error) => {
+                        tracing::error!(path = %path.display(), %error, "unreadable settled block; left in place")
+                    }
+                }
+            }
+        }
+        entries.sort_by_key(|e: &JournalEntry| (e.found_at, e.height));
+        Ok(entries)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
+        // A panic while holding the lock leaves at worst a torn tail, which
+        // `recover` handles; the file itself is still usable.
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Empties the log; transactions written before can no longer be referred to.
+fn empty(log: &mut Log) -> std::io::Result<()> {
+    log.file.set_len(0)?;
+    log.file.sync_data()?;
+    log.generation += 1;
+    Ok(())
+}
+
+fn json(value: &impl Serialize) -> Vec<u8> {
+    serde_json::to_vec(value).expect("journal records serialize")
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+fn read_all(path: &Path) -> std::io::Result<Bytes> {
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(mut file) => {
+            file.read_to_end(&mut bytes)?;
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => return Err(error),
+    }
+    Ok(bytes.into())
+}
+
+/// Found records not followed by a settle record for the same block, each
+/// completed with its transactions record when it refers to one.
+fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
+    let mut transactions: HashMap<u64, Bytes> = HashMap::new();
+    let mut pending: Vec<JournalEntry> = Vec::new();
+    for record in records {
+        match record.kind {
+            Kind::Transactions => match serde_json::from_slice::<TransactionsMeta>(&record.meta) {
+                Ok(meta) => {
+                    transactions.insert(meta.id, record.body.clone());
+                }
+                Err(error) => tracing::error!(%error, "unreadable transactions record"),
+            },
+            Kind::Found => match serde_json::from_slice::<FoundMeta>(&record.meta) {
+                Ok(meta) => {
+                    let rest = match meta.transactions {
+                        None => Bytes::new(),
+                        Some(id) => match transactions.get(&id) {
+                            Some(data) => data.clone(),
+                            None => {
+                                tracing::error!(hash = %meta.hash, head = %faster_hex::hex_string(&record.body), "journaled block refers to transactions missing from the log; only its header and coinbase are known");
+                                continue;
+                            }
+                        },
+                    };
+                    pending.retain(|e| e.hash != meta.hash);
+                    pending.push(JournalEntry {
+                        hash: meta.hash,
+                        height: meta.height,
+                        worker: meta.worker,
+                        found_at: meta.found_at,
+                        block: BlockBytes {
+                            head: record.body.clone(),
+                            transactions: rest,
+                        },
+                        outcome: None,
+                    });
+                }
+                Err(error) => tracing::error!(%error, "unreadable found-block record"),
+            },
+            Kind::Settled => match serde_json::from_slice::<SettledMeta>(&record.meta) {
+                Ok(meta) => pending.retain(|e| e.hash != meta.hash),
+                Err(error) => tracing::error!(%error, "unreadable settle record"),
+            },
+        }
+    }
+    pending
+}
+
+fn next_transactions_id(records: &[Record]) -> u64 {
+    records
+        .iter()
+        .filter(|r| r.kind == Kind::Transactions)
+        .filter_map(|r| serde_json::from_slice::<TransactionsMeta>(&r.meta).ok())
+        .map(|meta| meta.id + 1)
+        .max()
+        .unwrap_or(0)
+}
+
+fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    let temporary = dir.join(format!(".{name}.tmp"));
+    let mut file = File::create(&temporary)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&temporary, dir.join(name))?;
+    sync_dir(dir)
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests;

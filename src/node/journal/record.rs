@@ -1,0 +1,128 @@
+//! The log's record format: `NDAS`, a kind byte, the meta and body lengths
+//! (u32 LE), a CRC-32 of everything after the magic, then the meta JSON and
+//! the raw body.
+
+use bytes::Bytes;
+
+pub const MAGIC: &[u8; 4] = b"NDAS";
+/// Magic, kind, two lengths, CRC.
+pub const HEADER_LEN: usize = 4 + 1 + 4 + 4 + 4;
+
+/// What a record says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    /// A found block: its meta, and the whole block or (when its template's
+    /// transactions are in the log) the block up to its transactions.
+    Found = 1,
+    /// The node gave its verdict on a block.
+    Settled = 2,
+    /// A template's transactions, written before any block can refer to them.
+    Transactions = 3,
+}
+
+impl Kind {
+    fn from_byte(byte: u8) -> Option<Kind> {
+        match byte {
+            1 => Some(Kind::Found),
+            2 => Some(Kind::Settled),
+            3 => Some(Kind::Transactions),
+            _ => None,
+        }
+    }
+}
+
+/// A record as read back.
+pub struct Record {
+    pub kind: Kind,
+    pub meta: Vec<u8>,
+    pub body: Bytes,
+}
+
+/// One record in one buffer: header, meta, then what `body` appends.
+pub fn encode(kind: Kind, meta: &[u8], body: impl FnOnce(&mut Vec<u8>)) -> Bytes {
+    let mut record = Vec::new();
+    record.extend_from_slice(MAGIC);
+    record.push(kind as u8);
+    record.extend_from_slice(&len_u32(meta.len()).to_le_bytes());
+    record.extend_from_slice(&[0; 8]); // body length and CRC, below
+    record.extend_from_slice(meta);
+    body(&mut record);
+    let body_len = len_u32(record.len() - HEADER_LEN - meta.len());
+    record[9..13].copy_from_slice(&body_len.to_le_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&record[4..13]);
+    crc.update(&record[HEADER_LEN..]);
+    let crc = crc.finalize();
+    record[13..17].copy_from_slice(&crc.to_le_bytes());
+    record.into()
+}
+
+fn len_u32(len: usize) -> u32 {
+    u32::try_from(len).expect("a journal record is under 4 GiB")
+}
+
+/// Every good record of a log, and where the damage starts if any.
+pub struct Scan {
+    pub records: Vec<Record>,
+    /// Offset of the first byte that is not part of a good record.
+    pub damaged_at: Option<usize>,
+}
+
+/// Reads every good record; after a bad one, looks for the next magic so a
+/// damaged record in the middle does not hide the ones after it.
+pub fn scan(bytes: &Bytes) -> Scan {
+    let mut records = Vec::new();
+    let mut damaged_at = None;
+    let mut at = 0;
+    while at < bytes.len() {
+        match decode(bytes, at) {
+            Some((record, end)) => {
+                records.push(record);
+                at = end;
+            }
+            None => {
+                damaged_at.get_or_insert(at);
+                at = match bytes[at + 1..]
+                    .windows(MAGIC.len())
+                    .position(|w| w == MAGIC)
+                {
+                    Some(next) => at + 1 + next,
+                    None => bytes.len(),
+                };
+            }
+        }
+    }
+    Scan {
+        records,
+        damaged_at,
+    }
+}
+
+/// The record at `at` and where it ends, if it is whole and its CRC holds.
+fn decode(bytes: &Bytes, at: usize) -> Option<(Record, usize)> {
+    let header = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
+    if &header[..4] != MAGIC {
+        return None;
+    }
+    let kind = Kind::from_byte(header[4])?;
+    let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
+    let meta_len = word(5) as usize;
+    let body_len = word(9) as usize;
+    let meta_start = at + HEADER_LEN;
+    let body_start = meta_start.checked_add(meta_len)?;
+    let end = body_start.checked_add(body_len)?;
+    let contents = bytes.get(meta_start..end)?;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&header[4..13]);
+    crc.update(contents);
+    if crc.finalize() != word(13) {
+        return None;
+    }
+    let record = Record {
+        kind,
+        meta: bytes[meta_start..body_start].to_vec(),
+        body: bytes.slice(body_start..end),
+    };
+    Some((record, end))
+}
