@@ -244,6 +244,8 @@ class RegtestNode:
                 self.rpc("getblockcount")
                 break
             except Exception:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"regtest node exited with {self.process.returncode}; see {self.dir}/regtest/debug.log")
                 if time.time() > deadline:
                     raise
                 time.sleep(0.2)
@@ -269,7 +271,11 @@ class RegtestNode:
 def regtest_block_latency(transactions=3000, blocks=3):
     """Share-to-submitblock delay for blocks carrying `transactions` on the real regtest node."""
     main = RegtestNode()
-    peer = RegtestNode(connect=main.p2p_port)
+    try:
+        peer = RegtestNode(connect=main.p2p_port)
+    except Exception:
+        main.stop()
+        raise
     samples = []
     try:
         while main.rpc("getconnectioncount") == 0:

@@ -61,6 +61,21 @@ pub struct StratumConfig {
     pub extranonce2_size: usize,
     /// Longest line a miner may send; longer closes the connection.
     pub max_line_bytes: usize,
+    /// Miners served at once; more are closed as they connect.
+    pub max_connections: usize,
+    /// Miners from one address at once (a farm behind NAT shares one).
+    pub max_connections_per_ip: usize,
+    /// Lines a miner may send per second, with a burst of as many; more
+    /// closes the connection.
+    pub max_lines_per_second: u32,
+    /// A miner not subscribed and authorized this long after connecting is
+    /// closed (slow or half-open connections).
+    pub handshake_timeout_seconds: f64,
+    /// A miner that sends nothing for this long is closed.
+    pub idle_timeout_seconds: f64,
+    /// A miner that does not take what it is sent within this long is
+    /// closed, and its buffers freed.
+    pub write_timeout_seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -119,6 +134,12 @@ impl Default for Config {
                 listen: SocketAddr::from(([0, 0, 0, 0], 3333)),
                 extranonce2_size: 8,
                 max_line_bytes: 4096,
+                max_connections: 100_000,
+                max_connections_per_ip: 5_000,
+                max_lines_per_second: 100,
+                handshake_timeout_seconds: 30.0,
+                idle_timeout_seconds: 600.0,
+                write_timeout_seconds: 10.0,
             },
             difficulty: DifficultyConfig {
                 start: 1024.0,
@@ -232,6 +253,30 @@ impl Config {
                 "stratum.max_line_bytes",
                 format!("{} is outside 512..=1048576", s.max_line_bytes),
             );
+        }
+        if s.max_connections == 0 {
+            issue("stratum.max_connections", "must be at least 1".into());
+        }
+        if s.max_connections_per_ip == 0 {
+            issue(
+                "stratum.max_connections_per_ip",
+                "must be at least 1".into(),
+            );
+        }
+        if s.max_lines_per_second == 0 {
+            issue("stratum.max_lines_per_second", "must be at least 1".into());
+        }
+        for (key, value) in [
+            (
+                "stratum.handshake_timeout_seconds",
+                s.handshake_timeout_seconds,
+            ),
+            ("stratum.idle_timeout_seconds", s.idle_timeout_seconds),
+            ("stratum.write_timeout_seconds", s.write_timeout_seconds),
+        ] {
+            if !(value.is_finite() && (0.1..=86_400.0).contains(&value)) {
+                issue(key, format!("{value} is outside 0.1..=86400"));
+            }
         }
         let d = &self.difficulty;
         for (key, value) in [

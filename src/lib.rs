@@ -136,13 +136,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config: session_rx,
         shutdown: shutdown.clone(),
         max_line_bytes: config.stratum.max_line_bytes,
-        write_timeout: Duration::from_secs(10),
+        write_timeout: Duration::from_secs_f64(config.stratum.write_timeout_seconds),
+        max_lines_per_second: config.stratum.max_lines_per_second,
+        handshake_timeout: Duration::from_secs_f64(config.stratum.handshake_timeout_seconds),
+        idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
         stats: stats.clone(),
     };
     let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
+    let admission = server::Admission::new(
+        config.stratum.max_connections,
+        config.stratum.max_connections_per_ip,
+    );
     tasks.spawn(server::accept_loop(
         stratum,
         extranonces,
+        admission,
         context,
         tasks.clone(),
     ));

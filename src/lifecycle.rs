@@ -223,6 +223,10 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
             old.stratum.max_line_bytes != new.stratum.max_line_bytes,
         ),
         (
+            "stratum limits",
+            format!("{:?}", old.stratum) != format!("{:?}", new.stratum),
+        ),
+        (
             "mining.payout_address",
             old.mining.payout_address != new.mining.payout_address,
         ),

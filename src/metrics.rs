@@ -16,6 +16,10 @@ pub struct Metrics {
     registry: Registry,
     pub connections: IntGauge,
     pub connections_total: IntCounter,
+    /// `reason`: `max_connections` or `max_connections_per_ip`.
+    pub connections_refused_total: IntCounterVec,
+    /// `reason`: a [`crate::session::connection::Closed`] label.
+    pub disconnects_total: IntCounterVec,
     /// Workers with at least one connection (set at scrape).
     pub workers: IntGauge,
     pub subscribes_total: IntCounter,
@@ -96,6 +100,23 @@ impl Metrics {
                 &["result", "reason"],
             ),
         );
+        let connections_refused_total = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "ndas_connections_refused_total",
+                    "Connections closed on arrival, by the bound they were over",
+                ),
+                &["reason"],
+            ),
+        );
+        let disconnects_total = register(
+            r,
+            IntCounterVec::new(
+                Opts::new("ndas_disconnects_total", "Miner connections ended, by why"),
+                &["reason"],
+            ),
+        );
         let blocks_total = register(
             r,
             IntCounterVec::new(
@@ -145,6 +166,12 @@ impl Metrics {
         for reason in crate::session::share::Reject::REASONS {
             shares_total.with_label_values(&["rejected", reason]);
         }
+        for reason in ["max_connections", "max_connections_per_ip"] {
+            connections_refused_total.with_label_values(&[reason]);
+        }
+        for reason in crate::session::connection::Closed::REASONS {
+            disconnects_total.with_label_values(&[reason]);
+        }
         for outcome in ["accepted", "duplicate", "inconclusive", "rejected"] {
             blocks_total.with_label_values(&[outcome]);
         }
@@ -156,6 +183,8 @@ impl Metrics {
         Metrics {
             connections: gauge(r, "ndas_connections", "Miner connections open now"),
             connections_total: counter(r, "ndas_connections_total", "Miner connections accepted"),
+            connections_refused_total,
+            disconnects_total,
             workers: gauge(r, "ndas_workers", "Workers with at least one connection"),
             subscribes_total: counter(
                 r,

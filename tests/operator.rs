@@ -103,8 +103,21 @@ async fn endpoints_report_what_the_pool_does() {
     assert_eq!(rest["workers"][0]["name"], json!("acct.rig2"));
     assert_eq!(rest["workers"][0]["rejected"], json!(1));
 
-    let (status, metrics) = http_get(http, "/metrics").await;
-    assert_eq!(status, 200);
+    // The accepted block moves both miners to the new tip: the broadcast
+    // that follows is timed per connection.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let metrics = loop {
+        let (status, metrics) = http_get(http, "/metrics").await;
+        assert_eq!(status, 200);
+        if metric(&metrics, "ndas_notify_delay_seconds_count") >= 2.0 {
+            break metrics;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the new tip never reached both miners"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(metric(&metrics, "ndas_connections "), 2.0);
     assert_eq!(
         metric(
@@ -132,7 +145,6 @@ async fn endpoints_report_what_the_pool_does() {
             "ndas_rpc_calls_total{method=\"submitblock\",outcome=\"ok\"}"
         ) >= 1.0
     );
-    assert!(metric(&metrics, "ndas_notify_delay_seconds_count") >= 2.0);
     assert!(metric(&metrics, "ndas_tip_to_job_seconds_count") >= 1.0);
     assert!(metric(&metrics, "ndas_bytes_received_total") > 0.0);
     assert!(metrics.contains("process_resident_memory_bytes"));

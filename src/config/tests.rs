@@ -27,13 +27,19 @@ fn defaults_fill_what_the_file_leaves_out() {
 #[test]
 fn every_bad_value_is_named_by_its_key() {
     let text = format!(
-        "{}\n[stratum]\nextranonce2_size = 12\n[difficulty]\nstart = -1\nmin = 5\nmax = 1\n[node]\npoll_interval_ms = 1\nbackend = \"rpc\"\n",
+        "{}\n[stratum]\nextranonce2_size = 12\nmax_connections = 0\nmax_connections_per_ip = 0\nmax_lines_per_second = 0\nhandshake_timeout_seconds = nan\nidle_timeout_seconds = -1\nwrite_timeout_seconds = 1e9\n[difficulty]\nstart = -1\nmin = 5\nmax = 1\n[node]\npoll_interval_ms = 1\nbackend = \"rpc\"\n",
         minimal().replace(REGTEST_ADDRESS, "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa")
     );
     let issues = Config::from_toml(&text).unwrap().validate().unwrap_err().0;
     let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
     for key in [
         "stratum.extranonce2_size",
+        "stratum.max_connections",
+        "stratum.max_connections_per_ip",
+        "stratum.max_lines_per_second",
+        "stratum.handshake_timeout_seconds",
+        "stratum.idle_timeout_seconds",
+        "stratum.write_timeout_seconds",
         "difficulty.start",
         "difficulty.min",
         "mining.payout_address",

@@ -35,6 +35,12 @@ pub struct ConnectionContext {
     pub max_line_bytes: usize,
     /// A miner that cannot take a line within this long is dropped.
     pub write_timeout: Duration,
+    /// Lines a miner may send per second, with a burst of as many.
+    pub max_lines_per_second: u32,
+    /// Time from connecting to being subscribed and authorized.
+    pub handshake_timeout: Duration,
+    /// Longest a miner may stay silent.
+    pub idle_timeout: Duration,
     pub stats: Arc<crate::stats::Stats>,
 }
 
@@ -49,7 +55,69 @@ pub enum Closed {
     Protocol,
     /// The miner did not read what it was sent.
     WriteStalled,
+    /// Not subscribed and authorized within `handshake_timeout`.
+    HandshakeTimeout,
+    /// Nothing received for `idle_timeout`.
+    Idle,
+    /// More lines than `max_lines_per_second` allows.
+    Flood,
     Shutdown,
+}
+
+impl Closed {
+    /// Every label of `ndas_disconnects_total{reason=…}`.
+    pub const REASONS: [&'static str; 8] = [
+        "eof",
+        "line_too_long",
+        "protocol",
+        "write_stalled",
+        "handshake_timeout",
+        "idle",
+        "flood",
+        "shutdown",
+    ];
+
+    pub fn label(&self) -> &'static str {
+        match self {
+            Closed::Eof => "eof",
+            Closed::LineTooLong => "line_too_long",
+            Closed::Protocol => "protocol",
+            Closed::WriteStalled => "write_stalled",
+            Closed::HandshakeTimeout => "handshake_timeout",
+            Closed::Idle => "idle",
+            Closed::Flood => "flood",
+            Closed::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// A token bucket: `rate` lines a second, at most `rate` saved up.
+struct LineBudget {
+    rate: f64,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl LineBudget {
+    fn new(rate: u32) -> LineBudget {
+        LineBudget {
+            rate: f64::from(rate),
+            tokens: f64::from(rate),
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    /// Takes one line at `now`; false when the budget is spent.
+    fn take(&mut self, now: tokio::time::Instant) -> bool {
+        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 /// Serves one miner until it leaves, misbehaves, or NDAS shuts down.
@@ -86,12 +154,33 @@ where
     tokio::pin!(cancelled);
     let mut jobs = Box::pin(changes(context.jobs.clone()));
     let mut configs = Box::pin(changes(context.config.clone()));
+    let handshake = tokio::time::sleep(context.handshake_timeout);
+    tokio::pin!(handshake);
+    // Re-armed lazily when it fires, not on every line (every share).
+    let idle = tokio::time::sleep(context.idle_timeout);
+    tokio::pin!(idle);
+    let mut last_heard = tokio::time::Instant::now();
+    let mut budget = LineBudget::new(context.max_lines_per_second);
     loop {
         let closed = tokio::select! {
             biased;
             _ = &mut cancelled => {
                 out.lines.push(reconnect());
                 Some(Closed::Shutdown)
+            }
+            _ = &mut handshake, if !session.is_authorized() => {
+                let refusal = StratumError::other("not subscribed and authorized in time");
+                out.lines.push(error(&serde_json::Value::Null, &refusal));
+                Some(Closed::HandshakeTimeout)
+            }
+            _ = &mut idle => {
+                let quiet_until = last_heard + context.idle_timeout;
+                if tokio::time::Instant::now() >= quiet_until {
+                    Some(Closed::Idle)
+                } else {
+                    idle.as_mut().reset(quiet_until);
+                    None
+                }
             }
             job = jobs.next() => match job {
                 Some(Some(job)) => {
@@ -112,8 +201,15 @@ where
             line = lines.next() => match line {
                 Some(Ok(line)) => {
                     stats.stats().metrics.bytes_received_total.inc_by(line.len() as u64 + 1);
-                    session.handle_line(&line, Now::system(), &mut out);
-                    out.close.then_some(Closed::Protocol)
+                    last_heard = tokio::time::Instant::now();
+                    if budget.take(last_heard) {
+                        session.handle_line(&line, Now::system(), &mut out);
+                        out.close.then_some(Closed::Protocol)
+                    } else {
+                        let refusal = StratumError::other("too many lines");
+                        out.lines.push(error(&serde_json::Value::Null, &refusal));
+                        Some(Closed::Flood)
+                    }
                 }
                 Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
                     let refusal = StratumError::other("line too long");
@@ -138,7 +234,10 @@ where
             return Closed::WriteStalled;
         }
         if let Some(closed) = closed {
-            if matches!(closed, Closed::LineTooLong | Closed::Protocol) {
+            if matches!(
+                closed,
+                Closed::LineTooLong | Closed::Protocol | Closed::Flood | Closed::HandshakeTimeout
+            ) {
                 linger(&mut writer, lines.get_mut()).await;
             }
             return closed;

@@ -1,0 +1,295 @@
+//! One bad client never costs the others: connection bounds, slow and silent
+//! connections, line floods and miners that stop reading are each closed,
+//! counted in `ndas_disconnects_total` / `ndas_connections_refused_total`,
+//! while an honest miner beside them keeps getting answers.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use common::{ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket
+        .bind(SocketAddr::new(IpAddr::from(source), 0))
+        .unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
+/// Sends a subscribe; the server's first line back, or `None` if it closed.
+async fn subscribe(stream: &mut TcpStream) -> Option<String> {
+    let line = "{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"abuse/1\"]}\n";
+    if stream.write_all(line.as_bytes()).await.is_err() {
+        return None;
+    }
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match tokio::time::timeout(WAIT, stream.read(&mut byte))
+            .await
+            .expect("an answer or a close")
+        {
+            Ok(1) if byte[0] == b'\n' => return Some(String::from_utf8(answer).unwrap()),
+            Ok(1) => answer.push(byte[0]),
+            _ => return None,
+        }
+    }
+}
+
+/// Everything the server sends until it closes the connection.
+async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match tokio::time::timeout(WAIT, stream.read(&mut buffer))
+            .await
+            .expect("the server closes the connection")
+        {
+            Ok(0) | Err(_) => return String::from_utf8_lossy(&received).into_owned(),
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+        }
+    }
+}
+
+/// The value of one metric series (exact line match before the value).
+async fn metric(addr: SocketAddr, series: &str) -> f64 {
+    let (_, body) = common::http_get(addr, "/metrics").await;
+    body.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no series {series}"))
+}
+
+async fn wait_for_metric(addr: SocketAddr, series: &str, wanted: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let value = metric(addr, series).await;
+        if value >= wanted {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} stayed at {value}, wanted {wanted}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The honest miner still gets its answers.
+async fn still_served(client: &mut ndas::miner::Client) {
+    let answer = client
+        .request("mining.suggest_difficulty", json!([1]))
+        .await
+        .unwrap();
+    assert_eq!(answer["error"], json!(null), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_bounds_are_closed_and_the_rest_served() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.max_connections = 3;
+    config.stratum.max_connections_per_ip = 2;
+    let running = start_ndas(config).await;
+    let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
+
+    let mut first = connect_from([127, 0, 0, 1], addr).await;
+    let mut second = connect_from([127, 0, 0, 1], addr).await;
+    assert!(subscribe(&mut first).await.is_some());
+    assert!(subscribe(&mut second).await.is_some());
+    let mut third_from_same = connect_from([127, 0, 0, 1], addr).await;
+    assert_eq!(
+        subscribe(&mut third_from_same).await,
+        None,
+        "a third connection from one address is closed"
+    );
+    let mut other = connect_from([127, 0, 0, 2], addr).await;
+    assert!(
+        subscribe(&mut other).await.is_some(),
+        "the per-address bound is per address"
+    );
+    let mut over_total = connect_from([127, 0, 0, 3], addr).await;
+    assert_eq!(
+        subscribe(&mut over_total).await,
+        None,
+        "over max_connections"
+    );
+    let per_ip = "ndas_connections_refused_total{reason=\"max_connections_per_ip\"}";
+    let total = "ndas_connections_refused_total{reason=\"max_connections\"}";
+    assert_eq!(metric(metrics, per_ip).await, 1.0);
+    assert_eq!(metric(metrics, total).await, 1.0);
+
+    // A place freed is a place taken again.
+    drop(first);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let mut again = connect_from([127, 0, 0, 1], addr).await;
+        if subscribe(&mut again).await.is_some() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        subscribe(&mut second).await.is_some(),
+        "the admitted miners were never disturbed"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_silent_and_flooding_miners_are_closed_while_others_are_served() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.handshake_timeout_seconds = 1.0;
+    config.stratum.max_lines_per_second = 20;
+    let running = start_ndas(config).await;
+    let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
+    let (mut honest, _) = ready_miner(addr, "honest/1", &format!("{payout}.honest")).await;
+
+    // Slowloris: a byte at a time, never a whole handshake.
+    let mut slow = TcpStream::connect(addr).await.unwrap();
+    let (mut slow_reader, mut slow_writer) = slow.split();
+    let dribble = async {
+        for byte in b"{\"id\":1,\"method\":\"mining.subscr".iter().cycle() {
+            if slow_writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let closed = async {
+        let mut received = Vec::new();
+        let _ = tokio::time::timeout(WAIT, slow_reader.read_to_end(&mut received)).await;
+        String::from_utf8_lossy(&received).into_owned()
+    };
+    let said = tokio::select! {
+        said = closed => said,
+        _ = dribble => panic!("the dribble ended first"),
+    };
+    assert!(
+        said.contains("not subscribed and authorized in time"),
+        "{said}"
+    );
+
+    // Half-open: connects and says nothing.
+    let mut silent = TcpStream::connect(addr).await.unwrap();
+    let said = read_until_closed(&mut silent).await;
+    assert!(
+        said.contains("not subscribed and authorized in time"),
+        "{said}"
+    );
+    still_served(&mut honest).await;
+
+    // A flood of lines: answered up to the budget, then closed.
+    let mut flood = TcpStream::connect(addr).await.unwrap();
+    let lines: String = (0..500)
+        .map(|id| {
+            format!("{{\"id\":{id},\"method\":\"mining.extranonce.subscribe\",\"params\":[]}}\n")
+        })
+        .collect();
+    let _ = flood.write_all(lines.as_bytes()).await;
+    let said = read_until_closed(&mut flood).await;
+    assert!(said.contains("too many lines"), "{said}");
+    let answered = said
+        .lines()
+        .filter(|l| l.contains("\"result\":true"))
+        .count();
+    assert!(
+        (1..=40).contains(&answered),
+        "about one second's budget answered, not all 500: {answered}"
+    );
+    still_served(&mut honest).await;
+
+    // Counted once each connection is gone (after its linger).
+    for (reason, count) in [("handshake_timeout", 2.0), ("flood", 1.0)] {
+        let series = format!("ndas_disconnects_total{{reason=\"{reason}\"}}");
+        wait_for_metric(metrics, &series, count).await;
+    }
+    still_served(&mut honest).await;
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_that_stops_reading_is_closed_while_others_are_served() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.write_timeout_seconds = 1.0;
+    // No line budget in the way: only the stalled write may close it.
+    config.stratum.max_lines_per_second = 1_000_000;
+    let running = start_ndas(config).await;
+    let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
+    let (mut honest, _) = ready_miner(addr, "honest/1", &format!("{payout}.honest")).await;
+
+    // Asks and asks, and never reads an answer.
+    let deaf = TcpStream::connect(addr).await.unwrap();
+    let (_deaf_reader, mut deaf_writer) = deaf.into_split();
+    let asks: String = (0..1000)
+        .map(|_| "{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[\"deaf/1\"]}\n")
+        .collect();
+    let writer =
+        tokio::spawn(async move { while deaf_writer.write_all(asks.as_bytes()).await.is_ok() {} });
+    wait_for_metric(
+        metrics,
+        "ndas_disconnects_total{reason=\"write_stalled\"}",
+        1.0,
+    )
+    .await;
+    writer.abort();
+    // Its task is gone: only the honest miner is still counted.
+    wait_until_connections(metrics, 1.0).await;
+    still_served(&mut honest).await;
+    running.shutdown().await;
+}
+
+async fn wait_until_connections(addr: SocketAddr, wanted: f64) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while metric(addr, "ndas_connections").await != wanted {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ndas_connections never came to {wanted}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miner_silent_past_the_idle_timeout_is_closed() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.idle_timeout_seconds = 1.0;
+    let running = start_ndas(config).await;
+    let (mut quiet, _) =
+        ready_miner(running.stratum_addr(), "quiet/1", &format!("{payout}.q")).await;
+    let closed = tokio::time::timeout(WAIT, async {
+        while let Ok(Some(_)) = quiet.read_message().await {}
+    })
+    .await;
+    assert!(closed.is_ok(), "the silent miner was never closed");
+    assert_eq!(
+        metric(
+            running.metrics_addr(),
+            "ndas_disconnects_total{reason=\"idle\"}"
+        )
+        .await,
+        1.0
+    );
+    running.shutdown().await;
+}
