@@ -76,6 +76,13 @@ pub struct StratumConfig {
     /// A miner that does not take what it is sent within this long is
     /// closed, and its buffers freed.
     pub write_timeout_seconds: f64,
+    /// Invalid shares in a row (stale ones are not counted) before the miner
+    /// is told to reconnect and closed; a warning at half.
+    pub max_invalid_shares: u32,
+    /// An address closed this many times for invalid shares within
+    /// `ban_seconds` is refused for `ban_seconds` (0: never ban).
+    pub ban_after_drops: u32,
+    pub ban_seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -112,6 +119,9 @@ pub struct NodeConfig {
     pub backend: Backend,
     pub utek_metadata: PathBuf,
     pub utek_conf: PathBuf,
+    /// Refuse to start when a UTEK file is open to other users, rather than
+    /// warn.
+    pub utek_strict_permissions: bool,
     /// For `backend = "rpc"`: `http://host:port`.
     pub url: Option<String>,
     pub user: Option<String>,
@@ -135,11 +145,14 @@ impl Default for Config {
                 extranonce2_size: 8,
                 max_line_bytes: 4096,
                 max_connections: 100_000,
-                max_connections_per_ip: 5_000,
+                max_connections_per_ip: 20_000,
                 max_lines_per_second: 100,
                 handshake_timeout_seconds: 30.0,
                 idle_timeout_seconds: 600.0,
                 write_timeout_seconds: 10.0,
+                max_invalid_shares: 50,
+                ban_after_drops: 3,
+                ban_seconds: 600.0,
             },
             difficulty: DifficultyConfig {
                 start: 1024.0,
@@ -156,6 +169,7 @@ impl Default for Config {
                 backend: Backend::Utek,
                 utek_metadata: PathBuf::from("/opt/utek_v26_rpc_lib/metadata.json"),
                 utek_conf: PathBuf::from("/etc/utek_v26/utek_v26.conf"),
+                utek_strict_permissions: false,
                 url: None,
                 user: None,
                 password: None,
@@ -265,6 +279,15 @@ impl Config {
         }
         if s.max_lines_per_second == 0 {
             issue("stratum.max_lines_per_second", "must be at least 1".into());
+        }
+        if s.max_invalid_shares < 2 {
+            issue("stratum.max_invalid_shares", "must be at least 2".into());
+        }
+        if !(s.ban_seconds.is_finite() && (1.0..=604_800.0).contains(&s.ban_seconds)) {
+            issue(
+                "stratum.ban_seconds",
+                format!("{} is outside 1..=604800", s.ban_seconds),
+            );
         }
         for (key, value) in [
             (

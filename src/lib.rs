@@ -92,7 +92,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 Vec::new()
             })
     };
-    let (blocks, prepared) = node::submitter::start_journal_thread(journal.clone());
+    let (blocks, prepared) =
+        node::submitter::start_journal_thread(journal.clone(), stats.metrics.clone());
     let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
     let (session_tx, session_rx) = watch::channel(Arc::new(session_config(&config)));
@@ -140,13 +141,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         max_lines_per_second: config.stratum.max_lines_per_second,
         handshake_timeout: Duration::from_secs_f64(config.stratum.handshake_timeout_seconds),
         idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
+        max_invalid_shares: config.stratum.max_invalid_shares,
         stats: stats.clone(),
     };
     let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
-    let admission = server::Admission::new(
-        config.stratum.max_connections,
-        config.stratum.max_connections_per_ip,
-    );
+    let admission = server::Admission::new(server::Bounds {
+        max_connections: config.stratum.max_connections,
+        max_per_ip: config.stratum.max_connections_per_ip,
+        ban_after_drops: config.stratum.ban_after_drops,
+        ban_for: Duration::from_secs_f64(config.stratum.ban_seconds),
+    });
     tasks.spawn(server::accept_loop(
         stratum,
         extranonces,

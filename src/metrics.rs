@@ -16,7 +16,7 @@ pub struct Metrics {
     registry: Registry,
     pub connections: IntGauge,
     pub connections_total: IntCounter,
-    /// `reason`: `max_connections` or `max_connections_per_ip`.
+    /// `reason`: `max_connections`, `max_connections_per_ip` or `banned`.
     pub connections_refused_total: IntCounterVec,
     /// `reason`: a [`crate::session::connection::Closed`] label.
     pub disconnects_total: IntCounterVec,
@@ -32,6 +32,8 @@ pub struct Metrics {
     pub blocks_submitted_total: IntCounter,
     /// From reading the block's share to its first `submitblock` call.
     pub block_submit_delay_seconds: Histogram,
+    /// Writing found blocks to the journal and flushing it, per flush.
+    pub block_journal_seconds: Histogram,
     /// `outcome`: `accepted`, `duplicate`, `inconclusive`, `rejected`.
     pub blocks_total: IntCounterVec,
     pub template_fetch_seconds: Histogram,
@@ -166,7 +168,7 @@ impl Metrics {
         for reason in crate::session::share::Reject::REASONS {
             shares_total.with_label_values(&["rejected", reason]);
         }
-        for reason in ["max_connections", "max_connections_per_ip"] {
+        for reason in ["max_connections", "max_connections_per_ip", "banned"] {
             connections_refused_total.with_label_values(&[reason]);
         }
         for reason in crate::session::connection::Closed::REASONS {
@@ -203,6 +205,15 @@ impl Metrics {
                 r,
                 "ndas_blocks_submitted_total",
                 "submitblock calls made",
+            ),
+            block_journal_seconds: histogram(
+                r,
+                "ndas_block_journal_seconds",
+                "Writing found blocks to the journal and flushing it to disk, per flush",
+                vec![
+                    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01,
+                    0.025, 0.1, 1.0,
+                ],
             ),
             block_submit_delay_seconds: histogram(
                 r,

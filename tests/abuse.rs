@@ -293,3 +293,92 @@ async fn a_miner_silent_past_the_idle_timeout_is_closed() {
     );
     running.shutdown().await;
 }
+
+/// Subscribes and authorizes from `source`, sends `count` shares with a wrong
+/// extranonce2 size for the first job, then reads until the server closes;
+/// everything it said after the job.
+async fn send_invalid_shares(addr: SocketAddr, source: [u8; 4], count: usize) -> String {
+    use tokio::io::AsyncBufReadExt;
+    let stream = connect_from(source, addr).await;
+    let (reader, mut writer) = stream.into_split();
+    let mut lines = tokio::io::BufReader::new(reader).lines();
+    writer
+        .write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n{\"id\":2,\"method\":\"mining.authorize\",\"params\":[\"bad.rig\",\"x\"]}\n")
+        .await
+        .unwrap();
+    let notify = loop {
+        let line = tokio::time::timeout(WAIT, lines.next_line())
+            .await
+            .expect("a job")
+            .unwrap()
+            .expect("a job before the connection closes");
+        if line.contains("\"method\":\"mining.notify\"") {
+            break serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        }
+    };
+    let (job, ntime) = (&notify["params"][0], &notify["params"][7]);
+    for id in 0..count {
+        let submit = json!({"id": 10 + id, "method": "mining.submit", "params": ["bad.rig", job, "00", ntime, "00000000"]});
+        if writer
+            .write_all(format!("{submit}\n").as_bytes())
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    let mut said = String::new();
+    while let Ok(Ok(Some(line))) = tokio::time::timeout(WAIT, lines.next_line()).await {
+        said += &line;
+        said.push('\n');
+    }
+    said
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_shares_get_a_reconnect_then_the_address_a_ban() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.max_invalid_shares = 4;
+    config.stratum.ban_after_drops = 2;
+    config.stratum.ban_seconds = 600.0;
+    let running = start_ndas(config).await;
+    let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
+    let (mut honest, _) = ready_miner(addr, "honest/1", &format!("{payout}.honest")).await;
+
+    // Fewer than the bound: answered, and the connection stays.
+    let said = tokio::time::timeout(
+        Duration::from_secs(3),
+        send_invalid_shares(addr, [127, 0, 0, 3], 3),
+    )
+    .await;
+    assert!(
+        said.is_err(),
+        "three invalid shares do not close the connection"
+    );
+
+    for _ in 0..2 {
+        let said = send_invalid_shares(addr, [127, 0, 0, 3], 4).await;
+        assert_eq!(said.matches("\"error\":[20").count(), 4, "{said}");
+        assert!(said.contains("client.reconnect"), "{said}");
+    }
+    wait_for_metric(
+        metrics,
+        "ndas_disconnects_total{reason=\"invalid_shares\"}",
+        2.0,
+    )
+    .await;
+    // Two drops: the address is refused now, and only that address.
+    let mut banned = connect_from([127, 0, 0, 3], addr).await;
+    assert_eq!(subscribe(&mut banned).await, None);
+    assert_eq!(
+        metric(metrics, "ndas_connections_refused_total{reason=\"banned\"}").await,
+        1.0
+    );
+    let mut other = connect_from([127, 0, 0, 2], addr).await;
+    assert!(subscribe(&mut other).await.is_some());
+    still_served(&mut honest).await;
+    running.shutdown().await;
+}

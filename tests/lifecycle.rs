@@ -267,3 +267,79 @@ async fn sigint_stops_like_sigterm() {
     assert!(exit_of(&mut child).await.success());
     wait_for_log(&log, "stopped").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_stay_out_of_every_output_even_at_trace_level() {
+    let mut pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = common::temp_dir();
+    let ports = (free_port(), free_port());
+    let config = dir.path().join("ndas.toml");
+    let text = config_text(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/")
+        .replace("level = \"info\"", "level = \"trace\"");
+    std::fs::write(&config, text).unwrap();
+    let log = dir.path().join("ndas.log");
+    let mut child = serve(&config, &log);
+    wait_for_log(&log, "new job").await;
+
+    let metadata: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("metadata.json")).unwrap())
+            .unwrap();
+    let token = metadata["factory_token"].as_str().unwrap().to_owned();
+    let basic = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", pair.main.user, pair.main.password))
+    };
+    let secrets = [pair.main.password.clone(), token, basic];
+
+    // Everything an operator or a miner can see: the HTTP surface with the
+    // node up and down, stratum answers, check-config, and the log.
+    let mut seen = String::new();
+    let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
+    let http = format!("127.0.0.1:{}", ports.1).parse().unwrap();
+    let (mut client, work) = common::ready_miner(stratum, "t/1", "acct.rig").await;
+    let share = grind(
+        &work,
+        &client.extranonce1,
+        &[7; 8],
+        (None, 0),
+        10_000,
+        |s| s.is_block,
+    )
+    .unwrap();
+    seen += &client.submit("acct.rig", &share).await.unwrap().to_string();
+    wait_for_log(&log, "BLOCK ACCEPTED").await;
+    pair.main.stop();
+    wait_for_log(&log, "node state: down").await;
+    for path in [
+        "/",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/stats",
+        "/api/workers",
+    ] {
+        seen += &common::http_get(http, path).await.1;
+    }
+    let checked = Command::new(env!("CARGO_BIN_EXE_ndas"))
+        .args(["check-config", "--config", config.to_str().unwrap()])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    seen += &String::from_utf8_lossy(&checked.stdout);
+    seen += &String::from_utf8_lossy(&checked.stderr);
+    signal(child.0.id(), "TERM");
+    assert!(exit_of(&mut child).await.success());
+    seen += &std::fs::read_to_string(&log).unwrap();
+    assert!(
+        seen.contains("node unreachable") && seen.contains("submitblock"),
+        "the node-down errors and the RPC traces were in what was checked"
+    );
+    for secret in &secrets {
+        assert!(
+            !seen.contains(secret.as_str()),
+            "a secret reached the output"
+        );
+    }
+}

@@ -46,6 +46,14 @@ pub fn parse_http_url(url: &str) -> Option<(String, u16)> {
 pub fn endpoint(config: &NodeConfig, network: Network) -> Result<NodeEndpoint, EndpointError> {
     match config.backend {
         Backend::Utek => {
+            let files = [config.utek_metadata.as_path(), config.utek_conf.as_path()];
+            for exposed in utek::check_permissions(&files, config.utek_strict_permissions)? {
+                tracing::warn!(
+                    file = %exposed.path.display(),
+                    mode = format!("{:03o}", exposed.mode),
+                    "UTEK file is open to other users; chmod 600 it (node.utek_strict_permissions = true refuses to start)"
+                );
+            }
             utek::check_licence(&config.utek_metadata)?;
             Ok(utek::load_conf(&config.utek_conf, network)?)
         }

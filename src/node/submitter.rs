@@ -15,6 +15,7 @@ use super::journal::FoundWrite;
 pub use super::journal::{BlockBytes, Journal, JournalEntry, Outcome};
 use super::rpc::{Backoff, RpcClient, RpcError};
 use super::template::Template;
+use crate::metrics::Metrics;
 use crate::session::FoundBlock;
 use crate::stats::Stats;
 use crate::work::manager::JobReceiver;
@@ -213,7 +214,10 @@ impl BlockSink {
 
 /// Starts the journal thread. It ends when every [`BlockSink`] is dropped,
 /// and then so does the receiver of prepared blocks.
-pub fn start_journal_thread(journal: Journal) -> (BlockSink, mpsc::UnboundedReceiver<Prepared>) {
+pub fn start_journal_thread(
+    journal: Journal,
+    metrics: Arc<Metrics>,
+) -> (BlockSink, mpsc::UnboundedReceiver<Prepared>) {
     let (sink, queue) = std::sync::mpsc::channel::<Box<FoundBlock>>();
     let (prepared, receiver) = mpsc::unbounded_channel();
     std::thread::Builder::new()
@@ -223,7 +227,12 @@ pub fn start_journal_thread(journal: Journal) -> (BlockSink, mpsc::UnboundedRece
                 // Blocks found together share one flush (group commit).
                 let batch: Vec<Box<FoundBlock>> =
                     std::iter::once(first).chain(queue.try_iter()).collect();
-                for block in prepare(&journal, &batch) {
+                let started = std::time::Instant::now();
+                let prepared_blocks = prepare(&journal, &batch);
+                metrics
+                    .block_journal_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                for block in prepared_blocks {
                     // Once journaled, a block the submitter is gone for is
                     // submitted on the next start.
                     let _ = prepared.send(block);

@@ -52,6 +52,45 @@ pub enum UtekError {
     ConfMissing { path: PathBuf, key: &'static str },
     #[error("UTEK conf {path}: `rpcport` is not a port number")]
     ConfPort { path: PathBuf },
+    #[error("UTEK file {path} is open to other users (mode {mode:03o}); `chmod 600` it (node.utek_strict_permissions is on)")]
+    Exposed { path: PathBuf, mode: u32 },
+}
+
+/// A UTEK file that group or others may read or write, and its mode.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Exposed {
+    pub path: PathBuf,
+    pub mode: u32,
+}
+
+/// The UTEK files open to group or others: an error for the first when
+/// `strict`, otherwise the list, for the caller to warn about.
+pub fn check_permissions(paths: &[&Path], strict: bool) -> Result<Vec<Exposed>, UtekError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut exposed = Vec::new();
+    for path in paths {
+        let mode = std::fs::metadata(path)
+            .map_err(|source| UtekError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            if strict {
+                return Err(UtekError::Exposed {
+                    path: path.to_path_buf(),
+                    mode,
+                });
+            }
+            exposed.push(Exposed {
+                path: path.to_path_buf(),
+                mode,
+            });
+        }
+    }
+    Ok(exposed)
 }
 
 #[derive(Deserialize)]

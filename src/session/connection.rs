@@ -11,6 +11,7 @@ use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
+use super::share::Reject;
 use super::state::{Event, Now, Output, Session, SessionConfig};
 use crate::node::submitter::BlockSink;
 use crate::stats::connection::ConnectionStats;
@@ -41,6 +42,8 @@ pub struct ConnectionContext {
     pub handshake_timeout: Duration,
     /// Longest a miner may stay silent.
     pub idle_timeout: Duration,
+    /// Invalid shares in a row before the miner is told to reconnect.
+    pub max_invalid_shares: u32,
     pub stats: Arc<crate::stats::Stats>,
 }
 
@@ -61,12 +64,14 @@ pub enum Closed {
     Idle,
     /// More lines than `max_lines_per_second` allows.
     Flood,
+    /// `max_invalid_shares` in a row; told to reconnect.
+    InvalidShares,
     Shutdown,
 }
 
 impl Closed {
     /// Every label of `ndas_disconnects_total{reason=…}`.
-    pub const REASONS: [&'static str; 8] = [
+    pub const REASONS: [&'static str; 9] = [
         "eof",
         "line_too_long",
         "protocol",
@@ -74,6 +79,7 @@ impl Closed {
         "handshake_timeout",
         "idle",
         "flood",
+        "invalid_shares",
         "shutdown",
     ];
 
@@ -86,8 +92,42 @@ impl Closed {
             Closed::HandshakeTimeout => "handshake_timeout",
             Closed::Idle => "idle",
             Closed::Flood => "flood",
+            Closed::InvalidShares => "invalid_shares",
             Closed::Shutdown => "shutdown",
         }
+    }
+}
+
+/// Invalid shares in a row. Stale shares are the chain's doing, not the
+/// miner's, and shares for jobs it no longer has are the aftermath of many
+/// jobs; neither counts.
+struct Strikes {
+    limit: u32,
+    in_a_row: u32,
+}
+
+impl Strikes {
+    /// Counts the shares judged in `events`; true when the limit is reached.
+    fn judge(&mut self, events: &[Event]) -> bool {
+        for event in events {
+            if let Event::Share { verdict, .. } = event {
+                match verdict {
+                    Ok(_) => self.in_a_row = 0,
+                    Err(Reject::Stale | Reject::JobNotFound) => {}
+                    Err(_) => {
+                        self.in_a_row += 1;
+                        if self.in_a_row == self.limit / 2 {
+                            tracing::warn!(
+                                invalid_in_a_row = self.in_a_row,
+                                limit = self.limit,
+                                "miner sends invalid shares"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        self.in_a_row >= self.limit
     }
 }
 
@@ -161,6 +201,10 @@ where
     tokio::pin!(idle);
     let mut last_heard = tokio::time::Instant::now();
     let mut budget = LineBudget::new(context.max_lines_per_second);
+    let mut strikes = Strikes {
+        limit: context.max_invalid_shares,
+        in_a_row: 0,
+    };
     loop {
         let closed = tokio::select! {
             biased;
@@ -204,7 +248,14 @@ where
                     last_heard = tokio::time::Instant::now();
                     if budget.take(last_heard) {
                         session.handle_line(&line, Now::system(), &mut out);
-                        out.close.then_some(Closed::Protocol)
+                        if out.close {
+                            Some(Closed::Protocol)
+                        } else if strikes.judge(&out.events) {
+                            out.lines.push(reconnect());
+                            Some(Closed::InvalidShares)
+                        } else {
+                            None
+                        }
                     } else {
                         let refusal = StratumError::other("too many lines");
                         out.lines.push(error(&serde_json::Value::Null, &refusal));
@@ -236,7 +287,11 @@ where
         if let Some(closed) = closed {
             if matches!(
                 closed,
-                Closed::LineTooLong | Closed::Protocol | Closed::Flood | Closed::HandshakeTimeout
+                Closed::LineTooLong
+                    | Closed::Protocol
+                    | Closed::Flood
+                    | Closed::HandshakeTimeout
+                    | Closed::InvalidShares
             ) {
                 linger(&mut writer, lines.get_mut()).await;
             }

@@ -136,3 +136,36 @@ fn conf_errors_name_the_key_not_the_secret() {
     .unwrap_err();
     assert!(port.to_string().contains("rpcport"));
 }
+
+#[test]
+fn utek_files_open_to_others_are_named_or_refused_in_strict_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let private = conf(&dir, "rpcuser=u\nrpcpassword=p\n");
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let shared = dir.path().join("metadata.json");
+    std::fs::write(&shared, "{}").unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    assert_eq!(check_permissions(&[&private], true).unwrap(), vec![]);
+    assert_eq!(
+        check_permissions(&[&private, &shared], false).unwrap(),
+        vec![Exposed {
+            path: shared.clone(),
+            mode: 0o644
+        }]
+    );
+    let refused = check_permissions(&[&private, &shared], true).unwrap_err();
+    let text = refused.to_string();
+    assert!(text.contains(&shared.display().to_string()), "{text}");
+    assert!(text.contains("644"), "{text}");
+
+    // Group-writable alone is open too.
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o620)).unwrap();
+    assert!(check_permissions(&[&shared], true).is_err());
+    let missing = dir.path().join("absent.conf");
+    assert!(matches!(
+        check_permissions(&[&missing], false),
+        Err(UtekError::Read { .. })
+    ));
+}
