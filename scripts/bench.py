@@ -331,11 +331,16 @@ def regtest_block_latency(transactions=3000, blocks=3):
                                     stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
             try:
                 time.sleep(2)
-                subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1", "--rate", "2",
-                                "--seconds", "3", "--mode", "shares"], check=True, capture_output=True)
-                deadline = time.time() + 30
-                while "BLOCK ACCEPTED" not in open(log_path).read() and time.time() < deadline:
-                    time.sleep(0.2)
+                for attempt in range(3):
+                    load = subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1",
+                                           "--rate", "2", "--seconds", "3", "--mode", "shares", "--json"],
+                                          check=True, capture_output=True, text=True)
+                    deadline = time.time() + 10
+                    while "BLOCK ACCEPTED" not in open(log_path).read() and time.time() < deadline:
+                        time.sleep(0.2)
+                    if "BLOCK ACCEPTED" in open(log_path).read():
+                        break
+                    print(f"regtest: no block from load attempt {attempt + 1}: {load.stdout[:500]}", file=sys.stderr)
             finally:
                 ndas.send_signal(signal.SIGINT)
                 ndas.wait(timeout=30)

@@ -382,3 +382,68 @@ async fn invalid_shares_get_a_reconnect_then_the_address_a_ban() {
     still_served(&mut honest).await;
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_agents_and_numbers_are_refused_or_neutralized() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.max_line_bytes = 16_384;
+    let running = start_ndas(config).await;
+    let (addr, http) = (running.stratum_addr(), running.metrics_addr());
+    let mut client = ndas::miner::Client::connect(addr).await.unwrap();
+    client
+        .subscribe("evil\u{1b}[31m\u{7}agent\r\n")
+        .await
+        .unwrap();
+
+    let long_name = format!("acct.{}", "w".repeat(10_000));
+    for (name, why) in [
+        (long_name.as_str(), "longer than 128 bytes"),
+        ("acct.\u{1b}[2Jrig", "control or space characters"),
+        ("acct.rig\nnext", "control or space characters"),
+    ] {
+        let answer = client.authorize(name).await.unwrap();
+        let error = answer["error"].to_string();
+        assert!(error.contains(why), "{name:?}: {answer}");
+        assert!(!error.contains('\u{1b}'), "{answer}");
+    }
+    assert_eq!(
+        client.authorize("acct.名前").await.unwrap()["result"],
+        json!(true)
+    );
+
+    for difficulty in [json!(-1), json!(0), json!("inf"), json!(1e308), json!([1])] {
+        let answer = client
+            .request("mining.suggest_difficulty", json!([difficulty]))
+            .await
+            .unwrap();
+        if difficulty == json!(1e308) {
+            // Finite and positive: clamped to the configured maximum.
+            assert_eq!(answer["result"], json!(true), "{answer}");
+        } else {
+            assert_eq!(answer["error"][0], json!(20), "{difficulty}: {answer}");
+        }
+    }
+    // Numbers JSON allows but no machine type holds, and deep nesting.
+    for line in [
+        "{\"id\":1e999,\"method\":\"mining.suggest_difficulty\",\"params\":[1]}",
+        "{\"id\":184467440737095516161844674407370955161,\"method\":\"mining.bogus\",\"params\":[]}",
+        &format!("{{\"id\":1,\"method\":\"mining.bogus\",\"params\":{}{}}}", "[".repeat(5000), "]".repeat(5000)),
+    ] {
+        client.send_raw(format!("{line}\n").as_bytes()).await.unwrap();
+        let answer = client.read_message().await.unwrap().expect("an answer, not a close");
+        assert_eq!(answer["error"][0], json!(20), "{answer}");
+    }
+    still_served(&mut client).await;
+
+    // What the operator sees carries no control characters.
+    let (_, page) = common::http_json(http, "/api/workers").await;
+    let worker = &page["workers"][0];
+    assert_eq!(worker["name"], json!("acct.名前"));
+    let agent = worker["user_agent"].as_str().unwrap();
+    assert!(!agent.chars().any(char::is_control), "{agent:?}");
+    assert_eq!(agent, "evil[31magent");
+    running.shutdown().await;
+}
