@@ -300,59 +300,65 @@ class RegtestNode:
 
 
 def regtest_block_latency(transactions=3000, blocks=3):
-    """Share-to-submitblock delay for blocks carrying `transactions` on the real regtest node."""
+    """Share-to-submitblock delay for blocks carrying `transactions` on the real
+    regtest node: one fresh node pair per block, so each fill starts from the
+    same wallet (a reused wallet's small coins make payments too large)."""
+    return [regtest_one_block(transactions) for _ in range(blocks)]
+
+
+def regtest_one_block(transactions):
     main = RegtestNode()
     try:
         peer = RegtestNode(connect=main.p2p_port)
     except Exception:
         main.stop()
         raise
-    samples = []
     try:
         while main.rpc("getconnectioncount") == 0:
             time.sleep(0.1)
         main.rpc("generate", 101)
-        for _ in range(blocks):
-            # Many confirmed coins first, so each payment spends its own.
-            for _ in range(0, transactions, 250):
-                outputs = {main.rpc("getnewaddress"): 0.01 for _ in range(250)}
-                main.rpc("sendmany", "", outputs)
-            main.rpc("generate", 1)
-            target = main.rpc("getnewaddress")
-            for _ in range(transactions):
-                main.rpc("sendtoaddress", target, 0.001)
-            while len(main.rpc("getblocktemplate")["transactions"]) < transactions:
-                time.sleep(0.5)
-            stack_dir = tempfile.mkdtemp(prefix="ndas-bench-")
-            ports = (free_port(), free_port())
-            write_ndas_files(stack_dir, main.rpc_port, ports, "4.656542373906925e-10", target, log_format="json")
-            log_path = os.path.join(stack_dir, "ndas.log")
-            ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(stack_dir, "ndas.toml")],
-                                    stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-            try:
-                time.sleep(2)
-                for attempt in range(3):
-                    load = subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1",
-                                           "--rate", "2", "--seconds", "3", "--mode", "shares", "--json"],
-                                          check=True, capture_output=True, text=True)
-                    deadline = time.time() + 10
-                    while "BLOCK ACCEPTED" not in open(log_path).read() and time.time() < deadline:
-                        time.sleep(0.2)
-                    if "BLOCK ACCEPTED" in open(log_path).read():
-                        break
-                    print(f"regtest: no block from load attempt {attempt + 1}: {load.stdout[:500]}", file=sys.stderr)
-            finally:
-                ndas.send_signal(signal.SIGINT)
-                ndas.wait(timeout=30)
-            accepted = [json.loads(l) for l in open(log_path) if "BLOCK ACCEPTED" in l]
-            first = min(accepted, key=lambda l: l["height"])
-            block = main.rpc("getblock", first["hash"])
-            samples.append({"transactions": len(block["tx"]) - 1, "submit_delay_ms": first["submit_delay_ms"]})
-            print(f"regtest block: {samples[-1]}", file=sys.stderr)
+        # Many confirmed coins first, so each payment spends its own.
+        for _ in range(0, transactions, 250):
+            outputs = {main.rpc("getnewaddress"): 0.01 for _ in range(250)}
+            main.rpc("sendmany", "", outputs)
+        main.rpc("generate", 1)
+        target = main.rpc("getnewaddress")
+        for _ in range(transactions):
+            main.rpc("sendtoaddress", target, 0.001)
+        while len(main.rpc("getblocktemplate")["transactions"]) < transactions:
+            time.sleep(0.5)
+        stack_dir = tempfile.mkdtemp(prefix="ndas-bench-")
+        ports = (free_port(), free_port())
+        write_ndas_files(stack_dir, main.rpc_port, ports, "4.656542373906925e-10", target, log_format="json")
+        log_path = os.path.join(stack_dir, "ndas.log")
+        ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(stack_dir, "ndas.toml")],
+                                stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+        try:
+            time.sleep(2)
+            for attempt in range(3):
+                load = subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1",
+                                       "--rate", "2", "--seconds", "3", "--mode", "shares", "--json"],
+                                      check=True, capture_output=True, text=True)
+                deadline = time.time() + 10
+                while "BLOCK ACCEPTED" not in open(log_path).read() and time.time() < deadline:
+                    time.sleep(0.2)
+                if "BLOCK ACCEPTED" in open(log_path).read():
+                    break
+                print(f"regtest: no block from load attempt {attempt + 1}: {load.stdout[:500]}", file=sys.stderr)
+        finally:
+            ndas.send_signal(signal.SIGINT)
+            ndas.wait(timeout=30)
+        accepted = [json.loads(l) for l in open(log_path) if "BLOCK ACCEPTED" in l]
+        if not accepted:
+            raise RuntimeError(f"no block accepted on the regtest node; see {log_path}")
+        first = min(accepted, key=lambda l: l["height"])
+        block = main.rpc("getblock", first["hash"])
+        sample = {"transactions": len(block["tx"]) - 1, "submit_delay_ms": first["submit_delay_ms"]}
+        print(f"regtest block: {sample}", file=sys.stderr)
+        return sample
     finally:
         peer.stop()
         main.stop()
-    return samples
 
 
 FANOUT_LOAD = ["--miners", "10000", "--rate", "500", "--seconds", "15", "--sources", "2", "--connect-rate", "5000"]
@@ -394,6 +400,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="shorter criterion runs")
+    parser.add_argument("--resume", action="store_true",
+                        help="reuse the parts an interrupted run kept in target/bench-partial.json")
     parser.add_argument("--only", help="run only load scenarios whose name contains this, print, write nothing")
     args = parser.parse_args()
     if args.only == "floor":
@@ -415,7 +423,26 @@ def main():
 
     run(["cargo", "build", "--release", "--bin", "ndas"])
     bench_args = ["--", "--warm-up-time", "1", "--measurement-time", "2"] if args.quick else []
-    run(["cargo", "bench", "--bench", "share", "--bench", "protocol", *bench_args])
+    # Each part is kept in target/bench-partial.json as it finishes; --resume
+    # reuses the parts a failed run already measured.
+    partial_path = os.path.join(ROOT, "target", "bench-partial.json")
+    partial = {}
+    if args.resume and os.path.exists(partial_path):
+        with open(partial_path) as f:
+            partial = json.load(f)
+
+    def measured(key, measure):
+        if key not in partial:
+            partial[key] = measure()
+            with open(partial_path, "w") as f:
+                json.dump(partial, f)
+        return partial[key]
+
+    if not (args.resume and "criterion" in partial):
+        run(["cargo", "bench", "--bench", "share", "--bench", "protocol", *bench_args])
+        partial["criterion"] = True
+        with open(partial_path, "w") as f:
+            json.dump(partial, f)
 
     compression = criterion_median(SHA_COMPRESSION)
     # SHA-256 compressions each operation needs (see BENCHMARKS.md for the count).
@@ -430,21 +457,27 @@ def main():
 
     results = []
     for name, bits, tip, difficulty, load_args, shown in SCENARIOS:
-        runs = []
-        for _ in range(args.repeats):
-            runs.append(load_scenario(bits, tip, difficulty, load_args))
-            print(f"{name}: {json.dumps({k: pick(runs[-1], k) for k in shown})}", file=sys.stderr)
-        results.append((name, shown, runs))
+        def runs_of(bits=bits, tip=tip, difficulty=difficulty, load_args=load_args, shown=shown, name=name):
+            runs = []
+            for _ in range(args.repeats):
+                runs.append(load_scenario(bits, tip, difficulty, load_args))
+                print(f"{name}: {json.dumps({k: pick(runs[-1], k) for k in shown})}", file=sys.stderr)
+            return runs
+        results.append((name, shown, measured(name, runs_of)))
 
-    floors = []
-    for _ in range(args.repeats):
-        floors.append(floor_scenario(FANOUT_LOAD))
-        print(f"floor: {json.dumps({k: pick(floors[-1], k) for k in FLOOR_SHOWN})}", file=sys.stderr)
+    def floor_runs():
+        floors = []
+        for _ in range(args.repeats):
+            floors.append(floor_scenario(FANOUT_LOAD))
+            print(f"floor: {json.dumps({k: pick(floors[-1], k) for k in FLOOR_SHOWN})}", file=sys.stderr)
+        return floors
+
+    floors = measured("floor", floor_runs)
     results.append(("fan-out floor: the same 10,000 miners against `ndas fanout-floor` (no per-miner work)",
                     FLOOR_SHOWN, floors))
 
-    disk = disk_flush_ms()
-    regtest = regtest_block_latency()
+    disk = measured("disk", disk_flush_ms)
+    regtest = measured("regtest", regtest_block_latency)
     commit = run(["git", "rev-parse", "--short", "HEAD"]).stdout.strip()
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown")
     lines = [

@@ -343,3 +343,59 @@ async fn secrets_stay_out_of_every_output_even_at_trace_level() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_journaled_before_kill_9_is_submitted_on_the_next_start() {
+    let Served {
+        mut pair,
+        dir,
+        ports,
+        config,
+        mut child,
+        ..
+    } = served().await;
+    let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
+    let (mut client, work) = common::ready_miner(stratum, "t/1", "acct.rig").await;
+    let height = pair.main.height().await;
+
+    // The node is gone, so the block cannot be submitted; then NDAS is killed.
+    pair.main.stop();
+    let block = grind(
+        &work,
+        &client.extranonce1,
+        &[9; 8],
+        (None, 0),
+        10_000,
+        |s| s.is_block,
+    )
+    .unwrap();
+    assert_eq!(
+        client.submit("acct.rig", &block).await.unwrap()["result"],
+        json!(true)
+    );
+    let journal = ndas::node::submitter::Journal::open(&dir.path().join("data")).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while journal.pending().unwrap().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the block never reached the journal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child.0.kill().unwrap(); // SIGKILL: no shutdown, no flush
+    child.0.wait().unwrap();
+
+    pair.main.restart().await;
+    let log_again = dir.path().join("ndas-again.log");
+    let _again = serve(&config, &log_again);
+    wait_for_log(&log_again, "BLOCK ACCEPTED").await;
+    pair.wait_height(height + 1).await;
+    assert_eq!(
+        pair.main.call("getbestblockhash", json!([])).await,
+        json!(block.hash.to_string())
+    );
+    assert!(journal.pending().unwrap().is_empty());
+    let settled = journal.settled().unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].hash, block.hash.to_string());
+}
