@@ -472,9 +472,9 @@ def main():
             print(f"floor: {json.dumps({k: pick(floors[-1], k) for k in FLOOR_SHOWN})}", file=sys.stderr)
         return floors
 
-    floors = measured("floor", floor_runs)
+    floor_fanout = measured("floor", floor_runs)
     results.append(("fan-out floor: the same 10,000 miners against `ndas fanout-floor` (no per-miner work)",
-                    FLOOR_SHOWN, floors))
+                    FLOOR_SHOWN, floor_fanout))
 
     disk = measured("disk", disk_flush_ms)
     regtest = measured("regtest", regtest_block_latency)
