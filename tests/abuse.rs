@@ -81,6 +81,30 @@ async fn wait_for_metric(addr: SocketAddr, series: &str, wanted: f64) {
     }
 }
 
+/// A regtest pair and NDAS on it, with `adjust` applied to its config; the
+/// pair and folder live as long as the stack.
+struct Stack {
+    _pair: RegtestPair,
+    _dir: tempfile::TempDir,
+    payout: String,
+    running: ndas::Running,
+}
+
+async fn stack(adjust: impl FnOnce(&mut ndas::config::Config)) -> Stack {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    adjust(&mut config);
+    let running = start_ndas(config).await;
+    Stack {
+        _pair: pair,
+        _dir: dir,
+        payout,
+        running,
+    }
+}
+
 /// The honest miner still gets its answers.
 async fn still_served(client: &mut ndas::miner::Client) {
     let answer = client
@@ -92,13 +116,16 @@ async fn still_served(client: &mut ndas::miner::Client) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_over_the_bounds_are_closed_and_the_rest_served() {
-    let pair = RegtestPair::start().await;
-    let payout = pair.new_address().await;
-    let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.max_connections = 3;
-    config.stratum.max_connections_per_ip = 2;
-    let running = start_ndas(config).await;
+    let Stack {
+        _pair,
+        _dir,
+        payout: _,
+        running,
+    } = stack(|c| {
+        c.stratum.max_connections = 3;
+        c.stratum.max_connections_per_ip = 2;
+    })
+    .await;
     let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
 
     let mut first = connect_from([127, 0, 0, 1], addr).await;
@@ -150,13 +177,16 @@ async fn connections_over_the_bounds_are_closed_and_the_rest_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_silent_and_flooding_miners_are_closed_while_others_are_served() {
-    let pair = RegtestPair::start().await;
-    let payout = pair.new_address().await;
-    let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.handshake_timeout_seconds = 1.0;
-    config.stratum.max_lines_per_second = 20;
-    let running = start_ndas(config).await;
+    let Stack {
+        _pair,
+        _dir,
+        payout,
+        running,
+    } = stack(|c| {
+        c.stratum.handshake_timeout_seconds = 1.0;
+        c.stratum.max_lines_per_second = 20;
+    })
+    .await;
     let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
     let (mut honest, _) = ready_miner(addr, "honest/1", &format!("{payout}.honest")).await;
 
@@ -225,14 +255,17 @@ async fn slow_silent_and_flooding_miners_are_closed_while_others_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_miner_that_stops_reading_is_closed_while_others_are_served() {
-    let pair = RegtestPair::start().await;
-    let payout = pair.new_address().await;
-    let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.write_timeout_seconds = 1.0;
-    // No line budget in the way: only the stalled write may close it.
-    config.stratum.max_lines_per_second = 1_000_000;
-    let running = start_ndas(config).await;
+    let Stack {
+        _pair,
+        _dir,
+        payout,
+        running,
+    } = stack(|c| {
+        c.stratum.write_timeout_seconds = 1.0;
+        // No line budget in the way: only the stalled write may close it.
+        c.stratum.max_lines_per_second = 1_000_000;
+    })
+    .await;
     let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
     let (mut honest, _) = ready_miner(addr, "honest/1", &format!("{payout}.honest")).await;
 
@@ -270,12 +303,15 @@ async fn wait_until_connections(addr: SocketAddr, wanted: f64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_miner_silent_past_the_idle_timeout_is_closed() {
-    let pair = RegtestPair::start().await;
-    let payout = pair.new_address().await;
-    let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.idle_timeout_seconds = 1.0;
-    let running = start_ndas(config).await;
+    let Stack {
+        _pair,
+        _dir,
+        payout,
+        running,
+    } = stack(|c| {
+        c.stratum.idle_timeout_seconds = 1.0;
+    })
+    .await;
     let (mut quiet, _) =
         ready_miner(running.stratum_addr(), "quiet/1", &format!("{payout}.q")).await;
     let closed = tokio::time::timeout(WAIT, async {
@@ -337,14 +373,17 @@ async fn send_invalid_shares(addr: SocketAddr, source: [u8; 4], count: usize) ->
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_shares_get_a_reconnect_then_the_address_a_ban() {
-    let pair = RegtestPair::start().await;
-    let payout = pair.new_address().await;
-    let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.max_invalid_shares = 4;
-    config.stratum.ban_after_drops = 2;
-    config.stratum.ban_seconds = 600.0;
-    let running = start_ndas(config).await;
+    let Stack {
+        _pair,
+        _dir,
+        payout,
+        running,
+    } = stack(|c| {
+        c.stratum.max_invalid_shares = 4;
+        c.stratum.ban_after_drops = 2;
+        c.stratum.ban_seconds = 600.0;
+    })
+    .await;
     let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
     let (mut honest, _) = ready_miner(addr, "honest/1", &format!("{payout}.honest")).await;
 
@@ -385,12 +424,15 @@ async fn invalid_shares_get_a_reconnect_then_the_address_a_ban() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_names_agents_and_numbers_are_refused_or_neutralized() {
-    let pair = RegtestPair::start().await;
-    let payout = pair.new_address().await;
-    let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.max_line_bytes = 16_384;
-    let running = start_ndas(config).await;
+    let Stack {
+        _pair,
+        _dir,
+        payout: _,
+        running,
+    } = stack(|c| {
+        c.stratum.max_line_bytes = 16_384;
+    })
+    .await;
     let (addr, http) = (running.stratum_addr(), running.metrics_addr());
     let mut client = ndas::miner::Client::connect(addr).await.unwrap();
     client
