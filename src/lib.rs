@@ -93,7 +93,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             })
     };
     let (blocks, prepared) =
-        node::submitter::start_journal_thread(journal.clone(), stats.metrics.clone());
+        node::submitter::start_journal_thread(journal.clone(), stats.metrics.clone())
+            .map_err(StartError::JournalThread)?;
     let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
     let (session_tx, session_rx) = watch::channel(Arc::new(session_config(&config)));

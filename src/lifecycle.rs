@@ -33,6 +33,8 @@ pub enum StartError {
     },
     #[error("another NDAS with instance_id {instance_id} already runs on data_dir (lock {path} is held)")]
     Locked { instance_id: u8, path: String },
+    #[error("cannot start the block journal thread: {0}")]
+    JournalThread(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,

@@ -296,8 +296,14 @@ async fn fanout_floor(
     };
     match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {
-            ndas::load::floor::serve(listener, template, Duration::from_secs_f64(every)).await;
-            ExitCode::SUCCESS
+            match ndas::load::floor::serve(listener, template, Duration::from_secs_f64(every)).await
+            {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("fanout-floor: cannot build a job from the template: {error}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Err(error) => {
             eprintln!("fanout-floor: cannot listen on {listen}: {error}");

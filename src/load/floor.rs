@@ -16,13 +16,18 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpListener;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
+use crate::chain::coinbase::CoinbaseError;
 use crate::node::template::Template;
 use crate::stratum::method::JobId;
 use crate::work::{Job, JobConfig};
 
 /// Serves on `listener` until the process ends, sending a new job built from
-/// `template` every `every`.
-pub async fn serve(listener: TcpListener, template: Template, every: Duration) {
+/// `template` every `every`; an error if no job can be built from it.
+pub async fn serve(
+    listener: TcpListener,
+    template: Template,
+    every: Duration,
+) -> Result<(), CoinbaseError> {
     let config = JobConfig {
         payout_script: hex::decode("0014f5e19ce4798d4fa87b1de99bc4d8557a6264f610")
             .expect("static script"),
@@ -30,13 +35,10 @@ pub async fn serve(listener: TcpListener, template: Template, every: Duration) {
         extranonce2_size: 8,
     };
     let template = Arc::new(template);
-    let build = move |id: u64| {
-        Job::build(JobId(id), template.clone(), &config)
-            .expect("the template builds")
-            .notify(true)
-    };
+    let build = move |id: u64| Job::build(JobId(id), template.clone(), &config);
+    let first = build(1)?.notify(true);
     let miners: Arc<Mutex<Vec<Arc<OwnedWriteHalf>>>> = Arc::default();
-    let current = Arc::new(Mutex::new(build(1)));
+    let current = Arc::new(Mutex::new(first));
     {
         let (miners, current) = (miners.clone(), current.clone());
         tokio::spawn(async move {
@@ -44,7 +46,8 @@ pub async fn serve(listener: TcpListener, template: Template, every: Duration) {
             ticks.tick().await;
             for id in 2.. {
                 ticks.tick().await;
-                let notify = build(id);
+                // Only the job id differs from the first, which built.
+                let notify = build(id).expect("the first job built").notify(true);
                 *current.lock().expect("not poisoned") = notify.clone();
                 let miners = miners.lock().expect("not poisoned").clone();
                 for miner in &miners {
@@ -93,6 +96,7 @@ pub async fn serve(listener: TcpListener, template: Template, every: Duration) {
             }
         });
     }
+    Ok(())
 }
 
 async fn write_all(writer: &OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<()> {

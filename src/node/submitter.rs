@@ -217,7 +217,7 @@ impl BlockSink {
 pub fn start_journal_thread(
     journal: Journal,
     metrics: Arc<Metrics>,
-) -> (BlockSink, mpsc::UnboundedReceiver<Prepared>) {
+) -> std::io::Result<(BlockSink, mpsc::UnboundedReceiver<Prepared>)> {
     let (sink, queue) = std::sync::mpsc::channel::<Box<FoundBlock>>();
     let (prepared, receiver) = mpsc::unbounded_channel();
     std::thread::Builder::new()
@@ -238,9 +238,8 @@ pub fn start_journal_thread(
                     let _ = prepared.send(block);
                 }
             }
-        })
-        .expect("the block journal thread starts");
-    (BlockSink(sink), receiver)
+        })?;
+    Ok((BlockSink(sink), receiver))
 }
 
 /// Writes the blocks' records, starts the disk write, builds the requests
