@@ -5,11 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http_json, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
+use common::{ready_miner, regtest_config, start_ndas, temp_dir, wait_for_readyz, RegtestPair};
 use ndas::miner::grind;
 use serde_json::json;
-
-const WAIT: Duration = Duration::from_secs(30);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_gone_for_a_minute_keeps_miners_connected_and_work_resumes() {
@@ -23,20 +21,9 @@ async fn a_node_gone_for_a_minute_keeps_miners_connected_and_work_resumes() {
 
     let height = pair.main.height().await;
     pair.main.stop();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let (status, body) = http_json(http, "/readyz").await;
-        if status == 503 {
-            let reason = body["reasons"][0].as_str().unwrap().to_owned();
-            assert!(reason.starts_with("node unreachable"), "{reason}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "readyz never failed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let body = wait_for_readyz(http, 503).await;
+    let reason = body["reasons"][0].as_str().unwrap();
+    assert!(reason.starts_with("node unreachable"), "{reason}");
 
     // A minute without a node: the miner keeps its connection and answers.
     let outage_ends = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -53,14 +40,7 @@ async fn a_node_gone_for_a_minute_keeps_miners_connected_and_work_resumes() {
     // The node returns: readiness recovers and the same connection, never
     // restarted, mines a block the node takes.
     pair.main.restart().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http_json(http, "/readyz").await.0 != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "readyz never recovered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_readyz(http, 200).await;
     // The job from before the outage is still on the node's tip.
     let en2 = vec![5; client.extranonce2_size];
     let block = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {

@@ -156,18 +156,7 @@ async fn endpoints_report_what_the_pool_does() {
 
     // The node goes away: readiness fails with the reason, then recovers.
     pair.main.stop();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let reasons = loop {
-        let (status, body) = http_json(http, "/readyz").await;
-        if status == 503 {
-            break body["reasons"].clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "readyz never failed"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let reasons = common::wait_for_readyz(http, 503).await["reasons"].clone();
     assert!(
         reasons[0].as_str().unwrap().starts_with("node unreachable"),
         "{reasons}"
@@ -175,14 +164,7 @@ async fn endpoints_report_what_the_pool_does() {
     let (_, metrics) = http_get(http, "/metrics").await;
     assert_eq!(metric(&metrics, "ndas_node_up"), 0.0);
     pair.main.restart().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while http_json(http, "/readyz").await.0 != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "readyz never recovered"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::wait_for_readyz(http, 200).await;
 
     // Nothing the API shows carries the node's credentials.
     let password = pair.main.password.clone();

@@ -122,6 +122,22 @@ pub async fn http_json(addr: std::net::SocketAddr, path: &str) -> (u16, serde_js
     )
 }
 
+/// Polls `/readyz` on `addr` until it answers `status`; its body.
+pub async fn wait_for_readyz(addr: std::net::SocketAddr, status: u16) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (now, body) = http_json(addr, "/readyz").await;
+        if now == status {
+            return body;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz never answered {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A miner subscribed as `agent`, authorized as `worker`, with its first job.
 pub async fn ready_miner(
     addr: std::net::SocketAddr,
