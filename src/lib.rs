@@ -106,6 +106,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         longpoll_timeout: Duration::from_secs(300),
     };
     let template_jobs = manager.subscribe();
+    let zmq_jobs = manager.subscribe();
     tasks.spawn(node::watcher::run(
         rpc.clone(),
         manager,
@@ -119,6 +120,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             endpoint,
             wake.clone(),
             stats.clone(),
+            zmq_jobs,
             shutdown.clone(),
         ));
     }

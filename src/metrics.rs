@@ -46,9 +46,15 @@ pub struct Metrics {
     pub notify_delay_seconds: Histogram,
     pub rpc_calls_total: IntCounterVec,
     pub rpc_seconds: HistogramVec,
+    /// Failed node calls by what went wrong (see [`crate::node::RpcError::kind`]).
+    pub rpc_errors_total: IntCounterVec,
     pub node_up: IntGauge,
     pub vardiff_retargets_total: IntCounter,
     pub zmq_hashblocks_total: IntCounter,
+    /// 1 while the ZMQ subscription is connected and announcing tips.
+    pub zmq_up: IntGauge,
+    /// Tips the node's ZMQ did not announce: each one a resubscription.
+    pub zmq_silent_total: IntCounter,
     pub bytes_received_total: IntCounter,
     pub bytes_sent_total: IntCounter,
 }
@@ -144,6 +150,16 @@ impl Metrics {
                 &["method"],
             ),
         );
+        let rpc_errors_total = register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "ndas_rpc_errors_total",
+                    "Failed node RPC calls by kind: unreachable, timeout, unauthorized, http, rpc, unreadable",
+                ),
+                &["kind"],
+            ),
+        );
         let accepted_difficulty_total = register(
             r,
             Counter::new(
@@ -181,6 +197,9 @@ impl Metrics {
             rpc_calls_total.with_label_values(&[method, "ok"]);
             rpc_calls_total.with_label_values(&[method, "error"]);
             rpc_seconds.with_label_values(&[method]);
+        }
+        for kind in crate::node::RpcError::KINDS {
+            rpc_errors_total.with_label_values(&[kind]);
         }
         Metrics {
             connections: gauge(r, "ndas_connections", "Miner connections open now"),
@@ -252,6 +271,7 @@ impl Metrics {
             ),
             rpc_calls_total,
             rpc_seconds,
+            rpc_errors_total,
             node_up: gauge(
                 r,
                 "ndas_node_up",
@@ -267,14 +287,28 @@ impl Metrics {
                 "ndas_zmq_hashblocks_total",
                 "hashblock announcements received over ZMQ",
             ),
+            zmq_up: gauge(
+                r,
+                "ndas_zmq_up",
+                "1 while the ZMQ hashblock subscription is connected and announcing tips (0 when lost, silent, or not configured)",
+            ),
+            zmq_silent_total: counter(
+                r,
+                "ndas_zmq_silent_total",
+                "Tip changes the node's ZMQ did not announce within the grace time",
+            ),
             bytes_received_total: counter(r, "ndas_bytes_received_total", "Bytes read from miners"),
             bytes_sent_total: counter(r, "ndas_bytes_sent_total", "Bytes written to miners"),
             registry,
         }
     }
 
-    /// Counts one RPC call.
-    pub fn observe_rpc(&self, method: &str, ok: bool, seconds: f64) {
+    /// Counts one RPC call; `error` is the failure's kind.
+    pub fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64) {
+        let ok = error.is_none();
+        if let Some(kind) = error {
+            self.rpc_errors_total.with_label_values(&[kind]).inc();
+        }
         let method = RPC_METHODS
             .iter()
             .find(|m| **m == method)

@@ -37,8 +37,13 @@ pub enum RpcError {
     Timeout { method: String, timeout: Duration },
     #[error("node refused the RPC credentials (HTTP 401); check rpcuser/rpcpassword")]
     Unauthorized,
-    #[error("node answered {method} with HTTP {status}")]
-    Http { method: String, status: u16 },
+    #[error("node answered {method} with HTTP {status}{detail}")]
+    Http {
+        method: String,
+        status: u16,
+        /// `: ` and the start of a body that is not JSON-RPC (`Work queue depth exceeded`).
+        detail: String,
+    },
     #[error("node rejected {method}: {message} (code {code})")]
     Rpc {
         method: String,
@@ -50,6 +55,28 @@ pub enum RpcError {
 }
 
 impl RpcError {
+    /// Every [`RpcError::kind`], for metrics labels.
+    pub const KINDS: [&'static str; 6] = [
+        "unreachable",
+        "timeout",
+        "unauthorized",
+        "http",
+        "rpc",
+        "unreadable",
+    ];
+
+    /// What went wrong, in one word, as metrics label it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RpcError::Transport { .. } => "unreachable",
+            RpcError::Timeout { .. } => "timeout",
+            RpcError::Unauthorized => "unauthorized",
+            RpcError::Http { .. } => "http",
+            RpcError::Rpc { .. } => "rpc",
+            RpcError::Decode { .. } => "unreadable",
+        }
+    }
+
     /// Worth retrying: the node may answer differently in a moment.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -210,7 +237,8 @@ impl RpcClient {
             }),
         };
         if let Some(metrics) = &self.metrics {
-            metrics.observe_rpc(method, answer.is_ok(), started.elapsed().as_secs_f64());
+            let error = answer.as_ref().err().map(RpcError::kind);
+            metrics.observe_rpc(method, error, started.elapsed().as_secs_f64());
         }
         answer
     }
@@ -281,6 +309,7 @@ impl RpcClient {
             _ => Err(RpcError::Http {
                 method: method.to_owned(),
                 status: status.as_u16(),
+                detail: http_detail(&body),
             }),
         }
     }
@@ -308,6 +337,17 @@ impl Body for Chunks {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.0.iter().map(|chunk| chunk.len() as u64).sum())
+    }
+}
+
+/// The start of a body that is not a JSON-RPC answer, printable, for the error text.
+fn http_detail(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+    let text = crate::stratum::method::sanitize(text.trim(), 120);
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
     }
 }
 
@@ -344,6 +384,7 @@ mod tests {
         let http = |status| RpcError::Http {
             method: "m".into(),
             status,
+            detail: String::new(),
         };
         assert!(http(503).is_transient());
         assert!(!http(404).is_transient());
@@ -360,5 +401,35 @@ mod tests {
         }
         .is_transient());
         assert!(!RpcError::Unauthorized.is_transient());
+    }
+
+    #[test]
+    fn a_plain_text_error_body_is_shown_printable_and_short() {
+        assert_eq!(
+            http_detail(b"Work queue depth exceeded\r\n"),
+            ": Work queue depth exceeded"
+        );
+        assert_eq!(http_detail(b""), "");
+        let long = http_detail(&[b'x'; 5000]);
+        assert!(long.len() < 130, "{}", long.len());
+        assert!(!http_detail(b"bad\x1b[31m\n").contains('\x1b'));
+    }
+
+    #[test]
+    fn every_error_kind_is_a_metrics_label() {
+        let errors = [
+            RpcError::Unauthorized,
+            RpcError::Timeout {
+                method: "m".into(),
+                timeout: Duration::from_secs(1),
+            },
+            RpcError::Decode {
+                method: "m".into(),
+                reason: String::new(),
+            },
+        ];
+        for error in errors {
+            assert!(RpcError::KINDS.contains(&error.kind()));
+        }
     }
 }

@@ -1,22 +1,44 @@
 //! ZMQ `hashblock` subscription: the node announces each new tip at once.
 //!
-//! Polling and longpoll remain as fallbacks; this only wakes the fetcher sooner.
+//! Polling and longpoll remain as fallbacks; this only wakes the fetcher
+//! sooner. A subscription can die without an error (a node restarted behind
+//! a proxy, a publisher bound elsewhere): when the tip moves and no
+//! `hashblock` announced it within [`ANNOUNCE_GRACE`], the subscription is
+//! called silent, counted, logged, and made again.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use zeromq::{Socket, SocketRecv};
 
 use super::rpc::Backoff;
+use crate::chain::Hash256;
 use crate::stats::Stats;
+use crate::work::manager::JobReceiver;
 
-/// Subscribes to `endpoint` (`tcp://host:port`) until shutdown, reconnecting with backoff.
+/// How long after NDAS sees a new tip the node's `hashblock` may still come.
+pub const ANNOUNCE_GRACE: Duration = Duration::from_secs(3);
+
+/// Tips remembered as announced: enough for a burst of blocks.
+const REMEMBERED: usize = 16;
+
+/// Why one subscription ended.
+enum Ended {
+    Lost(zeromq::ZmqError),
+    Silent(Hash256),
+}
+
+/// Subscribes to `endpoint` (`tcp://host:port`) until shutdown, reconnecting
+/// with backoff; `jobs` tells it when the tip moved.
 pub async fn run(
     endpoint: String,
     wake: Arc<Notify>,
     stats: Arc<Stats>,
+    jobs: JobReceiver,
     shutdown: CancellationToken,
 ) {
     let backoff = Backoff {
@@ -24,51 +46,157 @@ pub async fn run(
         max: Duration::from_secs(30),
         attempts: u32::MAX,
     };
-    let mut failures = 0u32;
+    let mut subscription = Subscription {
+        endpoint: &endpoint,
+        wake: &wake,
+        stats: &stats,
+        jobs,
+        failures: 0,
+    };
     loop {
-        let error = tokio::select! {
+        let ended = tokio::select! {
             _ = shutdown.cancelled() => return,
-            error = listen(&endpoint, &wake, &stats, &mut failures) => error,
+            ended = subscription.listen() => ended,
         };
-        failures += 1;
-        if failures == 1 {
-            tracing::warn!(%endpoint, %error, "ZMQ hashblock subscription lost; polling and longpoll continue");
+        stats.metrics.zmq_up.set(0);
+        subscription.failures += 1;
+        let first = subscription.failures == 1;
+        match ended {
+            Ended::Lost(error) if first => {
+                tracing::warn!(%endpoint, %error, "ZMQ hashblock subscription lost; polling and longpoll continue");
+            }
+            Ended::Silent(tip) => {
+                stats.metrics.zmq_silent_total.inc();
+                if first {
+                    tracing::warn!(%endpoint, %tip, grace_seconds = ANNOUNCE_GRACE.as_secs(), "ZMQ hashblock subscription silent: the tip moved and no hashblock announced it; subscribing again, polling and longpoll continue");
+                }
+            }
+            Ended::Lost(_) => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff.delay(failures)) => {}
+            _ = tokio::time::sleep(backoff.delay(subscription.failures)) => {}
         }
     }
 }
 
-/// Connects, subscribes, and wakes the fetcher per message; returns the error that ended it.
-async fn listen(
-    endpoint: &str,
-    wake: &Notify,
-    stats: &Stats,
-    failures: &mut u32,
-) -> zeromq::ZmqError {
-    let mut socket = zeromq::SubSocket::new();
-    if let Err(error) = socket.connect(endpoint).await {
-        return error;
-    }
-    if let Err(error) = socket.subscribe("hashblock").await {
-        return error;
-    }
-    if *failures > 0 {
-        tracing::info!(%endpoint, "ZMQ hashblock subscription restored");
-    }
-    *failures = 0;
-    loop {
-        match socket.recv().await {
-            Ok(message) => {
-                let topic = message.get(0).map(|frame| frame.as_ref() == b"hashblock");
-                if topic == Some(true) {
-                    stats.metrics.zmq_hashblocks_total.inc();
-                    wake.notify_one();
+struct Subscription<'a> {
+    endpoint: &'a str,
+    wake: &'a Notify,
+    stats: &'a Stats,
+    jobs: JobReceiver,
+    /// Subscriptions in a row that ended without announcing a tip.
+    failures: u32,
+}
+
+impl Subscription<'_> {
+    /// Connects, subscribes, and wakes the fetcher per message, until the
+    /// socket fails or a tip goes unannounced.
+    async fn listen(&mut self) -> Ended {
+        let mut socket = zeromq::SubSocket::new();
+        if let Err(error) = socket.connect(self.endpoint).await {
+            return Ended::Lost(error);
+        }
+        if let Err(error) = socket.subscribe("hashblock").await {
+            return Ended::Lost(error);
+        }
+        let mut announced = VecDeque::with_capacity(REMEMBERED);
+        // The tip at subscription time is not this subscription's to announce.
+        let mut tip = self.current_tip();
+        let mut unannounced: Option<(Hash256, Instant)> = None;
+        loop {
+            let deadline = unannounced.map(|(_, at)| at);
+            tokio::select! {
+                message = socket.recv() => {
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(error) => return Ended::Lost(error),
+                    };
+                    let Some(hash) = hashblock(&message) else { continue };
+                    self.stats.metrics.zmq_hashblocks_total.inc();
+                    self.wake.notify_one();
+                    if self.failures > 0 {
+                        tracing::info!(endpoint = self.endpoint, %hash, "ZMQ hashblock subscription restored");
+                        self.failures = 0;
+                    }
+                    self.stats.metrics.zmq_up.set(1);
+                    if unannounced.is_some_and(|(waiting, _)| waiting == hash) {
+                        unannounced = None;
+                    }
+                    if announced.len() == REMEMBERED {
+                        announced.pop_front();
+                    }
+                    announced.push_back(hash);
+                }
+                changed = self.jobs.changed() => {
+                    if changed.is_err() {
+                        // The job manager is gone: NDAS is stopping.
+                        std::future::pending::<()>().await;
+                    }
+                    let now = self.current_tip();
+                    if now != tip {
+                        tip = now;
+                        if let Some(new) = now.filter(|new| !announced.contains(new)) {
+                            let at = deadline.unwrap_or_else(|| Instant::now() + ANNOUNCE_GRACE);
+                            unannounced = Some((new, at));
+                        }
+                    }
+                }
+                _ = sleep_until(deadline) => {
+                    if let Some((tip, _)) = unannounced {
+                        return Ended::Silent(tip);
+                    }
                 }
             }
-            Err(error) => return error,
         }
+    }
+
+    fn current_tip(&mut self) -> Option<Hash256> {
+        self.jobs
+            .borrow_and_update()
+            .as_ref()
+            .map(|job| job.template.prev_hash)
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The block hash of a `hashblock` message (sent in display order), if it is one.
+fn hashblock(message: &zeromq::ZmqMessage) -> Option<Hash256> {
+    if message.get(0).map(|frame| frame.as_ref()) != Some(b"hashblock".as_slice()) {
+        return None;
+    }
+    let body: [u8; 32] = message.get(1)?.as_ref().try_into().ok()?;
+    let mut internal = body;
+    internal.reverse();
+    Some(Hash256(internal))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hashblock_body_is_read_in_display_order() {
+        let shown = "0f9188f13cb7b2c71f2a335e3a4fc328bf5beb436012afca590b1a11466e2206";
+        let mut message = zeromq::ZmqMessage::from("hashblock");
+        message.push_back(hex::decode(shown).unwrap().into());
+        message.push_back(vec![0, 0, 0, 0].into());
+        assert_eq!(hashblock(&message).unwrap().to_string(), shown);
+    }
+
+    #[test]
+    fn other_topics_and_short_bodies_are_not_hashblocks() {
+        let mut other = zeromq::ZmqMessage::from("hashtx");
+        other.push_back(vec![0; 32].into());
+        assert!(hashblock(&other).is_none());
+        let mut short = zeromq::ZmqMessage::from("hashblock");
+        short.push_back(vec![0; 31].into());
+        assert!(hashblock(&short).is_none());
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod node;
+pub mod process;
 
 use std::path::Path;
 use std::time::Duration;

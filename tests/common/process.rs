@@ -1,0 +1,186 @@
+//! `ndas serve` as a process against the regtest pair: its config, its JSON
+//! log, and signals by PID.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::node::free_port;
+use super::{write_utek_files, RegtestPair};
+
+pub const WAIT: Duration = Duration::from_secs(30);
+
+pub fn config_text(
+    dir: &std::path::Path,
+    pair: &RegtestPair,
+    payout: &str,
+    ports: (u16, u16),
+    difficulty: f64,
+    tag: &str,
+) -> String {
+    config_text_with(dir, pair, payout, ports, difficulty, tag, "")
+}
+
+/// As [`config_text`], with `node_extra` lines added to `[node]`.
+pub fn config_text_with(
+    dir: &std::path::Path,
+    pair: &RegtestPair,
+    payout: &str,
+    ports: (u16, u16),
+    difficulty: f64,
+    tag: &str,
+    node_extra: &str,
+) -> String {
+    let (metadata, conf) = write_utek_files(
+        dir,
+        pair.main.rpc_port,
+        &pair.main.user,
+        &pair.main.password,
+    );
+    format!(
+        r#"network = "regtest"
+data_dir = "{data}"
+[stratum]
+listen = "127.0.0.1:{stratum}"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+[difficulty]
+start = {difficulty:e}
+min = {difficulty:e}
+max = {difficulty:e}
+[mining]
+payout_address = "{payout}"
+coinbase_tag = "{tag}"
+job_refresh_seconds = 1
+[node]
+utek_metadata = "{metadata}"
+utek_conf = "{conf}"
+poll_interval_ms = 100
+{node_extra}
+[log]
+format = "json"
+level = "info"
+"#,
+        data = dir.join("data").display(),
+        stratum = ports.0,
+        metrics = ports.1,
+        metadata = metadata.display(),
+        conf = conf.display(),
+    )
+}
+
+pub fn log_lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
+        })
+        .collect()
+}
+
+pub async fn wait_for_log(path: &std::path::Path, what: &str) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = log_lines(path);
+        if lines
+            .iter()
+            .any(|l| l["message"].as_str().is_some_and(|m| m.contains(what)))
+        {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "no log line with {what:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The `ndas` process, killed by PID if the test ends early.
+pub struct Stopped(pub std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `ndas serve --config config`, logging to `log`.
+pub fn serve(config: &std::path::Path, log: &std::path::Path) -> Stopped {
+    Stopped(
+        Command::new(env!("CARGO_BIN_EXE_ndas"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits for the process to exit; its status.
+pub async fn exit_of(child: &mut Stopped) -> std::process::ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ndas did not exit after the signal"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn signal(pid: u32, name: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// A regtest pair and `ndas serve` on it, serving its first job.
+pub struct Served {
+    pub pair: RegtestPair,
+    pub payout: String,
+    pub dir: tempfile::TempDir,
+    pub ports: (u16, u16),
+    pub config: std::path::PathBuf,
+    pub log: std::path::PathBuf,
+    pub child: Stopped,
+}
+
+pub async fn served() -> Served {
+    served_with(&[], "").await
+}
+
+/// As [`served`], with `main_args` for the main node and `node_extra` for NDAS's `[node]`.
+pub async fn served_with(main_args: &[String], node_extra: &str) -> Served {
+    let pair = RegtestPair::start_with(main_args).await;
+    let payout = pair.new_address().await;
+    let dir = super::temp_dir();
+    let ports = (free_port(), free_port());
+    let config = dir.path().join("ndas.toml");
+    std::fs::write(
+        &config,
+        config_text_with(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/", node_extra),
+    )
+    .unwrap();
+    let log = dir.path().join("ndas.log");
+    let child = serve(&config, &log);
+    wait_for_log(&log, "new job").await;
+    Served {
+        pair,
+        payout,
+        dir,
+        ports,
+        config,
+        log,
+        child,
+    }
+}
+
