@@ -126,7 +126,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     }
     let submitter = Submitter {
         rpc,
-        journal,
+        journal: journal.clone(),
         wake,
         stats: stats.clone(),
         drain: Duration::from_secs(10),
@@ -192,5 +192,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         refresh: refresh_tx,
         session: session_tx,
         lock,
+        journal,
     }))
 }

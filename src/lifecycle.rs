@@ -104,6 +104,7 @@ pub(crate) struct Parts {
     pub refresh: watch::Sender<Duration>,
     pub session: watch::Sender<Arc<SessionConfig>>,
     pub lock: File,
+    pub journal: crate::node::submitter::Journal,
 }
 
 /// A running NDAS.
@@ -129,6 +130,11 @@ impl Running {
     /// Pool-wide figures and the Prometheus registry.
     pub fn stats(&self) -> &Arc<Stats> {
         &self.parts.stats
+    }
+
+    /// The found-block journal, to count what is still unsettled after shutdown.
+    pub fn journal(&self) -> &crate::node::submitter::Journal {
+        &self.parts.journal
     }
 
     /// The token that stops everything when cancelled.

@@ -231,8 +231,33 @@ async fn serve(path: PathBuf, config: ndas::config::Config, log: logging::Reload
         }
     }
     tracing::info!("shutting down: telling miners to reconnect, flushing blocks");
+    let stats = running.stats().clone();
+    let journal = running.journal().clone();
     running.shutdown().await;
-    tracing::info!("stopped");
+    let totals = stats.accounting();
+    // Blocks the node has not judged yet: submitted again at the next start.
+    let unsettled = tokio::task::spawn_blocking(move || journal.pending().map(|p| p.len()))
+        .await
+        .map_err(std::io::Error::other)
+        .and_then(|pending| pending);
+    match unsettled {
+        Ok(unsettled) => tracing::info!(
+            shares_accepted = totals.shares_accepted,
+            shares_rejected = totals.shares_rejected,
+            accepted_difficulty = totals.accepted_difficulty,
+            blocks_found = totals.blocks_found,
+            blocks_unsettled = unsettled,
+            "stopped"
+        ),
+        Err(error) => tracing::error!(
+            shares_accepted = totals.shares_accepted,
+            shares_rejected = totals.shares_rejected,
+            accepted_difficulty = totals.accepted_difficulty,
+            blocks_found = totals.blocks_found,
+            %error,
+            "stopped; cannot read the block journal to count unsettled blocks"
+        ),
+    }
     ExitCode::SUCCESS
 }
 

@@ -176,3 +176,41 @@ async fn journaled_blocks_are_submitted_at_start_and_settled_once() {
     assert_eq!(settled[0].outcome, Some(Outcome::Duplicate));
     assert_eq!(pair.main.height().await, height + 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_block_is_settled_as_the_node_judged_it_and_never_retried() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let journal = Journal::open(&dir.path().join("data")).unwrap();
+    // Found on a tip the chain has since left two blocks behind.
+    let entry = journaled_block(&pair, &payout).await;
+    pair.main.call("generate", json!([2])).await;
+    let best = pair.main.call("getbestblockhash", json!([])).await;
+    journal.record(&entry).unwrap();
+
+    let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
+    wait_for(
+        || journal.pending().unwrap().is_empty(),
+        "the stale block to settle",
+    )
+    .await;
+    let metrics = running.stats().metrics.clone();
+    // Settled: a second look a while later finds no further attempt.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(metrics.blocks_submitted_total.get(), 1);
+    running.shutdown().await;
+    let settled = journal.settled().unwrap();
+    assert_eq!(settled.len(), 1);
+    // The node keeps a block off its best chain as `inconclusive`.
+    let outcome = settled[0].outcome.clone().expect("an outcome is recorded");
+    assert_eq!(outcome, Outcome::Inconclusive);
+    assert_eq!(
+        metrics
+            .blocks_total
+            .with_label_values(&[outcome.label()])
+            .get(),
+        1
+    );
+    assert_eq!(pair.main.call("getbestblockhash", json!([])).await, best);
+}

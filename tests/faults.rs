@@ -3,11 +3,51 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{ready_miner, regtest_config, start_ndas, temp_dir, wait_for_readyz, RegtestPair};
-use ndas::miner::grind;
-use serde_json::json;
+use common::node::free_port;
+use common::process::{
+    exit_of, log_lines, served, served_with, signal, wait_for_log, wait_for_logs, Served,
+};
+use common::{
+    metric, ready_miner, regtest_config, start_ndas, temp_dir, wait_for_metric, wait_for_readyz,
+    RegtestPair,
+};
+use ndas::chain::Hash256;
+use ndas::miner::{grind, submit_params, Client, Share, Work};
+use ndas::node::submitter::Journal;
+use serde_json::{json, Value};
+
+/// The stratum and metrics addresses of a served process.
+fn addresses(ports: (u16, u16)) -> (SocketAddr, SocketAddr) {
+    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    (at(ports.0), at(ports.1))
+}
+
+/// Reads until a job on a new previous block arrives; that job.
+async fn next_tip(client: &mut Client, after: &Work) -> Work {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let work = client
+            .next_job(left)
+            .await
+            .expect("the connection stays open")
+            .expect("a job on the new tip within 30 s");
+        if work.prev_hash != after.prev_hash {
+            return work;
+        }
+    }
+}
+
+/// The message of the first log line whose message contains `what`.
+fn logged<'a>(lines: &'a [Value], what: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["message"].as_str().is_some_and(|m| m.contains(what)))
+        .unwrap_or_else(|| panic!("no log line with {what:?}"))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_gone_for_a_minute_keeps_miners_connected_and_work_resumes() {
@@ -57,4 +97,309 @@ async fn a_node_gone_for_a_minute_keeps_miners_connected_and_work_resumes() {
         json!(block.hash.to_string())
     );
     running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_is_followed_again_and_its_zmq_announces_tips_again() {
+    let zmq = format!("tcp://127.0.0.1:{}", free_port());
+    let Served {
+        mut pair,
+        ports,
+        log,
+        child: _child,
+        dir: _dir,
+        ..
+    } = served_with(
+        &[format!("-zmqpubhashblock={zmq}")],
+        &format!("zmq_hashblock = \"{zmq}\""),
+    )
+    .await;
+    let (stratum, http) = addresses(ports);
+    let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
+    pair.main.call("generate", json!([1])).await;
+    let work = next_tip(&mut client, &work).await;
+    let announced = wait_for_metric(http, "ndas_zmq_hashblocks_total", |v| v >= 1.0).await;
+    assert_eq!(metric(http, "ndas_zmq_up").await, 1.0);
+
+    pair.main.stop();
+    wait_for_log(&log, "node state: down").await;
+    wait_for_readyz(http, 503).await;
+    pair.main.restart().await;
+    // Up again once the peer is back: the node refuses templates without one.
+    wait_for_logs(&log, "node state: up", 2).await;
+    wait_for_readyz(http, 200).await;
+
+    // The same connection follows the restarted node's next tip, and the
+    // node's ZMQ announces it: resubscribed without restarting NDAS.
+    pair.main.call("generate", json!([1])).await;
+    let work = next_tip(&mut client, &work).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut blocks = 1;
+    while metric(http, "ndas_zmq_hashblocks_total").await <= announced {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no hashblock after the node restarted, {blocks} blocks later"
+        );
+        // A subscription found silent is made again; the next tip is announced.
+        if metric(http, "ndas_zmq_silent_total").await >= f64::from(blocks) {
+            pair.main.call("generate", json!([1])).await;
+            blocks += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(metric(http, "ndas_zmq_up").await, 1.0);
+    let en2 = vec![4; client.extranonce2_size];
+    let block = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+        s.is_block
+    })
+    .unwrap();
+    assert_eq!(
+        client.submit("acct.rig", &block).await.unwrap()["result"],
+        json!(true)
+    );
+    wait_for_log(&log, "BLOCK ACCEPTED").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_zmq_publisher_is_noticed_logged_and_subscribed_again() {
+    use zeromq::{Socket, SocketSend};
+    // A publisher that accepts the subscription and never announces a block:
+    // what a real node cannot be made to do on purpose.
+    let endpoint = format!("tcp://127.0.0.1:{}", free_port());
+    let mut publisher = zeromq::PubSocket::new();
+    publisher.bind(&endpoint).await.unwrap();
+    let Served {
+        pair,
+        ports,
+        log,
+        child: _child,
+        dir: _dir,
+        ..
+    } = served_with(&[], &format!("zmq_hashblock = \"{endpoint}\"")).await;
+    let (stratum, http) = addresses(ports);
+    let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
+
+    // The tip moves; polling finds it, ZMQ says nothing.
+    pair.main.call("generate", json!([1])).await;
+    let work = next_tip(&mut client, &work).await;
+    wait_for_metric(http, "ndas_zmq_silent_total", |v| v >= 1.0).await;
+    assert_eq!(metric(http, "ndas_zmq_up").await, 0.0);
+    let lines = wait_for_log(&log, "ZMQ hashblock subscription silent").await;
+    let warning = logged(&lines, "ZMQ hashblock subscription silent");
+    assert_eq!(warning["level"], json!("WARN"));
+    assert_eq!(warning["tip"], json!(Hash256(work.prev_hash).to_string()));
+    // Miners were moved by polling all the same.
+    assert_eq!(readyz_status(http).await, 200);
+
+    // The publisher speaks again: NDAS, subscribed anew, hears it.
+    pair.main.call("generate", json!([1])).await;
+    let work = next_tip(&mut client, &work).await;
+    // Announced as the node does: the hash in display order, then a sequence number.
+    let shown = hex::decode(Hash256(work.prev_hash).to_string()).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while metric(http, "ndas_zmq_up").await != 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never subscribed again"
+        );
+        let mut message = zeromq::ZmqMessage::from("hashblock");
+        message.push_back(shown.clone().into());
+        message.push_back(vec![0, 0, 0, 0].into());
+        publisher.send(message).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    wait_for_log(&log, "ZMQ hashblock subscription restored").await;
+}
+
+async fn readyz_status(http: SocketAddr) -> u16 {
+    common::http_get(http, "/readyz").await.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_hanging_past_the_timeout_is_reported_and_followed_again() {
+    let Served {
+        pair,
+        ports,
+        log,
+        child: _child,
+        dir: _dir,
+        ..
+    } = served_with(&[], "timeout_seconds = 2").await;
+    let (stratum, http) = addresses(ports);
+    let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
+
+    // Stopped, not gone: the node's sockets accept and never answer.
+    pair.main.signal("STOP");
+    let body = wait_for_readyz(http, 503).await;
+    let reason = body["reasons"][0].as_str().unwrap();
+    assert!(reason.contains("did not answer"), "{reason}");
+    assert!(metric(http, "ndas_rpc_errors_total{kind=\"timeout\"}").await >= 1.0);
+    let lines = wait_for_log(&log, "node state: down").await;
+    let down = logged(&lines, "node state: down");
+    assert!(
+        down["error"].as_str().unwrap().contains("within 2s"),
+        "{down}"
+    );
+    // The miner is still answered while the node hangs.
+    let answer = client
+        .request("mining.suggest_difficulty", json!([1]))
+        .await
+        .unwrap();
+    assert_eq!(answer["result"], json!(true), "{answer}");
+
+    pair.main.signal("CONT");
+    wait_for_readyz(http, 200).await;
+    wait_for_logs(&log, "node state: up", 2).await;
+    pair.main.call("generate", json!([1])).await;
+    next_tip(&mut client, &work).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_rpc_work_queue_is_reported_and_followed_again() {
+    // Four RPC threads and a queue of two: six requests at once fill the node.
+    let Served {
+        pair,
+        ports,
+        log,
+        child: _child,
+        dir: _dir,
+        ..
+    } = served_with(&["-rpcthreads=4".into(), "-rpcworkqueue=2".into()], "").await;
+    let (stratum, http) = addresses(ports);
+    let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
+
+    // Longpolls hold the node's threads and queue until its tip moves.
+    let template = pair.main.call("getblocktemplate", json!([])).await;
+    let longpoll = json!([{"longpollid": template["longpollid"]}]);
+    let mut held = Vec::new();
+    for _ in 0..6 {
+        let rpc = pair.main.rpc.clone();
+        let request = longpoll.clone();
+        held.push(tokio::spawn(async move {
+            rpc.call_with_timeout::<Value>("getblocktemplate", request, Duration::from_secs(120))
+                .await
+        }));
+    }
+    // (A fetch that got into the queue before it filled times out instead.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, body) = common::http_json(http, "/readyz").await;
+        let reason = body["reasons"][0].as_str().unwrap_or_default().to_owned();
+        if status == 503 && reason.contains("HTTP 500: Work queue depth exceeded") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(metric(http, "ndas_rpc_errors_total{kind=\"http\"}").await >= 1.0);
+    let lines = wait_for_log(&log, "node state: down").await;
+    assert_eq!(logged(&lines, "node state: down")["level"], json!("WARN"));
+
+    // A block from the peer moves the tip: the longpolls return, the queue
+    // drains, and NDAS follows without a restart.
+    pair.peer.call("generate", json!([1])).await;
+    for longpoll in held {
+        let _ = longpoll.await;
+    }
+    wait_for_readyz(http, 200).await;
+    next_tip(&mut client, &work).await;
+}
+
+/// One miner with four shares in flight until the server closes the
+/// connection: the shares it was told were accepted, and which were blocks.
+async fn mine_until_closed(addr: SocketAddr, worker: String) -> (u64, Vec<String>) {
+    let (mut client, mut work) = ready_miner(addr, "t/1", &worker).await;
+    let (mut accepted, mut blocks) = (0, Vec::new());
+    let mut in_flight: std::collections::HashMap<u64, Share> = Default::default();
+    let (mut next_id, mut counter) = (100u64, 0u64);
+    loop {
+        if let Some(latest) = client.latest_job() {
+            work = latest;
+        }
+        while in_flight.len() < 4 {
+            counter += 1;
+            let en2 = &counter.to_be_bytes()[8 - client.extranonce2_size..];
+            let wanted = client.difficulty;
+            let share = grind(&work, &client.extranonce1, en2, (None, 0), 100_000, |s| {
+                s.difficulty >= wanted
+            })
+            .expect("a share at regtest difficulty");
+            let line = json!({"id": next_id, "method": "mining.submit", "params": submit_params(&worker, &share)});
+            if client
+                .send_raw(format!("{line}\n").as_bytes())
+                .await
+                .is_err()
+            {
+                return (accepted, blocks);
+            }
+            in_flight.insert(next_id, share);
+            next_id += 1;
+        }
+        let Ok(Some(message)) = client.read_message().await else {
+            return (accepted, blocks);
+        };
+        let answered = message["id"].as_u64().and_then(|id| in_flight.remove(&id));
+        if let Some(share) = answered {
+            if message["result"] == json!(true) {
+                accepted += 1;
+                if share.is_block {
+                    blocks.push(share.hash.to_string());
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_under_load_loses_no_share_accounting_and_no_block() {
+    let Served {
+        pair,
+        ports,
+        log,
+        dir,
+        mut child,
+        ..
+    } = served().await;
+    let (stratum, _) = addresses(ports);
+    let miners: Vec<_> = (0..4)
+        .map(|n| tokio::spawn(mine_until_closed(stratum, format!("acct.rig{n}"))))
+        .collect();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    signal(child.0.id(), "TERM");
+    let (mut accepted, mut blocks) = (0, Vec::new());
+    for miner in miners {
+        let (shares, found) = miner.await.unwrap();
+        accepted += shares;
+        blocks.extend(found);
+    }
+    assert!(exit_of(&mut child).await.success());
+    assert!(accepted > 0 && !blocks.is_empty(), "the miners worked");
+
+    // The last log line counts exactly what the miners were told.
+    let lines = log_lines(&log);
+    let stopped = lines
+        .iter()
+        .find(|l| l["message"] == json!("stopped"))
+        .expect("a stopped line");
+    assert_eq!(stopped["shares_accepted"], json!(accepted), "{stopped}");
+    assert_eq!(stopped["blocks_found"], json!(blocks.len()), "{stopped}");
+
+    // Every block a miner was told of is on the node or still journaled.
+    let journal = Journal::open(&dir.path().join("data")).unwrap();
+    let pending: Vec<String> = journal
+        .pending()
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.hash)
+        .collect();
+    assert_eq!(stopped["blocks_unsettled"], json!(pending.len()));
+    for hash in &blocks {
+        let known = pair
+            .main
+            .rpc
+            .call::<Value>("getblockheader", json!([hash]))
+            .await
+            .is_ok();
+        assert!(known || pending.contains(hash), "block {hash} was lost");
+    }
 }

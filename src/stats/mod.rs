@@ -47,6 +47,16 @@ struct NodeState {
 }
 
 /// Pool-wide state for metrics, health and the JSON API.
+/// Pool totals since start: what NDAS logs as it stops, so an operator
+/// whose last scrape came before the end still has the final count.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Accounting {
+    pub shares_accepted: u64,
+    pub shares_rejected: u64,
+    pub accepted_difficulty: f64,
+    pub blocks_found: u64,
+}
+
 pub struct Stats {
     pub metrics: Arc<Metrics>,
     started: Instant,
@@ -178,6 +188,28 @@ impl Stats {
                     status: outcome.into(),
                 });
             }
+        }
+    }
+
+    /// Pool totals since start, for the last log line.
+    pub fn accounting(&self) -> Accounting {
+        let m = &self.metrics;
+        let rejected = crate::session::share::Reject::REASONS
+            .iter()
+            .map(|reason| {
+                m.shares_total
+                    .with_label_values(&["rejected", reason])
+                    .get()
+            })
+            .sum();
+        Accounting {
+            shares_accepted: m
+                .shares_total
+                .with_label_values(&["accepted", "none"])
+                .get(),
+            shares_rejected: rejected,
+            accepted_difficulty: m.accepted_difficulty_total.get(),
+            blocks_found: m.blocks_found_total.get(),
         }
     }
 

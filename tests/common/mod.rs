@@ -123,6 +123,36 @@ pub async fn http_json(addr: std::net::SocketAddr, path: &str) -> (u16, serde_js
     )
 }
 
+/// The value of the series `series` (name and labels as exposed) on `/metrics`.
+pub async fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
+    let (_, text) = http_get(addr, "/metrics").await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no series {series} on /metrics"))
+        .parse()
+        .unwrap()
+}
+
+/// Polls `/metrics` until `series` satisfies `check`; its value.
+pub async fn wait_for_metric(
+    addr: std::net::SocketAddr,
+    series: &str,
+    check: impl Fn(f64) -> bool,
+) -> f64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let value = metric(addr, series).await;
+        if check(value) {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} stayed at {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls `/readyz` on `addr` until it answers `status`; its body.
 pub async fn wait_for_readyz(addr: std::net::SocketAddr, status: u16) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -129,6 +129,16 @@ impl RegtestNode {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, …) to the node's PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
     /// Starts the node again with the same data, ports and credentials.
     pub async fn restart(&mut self) {
         self.child = spawn(&self.args);

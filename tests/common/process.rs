@@ -71,9 +71,11 @@ level = "info"
 }
 
 pub fn log_lines(path: &std::path::Path) -> Vec<Value> {
+    // Only whole lines: the process may be writing the last one.
     std::fs::read_to_string(path)
         .unwrap()
-        .lines()
+        .split_inclusive('\n')
+        .filter(|line| line.ends_with('\n'))
         .map(|line| {
             serde_json::from_str(line)
                 .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"))
@@ -82,16 +84,25 @@ pub fn log_lines(path: &std::path::Path) -> Vec<Value> {
 }
 
 pub async fn wait_for_log(path: &std::path::Path, what: &str) -> Vec<Value> {
+    wait_for_logs(path, what, 1).await
+}
+
+/// Waits until `count` log lines have a message containing `what`; all lines.
+pub async fn wait_for_logs(path: &std::path::Path, what: &str, count: usize) -> Vec<Value> {
     let deadline = Instant::now() + WAIT;
     loop {
         let lines = log_lines(path);
-        if lines
+        let seen = lines
             .iter()
-            .any(|l| l["message"].as_str().is_some_and(|m| m.contains(what)))
-        {
+            .filter(|l| l["message"].as_str().is_some_and(|m| m.contains(what)))
+            .count();
+        if seen >= count {
             return lines;
         }
-        assert!(Instant::now() < deadline, "no log line with {what:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{seen} log lines with {what:?}, not {count}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -167,7 +178,15 @@ pub async fn served_with(main_args: &[String], node_extra: &str) -> Served {
     let config = dir.path().join("ndas.toml");
     std::fs::write(
         &config,
-        config_text_with(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/", node_extra),
+        config_text_with(
+            dir.path(),
+            &pair,
+            &payout,
+            ports,
+            2.5e-10,
+            "/NDAS/",
+            node_extra,
+        ),
     )
     .unwrap();
     let log = dir.path().join("ndas.log");
@@ -183,4 +202,3 @@ pub async fn served_with(main_args: &[String], node_extra: &str) -> Served {
         child,
     }
 }
-
