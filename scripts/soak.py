@@ -9,9 +9,11 @@ Every SAMPLE seconds it records NDAS's resident memory and open descriptors
 with the series and a verdict: flat, or growing (a leak to find).
 
 At regtest difficulty about half of all random shares are blocks, so RATE
-is kept low: each block is a new tip and a clean job to every miner.
+is kept low: each block is a new tip and a clean job to every miner. Each
+miner must still speak more often than NDAS's idle timeout (600 s), as a
+real one does, or NDAS rightly closes it: MINERS / RATE stays under 600.
 
-Usage: scripts/soak.py [--miners 3000] [--minutes 60] [--rate 4] [--sample 30]
+Usage: scripts/soak.py [--miners 3000] [--minutes 60] [--rate 6] [--sample 30]
 """
 
 import argparse
@@ -30,6 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the node pair, ports and NDAS files are shared with the benches)
 
 ROOT = bench.ROOT
+# NDAS's default `stratum.idle_timeout_seconds`.
+IDLE_TIMEOUT = 600
 
 
 def proc_figures(pid):
@@ -68,11 +72,14 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--miners", type=int, default=3000)
     parser.add_argument("--minutes", type=float, default=60)
-    parser.add_argument("--rate", type=float, default=4.0, help="shares per second across all miners")
+    parser.add_argument("--rate", type=float, default=6.0, help="shares per second across all miners")
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between samples")
     parser.add_argument("--out", default=os.path.join(ROOT, "SOAK.md"))
     parser.add_argument("--no-build", action="store_true")
     args = parser.parse_args()
+    if args.miners / args.rate >= IDLE_TIMEOUT:
+        parser.error(f"each miner would submit every {args.miners / args.rate:.0f} s, past NDAS's "
+                     f"{IDLE_TIMEOUT} s idle timeout: raise --rate or lower --miners")
     if not args.no_build:
         bench.run(["cargo", "build", "--release", "--bin", "ndas"])
     folder = tempfile.mkdtemp(prefix="ndas-soak-")
@@ -139,6 +146,12 @@ def main():
         if load.returncode != 0:
             raise RuntimeError(f"load generator failed: {err[:2000]}")
         report = json.loads(out)
+        values = bench.metrics(ports[1])
+        report["disconnects"] = {
+            key.split('reason="')[1].rstrip('"}'): int(value)
+            for key, value in values.items()
+            if key.startswith("ndas_disconnects_total{") and value
+        }
         stop_payments.set()
         payments.join()
         ndas.send_signal(signal.SIGINT)
@@ -160,8 +173,10 @@ def write_report(args, version, samples, report, exit_code, folder):
     fd_slope = slope_per_hour([(s["minute"], s["fds"]) for s in settled])
     rss_first, rss_last = settled[0]["rss_kib"], settled[-1]["rss_kib"]
     fds = [s["fds"] for s in settled]
-    # Flat: under 2 % of resident memory an hour, and no descriptor creep.
-    flat = abs(rss_slope) < 0.02 * rss_first and abs(fd_slope) < 1
+    held = min(s["connections"] for s in settled)
+    # Flat: under 2 % of resident memory an hour, no descriptor creep, and
+    # every miner still connected (a leak hidden by dropped miners is no pass).
+    flat = abs(rss_slope) < 0.02 * rss_first and abs(fd_slope) < 1 and held == args.miners
     lines = [
         "# Soak",
         "",
@@ -178,9 +193,11 @@ def write_report(args, version, samples, report, exit_code, folder):
         f"NDAS exited with code {exit_code} on SIGINT.",
         f"- Resident memory after the first sixth: {rss_first / 1024:.1f} MiB, at the end "
         f"{rss_last / 1024:.1f} MiB; trend {rss_slope:+.0f} KiB/hour.",
-        f"- Open descriptors after the first sixth: {min(fds)}–{max(fds)}; trend {fd_slope:+.2f}/hour.",
+        f"- Open descriptors after the first sixth: {min(fds)}–{max(fds)}; trend {fd_slope:+.2f}/hour; "
+        f"fewest miners connected {held:,} of {args.miners:,}; NDAS's disconnects by reason, counted "
+        f"after the generator hung up (`eof` is its own close): {report['disconnects']}.",
         f"- Verdict: **{'flat' if flat else 'growing: a leak to find'}** "
-        "(flat = memory trend under 2 % an hour and no descriptor creep).",
+        "(flat = memory trend under 2 % an hour, no descriptor creep, every miner held throughout).",
         "",
         "| minute | RSS MiB | fds | connections | shares | blocks | height |",
         "|---:|---:|---:|---:|---:|---:|---:|",

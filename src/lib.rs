@@ -6,6 +6,8 @@
 
 pub mod chain;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 mod lifecycle;
 pub mod load;
