@@ -415,6 +415,43 @@ mod tests {
         assert!(!http_detail(b"bad\x1b[31m\n").contains('\x1b'));
     }
 
+    /// Bitcoin Core answers a full work queue with 503 and plain text (the
+    /// regtest node here says 500; `tests/faults.rs` drives that one for real).
+    #[tokio::test]
+    async fn a_503_with_a_plain_text_body_is_a_transient_error_that_says_why() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request).await.unwrap();
+            let body = "Work queue depth exceeded";
+            let answer = format!(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            stream.write_all(answer.as_bytes()).await.unwrap();
+        });
+        let endpoint = NodeEndpoint {
+            host: "127.0.0.1".into(),
+            port,
+            user: "u".into(),
+            password: crate::node::Secret::new("p"),
+        };
+        let client = RpcClient::new(&endpoint, Duration::from_secs(5)).unwrap();
+        let error = client
+            .call::<Value>("getblocktemplate", serde_json::json!([]))
+            .await
+            .unwrap_err();
+        assert_eq!(error.kind(), "http");
+        assert!(error.is_transient());
+        assert_eq!(
+            error.to_string(),
+            "node answered getblocktemplate with HTTP 503: Work queue depth exceeded"
+        );
+    }
+
     #[test]
     fn every_error_kind_is_a_metrics_label() {
         let errors = [
