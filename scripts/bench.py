@@ -118,6 +118,20 @@ level = "{'info' if log_format == 'json' else 'warn'}"
 """)
 
 
+def wait_ready(metrics_port, where, seconds=30):
+    """Waits until NDAS's /readyz answers 200; `where` names its files for the error."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            if urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2).status == 200:
+                return
+        except Exception:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"NDAS never became ready; see {where}")
+        time.sleep(0.2)
+
+
 class Stack:
     """A stand-in node and NDAS serving it, on free ports; stopped by PID."""
 
@@ -134,16 +148,7 @@ class Stack:
         time.sleep(1.0)
         log = open(os.path.join(self.dir, "ndas.log"), "w")
         self.ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(self.dir, "ndas.toml")], stdout=log, stderr=log)
-        deadline = time.time() + 30
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2).status == 200:
-                    break
-            except Exception:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("NDAS never became ready; see " + self.dir)
-            time.sleep(0.2)
+        wait_ready(self.metrics_port, self.dir)
 
     def metrics(self):
         return metrics(self.metrics_port)

@@ -26,7 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402  (the node pair, ports and NDAS files are shared with the benches)
@@ -103,16 +102,7 @@ def main():
         log_path = os.path.join(folder, "ndas.log")
         ndas = subprocess.Popen([ndas_bin, "serve", "--config", os.path.join(folder, "ndas.toml")],
                                 stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"http://127.0.0.1:{ports[1]}/readyz", timeout=2).status == 200:
-                    break
-            except Exception:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError(f"NDAS never became ready; see {log_path}")
-            time.sleep(0.2)
+        bench.wait_ready(ports[1], log_path, seconds=60)
         payments = threading.Thread(target=pay_every, args=(main_node, payout, 2.0, stop_payments))
         payments.start()
 

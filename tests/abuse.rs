@@ -8,7 +8,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use common::{ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
+use common::{metric, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
@@ -58,27 +58,9 @@ async fn read_until_closed(stream: &mut TcpStream) -> String {
     }
 }
 
-/// The value of one metric series (exact line match before the value).
-async fn metric(addr: SocketAddr, series: &str) -> f64 {
-    let (_, body) = common::http_get(addr, "/metrics").await;
-    body.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no series {series}"))
-}
-
+/// Waits until `series` reaches at least `wanted`.
 async fn wait_for_metric(addr: SocketAddr, series: &str, wanted: f64) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let value = metric(addr, series).await;
-        if value >= wanted {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{series} stayed at {value}, wanted {wanted}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    common::wait_for_metric(addr, series, |value| value >= wanted).await;
 }
 
 /// A regtest pair and NDAS on it, with `adjust` applied to its config; the

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{grind, hash_share};
+use ndas::miner::hash_share;
 use ndas::node::submitter::{Journal, JournalEntry, Outcome};
 use ndas::node::template::Template;
 use ndas::session::share::{validate, ShareContext};
@@ -41,15 +41,7 @@ async fn a_block_found_while_the_node_is_down_is_submitted_when_it_returns() {
     let height = pair.main.height().await;
 
     pair.main.stop();
-    let en2 = vec![1; client.extranonce2_size];
-    let share = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
-        s.is_block
-    })
-    .unwrap();
-    assert_eq!(
-        client.submit("w", &share).await.unwrap()["result"],
-        json!(true)
-    );
+    let share = common::submit_block(&mut client, &work, "w", 1).await;
 
     let journal = Journal::open(&dir.path().join("data")).unwrap();
     wait_for(

@@ -11,19 +11,13 @@ use common::process::{
     exit_of, log_lines, served, served_with, signal, wait_for_log, wait_for_logs, Served,
 };
 use common::{
-    metric, ready_miner, regtest_config, start_ndas, temp_dir, wait_for_metric, wait_for_readyz,
-    RegtestPair,
+    metric, ready_miner, regtest_config, start_ndas, submit_block, temp_dir, wait_for_metric,
+    wait_for_readyz, RegtestPair,
 };
 use ndas::chain::Hash256;
 use ndas::miner::{grind, submit_params, Client, Share, Work};
 use ndas::node::submitter::Journal;
 use serde_json::{json, Value};
-
-/// The stratum and metrics addresses of a served process.
-fn addresses(ports: (u16, u16)) -> (SocketAddr, SocketAddr) {
-    let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
-    (at(ports.0), at(ports.1))
-}
 
 /// Reads until a job on a new previous block arrives; that job.
 async fn next_tip(client: &mut Client, after: &Work) -> Work {
@@ -82,15 +76,7 @@ async fn a_node_gone_for_a_minute_keeps_miners_connected_and_work_resumes() {
     pair.main.restart().await;
     wait_for_readyz(http, 200).await;
     // The job from before the outage is still on the node's tip.
-    let en2 = vec![5; client.extranonce2_size];
-    let block = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
-        s.is_block
-    })
-    .unwrap();
-    assert_eq!(
-        client.submit(&worker, &block).await.unwrap()["result"],
-        json!(true)
-    );
+    let block = submit_block(&mut client, &work, &worker, 5).await;
     pair.wait_height(height + 1).await;
     assert_eq!(
         pair.main.call("getbestblockhash", json!([])).await,
@@ -102,36 +88,29 @@ async fn a_node_gone_for_a_minute_keeps_miners_connected_and_work_resumes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_node_is_followed_again_and_its_zmq_announces_tips_again() {
     let zmq = format!("tcp://127.0.0.1:{}", free_port());
-    let Served {
-        mut pair,
-        ports,
-        log,
-        child: _child,
-        dir: _dir,
-        ..
-    } = served_with(
+    let mut served = served_with(
         &[format!("-zmqpubhashblock={zmq}")],
         &format!("zmq_hashblock = \"{zmq}\""),
     )
     .await;
-    let (stratum, http) = addresses(ports);
+    let (stratum, http) = (served.stratum(), served.http());
     let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
-    pair.main.call("generate", json!([1])).await;
+    served.pair.main.call("generate", json!([1])).await;
     let work = next_tip(&mut client, &work).await;
     let announced = wait_for_metric(http, "ndas_zmq_hashblocks_total", |v| v >= 1.0).await;
     assert_eq!(metric(http, "ndas_zmq_up").await, 1.0);
 
-    pair.main.stop();
-    wait_for_log(&log, "node state: down").await;
+    served.pair.main.stop();
+    wait_for_log(&served.log, "node state: down").await;
     wait_for_readyz(http, 503).await;
-    pair.main.restart().await;
+    served.pair.main.restart().await;
     // Up again once the peer is back: the node refuses templates without one.
-    wait_for_logs(&log, "node state: up", 2).await;
+    wait_for_logs(&served.log, "node state: up", 2).await;
     wait_for_readyz(http, 200).await;
 
     // The same connection follows the restarted node's next tip, and the
     // node's ZMQ announces it: resubscribed without restarting NDAS.
-    pair.main.call("generate", json!([1])).await;
+    served.pair.main.call("generate", json!([1])).await;
     let work = next_tip(&mut client, &work).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut blocks = 1;
@@ -142,22 +121,14 @@ async fn a_restarted_node_is_followed_again_and_its_zmq_announces_tips_again() {
         );
         // A subscription found silent is made again; the next tip is announced.
         if metric(http, "ndas_zmq_silent_total").await >= f64::from(blocks) {
-            pair.main.call("generate", json!([1])).await;
+            served.pair.main.call("generate", json!([1])).await;
             blocks += 1;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(metric(http, "ndas_zmq_up").await, 1.0);
-    let en2 = vec![4; client.extranonce2_size];
-    let block = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
-        s.is_block
-    })
-    .unwrap();
-    assert_eq!(
-        client.submit("acct.rig", &block).await.unwrap()["result"],
-        json!(true)
-    );
-    wait_for_log(&log, "BLOCK ACCEPTED").await;
+    submit_block(&mut client, &work, "acct.rig", 4).await;
+    wait_for_log(&served.log, "BLOCK ACCEPTED").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -168,23 +139,16 @@ async fn a_silent_zmq_publisher_is_noticed_logged_and_subscribed_again() {
     let endpoint = format!("tcp://127.0.0.1:{}", free_port());
     let mut publisher = zeromq::PubSocket::new();
     publisher.bind(&endpoint).await.unwrap();
-    let Served {
-        pair,
-        ports,
-        log,
-        child: _child,
-        dir: _dir,
-        ..
-    } = served_with(&[], &format!("zmq_hashblock = \"{endpoint}\"")).await;
-    let (stratum, http) = addresses(ports);
+    let served = served_with(&[], &format!("zmq_hashblock = \"{endpoint}\"")).await;
+    let (stratum, http) = (served.stratum(), served.http());
     let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
 
     // The tip moves; polling finds it, ZMQ says nothing.
-    pair.main.call("generate", json!([1])).await;
+    served.pair.main.call("generate", json!([1])).await;
     let work = next_tip(&mut client, &work).await;
     wait_for_metric(http, "ndas_zmq_silent_total", |v| v >= 1.0).await;
     assert_eq!(metric(http, "ndas_zmq_up").await, 0.0);
-    let lines = wait_for_log(&log, "ZMQ hashblock subscription silent").await;
+    let lines = wait_for_log(&served.log, "ZMQ hashblock subscription silent").await;
     let warning = logged(&lines, "ZMQ hashblock subscription silent");
     assert_eq!(warning["level"], json!("WARN"));
     assert_eq!(warning["tip"], json!(Hash256(work.prev_hash).to_string()));
@@ -192,7 +156,7 @@ async fn a_silent_zmq_publisher_is_noticed_logged_and_subscribed_again() {
     assert_eq!(readyz_status(http).await, 200);
 
     // The publisher speaks again: NDAS, subscribed anew, hears it.
-    pair.main.call("generate", json!([1])).await;
+    served.pair.main.call("generate", json!([1])).await;
     let work = next_tip(&mut client, &work).await;
     // Announced as the node does: the hash in display order, then a sequence number.
     let shown = hex::decode(Hash256(work.prev_hash).to_string()).unwrap();
@@ -208,7 +172,7 @@ async fn a_silent_zmq_publisher_is_noticed_logged_and_subscribed_again() {
         publisher.send(message).await.unwrap();
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    wait_for_log(&log, "ZMQ hashblock subscription restored").await;
+    wait_for_log(&served.log, "ZMQ hashblock subscription restored").await;
 }
 
 async fn readyz_status(http: SocketAddr) -> u16 {
@@ -217,24 +181,17 @@ async fn readyz_status(http: SocketAddr) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_hanging_past_the_timeout_is_reported_and_followed_again() {
-    let Served {
-        pair,
-        ports,
-        log,
-        child: _child,
-        dir: _dir,
-        ..
-    } = served_with(&[], "timeout_seconds = 2").await;
-    let (stratum, http) = addresses(ports);
+    let served = served_with(&[], "timeout_seconds = 2").await;
+    let (stratum, http) = (served.stratum(), served.http());
     let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
 
     // Stopped, not gone: the node's sockets accept and never answer.
-    pair.main.signal("STOP");
+    served.pair.main.signal("STOP");
     let body = wait_for_readyz(http, 503).await;
     let reason = body["reasons"][0].as_str().unwrap();
     assert!(reason.contains("did not answer"), "{reason}");
     assert!(metric(http, "ndas_rpc_errors_total{kind=\"timeout\"}").await >= 1.0);
-    let lines = wait_for_log(&log, "node state: down").await;
+    let lines = wait_for_log(&served.log, "node state: down").await;
     let down = logged(&lines, "node state: down");
     assert!(
         down["error"].as_str().unwrap().contains("within 2s"),
@@ -247,33 +204,26 @@ async fn a_node_hanging_past_the_timeout_is_reported_and_followed_again() {
         .unwrap();
     assert_eq!(answer["result"], json!(true), "{answer}");
 
-    pair.main.signal("CONT");
+    served.pair.main.signal("CONT");
     wait_for_readyz(http, 200).await;
-    wait_for_logs(&log, "node state: up", 2).await;
-    pair.main.call("generate", json!([1])).await;
+    wait_for_logs(&served.log, "node state: up", 2).await;
+    served.pair.main.call("generate", json!([1])).await;
     next_tip(&mut client, &work).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_rpc_work_queue_is_reported_and_followed_again() {
     // Four RPC threads and a queue of two: six requests at once fill the node.
-    let Served {
-        pair,
-        ports,
-        log,
-        child: _child,
-        dir: _dir,
-        ..
-    } = served_with(&["-rpcthreads=4".into(), "-rpcworkqueue=2".into()], "").await;
-    let (stratum, http) = addresses(ports);
+    let served = served_with(&["-rpcthreads=4".into(), "-rpcworkqueue=2".into()], "").await;
+    let (stratum, http) = (served.stratum(), served.http());
     let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
 
     // Longpolls hold the node's threads and queue until its tip moves.
-    let template = pair.main.call("getblocktemplate", json!([])).await;
+    let template = served.pair.main.call("getblocktemplate", json!([])).await;
     let longpoll = json!([{"longpollid": template["longpollid"]}]);
     let mut held = Vec::new();
     for _ in 0..6 {
-        let rpc = pair.main.rpc.clone();
+        let rpc = served.pair.main.rpc.clone();
         let request = longpoll.clone();
         held.push(tokio::spawn(async move {
             rpc.call_with_timeout::<Value>("getblocktemplate", request, Duration::from_secs(120))
@@ -292,12 +242,12 @@ async fn a_full_rpc_work_queue_is_reported_and_followed_again() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(metric(http, "ndas_rpc_errors_total{kind=\"http\"}").await >= 1.0);
-    let lines = wait_for_log(&log, "node state: down").await;
+    let lines = wait_for_log(&served.log, "node state: down").await;
     assert_eq!(logged(&lines, "node state: down")["level"], json!("WARN"));
 
     // A block from the peer moves the tip: the longpolls return, the queue
     // drains, and NDAS follows without a restart.
-    pair.peer.call("generate", json!([1])).await;
+    served.pair.peer.call("generate", json!([1])).await;
     for longpoll in held {
         let _ = longpoll.await;
     }
@@ -360,7 +310,7 @@ async fn a_graceful_shutdown_under_load_loses_no_share_accounting_and_no_block()
         mut child,
         ..
     } = served().await;
-    let (stratum, _) = addresses(ports);
+    let stratum = SocketAddr::from(([127, 0, 0, 1], ports.0));
     let miners: Vec<_> = (0..4)
         .map(|n| tokio::spawn(mine_until_closed(stratum, format!("acct.rig{n}"))))
         .collect();

@@ -26,15 +26,7 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
 
     let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
     let (mut client, work) = common::ready_miner(stratum, "t/1", "acct.rig").await;
-    let en2 = vec![3; client.extranonce2_size];
-    let block = grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
-        s.is_block
-    })
-    .unwrap();
-    assert_eq!(
-        client.submit("acct.rig", &block).await.unwrap()["result"],
-        json!(true)
-    );
+    let block = common::submit_block(&mut client, &work, "acct.rig", 3).await;
     let lines = wait_for_log(&log, "BLOCK ACCEPTED").await;
     let found = lines
         .iter()
@@ -46,7 +38,7 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
     // SIGHUP: new difficulty bounds apply live; a restart-only key is named.
     std::fs::write(
         &config,
-        config_text(dir.path(), &pair, &payout, ports, 3.0e-10, "/OTHER/"),
+        config_text(dir.path(), &pair, &payout, ports, 3.0e-10, "/OTHER/", ""),
     )
     .unwrap();
     signal(child.0.id(), "HUP");
@@ -120,7 +112,7 @@ async fn secrets_stay_out_of_every_output_even_at_trace_level() {
     let dir = common::temp_dir();
     let ports = (free_port(), free_port());
     let config = dir.path().join("ndas.toml");
-    let text = config_text(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/")
+    let text = config_text(dir.path(), &pair, &payout, ports, 2.5e-10, "/NDAS/", "")
         .replace("level = \"info\"", "level = \"trace\"");
     std::fs::write(&config, text).unwrap();
     let log = dir.path().join("ndas.log");
@@ -205,19 +197,7 @@ async fn a_block_journaled_before_kill_9_is_submitted_on_the_next_start() {
 
     // The node is gone, so the block cannot be submitted; then NDAS is killed.
     pair.main.stop();
-    let block = grind(
-        &work,
-        &client.extranonce1,
-        &[9; 8],
-        (None, 0),
-        10_000,
-        |s| s.is_block,
-    )
-    .unwrap();
-    assert_eq!(
-        client.submit("acct.rig", &block).await.unwrap()["result"],
-        json!(true)
-    );
+    let block = common::submit_block(&mut client, &work, "acct.rig", 9).await;
     let journal = ndas::node::submitter::Journal::open(&dir.path().join("data")).unwrap();
     let deadline = Instant::now() + WAIT;
     while journal.pending().unwrap().is_empty() {

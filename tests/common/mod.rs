@@ -205,3 +205,21 @@ pub async fn expect_reconnect(client: &mut ndas::miner::Client) {
         }
     }
 }
+
+/// Grinds a block on `work` (extranonce2 filled with `fill`), submits it as
+/// `worker` and asserts the server took it; the block's share.
+pub async fn submit_block(
+    client: &mut ndas::miner::Client,
+    work: &ndas::miner::Work,
+    worker: &str,
+    fill: u8,
+) -> ndas::miner::Share {
+    let en2 = vec![fill; client.extranonce2_size];
+    let block = ndas::miner::grind(work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+        s.is_block
+    })
+    .expect("a block at regtest difficulty");
+    let answer = client.submit(worker, &block).await.unwrap();
+    assert_eq!(answer["result"], serde_json::json!(true), "{answer}");
+    block
+}

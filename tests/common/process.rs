@@ -11,19 +11,8 @@ use super::{write_utek_files, RegtestPair};
 
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// NDAS's config for `pair`, with `node_extra` lines added to `[node]`.
 pub fn config_text(
-    dir: &std::path::Path,
-    pair: &RegtestPair,
-    payout: &str,
-    ports: (u16, u16),
-    difficulty: f64,
-    tag: &str,
-) -> String {
-    config_text_with(dir, pair, payout, ports, difficulty, tag, "")
-}
-
-/// As [`config_text`], with `node_extra` lines added to `[node]`.
-pub fn config_text_with(
     dir: &std::path::Path,
     pair: &RegtestPair,
     payout: &str,
@@ -165,6 +154,18 @@ pub struct Served {
     pub child: Stopped,
 }
 
+impl Served {
+    /// Where miners connect.
+    pub fn stratum(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.ports.0))
+    }
+
+    /// Where `/metrics`, `/readyz` and the API answer.
+    pub fn http(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.ports.1))
+    }
+}
+
 pub async fn served() -> Served {
     served_with(&[], "").await
 }
@@ -178,7 +179,7 @@ pub async fn served_with(main_args: &[String], node_extra: &str) -> Served {
     let config = dir.path().join("ndas.toml");
     std::fs::write(
         &config,
-        config_text_with(
+        config_text(
             dir.path(),
             &pair,
             &payout,
