@@ -52,7 +52,7 @@ pub enum UtekError {
     ConfMissing { path: PathBuf, key: &'static str },
     #[error("UTEK conf {path}: `rpcport` is not a port number")]
     ConfPort { path: PathBuf },
-    #[error("UTEK file {path} is open to other users (mode {mode:03o}); `chmod 600` it (node.utek_strict_permissions is on)")]
+    #[error("UTEK file {path} is open to other users (mode {mode:03o}); `chmod 600` it, or 640 owned by root (node.utek_strict_permissions is on)")]
     Exposed { path: PathBuf, mode: u32 },
 }
 
@@ -63,21 +63,28 @@ pub struct Exposed {
     pub mode: u32,
 }
 
-/// The UTEK files open to group or others: an error for the first when
-/// `strict`, otherwise the list, for the caller to warn about.
+/// Whether a file of `mode` owned by `owner` is open to other users: any
+/// access for others, or group access beyond reading. Group reading is
+/// allowed only for a file root owns — the administrator gave it to a group
+/// on purpose (PostgreSQL's rule for key files): Kubernetes mounts a Secret
+/// 0440 `root:<fsGroup>` so a non-root NDAS can read it.
+pub fn is_exposed(mode: u32, owner: u32) -> bool {
+    let group = mode & 0o070;
+    mode & 0o007 != 0 || (group != 0 && !(owner == 0 && group == 0o040))
+}
+
+/// The UTEK files open to other users (see [`is_exposed`]): an error for
+/// the first when `strict`, otherwise the list, for the caller to warn about.
 pub fn check_permissions(paths: &[&Path], strict: bool) -> Result<Vec<Exposed>, UtekError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::MetadataExt;
     let mut exposed = Vec::new();
     for path in paths {
-        let mode = std::fs::metadata(path)
-            .map_err(|source| UtekError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .permissions()
-            .mode()
-            & 0o777;
-        if mode & 0o077 != 0 {
+        let metadata = std::fs::metadata(path).map_err(|source| UtekError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mode = metadata.mode() & 0o777;
+        if is_exposed(mode, metadata.uid()) {
             if strict {
                 return Err(UtekError::Exposed {
                     path: path.to_path_buf(),

@@ -138,6 +138,24 @@ fn conf_errors_name_the_key_not_the_secret() {
 }
 
 #[test]
+fn group_reading_is_allowed_only_for_files_root_owns() {
+    // A Kubernetes Secret for a non-root pod: 0440 root:<fsGroup>.
+    assert!(!is_exposed(0o440, 0));
+    assert!(!is_exposed(0o640, 0));
+    assert!(!is_exposed(0o600, 1000));
+    assert!(!is_exposed(0o400, 1000));
+    // The same group reading on a file a user owns is that user's mistake.
+    assert!(is_exposed(0o440, 1000));
+    assert!(is_exposed(0o640, 1000));
+    // Group writing, and anything for others, is open whoever owns it.
+    assert!(is_exposed(0o660, 0));
+    assert!(is_exposed(0o620, 0));
+    assert!(is_exposed(0o604, 0));
+    assert!(is_exposed(0o644, 0));
+    assert!(is_exposed(0o601, 1000));
+}
+
+#[test]
 fn utek_files_open_to_others_are_named_or_refused_in_strict_mode() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
