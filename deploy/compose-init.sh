@@ -38,3 +38,19 @@ if [ ! -f deploy/utek/metadata.json ]; then
   printf '{"license_uuid": "%s", "factory_token": "%s"}\n' "$licence" "$token" > deploy/utek/metadata.json
   echo "wrote a development licence to deploy/utek/metadata.json (regtest only)"
 fi
+# NDAS runs as the user who owns deploy/utek/ and data/ndas/ (the block
+# journal), so it reads its 0600 credentials and writes its journal without
+# either being opened to others; as root, that user is the image's ndas (10001).
+if [ "$(id -u)" = 0 ]; then
+  uid=10001 gid=10001
+else
+  uid=$(id -u) gid=$(id -g)
+fi
+if ! grep -q '^NDAS_UID=' .env; then
+  printf 'NDAS_UID=%s\nNDAS_GID=%s\n' "$uid" "$gid" >> .env
+  echo "NDAS runs as $uid:$gid (NDAS_UID, NDAS_GID in .env)"
+fi
+mkdir -p data/ndas
+if [ "$(id -u)" = 0 ]; then
+  chown "$uid:$gid" deploy/utek/utek_v26.conf deploy/utek/metadata.json data/ndas
+fi

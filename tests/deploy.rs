@@ -72,6 +72,12 @@ fn compose_runs_node_ndas_prometheus_and_grafana_without_secrets() {
         volumes.iter().any(|v| v.ends_with(":/var/lib/ndas")),
         "the block journal needs a volume"
     );
+    // NDAS runs as the owner of its 0600 UTEK files, not the image's user.
+    let user = ndas["user"].as_str().unwrap();
+    assert!(
+        user.contains("${NDAS_UID") && user.contains("${NDAS_GID"),
+        "{user}"
+    );
     let keys = config_keys();
     for name in ndas["environment"].as_object().unwrap().keys() {
         assert!(
