@@ -339,7 +339,9 @@ def regtest_one_block(transactions):
         ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(stack_dir, "ndas.toml")],
                                 stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
         try:
-            time.sleep(2)
+            # Ready means a job is out: a 3,000-transaction template takes a
+            # moment to fetch and check, and a miner without work sends nothing.
+            wait_ready(ports[1], log_path)
             for attempt in range(3):
                 load = subprocess.run([NDAS, "load", "--target", f"127.0.0.1:{ports[0]}", "--miners", "1",
                                        "--rate", "2", "--seconds", "3", "--mode", "shares", "--json"],

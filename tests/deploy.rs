@@ -100,28 +100,73 @@ fn compose_runs_node_ndas_prometheus_and_grafana_without_secrets() {
 }
 
 #[test]
-fn the_dashboard_charts_only_metrics_ndas_exports() {
-    let exported = ndas::metrics::Metrics::new().render();
-    let names: BTreeSet<&str> = exported
+fn every_alert_watches_only_metrics_ndas_exports() {
+    let names = exported_names();
+    let rules = &yaml("deploy/prometheus-alerts.yml")[0]["groups"][0]["rules"];
+    let mut alerts = Vec::new();
+    for rule in rules.as_array().unwrap() {
+        let alert = rule["alert"].as_str().unwrap();
+        for word in metric_words(rule["expr"].as_str().unwrap()) {
+            assert!(
+                names.contains(word),
+                "alert {alert} uses {word}, which NDAS does not export"
+            );
+        }
+        assert!(
+            rule["labels"]["severity"].is_string(),
+            "{alert} has no severity"
+        );
+        alerts.push(alert);
+    }
+    for wanted in [
+        "NdasNodeDown",
+        "NdasBlockNotSettled",
+        "NdasBlockRejected",
+        "NdasZmqSilent",
+    ] {
+        assert!(alerts.contains(&wanted), "no {wanted} alert");
+    }
+    assert_eq!(
+        yaml("deploy/prometheus.yml")[0]["rule_files"][0],
+        "/etc/prometheus/alerts.yml"
+    );
+}
+
+/// Every metric family NDAS exports.
+fn exported_names() -> BTreeSet<String> {
+    ndas::metrics::Metrics::new()
+        .render()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))
         .filter_map(|l| l.split_whitespace().next())
-        .collect();
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The `ndas_` metric families a PromQL expression reads (histogram series
+/// named by their family).
+fn metric_words(expr: &str) -> Vec<&str> {
+    expr.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .filter(|w| w.starts_with("ndas_"))
+        .map(|word| {
+            ["_bucket", "_count", "_sum"]
+                .iter()
+                .fold(word, |w, s| w.strip_suffix(s).unwrap_or(w))
+        })
+        .collect()
+}
+
+#[test]
+fn the_dashboard_charts_only_metrics_ndas_exports() {
+    let names = exported_names();
     let dashboard: Value =
         serde_json::from_str(&read("deploy/grafana/dashboards/ndas.json")).unwrap();
     let mut charted = 0;
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
-            let expr = target["expr"].as_str().unwrap();
-            for word in expr
-                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .filter(|w| w.starts_with("ndas_"))
-            {
-                let base = ["_bucket", "_count", "_sum"]
-                    .iter()
-                    .fold(word, |w, s| w.strip_suffix(s).unwrap_or(w));
+            for word in metric_words(target["expr"].as_str().unwrap()) {
                 assert!(
-                    names.contains(base),
+                    names.contains(word),
                     "panel {:?} uses {word}, which NDAS does not export",
                     panel["title"]
                 );
