@@ -268,8 +268,15 @@ impl Config {
                 format!("{} is outside 512..=1048576", s.max_line_bytes),
             );
         }
-        if s.max_connections == 0 {
-            issue("stratum.max_connections", "must be at least 1".into());
+        let space = crate::work::EXTRANONCE1_SPACE as usize;
+        if s.max_connections == 0 || s.max_connections > space {
+            issue(
+                "stratum.max_connections",
+                format!(
+                    "{} is outside 1..={space} (one extranonce1 each, per instance)",
+                    s.max_connections
+                ),
+            );
         }
         if s.max_connections_per_ip == 0 {
             issue(

@@ -162,9 +162,20 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        let Some(lease) = extranonces.allocate() else {
+            // Every extranonce1 is held: more connections than any bound allows.
+            context
+                .stats
+                .metrics
+                .connections_refused_total
+                .with_label_values(&["max_connections"])
+                .inc();
+            tracing::warn!(%peer, "connection refused: every extranonce1 is in use");
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let config = context.config.borrow().clone();
-        let session = Session::new(config, extranonces.allocate(), Now::system());
+        let session = Session::new(config, lease.extranonce1, Now::system());
         let context = context.clone();
         let admission = admission.clone();
         tracker.spawn(async move {
@@ -179,6 +190,7 @@ pub async fn accept_loop(
                 }
             }
             drop(admitted);
+            drop(lease);
             stats
                 .metrics
                 .disconnects_total

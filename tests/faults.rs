@@ -11,29 +11,13 @@ use common::process::{
     exit_of, log_lines, served, served_with, signal, wait_for_log, wait_for_logs, Served,
 };
 use common::{
-    metric, ready_miner, regtest_config, start_ndas, submit_block, temp_dir, wait_for_metric,
-    wait_for_readyz, RegtestPair,
+    metric, next_tip, ready_miner, regtest_config, start_ndas, submit_block, temp_dir,
+    wait_for_metric, wait_for_readyz, RegtestPair,
 };
 use ndas::chain::Hash256;
-use ndas::miner::{grind, submit_params, Client, Share, Work};
+use ndas::miner::{grind, submit_params, Share};
 use ndas::node::submitter::Journal;
 use serde_json::{json, Value};
-
-/// Reads until a job on a new previous block arrives; that job.
-async fn next_tip(client: &mut Client, after: &Work) -> Work {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let work = client
-            .next_job(left)
-            .await
-            .expect("the connection stays open")
-            .expect("a job on the new tip within 30 s");
-        if work.prev_hash != after.prev_hash {
-            return work;
-        }
-    }
-}
 
 /// The message of the first log line whose message contains `what`.
 fn logged<'a>(lines: &'a [Value], what: &str) -> &'a Value {

@@ -148,6 +148,8 @@ async fn every_reject_reason_and_bad_input_gets_its_answer() {
         client.submit(&worker, &block).await.unwrap()["result"],
         json!(true)
     );
+    // The next miner below starts on the job after this block.
+    common::next_tip(&mut client, &work).await;
 
     // An oversized line closes that connection, and only that one.
     let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();

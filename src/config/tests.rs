@@ -52,6 +52,16 @@ fn every_bad_value_is_named_by_its_key() {
 }
 
 #[test]
+fn more_connections_than_extranonce1_values_are_refused() {
+    let text = format!("{}\n[stratum]\nmax_connections = 16777217\n", minimal());
+    let issues = Config::from_toml(&text).unwrap().validate().unwrap_err().0;
+    assert_eq!(issues[0].key, "stratum.max_connections");
+    assert!(issues[0].why.contains("16777216"), "{}", issues[0].why);
+    let text = format!("{}\n[stratum]\nmax_connections = 16777216\n", minimal());
+    assert!(Config::from_toml(&text).unwrap().validate().is_ok());
+}
+
+#[test]
 fn unknown_keys_and_wrong_types_are_refused_by_name() {
     let typo = Config::from_toml(&format!(
         "{}\n[stratum]\nlisten_addr = \"0.0.0.0:1\"\n",

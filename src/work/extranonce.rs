@@ -1,7 +1,8 @@
 //! Per-connection extranonce1: the instance byte then a 24-bit counter, so no
 //! two connections of one replica, and no two replicas, search the same space.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Bytes of extranonce1 NDAS gives each connection.
 pub const EXTRANONCE1_LEN: usize = 4;
@@ -17,29 +18,72 @@ impl Extranonce1 {
     }
 }
 
+/// Counter values per instance: 2^24.
+pub const EXTRANONCE1_SPACE: u32 = 1 << 24;
+
 /// Hands out extranonce1 values: `instance_id` then a counter.
 ///
-/// The counter wraps after 16,777,216 connections; by then the connection
-/// that held a value is long gone on any real fleet.
+/// The counter wraps after 16,777,216 connections — half an hour of a
+/// connect-and-close flood at 10,000 a second — so each value is leased and
+/// a value still held by a live connection is skipped: two miners never
+/// search the same space. The leases are one bit each: 2 MiB per instance.
 #[derive(Debug)]
 pub struct ExtranonceAllocator {
     instance_id: u8,
     next: AtomicU32,
+    in_use: Box<[AtomicU64]>,
+}
+
+/// One connection's extranonce1, free for reuse when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    allocator: Arc<ExtranonceAllocator>,
+    counter: u32,
+    pub extranonce1: Extranonce1,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let (word, bit) = ExtranonceAllocator::slot(self.counter);
+        self.allocator.in_use[word].fetch_and(!bit, Ordering::Release);
+    }
 }
 
 impl ExtranonceAllocator {
     pub fn new(instance_id: u8) -> Self {
+        Self::starting_at(instance_id, 0)
+    }
+
+    fn starting_at(instance_id: u8, counter: u32) -> Self {
         ExtranonceAllocator {
             instance_id,
-            next: AtomicU32::new(0),
+            next: AtomicU32::new(counter),
+            in_use: (0..EXTRANONCE1_SPACE / 64)
+                .map(|_| AtomicU64::new(0))
+                .collect(),
         }
     }
 
-    /// The next extranonce1.
-    pub fn allocate(&self) -> Extranonce1 {
-        let counter = self.next.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
-        let [_, a, b, c] = counter.to_be_bytes();
-        Extranonce1([self.instance_id, a, b, c])
+    fn slot(counter: u32) -> (usize, u64) {
+        ((counter / 64) as usize, 1 << (counter % 64))
+    }
+
+    /// The next extranonce1 no live connection holds; `None` when every one
+    /// of the 2^24 is held (more connections than `max_connections` allows).
+    pub fn allocate(self: &Arc<Self>) -> Option<Lease> {
+        for _ in 0..EXTRANONCE1_SPACE {
+            let counter = self.next.fetch_add(1, Ordering::Relaxed) % EXTRANONCE1_SPACE;
+            let (word, bit) = Self::slot(counter);
+            if self.in_use[word].fetch_or(bit, Ordering::AcqRel) & bit == 0 {
+                let [_, a, b, c] = counter.to_be_bytes();
+                return Some(Lease {
+                    allocator: self.clone(),
+                    counter,
+                    extranonce1: Extranonce1([self.instance_id, a, b, c]),
+                });
+            }
+        }
+        None
     }
 }
 
@@ -47,12 +91,43 @@ impl ExtranonceAllocator {
 mod tests {
     use super::*;
 
+    fn next(allocator: &Arc<ExtranonceAllocator>) -> Lease {
+        allocator.allocate().expect("a free extranonce1")
+    }
+
     #[test]
     fn instance_byte_leads_and_counter_follows() {
-        let allocator = ExtranonceAllocator::new(7);
-        assert_eq!(allocator.allocate(), Extranonce1([7, 0, 0, 0]));
-        assert_eq!(allocator.allocate(), Extranonce1([7, 0, 0, 1]));
-        let other = ExtranonceAllocator::new(8);
-        assert_ne!(other.allocate(), ExtranonceAllocator::new(7).allocate());
+        let allocator = Arc::new(ExtranonceAllocator::new(7));
+        assert_eq!(next(&allocator).extranonce1, Extranonce1([7, 0, 0, 0]));
+        assert_eq!(next(&allocator).extranonce1, Extranonce1([7, 0, 0, 1]));
+        let other = Arc::new(ExtranonceAllocator::new(8));
+        assert_ne!(next(&other).extranonce1, next(&allocator).extranonce1);
+    }
+
+    #[test]
+    fn after_the_wrap_values_still_held_are_skipped_and_freed_ones_reused() {
+        let allocator = Arc::new(ExtranonceAllocator::starting_at(1, 0));
+        let held = next(&allocator); // 0, kept by a long-lived miner
+        let freed = next(&allocator); // 1, its miner leaves
+        drop(freed);
+        allocator
+            .next
+            .store(EXTRANONCE1_SPACE - 1, Ordering::Relaxed);
+        assert_eq!(
+            next(&allocator).extranonce1,
+            Extranonce1([1, 0xff, 0xff, 0xff])
+        );
+        // Wrapped: 0 is still held, 1 is free again.
+        assert_eq!(next(&allocator).extranonce1, Extranonce1([1, 0, 0, 1]));
+        assert_eq!(held.extranonce1, Extranonce1([1, 0, 0, 0]));
+    }
+
+    #[test]
+    fn a_full_space_allocates_nothing() {
+        let allocator = Arc::new(ExtranonceAllocator::new(3));
+        for word in allocator.in_use.iter() {
+            word.store(u64::MAX, Ordering::Relaxed);
+        }
+        assert!(allocator.allocate().is_none());
     }
 }

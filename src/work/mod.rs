@@ -5,6 +5,6 @@ pub mod extranonce;
 pub mod job;
 pub mod manager;
 
-pub use extranonce::{Extranonce1, ExtranonceAllocator};
+pub use extranonce::{Extranonce1, ExtranonceAllocator, Lease, EXTRANONCE1_SPACE};
 pub use job::{Job, JobConfig};
 pub use manager::JobManager;

@@ -223,3 +223,22 @@ pub async fn submit_block(
     assert_eq!(answer["result"], serde_json::json!(true), "{answer}");
     block
 }
+
+/// Reads until a job on a new previous block arrives; that job.
+pub async fn next_tip(
+    client: &mut ndas::miner::Client,
+    after: &ndas::miner::Work,
+) -> ndas::miner::Work {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let work = client
+            .next_job(left)
+            .await
+            .expect("the connection stays open")
+            .expect("a job on the new tip within 30 s");
+        if work.prev_hash != after.prev_hash {
+            return work;
+        }
+    }
+}
