@@ -62,9 +62,13 @@ fn now() -> Now {
     }
 }
 
-/// Feeds up to [`MAX_LINES`] newline-separated lines to one session that has
-/// a job. Every answer must be one JSON line; a closed session takes no more.
+/// Decodes `data` as a connection does (the line codec with the default
+/// 4,096-byte bound) and feeds up to [`MAX_LINES`] lines to one session that
+/// has a job. Every answer must be one JSON line; a line over the bound, bytes
+/// that are not UTF-8, or a session that closes end the input, as they end
+/// a connection.
 pub fn stratum_lines(data: &[u8]) {
+    use tokio_util::codec::{Decoder, LinesCodec};
     let config = Arc::new(SessionConfig {
         extranonce2_size: 8,
         version_mask: crate::VERSION_ROLLING_MASK,
@@ -78,10 +82,15 @@ pub fn stratum_lines(data: &[u8]) {
     let mut session = Session::new(config, Extranonce1([0, 0, 0, 1]), now());
     let mut out = Output::default();
     session.on_job(JOB.clone(), now(), &mut out);
-    let text = String::from_utf8_lossy(data);
-    for line in text.split('\n').take(MAX_LINES) {
+    let mut codec = LinesCodec::new_with_max_length(4096);
+    let mut buffer = bytes::BytesMut::from(data);
+    for _ in 0..MAX_LINES {
+        let line = match codec.decode_eof(&mut buffer) {
+            Ok(Some(line)) => line,
+            Ok(None) | Err(_) => break,
+        };
         out = Output::default();
-        session.handle_line(line, now(), &mut out);
+        session.handle_line(&line, now(), &mut out);
         for answer in &out.lines {
             assert_eq!(answer.last(), Some(&b'\n'), "an answer ends its line");
             let body = &answer[..answer.len() - 1];
