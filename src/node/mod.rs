@@ -51,7 +51,7 @@ pub fn endpoint(config: &NodeConfig, network: Network) -> Result<NodeEndpoint, E
                 tracing::warn!(
                     file = %exposed.path.display(),
                     mode = format!("{:03o}", exposed.mode),
-                    "UTEK file is open to other users; chmod 600 it (node.utek_strict_permissions = true refuses to start)"
+                    "UTEK file is open to other users; chmod 600 it, or 640 owned by root (node.utek_strict_permissions = true refuses to start)"
                 );
             }
             utek::check_licence(&config.utek_metadata)?;
