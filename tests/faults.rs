@@ -202,28 +202,48 @@ async fn a_full_rpc_work_queue_is_reported_and_followed_again() {
     let (stratum, http) = (served.stratum(), served.http());
     let (mut client, work) = ready_miner(stratum, "t/1", "acct.rig").await;
 
-    // Longpolls hold the node's threads and queue until its tip moves.
+    // Longpolls hold the node's threads and queue until its tip moves. Six
+    // are kept outstanding: any the node refused (NDAS's own calls took the
+    // room at that moment) come back at once and are sent again.
     let template = served.pair.main.call("getblocktemplate", json!([])).await;
-    let longpoll = json!([{"longpollid": template["longpollid"]}]);
-    let mut held = Vec::new();
-    for _ in 0..6 {
-        let rpc = served.pair.main.rpc.clone();
-        let request = longpoll.clone();
-        held.push(tokio::spawn(async move {
-            rpc.call_with_timeout::<Value>("getblocktemplate", request, Duration::from_secs(120))
-                .await
-        }));
-    }
+    let mut longpoll = json!([{"longpollid": template["longpollid"]}]);
+    let mut held: Vec<tokio::task::JoinHandle<Result<Value, String>>> = Vec::new();
+    let mut returned = 0;
     // (A fetch that got into the queue before it filled times out instead.)
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
+        let (done, waiting): (Vec<_>, Vec<_>) = held.into_iter().partition(|h| h.is_finished());
+        held = waiting;
+        for early in done {
+            returned += 1;
+            // An answer means the template moved on: wait on the new one.
+            if let Ok(Ok(template)) = early.await {
+                longpoll = json!([{"longpollid": template["longpollid"]}]);
+            }
+        }
+        while held.len() < 6 {
+            let rpc = served.pair.main.rpc.clone();
+            let request = longpoll.clone();
+            held.push(tokio::spawn(async move {
+                rpc.call_with_timeout::<Value>(
+                    "getblocktemplate",
+                    request,
+                    Duration::from_secs(120),
+                )
+                .await
+                .map_err(|e| e.to_string())
+            }));
+        }
         let (status, body) = common::http_json(http, "/readyz").await;
         let reason = body["reasons"][0].as_str().unwrap_or_default().to_owned();
         if status == 503 && reason.contains("HTTP 500: Work queue depth exceeded") {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{status} {body}; {returned} longpolls came back early"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(metric(http, "ndas_rpc_errors_total{kind=\"http\"}").await >= 1.0);
     let lines = wait_for_log(&served.log, "node state: down").await;
