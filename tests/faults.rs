@@ -306,15 +306,15 @@ async fn mine_until_closed(addr: SocketAddr, worker: String) -> (u64, Vec<String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_graceful_shutdown_under_load_loses_no_share_accounting_and_no_block() {
+    let served = served().await;
+    let stratum = served.stratum();
     let Served {
         pair,
-        ports,
         log,
         dir,
         mut child,
         ..
-    } = served().await;
-    let stratum = SocketAddr::from(([127, 0, 0, 1], ports.0));
+    } = served;
     let miners: Vec<_> = (0..4)
         .map(|n| tokio::spawn(mine_until_closed(stratum, format!("acct.rig{n}"))))
         .collect();

@@ -14,6 +14,8 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
+    let served = served().await;
+    let stratum = served.stratum();
     let Served {
         pair,
         payout,
@@ -22,9 +24,7 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
         config,
         log,
         mut child,
-    } = served().await;
-
-    let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
+    } = served;
     let (mut client, work) = common::ready_miner(stratum, "t/1", "acct.rig").await;
     let block = common::submit_block(&mut client, &work, "acct.rig", 3).await;
     let lines = wait_for_log(&log, "BLOCK ACCEPTED").await;
@@ -89,15 +89,15 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_stops_like_sigterm() {
     // `_pair` and `_dir` keep the node running and its files in place until the end.
+    let served = served().await;
+    let stratum = served.stratum();
     let Served {
         pair: _pair,
         dir: _dir,
-        ports,
         log,
         mut child,
         ..
-    } = served().await;
-    let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
+    } = served;
     let (mut client, _) = common::ready_miner(stratum, "t/1", "w").await;
     signal(child.0.id(), "INT");
     common::expect_reconnect(&mut client).await;
@@ -183,15 +183,15 @@ async fn secrets_stay_out_of_every_output_even_at_trace_level() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_journaled_before_kill_9_is_submitted_on_the_next_start() {
+    let served = served().await;
+    let stratum = served.stratum();
     let Served {
         mut pair,
         dir,
-        ports,
         config,
         mut child,
         ..
-    } = served().await;
-    let stratum = format!("127.0.0.1:{}", ports.0).parse().unwrap();
+    } = served;
     let (mut client, work) = common::ready_miner(stratum, "t/1", "acct.rig").await;
     let height = pair.main.height().await;
 
