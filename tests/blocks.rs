@@ -177,7 +177,7 @@ async fn a_stale_block_is_settled_as_the_node_judged_it_and_never_retried() {
     let journal = Journal::open(&dir.path().join("data")).unwrap();
     // Found on a tip the chain has since left two blocks behind.
     let entry = journaled_block(&pair, &payout).await;
-    pair.main.call("generate", json!([2])).await;
+    pair.main.mine(2).await;
     let best = pair.main.call("getbestblockhash", json!([])).await;
     journal.record(&entry).unwrap();
 

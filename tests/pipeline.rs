@@ -1,5 +1,6 @@
-//! End to end against a real regtest node: a CPU miner subscribes through NDAS,
-//! negotiates version rolling, finds blocks, and the node takes them.
+//! End to end against Bitcoin Core regtest: a CPU miner subscribes through
+//! NDAS, negotiates version rolling, finds blocks carrying segwit and taproot
+//! spends, and the node takes them onto its active chain.
 
 mod common;
 
@@ -50,13 +51,12 @@ fn find(
 async fn miners_find_blocks_that_the_node_accepts() {
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
-    for _ in 0..3 {
-        let to = pair.new_address().await;
-        pair.main.call("sendtoaddress", json!([to, 1.25])).await;
-    }
+    // P2WPKH, P2WSH, P2TR and P2PKH spends, children with their parents.
+    let sent = pair.wallet.send_every_kind(&pair.main).await;
     let mempool: Vec<String> =
         serde_json::from_value(pair.main.call("getrawmempool", json!([])).await).unwrap();
-    assert_eq!(mempool.len(), 3);
+    assert_eq!(mempool.len(), 4);
+    assert!(sent.iter().all(|txid| mempool.contains(&txid.to_string())));
     let dir = temp_dir();
     let config = regtest_config(&pair, dir.path(), &payout);
     let running = start_ndas(config).await;
@@ -74,7 +74,7 @@ async fn miners_find_blocks_that_the_node_accepts() {
     assert_eq!(authorized["result"], json!(true));
 
     // The template refresh brings the wallet's transactions into a job.
-    let work = job_with_transactions(&mut client, 2).await;
+    let work = job_with_transactions(&mut client, 3).await;
     assert!((client.difficulty - 2.5e-10).abs() < 1e-20);
     let start_height = pair.main.height().await;
 
@@ -93,14 +93,29 @@ async fn miners_find_blocks_that_the_node_accepts() {
     let raw = pair.main.call("getblock", json!([best, 0])).await;
     let block: bitcoin::Block = deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
     assert!(block.check_merkle_root());
+    assert!(
+        block.check_witness_commitment(),
+        "the witness commitment is valid"
+    );
+    assert!(
+        block.txdata[1..]
+            .iter()
+            .all(|tx| tx.compute_wtxid().to_byte_array() != tx.compute_txid().to_byte_array()),
+        "every transaction carries witness data"
+    );
+    let on_chain = pair.main.call("getblock", json!([best, 1])).await;
+    assert_eq!(on_chain["confirmations"], json!(1), "on the active chain");
     assert_eq!(
         block.header.version.to_consensus() as u32 & 0x1fff_e000,
         0x0000_6000
     );
-    assert_eq!(
-        bitcoin::consensus::serialize(&block.txdata[0]),
-        share.coinbase
-    );
+    // The coinbase the miner hashed, and in the block the witness reserved
+    // value (BIP141) its commitment needs.
+    let mut stripped = block.txdata[0].clone();
+    let reserved: Vec<Vec<u8>> = stripped.input[0].witness.to_vec();
+    assert_eq!(reserved, vec![vec![0u8; 32]]);
+    stripped.input[0].witness.clear();
+    assert_eq!(bitcoin::consensus::serialize(&stripped), share.coinbase);
     let payout_script =
         ndas::chain::address::payout_script(&payout, ndas::chain::Network::Regtest).unwrap();
     assert_eq!(
@@ -170,10 +185,57 @@ async fn miners_find_blocks_that_the_node_accepts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_on_a_template_whose_version_has_bits_inside_the_mask_are_accepted() {
+    let pair = RegtestPair::start().await;
+    // Core's regtest signals the `testdummy` deployment on bit 28, inside
+    // BIP310's mask, from height 144 until it activates at 432.
+    pair.main.mine(150 - pair.main.height().await).await;
+    let template = pair
+        .main
+        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .await;
+    let version = template["version"].as_u64().unwrap() as u32;
+    assert_eq!(version & 0x1fff_e000, 0x1000_0000, "{version:#x}");
+    pair.wallet.send_every_kind(&pair.main).await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
+    let mut client = Client::connect(running.stratum_addr()).await.unwrap();
+    client.configure_version_rolling(0x1fff_e000).await.unwrap();
+    client.subscribe("test-miner/1.0").await.unwrap();
+    client.authorize("acct.rig").await.unwrap();
+    let mut work = job_with_transactions(&mut client, 3).await;
+
+    // Unrolled, rolled below bit 28, and every bit of the mask rolled.
+    for (n, rolled) in [(1, None), (2, Some(0x0000_6000)), (3, Some(0x1fff_e000))] {
+        let height = pair.main.height().await;
+        let share = find(&client, &work, n, rolled, |s| s.is_block);
+        let answer = client.submit("acct.rig", &share).await.unwrap();
+        assert_eq!(answer["result"], json!(true), "{rolled:x?}: {answer}");
+        pair.wait_height(height + 1).await;
+        let best = pair.main.call("getbestblockhash", json!([])).await;
+        assert_eq!(best.as_str().unwrap(), share.hash.to_string());
+        let header = pair.main.call("getblockheader", json!([best])).await;
+        let expected = match rolled {
+            Some(bits) => (work.version & !0x1fff_e000) | bits,
+            None => work.version,
+        };
+        assert_eq!(header["version"].as_u64(), Some(u64::from(expected)));
+        let raw = pair.main.call("getblock", json!([best, 0])).await;
+        let block: bitcoin::Block =
+            deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap();
+        assert!(block.check_witness_commitment());
+        work = common::next_tip(&mut client, &work).await;
+    }
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn zmq_hashblock_moves_miners_to_a_new_tip() {
     let zmq_port = common::node::free_port();
+    // The Bitcoin SV node: the Core built here has no ZMQ.
     let pair =
-        RegtestPair::start_with(&[format!("-zmqpubhashblock=tcp://127.0.0.1:{zmq_port}")]).await;
+        RegtestPair::start_sv_with(&[format!("-zmqpubhashblock=tcp://127.0.0.1:{zmq_port}")]).await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let mut config = regtest_config(&pair, dir.path(), &payout);
@@ -184,8 +246,8 @@ async fn zmq_hashblock_moves_miners_to_a_new_tip() {
     // Give the subscription a moment to connect before the block is announced.
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let mined = pair.main.call("generate", json!([1])).await;
-    let hash = mined[0].as_str().unwrap().to_owned();
+    let mined = pair.main.mine(1).await;
+    let hash = mined[0].clone();
     let deadline = tokio::time::Instant::now() + WAIT;
     let job = loop {
         let job = client

@@ -415,8 +415,8 @@ mod tests {
         assert!(!http_detail(b"bad\x1b[31m\n").contains('\x1b'));
     }
 
-    /// Bitcoin Core answers a full work queue with 503 and plain text (the
-    /// regtest node here says 500; `tests/faults.rs` drives that one for real).
+    /// Bitcoin Core answers a full work queue with 503 and plain text
+    /// (`tests/faults.rs` fills a real Core's queue; this one answers at once).
     #[tokio::test]
     async fn a_503_with_a_plain_text_body_is_a_transient_error_that_says_why() {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -4,6 +4,7 @@
 
 pub mod node;
 pub mod process;
+pub mod wallet;
 
 use std::path::Path;
 use std::time::Duration;
@@ -37,15 +38,15 @@ pub fn write_utek_files(
 
 /// A regtest config for NDAS against `pair`, paying `payout`.
 pub fn regtest_config(pair: &RegtestPair, dir: &Path, payout: &str) -> Config {
-    let (metadata, conf) = write_utek_files(
-        dir,
-        pair.main.rpc_port,
-        &pair.main.user,
-        &pair.main.password,
-    );
+    node_config(&pair.main, "regtest", dir, payout)
+}
+
+/// A config for NDAS against `node` on `network`, paying `payout`.
+pub fn node_config(node: &node::RegtestNode, network: &str, dir: &Path, payout: &str) -> Config {
+    let (metadata, conf) = write_utek_files(dir, node.rpc_port, &node.user, &node.password);
     let toml = format!(
         r#"
-network = "regtest"
+network = "{network}"
 instance_id = 9
 data_dir = "{data}"
 [stratum]

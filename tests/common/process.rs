@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::node::free_port;
+use super::node::{free_port, Kind};
 use super::{write_utek_files, RegtestPair};
 
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -172,7 +172,15 @@ pub async fn served() -> Served {
 
 /// As [`served`], with `main_args` for the main node and `node_extra` for NDAS's `[node]`.
 pub async fn served_with(main_args: &[String], node_extra: &str) -> Served {
-    let pair = RegtestPair::start_with(main_args).await;
+    served_on(Kind::Core, main_args, node_extra).await
+}
+
+/// As [`served_with`], on a pair of `kind`.
+pub async fn served_on(kind: Kind, main_args: &[String], node_extra: &str) -> Served {
+    let pair = match kind {
+        Kind::Core => RegtestPair::start_with(main_args).await,
+        Kind::Sv => RegtestPair::start_sv_with(main_args).await,
+    };
     let payout = pair.new_address().await;
     let dir = super::temp_dir();
     let ports = (free_port(), free_port());
