@@ -357,6 +357,22 @@ def bench_wif():
     return base58check(b"\xef" + BENCH_KEY + b"\x01")
 
 
+def unsigned_tx(inputs, outputs):
+    """An unsigned version 2 transaction: `inputs` (txid hex, vout) and
+    `outputs` (scriptPubKey hex, sats). Built here because Core's
+    createrawtransaction refuses the same address twice."""
+    def varint(n):
+        return bytes([n]) if n < 0xfd else b"\xfd" + n.to_bytes(2, "little")
+    data = (2).to_bytes(4, "little") + varint(len(inputs))
+    for txid, vout in inputs:
+        data += bytes.fromhex(txid)[::-1] + vout.to_bytes(4, "little") + b"\x00" + b"\xfd\xff\xff\xff"
+    data += varint(len(outputs))
+    for script, sats in outputs:
+        script = bytes.fromhex(script)
+        data += sats.to_bytes(8, "little") + varint(len(script)) + script
+    return (data + bytes(4)).hex()
+
+
 def split_coins(node, count, per_split=1000):
     """`count` confirmed P2WPKH coins of the bench key on a regtest Core node
     without a wallet: coinbases to the key, matured, each split into
@@ -373,8 +389,8 @@ def split_coins(node, count, per_split=1000):
         coinbase = node.rpc("getblock", block_hash, 2)["tx"][0]
         value = round(coinbase["vout"][0]["value"] * 1e8)
         each = (value - 100_000) // per_split
-        raw = node.rpc("createrawtransaction", [{"txid": coinbase["txid"], "vout": 0}],
-                       [{address: each / 1e8} for _ in range(per_split)])
+        script = coinbase["vout"][0]["scriptPubKey"]["hex"]
+        raw = unsigned_tx([(coinbase["txid"], 0)], [(script, each)] * per_split)
         signed = node.rpc("signrawtransactionwithkey", raw, [wif])
         txid = node.rpc("sendrawtransaction", signed["hex"])
         coins += [(txid, vout, each) for vout in range(per_split)]
@@ -385,10 +401,10 @@ def split_coins(node, count, per_split=1000):
 def pay(node, coins, to=REGTEST_PAYOUT):
     """One one-in one-out payment per coin of `coins`, in batches of 250."""
     wif = bench_wif()
+    script = node.rpc("validateaddress", to)["scriptPubKey"]
     for start in range(0, len(coins), 250):
         chunk = coins[start:start + 250]
-        raws = node.batch("createrawtransaction", [
-            [[{"txid": txid, "vout": vout}], [{to: (value - 1_000) / 1e8}]] for txid, vout, value in chunk])
+        raws = [unsigned_tx([(txid, vout)], [(script, value - 1_000)]) for txid, vout, value in chunk]
         signed = node.batch("signrawtransactionwithkey", [[raw, [wif]] for raw in raws])
         node.batch("sendrawtransaction", [[s["hex"]] for s in signed])
 
