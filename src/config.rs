@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::Network;
 use crate::node::Secret;
+pub use crate::session::vardiff::Rounding;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -76,13 +77,18 @@ pub struct StratumConfig {
     /// A miner that does not take what it is sent within this long is
     /// closed, and its buffers freed.
     pub write_timeout_seconds: f64,
-    /// Invalid shares in a row (stale ones are not counted) before the miner
-    /// is told to reconnect and closed; a warning at half.
+    /// Shares in a row that prove a broken client (see
+    /// `Reject::proves_broken_client`) before the miner is told to reconnect
+    /// and closed; a warning at half.
     pub max_invalid_shares: u32,
     /// An address closed this many times for invalid shares within
     /// `ban_seconds` is refused for `ban_seconds` (0: never ban).
     pub ban_after_drops: u32,
     pub ban_seconds: f64,
+    /// How long a closed connection's extranonce1 and jobs are kept for a
+    /// miner that resubscribes with its previous subscription id (cgminer,
+    /// cpuminer, NiceHash do, and keep hashing the job they had); 0: never.
+    pub resume_seconds: f64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -93,6 +99,8 @@ pub struct DifficultyConfig {
     pub max: f64,
     /// Vardiff aims at one share per this many seconds per connection.
     pub target_share_seconds: f64,
+    /// How difficulties of 1 or more are rounded before they are sent.
+    pub rounding: Rounding,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -153,12 +161,14 @@ impl Default for Config {
                 max_invalid_shares: 50,
                 ban_after_drops: 3,
                 ban_seconds: 600.0,
+                resume_seconds: 600.0,
             },
             difficulty: DifficultyConfig {
                 start: 1024.0,
                 min: 1.0,
                 max: 1e15,
                 target_share_seconds: 10.0,
+                rounding: Rounding::Integer,
             },
             mining: MiningConfig {
                 payout_address: String::new(),
@@ -294,6 +304,12 @@ impl Config {
             issue(
                 "stratum.ban_seconds",
                 format!("{} is outside 1..=604800", s.ban_seconds),
+            );
+        }
+        if !(s.resume_seconds.is_finite() && (0.0..=86_400.0).contains(&s.resume_seconds)) {
+            issue(
+                "stratum.resume_seconds",
+                format!("{} is outside 0..=86400", s.resume_seconds),
             );
         }
         for (key, value) in [

@@ -77,6 +77,7 @@ pub fn stratum_lines(data: &[u8]) {
             min: 1e-10,
             max: 1e6,
             target_share_seconds: 5.0,
+            rounding: crate::session::vardiff::Rounding::None,
         },
     });
     let mut session = Session::new(config, Extranonce1([0, 0, 0, 1]), now());

@@ -39,7 +39,7 @@ use work::{ExtranonceAllocator, JobConfig, JobManager};
 pub use lifecycle::{session_config, Running, StartError};
 
 /// Version bits miners may roll (BIP310's recommended general-purpose mask).
-pub const VERSION_ROLLING_MASK: u32 = 0x1fff_e000;
+pub const VERSION_ROLLING_MASK: u32 = chain::header::BIP320_MASK;
 
 /// How long shutdown waits for connections and submissions before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -83,6 +83,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let timeout = Duration::from_secs_f64(config.node.timeout_seconds);
     let rpc =
         Arc::new(node::RpcClient::new(&endpoint, timeout)?.with_metrics(stats.metrics.clone()));
+    // A node on another chain, or a signet NDAS cannot sign for, is refused
+    // now when it answers; the watcher checks again whenever it returns.
+    if let Err(node::chain::ChainCheckError::Mismatch(mismatch)) =
+        node::chain::check(&rpc, config.network).await
+    {
+        return Err(StartError::Chain(mismatch));
+    }
     let wake = Arc::new(Notify::new());
     let pending = {
         let journal = journal.clone();
@@ -150,6 +157,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stats: stats.clone(),
     };
     let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
+    let resumptions = Arc::new(session::Resumptions::new(
+        extranonces.clone(),
+        Duration::from_secs_f64(config.stratum.resume_seconds),
+    ));
     let admission = server::Admission::new(server::Bounds {
         max_connections: config.stratum.max_connections,
         max_per_ip: config.stratum.max_connections_per_ip,
@@ -159,6 +170,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tasks.spawn(server::accept_loop(
         stratum,
         extranonces,
+        resumptions,
         admission,
         context,
         tasks.clone(),

@@ -26,6 +26,8 @@ pub enum StartError {
     Node(#[from] crate::node::EndpointError),
     #[error("node client: {0}")]
     Rpc(#[from] crate::node::RpcError),
+    #[error("refusing the node: {0}")]
+    Chain(crate::node::chain::ChainMismatch),
     #[error("cannot use data_dir {path}: {source}")]
     DataDir {
         path: String,
@@ -79,6 +81,7 @@ pub fn session_config(config: &Config) -> SessionConfig {
             min: d.min,
             max: d.max,
             target_share_seconds: d.target_share_seconds,
+            rounding: d.rounding,
         },
     }
 }
@@ -162,6 +165,12 @@ impl Running {
             if before != after {
                 said.push(format!("{key}: {before} -> {after}"));
             }
+        }
+        if a.rounding != b.rounding {
+            said.push(format!(
+                "difficulty.rounding: {:?} -> {:?}",
+                a.rounding, b.rounding
+            ));
         }
         if old.mining.job_refresh_seconds != new.mining.job_refresh_seconds {
             said.push(format!(

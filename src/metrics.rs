@@ -23,6 +23,8 @@ pub struct Metrics {
     /// Workers with at least one connection (set at scrape).
     pub workers: IntGauge,
     pub subscribes_total: IntCounter,
+    /// Subscribes that took back a recent session's extranonce1 and jobs.
+    pub sessions_resumed_total: IntCounter,
     pub authorizes_total: IntCounter,
     /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
     pub shares_total: IntCounterVec,
@@ -211,6 +213,11 @@ impl Metrics {
                 r,
                 "ndas_subscribes_total",
                 "Successful mining.subscribe calls",
+            ),
+            sessions_resumed_total: counter(
+                r,
+                "ndas_sessions_resumed_total",
+                "Subscribes that resumed a recent session (its extranonce1 and jobs)",
             ),
             authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
             shares_total,

@@ -247,7 +247,45 @@ pub fn parse_notify(params: &Value) -> Io<Work> {
     })
 }
 
-/// Hashes one candidate with the `bitcoin` crate.
+/// How a miner combines the job's version with the bits it rolls, and what
+/// it submits as the sixth `mining.submit` param: each as its source does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rolling {
+    /// BIP310: hashes `(job & !mask) | bits`, submits the bits.
+    Bip310,
+    /// cgminer and bmminer: hash `job | bits`, submit the bits.
+    Cgminer,
+    /// ESP-Miner (Bitaxe, NerdQAxe): hashes `job | bits`, submits
+    /// `rolled ^ job` (`asic_result_task.c`).
+    EspMiner,
+    /// Older translating proxies: hash `(job & !mask) | bits`, submit the
+    /// whole rolled version.
+    WholeVersion,
+}
+
+impl Rolling {
+    /// The version hashed and the param submitted for `bits` on `job_version`.
+    /// (Bits outside `mask` are hashed by none, and submitted as given by
+    /// BIP310 miners, so a test can send them.)
+    pub fn apply(self, job_version: u32, given: u32, mask: u32) -> (u32, u32) {
+        let bits = given & mask;
+        match self {
+            Rolling::Bip310 => ((job_version & !mask) | bits, given),
+            Rolling::Cgminer => (job_version | bits, bits),
+            Rolling::EspMiner => {
+                let rolled = job_version | bits;
+                (rolled, rolled ^ job_version)
+            }
+            Rolling::WholeVersion => {
+                let rolled = (job_version & !mask) | bits;
+                (rolled, rolled)
+            }
+        }
+    }
+}
+
+/// Hashes one candidate with the `bitcoin` crate, rolling version bits the
+/// BIP310 way.
 pub fn hash_share(
     work: &Work,
     extranonce1: &[u8],
@@ -256,14 +294,29 @@ pub fn hash_share(
     version_bits: Option<u32>,
     mask: u32,
 ) -> Share {
+    let rolled = version_bits.map(|bits| (Rolling::Bip310, bits, mask));
+    hash_share_rolled(work, extranonce1, extranonce2, nonce, rolled)
+}
+
+/// [`hash_share`], rolling `bits` within `mask` as `rolling` firmware does.
+pub fn hash_share_rolled(
+    work: &Work,
+    extranonce1: &[u8],
+    extranonce2: &[u8],
+    nonce: u32,
+    rolled: Option<(Rolling, u32, u32)>,
+) -> Share {
     let coinbase = [&work.coinb1[..], extranonce1, extranonce2, &work.coinb2[..]].concat();
     let mut root = sha256d::Hash::hash(&coinbase).to_byte_array();
     for step in &work.branch {
         root = sha256d::Hash::hash(&[root, *step].concat()).to_byte_array();
     }
-    let version = match version_bits {
-        Some(bits) => (work.version & !mask) | (bits & mask),
-        None => work.version,
+    let (version, version_bits) = match rolled {
+        Some((rolling, bits, mask)) => {
+            let (version, submitted) = rolling.apply(work.version, bits, mask);
+            (version, Some(submitted))
+        }
+        None => (work.version, None),
     };
     let header = Header {
         version: Version::from_consensus(version as i32),

@@ -10,7 +10,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::session::connection::{serve, Closed, ConnectionContext};
 use crate::session::Now;
-use crate::session::Session;
+use crate::session::{Resumptions, Session};
 use crate::work::ExtranonceAllocator;
 
 /// What the listener holds connections to.
@@ -130,6 +130,7 @@ impl Drop for Admitted {
 pub async fn accept_loop(
     listener: TcpListener,
     extranonces: Arc<ExtranonceAllocator>,
+    resumptions: Arc<Resumptions>,
     admission: Arc<Admission>,
     context: ConnectionContext,
     tracker: TaskTracker,
@@ -175,7 +176,7 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let config = context.config.borrow().clone();
-        let session = Session::new(config, lease.extranonce1, Now::system());
+        let session = Session::leased(config, lease, resumptions.clone(), Now::system());
         let context = context.clone();
         let admission = admission.clone();
         tracker.spawn(async move {
@@ -190,7 +191,6 @@ pub async fn accept_loop(
                 }
             }
             drop(admitted);
-            drop(lease);
             stats
                 .metrics
                 .disconnects_total

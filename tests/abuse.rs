@@ -471,3 +471,87 @@ async fn hostile_names_agents_and_numbers_are_refused_or_neutralized() {
     assert_eq!(agent, "evil[31magent");
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honest_mistakes_never_close_or_ban_and_valid_shares_are_never_a_flood() {
+    let Stack {
+        _pair,
+        _dir,
+        payout,
+        running,
+    } = stack(|c| {
+        c.stratum.max_invalid_shares = 4;
+        c.stratum.ban_after_drops = 1;
+        c.stratum.max_lines_per_second = 5;
+        // Shares harder than regtest's, so some hashes are too low.
+        c.difficulty.start = 4.0e-10;
+        c.difficulty.min = 4.0e-10;
+        c.difficulty.max = 4.0e-10;
+    })
+    .await;
+    let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
+    let worker = format!("{payout}.cpu");
+    let (mut client, work) = ready_miner(addr, "cpuminer/2.5.1", &worker).await;
+    let wanted = client.difficulty;
+    let mut counter = 0u64;
+    let mut next = |want_valid: bool| loop {
+        counter += 1;
+        let en2 = counter.to_be_bytes()[8 - client.extranonce2_size..].to_vec();
+        let share = ndas::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 1, |_| true)
+            .expect("a hash");
+        if (share.difficulty >= wanted) == want_valid && !share.is_block {
+            return share;
+        }
+    };
+    // Twelve low-difficulty shares (three times max_invalid_shares) and a
+    // resent one: each answered, none counted against the miner.
+    let low: Vec<_> = (0..12).map(|_| next(false)).collect();
+    let valid: Vec<_> = (0..40).map(|_| next(true)).collect();
+    // (At four a second: within the line budget, as an honest miner is.)
+    let pace = Duration::from_millis(250);
+    for share in &low {
+        let answer = client.submit(&worker, share).await.unwrap();
+        assert_eq!(answer["error"][0], json!(23), "{answer}");
+        tokio::time::sleep(pace).await;
+    }
+    let first = client.submit(&worker, &valid[0]).await.unwrap();
+    assert_eq!(first["result"], json!(true), "{first}");
+    for _ in 0..6 {
+        let again = client.submit(&worker, &valid[0]).await.unwrap();
+        assert_eq!(again["error"][0], json!(22), "{again}");
+        tokio::time::sleep(pace).await;
+    }
+    // Forty valid shares at once, eight times the line budget: a CPU miner
+    // on regtest, whose every line is a share vardiff cannot slow.
+    let mut burst = String::new();
+    for (n, share) in valid[1..].iter().enumerate() {
+        let line = json!({"id": 1000 + n, "method": "mining.submit", "params": ndas::miner::submit_params(&worker, share)});
+        burst += &format!("{line}\n");
+    }
+    client.send_raw(burst.as_bytes()).await.unwrap();
+    let mut accepted = 0;
+    while accepted < valid.len() - 1 {
+        let message = tokio::time::timeout(WAIT, client.read_message())
+            .await
+            .expect("answers in time")
+            .unwrap()
+            .expect("the connection stays open");
+        if message["id"].as_u64().is_some_and(|id| id >= 1000) {
+            assert_eq!(message["result"], json!(true), "{message}");
+            accepted += 1;
+        }
+    }
+    still_served(&mut client).await;
+    assert_eq!(
+        metric(metrics, "ndas_disconnects_total{reason=\"invalid_shares\"}").await,
+        0.0
+    );
+    assert_eq!(
+        metric(metrics, "ndas_disconnects_total{reason=\"flood\"}").await,
+        0.0
+    );
+    // And the address is not banned: a second miner from it is served.
+    let mut second = connect_from([127, 0, 0, 1], addr).await;
+    assert!(subscribe(&mut second).await.is_some());
+    running.shutdown().await;
+}

@@ -136,7 +136,15 @@ async fn restarted_node_is_followed(kind: Kind) {
     if with_zmq {
         assert_eq!(metric(http, "ndas_zmq_up").await, 1.0);
     }
-    let work = client.latest_job().unwrap_or(work);
+    // A job on the node's tip now (blocks may have been mined since).
+    let mut work = work;
+    loop {
+        let best = served.pair.main.call("getbestblockhash", json!([])).await;
+        if json!(Hash256(work.prev_hash).to_string()) == best {
+            break;
+        }
+        work = next_tip(&mut client, &work).await;
+    }
     submit_block(&mut client, &work, "acct.rig", 4).await;
     wait_for_log(&served.log, "BLOCK ACCEPTED").await;
 }

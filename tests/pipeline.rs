@@ -186,16 +186,7 @@ async fn miners_find_blocks_that_the_node_accepts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_on_a_template_whose_version_has_bits_inside_the_mask_are_accepted() {
-    let pair = RegtestPair::start().await;
-    // Core's regtest signals the `testdummy` deployment on bit 28, inside
-    // BIP310's mask, from height 144 until it activates at 432.
-    pair.main.mine(150 - pair.main.height().await).await;
-    let template = pair
-        .main
-        .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
-        .await;
-    let version = template["version"].as_u64().unwrap() as u32;
-    assert_eq!(version & 0x1fff_e000, 0x1000_0000, "{version:#x}");
+    let pair = RegtestPair::start_signalling_bit_28().await;
     pair.wallet.send_every_kind(&pair.main).await;
     let payout = pair.new_address().await;
     let dir = temp_dir();

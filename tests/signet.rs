@@ -118,3 +118,38 @@ async fn on_signet_shares_are_not_blocks_until_one_meets_the_network_target() {
     assert_eq!(metrics.blocks_submitted_total.get(), 1);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signet_whose_blocks_need_a_signature_is_refused_at_start() {
+    // A 1-of-1 multisig challenge, as real signets have: NDAS cannot sign.
+    let key = "03ad5e0edad18cb1f0fc0d28a3d4f1f3e445640337489abb10404f2d1e086be430";
+    let challenge = format!("5121{key}51ae");
+    let node = RegtestNode::start_signet_with(&challenge).await;
+    let payout = Wallet::new(7)
+        .address_on(Kind::P2wpkh, KnownHrp::Testnets)
+        .to_string();
+    let dir = temp_dir();
+    let refused = match ndas::start(node_config(&node, "signet", dir.path(), &payout)).await {
+        Ok(_) => panic!("NDAS started on a signet it cannot sign for"),
+        Err(error) => error.to_string(),
+    };
+    assert!(refused.contains(&challenge), "{refused}");
+    assert!(refused.contains("-signetchallenge=51"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_another_chain_than_configured_is_refused_at_start() {
+    let node = RegtestNode::start_signet().await;
+    let payout = Wallet::new(7)
+        .address_on(Kind::P2wpkh, KnownHrp::Testnets)
+        .to_string();
+    let dir = temp_dir();
+    let refused = match ndas::start(node_config(&node, "testnet4", dir.path(), &payout)).await {
+        Ok(_) => panic!("NDAS started on the wrong chain"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        refused.contains("the node follows chain \"signet\", but network = \"testnet4\""),
+        "{refused}"
+    );
+}

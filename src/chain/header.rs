@@ -2,6 +2,12 @@
 
 use super::{sha256d, Hash256};
 
+/// The version bits miners may roll: BIP320 takes bits 13–28 out of
+/// soft-fork signalling for exactly this ([BIP320]).
+///
+/// [BIP320]: https://github.com/bitcoin/bips/blob/master/bip-0320.mediawiki
+pub const BIP320_MASK: u32 = 0x1fff_e000;
+
 /// A block header's fields; serialized little-endian as consensus demands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {

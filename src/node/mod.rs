@@ -1,6 +1,7 @@
 //! The UTEK backend: licence and credentials, the JSON-RPC client, templates,
 //! tip watching and block submission.
 
+pub mod chain;
 pub mod journal;
 pub mod rpc;
 pub mod secret;

@@ -80,6 +80,9 @@ pub async fn run(
         attempts: u32::MAX,
     };
     let mut failures = 0u32;
+    // Whether the node answering now was checked to be on our chain: again
+    // after every failure, since a node that comes back may be another.
+    let mut chain_checked = false;
     let mut published: Option<Published> = None;
     let mut refresh_every = config.refresh.clone();
     let mut refresh = refresh_timer(*refresh_every.borrow_and_update());
@@ -95,6 +98,15 @@ pub async fn run(
         }
         // When the tip changed, this is when NDAS noticed.
         let started = std::time::Instant::now();
+        if !chain_checked {
+            if let Err(error) = super::chain::check(&rpc, config.network).await {
+                failures += 1;
+                note_failure(&rpc, &stats, failures, error.to_string());
+                retry_later(&wake, retry.delay(failures));
+                continue;
+            }
+            chain_checked = true;
+        }
         let answer = rpc
             .call::<Value>("getblocktemplate", template_request(config.network, None))
             .await;
@@ -111,18 +123,9 @@ pub async fn run(
             Ok(template) => template,
             Err(error) => {
                 failures += 1;
-                if failures == 1 {
-                    tracing::warn!(node = rpc.endpoint(), %error, "cannot get a block template; miners keep the last job");
-                }
-                if stats.set_node_up(false, Some(error.clone())) {
-                    tracing::warn!(node = rpc.endpoint(), %error, "node state: down");
-                }
-                let delay = retry.delay(failures);
-                let wake = wake.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(delay).await;
-                    wake.notify_one();
-                });
+                chain_checked = false;
+                note_failure(&rpc, &stats, failures, error);
+                retry_later(&wake, retry.delay(failures));
                 continue;
             }
         };
@@ -211,6 +214,25 @@ async fn poll_tip(
             }
         }
     }
+}
+
+/// Logs a failed fetch (the first of a run) and marks the node down with why.
+fn note_failure(rpc: &RpcClient, stats: &Stats, failures: u32, error: String) {
+    if failures == 1 {
+        tracing::warn!(node = rpc.endpoint(), %error, "cannot get a block template; miners keep the last job");
+    }
+    if stats.set_node_up(false, Some(error.clone())) {
+        tracing::warn!(node = rpc.endpoint(), %error, "node state: down");
+    }
+}
+
+/// Wakes the fetcher again after `delay`.
+fn retry_later(wake: &Arc<Notify>, delay: Duration) {
+    let wake = wake.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        wake.notify_one();
+    });
 }
 
 /// Holds a longpoll `getblocktemplate` open and wakes the fetcher when it returns.

@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
-use super::share::Reject;
 use super::state::{Event, Now, Output, Session, SessionConfig};
 use crate::node::submitter::BlockSink;
 use crate::stats::connection::ConnectionStats;
@@ -98,9 +97,9 @@ impl Closed {
     }
 }
 
-/// Invalid shares in a row. Stale shares are the chain's doing, not the
-/// miner's, and shares for jobs it no longer has are the aftermath of many
-/// jobs; neither counts.
+/// Invalid shares in a row that prove a broken or hostile client
+/// ([`super::share::Reject::proves_broken_client`]); a miner's honest mistakes (stale,
+/// unknown job, duplicate, low difficulty) neither count nor reset the count.
 struct Strikes {
     limit: u32,
     in_a_row: u32,
@@ -113,7 +112,7 @@ impl Strikes {
             if let Event::Share { verdict, .. } = event {
                 match verdict {
                     Ok(_) => self.in_a_row = 0,
-                    Err(Reject::Stale | Reject::JobNotFound) => {}
+                    Err(reject) if !reject.proves_broken_client() => {}
                     Err(_) => {
                         self.in_a_row += 1;
                         if self.in_a_row == self.limit / 2 {
@@ -147,6 +146,14 @@ impl LineBudget {
         }
     }
 
+    /// Gives back the line an accepted share took: a valid share cost its
+    /// sender real hashing wherever the budget matters, and on regtest a
+    /// CPU miner's every line is one (vardiff cannot slow it past the
+    /// network's difficulty).
+    fn refund(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.rate);
+    }
+
     /// Takes one line at `now`; false when the budget is spent.
     fn take(&mut self, now: tokio::time::Instant) -> bool {
         let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
@@ -168,6 +175,22 @@ pub async fn serve<R, W>(
     reader: R,
     writer: W,
     mut session: Session,
+    context: ConnectionContext,
+) -> Closed
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let closed = serve_session(reader, writer, &mut session, context).await;
+    // The jobs parked for the miner's return, the extranonce1 freed.
+    session.retire(std::time::Instant::now());
+    closed
+}
+
+async fn serve_session<R, W>(
+    reader: R,
+    writer: W,
+    session: &mut Session,
     mut context: ConnectionContext,
 ) -> Closed
 where
@@ -248,6 +271,9 @@ where
                     last_heard = tokio::time::Instant::now();
                     if budget.take(last_heard) {
                         session.handle_line(&line, Now::system(), &mut out);
+                        if out.events.iter().any(|e| matches!(e, Event::Share { verdict: Ok(_), .. })) {
+                            budget.refund();
+                        }
                         if out.close {
                             Some(Closed::Protocol)
                         } else if strikes.judge(&out.events) {
@@ -287,7 +313,11 @@ where
         if let Some(closed) = closed {
             if matches!(
                 closed,
-                Closed::LineTooLong
+                // At shutdown too: a miner with shares in flight gets
+                // every answer and the reconnect, then a FIN, not a reset
+                // that would throw away answers it has not read.
+                Closed::Shutdown
+                    | Closed::LineTooLong
                     | Closed::Protocol
                     | Closed::Flood
                     | Closed::HandshakeTimeout

@@ -3,6 +3,7 @@
 //! ([`connection`]).
 
 pub mod connection;
+pub mod resume;
 pub mod share;
 mod state;
 pub mod vardiff;
@@ -10,4 +11,5 @@ pub mod vardiff;
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use state::{Event, FoundBlock, Now, Output, Session, SessionConfig};
+pub use resume::Resumptions;
+pub use state::{Event, FoundBlock, Now, Output, Parked, Session, SessionConfig};

@@ -17,7 +17,9 @@ pub const MAX_FUTURE_SECONDS: u32 = 7200;
 pub struct ShareContext<'a> {
     pub extranonce1: &'a Extranonce1,
     pub extranonce2_size: usize,
-    /// Version bits the miner negotiated to roll (0 without BIP310).
+    /// Version bits any miner may roll, negotiated with BIP310 or not (a
+    /// miner behind a rental proxy rolls without `mining.configure`; ckpool
+    /// accepts that too).
     pub version_mask: u32,
     /// The share target the miner was given for this job.
     pub target: &'a Target,
@@ -80,6 +82,26 @@ impl Reject {
         }
     }
 
+    /// Whether the share proves a broken or hostile client: only these count
+    /// toward `max_invalid_shares` and bans. Stale and unknown jobs are the
+    /// chain's doing, duplicates what a reconnecting miner resends, and a low
+    /// difficulty what any miner sends just after a retarget: a farm behind
+    /// one address must never be banned for them.
+    pub fn proves_broken_client(&self) -> bool {
+        match self {
+            Reject::Stale
+            | Reject::JobNotFound
+            | Reject::Duplicate
+            | Reject::LowDifficulty { .. } => false,
+            Reject::Unauthorized
+            | Reject::NotSubscribed
+            | Reject::Extranonce2Size { .. }
+            | Reject::NtimeTooOld
+            | Reject::NtimeTooNew
+            | Reject::VersionBits => true,
+        }
+    }
+
     /// The answer the miner gets.
     pub fn to_stratum(&self) -> StratumError {
         match *self {
@@ -102,7 +124,7 @@ impl Reject {
             }
             Reject::VersionBits => StratumError::new(
                 ErrorCode::Other,
-                "Invalid version bits: outside the negotiated mask",
+                "Invalid version bits: outside the allowed mask",
             ),
         }
     }
@@ -130,9 +152,8 @@ pub fn validate(
         return Err(Reject::NtimeTooNew);
     }
     let version = match submit.version_bits {
-        Some(bits) if bits & !context.version_mask != 0 => return Err(Reject::VersionBits),
-        Some(bits) => (job.template.version & !context.version_mask) | bits,
-        None => job.template.version,
+        Some(submitted) => rolled_version(job.version, submitted, context.version_mask)?,
+        None => job.version,
     };
     let coinbase_txid = job.coinbase.txid(&context.extranonce1.0, extranonce2);
     let header = Header {
@@ -156,6 +177,28 @@ pub fn validate(
         is_block: job.network_target().is_met_by(&hash),
         achieved: hash_difficulty(&hash),
     })
+}
+
+/// The header version a miner hashed, from the job's version and the sixth
+/// `mining.submit` parameter.
+///
+/// The job's version has no bit inside `mask` ([`Job::version`]), so what
+/// firmware sends comes down to the same rolled bits: BIP310's bits
+/// (cgminer, bmminer, Braiins OS), ESP-Miner's `rolled ^ job_version`, or a
+/// whole version (older translating proxies), told apart by carrying the
+/// job's own bits outside the mask.
+#[inline]
+pub fn rolled_version(job_version: u32, submitted: u32, mask: u32) -> Result<u32, Reject> {
+    let fixed = job_version & !mask;
+    let bits = if submitted & !mask == fixed {
+        submitted & mask
+    } else {
+        submitted
+    };
+    if bits & !mask != 0 {
+        return Err(Reject::VersionBits);
+    }
+    Ok(fixed | bits)
 }
 
 #[cfg(test)]

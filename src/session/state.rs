@@ -10,6 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
+use super::resume::Resumptions;
 use super::share::{validate, Reject, ShareContext};
 use super::vardiff::{Vardiff, VardiffConfig};
 use crate::chain::{block, Hash256, Target};
@@ -17,7 +18,7 @@ use crate::stratum::message::{error, result};
 use crate::stratum::method::{Authorize, Configure, Extranonce2, Submit, Subscribe};
 use crate::stratum::notify::set_difficulty;
 use crate::stratum::{ErrorCode, Method, Request, StratumError};
-use crate::work::{Extranonce1, Job};
+use crate::work::{Extranonce1, Job, Lease};
 
 /// Jobs a connection remembers; older ones answer "job not found".
 const MAX_JOBS: usize = 16;
@@ -118,6 +119,8 @@ pub enum Event {
     },
     Block(Box<FoundBlock>),
     Subscribed,
+    /// The subscribe took back a recent session's extranonce1 and jobs.
+    Resumed,
     Authorized {
         worker: Arc<str>,
     },
@@ -148,6 +151,15 @@ enum Phase {
     Authorized,
 }
 
+/// What a session that ended leaves for its miner's return: the jobs it was
+/// sent on the last tip, with the shares accepted on each.
+#[derive(Default)]
+pub struct Parked {
+    jobs: VecDeque<SentJob>,
+    tip: Option<Hash256>,
+    difficulty: Option<f64>,
+}
+
 struct SentJob {
     job: Arc<Job>,
     difficulty: f64,
@@ -166,6 +178,9 @@ pub struct Session {
     workers: Vec<Arc<str>>,
     /// Vardiff's current choice, before the network cap.
     difficulty: f64,
+    /// The least difficulty this miner asked for (BIP310
+    /// `minimum-difficulty`, or `d=N` in its password), within the pool's bounds.
+    floor: Option<f64>,
     /// The difficulty last sent with `mining.set_difficulty`.
     sent_difficulty: Option<f64>,
     latest: Option<Arc<Job>>,
@@ -174,13 +189,31 @@ pub struct Session {
     jobs: VecDeque<SentJob>,
     vardiff: Vardiff,
     bad_lines: u32,
+    /// The extranonce1 held for this connection (none in unit tests).
+    lease: Option<Lease>,
+    /// Where ended sessions are parked and resumed.
+    resumptions: Option<Arc<Resumptions>>,
 }
 
 impl Session {
+    /// A session holding `lease`, parking into and resuming from `resumptions`.
+    pub fn leased(
+        config: Arc<SessionConfig>,
+        lease: Lease,
+        resumptions: Arc<Resumptions>,
+        now: Now,
+    ) -> Session {
+        let mut session = Session::new(config, lease.extranonce1, now);
+        session.lease = Some(lease);
+        session.resumptions = Some(resumptions);
+        session
+    }
+
     pub fn new(config: Arc<SessionConfig>, extranonce1: Extranonce1, now: Now) -> Session {
         let vardiff = Vardiff::new(config.vardiff, now.instant);
         Session {
             difficulty: config.vardiff.start,
+            floor: None,
             config,
             phase: Phase::Connected,
             extranonce1,
@@ -193,7 +226,32 @@ impl Session {
             jobs: VecDeque::with_capacity(MAX_JOBS),
             vardiff,
             bad_lines: 0,
+            lease: None,
+            resumptions: None,
         }
+    }
+
+    /// Ends the session: an authorized one parks the jobs it was sent on
+    /// the last tip for its miner's return, then its extranonce1 is freed.
+    pub fn retire(mut self, now: Instant) {
+        let Some(resumptions) = self.resumptions.take() else {
+            return;
+        };
+        if self.phase != Phase::Authorized || self.jobs.is_empty() {
+            return;
+        }
+        let tip = self.tip;
+        let jobs: VecDeque<SentJob> = std::mem::take(&mut self.jobs)
+            .into_iter()
+            .filter(|sent| Some(*sent.job.prev_hash()) == tip)
+            .collect();
+        let parked = Parked {
+            jobs,
+            tip,
+            difficulty: Some(self.difficulty),
+        };
+        // Parked before the lease is dropped: a quick return finds its jobs.
+        resumptions.park(self.extranonce1, parked, now);
     }
 
     pub fn extranonce1(&self) -> Extranonce1 {
@@ -233,13 +291,12 @@ impl Session {
         };
         let id = &request.id;
         match method {
-            Method::Subscribe(subscribe) => self.subscribe(id, subscribe, out),
+            Method::Subscribe(subscribe) => self.subscribe(id, subscribe, now, out),
             Method::Authorize(authorize) => self.authorize(id, authorize, now, out),
-            Method::Configure(configure) => self.configure(id, &configure, out),
+            Method::Configure(configure) => self.configure(id, &configure, now, out),
             Method::Submit(submit) => self.submit(id, &submit, now, out),
             Method::SuggestDifficulty(suggested) => {
-                let v = &self.config.vardiff;
-                self.difficulty = suggested.difficulty.clamp(v.min, v.max);
+                self.difficulty = self.bounded(suggested.difficulty);
                 self.vardiff.reset(now.instant);
                 out.lines.push(result(id, true));
                 if self.phase == Phase::Authorized {
@@ -259,10 +316,9 @@ impl Session {
     /// New settings from a config reload: difficulty bounds apply at once and
     /// a changed difficulty is announced now, for the jobs that follow.
     pub fn set_config(&mut self, config: Arc<SessionConfig>, now: Now, out: &mut Output) {
-        let v = config.vardiff;
-        self.vardiff = Vardiff::new(v, now.instant);
-        self.difficulty = self.difficulty.clamp(v.min, v.max);
+        self.vardiff = Vardiff::new(config.vardiff, now.instant);
         self.config = config;
+        self.difficulty = self.bounded(self.difficulty);
         if self.phase == Phase::Authorized {
             self.send_difficulty(false, out);
         }
@@ -274,13 +330,39 @@ impl Session {
         if self.phase == Phase::Authorized {
             let retarget = self.vardiff.on_tick(self.difficulty, now.instant);
             if let Some(next) = retarget {
-                self.difficulty = next;
+                self.difficulty = self.bounded(next);
             }
             // Fan-out is timed for broadcasts only, not a late joiner's first job.
             out.events.push(Event::JobSent {
                 created: job.created,
             });
             self.send_job(job, retarget.is_some(), out);
+        }
+    }
+
+    /// `difficulty` within the pool's bounds and above this miner's floor.
+    fn bounded(&self, difficulty: f64) -> f64 {
+        let v = &self.config.vardiff;
+        let low = self
+            .floor
+            .map_or(v.min, |floor| floor.max(v.min))
+            .min(v.max);
+        difficulty.clamp(low, v.max)
+    }
+
+    /// Sets the miner's floor (and raises its difficulty to it); announced
+    /// at once when it is mining.
+    fn set_floor(&mut self, floor: f64, start: bool, now: Now, out: &mut Output) {
+        let v = &self.config.vardiff;
+        let floor = floor.clamp(v.min, v.max);
+        self.floor = Some(floor);
+        self.difficulty = match start {
+            true => floor,
+            false => self.difficulty.max(floor),
+        };
+        self.vardiff.reset(now.instant);
+        if self.phase == Phase::Authorized {
+            self.send_difficulty(false, out);
         }
     }
 
@@ -291,7 +373,7 @@ impl Session {
         }
     }
 
-    fn subscribe(&mut self, id: &Value, subscribe: Subscribe, out: &mut Output) {
+    fn subscribe(&mut self, id: &Value, subscribe: Subscribe, now: Now, out: &mut Output) {
         if self.phase != Phase::Connected {
             out.lines
                 .push(error(id, &StratumError::other("Already subscribed")));
@@ -300,6 +382,9 @@ impl Session {
         self.phase = Phase::Subscribed;
         self.user_agent = subscribe.user_agent;
         out.events.push(Event::Subscribed);
+        if let Some(previous) = subscribe.session_id {
+            self.resume(Extranonce1(previous), now, out);
+        }
         let subscription = self.extranonce1.to_hex();
         let answer = json!([
             [
@@ -310,14 +395,47 @@ impl Session {
             self.config.extranonce2_size
         ]);
         out.lines.push(result(id, answer));
+        // Authorized before subscribing (old proxies do; ckpool accepts it):
+        // the work follows the subscription.
+        if !self.workers.is_empty() {
+            self.start_work(now, out);
+        }
+    }
+
+    /// Takes back a recent session's extranonce1 and jobs, if it may.
+    fn resume(&mut self, previous: Extranonce1, now: Now, out: &mut Output) {
+        let Some(resumptions) = &self.resumptions else {
+            return;
+        };
+        let Some((lease, parked)) = resumptions.resume(previous, now.instant) else {
+            return;
+        };
+        // The lease allocated at accept is dropped, and so freed.
+        self.extranonce1 = lease.extranonce1;
+        self.lease = Some(lease);
+        self.jobs = parked.jobs;
+        // Same tip: the first job goes out without clean_jobs, and the
+        // miner keeps the work it had.
+        self.tip = parked.tip;
+        if let Some(difficulty) = parked.difficulty {
+            self.difficulty = difficulty;
+        }
+        out.events.push(Event::Resumed);
+    }
+
+    /// Enters `Authorized`: difficulty and the current job go out.
+    fn start_work(&mut self, now: Now, out: &mut Output) {
+        self.phase = Phase::Authorized;
+        self.vardiff.reset(now.instant);
+        if let Some(job) = self.latest.clone() {
+            self.send_job(job, false, out);
+        } else {
+            self.send_difficulty(false, out);
+        }
     }
 
     fn authorize(&mut self, id: &Value, authorize: Authorize, now: Now, out: &mut Output) {
-        if self.phase == Phase::Connected {
-            out.lines
-                .push(error(id, &Reject::NotSubscribed.to_stratum()));
-            return;
-        }
+        let password_difficulty = authorize.difficulty;
         if !self.workers.iter().any(|w| **w == *authorize.username) {
             if self.workers.len() >= MAX_WORKERS {
                 let refusal = StratumError::new(
@@ -332,18 +450,16 @@ impl Session {
             out.events.push(Event::Authorized { worker });
         }
         out.lines.push(result(id, true));
+        // `d=N`: this connection's start and least difficulty.
+        if let Some(difficulty) = password_difficulty {
+            self.set_floor(difficulty, true, now, out);
+        }
         if self.phase == Phase::Subscribed {
-            self.phase = Phase::Authorized;
-            self.vardiff.reset(now.instant);
-            if let Some(job) = self.latest.clone() {
-                self.send_job(job, false, out);
-            } else {
-                self.send_difficulty(false, out);
-            }
+            self.start_work(now, out);
         }
     }
 
-    fn configure(&mut self, id: &Value, configure: &Configure, out: &mut Output) {
+    fn configure(&mut self, id: &Value, configure: &Configure, now: Now, out: &mut Output) {
         let mut answer = Map::new();
         if let Some(rolling) = configure.version_rolling {
             self.version_mask = rolling.mask & self.config.version_mask;
@@ -353,10 +469,17 @@ impl Session {
                 Value::String(format!("{:08x}", self.version_mask)),
             );
         }
+        if configure.minimum_difficulty.is_some() {
+            answer.insert("minimum-difficulty".into(), Value::Bool(true));
+        }
         for name in &configure.unsupported {
             answer.insert(name.clone(), Value::Bool(false));
         }
         out.lines.push(result(id, Value::Object(answer)));
+        // After the answer: the difficulty the floor raised, if mining.
+        if let Some(minimum) = configure.minimum_difficulty {
+            self.set_floor(minimum, false, now, out);
+        }
     }
 
     fn send_difficulty(&mut self, vardiff: bool, out: &mut Output) {
@@ -364,7 +487,7 @@ impl Session {
             .latest
             .as_ref()
             .map_or(f64::INFINITY, |job| job.network_difficulty);
-        let difficulty = self.difficulty.min(cap);
+        let difficulty = self.config.vardiff.rounding.apply(self.difficulty.min(cap));
         if self.sent_difficulty != Some(difficulty) {
             out.lines.push(set_difficulty(difficulty));
             out.events.push(Event::Difficulty {
@@ -381,10 +504,15 @@ impl Session {
         let difficulty = self.sent_difficulty.unwrap_or(self.difficulty);
         out.lines.push(job.notify(clean));
         self.tip = Some(*job.prev_hash());
+        let target = Target::from_difficulty(difficulty);
+        // A job sent again (a resumed session's) keeps the shares accepted on it.
+        if let Some(sent) = self.jobs.iter_mut().find(|sent| sent.job.id == job.id) {
+            (sent.difficulty, sent.target) = (difficulty, target);
+            return;
+        }
         if self.jobs.len() == MAX_JOBS {
             self.jobs.pop_front();
         }
-        let target = Target::from_difficulty(difficulty);
         self.jobs.push_back(SentJob {
             job,
             difficulty,
@@ -403,7 +531,7 @@ impl Session {
             Ok(()) => {
                 out.lines.push(result(id, true));
                 if let Some(next) = self.vardiff.on_share(self.difficulty, now.instant) {
-                    self.difficulty = next;
+                    self.difficulty = self.bounded(next);
                     self.send_difficulty(true, out);
                 }
             }
@@ -453,7 +581,7 @@ impl Session {
         let context = ShareContext {
             extranonce1: &self.extranonce1,
             extranonce2_size: self.config.extranonce2_size,
-            version_mask: self.version_mask,
+            version_mask: self.config.version_mask,
             target: &target,
             now_unix: now.unix,
         };

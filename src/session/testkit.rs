@@ -61,6 +61,7 @@ pub fn session(difficulty: f64) -> Session {
             min: difficulty,
             max: difficulty,
             target_share_seconds: 10.0,
+            rounding: crate::session::vardiff::Rounding::None,
         },
     };
     Session::new(Arc::new(config), Extranonce1([9, 0, 0, 1]), now())

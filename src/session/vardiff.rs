@@ -9,6 +9,40 @@ pub struct VardiffConfig {
     pub min: f64,
     pub max: f64,
     pub target_share_seconds: f64,
+    /// How a difficulty of 1 or more is rounded before it is sent.
+    pub rounding: Rounding,
+}
+
+/// How difficulties are rounded before `mining.set_difficulty`: firmware
+/// copes with whole numbers, and not all with anything else (ESP-Miner
+/// before 2.15 reads the difficulty as an integer; some firmware mishandles
+/// floats that are not powers of two). Below 1 (regtest, CPU miners) a
+/// difficulty stays fractional, whatever the rounding. Always down, so a
+/// miner is never asked for more than vardiff or the network cap chose.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rounding {
+    /// Sent as vardiff computed it.
+    None,
+    /// Whole numbers, as ckpool and most large pools send.
+    #[default]
+    Integer,
+    /// Powers of two.
+    PowerOfTwo,
+}
+
+impl Rounding {
+    /// `difficulty` as it is sent.
+    pub fn apply(self, difficulty: f64) -> f64 {
+        if difficulty < 1.0 || !difficulty.is_finite() {
+            return difficulty;
+        }
+        match self {
+            Rounding::None => difficulty,
+            Rounding::Integer => difficulty.floor(),
+            Rounding::PowerOfTwo => 2f64.powi(difficulty.log2().floor() as i32),
+        }
+    }
 }
 
 /// Shares counted before a retarget is considered.
@@ -93,7 +127,21 @@ mod tests {
         min: 0.5,
         max: 1e6,
         target_share_seconds: 10.0,
+        rounding: Rounding::Integer,
     };
+
+    #[test]
+    fn difficulties_of_one_or_more_are_rounded_down_and_fractions_kept() {
+        assert_eq!(Rounding::Integer.apply(1536.7), 1536.0);
+        assert_eq!(Rounding::PowerOfTwo.apply(1536.7), 1024.0);
+        assert_eq!(Rounding::PowerOfTwo.apply(2048.0), 2048.0);
+        assert_eq!(Rounding::None.apply(1536.7), 1536.7);
+        for rounding in [Rounding::None, Rounding::Integer, Rounding::PowerOfTwo] {
+            assert_eq!(rounding.apply(4.656542373906925e-10), 4.656542373906925e-10);
+            assert_eq!(rounding.apply(0.75), 0.75);
+            assert_eq!(rounding.apply(1.0), 1.0);
+        }
+    }
 
     #[test]
     fn fast_miner_is_raised_toward_the_target_rate() {

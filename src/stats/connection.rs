@@ -42,6 +42,7 @@ impl ConnectionStats {
         let metrics = &self.stats.metrics;
         match event {
             Event::Subscribed => metrics.subscribes_total.inc(),
+            Event::Resumed => metrics.sessions_resumed_total.inc(),
             Event::Authorized { worker } => {
                 metrics.authorizes_total.inc();
                 let entry = self.stats.worker(worker);

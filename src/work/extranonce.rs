@@ -68,6 +68,25 @@ impl ExtranonceAllocator {
         ((counter / 64) as usize, 1 << (counter % 64))
     }
 
+    /// `extranonce1` again, for a miner resuming its session: `None` unless
+    /// it is one of this instance's and no live connection holds it.
+    pub fn claim(self: &Arc<Self>, extranonce1: Extranonce1) -> Option<Lease> {
+        let [instance, a, b, c] = extranonce1.0;
+        if instance != self.instance_id {
+            return None;
+        }
+        let counter = u32::from_be_bytes([0, a, b, c]);
+        let (word, bit) = Self::slot(counter);
+        if self.in_use[word].fetch_or(bit, Ordering::AcqRel) & bit != 0 {
+            return None;
+        }
+        Some(Lease {
+            allocator: self.clone(),
+            counter,
+            extranonce1,
+        })
+    }
+
     /// The next extranonce1 no live connection holds; `None` when every one
     /// of the 2^24 is held (more connections than `max_connections` allows).
     pub fn allocate(self: &Arc<Self>) -> Option<Lease> {
@@ -120,6 +139,30 @@ mod tests {
         // Wrapped: 0 is still held, 1 is free again.
         assert_eq!(next(&allocator).extranonce1, Extranonce1([1, 0, 0, 1]));
         assert_eq!(held.extranonce1, Extranonce1([1, 0, 0, 0]));
+    }
+
+    #[test]
+    fn a_value_is_claimed_back_only_when_free_and_ours() {
+        let allocator = Arc::new(ExtranonceAllocator::new(5));
+        let held = next(&allocator);
+        assert!(
+            allocator.claim(held.extranonce1).is_none(),
+            "held by a live connection"
+        );
+        let value = held.extranonce1;
+        drop(held);
+        let again = allocator.claim(value).expect("free again");
+        assert_eq!(again.extranonce1, value);
+        assert!(allocator.claim(value).is_none(), "claimed once");
+        assert!(
+            allocator.claim(Extranonce1([6, 0, 0, 9])).is_none(),
+            "another instance's"
+        );
+        // A claimed value is skipped by the counter like any held one.
+        drop(again);
+        let claimed = allocator.claim(Extranonce1([5, 0, 0, 1])).unwrap();
+        assert_eq!(next(&allocator).extranonce1, Extranonce1([5, 0, 0, 2]));
+        drop(claimed);
     }
 
     #[test]

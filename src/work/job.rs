@@ -7,6 +7,7 @@ use bytes::Bytes;
 
 use super::extranonce::EXTRANONCE1_LEN;
 use crate::chain::coinbase::{Coinbase, CoinbaseError, CoinbaseSpec, TxOut};
+use crate::chain::header::BIP320_MASK;
 use crate::chain::merkle::{branch, witness_commitment_script};
 use crate::chain::{Hash256, Target};
 use crate::node::template::Template;
@@ -31,6 +32,14 @@ pub struct Job {
     pub template: Arc<Template>,
     pub coinbase: Coinbase,
     pub branch: Vec<Hash256>,
+    /// The version miners are sent: the template's with every BIP320 bit
+    /// cleared. Firmware combines its rolled bits with the job's version in
+    /// different ways (ESP-Miner and cgminer OR them in, BIP310 replaces
+    /// the masked bits, ESP-Miner submits `rolled ^ job_version`); with no
+    /// job bit inside the mask they all hash and submit the same thing.
+    /// Core sets bits there while a deployment on bits 13–28 signals
+    /// (regtest's `testdummy`, heights 144–431); BIP320 gives them to miners.
+    pub version: u32,
     /// Network difficulty of the template, for capping share difficulty.
     pub network_difficulty: f64,
     pub created: Instant,
@@ -70,8 +79,9 @@ impl Job {
             hex::encode(coinbase.coinb1()),
             hex::encode(coinbase.coinb2()),
         );
+        let job_version = template.version & !BIP320_MASK;
         let (version, bits, ntime) = (
-            format!("{:08x}", template.version),
+            format!("{job_version:08x}"),
             format!("{:08x}", template.bits),
             format!("{:08x}", template.cur_time),
         );
@@ -90,6 +100,7 @@ impl Job {
         let notify_update = notify(&fields(false));
         Ok(Job {
             id,
+            version: job_version,
             network_difficulty: template.network_target.difficulty(),
             template,
             coinbase,

@@ -118,7 +118,13 @@ impl RegtestNode {
     /// (`51`): a real chain at signet's minimum difficulty (about one hash
     /// in five million is a block), where blocks need no signature.
     pub async fn start_signet() -> RegtestNode {
-        let node = Self::start_chain(Kind::Core, "-signet", None, &["-signetchallenge=51".into()]);
+        Self::start_signet_with("51").await
+    }
+
+    /// Bitcoin Core on a private signet with block challenge `challenge` (hex).
+    pub async fn start_signet_with(challenge: &str) -> RegtestNode {
+        let challenge = format!("-signetchallenge={challenge}");
+        let node = Self::start_chain(Kind::Core, "-signet", None, &[challenge]);
         node.wait_ready().await;
         node
     }
@@ -290,6 +296,20 @@ impl RegtestPair {
     /// As [`RegtestPair::start`], with extra arguments for the main node.
     pub async fn start_with(main_args: &[String]) -> RegtestPair {
         Self::start_kind(Kind::Core, main_args).await
+    }
+
+    /// A Bitcoin Core pair at height 150, where Core's template version has
+    /// a bit inside the BIP310 mask: regtest signals the `testdummy`
+    /// deployment on bit 28 from height 144 until it activates at 432.
+    pub async fn start_signalling_bit_28() -> RegtestPair {
+        let pair = Self::start().await;
+        pair.main.mine(150 - pair.main.height().await).await;
+        let template = pair
+            .main
+            .call("getblocktemplate", json!([{"rules": ["segwit"]}]))
+            .await;
+        assert_eq!(template["version"], json!(0x3000_0000u32), "{template}");
+        pair
     }
 
     /// A Bitcoin SV pair (ZMQ tests only), with extra arguments for the main node.

@@ -120,3 +120,27 @@ fn the_share_target_is_compared_as_an_integer() {
         Err(Reject::LowDifficulty { .. })
     ));
 }
+
+#[test]
+fn every_form_of_the_sixth_param_rebuilds_the_same_version() {
+    use super::rolled_version;
+    let (job, mask) = (0x2000_0000, 0x1fff_e000);
+    let bits = 0x0012_4000;
+    // BIP310 bits, ESP-Miner's rolled ^ job (the same bits), a whole version.
+    assert_eq!(rolled_version(job, bits, mask), Ok(job | bits));
+    assert_eq!(
+        rolled_version(job, (job | bits) ^ job, mask),
+        Ok(job | bits)
+    );
+    assert_eq!(rolled_version(job, job | bits, mask), Ok(job | bits));
+    assert_eq!(rolled_version(job, 0, mask), Ok(job));
+    // Bits outside the mask that are not the job's own: refused.
+    assert_eq!(
+        rolled_version(job, 0x0000_1000, mask),
+        Err(Reject::VersionBits)
+    );
+    assert_eq!(
+        rolled_version(job, 0x4000_0000 | bits, mask),
+        Err(Reject::VersionBits)
+    );
+}

@@ -18,9 +18,12 @@ pub struct VersionRolling {
 }
 
 /// An extension negotiation request.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Configure {
     pub version_rolling: Option<VersionRolling>,
+    /// BIP310 `minimum-difficulty`: the least difficulty the miner wants
+    /// (`None` when asked without a usable `minimum-difficulty.value`).
+    pub minimum_difficulty: Option<f64>,
     /// Other extensions named, answered `false`.
     pub unsupported: Vec<String>,
 }
@@ -50,10 +53,14 @@ impl Configure {
             match name.as_str() {
                 "version-rolling" => {
                     configure.version_rolling = Some(VersionRolling {
-                        mask: mask(options.get("version-rolling.mask"))?,
-                        min_bit_count: min_bits(options.get("version-rolling.min-bit-count"))?,
+                        mask: mask(options.get("version-rolling.mask")),
+                        min_bit_count: min_bits(options.get("version-rolling.min-bit-count")),
                     });
                 }
+                "minimum-difficulty" => match positive(options.get("minimum-difficulty.value")) {
+                    Some(value) => configure.minimum_difficulty = Some(value),
+                    None => configure.unsupported.push(name.clone()),
+                },
                 other => configure.unsupported.push(super::sanitize(other, 64)),
             }
         }
@@ -61,35 +68,38 @@ impl Configure {
     }
 }
 
-fn mask(value: Option<&Value>) -> Result<u32, StratumError> {
+/// The mask the miner asks for; one that does not parse asks for every bit
+/// (the pool grants its own mask either way, as ckpool does), so a sloppy
+/// field never costs the miner its version rolling.
+fn mask(value: Option<&Value>) -> u32 {
     match value {
-        None => Ok(u32::MAX),
         Some(Value::String(hex)) if !hex.is_empty() && hex.len() <= 8 => {
-            u32::from_str_radix(hex, 16)
-                .map_err(|_| StratumError::bad_param(METHOD, "version-rolling.mask is not hex"))
+            u32::from_str_radix(hex, 16).unwrap_or(u32::MAX)
         }
-        Some(_) => Err(StratumError::bad_param(
-            METHOD,
-            "version-rolling.mask must be up to 8 hex digits",
-        )),
+        _ => u32::MAX,
     }
 }
 
-fn min_bits(value: Option<&Value>) -> Result<u32, StratumError> {
-    match value {
-        None => Ok(0),
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|&bits| bits <= 32)
-            .map(|bits| bits as u32)
-            .ok_or_else(|| {
-                StratumError::bad_param(METHOD, "version-rolling.min-bit-count must be 0 to 32")
-            }),
-        Some(_) => Err(StratumError::bad_param(
-            METHOD,
-            "version-rolling.min-bit-count must be a number",
-        )),
-    }
+/// A finite difficulty above zero, as a number or a string of one.
+fn positive(value: Option<&Value>) -> Option<f64> {
+    let number = match value? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }?;
+    (number.is_finite() && number > 0.0).then_some(number)
+}
+
+/// Fewest bits the miner needs, as a number or a string of digits (both are
+/// seen in the field); anything else is ignored.
+fn min_bits(value: Option<&Value>) -> u32 {
+    let bits = match value {
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(text)) => text.trim().parse().ok(),
+        _ => None,
+    };
+    bits.filter(|&bits| bits <= 32)
+        .map_or(0, |bits| bits as u32)
 }
 
 #[cfg(test)]
@@ -111,24 +121,52 @@ mod tests {
                     mask: 0x1fffe000,
                     min_bit_count: 2
                 }),
+                minimum_difficulty: None,
                 unsupported: vec![],
             })
         );
     }
 
     #[test]
-    fn other_extensions_are_listed_and_bad_masks_refused() {
+    fn sloppy_fields_are_ignored_not_fatal() {
+        let rolling = |options: &str| {
+            let line = format!(
+                r#"{{"id":1,"method":"mining.configure","params":[["version-rolling"],{options}]}}"#
+            );
+            let Method::Configure(configure) = parse(&line).unwrap() else {
+                panic!()
+            };
+            configure.version_rolling.unwrap()
+        };
+        // A count as a string (seen in the field) is read; garbage is ignored.
+        let as_string =
+            rolling(r#"{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":"2"}"#);
+        assert_eq!((as_string.mask, as_string.min_bit_count), (0x1fffe000, 2));
+        let garbage =
+            rolling(r#"{"version-rolling.mask":"xyz","version-rolling.min-bit-count":{"x":1}}"#);
+        assert_eq!((garbage.mask, garbage.min_bit_count), (u32::MAX, 0));
+        let negative = rolling(r#"{"version-rolling.min-bit-count":-3}"#);
+        assert_eq!(negative.min_bit_count, 0);
+        // ESP-Miner sends the mask alone.
+        let esp = rolling(r#"{"version-rolling.mask":"ffffffff"}"#);
+        assert_eq!((esp.mask, esp.min_bit_count), (u32::MAX, 0));
+    }
+
+    #[test]
+    fn other_extensions_are_listed() {
         let line = r#"{"id":1,"method":"mining.configure","params":[["minimum-difficulty","version-rolling","subscribe-extranonce"],{"minimum-difficulty.value":2048,"version-rolling.mask":"ffffffff"}]}"#;
         let Method::Configure(configure) = parse(line).unwrap() else {
             panic!()
         };
         assert_eq!(configure.version_rolling.unwrap().mask, u32::MAX);
-        assert_eq!(
-            configure.unsupported,
-            vec!["minimum-difficulty", "subscribe-extranonce"]
-        );
-        let bad = r#"{"id":1,"method":"mining.configure","params":[["version-rolling"],{"version-rolling.mask":"xyz"}]}"#;
-        assert!(parse(bad).unwrap_err().message.contains("not hex"));
+        assert_eq!(configure.minimum_difficulty, Some(2048.0));
+        assert_eq!(configure.unsupported, vec!["subscribe-extranonce"]);
+        let unusable = r#"{"id":1,"method":"mining.configure","params":[["minimum-difficulty"],{"minimum-difficulty.value":-1}]}"#;
+        let Method::Configure(configure) = parse(unusable).unwrap() else {
+            panic!()
+        };
+        assert_eq!(configure.minimum_difficulty, None);
+        assert_eq!(configure.unsupported, vec!["minimum-difficulty"]);
         let not_array = r#"{"id":1,"method":"mining.configure","params":["version-rolling"]}"#;
         assert!(parse(not_array).is_err());
     }

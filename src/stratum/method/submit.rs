@@ -74,7 +74,7 @@ impl Submit {
         let nonce = required_str(METHOD, params, 4, "nonce")?;
         let version_bits = match params.get(5) {
             None | Some(Value::Null) => None,
-            Some(Value::String(bits)) => Some(hex_u32(bits, "version bits")?),
+            Some(Value::String(bits)) => Some(short_hex_u32(bits, "version bits")?),
             Some(_) => {
                 return Err(StratumError::bad_param(
                     METHOD,
@@ -91,7 +91,7 @@ impl Submit {
             job_id,
             extranonce2: parse_extranonce2(extranonce2)?,
             ntime: hex_u32(ntime, "ntime")?,
-            nonce: hex_u32(nonce, "nonce")?,
+            nonce: short_hex_u32(nonce, "nonce")?,
             version_bits,
         })
     }
@@ -122,6 +122,20 @@ fn hex_u32(text: &str, name: &str) -> Result<u32, StratumError> {
         .map_err(|_| StratumError::bad_param(METHOD, &format!("{name} must be 8 hex digits")))
 }
 
+/// A 32-bit number as 1 to 8 hex digits: NerdMiner writes its nonce with
+/// Arduino's `String(nonce, HEX)`, without leading zeros (and in capitals),
+/// and the value is unambiguous. ckpool refuses such a nonce.
+fn short_hex_u32(text: &str, name: &str) -> Result<u32, StratumError> {
+    if text.is_empty() || text.len() > 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(StratumError::bad_param(
+            METHOD,
+            &format!("{name} must be 1 to 8 hex digits"),
+        ));
+    }
+    u32::from_str_radix(text, 16)
+        .map_err(|_| StratumError::bad_param(METHOD, &format!("{name} must be 1 to 8 hex digits")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +162,28 @@ mod tests {
             panic!()
         };
         assert_eq!(submit.version_bits, Some(0x1fffe000));
+    }
+
+    #[test]
+    fn nerdminer_unpadded_capital_nonces_parse_to_the_same_value() {
+        // NerdMiner: String(nonce, HEX), no leading zeros.
+        let line = r#"{"id":7,"method":"mining.submit","params":["bc1q.nerd","1a","00000001","6743f1a2","2F1C"]}"#;
+        let Method::Submit(submit) = parse(line).unwrap() else {
+            panic!()
+        };
+        assert_eq!(submit.nonce, 0x0000_2f1c);
+        for bad in ["", "123456789", "+1234567", "12 4"] {
+            let line = format!(
+                r#"{{"id":1,"method":"mining.submit","params":["w","1","00","504e86ed","{bad}"]}}"#
+            );
+            assert!(
+                parse(&line)
+                    .unwrap_err()
+                    .message
+                    .contains("nonce must be 1 to 8 hex digits"),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]
