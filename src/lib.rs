@@ -140,6 +140,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stats: stats.clone(),
         drain: Duration::from_secs(10),
         jobs: template_jobs,
+        gate: node::gate::SubmitGate::new(node::gate::SUBMITS_IN_FLIGHT),
+        settling: tokio::sync::RwLock::new(false),
     };
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
 

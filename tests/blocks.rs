@@ -206,3 +206,88 @@ async fn a_stale_block_is_settled_as_the_node_judged_it_and_never_retried() {
     );
     assert_eq!(pair.main.call("getbestblockhash", json!([])).await, best);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_whose_submission_timed_out_but_reached_the_node_is_settled_accepted() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.node.timeout_seconds = 1.0;
+    let running = start_ndas(config).await;
+    let metrics = running.stats().metrics.clone();
+    let (mut client, work) = common::ready_miner(running.stratum_addr(), "t/1", "w").await;
+
+    // The node hangs: submitblock reaches its socket and times out, once
+    // or more; when it wakes it takes the block from the first request, so
+    // the retry hears "duplicate" for a block that is ours.
+    pair.main.signal("STOP");
+    let share = common::submit_block(&mut client, &work, "w", 1).await;
+    wait_for(
+        || metrics.blocks_submitted_total.get() >= 2,
+        "a submission timed out and was retried",
+    )
+    .await;
+    pair.main.signal("CONT");
+    let journal = Journal::open(&dir.path().join("data")).unwrap();
+    wait_for(
+        || journal.pending().unwrap().is_empty(),
+        "the block to settle",
+    )
+    .await;
+    assert_eq!(
+        pair.main.call("getbestblockhash", json!([])).await,
+        json!(share.hash.to_string())
+    );
+    assert_eq!(
+        journal.settled().unwrap()[0].outcome,
+        Some(Outcome::Accepted),
+        "on the node's chain: accepted, not a duplicate"
+    );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_on_a_job_whose_tip_was_just_replaced_is_still_submitted() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
+    let (mut client, work) = common::ready_miner(running.stratum_addr(), "t/1", "w").await;
+    // Another miner's block takes the height first; NDAS moves to it.
+    pair.main.mine(1).await;
+    common::next_tip(&mut client, &work).await;
+
+    let en2 = vec![7; client.extranonce2_size];
+    let block = ndas::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+        s.is_block
+    })
+    .unwrap();
+    let answer = client.submit("w", &block).await.unwrap();
+    assert_eq!(
+        answer["error"],
+        json!([21, "Stale share", null]),
+        "stale as a share"
+    );
+    // Submitted all the same: the node has it, beside its tip.
+    let journal = Journal::open(&dir.path().join("data")).unwrap();
+    wait_for(
+        || journal.settled().unwrap().len() == 1,
+        "the stale block to be submitted and settled",
+    )
+    .await;
+    let header = pair
+        .main
+        .call("getblockheader", json!([block.hash.to_string()]))
+        .await;
+    assert_eq!(
+        header["confirmations"],
+        json!(-1),
+        "kept off the active chain"
+    );
+    assert_eq!(
+        journal.settled().unwrap()[0].outcome,
+        Some(Outcome::Inconclusive)
+    );
+    running.shutdown().await;
+}

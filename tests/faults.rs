@@ -334,11 +334,12 @@ async fn mine_until_closed(addr: SocketAddr, worker: String) -> (u64, Vec<String
         };
         let answered = message["id"].as_u64().and_then(|id| in_flight.remove(&id));
         if let Some(share) = answered {
-            if message["result"] == json!(true) {
-                accepted += 1;
-                if share.is_block {
-                    blocks.push(share.hash.to_string());
-                }
+            let accepted_now = message["result"] == json!(true);
+            accepted += u64::from(accepted_now);
+            // A block on a job just made stale is still submitted.
+            let stale = message["error"][1] == json!("Stale share");
+            if share.is_block && (accepted_now || stale) {
+                blocks.push(share.hash.to_string());
             }
         }
     }

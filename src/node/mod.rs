@@ -2,6 +2,7 @@
 //! tip watching and block submission.
 
 pub mod chain;
+pub mod gate;
 pub mod journal;
 pub mod rpc;
 pub mod secret;

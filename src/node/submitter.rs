@@ -31,6 +31,12 @@ pub struct Submitter {
     pub drain: Duration,
     /// Each new template's transactions are journaled as its first job goes out.
     pub jobs: JobReceiver,
+    /// Bounds the `submitblock` calls in flight, blocks on the tip first.
+    pub gate: super::gate::SubmitGate,
+    /// Held (read) while a verdict is written to the journal; taken (write)
+    /// when shutdown gives up on the submissions still in flight, so the
+    /// journal NDAS leaves is final: what is pending then stays pending.
+    pub settling: tokio::sync::RwLock<bool>,
 }
 
 impl Submitter {
@@ -77,7 +83,14 @@ impl Submitter {
             }
         }
         inflight.close();
-        let _ = tokio::time::timeout(this.drain, inflight.wait()).await;
+        if tokio::time::timeout(this.drain, inflight.wait())
+            .await
+            .is_err()
+        {
+            // Those still in flight stay journaled for the next start; none
+            // settles after this.
+            *this.settling.write().await = true;
+        }
     }
 
     async fn submit_found(self: Arc<Self>, block: Prepared, shutdown: CancellationToken) {
@@ -113,15 +126,25 @@ impl Submitter {
             attempts: u32::MAX,
         };
         let mut attempt = 1;
+        // An attempt that timed out or lost its connection may have reached
+        // the node, which took the block: a later "duplicate" is then ours.
+        let mut uncertain = false;
         let outcome = loop {
+            let permit = self.gate.enter(self.on_tip(&entry)).await;
             self.stats.metrics.blocks_submitted_total.inc();
             let answer = self
                 .rpc
                 .call_serialized::<Value>("submitblock", params.clone(), self.rpc.timeout())
                 .await;
+            drop(permit);
             match verdict(answer) {
+                Ok(Outcome::Duplicate) if uncertain => {
+                    break self.judge_duplicate(&entry.hash).await
+                }
                 Ok(outcome) => break outcome,
                 Err(error) => {
+                    uncertain |=
+                        matches!(error, RpcError::Timeout { .. } | RpcError::Transport { .. });
                     tracing::warn!(hash = %entry.hash, attempt, %error, "block not yet submitted; retrying");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff.delay(attempt)) => {}
@@ -151,6 +174,12 @@ impl Submitter {
                 tracing::error!(hash = %entry.hash, height = entry.height, reason = %reason, "BLOCK REJECTED by the node");
             }
         }
+        let abandoned = self.settling.read().await;
+        if *abandoned {
+            // Shutdown gave up on this one: still journaled, submitted again
+            // at the next start (and then settled, as a duplicate if taken).
+            return;
+        }
         self.stats
             .block_settled(&entry.hash, entry.height, outcome.label());
         entry.outcome = Some(outcome);
@@ -158,6 +187,36 @@ impl Submitter {
         let settled = tokio::task::spawn_blocking(move || journal.settle(&entry)).await;
         if !matches!(settled, Ok(Ok(()))) {
             tracing::error!("cannot record the block's outcome in the journal; it will be resubmitted on restart");
+        }
+    }
+}
+
+impl Submitter {
+    /// Whether the block's parent is the tip miners are working on now.
+    fn on_tip(&self, entry: &JournalEntry) -> bool {
+        let tip = self
+            .jobs
+            .borrow()
+            .as_ref()
+            .map(|job| job.template.prev_hash);
+        let parent = entry.block.head.get(4..36);
+        tip.is_some_and(|tip| parent == Some(&tip.0[..]))
+    }
+
+    /// "duplicate" for a block whose earlier attempt may have reached the
+    /// node: accepted if it is on the node's active chain (the earlier
+    /// attempt was taken), a duplicate otherwise.
+    async fn judge_duplicate(&self, hash: &str) -> Outcome {
+        let header = self
+            .rpc
+            .call::<Value>("getblockheader", serde_json::json!([hash]))
+            .await;
+        match header {
+            Ok(header) if header["confirmations"].as_i64().is_some_and(|c| c >= 1) => {
+                tracing::info!(%hash, "the node already had the block from an attempt that timed out: accepted");
+                Outcome::Accepted
+            }
+            _ => Outcome::Duplicate,
         }
     }
 }
@@ -289,16 +348,56 @@ pub fn verdict(answer: Result<Value, RpcError>) -> Result<Outcome, RpcError> {
         Ok(Value::Null) => Ok(Outcome::Accepted),
         Ok(Value::String(text)) => Ok(match text.as_str() {
             "duplicate" => Outcome::Duplicate,
-            "inconclusive" => Outcome::Inconclusive,
+            // BIP22: already known, its validity not yet decided: no rejection.
+            "inconclusive" | "duplicate-inconclusive" => Outcome::Inconclusive,
             other => Outcome::Rejected(crate::stratum::method::sanitize(other, 200)),
         }),
         Ok(other) => Ok(Outcome::Rejected(crate::stratum::method::sanitize(
             &other.to_string(),
             200,
         ))),
-        Err(RpcError::Rpc { message, code, .. }) if !matches!(code, -28 | -9 | -10) => {
+        // -28 warming up, -9 not connected, -10 initial download, -25 a
+        // verification error the node may not repeat: tried again.
+        Err(RpcError::Rpc { message, code, .. }) if !matches!(code, -28 | -9 | -10 | -25) => {
             Ok(Outcome::Rejected(format!("{message} (code {code})")))
         }
         Err(error) => Err(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rpc_error(code: i64) -> RpcError {
+        RpcError::Rpc {
+            method: "submitblock".into(),
+            code,
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn the_nodes_answers_map_to_outcomes_or_retries() {
+        assert_eq!(verdict(Ok(Value::Null)).unwrap(), Outcome::Accepted);
+        assert_eq!(verdict(Ok("duplicate".into())).unwrap(), Outcome::Duplicate);
+        for unknown in ["inconclusive", "duplicate-inconclusive"] {
+            assert_eq!(verdict(Ok(unknown.into())).unwrap(), Outcome::Inconclusive);
+        }
+        assert_eq!(
+            verdict(Ok("duplicate-invalid".into())).unwrap(),
+            Outcome::Rejected("duplicate-invalid".into())
+        );
+        assert_eq!(
+            verdict(Ok("bad-txnmrklroot".into())).unwrap(),
+            Outcome::Rejected("bad-txnmrklroot".into())
+        );
+        for retried in [-28, -9, -10, -25] {
+            assert!(verdict(Err(rpc_error(retried))).is_err(), "{retried}");
+        }
+        assert!(matches!(
+            verdict(Err(rpc_error(-22))),
+            Ok(Outcome::Rejected(_))
+        ));
     }
 }

@@ -570,11 +570,14 @@ impl Session {
             .rev()
             .find(|sent| sent.job.id == job_id)
             .ok_or(Reject::JobNotFound)?;
-        if Some(*sent.job.prev_hash()) != tip {
-            return Err(Reject::Stale);
-        }
-        // A miner may apply a lowered difficulty at once: accept the easier target.
+        let stale = Some(*sent.job.prev_hash()) != tip;
+        // A share on a job whose tip was just replaced is stale as a share,
+        // but if it meets the network target it is still submitted as a
+        // block (as ckpool does): it may win the race for its height.
+        let network = *sent.job.network_target();
         let (difficulty, target) = match sent_difficulty {
+            _ if stale => (0.0, network),
+            // A miner may apply a lowered difficulty at once: accept the easier target.
             Some(lower) if lower < sent.difficulty => (lower, Target::from_difficulty(lower)),
             _ => (sent.difficulty, sent.target),
         };
@@ -585,16 +588,25 @@ impl Session {
             target: &target,
             now_unix: now.unix,
         };
-        let accepted = validate(&sent.job, submit, &context)?;
+        let accepted = match validate(&sent.job, submit, &context) {
+            Err(_) if stale => return Err(Reject::Stale),
+            judged => judged?,
+        };
         let key = u128::from_le_bytes(accepted.hash.0[..16].try_into().expect("16 of 32 bytes"));
         if !sent.accepted.insert(key) {
-            return Err(Reject::Duplicate);
+            return Err(if stale {
+                Reject::Stale
+            } else {
+                Reject::Duplicate
+            });
         }
-        out.events.push(Event::Share {
-            worker: Some(worker.clone()),
-            difficulty,
-            verdict: Ok(accepted.achieved),
-        });
+        if !stale {
+            out.events.push(Event::Share {
+                worker: Some(worker.clone()),
+                difficulty,
+                verdict: Ok(accepted.achieved),
+            });
+        }
         if accepted.is_block {
             out.events.push(Event::Block(Box::new(FoundBlock {
                 job: sent.job.clone(),
@@ -605,6 +617,9 @@ impl Session {
                 worker: worker.clone(),
                 received: now.instant,
             })));
+        }
+        if stale {
+            return Err(Reject::Stale);
         }
         Ok(())
     }

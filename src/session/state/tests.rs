@@ -672,3 +672,42 @@ fn a_minimum_difficulty_from_configure_or_the_password_is_the_miners_floor() {
         "bounded by difficulty.max"
     );
 }
+
+#[test]
+fn a_block_on_a_job_whose_tip_was_just_replaced_is_still_submitted() {
+    let first = job(1, template(TIP_A, REGTEST_BITS, 900));
+    let mut s = ready(2.5e-10, first.clone());
+    s.on_job(
+        job(2, template(TIP_B, REGTEST_BITS, 901)),
+        now(),
+        &mut Output::default(),
+    );
+    let block = find(&first, [4; 8], None, |s| s.is_block);
+    let (answers, out) = send(&mut s, &submit_line("w", &block));
+    assert_eq!(
+        error_of(&answers),
+        json!([21, "Stale share", null]),
+        "stale as a share"
+    );
+    let blocks: Vec<_> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Block(found) => Some(found.hash),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(blocks.len(), 1, "and a block to submit");
+    assert_eq!(blocks[0].to_string(), block.hash.to_string());
+    // Sent again: stale, and no second block.
+    let (answers, out) = send(&mut s, &submit_line("w", &block));
+    assert_eq!(error_of(&answers)[0], json!(21));
+    assert!(!out.events.iter().any(|e| matches!(e, Event::Block(_))));
+    // A stale share that is no block: stale, nothing else.
+    let plain = find(&first, [5; 8], None, |s| {
+        !s.is_block && s.difficulty > 2.5e-10
+    });
+    let (answers, out) = send(&mut s, &submit_line("w", &plain));
+    assert_eq!(error_of(&answers)[0], json!(21));
+    assert!(!out.events.iter().any(|e| matches!(e, Event::Block(_))));
+}
