@@ -5,7 +5,7 @@
 //! Only for load runs; the tests and the block-latency figure use the real node.
 
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use crate::chain::{sha256d, Target};
 /// What the stand-in serves.
 pub struct StandIn {
     template: Value,
-    bits: u32,
+    bits: AtomicU32,
     tip: watch::Sender<u64>,
     /// `submitblock` calls received.
     pub submitted: AtomicU64,
@@ -37,10 +37,18 @@ impl StandIn {
         let (tip, _) = watch::channel(1);
         Ok(Arc::new(StandIn {
             template,
-            bits,
+            bits: AtomicU32::new(bits),
             tip,
             submitted: AtomicU64::new(0),
         }))
+    }
+
+    /// Changes the target at the same tip, as testnet's 20-minute rule does:
+    /// the node's longpoll does not return for it (Core's does not either).
+    pub fn set_bits(&self, bits: u32) -> Result<(), String> {
+        Target::from_compact(bits).map_err(|e| e.to_string())?;
+        self.bits.store(bits, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Moves the tip: the next template is on a new previous block.
@@ -63,9 +71,10 @@ impl StandIn {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut template = self.template.clone();
-        let target = Target::from_compact(self.bits).expect("checked in new()");
+        let bits = self.bits.load(Ordering::Relaxed);
+        let target = Target::from_compact(bits).expect("checked when set");
         template["previousblockhash"] = json!(Self::tip_hash(tip));
-        template["bits"] = json!(format!("{:08x}", self.bits));
+        template["bits"] = json!(format!("{bits:08x}"));
         template["target"] = json!(hex::encode(target.to_be_bytes()));
         template["curtime"] = json!(now);
         template["mintime"] = json!(now - 600);

@@ -46,6 +46,9 @@ pub fn template_request(network: Network, longpoll_id: Option<&str>) -> Value {
 /// What the last published job was built from, to tell changes apart.
 struct Published {
     prev_hash: Hash256,
+    /// Testnet's 20-minute rule changes the target at the same tip: a block
+    /// must carry exactly the bits its time calls for.
+    bits: u32,
     txids: Vec<Hash256>,
     coinbase_value: u64,
 }
@@ -148,13 +151,16 @@ pub async fn run(
             .is_none_or(|p| p.prev_hash != template.prev_hash);
         let changed = new_tip
             || published.as_ref().is_some_and(|p| {
-                p.txids != template.txids || p.coinbase_value != template.coinbase_value
+                p.txids != template.txids
+                    || p.coinbase_value != template.coinbase_value
+                    || p.bits != template.bits
             });
         if !changed {
             continue;
         }
         let next = Published {
             prev_hash: template.prev_hash,
+            bits: template.bits,
             txids: template.txids.clone(),
             coinbase_value: template.coinbase_value,
         };

@@ -43,7 +43,22 @@ pub fn regtest_config(pair: &RegtestPair, dir: &Path, payout: &str) -> Config {
 
 /// A config for NDAS against `node` on `network`, paying `payout`.
 pub fn node_config(node: &node::RegtestNode, network: &str, dir: &Path, payout: &str) -> Config {
-    let (metadata, conf) = write_utek_files(dir, node.rpc_port, &node.user, &node.password);
+    endpoint_config(
+        (node.rpc_port, &node.user, &node.password),
+        network,
+        dir,
+        payout,
+    )
+}
+
+/// A config for NDAS against the node on 127.0.0.1:`port` with `user` and `password`.
+pub fn endpoint_config(
+    (port, user, password): (u16, &str, &str),
+    network: &str,
+    dir: &Path,
+    payout: &str,
+) -> Config {
+    let (metadata, conf) = write_utek_files(dir, port, user, password);
     let toml = format!(
         r#"
 network = "{network}"
