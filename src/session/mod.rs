@@ -3,6 +3,7 @@
 //! ([`connection`]).
 
 pub mod connection;
+mod found;
 pub mod resume;
 pub mod share;
 mod state;
@@ -11,5 +12,6 @@ pub mod vardiff;
 #[cfg(test)]
 pub(crate) mod testkit;
 
+pub use found::FoundBlock;
 pub use resume::Resumptions;
-pub use state::{Event, FoundBlock, Now, Output, Parked, Session, SessionConfig};
+pub use state::{Event, Now, Output, Parked, Session, SessionConfig};

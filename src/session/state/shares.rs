@@ -1,0 +1,111 @@
+//! `mining.submit`: a share judged against the job it names, with the
+//! connection's history (stale, duplicate) around the pure [`validate`].
+
+use serde_json::Value;
+
+use super::*;
+
+impl Session {
+    pub(super) fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
+        let worker = self
+            .workers
+            .iter()
+            .find(|w| ***w == *submit.worker)
+            .cloned();
+        match self.judge(submit, worker.as_ref(), now, out) {
+            Ok(()) => {
+                out.lines.push(result(id, true));
+                if let Some(next) = self.vardiff.on_share(self.difficulty, now.instant) {
+                    self.difficulty = self.bounded(next);
+                    self.send_difficulty(true, out);
+                }
+            }
+            Err(reject) => {
+                out.lines.push(error(id, &reject.to_stratum()));
+                out.events.push(Event::Share {
+                    worker,
+                    difficulty: 0.0,
+                    verdict: Err(reject),
+                });
+            }
+        }
+    }
+
+    /// Checks a submission; on success records the share (and block) events
+    /// (the accepted share event carries the credited difficulty).
+    fn judge(
+        &mut self,
+        submit: &Submit,
+        worker: Option<&Arc<str>>,
+        now: Now,
+        out: &mut Output,
+    ) -> Result<(), Reject> {
+        match self.phase {
+            Phase::Connected => return Err(Reject::NotSubscribed),
+            Phase::Subscribed => return Err(Reject::Unauthorized),
+            Phase::Authorized => {}
+        }
+        let worker = worker.ok_or(Reject::Unauthorized)?;
+        let job_id = submit.job_id.ok_or(Reject::JobNotFound)?;
+        let tip = self.tip;
+        let sent_difficulty = self.sent_difficulty;
+        let sent = self
+            .jobs
+            .iter_mut()
+            .rev()
+            .find(|sent| sent.job.id == job_id)
+            .ok_or(Reject::JobNotFound)?;
+        let stale = Some(*sent.job.prev_hash()) != tip;
+        // A share on a job whose tip was just replaced is stale as a share,
+        // but if it meets the network target it is still submitted as a
+        // block (as ckpool does): it may win the race for its height.
+        let network = *sent.job.network_target();
+        let (difficulty, target) = match sent_difficulty {
+            _ if stale => (0.0, network),
+            // A miner may apply a lowered difficulty at once: accept the easier target.
+            Some(lower) if lower < sent.difficulty => (lower, Target::from_difficulty(lower)),
+            _ => (sent.difficulty, sent.target),
+        };
+        let context = ShareContext {
+            extranonce1: &self.extranonce1,
+            extranonce2_size: self.config.extranonce2_size,
+            version_mask: self.config.version_mask,
+            target: &target,
+            now_unix: now.unix,
+        };
+        let accepted = match validate(&sent.job, submit, &context) {
+            Err(_) if stale => return Err(Reject::Stale),
+            judged => judged?,
+        };
+        let key = u128::from_le_bytes(accepted.hash.0[..16].try_into().expect("16 of 32 bytes"));
+        if !sent.accepted.insert(key) {
+            return Err(if stale {
+                Reject::Stale
+            } else {
+                Reject::Duplicate
+            });
+        }
+        if !stale {
+            out.events.push(Event::Share {
+                worker: Some(worker.clone()),
+                difficulty,
+                verdict: Ok(accepted.achieved),
+            });
+        }
+        if accepted.is_block {
+            out.events.push(Event::Block(Box::new(FoundBlock {
+                job: sent.job.clone(),
+                header: accepted.header,
+                hash: accepted.hash,
+                extranonce1: self.extranonce1,
+                extranonce2: submit.extranonce2,
+                worker: worker.clone(),
+                received: now.instant,
+            })));
+        }
+        if stale {
+            return Err(Reject::Stale);
+        }
+        Ok(())
+    }
+}
