@@ -84,9 +84,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let rpc =
         Arc::new(node::RpcClient::new(&endpoint, timeout)?.with_metrics(stats.metrics.clone()));
     // A node on another chain, or a signet NDAS cannot sign for, is refused
-    // now when it answers; the watcher checks again whenever it returns.
+    // now when it answers; the watcher checks again whenever it returns. A
+    // node that hangs delays the start by two seconds at most, not a whole
+    // RPC timeout with miners waiting in the listen backlog.
+    let start_check = timeout.min(Duration::from_secs(2));
     if let Err(node::chain::ChainCheckError::Mismatch(mismatch)) =
-        node::chain::check(&rpc, config.network).await
+        node::chain::check(&rpc, config.network, start_check).await
     {
         return Err(StartError::Chain(mismatch));
     }

@@ -6,6 +6,8 @@
 //! challenge (BIP325), which NDAS cannot make: only a signet whose challenge
 //! is `OP_TRUE` (`51`), whose blocks need none, can be mined through it.
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
 use super::rpc::{RpcClient, RpcError};
@@ -43,9 +45,16 @@ struct BlockchainInfo {
     signet_challenge: Option<String>,
 }
 
-/// Asks the node which chain it follows and checks it against `network`.
-pub async fn check(rpc: &RpcClient, network: Network) -> Result<(), ChainCheckError> {
-    let info: BlockchainInfo = rpc.call("getblockchaininfo", serde_json::json!([])).await?;
+/// Asks the node which chain it follows and checks it against `network`,
+/// waiting at most `timeout` for the answer.
+pub async fn check(
+    rpc: &RpcClient,
+    network: Network,
+    timeout: Duration,
+) -> Result<(), ChainCheckError> {
+    let info: BlockchainInfo = rpc
+        .call_with_timeout("getblockchaininfo", serde_json::json!([]), timeout)
+        .await?;
     judge(network, &info.chain, info.signet_challenge.as_deref())?;
     Ok(())
 }

@@ -102,7 +102,7 @@ pub async fn run(
         // When the tip changed, this is when NDAS noticed.
         let started = std::time::Instant::now();
         if !chain_checked {
-            if let Err(error) = super::chain::check(&rpc, config.network).await {
+            if let Err(error) = super::chain::check(&rpc, config.network, rpc.timeout()).await {
                 failures += 1;
                 note_failure(&rpc, &stats, failures, error.to_string());
                 retry_later(&wake, retry.delay(failures));

@@ -107,7 +107,8 @@ enum Phase {
 pub struct Parked {
     jobs: VecDeque<SentJob>,
     tip: Option<Hash256>,
-    difficulty: Option<f64>,
+    /// Vardiff's choice when the session ended (0 when unknown: the floor).
+    difficulty: f64,
 }
 
 struct SentJob {
@@ -198,7 +199,7 @@ impl Session {
         let parked = Parked {
             jobs,
             tip,
-            difficulty: Some(self.difficulty),
+            difficulty: self.difficulty,
         };
         // Parked before the lease is dropped: a quick return finds its jobs.
         resumptions.park(self.extranonce1, parked, now);
@@ -293,23 +294,17 @@ impl Session {
     /// `difficulty` within the pool's bounds and above this miner's floor.
     fn bounded(&self, difficulty: f64) -> f64 {
         let v = &self.config.vardiff;
-        let low = self
-            .floor
-            .map_or(v.min, |floor| floor.max(v.min))
-            .min(v.max);
+        // The floor is within the bounds of the config it was set under; a
+        // reload may have moved them since.
+        let low = self.floor.map_or(v.min, |floor| floor.clamp(v.min, v.max));
         difficulty.clamp(low, v.max)
     }
 
     /// Sets the miner's floor (and raises its difficulty to it); announced
     /// at once when it is mining.
     fn set_floor(&mut self, floor: f64, start: bool, now: Now, out: &mut Output) {
-        let v = &self.config.vardiff;
-        let floor = floor.clamp(v.min, v.max);
         self.floor = Some(floor);
-        self.difficulty = match start {
-            true => floor,
-            false => self.difficulty.max(floor),
-        };
+        self.difficulty = self.bounded(if start { floor } else { self.difficulty });
         self.vardiff.reset(now.instant);
         if self.phase == Phase::Authorized {
             self.send_difficulty(false, out);
@@ -367,9 +362,7 @@ impl Session {
         // Same tip: the first job goes out without clean_jobs, and the
         // miner keeps the work it had.
         self.tip = parked.tip;
-        if let Some(difficulty) = parked.difficulty {
-            self.difficulty = difficulty;
-        }
+        self.difficulty = self.bounded(parked.difficulty);
         out.events.push(Event::Resumed);
     }
 
