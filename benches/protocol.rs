@@ -1,6 +1,7 @@
 //! The hashing floor and the protocol's own costs: one SHA-256 compression,
 //! parsing a `mining.submit` line, serializing a `mining.notify`, and the
-//! coinbase + merkle root of a share on a 3,500-transaction template.
+//! coinbase + merkle root of a share on a 3,500-transaction template, and
+//! counting an accepted share.
 
 use std::sync::Arc;
 
@@ -76,5 +77,31 @@ fn coinbase_and_root(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, floor, protocol, coinbase_and_root);
+/// Counting one accepted share (metrics, pool rate, worker figures): the
+/// per-share cost of the stats, with its `port` series resolved once.
+fn record_share(c: &mut Criterion) {
+    use ndas::session::Event;
+    let stats = Arc::new(ndas::stats::Stats::new(Arc::new(
+        ndas::metrics::Metrics::new(),
+    )));
+    let mut connection =
+        ndas::stats::connection::ConnectionStats::open(stats.clone(), stats.metrics.port("main"));
+    let worker: Arc<str> = "bc1qexampleaccount.rack12-s19-004".into();
+    connection.record(
+        &Event::Authorized {
+            worker: worker.clone(),
+        },
+        None,
+    );
+    let share = Event::Share {
+        worker: Some(worker),
+        difficulty: 65536.0,
+        verdict: Ok(131072.0),
+    };
+    c.bench_function("record_accepted_share", |b| {
+        b.iter(|| connection.record(black_box(&share), None))
+    });
+}
+
+criterion_group!(benches, floor, protocol, coinbase_and_root, record_share);
 criterion_main!(benches);

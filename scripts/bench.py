@@ -63,11 +63,17 @@ def free_port():
 
 def metrics(port):
     text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
-    values = {}
+    values, families = {}, {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.rpartition(" ")
             values[key] = float(value)
+            if "{" in key and "le=" not in key:
+                name = key.split("{", 1)[0]
+                families[name] = families.get(name, 0.0) + float(value)
+    # A labelled family's total under its bare name (every port's connections).
+    for name, total in families.items():
+        values.setdefault(name, total)
     return values
 
 
@@ -185,7 +191,7 @@ def cpu_seconds(pid):
 
 
 def answers(values):
-    return sum(v for k, v in values.items() if k.startswith("ndas_shares_total"))
+    return values.get("ndas_shares_total", 0.0)
 
 
 def load_scenario(bits, tip_every, difficulty, load_args):

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::Network;
 use crate::node::Secret;
-pub use crate::session::vardiff::Rounding;
+pub use crate::session::vardiff::{AgentDifficulty, Rounding};
+pub use ports::{Port, PortConfig};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -58,6 +59,12 @@ pub struct LogConfig {
 #[serde(deny_unknown_fields)]
 pub struct StratumConfig {
     pub listen: SocketAddr,
+    /// `listen`'s name in `/api/stats` and the `port` label of the metrics.
+    pub name: String,
+    /// Further ports, each with its own difficulty (`[[stratum.ports]]`);
+    /// every other setting here applies to them all, and the connection
+    /// bounds count them together.
+    pub ports: Vec<PortConfig>,
     /// Bytes of extranonce2 each miner rolls (2–8).
     pub extranonce2_size: usize,
     /// Longest line a miner may send; longer closes the connection.
@@ -101,6 +108,9 @@ pub struct DifficultyConfig {
     pub target_share_seconds: f64,
     /// How difficulties of 1 or more are rounded before they are sent.
     pub rounding: Rounding,
+    /// Starting difficulty by user agent family, first match wins; setting
+    /// it replaces the built-in table, `[]` turns it off.
+    pub agents: Vec<AgentDifficulty>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -150,6 +160,8 @@ impl Default for Config {
             data_dir: PathBuf::from("data"),
             stratum: StratumConfig {
                 listen: SocketAddr::from(([0, 0, 0, 0], 3333)),
+                name: "main".into(),
+                ports: Vec::new(),
                 extranonce2_size: 8,
                 max_line_bytes: 4096,
                 max_connections: 100_000,
@@ -169,6 +181,7 @@ impl Default for Config {
                 max: 1e15,
                 target_share_seconds: 10.0,
                 rounding: Rounding::Integer,
+                agents: AgentDifficulty::defaults(),
             },
             mining: MiningConfig {
                 payout_address: String::new(),
@@ -431,6 +444,7 @@ impl Config {
                 "is the same address as stratum.listen".into(),
             );
         }
+        issues.extend(self.port_issues());
         if issues.is_empty() {
             Ok(())
         } else {
@@ -439,5 +453,6 @@ impl Config {
     }
 }
 
+mod ports;
 #[cfg(test)]
 mod tests;

@@ -79,6 +79,7 @@ pub fn stratum_lines(data: &[u8]) {
             target_share_seconds: 5.0,
             rounding: crate::session::vardiff::Rounding::None,
         },
+        agents: crate::session::vardiff::AgentDifficulty::defaults(),
     });
     let mut session = Session::new(config, Extranonce1([0, 0, 0, 1]), now());
     let mut out = Output::default();

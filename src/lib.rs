@@ -74,7 +74,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         extranonce2_size: config.stratum.extranonce2_size,
     };
     let (manager, jobs) = JobManager::new(job_config, first_job_id);
-    let (stratum, stratum_addr) = bind(config.stratum.listen).await?;
+    let mut listeners = Vec::new();
+    for port in config.ports() {
+        let (listener, addr) = bind(port.listen).await?;
+        listeners.push((
+            listener,
+            config::Port {
+                listen: addr,
+                ..port
+            },
+        ));
+    }
     let (http_listener, metrics_addr) = bind(config.metrics.listen).await?;
 
     let shutdown = CancellationToken::new();
@@ -109,7 +119,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             .map_err(StartError::JournalThread)?;
     let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
-    let (session_tx, session_rx) = watch::channel(Arc::new(session_config(&config)));
 
     let watcher = WatcherConfig {
         network: config.network,
@@ -148,19 +157,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
 
-    let context = ConnectionContext {
-        jobs,
-        blocks,
-        config: session_rx,
-        shutdown: shutdown.clone(),
-        max_line_bytes: config.stratum.max_line_bytes,
-        write_timeout: Duration::from_secs_f64(config.stratum.write_timeout_seconds),
-        max_lines_per_second: config.stratum.max_lines_per_second,
-        handshake_timeout: Duration::from_secs_f64(config.stratum.handshake_timeout_seconds),
-        idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
-        max_invalid_shares: config.stratum.max_invalid_shares,
-        stats: stats.clone(),
-    };
     let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
     let resumptions = Arc::new(session::Resumptions::new(
         extranonces.clone(),
@@ -172,14 +168,36 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         ban_after_drops: config.stratum.ban_after_drops,
         ban_for: Duration::from_secs_f64(config.stratum.ban_seconds),
     });
-    tasks.spawn(server::accept_loop(
-        stratum,
-        extranonces,
-        resumptions,
-        admission,
-        context,
-        tasks.clone(),
-    ));
+    // One listener per port; the bounds, extranonce1s and parked sessions
+    // are shared, so a miner may come back on another port.
+    let mut ports = Vec::new();
+    for (listener, port) in listeners {
+        let (session_tx, session_rx) = watch::channel(Arc::new(session_config(&config, &port)));
+        let context = ConnectionContext {
+            jobs: jobs.clone(),
+            blocks: blocks.clone(),
+            config: session_rx,
+            shutdown: shutdown.clone(),
+            max_line_bytes: config.stratum.max_line_bytes,
+            write_timeout: Duration::from_secs_f64(config.stratum.write_timeout_seconds),
+            max_lines_per_second: config.stratum.max_lines_per_second,
+            handshake_timeout: Duration::from_secs_f64(config.stratum.handshake_timeout_seconds),
+            idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
+            max_invalid_shares: config.stratum.max_invalid_shares,
+            stats: stats.clone(),
+            port: stats.metrics.port(&port.name),
+        };
+        tasks.spawn(server::accept_loop(
+            listener,
+            extranonces.clone(),
+            resumptions.clone(),
+            admission.clone(),
+            context,
+            tasks.clone(),
+        ));
+        ports.push((port, session_tx));
+    }
+    stats.set_ports(ports.iter().map(|(port, _)| port.clone()).collect());
     stats
         .listening
         .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -194,6 +212,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks.clone(),
     ));
     tasks.spawn(lifecycle::prune_workers(stats.clone(), shutdown.clone()));
+    let stratum_addr = ports[0].0.listen;
+    for (port, _) in &ports[1..] {
+        tracing::info!(port = %port.name, addr = %port.listen, start = port.start, min = port.min, "stratum port");
+    }
     tracing::info!(
         %stratum_addr,
         %metrics_addr,
@@ -202,14 +224,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         "NDAS serving"
     );
     Ok(Running::new(lifecycle::Parts {
-        stratum_addr,
         metrics_addr,
         shutdown,
         tasks,
         stats,
         config,
         refresh: refresh_tx,
-        session: session_tx,
+        ports,
         lock,
         journal,
     }))

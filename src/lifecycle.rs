@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, Port};
 use crate::session::vardiff::VardiffConfig;
 use crate::session::SessionConfig;
 use crate::stats::Stats;
@@ -70,19 +70,20 @@ pub(crate) fn lock_instance(data_dir: &Path, instance_id: u8) -> Result<File, St
     }
 }
 
-/// The session settings that follow from `config`.
-pub fn session_config(config: &Config) -> SessionConfig {
+/// The session settings that follow from `config` for `port`.
+pub fn session_config(config: &Config, port: &Port) -> SessionConfig {
     let d = &config.difficulty;
     SessionConfig {
         extranonce2_size: config.stratum.extranonce2_size,
         version_mask: VERSION_ROLLING_MASK,
         vardiff: VardiffConfig {
-            start: d.start,
-            min: d.min,
-            max: d.max,
+            start: port.start,
+            min: port.min,
+            max: port.max,
             target_share_seconds: d.target_share_seconds,
             rounding: d.rounding,
         },
+        agents: d.agents.clone(),
     }
 }
 
@@ -98,14 +99,14 @@ pub(crate) async fn prune_workers(stats: Arc<Stats>, shutdown: CancellationToken
 }
 
 pub(crate) struct Parts {
-    pub stratum_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub tasks: TaskTracker,
     pub stats: Arc<Stats>,
     pub config: Config,
     pub refresh: watch::Sender<Duration>,
-    pub session: watch::Sender<Arc<SessionConfig>>,
+    /// Each port as bound, with its sessions' settings; `stratum.listen` first.
+    pub ports: Vec<(Port, watch::Sender<Arc<SessionConfig>>)>,
     pub lock: File,
     pub journal: crate::node::submitter::Journal,
 }
@@ -122,7 +123,13 @@ impl Running {
 
     /// Where miners connect (the real port when configured with port 0).
     pub fn stratum_addr(&self) -> SocketAddr {
-        self.parts.stratum_addr
+        self.parts.ports[0].0.listen
+    }
+
+    /// Where the port named `name` listens, if there is one.
+    pub fn port_addr(&self, name: &str) -> Option<SocketAddr> {
+        let mut ports = self.parts.ports.iter().map(|(port, _)| port);
+        ports.find(|port| port.name == name).map(|port| port.listen)
     }
 
     /// Where `/metrics`, `/healthz`, `/readyz` and `/api/*` are served.
@@ -187,18 +194,49 @@ impl Running {
             }
         }
         let mut effective = old.clone();
+        if same_ports(old, &new) {
+            effective.stratum.ports = new.stratum.ports;
+        }
         effective.difficulty = new.difficulty;
         effective.mining.job_refresh_seconds = new.mining.job_refresh_seconds;
         effective.log = new.log;
-        // Wake every connection only when its settings really changed.
-        let sessions = session_config(&effective);
-        self.parts.session.send_if_modified(|current| {
-            let changed = **current != sessions;
-            if changed {
-                *current = Arc::new(sessions);
+        let now_served = effective.ports();
+        for ((port, sender), wanted) in self.parts.ports.iter_mut().zip(&now_served) {
+            if (port.start, port.min, port.max) != (wanted.start, wanted.min, wanted.max) {
+                if port.name != effective.stratum.name {
+                    said.push(format!(
+                        "stratum.ports {}: start {} min {} max {} -> start {} min {} max {}",
+                        port.name,
+                        port.start,
+                        port.min,
+                        port.max,
+                        wanted.start,
+                        wanted.min,
+                        wanted.max
+                    ));
+                }
+                (port.start, port.min, port.max) = (wanted.start, wanted.min, wanted.max);
             }
-            changed
-        });
+            // Wake every connection only when its settings really changed.
+            let sessions = session_config(&effective, port);
+            sender.send_if_modified(|current| {
+                let changed = **current != sessions;
+                if changed {
+                    *current = Arc::new(sessions);
+                }
+                changed
+            });
+        }
+        if old.difficulty.agents != effective.difficulty.agents {
+            said.push("difficulty.agents changed (new connections)".into());
+        }
+        self.parts.stats.set_ports(
+            self.parts
+                .ports
+                .iter()
+                .map(|(port, _)| port.clone())
+                .collect(),
+        );
         self.parts.config = effective;
         said
     }
@@ -224,6 +262,26 @@ impl Running {
     }
 }
 
+/// Whether both configs declare the same ports at the same addresses (their
+/// difficulties may differ: those apply live).
+fn same_ports(old: &Config, new: &Config) -> bool {
+    let shape = |c: &Config| -> Vec<(String, SocketAddr)> {
+        c.stratum
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.listen))
+            .collect()
+    };
+    shape(old) == shape(new)
+}
+
+/// `stratum` less its ports, which `same_ports` compares.
+fn without_ports(config: &Config) -> crate::config::StratumConfig {
+    let mut stratum = config.stratum.clone();
+    stratum.ports.clear();
+    stratum
+}
+
 /// Keys that only take effect at start, and whether each differs.
 fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     vec![
@@ -239,9 +297,11 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
             "stratum.max_line_bytes",
             old.stratum.max_line_bytes != new.stratum.max_line_bytes,
         ),
+        ("stratum.ports (names and addresses)", !same_ports(old, new)),
+        ("stratum.name", old.stratum.name != new.stratum.name),
         (
             "stratum limits",
-            format!("{:?}", old.stratum) != format!("{:?}", new.stratum),
+            format!("{:?}", without_ports(old)) != format!("{:?}", without_ports(new)),
         ),
         (
             "mining.payout_address",

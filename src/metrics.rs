@@ -2,11 +2,21 @@
 //!
 //! Per-worker figures never become labels; they are in the JSON API.
 
+use std::sync::{Mutex, PoisonError};
+
 use prometheus::core::Collector;
 use prometheus::{
-    Counter, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, Registry, TextEncoder,
+    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
+    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+mod port;
+pub use port::PortMetrics;
+
+/// Every `reason` of `ndas_disconnects_total`.
+const DISCONNECT_REASONS: [&str; 9] = crate::session::connection::Closed::REASONS;
+/// Every `reason` of `ndas_connections_refused_total`.
+const REFUSAL_REASONS: [&str; 3] = ["max_connections", "max_connections_per_ip", "banned"];
 
 /// RPC methods named in labels; any other is counted as `other`.
 const RPC_METHODS: &[&str] = &["getblocktemplate", "getbestblockhash", "submitblock"];
@@ -14,12 +24,16 @@ const RPC_METHODS: &[&str] = &["getblocktemplate", "getbestblockhash", "submitbl
 /// Every metric NDAS exports.
 pub struct Metrics {
     registry: Registry,
-    pub connections: IntGauge,
-    pub connections_total: IntCounter,
+    /// The ports' resolved series (see [`Metrics::port`]), for totals.
+    ports: Mutex<Vec<PortMetrics>>,
+    /// By `port` (a configured port's name, so bounded), like every
+    /// connection and share metric.
+    connections: IntGaugeVec,
+    connections_total: IntCounterVec,
     /// `reason`: `max_connections`, `max_connections_per_ip` or `banned`.
-    pub connections_refused_total: IntCounterVec,
+    connections_refused_total: IntCounterVec,
     /// `reason`: a [`crate::session::connection::Closed`] label.
-    pub disconnects_total: IntCounterVec,
+    disconnects_total: IntCounterVec,
     /// Workers with at least one connection (set at scrape).
     pub workers: IntGauge,
     pub subscribes_total: IntCounter,
@@ -27,9 +41,9 @@ pub struct Metrics {
     pub sessions_resumed_total: IntCounter,
     pub authorizes_total: IntCounter,
     /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
-    pub shares_total: IntCounterVec,
-    /// Sum of accepted share difficulty: `rate(...) * 2^32` is the pool hashrate.
-    pub accepted_difficulty_total: Counter,
+    shares_total: IntCounterVec,
+    /// Sum of accepted share difficulty: `rate(...) * 2^32` is the hashrate.
+    accepted_difficulty_total: CounterVec,
     pub blocks_found_total: IntCounter,
     pub blocks_submitted_total: IntCounter,
     /// From reading the block's share to its first `submitblock` call.
@@ -100,31 +114,37 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let r = &registry;
-        let shares_total = register(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "ndas_shares_total",
-                    "Shares judged, by result and reject reason",
-                ),
-                &["result", "reason"],
-            ),
+        let by_port = |name: &str, help: &str, labels: &[&str]| {
+            let labels: Vec<&str> = std::iter::once("port")
+                .chain(labels.iter().copied())
+                .collect();
+            register(r, IntCounterVec::new(Opts::new(name, help), &labels))
+        };
+        let shares_total = by_port(
+            "ndas_shares_total",
+            "Shares judged, by port, result and reject reason",
+            &["result", "reason"],
         );
-        let connections_refused_total = register(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "ndas_connections_refused_total",
-                    "Connections closed on arrival, by the bound they were over",
-                ),
-                &["reason"],
-            ),
+        let connections_refused_total = by_port(
+            "ndas_connections_refused_total",
+            "Connections closed on arrival, by port and the bound they were over",
+            &["reason"],
         );
-        let disconnects_total = register(
+        let disconnects_total = by_port(
+            "ndas_disconnects_total",
+            "Miner connections ended, by port and why",
+            &["reason"],
+        );
+        let connections_total = by_port(
+            "ndas_connections_total",
+            "Miner connections accepted, by port",
+            &[],
+        );
+        let connections = register(
             r,
-            IntCounterVec::new(
-                Opts::new("ndas_disconnects_total", "Miner connections ended, by why"),
-                &["reason"],
+            IntGaugeVec::new(
+                Opts::new("ndas_connections", "Miner connections open now, by port"),
+                &["port"],
             ),
         );
         let blocks_total = register(
@@ -164,9 +184,12 @@ impl Metrics {
         );
         let accepted_difficulty_total = register(
             r,
-            Counter::new(
-                "ndas_accepted_difficulty_total",
-                "Sum of accepted share difficulty",
+            CounterVec::new(
+                Opts::new(
+                    "ndas_accepted_difficulty_total",
+                    "Sum of accepted share difficulty, by port",
+                ),
+                &["port"],
             ),
         );
         let template_age_seconds = register(
@@ -181,17 +204,8 @@ impl Metrics {
             let process = prometheus::process_collector::ProcessCollector::for_self();
             let _ = registry.register(Box::new(process));
         }
-        // Every labelled series exists from the start, at zero, so rates work at once.
-        shares_total.with_label_values(&["accepted", "none"]);
-        for reason in crate::session::share::Reject::REASONS {
-            shares_total.with_label_values(&["rejected", reason]);
-        }
-        for reason in ["max_connections", "max_connections_per_ip", "banned"] {
-            connections_refused_total.with_label_values(&[reason]);
-        }
-        for reason in crate::session::connection::Closed::REASONS {
-            disconnects_total.with_label_values(&[reason]);
-        }
+        // Every labelled series exists from the start, at zero, so rates
+        // work at once (a port's, when it is declared: `Metrics::port`).
         for outcome in ["accepted", "duplicate", "inconclusive", "rejected"] {
             blocks_total.with_label_values(&[outcome]);
         }
@@ -204,8 +218,9 @@ impl Metrics {
             rpc_errors_total.with_label_values(&[kind]);
         }
         Metrics {
-            connections: gauge(r, "ndas_connections", "Miner connections open now"),
-            connections_total: counter(r, "ndas_connections_total", "Miner connections accepted"),
+            ports: Mutex::new(Vec::new()),
+            connections,
+            connections_total,
             connections_refused_total,
             disconnects_total,
             workers: gauge(r, "ndas_workers", "Workers with at least one connection"),
@@ -308,6 +323,52 @@ impl Metrics {
             bytes_sent_total: counter(r, "ndas_bytes_sent_total", "Bytes written to miners"),
             registry,
         }
+    }
+
+    /// The series of the port named `name`, its labels created at zero the
+    /// first time. Port names come from the config, so the label is bounded.
+    pub fn port(&self, name: &str) -> PortMetrics {
+        let mut ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(port) = ports.iter().find(|port| &*port.name == name) {
+            return port.clone();
+        }
+        let port = PortMetrics::new(self, name);
+        ports.push(port.clone());
+        port
+    }
+
+    /// Every declared port's series.
+    pub fn ports(&self) -> Vec<PortMetrics> {
+        self.ports
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Connections open now, on every port.
+    pub fn connections_open(&self) -> i64 {
+        self.ports().iter().map(|port| port.connections.get()).sum()
+    }
+
+    /// Shares accepted on every port.
+    pub fn shares_accepted(&self) -> u64 {
+        self.ports().iter().map(|port| port.accepted.get()).sum()
+    }
+
+    /// Shares rejected for `reason` on every port.
+    pub fn shares_rejected(&self, reason: &str) -> u64 {
+        self.ports()
+            .iter()
+            .map(|port| port.rejected(reason).get())
+            .sum()
+    }
+
+    /// Accepted share difficulty on every port.
+    pub fn accepted_difficulty(&self) -> f64 {
+        self.ports()
+            .iter()
+            .map(|port| port.accepted_difficulty.get())
+            .sum()
     }
 
     /// Counts one RPC call; `error` is the failure's kind.

@@ -153,24 +153,14 @@ pub async fn accept_loop(
             Ok(admitted) => admitted,
             Err(bound) => {
                 // Closed at once: a flood costs an accept and a close, no task.
-                context
-                    .stats
-                    .metrics
-                    .connections_refused_total
-                    .with_label_values(&[bound])
-                    .inc();
+                context.port.refused(bound);
                 tracing::debug!(%peer, bound, "connection refused");
                 continue;
             }
         };
         let Some(lease) = extranonces.allocate() else {
             // Every extranonce1 is held: more connections than any bound allows.
-            context
-                .stats
-                .metrics
-                .connections_refused_total
-                .with_label_values(&["max_connections"])
-                .inc();
+            context.port.refused("max_connections");
             tracing::warn!(%peer, "connection refused: every extranonce1 is in use");
             continue;
         };
@@ -182,7 +172,7 @@ pub async fn accept_loop(
         tracker.spawn(async move {
             let extranonce1 = session.extranonce1();
             let (reader, writer) = stream.into_split();
-            let stats = context.stats.clone();
+            let port = context.port.clone();
             let closed = serve(reader, writer, session, context).await;
             if closed == Closed::InvalidShares {
                 tracing::warn!(%peer, "miner closed after too many invalid shares in a row");
@@ -191,11 +181,7 @@ pub async fn accept_loop(
                 }
             }
             drop(admitted);
-            stats
-                .metrics
-                .disconnects_total
-                .with_label_values(&[closed.label()])
-                .inc();
+            port.disconnected(closed.label());
             tracing::debug!(%peer, extranonce1 = %extranonce1.to_hex(), ?closed, "miner disconnected");
         });
     }

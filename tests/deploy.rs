@@ -132,9 +132,11 @@ fn every_alert_watches_only_metrics_ndas_exports() {
     );
 }
 
-/// Every metric family NDAS exports.
+/// Every metric family NDAS exports (with its one port, as it always has).
 fn exported_names() -> BTreeSet<String> {
-    ndas::metrics::Metrics::new()
+    let metrics = ndas::metrics::Metrics::new();
+    metrics.port("main");
+    metrics
         .render()
         .lines()
         .filter_map(|l| l.strip_prefix("# TYPE "))

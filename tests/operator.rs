@@ -12,12 +12,7 @@ use serde_json::json;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn metric(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(series)
-                .and_then(|rest| rest.trim().parse().ok())
-        })
-        .unwrap_or_else(|| panic!("{series} not in /metrics:\n{text}"))
+    common::sum_series(text, series).unwrap_or_else(|| panic!("{series} not in /metrics:\n{text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -86,3 +86,77 @@ fn passwords_never_print() {
         "hunter2-secret"
     );
 }
+
+#[test]
+fn further_ports_take_their_own_difficulty_and_default_to_the_pools_bounds() {
+    let text = format!(
+        "{}\n[difficulty]\nstart = 65536\nmin = 1024\n[[stratum.ports]]\nname = \"bitaxe\"\nlisten = \"0.0.0.0:3334\"\nstart = 512\nmin = 16\n[[stratum.ports]]\nname = \"rental\"\nlisten = \"0.0.0.0:3335\"\nstart = 500000\n",
+        minimal()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    config.validate().unwrap();
+    let ports = config.ports();
+    let names: Vec<&str> = ports.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["main", "bitaxe", "rental"]);
+    assert_eq!((ports[0].start, ports[0].min), (65536.0, 1024.0));
+    assert_eq!((ports[1].start, ports[1].min), (512.0, 16.0));
+    assert_eq!(
+        (ports[2].start, ports[2].min, ports[2].max),
+        (500000.0, 1024.0, 1e15)
+    );
+}
+
+#[test]
+fn a_bad_port_is_named_by_its_index_and_field() {
+    let text = format!(
+        "{}\n[[stratum.ports]]\nname = \"main\"\nlisten = \"0.0.0.0:3333\"\nstart = 10\nmin = 20\n[[stratum.ports]]\nname = \"has space\"\nlisten = \"0.0.0.0:9100\"\nstart = -1\n",
+        minimal()
+    );
+    let issues = Config::from_toml(&text).unwrap().validate().unwrap_err().0;
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for key in [
+        "stratum.ports[0].name",
+        "stratum.ports[0].listen",
+        "stratum.ports[0].start",
+        "stratum.ports[1].name",
+        "stratum.ports[1].listen",
+        "stratum.ports[1].start",
+    ] {
+        assert!(keys.contains(&key), "{key} not reported in {issues:?}");
+    }
+    let why = |key: &str| &issues.iter().find(|i| i.key == key).unwrap().why;
+    assert!(why("stratum.ports[0].name").contains("names two ports"));
+    assert!(why("stratum.ports[1].listen").contains("metrics.listen"));
+}
+
+#[test]
+fn the_agent_table_has_defaults_that_a_file_replaces_or_empties() {
+    let config = Config::from_toml(&minimal()).unwrap();
+    let prefixes: Vec<&str> = config
+        .difficulty
+        .agents
+        .iter()
+        .map(|a| a.prefix.as_str())
+        .collect();
+    assert!(prefixes.contains(&"nicehash") && prefixes.contains(&"cpuminer"));
+    let text = format!(
+        "{}\n[[difficulty.agents]]\nprefix = \"S19\"\nstart = 32768\n",
+        minimal()
+    );
+    let replaced = Config::from_toml(&text).unwrap();
+    replaced.validate().unwrap();
+    assert_eq!(replaced.difficulty.agents.len(), 1);
+    assert_eq!(replaced.difficulty.agents[0].prefix, "S19");
+    let off = Config::from_toml(&format!("{}\n[difficulty]\nagents = []\n", minimal())).unwrap();
+    assert!(off.difficulty.agents.is_empty());
+    let bad = format!(
+        "{}\n[[difficulty.agents]]\nprefix = \"\"\nstart = 1\nmin = 2\n",
+        minimal()
+    );
+    let issues = Config::from_toml(&bad).unwrap().validate().unwrap_err().0;
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["difficulty.agents[0].prefix", "difficulty.agents[0].min"]
+    );
+}

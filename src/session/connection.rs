@@ -44,6 +44,8 @@ pub struct ConnectionContext {
     /// Invalid shares in a row before the miner is told to reconnect.
     pub max_invalid_shares: u32,
     pub stats: Arc<crate::stats::Stats>,
+    /// The series of the port this listener serves.
+    pub port: crate::metrics::PortMetrics,
 }
 
 /// Why a connection ended.
@@ -205,7 +207,7 @@ where
     // Unbuffered: lines are whole `Bytes` already, and 4 KiB per miner adds up.
     let mut writer = writer;
     let mut out = Output::default();
-    let mut stats = ConnectionStats::open(context.stats.clone());
+    let mut stats = ConnectionStats::open(context.stats.clone(), context.port.clone());
     if let Some(job) = context.jobs.borrow_and_update().clone() {
         session.on_job(job, Now::system(), &mut out);
     }

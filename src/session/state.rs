@@ -13,11 +13,10 @@ use serde_json::{json, Map, Value};
 use super::found::FoundBlock;
 use super::resume::Resumptions;
 use super::share::{validate, Reject, ShareContext};
-use super::vardiff::{Vardiff, VardiffConfig};
+use super::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
 use crate::chain::{Hash256, Target};
 use crate::stratum::message::{error, result};
 use crate::stratum::method::{Authorize, Configure, Submit, Subscribe};
-use crate::stratum::notify::set_difficulty;
 use crate::stratum::{ErrorCode, Method, Request, StratumError};
 use crate::work::{Extranonce1, Job, Lease};
 
@@ -34,7 +33,10 @@ pub struct SessionConfig {
     pub extranonce2_size: usize,
     /// Version bits miners may roll (BIP310), e.g. `0x1fffe000`.
     pub version_mask: u32,
+    /// This port's difficulty bounds and start.
     pub vardiff: VardiffConfig,
+    /// Starting difficulty by user agent family; the first match counts.
+    pub agents: Vec<AgentDifficulty>,
 }
 
 /// The time, given by the caller so tests control it.
@@ -132,6 +134,9 @@ pub struct Session {
     /// The least difficulty this miner asked for (BIP310
     /// `minimum-difficulty`, or `d=N` in its password), within the pool's bounds.
     floor: Option<f64>,
+    /// The miner asked for a starting difficulty (suggested one, or `d=N`):
+    /// the user agent table does not override it.
+    asked: bool,
     /// The difficulty last sent with `mining.set_difficulty`.
     sent_difficulty: Option<f64>,
     latest: Option<Arc<Job>>,
@@ -165,6 +170,7 @@ impl Session {
         Session {
             difficulty: config.vardiff.start,
             floor: None,
+            asked: false,
             config,
             phase: Phase::Connected,
             extranonce1,
@@ -247,6 +253,7 @@ impl Session {
             Method::Configure(configure) => self.configure(id, &configure, now, out),
             Method::Submit(submit) => self.submit(id, &submit, now, out),
             Method::SuggestDifficulty(suggested) => {
+                self.asked = true;
                 self.difficulty = self.bounded(suggested.difficulty);
                 self.vardiff.reset(now.instant);
                 out.lines.push(result(id, true));
@@ -291,26 +298,6 @@ impl Session {
         }
     }
 
-    /// `difficulty` within the pool's bounds and above this miner's floor.
-    fn bounded(&self, difficulty: f64) -> f64 {
-        let v = &self.config.vardiff;
-        // The floor is within the bounds of the config it was set under; a
-        // reload may have moved them since.
-        let low = self.floor.map_or(v.min, |floor| floor.clamp(v.min, v.max));
-        difficulty.clamp(low, v.max)
-    }
-
-    /// Sets the miner's floor (and raises its difficulty to it); announced
-    /// at once when it is mining.
-    fn set_floor(&mut self, floor: f64, start: bool, now: Now, out: &mut Output) {
-        self.floor = Some(floor);
-        self.difficulty = self.bounded(if start { floor } else { self.difficulty });
-        self.vardiff.reset(now.instant);
-        if self.phase == Phase::Authorized {
-            self.send_difficulty(false, out);
-        }
-    }
-
     fn strike(&mut self, out: &mut Output) {
         self.bad_lines += 1;
         if self.bad_lines >= MAX_BAD_LINES {
@@ -326,6 +313,7 @@ impl Session {
         }
         self.phase = Phase::Subscribed;
         self.user_agent = subscribe.user_agent;
+        self.start_for_agent();
         out.events.push(Event::Subscribed);
         if let Some(previous) = subscribe.session_id {
             self.resume(Extranonce1(previous), now, out);
@@ -425,22 +413,6 @@ impl Session {
         }
     }
 
-    fn send_difficulty(&mut self, vardiff: bool, out: &mut Output) {
-        let cap = self
-            .latest
-            .as_ref()
-            .map_or(f64::INFINITY, |job| job.network_difficulty);
-        let difficulty = self.config.vardiff.rounding.apply(self.difficulty.min(cap));
-        if self.sent_difficulty != Some(difficulty) {
-            out.lines.push(set_difficulty(difficulty));
-            out.events.push(Event::Difficulty {
-                difficulty,
-                vardiff,
-            });
-            self.sent_difficulty = Some(difficulty);
-        }
-    }
-
     fn send_job(&mut self, job: Arc<Job>, vardiff: bool, out: &mut Output) {
         let clean = self.tip != Some(*job.prev_hash());
         self.send_difficulty(vardiff, out);
@@ -465,6 +437,7 @@ impl Session {
     }
 }
 
+mod difficulty;
 mod shares;
 
 #[cfg(test)]

@@ -63,6 +63,7 @@ pub fn session(difficulty: f64) -> Session {
             target_share_seconds: 10.0,
             rounding: crate::session::vardiff::Rounding::None,
         },
+        agents: Vec::new(),
     };
     Session::new(Arc::new(config), Extranonce1([9, 0, 0, 1]), now())
 }

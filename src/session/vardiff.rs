@@ -45,6 +45,54 @@ impl Rounding {
     }
 }
 
+/// A starting difficulty for a family of miners, known by the user agent
+/// it sends in `mining.subscribe`: where a port's start would be wrong for
+/// it (a NiceHash rental wants 500,000 or more, a NerdMiner a ten-thousandth).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentDifficulty {
+    /// Matched against the start of the user agent, ignoring case.
+    pub prefix: String,
+    /// The family's starting difficulty, within the port's bounds.
+    pub start: f64,
+    /// A floor vardiff keeps the family above (NiceHash refuses work
+    /// below its minimum); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+}
+
+impl AgentDifficulty {
+    /// Whether `agent` belongs to this family.
+    pub fn matches(&self, agent: &str) -> bool {
+        let prefix = self.prefix.as_bytes();
+        agent
+            .as_bytes()
+            .get(..prefix.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    }
+
+    /// The built-in table: families whose hashrate is far from an ASIC
+    /// port's default. Starts are bounded by each port's `min` and `max`.
+    pub fn defaults() -> Vec<AgentDifficulty> {
+        let family = |prefix: &str, start: f64, min: Option<f64>| AgentDifficulty {
+            prefix: prefix.into(),
+            start,
+            min,
+        };
+        vec![
+            // NiceHash's SHA-256 marketplace requires pools to accept 500,000.
+            family("nicehash", 500_000.0, Some(500_000.0)),
+            // ESP-Miner ("bitaxe/BM1370/v2.9.0"): 0.5-1.2 TH/s, about one
+            // share per 4-10 s at 512.
+            family("bitaxe", 512.0, None),
+            // NerdMiner: 50-400 kH/s, a share a minute at 0.0001.
+            family("nerdminer", 0.0001, None),
+            // cpuminer: a few MH/s per core.
+            family("cpuminer", 0.001, None),
+        ]
+    }
+}
+
 /// Shares counted before a retarget is considered.
 const RETARGET_SHARES: u32 = 16;
 /// A retarget happens only when the rate is off by more than this factor.

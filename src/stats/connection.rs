@@ -5,22 +5,26 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{Stats, Worker};
+use crate::metrics::PortMetrics;
 use crate::session::share::Reject;
 use crate::session::Event;
 
 /// Held by a connection for its lifetime; counts it open until dropped.
 pub struct ConnectionStats {
     stats: Arc<Stats>,
+    /// The series of the port the miner came in on.
+    port: PortMetrics,
     workers: Vec<(Arc<str>, Arc<Worker>)>,
     difficulty: f64,
 }
 
 impl ConnectionStats {
-    pub fn open(stats: Arc<Stats>) -> ConnectionStats {
-        stats.metrics.connections.inc();
-        stats.metrics.connections_total.inc();
+    pub fn open(stats: Arc<Stats>, port: PortMetrics) -> ConnectionStats {
+        port.connections.inc();
+        port.connections_total.inc();
         ConnectionStats {
             stats,
+            port,
             workers: Vec::new(),
             difficulty: 0.0,
         }
@@ -70,20 +74,15 @@ impl ConnectionStats {
                 match verdict {
                     Ok(achieved) => {
                         let now = Instant::now();
-                        metrics
-                            .shares_total
-                            .with_label_values(&["accepted", "none"])
-                            .inc();
+                        self.port.accepted.inc();
+                        self.port.accepted_difficulty.inc_by(*difficulty);
                         self.stats.add_pool_share(*difficulty, now);
                         if let Some(entry) = entry {
                             entry.accepted(*difficulty, *achieved, now);
                         }
                     }
                     Err(reject) => {
-                        metrics
-                            .shares_total
-                            .with_label_values(&["rejected", reject.reason()])
-                            .inc();
+                        self.port.rejected(reject.reason()).inc();
                         if let Some(entry) = entry {
                             entry.rejected(*reject == Reject::Stale);
                         }
@@ -104,7 +103,7 @@ impl ConnectionStats {
 
 impl Drop for ConnectionStats {
     fn drop(&mut self) {
-        self.stats.metrics.connections.dec();
+        self.port.connections.dec();
         let now = Instant::now();
         for (_, worker) in &self.workers {
             worker.disconnected(now);

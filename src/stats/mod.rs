@@ -16,7 +16,8 @@ use serde_json::{json, Value};
 pub use rates::Rates;
 pub use worker::Worker;
 
-use crate::metrics::Metrics;
+use crate::config::Port;
+use crate::metrics::{Metrics, PortMetrics};
 
 /// Found blocks kept for the API.
 const RECENT_BLOCKS: usize = 50;
@@ -69,6 +70,8 @@ pub struct Stats {
     pool_rates: Mutex<Rates>,
     blocks: Mutex<VecDeque<BlockRecord>>,
     workers: Mutex<HashMap<Arc<str>, Arc<Worker>>>,
+    /// The stratum ports as served (bound addresses), for `/api/stats`.
+    ports: Mutex<Vec<Port>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -91,6 +94,7 @@ impl Stats {
             pool_rates: Mutex::new(Rates::new(now)),
             blocks: Mutex::new(VecDeque::new()),
             workers: Mutex::new(HashMap::new()),
+            ports: Mutex::new(Vec::new()),
         }
     }
 
@@ -110,7 +114,6 @@ impl Stats {
 
     fn add_pool_share(&self, difficulty: f64, now: Instant) {
         lock(&self.pool_rates).add(difficulty, now);
-        self.metrics.accepted_difficulty_total.inc_by(difficulty);
     }
 
     /// A new template was fetched and turned into a job.
@@ -194,21 +197,11 @@ impl Stats {
     /// Pool totals since start, for the last log line.
     pub fn accounting(&self) -> Accounting {
         let m = &self.metrics;
-        let rejected = crate::session::share::Reject::REASONS
-            .iter()
-            .map(|reason| {
-                m.shares_total
-                    .with_label_values(&["rejected", reason])
-                    .get()
-            })
-            .sum();
+        let rejected = m.ports().iter().map(PortMetrics::rejected_total).sum();
         Accounting {
-            shares_accepted: m
-                .shares_total
-                .with_label_values(&["accepted", "none"])
-                .get(),
+            shares_accepted: m.shares_accepted(),
             shares_rejected: rejected,
-            accepted_difficulty: m.accepted_difficulty_total.get(),
+            accepted_difficulty: m.accepted_difficulty(),
             blocks_found: m.blocks_found_total.get(),
         }
     }
@@ -250,6 +243,33 @@ impl Stats {
             .count()
     }
 
+    /// The ports served and their difficulty, at start and on each reload.
+    pub fn set_ports(&self, ports: Vec<Port>) {
+        *lock(&self.ports) = ports;
+    }
+
+    /// Each port: where it listens, its difficulty, its connections and shares.
+    fn ports_snapshot(&self) -> Vec<Value> {
+        let ports = lock(&self.ports).clone();
+        ports
+            .iter()
+            .map(|port| {
+                let series = self.metrics.port(&port.name);
+                json!({
+                    "name": port.name,
+                    "listen": port.listen.to_string(),
+                    "difficulty": {"start": port.start, "min": port.min, "max": port.max},
+                    "connections": series.connections.get(),
+                    "shares": {
+                        "accepted": series.accepted.get(),
+                        "rejected": series.rejected_total(),
+                        "accepted_difficulty": series.accepted_difficulty.get(),
+                    },
+                })
+            })
+            .collect()
+    }
+
     /// `/api/stats`.
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
@@ -257,15 +277,7 @@ impl Stats {
         let m = &self.metrics;
         let rejected: serde_json::Map<String, Value> = crate::session::share::Reject::REASONS
             .iter()
-            .map(|reason| {
-                (
-                    (*reason).to_owned(),
-                    json!(m
-                        .shares_total
-                        .with_label_values(&["rejected", reason])
-                        .get()),
-                )
-            })
+            .map(|reason| ((*reason).to_owned(), json!(m.shares_rejected(reason))))
             .collect();
         let (workers, connected_workers) = {
             let workers = lock(&self.workers);
@@ -283,14 +295,15 @@ impl Stats {
             .collect();
         json!({
             "uptime_seconds": self.started.elapsed().as_secs(),
-            "connections": m.connections.get(),
+            "connections": m.connections_open(),
             "workers": {"known": workers, "connected": connected_workers},
             "hashrate": {"1m": m1, "5m": m5, "1h": h1},
             "shares": {
-                "accepted": m.shares_total.with_label_values(&["accepted", "none"]).get(),
+                "accepted": m.shares_accepted(),
                 "rejected": rejected,
-                "accepted_difficulty": m.accepted_difficulty_total.get(),
+                "accepted_difficulty": m.accepted_difficulty(),
             },
+            "ports": self.ports_snapshot(),
             "blocks": {
                 "found": m.blocks_found_total.get(),
                 "accepted": m.blocks_total.with_label_values(&["accepted"]).get(),

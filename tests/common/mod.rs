@@ -139,14 +139,49 @@ pub async fn http_json(addr: std::net::SocketAddr, path: &str) -> (u16, serde_js
     )
 }
 
-/// The value of the series `series` (name and labels as exposed) on `/metrics`.
+/// A series as written, `name{a="1",b="2"}`: its name and labels.
+fn parse_series(series: &str) -> (&str, Vec<(&str, &str)>) {
+    let series = series.trim();
+    let Some((name, labels)) = series.split_once('{') else {
+        return (series, Vec::new());
+    };
+    let labels = labels.trim_end_matches('}');
+    let pairs = labels
+        .split("\",")
+        .filter(|pair| !pair.is_empty())
+        .filter_map(|pair| {
+            let (key, value) = pair.split_once("=\"")?;
+            Some((key, value.trim_end_matches('"')))
+        })
+        .collect();
+    (name, pairs)
+}
+
+/// The sum of every series in the exposition `text` named as `series` is
+/// and carrying at least its labels: `ndas_shares_total{result="accepted"}`
+/// adds up every port's. None when no series matches.
+pub fn sum_series(text: &str, series: &str) -> Option<f64> {
+    let (name, wanted) = parse_series(series);
+    let mut found = None;
+    for line in text.lines().filter(|line| !line.starts_with('#')) {
+        let Some((exposed, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let (exposed_name, labels) = parse_series(exposed);
+        if exposed_name != name || !wanted.iter().all(|pair| labels.contains(pair)) {
+            continue;
+        }
+        let value: f64 = value.parse().unwrap();
+        found = Some(found.unwrap_or(0.0) + value);
+    }
+    found
+}
+
+/// The value of the series `series` on `/metrics`, summed over the labels
+/// it does not name (e.g. every `port`).
 pub async fn metric(addr: std::net::SocketAddr, series: &str) -> f64 {
     let (_, text) = http_get(addr, "/metrics").await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no series {series} on /metrics"))
-        .parse()
-        .unwrap()
+    sum_series(&text, series).unwrap_or_else(|| panic!("no series {series} on /metrics"))
 }
 
 /// Polls `/metrics` until `series` satisfies `check`; its value.

@@ -208,6 +208,7 @@ fn wide(rounding: crate::session::vardiff::Rounding, start: f64) -> Session {
             target_share_seconds: 10.0,
             rounding,
         },
+        agents: Vec::new(),
     };
     let mut s = Session::new(
         Arc::new(config),
@@ -336,4 +337,93 @@ fn a_block_on_a_job_whose_tip_was_just_replaced_is_still_submitted() {
     let (answers, out) = send(&mut s, &submit_line("w", &plain));
     assert_eq!(error_of(&answers)[0], json!(21));
     assert!(!out.events.iter().any(|e| matches!(e, Event::Block(_))));
+}
+
+/// A session on a port starting at 65536 (min 1, max 1e6) with the
+/// built-in user agent table, subscribed as `agent` after `before`.
+fn on_asic_port(agent: &str, before: &[&str]) -> (Session, Vec<Value>) {
+    let config = SessionConfig {
+        extranonce2_size: 8,
+        version_mask: 0x1fff_e000,
+        vardiff: VardiffConfig {
+            start: 65536.0,
+            min: 1.0,
+            max: 1e6,
+            target_share_seconds: 10.0,
+            rounding: crate::session::vardiff::Rounding::Integer,
+        },
+        agents: crate::session::vardiff::AgentDifficulty::defaults(),
+    };
+    let mut s = Session::new(
+        Arc::new(config),
+        crate::work::Extranonce1([9, 0, 0, 1]),
+        now(),
+    );
+    s.on_job(
+        job(1, template(TIP_A, "17034219", 900)),
+        now(),
+        &mut Output::default(),
+    );
+    for line in before {
+        send(&mut s, line);
+    }
+    let subscribe = json!({"id": 1, "method": "mining.subscribe", "params": [agent]});
+    send(&mut s, &subscribe.to_string());
+    let (answers, _) = send(
+        &mut s,
+        r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#,
+    );
+    (s, answers)
+}
+
+#[test]
+fn a_known_user_agent_starts_at_its_familys_difficulty_within_the_ports_bounds() {
+    for (agent, start) in [
+        ("NiceHash/1.0.0", 500_000.0),
+        ("bitaxe/BM1370/v2.9.0", 512.0),
+        // Their starts are below this port's min: the port's min holds.
+        ("cpuminer/2.5.1", 1.0),
+        ("NerdMinerV2", 1.0),
+        // Not in the table: the port's start.
+        ("bmminer/2.0.0", 65536.0),
+        ("Braiins OS 24.03", 65536.0),
+    ] {
+        let (_, answers) = on_asic_port(agent, &[]);
+        assert_eq!(difficulties(&answers), vec![start], "{agent}");
+    }
+}
+
+#[test]
+fn a_familys_floor_holds_against_vardiff_and_the_miners_own_ask_wins_over_the_table() {
+    // NiceHash sends nothing for long: vardiff would quarter it, but not
+    // below the family's floor of 500,000.
+    let (mut s, _) = on_asic_port("NiceHash/1.0.0", &[]);
+    let later = Now {
+        instant: now().instant + std::time::Duration::from_secs(3600),
+        unix: now().unix + 3600,
+    };
+    let mut out = Output::default();
+    s.on_job(job(2, template(TIP_A, "17034219", 900)), later, &mut out);
+    let sent: Vec<Value> = out
+        .lines
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert_eq!(difficulties(&sent), Vec::<f64>::new(), "{sent:?}");
+    assert_eq!(s.difficulty, 500_000.0);
+
+    // cgminer negotiates a minimum before it subscribes; a suggestion
+    // before subscribing counts too; so does d=N after it.
+    let minimum = r#"{"id":0,"method":"mining.configure","params":[["minimum-difficulty"],{"minimum-difficulty.value":2048}]}"#;
+    let (_, answers) = on_asic_port("cpuminer/2.5.1", &[minimum]);
+    assert_eq!(difficulties(&answers), vec![2048.0]);
+    let suggest = r#"{"id":0,"method":"mining.suggest_difficulty","params":[300]}"#;
+    let (_, answers) = on_asic_port("bitaxe/BM1366/v2.1.0", &[suggest]);
+    assert_eq!(difficulties(&answers), vec![300.0]);
+    let (mut s, _) = on_asic_port("NiceHash/1.0.0", &[]);
+    let (answers, _) = send(
+        &mut s,
+        r#"{"id":3,"method":"mining.authorize","params":["w2","d=800000"]}"#,
+    );
+    assert_eq!(difficulties(&answers), vec![800_000.0]);
 }

@@ -333,6 +333,7 @@ fn a_vardiff_change_is_announced_at_once_and_applies_from_the_next_job() {
             target_share_seconds: 10.0,
             rounding: crate::session::vardiff::Rounding::None,
         },
+        agents: Vec::new(),
     };
     let mut s = Session::new(
         Arc::new(config),

@@ -1,0 +1,160 @@
+//! Stratum ports beyond `stratum.listen`, each with its own difficulty, and
+//! the starting difficulty by user agent family.
+
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Config, ConfigIssue};
+
+/// Most ports beyond `stratum.listen`: each is a `port` label value.
+pub const MAX_PORTS: usize = 16;
+/// Most user agent families in `difficulty.agents`.
+pub const MAX_AGENTS: usize = 32;
+/// Longest port name (`[A-Za-z0-9_.-]`).
+pub const MAX_PORT_NAME: usize = 32;
+
+/// A further stratum port with its own starting and least difficulty, so one
+/// box serves S21s, Bitaxes and rentals each at the difficulty they need.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// Its name in `/api/stats` and the `port` label of the metrics.
+    pub name: String,
+    pub listen: SocketAddr,
+    pub start: f64,
+    /// Defaults to `difficulty.min`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// Defaults to `difficulty.max`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+}
+
+/// A port as it is served: `stratum.listen` is the first, named `stratum.name`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Port {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub start: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Config {
+    /// Every stratum port, `stratum.listen` first.
+    pub fn ports(&self) -> Vec<Port> {
+        let d = &self.difficulty;
+        let main = Port {
+            name: self.stratum.name.clone(),
+            listen: self.stratum.listen,
+            start: d.start,
+            min: d.min,
+            max: d.max,
+        };
+        let more = self.stratum.ports.iter().map(|port| Port {
+            name: port.name.clone(),
+            listen: port.listen,
+            start: port.start,
+            min: port.min.unwrap_or(d.min),
+            max: port.max.unwrap_or(d.max),
+        });
+        std::iter::once(main).chain(more).collect()
+    }
+
+    /// What is wrong with the ports and the agent table.
+    pub(super) fn port_issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: String, why: String| issues.push(ConfigIssue { key, why });
+        if self.stratum.ports.len() > MAX_PORTS {
+            issue(
+                "stratum.ports".into(),
+                format!("{} ports; at most {MAX_PORTS}", self.stratum.ports.len()),
+            );
+        }
+        let keys = std::iter::once("stratum".to_owned())
+            .chain((0..self.stratum.ports.len()).map(|i| format!("stratum.ports[{i}]")));
+        let ports = self.ports();
+        for (i, (port, key)) in ports.iter().zip(keys).enumerate() {
+            let name_ok = (1..=MAX_PORT_NAME).contains(&port.name.len())
+                && port
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+            if !name_ok {
+                issue(
+                    format!("{key}.name"),
+                    format!(
+                        "`{}` must be 1-{MAX_PORT_NAME} of A-Z a-z 0-9 _ . -",
+                        port.name
+                    ),
+                );
+            }
+            if ports[..i].iter().any(|other| other.name == port.name) {
+                issue(
+                    format!("{key}.name"),
+                    format!("`{}` names two ports", port.name),
+                );
+            }
+            let taken = ports[..i].iter().any(|other| other.listen == port.listen);
+            if port.listen.port() != 0 && taken {
+                issue(
+                    format!("{key}.listen"),
+                    format!("{} is another port's address", port.listen),
+                );
+            }
+            if i > 0 && port.listen.port() != 0 && port.listen == self.metrics.listen {
+                issue(
+                    format!("{key}.listen"),
+                    "is the same address as metrics.listen".into(),
+                );
+            }
+            if i == 0 {
+                continue; // `[difficulty]` is checked with its own keys.
+            }
+            for (field, value) in [("start", port.start), ("min", port.min), ("max", port.max)] {
+                if !(value.is_finite() && value > 0.0) {
+                    issue(
+                        format!("{key}.{field}"),
+                        format!("{value} must be a positive number"),
+                    );
+                }
+            }
+            if !(port.min <= port.start && port.start <= port.max) {
+                issue(
+                    format!("{key}.start"),
+                    format!(
+                        "{} is outside its [min, max] = [{}, {}]",
+                        port.start, port.min, port.max
+                    ),
+                );
+            }
+        }
+        let agents = &self.difficulty.agents;
+        if agents.len() > MAX_AGENTS {
+            issue(
+                "difficulty.agents".into(),
+                format!("{} entries; at most {MAX_AGENTS}", agents.len()),
+            );
+        }
+        for (i, agent) in agents.iter().enumerate() {
+            let key = format!("difficulty.agents[{i}]");
+            if agent.prefix.is_empty() || agent.prefix.len() > 64 {
+                issue(format!("{key}.prefix"), "must be 1-64 bytes".into());
+            }
+            let min = agent.min.unwrap_or(agent.start);
+            if !(agent.start.is_finite() && agent.start > 0.0 && min.is_finite() && min > 0.0) {
+                issue(
+                    format!("{key}.start"),
+                    "start and min must be positive numbers".into(),
+                );
+            } else if min > agent.start {
+                issue(
+                    format!("{key}.min"),
+                    format!("{min} is above its start {}", agent.start),
+                );
+            }
+        }
+        issues
+    }
+}
