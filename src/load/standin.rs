@@ -28,7 +28,13 @@ pub struct StandIn {
     tip: watch::Sender<u64>,
     /// `submitblock` calls received.
     pub submitted: AtomicU64,
+    /// When set: the parent's time, and the stand-in is a testnet node that
+    /// follows the 20-minute rule (see [`StandIn::follow_testnet_rule`]).
+    parent_time: AtomicU64,
 }
+
+/// Testnet's minimum-difficulty bits (its proof-of-work limit).
+pub const TESTNET_MIN_BITS: u32 = 0x1d00_ffff;
 
 impl StandIn {
     /// `template` is a `getblocktemplate` answer; `bits` replaces its target.
@@ -40,6 +46,7 @@ impl StandIn {
             bits: AtomicU32::new(bits),
             tip,
             submitted: AtomicU64::new(0),
+            parent_time: AtomicU64::new(0),
         }))
     }
 
@@ -49,6 +56,23 @@ impl StandIn {
         Target::from_compact(bits).map_err(|e| e.to_string())?;
         self.bits.store(bits, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Plays a testnet node whose tip was mined at `parent_time`: it says it
+    /// is on `test`, answers `getblockheader` with that time, and serves
+    /// [`TESTNET_MIN_BITS`] once its clock is more than twenty minutes
+    /// past it, its own bits before, as Core's `GetNextWorkRequired` does.
+    pub fn follow_testnet_rule(&self, parent_time: u64) {
+        self.parent_time.store(parent_time, Ordering::Relaxed);
+    }
+
+    /// The bits a template made `now` carries.
+    fn bits_at(&self, now: u64) -> u32 {
+        let parent_time = self.parent_time.load(Ordering::Relaxed);
+        if parent_time != 0 && now > parent_time + 1200 {
+            return TESTNET_MIN_BITS;
+        }
+        self.bits.load(Ordering::Relaxed)
     }
 
     /// Moves the tip: the next template is on a new previous block.
@@ -71,7 +95,7 @@ impl StandIn {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut template = self.template.clone();
-        let bits = self.bits.load(Ordering::Relaxed);
+        let bits = self.bits_at(now);
         let target = Target::from_compact(bits).expect("checked when set");
         template["previousblockhash"] = json!(Self::tip_hash(tip));
         template["bits"] = json!(format!("{bits:08x}"));
@@ -99,8 +123,14 @@ impl StandIn {
                 Value::Null
             }
             "getblockcount" => json!(*self.tip.borrow()),
-            // Its templates are regtest's (NDAS checks the chain it is on).
-            "getblockchaininfo" => json!({"chain": "regtest", "blocks": *self.tip.borrow()}),
+            // Its templates are regtest's (NDAS checks the chain it is on),
+            // unless it plays testnet.
+            "getblockchaininfo" => {
+                let testnet = self.parent_time.load(Ordering::Relaxed) != 0;
+                let chain = if testnet { "test" } else { "regtest" };
+                json!({"chain": chain, "blocks": *self.tip.borrow()})
+            }
+            "getblockheader" => json!({"time": self.parent_time.load(Ordering::Relaxed)}),
             _ => {
                 return json!({"result": null, "error": {"code": -32601, "message": "Method not found"}, "id": id})
             }

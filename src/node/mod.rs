@@ -8,6 +8,7 @@ pub mod rpc;
 pub mod secret;
 pub mod submitter;
 pub mod template;
+pub mod testnet;
 pub mod utek;
 pub mod watcher;
 pub mod zmq;

@@ -25,6 +25,10 @@ pub struct Template {
     pub cur_time: u32,
     /// Earliest allowed header time (median time past + 1).
     pub min_time: u32,
+    /// The header times for which `bits` is the target: all of them, except
+    /// under testnet's 20-minute rule (see [`super::testnet`]), where a
+    /// block's time decides its bits.
+    pub bits_time: std::ops::RangeInclusive<u32>,
     /// Subsidy plus fees, paid to the operator's address.
     pub coinbase_value: u64,
     pub txids: Vec<Hash256>,
@@ -153,6 +157,7 @@ impl Template {
             height: raw.height,
             cur_time,
             min_time,
+            bits_time: 0..=u32::MAX,
             coinbase_value: raw.coinbasevalue,
             txids: transactions.iter().map(|tx| tx.txid).collect(),
             witness_commitment,

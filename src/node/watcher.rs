@@ -49,6 +49,9 @@ struct Published {
     /// Testnet's 20-minute rule changes the target at the same tip: a block
     /// must carry exactly the bits its time calls for.
     bits: u32,
+    /// And the times those bits are for (the same bits on both sides of
+    /// the mark are still a new job: its times are no longer bounded).
+    bits_time: std::ops::RangeInclusive<u32>,
     txids: Vec<Hash256>,
     coinbase_value: u64,
 }
@@ -87,6 +90,9 @@ pub async fn run(
     // after every failure, since a node that comes back may be another.
     let mut chain_checked = false;
     let mut published: Option<Published> = None;
+    let mut rule = super::testnet::MinDifficultyRule::default();
+    // Testnet: when the template's bits stop being valid (the 20-minute mark).
+    let mut at_mark: Option<tokio::time::Instant> = None;
     let mut refresh_every = config.refresh.clone();
     let mut refresh = refresh_timer(*refresh_every.borrow_and_update());
     loop {
@@ -94,6 +100,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
             _ = refresh.tick() => {}
+            _ = until(at_mark) => at_mark = None,
             Ok(()) = refresh_every.changed() => {
                 refresh = refresh_timer(*refresh_every.borrow_and_update());
                 continue;
@@ -122,7 +129,7 @@ pub async fn run(
                 .and_then(|checked| checked.map_err(|e| e.to_string())),
             Err(error) => Err(error.to_string()),
         };
-        let template = match checked {
+        let mut template = match checked {
             Ok(template) => template,
             Err(error) => {
                 failures += 1;
@@ -132,6 +139,17 @@ pub async fn run(
                 continue;
             }
         };
+        if super::testnet::has_min_difficulty_rule(config.network) {
+            match rule.apply(&rpc, &mut template).await {
+                Ok(mark) => at_mark = mark.map(after_mark),
+                Err(error) => {
+                    failures += 1;
+                    note_failure(&rpc, &stats, failures, error.to_string());
+                    retry_later(&wake, retry.delay(failures));
+                    continue;
+                }
+            }
+        }
         stats
             .metrics
             .template_fetch_seconds
@@ -154,6 +172,7 @@ pub async fn run(
                 p.txids != template.txids
                     || p.coinbase_value != template.coinbase_value
                     || p.bits != template.bits
+                    || p.bits_time != template.bits_time
             });
         if !changed {
             continue;
@@ -161,6 +180,7 @@ pub async fn run(
         let next = Published {
             prev_hash: template.prev_hash,
             bits: template.bits,
+            bits_time: template.bits_time.clone(),
             txids: template.txids.clone(),
             coinbase_value: template.coinbase_value,
         };
@@ -188,6 +208,26 @@ pub async fn run(
             Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
         }
     }
+}
+
+/// Sleeps until `deadline`; forever without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The instant the second after `mark` (Unix seconds) begins, when the
+/// node's template takes the other bits; a second from now if the node's
+/// clock is behind ours and that is past.
+fn after_mark(mark: u32) -> tokio::time::Instant {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = Duration::from_secs(u64::from(mark) + 1);
+    let wait = at.checked_sub(now).filter(|wait| !wait.is_zero());
+    tokio::time::Instant::now() + wait.unwrap_or(Duration::from_secs(1))
 }
 
 fn refresh_timer(every: Duration) -> tokio::time::Interval {

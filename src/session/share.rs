@@ -46,10 +46,18 @@ pub enum Reject {
     JobNotFound,
     Stale,
     Duplicate,
-    LowDifficulty { achieved: f64 },
-    Extranonce2Size { got: usize, want: usize },
+    LowDifficulty {
+        achieved: f64,
+    },
+    Extranonce2Size {
+        got: usize,
+        want: usize,
+    },
     NtimeTooOld,
     NtimeTooNew,
+    /// A header time for which the job's bits are not the target (testnet's
+    /// 20-minute rule): the block would need other bits.
+    NtimeOutsideBits,
     VersionBits,
 }
 
@@ -77,7 +85,7 @@ impl Reject {
             Reject::Duplicate => "duplicate",
             Reject::LowDifficulty { .. } => "low_difficulty",
             Reject::Extranonce2Size { .. } => "bad_extranonce2",
-            Reject::NtimeTooOld | Reject::NtimeTooNew => "bad_ntime",
+            Reject::NtimeTooOld | Reject::NtimeTooNew | Reject::NtimeOutsideBits => "bad_ntime",
             Reject::VersionBits => "bad_version",
         }
     }
@@ -92,7 +100,10 @@ impl Reject {
             Reject::Stale
             | Reject::JobNotFound
             | Reject::Duplicate
-            | Reject::LowDifficulty { .. } => false,
+            | Reject::LowDifficulty { .. }
+            // A miner that rolls its time a few seconds past the mark is
+            // not broken; the job after the mark has the bits it needs.
+            | Reject::NtimeOutsideBits => false,
             Reject::Unauthorized
             | Reject::NotSubscribed
             | Reject::Extranonce2Size { .. }
@@ -122,6 +133,10 @@ impl Reject {
             Reject::NtimeTooNew => {
                 StratumError::new(ErrorCode::Other, "Invalid ntime: too far in the future")
             }
+            Reject::NtimeOutsideBits => StratumError::new(
+                ErrorCode::Other,
+                "Invalid ntime: this job's bits are not the target at that time (20-minute rule)",
+            ),
             Reject::VersionBits => StratumError::new(
                 ErrorCode::Other,
                 "Invalid version bits: outside the allowed mask",
@@ -150,6 +165,9 @@ pub fn validate(
     }
     if submit.ntime > context.now_unix.saturating_add(MAX_FUTURE_SECONDS) {
         return Err(Reject::NtimeTooNew);
+    }
+    if !job.template.bits_time.contains(&submit.ntime) {
+        return Err(Reject::NtimeOutsideBits);
     }
     let version = match submit.version_bits {
         Some(submitted) => rolled_version(job.version, submitted, context.version_mask)?,
