@@ -275,10 +275,12 @@ fn same_ports(old: &Config, new: &Config) -> bool {
     shape(old) == shape(new)
 }
 
-/// `stratum` less its ports, which `same_ports` compares.
+/// `stratum` less what other keys report: its ports, name and address.
 fn without_ports(config: &Config) -> crate::config::StratumConfig {
     let mut stratum = config.stratum.clone();
     stratum.ports.clear();
+    stratum.name.clear();
+    stratum.listen = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
     stratum
 }
 
@@ -297,7 +299,10 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
             "stratum.max_line_bytes",
             old.stratum.max_line_bytes != new.stratum.max_line_bytes,
         ),
-        ("stratum.ports (names and addresses)", !same_ports(old, new)),
+        (
+            "stratum.ports (names or addresses; their difficulties wait for it too)",
+            !same_ports(old, new),
+        ),
         ("stratum.name", old.stratum.name != new.stratum.name),
         (
             "stratum limits",

@@ -121,6 +121,8 @@ async fn no_share_is_taken_for_a_time_its_jobs_bits_are_wrong_for_and_the_easy_j
     };
     assert_eq!(easy.bits, TESTNET_MIN_BITS);
     assert_eq!(easy.prev_hash, normal.prev_hash);
+    // Blocks are easy from now: miners drop what they have queued.
+    assert!(easy.clean, "the easy job is clean_jobs=true");
     assert!(
         easy.ntime > mark,
         "{} is not past the mark {mark}",

@@ -34,7 +34,7 @@ pub struct StandIn {
 }
 
 /// Testnet's minimum-difficulty bits (its proof-of-work limit).
-pub const TESTNET_MIN_BITS: u32 = 0x1d00_ffff;
+pub use crate::node::testnet::MIN_DIFFICULTY_BITS as TESTNET_MIN_BITS;
 
 impl StandIn {
     /// `template` is a `getblocktemplate` answer; `bits` replaces its target.

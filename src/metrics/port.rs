@@ -24,8 +24,12 @@ pub struct PortMetrics {
     refused: Vec<IntCounter>,
 }
 
+/// Where `reason` is in `reasons`; every label NDAS gives is listed (a
+/// test holds it to that), so the fallback to the first is never taken.
 fn index(reasons: &[&str], reason: &str) -> usize {
-    reasons.iter().position(|r| *r == reason).unwrap_or(0)
+    let found = reasons.iter().position(|r| *r == reason);
+    debug_assert!(found.is_some(), "{reason} is not a listed label");
+    found.unwrap_or(0)
 }
 
 impl PortMetrics {
@@ -75,5 +79,56 @@ impl PortMetrics {
     /// Shares rejected for any reason.
     pub fn rejected_total(&self) -> u64 {
         self.rejected.iter().map(IntCounter::get).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::connection::Closed;
+    use crate::session::share::Reject;
+
+    #[test]
+    fn every_label_ndas_gives_has_its_own_series() {
+        let rejects = [
+            Reject::Unauthorized,
+            Reject::NotSubscribed,
+            Reject::JobNotFound,
+            Reject::Stale,
+            Reject::Duplicate,
+            Reject::LowDifficulty { achieved: 0.0 },
+            Reject::Extranonce2Size { got: 1, want: 8 },
+            Reject::NtimeTooOld,
+            Reject::NtimeTooNew,
+            Reject::NtimeOutsideBits,
+            Reject::VersionBits,
+        ];
+        for reject in rejects {
+            assert!(Reject::REASONS.contains(&reject.reason()), "{reject:?}");
+        }
+        let closes = [
+            Closed::Eof,
+            Closed::LineTooLong,
+            Closed::Protocol,
+            Closed::WriteStalled,
+            Closed::HandshakeTimeout,
+            Closed::Idle,
+            Closed::Flood,
+            Closed::InvalidShares,
+            Closed::Shutdown,
+        ];
+        for closed in closes {
+            assert!(super::super::DISCONNECT_REASONS.contains(&closed.label()));
+        }
+        let metrics = Metrics::new();
+        let port = metrics.port("main");
+        port.rejected("stale").inc();
+        port.disconnected("flood");
+        port.refused("banned");
+        assert_eq!(metrics.shares_rejected("stale"), 1);
+        assert_eq!(metrics.shares_rejected("unauthorized"), 0);
+        let text = metrics.render();
+        assert!(text.contains(r#"ndas_disconnects_total{port="main",reason="flood"} 1"#));
+        assert!(text.contains(r#"ndas_connections_refused_total{port="main",reason="banned"} 1"#));
     }
 }

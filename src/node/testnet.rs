@@ -20,6 +20,8 @@ use crate::chain::{Hash256, Network};
 pub const MIN_DIFFICULTY_AFTER_SECONDS: u32 = 1200;
 /// Blocks between retargets; at a retarget height the rule does not apply.
 const RETARGET_INTERVAL: u32 = 2016;
+/// The minimum difficulty of testnet3 and testnet4 (their proof-of-work limit).
+pub const MIN_DIFFICULTY_BITS: u32 = 0x1d00_ffff;
 
 /// Whether `network` lets a block fall to the minimum difficulty after twenty minutes.
 pub fn has_min_difficulty_rule(network: Network) -> bool {
@@ -65,6 +67,12 @@ impl MinDifficultyRule {
 /// The bound for a template whose parent has `parent_time`: Core chose its
 /// bits for `cur_time`, on one side of the mark.
 pub fn bound(template: &mut Template, parent_time: u32) -> Option<u32> {
+    // The normal bits are the minimum too (testnet3 after a reset): the
+    // same on both sides of the mark, so no time is wrong for them.
+    if template.bits == MIN_DIFFICULTY_BITS && template.cur_time <= parent_time + 1200 {
+        template.bits_time = 0..=u32::MAX;
+        return None;
+    }
     let mark = parent_time.saturating_add(MIN_DIFFICULTY_AFTER_SECONDS);
     if template.cur_time > mark {
         template.bits_time = mark + 1..=u32::MAX;
@@ -83,6 +91,8 @@ mod tests {
         let fixture = include_str!("../../tests/fixtures/core-regtest-gbt-height121-60tx.json");
         let mut raw: serde_json::Value = serde_json::from_str(fixture).unwrap();
         raw["curtime"] = json!(cur_time);
+        raw["bits"] = json!("1903a30c");
+        raw.as_object_mut().unwrap().remove("target");
         raw["height"] = json!(height);
         Template::from_json(raw).unwrap()
     }
@@ -99,6 +109,11 @@ mod tests {
         assert_eq!(bound(&mut after, parent), None);
         assert_eq!(after.bits_time, parent + 1201..=u32::MAX);
         assert!(!after.bits_time.contains(&(parent + 1200)));
+        // Normal bits that are the minimum already: nothing to bound.
+        let mut reset = template(parent + 1199, 5000);
+        reset.bits = MIN_DIFFICULTY_BITS;
+        assert_eq!(bound(&mut reset, parent), None);
+        assert_eq!(reset.bits_time, 0..=u32::MAX);
         assert!(has_min_difficulty_rule(Network::Testnet4));
         assert!(!has_min_difficulty_rule(Network::Regtest));
         assert!(!has_min_difficulty_rule(Network::Signet));

@@ -414,7 +414,12 @@ impl Session {
     }
 
     fn send_job(&mut self, job: Arc<Job>, vardiff: bool, out: &mut Output) {
-        let clean = self.tip != Some(*job.prev_hash());
+        // A new tip, or new bits at the same tip (testnet's 20-minute rule:
+        // blocks are easy from now, so miners drop what they have queued;
+        // the old job's shares are still taken).
+        let last_bits = self.jobs.back().map(|sent| sent.job.template.bits);
+        let clean = self.tip != Some(*job.prev_hash())
+            || last_bits.is_some_and(|bits| bits != job.template.bits);
         self.send_difficulty(vardiff, out);
         let difficulty = self.sent_difficulty.unwrap_or(self.difficulty);
         out.lines.push(job.notify(clean));

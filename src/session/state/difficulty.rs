@@ -27,9 +27,10 @@ impl Session {
         }
     }
 
-    /// A known family's start (and floor) instead of the port's.
+    /// A known family's start instead of the port's (unless the miner
+    /// asked for one), and its floor under any the miner set.
     pub(super) fn start_for_agent(&mut self) {
-        let Some(agent) = self.user_agent.as_deref().filter(|_| !self.asked) else {
+        let Some(agent) = self.user_agent.as_deref() else {
             return;
         };
         let Some(family) = self.config.agents.iter().find(|f| f.matches(agent)) else {
@@ -37,9 +38,11 @@ impl Session {
         };
         let (start, min) = (family.start, family.min);
         if let Some(min) = min {
-            self.floor = Some(self.bounded(min));
+            let floor = self.floor.map_or(min, |floor| floor.max(min));
+            self.floor = Some(self.bounded(floor));
         }
-        self.difficulty = self.bounded(start);
+        let wanted = if self.asked { self.difficulty } else { start };
+        self.difficulty = self.bounded(wanted);
     }
 
     pub(super) fn send_difficulty(&mut self, vardiff: bool, out: &mut Output) {

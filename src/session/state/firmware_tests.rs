@@ -420,6 +420,9 @@ fn a_familys_floor_holds_against_vardiff_and_the_miners_own_ask_wins_over_the_ta
     let suggest = r#"{"id":0,"method":"mining.suggest_difficulty","params":[300]}"#;
     let (_, answers) = on_asic_port("bitaxe/BM1366/v2.1.0", &[suggest]);
     assert_eq!(difficulties(&answers), vec![300.0]);
+    // A suggestion below a family's floor is held to the floor.
+    let (_, answers) = on_asic_port("NiceHash/1.0.0", &[suggest]);
+    assert_eq!(difficulties(&answers), vec![500_000.0]);
     let (mut s, _) = on_asic_port("NiceHash/1.0.0", &[]);
     let (answers, _) = send(
         &mut s,
