@@ -22,6 +22,14 @@ ENV
 fi
 # shellcheck disable=SC1091
 . ./.env
+# bitcoind gets the password as Bitcoin Core's rpcauth (a salted HMAC, as
+# share/rpcauth/rpcauth.py makes it), so no process listing shows it.
+if ! grep -q '^BITCOIN_RPC_AUTH=' .env; then
+  salt=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  hmac=$(python3 -c 'import hmac, hashlib, sys; print(hmac.new(sys.argv[1].encode(), sys.argv[2].encode(), hashlib.sha256).hexdigest())' "$salt" "$BITCOIN_RPC_PASSWORD")
+  printf "BITCOIN_RPC_AUTH='%s:%s\$%s'\n" "$BITCOIN_RPC_USER" "$salt" "$hmac" >> .env
+  echo "wrote BITCOIN_RPC_AUTH to .env"
+fi
 mkdir -p deploy/utek
 if [ ! -f deploy/utek/utek_v26.conf ]; then
   umask 077
@@ -49,6 +57,10 @@ fi
 if ! grep -q '^NDAS_UID=' .env; then
   printf 'NDAS_UID=%s\nNDAS_GID=%s\n' "$uid" "$gid" >> .env
   echo "NDAS runs as $uid:$gid (NDAS_UID, NDAS_GID in .env)"
+fi
+if ! grep -q '^METRICS_TOKEN=' .env; then
+  printf 'METRICS_TOKEN=%s\n' "$(random)" >> .env
+  echo "wrote METRICS_TOKEN to .env (the status page's password)"
 fi
 mkdir -p data/ndas
 if [ "$(id -u)" = 0 ]; then

@@ -32,13 +32,6 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// Serves `/metrics`, `/healthz`, `/readyz`, `/api/*` and the status page.
-    pub listen: SocketAddr,
-}
-
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +66,10 @@ pub struct StratumConfig {
     pub max_connections: usize,
     /// Miners from one address at once (a farm behind NAT shares one).
     pub max_connections_per_ip: usize,
+    /// Workers kept for the API and status page, connected or not; a name
+    /// earns a place with its first accepted share, and when full the
+    /// longest-quiet disconnected one goes. 0: twice `max_connections`.
+    pub max_workers: usize,
     /// Lines a miner may send per second, with a burst of as many; more
     /// closes the connection.
     pub max_lines_per_second: u32,
@@ -150,6 +147,9 @@ pub struct NodeConfig {
     pub zmq_hashblock: Option<String>,
     /// How often the tip is polled when nothing else reports it.
     pub poll_interval_ms: u64,
+    /// Longest answer read from the node; a longer one is an error (a node
+    /// or a proxy in front of it cannot make NDAS allocate without bound).
+    pub max_response_bytes: usize,
 }
 
 impl Default for Config {
@@ -166,6 +166,7 @@ impl Default for Config {
                 max_line_bytes: 4096,
                 max_connections: 100_000,
                 max_connections_per_ip: 20_000,
+                max_workers: 0,
                 max_lines_per_second: 100,
                 handshake_timeout_seconds: 30.0,
                 idle_timeout_seconds: 600.0,
@@ -200,10 +201,9 @@ impl Default for Config {
                 timeout_seconds: 10.0,
                 zmq_hashblock: None,
                 poll_interval_ms: 500,
+                max_response_bytes: crate::node::rpc::MAX_RESPONSE_BYTES,
             },
-            metrics: MetricsConfig {
-                listen: SocketAddr::from(([0, 0, 0, 0], 9100)),
-            },
+            metrics: MetricsConfig::default(),
             log: LogConfig {
                 format: LogFormat::Human,
                 level: "info".into(),
@@ -229,6 +229,16 @@ impl std::fmt::Display for ConfigIssue {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<ConfigIssue>);
+
+impl StratumConfig {
+    /// Workers kept: `max_workers`, or twice `max_connections` when 0.
+    pub fn worker_cap(&self) -> usize {
+        match self.max_workers {
+            0 => self.max_connections.saturating_mul(2),
+            cap => cap,
+        }
+    }
+}
 
 impl Config {
     /// Reads `path` (which must exist) with `NDAS_*` overrides from the environment.
@@ -376,8 +386,9 @@ impl Config {
         {
             issue("mining.payout_address", e.to_string());
         }
-        let tag_room =
-            crate::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - s.extranonce2_size - 2;
+        // Saturating: a huge extranonce2_size is reported above, not a panic.
+        let tag_room = (crate::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - 2)
+            .saturating_sub(s.extranonce2_size);
         if m.coinbase_tag.len() > tag_room {
             issue(
                 "mining.coinbase_tag",
@@ -404,6 +415,12 @@ impl Config {
             issue(
                 "node.poll_interval_ms",
                 format!("{} is outside 10..=60000", n.poll_interval_ms),
+            );
+        }
+        if !((1 << 20)..=(1 << 30)).contains(&n.max_response_bytes) {
+            issue(
+                "node.max_response_bytes",
+                format!("{} is outside 1 MiB..=1 GiB", n.max_response_bytes),
             );
         }
         if let Some(zmq) = &n.zmq_hashblock {
@@ -445,6 +462,7 @@ impl Config {
             );
         }
         issues.extend(self.port_issues());
+        issues.extend(self.metrics.issues());
         if issues.is_empty() {
             Ok(())
         } else {
@@ -453,6 +471,8 @@ impl Config {
     }
 }
 
+mod operator;
 mod ports;
+pub use operator::{MetricsConfig, TokenError};
 #[cfg(test)]
 mod tests;

@@ -1,14 +1,25 @@
 //! The operator's HTTP surface: `/metrics`, `/healthz`, `/readyz`,
 //! `/api/stats`, `/api/workers`, and a status page at `/`.
+//!
+//! Bounded like the stratum port: connections at once, a lifetime per
+//! connection (a client that does not send or read is closed), header size,
+//! and requests per second per address. With a token, `/api/*` and the
+//! page need it (and `/metrics` when configured); `/healthz` and `/readyz`
+//! stay open for probes, and a client without the token is never shown the
+//! node's error text (it can name the node's address).
+
+mod guard;
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -19,17 +30,37 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::stats::Stats;
+pub use guard::Guard;
 
 /// Most workers one `/api/workers` page returns.
 pub const MAX_WORKERS_PAGE: usize = 1000;
 
 const STATUS_PAGE: &str = include_str!("status.html");
 
+/// Largest request head read (hyper's own floor is 8 KiB).
+const MAX_HEAD_BYTES: usize = 16 * 1024;
+
 /// What the handlers need.
 pub struct HttpContext {
     pub stats: Arc<Stats>,
     /// `/readyz` fails when the template is older than this.
     pub max_template_age: Duration,
+    pub guard: Guard,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// Longest one connection lives.
+    pub timeout: Duration,
+    /// Connections open now.
+    pub open: AtomicUsize,
+}
+
+/// Counts a connection open until dropped.
+struct Open(Arc<HttpContext>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serves until shutdown.
@@ -40,7 +71,7 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
@@ -51,22 +82,34 @@ pub async fn serve(
                 }
             },
         };
+        if context.open.fetch_add(1, Ordering::Relaxed) >= context.max_connections {
+            context.open.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "operator port: connection refused (metrics.max_connections)");
+            continue;
+        }
+        let open = Open(context.clone());
         let context = context.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             let service = service_fn(move |request| {
                 let context = context.clone();
-                async move { Ok::<_, Infallible>(route(&context, &request)) }
+                async move { Ok::<_, Infallible>(route(&context, &request, peer)) }
             });
             let connection = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(10))
+                .header_read_timeout(open.0.timeout.min(Duration::from_secs(10)))
+                .max_buf_size(MAX_HEAD_BYTES)
                 .serve_connection(TokioIo::new(stream), service);
             tokio::pin!(connection);
+            // The whole connection, however it is spent (a request never
+            // finished, an answer never read), ends at the timeout.
+            let lifetime = tokio::time::sleep(open.0.timeout);
             tokio::select! {
                 _ = connection.as_mut() => {}
+                _ = lifetime => {}
                 _ = shutdown.cancelled() => connection.as_mut().graceful_shutdown(),
             }
+            drop(open);
         });
     }
 }
@@ -88,27 +131,72 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
     respond(status, "application/json", value.to_string())
 }
 
-/// Answers one request.
-pub fn route(context: &HttpContext, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+/// Answers one request from `peer`.
+pub fn route(
+    context: &HttpContext,
+    request: &Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         return json_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &json!({"error": "only GET"}),
         );
     }
+    let guard = &context.guard;
+    if !guard.allow(peer.ip(), Instant::now()) {
+        let mut answer = json_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &json!({"error": "too many requests (metrics.requests_per_second)"}),
+        );
+        answer
+            .headers_mut()
+            .insert(RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+        return answer;
+    }
+    let path = request.uri().path();
+    let authenticated = guard.authenticated(request.headers());
+    let needs_token = match path {
+        "/healthz" | "/readyz" => false,
+        "/metrics" => guard.protects_metrics,
+        _ => true,
+    };
+    if needs_token && guard.has_token() && !authenticated {
+        let mut answer = json_response(
+            StatusCode::UNAUTHORIZED,
+            &json!({"error": "this needs metrics.token (Authorization: Bearer <token>)"}),
+        );
+        answer.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Basic realm=\"NDAS\", charset=\"UTF-8\""),
+        );
+        return answer;
+    }
+    // The node's error text may name its address: only for a client with
+    // the token, or on loopback when there is none.
+    let details = authenticated || (!guard.has_token() && peer.ip().to_canonical().is_loopback());
     let stats = &context.stats;
-    match request.uri().path() {
+    match path {
         "/" => respond(StatusCode::OK, "text/html; charset=utf-8", STATUS_PAGE),
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "alive"})),
         "/readyz" => match stats.readiness(context.max_template_age) {
             Ok(()) => json_response(StatusCode::OK, &json!({"ready": true})),
-            Err(reasons) => json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"ready": false, "reasons": reasons}),
-            ),
+            Err(reasons) => {
+                let reasons: Vec<String> = if details {
+                    reasons
+                } else {
+                    reasons.iter().map(|r| redacted(r)).collect()
+                };
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"ready": false, "reasons": reasons}),
+                )
+            }
         },
         "/metrics" => {
-            stats.metrics.workers.set(stats.connected_workers() as i64);
+            let (known, connected) = stats.workers.counts();
+            stats.metrics.workers.set(connected as i64);
+            stats.metrics.workers_registered.set(known as i64);
             if let Some(age) = stats.template_age() {
                 stats.metrics.template_age_seconds.set(age.as_secs_f64());
             }
@@ -118,13 +206,42 @@ pub fn route(context: &HttpContext, request: &Request<Incoming>) -> Response<Ful
                 stats.metrics.render(),
             )
         }
-        "/api/stats" => json_response(StatusCode::OK, &stats.snapshot()),
+        "/api/stats" => {
+            let mut snapshot = stats.snapshot();
+            if !details {
+                if let Some(error) = snapshot["node"]["last_error"].as_str() {
+                    snapshot["node"]["last_error"] = json!(redacted(error));
+                }
+            }
+            json_response(StatusCode::OK, &snapshot)
+        }
         "/api/workers" => {
-            let (offset, limit) = page(request.uri().query().unwrap_or(""));
-            json_response(StatusCode::OK, &stats.workers_page(offset, limit))
+            let query = request.uri().query().unwrap_or("");
+            let (offset, limit) = page(query);
+            let after = query_value(query, "after");
+            let from = match &after {
+                Some(name) => crate::stats::registry::From::After(name),
+                None => crate::stats::registry::From::Offset(offset),
+            };
+            json_response(StatusCode::OK, &stats.workers_page(from, limit))
         }
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     }
+}
+
+/// A reason without its detail: "node unreachable: <error>" is "node unreachable".
+fn redacted(reason: &str) -> String {
+    reason
+        .split_once(": ")
+        .map_or(reason, |(what, _)| what)
+        .to_owned()
+}
+
+/// The decoded value of `key` in a query string (`+` and `%xx` decoded).
+fn query_value(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, value)| value.into_owned())
 }
 
 /// `offset` and `limit` from a query string; bad values fall back to defaults.
@@ -151,5 +268,16 @@ mod tests {
         assert_eq!(page("offset=20&limit=5"), (20, 5));
         assert_eq!(page("limit=1000000"), (0, MAX_WORKERS_PAGE));
         assert_eq!(page("offset=-1&limit=abc"), (0, 100));
+    }
+
+    #[test]
+    fn a_cursor_is_percent_decoded() {
+        assert_eq!(
+            query_value("limit=5&after=acct.%E5%90%8D%2Brig", "after").as_deref(),
+            Some("acct.名+rig")
+        );
+        assert_eq!(query_value("after=a%2", "after").as_deref(), Some("a%2"));
+        assert_eq!(query_value("after=a+b", "after").as_deref(), Some("a b"));
+        assert_eq!(query_value("limit=5", "after"), None);
     }
 }

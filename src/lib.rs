@@ -55,6 +55,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 /// stratum and metrics ports, and starts the watcher, submitter and listeners.
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
+    let token = config.metrics.load_token()?;
     let endpoint = node::endpoint(&config.node, config.network)?;
     let data_error = |source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
@@ -89,10 +90,16 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
-    let stats = Arc::new(Stats::new(Arc::new(metrics::Metrics::new())));
+    let stats = Arc::new(Stats::with_max_workers(
+        Arc::new(metrics::Metrics::new()),
+        config.stratum.worker_cap(),
+    ));
     let timeout = Duration::from_secs_f64(config.node.timeout_seconds);
-    let rpc =
-        Arc::new(node::RpcClient::new(&endpoint, timeout)?.with_metrics(stats.metrics.clone()));
+    let rpc = Arc::new(
+        node::RpcClient::new(&endpoint, timeout)?
+            .with_metrics(stats.metrics.clone())
+            .with_max_response(config.node.max_response_bytes),
+    );
     // A node on another chain, or a signet NDAS cannot sign for, is refused
     // now when it answers; the watcher checks again whenever it returns. A
     // node that hangs delays the start by two seconds at most, not a whole
@@ -104,15 +111,21 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         return Err(StartError::Chain(mismatch));
     }
     let wake = Arc::new(Notify::new());
+    // A journal that cannot be read stops the start: starting as if no
+    // block were pending could lose one for good.
     let pending = {
         let journal = journal.clone();
         tokio::task::spawn_blocking(move || journal.recover())
             .await
             .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-            .unwrap_or_else(|error| {
-                tracing::error!(%error, "cannot read the block journal");
-                Vec::new()
-            })
+            .map_err(|source| StartError::Journal {
+                path: config
+                    .data_dir
+                    .join("blocks/found.log")
+                    .display()
+                    .to_string(),
+                source,
+            })?
     };
     let (blocks, prepared) =
         node::submitter::start_journal_thread(journal.clone(), stats.metrics.clone())
@@ -184,6 +197,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             handshake_timeout: Duration::from_secs_f64(config.stratum.handshake_timeout_seconds),
             idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
             max_invalid_shares: config.stratum.max_invalid_shares,
+            carried_strikes: 0,
             stats: stats.clone(),
             port: stats.metrics.port(&port.name),
         };
@@ -201,9 +215,20 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     stats
         .listening
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    let m = &config.metrics;
+    if token.is_none() && !metrics_addr.ip().is_loopback() {
+        tracing::warn!(
+            %metrics_addr,
+            "the operator port is reachable from the network and has no metrics.token: anyone who reaches it reads /api/* and the status page"
+        );
+    }
     let http = Arc::new(http::HttpContext {
         stats: stats.clone(),
         max_template_age: refresh * 3 + Duration::from_secs(10),
+        guard: http::Guard::new(token, m.token_protects_metrics, m.requests_per_second),
+        max_connections: m.max_connections,
+        timeout: Duration::from_secs_f64(m.timeout_seconds),
+        open: std::sync::atomic::AtomicUsize::new(0),
     });
     tasks.spawn(http::serve(
         http_listener,

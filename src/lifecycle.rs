@@ -33,8 +33,15 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("another NDAS with instance_id {instance_id} already runs on data_dir (lock {path} is held)")]
-    Locked { instance_id: u8, path: String },
+    #[error("another NDAS already runs on data_dir (lock {path} is held, by instance_id {holder}); give each instance its own data_dir")]
+    Locked { holder: String, path: String },
+    #[error(transparent)]
+    Token(#[from] crate::config::TokenError),
+    #[error("cannot read the block journal {path}: {source}. NDAS will not start as if no block were pending: fix the disk or the file's permissions and start again; a damaged log is kept beside it as found.log.damaged-*, and its readable records are carried over once it can be written")]
+    Journal {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("cannot start the block journal thread: {0}")]
     JournalThread(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]
@@ -44,25 +51,43 @@ pub enum StartError {
     },
 }
 
-/// Takes `data_dir/instance-<id>.lock`; held until the process ends.
+/// Takes `data_dir/ndas.lock`, whatever the instance id: one journal, one
+/// writer. Held until the process ends; it names the holder's instance id.
 pub(crate) fn lock_instance(data_dir: &Path, instance_id: u8) -> Result<File, StartError> {
-    let path = data_dir.join(format!("instance-{instance_id}.lock"));
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("ndas.lock");
     let shown = path.display().to_string();
-    let file = File::options()
+    let data_error = |source| StartError::DataDir {
+        path: shown.clone(),
+        source,
+    };
+    let mut file = File::options()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)
-        .map_err(|source| StartError::DataDir {
-            path: shown.clone(),
-            source,
-        })?;
+        .map_err(data_error)?;
     match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::Locked {
-            instance_id,
-            path: shown,
-        }),
+        Ok(()) => {
+            file.set_len(0).map_err(data_error)?;
+            file.rewind().map_err(data_error)?;
+            writeln!(file, "{instance_id}").map_err(data_error)?;
+            Ok(file)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            Err(StartError::Locked {
+                holder: if holder.is_empty() {
+                    "?".into()
+                } else {
+                    holder.into()
+                },
+                path: shown,
+            })
+        }
         Err(std::fs::TryLockError::Error(source)) => Err(StartError::DataDir {
             path: shown,
             source,
@@ -317,6 +342,12 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
             old.mining.coinbase_tag != new.mining.coinbase_tag,
         ),
         ("metrics.listen", old.metrics.listen != new.metrics.listen),
+        (
+            "metrics (token and bounds)",
+            format!("{:?}", old.metrics) != format!("{:?}", new.metrics)
+                || old.metrics.token.as_ref().map(|t| t.expose())
+                    != new.metrics.token.as_ref().map(|t| t.expose()),
+        ),
         ("log.format", old.log.format != new.log.format),
         (
             "node",

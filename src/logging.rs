@@ -13,18 +13,25 @@ pub struct Reload {
     handle: reload::Handle<EnvFilter, Registry>,
     /// `RUST_LOG` was set: it wins over the file, reload or not.
     pinned: bool,
-    current: String,
+    /// The level in force, so a later reload can lower it again.
+    current: std::sync::Mutex<String>,
 }
 
 impl Reload {
     /// Sets the level from the file; a line saying what changed, if anything did.
     pub fn set_level(&self, level: &str) -> Option<String> {
-        if self.pinned || level == self.current {
+        let mut current = self
+            .current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.pinned || level == *current {
             return None;
         }
         let filter = EnvFilter::try_new(level).ok()?;
         self.handle.reload(filter).ok()?;
-        Some(format!("log.level: {} -> {level}", self.current))
+        let said = format!("log.level: {current} -> {level}");
+        *current = level.to_owned();
+        Some(said)
     }
 }
 
@@ -54,6 +61,6 @@ pub fn init(config: &LogConfig) -> Reload {
     Reload {
         handle,
         pinned,
-        current: level,
+        current: std::sync::Mutex::new(level),
     }
 }

@@ -210,17 +210,20 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 
 async fn serve(path: PathBuf, config: ndas::config::Config, log: logging::Reload) -> ExitCode {
     tracing::info!(config = %path.display(), network = %config.network, "configuration loaded");
-    let mut running = match ndas::start(config).await {
-        Ok(running) => running,
-        Err(error) => {
-            tracing::error!("{error}");
-            return ExitCode::FAILURE;
-        }
-    };
+    // Before the start's work (the journal's recovery, the node's check): a
+    // SIGTERM or SIGHUP then waits for it to finish instead of killing the
+    // process by the default action mid-recovery.
     let mut signals = match signals::Signals::new() {
         Ok(signals) => signals,
         Err(error) => {
             tracing::error!(%error, "cannot listen for signals");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut running = match ndas::start(config).await {
+        Ok(running) => running,
+        Err(error) => {
+            tracing::error!("{error}");
             return ExitCode::FAILURE;
         }
     };

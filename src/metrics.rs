@@ -36,6 +36,12 @@ pub struct Metrics {
     disconnects_total: IntCounterVec,
     /// Workers with at least one connection (set at scrape).
     pub workers: IntGauge,
+    /// Workers kept in the registry, connected or not (set at scrape).
+    pub workers_registered: IntGauge,
+    /// Disconnected workers dropped from a full registry to make room.
+    pub workers_evicted_total: IntCounter,
+    /// Names not kept because the registry was full of connected workers.
+    pub workers_refused_total: IntCounter,
     pub subscribes_total: IntCounter,
     /// Subscribes that took back a recent session's extranonce1 and jobs.
     pub sessions_resumed_total: IntCounter,
@@ -224,6 +230,21 @@ impl Metrics {
             connections_refused_total,
             disconnects_total,
             workers: gauge(r, "ndas_workers", "Workers with at least one connection"),
+            workers_registered: gauge(
+                r,
+                "ndas_workers_registered",
+                "Workers kept (an accepted share earns a place), connected or not",
+            ),
+            workers_evicted_total: counter(
+                r,
+                "ndas_workers_evicted_total",
+                "Disconnected workers dropped, longest quiet first, to make room in a full registry",
+            ),
+            workers_refused_total: counter(
+                r,
+                "ndas_workers_refused_total",
+                "Worker names not kept: the registry was full of connected workers",
+            ),
             subscribes_total: counter(
                 r,
                 "ndas_subscribes_total",

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::session::connection::{serve, Closed, ConnectionContext};
+use crate::session::connection::{serve, Closed, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
 use crate::work::ExtranonceAllocator;
@@ -23,8 +23,43 @@ pub struct Bounds {
     pub ban_for: Duration,
 }
 
-/// Most addresses remembered for drops or bans; past it, expired ones go.
+/// Most addresses remembered for drops, bans or strikes; past it, expired
+/// ones go, then the oldest.
 const MAX_REMEMBERED: usize = 65_536;
+
+/// The address a bound, a ban or a strike count is kept for: an IPv6 client
+/// by its /64, the least a site is given, so one host cannot rotate through
+/// its prefix; IPv4 (and IPv4-mapped IPv6) by the address.
+pub fn group(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+/// Makes room in `map` for one more: the expired go (`live` says which
+/// stay), then the oldest eighth by `age`, so a flood of new addresses costs
+/// one sort per eighth of the table, not a scan per address.
+fn make_room<V, K: Ord + Copy>(
+    map: &mut HashMap<IpAddr, V>,
+    live: impl Fn(&V) -> bool,
+    age: impl Fn(&V) -> K,
+) {
+    if map.len() < MAX_REMEMBERED {
+        return;
+    }
+    map.retain(|_, v| live(v));
+    if map.len() < MAX_REMEMBERED {
+        return;
+    }
+    let mut ages: Vec<K> = map.values().map(&age).collect();
+    let (_, cutoff, _) = ages.select_nth_unstable(MAX_REMEMBERED / 8);
+    let cutoff = *cutoff;
+    map.retain(|_, v| age(v) > cutoff);
+}
 
 /// Counts open connections, in all and per address, remembers addresses
 /// dropped for invalid shares, and refuses a connection over a bound or from
@@ -41,6 +76,10 @@ struct Open {
     /// Drops for invalid shares: how many, since when.
     drops: HashMap<IpAddr, (u32, Instant)>,
     banned: HashMap<IpAddr, Instant>,
+    /// Invalid shares in a row an address's last connection ended with:
+    /// its next connection starts from them, so hanging up does not reset
+    /// the count.
+    strikes: HashMap<IpAddr, (u32, Instant)>,
 }
 
 /// One admitted connection; dropping it frees its place.
@@ -63,7 +102,7 @@ impl Admission {
 
     /// A place for a connection from `ip`, or the name of the bound it is over.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, &'static str> {
-        let ip = ip.to_canonical();
+        let ip = group(ip);
         let mut open = self.lock();
         if let Some(until) = open.banned.get(&ip) {
             if Instant::now() < *until {
@@ -91,14 +130,12 @@ impl Admission {
         if self.bounds.ban_after_drops == 0 {
             return false;
         }
-        let (ip, now) = (ip.to_canonical(), Instant::now());
+        let (ip, now) = (group(ip), Instant::now());
         let ban_for = self.bounds.ban_for;
         let mut open = self.lock();
-        if open.drops.len() >= MAX_REMEMBERED {
-            open.drops
-                .retain(|_, (_, since)| now.duration_since(*since) < ban_for);
-            open.banned.retain(|_, until| now < *until);
-        }
+        let recent = |(_, since): &(u32, Instant)| now.duration_since(*since) < ban_for;
+        make_room(&mut open.drops, recent, |(_, since)| *since);
+        make_room(&mut open.banned, |until| now < *until, |until| *until);
         let drops = open.drops.entry(ip).or_insert((0, now));
         if now.duration_since(drops.1) >= ban_for {
             *drops = (0, now);
@@ -110,6 +147,34 @@ impl Admission {
         open.drops.remove(&ip);
         open.banned.insert(ip, now + ban_for);
         true
+    }
+}
+
+impl Admission {
+    /// The invalid shares in a row `ip`'s next connection starts from
+    /// (forgotten after `ban_seconds`).
+    pub fn carried_strikes(&self, ip: IpAddr) -> u32 {
+        let open = self.lock();
+        match open.strikes.get(&group(ip)) {
+            Some((strikes, since)) if since.elapsed() < self.bounds.ban_for => *strikes,
+            _ => 0,
+        }
+    }
+
+    /// A connection from `ip` ended with `strikes` invalid shares in a row
+    /// (0 after an accepted share, or when it was closed for them: its drop
+    /// is counted instead).
+    pub fn connection_ended(&self, ip: IpAddr, strikes: u32) {
+        let (ip, now) = (group(ip), Instant::now());
+        let ban_for = self.bounds.ban_for;
+        let mut open = self.lock();
+        if strikes == 0 {
+            open.strikes.remove(&ip);
+            return;
+        }
+        let recent = |(_, since): &(u32, Instant)| now.duration_since(*since) < ban_for;
+        make_room(&mut open.strikes, recent, |(_, since)| *since);
+        open.strikes.insert(ip, (strikes, now));
     }
 }
 
@@ -169,11 +234,15 @@ pub async fn accept_loop(
         let session = Session::leased(config, lease, resumptions.clone(), Now::system());
         let context = context.clone();
         let admission = admission.clone();
+        let mut context = context;
+        context.carried_strikes = admission.carried_strikes(peer.ip());
         tracker.spawn(async move {
             let extranonce1 = session.extranonce1();
             let (reader, writer) = stream.into_split();
             let port = context.port.clone();
-            let closed = serve(reader, writer, session, context).await;
+            let Ended { closed, strikes } = serve(reader, writer, session, context).await;
+            let carried = if closed == Closed::InvalidShares { 0 } else { strikes };
+            admission.connection_ended(peer.ip(), carried);
             if closed == Closed::InvalidShares {
                 tracing::warn!(%peer, "miner closed after too many invalid shares in a row");
                 if admission.dropped_for_invalid_shares(peer.ip()) {
@@ -184,5 +253,73 @@ pub async fn accept_loop(
             port.disconnected(closed.label());
             tracing::debug!(%peer, extranonce1 = %extranonce1.to_hex(), ?closed, "miner disconnected");
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admission(max_per_ip: usize) -> Arc<Admission> {
+        Admission::new(Bounds {
+            max_connections: 1_000_000,
+            max_per_ip,
+            ban_after_drops: 2,
+            ban_for: Duration::from_secs(600),
+        })
+    }
+
+    #[test]
+    fn an_ipv6_host_is_one_address_per_64_and_a_mapped_ipv4_its_ipv4() {
+        let bounds = admission(2);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let _a = bounds.admit(ip("2001:db8:5:6::1")).unwrap();
+        let _b = bounds.admit(ip("2001:db8:5:6:abcd::2")).unwrap();
+        assert_eq!(
+            bounds.admit(ip("2001:db8:5:6:ffff:ffff:ffff:ffff")).err(),
+            Some("max_connections_per_ip"),
+            "a third address in the same /64"
+        );
+        assert!(bounds.admit(ip("2001:db8:5:7::1")).is_ok(), "the next /64");
+        let _c = bounds.admit(ip("192.0.2.1")).unwrap();
+        let _d = bounds.admit(ip("::ffff:192.0.2.1")).unwrap();
+        assert!(
+            bounds.admit(ip("192.0.2.1")).is_err(),
+            "mapped is the same address"
+        );
+        // Bans follow the /64 too.
+        let host = ip("2001:db8:9:9::1");
+        assert!(!bounds.dropped_for_invalid_shares(host));
+        assert!(bounds.dropped_for_invalid_shares(ip("2001:db8:9:9::2")));
+        assert_eq!(bounds.admit(ip("2001:db8:9:9::3")).err(), Some("banned"));
+    }
+
+    #[test]
+    fn strikes_outlive_a_connection_and_an_accepted_share_clears_them() {
+        let bounds = admission(10);
+        let ip: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(bounds.carried_strikes(ip), 0);
+        bounds.connection_ended(ip, 49);
+        assert_eq!(bounds.carried_strikes(ip), 49);
+        bounds.connection_ended(ip, 0);
+        assert_eq!(bounds.carried_strikes(ip), 0);
+    }
+
+    #[test]
+    fn the_tables_of_addresses_never_pass_their_bound() {
+        let bounds = admission(10);
+        for n in 0..(MAX_REMEMBERED as u32 + 500) {
+            let ip = IpAddr::from(n.to_be_bytes());
+            bounds.connection_ended(ip, 3);
+            bounds.dropped_for_invalid_shares(ip);
+        }
+        let open = bounds.lock();
+        assert!(
+            open.strikes.len() <= MAX_REMEMBERED,
+            "{}",
+            open.strikes.len()
+        );
+        assert!(open.drops.len() <= MAX_REMEMBERED, "{}", open.drops.len());
+        assert!(open.banned.len() <= MAX_REMEMBERED, "{}", open.banned.len());
     }
 }

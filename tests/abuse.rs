@@ -379,12 +379,17 @@ async fn invalid_shares_get_a_reconnect_then_the_address_a_ban() {
         said.is_err(),
         "three invalid shares do not close the connection"
     );
-
-    for _ in 0..2 {
-        let said = send_invalid_shares(addr, [127, 0, 0, 3], 4).await;
-        assert_eq!(said.matches("\"error\":[20").count(), 4, "{said}");
-        assert!(said.contains("client.reconnect"), "{said}");
-    }
+    // Hanging up does not wipe them: the address's next connection is
+    // closed at its first (3 + 1).
+    wait_until_connections(metrics, 1.0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let said = send_invalid_shares(addr, [127, 0, 0, 3], 4).await;
+    assert_eq!(said.matches("\"error\":[20").count(), 1, "{said}");
+    assert!(said.contains("client.reconnect"), "{said}");
+    // That drop counted; the next connection starts afresh.
+    let said = send_invalid_shares(addr, [127, 0, 0, 3], 4).await;
+    assert_eq!(said.matches("\"error\":[20").count(), 4, "{said}");
+    assert!(said.contains("client.reconnect"), "{said}");
     wait_for_metric(
         metrics,
         "ndas_disconnects_total{reason=\"invalid_shares\"}",
@@ -461,6 +466,16 @@ async fn hostile_names_agents_and_numbers_are_refused_or_neutralized() {
         assert_eq!(answer["error"][0], json!(20), "{answer}");
     }
     still_served(&mut client).await;
+
+    // A name earns its place in the registry with an accepted share.
+    let work = client.latest_job().expect("a job after authorize");
+    let en2 = vec![7; client.extranonce2_size];
+    let share = ndas::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
+        s.difficulty >= 2.5e-10 && !s.is_block
+    })
+    .unwrap();
+    let answer = client.submit("acct.名前", &share).await.unwrap();
+    assert_eq!(answer["result"], json!(true), "{answer}");
 
     // What the operator sees carries no control characters.
     let (_, page) = common::http_json(http, "/api/workers").await;

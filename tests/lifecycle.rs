@@ -58,6 +58,20 @@ async fn serve_logs_json_reloads_on_sighup_and_stops_on_sigterm() {
             .any(|m| m.contains("mining.coinbase_tag changed in the file; restart to apply it")),
         "{said:?}"
     );
+    // The log level up, then down again.
+    let text = config_text(dir.path(), &pair, &payout, ports, 3.0e-10, "/OTHER/", "");
+    for (level, said) in [
+        ("debug", "log.level: info -> debug"),
+        ("info", "log.level: debug -> info"),
+    ] {
+        std::fs::write(
+            &config,
+            text.replace("level = \"info\"", &format!("level = \"{level}\"")),
+        )
+        .unwrap();
+        signal(child.0.id(), "HUP");
+        wait_for_log(&log, said).await;
+    }
     let deadline = Instant::now() + WAIT;
     while (client.difficulty - 3.0e-10).abs() > 1e-20 {
         assert!(Instant::now() < deadline, "new difficulty never announced");

@@ -37,7 +37,6 @@ async fn endpoints_report_what_the_pool_does() {
     // Two workers; one finds a block, one has a share rejected.
     let (mut first, work) =
         common::ready_miner(running.stratum_addr(), "bmminer/2.0.0", "acct.rig1").await;
-    let block = common::submit_block(&mut first, &work, "acct.rig1", 1).await;
     let en2 = vec![1; first.extranonce2_size];
     let (mut second, work2) =
         common::ready_miner(running.stratum_addr(), "bitaxe/BM1366", "acct.rig2").await;
@@ -47,6 +46,22 @@ async fn endpoints_report_what_the_pool_does() {
         second.submit("acct.rig2", &unknown).await.unwrap()["error"][0],
         json!(21)
     );
+    // Its accepted share gives it a place among the workers, with the
+    // rejection it had before.
+    let fine = grind(
+        &work2,
+        &second.extranonce1,
+        &[2; 8][..second.extranonce2_size],
+        (None, 0),
+        1000,
+        |s| s.difficulty >= 2.5e-10 && !s.is_block,
+    )
+    .unwrap();
+    assert_eq!(
+        second.submit("acct.rig2", &fine).await.unwrap()["result"],
+        json!(true)
+    );
+    let block = common::submit_block(&mut first, &work, "acct.rig1", 1).await;
 
     // The block settles as accepted.
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -64,7 +79,7 @@ async fn endpoints_report_what_the_pool_does() {
     };
     assert_eq!(stats["connections"], json!(2));
     assert_eq!(stats["workers"], json!({"known": 2, "connected": 2}));
-    assert_eq!(stats["shares"]["accepted"], json!(1));
+    assert_eq!(stats["shares"]["accepted"], json!(2));
     assert_eq!(stats["shares"]["rejected"]["job_not_found"], json!(1));
     assert!(stats["hashrate"]["1m"].as_f64().unwrap() > 0.0);
     assert_eq!(stats["blocks"]["found"], json!(1));
@@ -112,7 +127,7 @@ async fn endpoints_report_what_the_pool_does() {
             &metrics,
             "ndas_shares_total{reason=\"none\",result=\"accepted\"}"
         ),
-        1.0
+        2.0
     );
     assert_eq!(
         metric(
@@ -166,27 +181,25 @@ async fn endpoints_report_what_the_pool_does() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_instance_on_the_same_data_dir_and_id_refuses_to_start() {
+async fn a_second_instance_on_the_same_data_dir_refuses_to_start_whatever_its_id() {
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
-    let error = ndas::start(regtest_config(&pair, dir.path(), &payout))
-        .await
-        .err()
-        .expect("refused");
-    assert!(
-        error
-            .to_string()
-            .contains("another NDAS with instance_id 9"),
-        "{error}"
-    );
-    let mut other = regtest_config(&pair, dir.path(), &payout);
-    other.instance_id = 10;
-    let second = ndas::start(other)
-        .await
-        .expect("another instance_id may share the data_dir");
-    second.shutdown().await;
+    // The same id, or another: two writers would share blocks/found.log,
+    // truncate it under each other and number its records alike.
+    for id in [9, 10] {
+        let mut other = regtest_config(&pair, dir.path(), &payout);
+        other.instance_id = id;
+        let error = ndas::start(other).await.err().expect("refused");
+        let text = error.to_string();
+        assert!(
+            text.contains("another NDAS already runs on data_dir"),
+            "{text}"
+        );
+        assert!(text.contains("by instance_id 9"), "{text}");
+        assert!(text.contains("its own data_dir"), "{text}");
+    }
     running.shutdown().await;
     let again = ndas::start(regtest_config(&pair, dir.path(), &payout))
         .await

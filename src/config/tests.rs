@@ -109,7 +109,7 @@ fn further_ports_take_their_own_difficulty_and_default_to_the_pools_bounds() {
 #[test]
 fn a_bad_port_is_named_by_its_index_and_field() {
     let text = format!(
-        "{}\n[[stratum.ports]]\nname = \"main\"\nlisten = \"0.0.0.0:3333\"\nstart = 10\nmin = 20\n[[stratum.ports]]\nname = \"has space\"\nlisten = \"0.0.0.0:9100\"\nstart = -1\n",
+        "{}\n[[stratum.ports]]\nname = \"main\"\nlisten = \"0.0.0.0:3333\"\nstart = 10\nmin = 20\n[[stratum.ports]]\nname = \"has space\"\nlisten = \"127.0.0.1:9100\"\nstart = -1\n",
         minimal()
     );
     let issues = Config::from_toml(&text).unwrap().validate().unwrap_err().0;
@@ -159,4 +159,14 @@ fn the_agent_table_has_defaults_that_a_file_replaces_or_empties() {
         keys,
         ["difficulty.agents[0].prefix", "difficulty.agents[0].min"]
     );
+}
+
+#[test]
+fn an_absurd_extranonce2_size_is_reported_not_a_panic() {
+    let text = format!(
+        "{}\n[stratum]\nextranonce2_size = 9223372036854775807\n",
+        minimal()
+    );
+    let issues = Config::from_toml(&text).unwrap().validate().unwrap_err().0;
+    assert_eq!(issues[0].key, "stratum.extranonce2_size");
 }

@@ -198,6 +198,13 @@ impl Journal {
 
     /// Writes the settled copy, then marks the block settled in the log.
     pub fn settle(&self, entry: &JournalEntry) -> std::io::Result<()> {
+        if !is_block_hash(&entry.hash) {
+            // Never a path from anything but 64 hex digits.
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a block hash: {:?}", entry.hash),
+            ));
+        }
         write_durably(&self.settled, &format!("{}.json", entry.hash), &json(entry))?;
         let meta = SettledMeta {
             hash: entry.hash.clone(),
@@ -305,6 +312,17 @@ fn read_all(path: &Path) -> std::io::Result<Bytes> {
     Ok(bytes.into())
 }
 
+/// Highest height a record may claim (Bitcoin is near 1,000,000).
+const MAX_HEIGHT: u32 = 100_000_000;
+
+/// Whether `hash` is a block hash as NDAS writes it: 64 lowercase hex digits.
+fn is_block_hash(hash: &str) -> bool {
+    hash.len() == 64
+        && hash
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// Found records not followed by a settle record for the same block, each
 /// completed with its transactions record when it refers to one.
 fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
@@ -319,6 +337,9 @@ fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
                 Err(error) => tracing::error!(%error, "unreadable transactions record"),
             },
             Kind::Found => match serde_json::from_slice::<FoundMeta>(&record.meta) {
+                Ok(meta) if !is_block_hash(&meta.hash) || meta.height > MAX_HEIGHT => {
+                    tracing::error!(hash = ?meta.hash, height = meta.height, "found-block record with an impossible hash or height; ignored")
+                }
                 Ok(meta) => {
                     let rest = match meta.transactions {
                         None => Bytes::new(),
@@ -346,6 +367,9 @@ fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
                 Err(error) => tracing::error!(%error, "unreadable found-block record"),
             },
             Kind::Settled => match serde_json::from_slice::<SettledMeta>(&record.meta) {
+                Ok(meta) if !is_block_hash(&meta.hash) => {
+                    tracing::error!(hash = ?meta.hash, "settle record with an impossible hash; ignored")
+                }
                 Ok(meta) => pending.retain(|e| e.hash != meta.hash),
                 Err(error) => tracing::error!(%error, "unreadable settle record"),
             },

@@ -21,8 +21,9 @@ use serde_json::Value;
 use super::utek::NodeEndpoint;
 use crate::metrics::Metrics;
 
-/// Largest answer read from the node (a big template in hex is tens of MB).
-const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
+/// Largest answer read from the node unless configured (`node.max_response_bytes`):
+/// a full 4 MB block's template is about 10 MB of JSON.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,6 +135,8 @@ pub struct RpcClient {
     timeout: Duration,
     next_id: AtomicU64,
     metrics: Option<Arc<Metrics>>,
+    /// Longest answer read.
+    max_response: usize,
 }
 
 impl std::fmt::Debug for RpcClient {
@@ -180,7 +183,14 @@ impl RpcClient {
             timeout,
             next_id: AtomicU64::new(1),
             metrics: None,
+            max_response: MAX_RESPONSE_BYTES,
         })
+    }
+
+    /// Reads answers of at most `bytes`; a longer one is an error, not memory.
+    pub fn with_max_response(mut self, bytes: usize) -> RpcClient {
+        self.max_response = bytes;
+        self
     }
 
     /// Counts every call in `ndas_rpc_calls_total` and `ndas_rpc_seconds`.
@@ -277,10 +287,21 @@ impl RpcClient {
         if status == StatusCode::UNAUTHORIZED {
             return Err(RpcError::Unauthorized);
         }
-        let body = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
+        let limit = self.max_response;
+        let body = Limited::new(response.into_body(), limit)
             .collect()
             .await
-            .map_err(|e| transport(e.to_string()))?
+            .map_err(
+                |e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                    Some(_) => RpcError::Decode {
+                        method: method.to_owned(),
+                        reason: format!(
+                            "the answer is over node.max_response_bytes ({limit} bytes)"
+                        ),
+                    },
+                    None => transport(e.to_string()),
+                },
+            )?
             .to_bytes();
         // Bitcoin Core answers RPC errors with HTTP 500 and a JSON body.
         // The answer is read straight into `T`: no intermediate tree for big templates.
@@ -467,6 +488,61 @@ mod tests {
         ];
         for error in errors {
             assert!(RpcError::KINDS.contains(&error.kind()));
+        }
+    }
+
+    /// A node (or a proxy in front of it) that answers without end: read
+    /// up to the bound, then an error, whether it says its length or not.
+    #[tokio::test]
+    async fn an_answer_over_the_bound_is_an_error_not_memory() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            for declared in [true, false] {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await.unwrap();
+                let head = if declared {
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 3 << 20)
+                } else {
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_owned()
+                };
+                stream.write_all(head.as_bytes()).await.unwrap();
+                let chunk = vec![b' '; 64 * 1024];
+                for _ in 0..48 {
+                    let piece = if declared {
+                        chunk.clone()
+                    } else {
+                        [format!("{:x}\r\n", chunk.len()).as_bytes(), &chunk, b"\r\n"].concat()
+                    };
+                    if stream.write_all(&piece).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let endpoint = NodeEndpoint {
+            host: "127.0.0.1".into(),
+            port,
+            user: "u".into(),
+            password: crate::node::Secret::new("p"),
+        };
+        let client = RpcClient::new(&endpoint, Duration::from_secs(5))
+            .unwrap()
+            .with_max_response(1 << 20);
+        for _ in 0..2 {
+            let error = client
+                .call::<Value>("getblocktemplate", serde_json::json!([]))
+                .await
+                .unwrap_err();
+            assert_eq!(error.kind(), "unreadable", "{error}");
+            assert!(
+                error
+                    .to_string()
+                    .contains("node.max_response_bytes (1048576 bytes)"),
+                "{error}"
+            );
         }
     }
 }

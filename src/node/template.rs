@@ -59,8 +59,10 @@ pub enum TemplateError {
     WitnessCommitment { node: String, ours: String },
 }
 
+/// A `getblocktemplate` answer as the node sends it, read straight from the
+/// response (no intermediate JSON tree for a big template).
 #[derive(Deserialize)]
-struct RawTemplate {
+pub struct RawTemplate {
     version: u32,
     previousblockhash: String,
     transactions: Vec<RawTransaction>,
@@ -98,6 +100,11 @@ impl Template {
     pub fn from_json(value: serde_json::Value) -> Result<Template, TemplateError> {
         let raw: RawTemplate =
             serde_json::from_value(value).map_err(|e| TemplateError::Shape(e.to_string()))?;
+        Template::from_raw(raw)
+    }
+
+    /// Checks a template read straight from the node's answer.
+    pub fn from_raw(raw: RawTemplate) -> Result<Template, TemplateError> {
         for rule in &raw.rules {
             if let Some(required) = rule.strip_prefix('!') {
                 if !KNOWN_RULES.contains(&required) {

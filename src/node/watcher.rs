@@ -118,12 +118,15 @@ pub async fn run(
             chain_checked = true;
         }
         let answer = rpc
-            .call::<Value>("getblocktemplate", template_request(config.network, None))
+            .call::<super::template::RawTemplate>(
+                "getblocktemplate",
+                template_request(config.network, None),
+            )
             .await;
         // Checking a big template (every txid rehashed) takes milliseconds:
         // off the runtime threads that serve miners.
         let checked = match answer {
-            Ok(value) => tokio::task::spawn_blocking(move || Template::from_json(value))
+            Ok(raw) => tokio::task::spawn_blocking(move || Template::from_raw(raw))
                 .await
                 .map_err(|e| e.to_string())
                 .and_then(|checked| checked.map_err(|e| e.to_string())),

@@ -43,6 +43,9 @@ pub struct ConnectionContext {
     pub idle_timeout: Duration,
     /// Invalid shares in a row before the miner is told to reconnect.
     pub max_invalid_shares: u32,
+    /// Those its address's last connection ended with (strikes are kept
+    /// per address: hanging up does not reset them).
+    pub carried_strikes: u32,
     pub stats: Arc<crate::stats::Stats>,
     /// The series of the port this listener serves.
     pub port: crate::metrics::PortMetrics,
@@ -178,15 +181,24 @@ pub async fn serve<R, W>(
     writer: W,
     mut session: Session,
     context: ConnectionContext,
-) -> Closed
+) -> Ended
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let closed = serve_session(reader, writer, &mut session, context).await;
+    let mut strikes = 0;
+    let closed = serve_session(reader, writer, &mut session, context, &mut strikes).await;
     // The jobs parked for the miner's return, the extranonce1 freed.
     session.retire(std::time::Instant::now());
-    closed
+    Ended { closed, strikes }
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Ended {
+    pub closed: Closed,
+    /// Invalid shares in a row at the end (see `carried_strikes`).
+    pub strikes: u32,
 }
 
 async fn serve_session<R, W>(
@@ -194,6 +206,7 @@ async fn serve_session<R, W>(
     writer: W,
     session: &mut Session,
     mut context: ConnectionContext,
+    strikes_at_end: &mut u32,
 ) -> Closed
 where
     R: AsyncRead + Unpin,
@@ -228,7 +241,9 @@ where
     let mut budget = LineBudget::new(context.max_lines_per_second);
     let mut strikes = Strikes {
         limit: context.max_invalid_shares,
-        in_a_row: 0,
+        in_a_row: context
+            .carried_strikes
+            .min(context.max_invalid_shares.saturating_sub(1)),
     };
     loop {
         let closed = tokio::select! {
@@ -309,6 +324,7 @@ where
         for event in out.events.drain(..) {
             stats.record(&event, session.user_agent());
         }
+        *strikes_at_end = strikes.in_a_row;
         if written.is_none() {
             return Closed::WriteStalled;
         }

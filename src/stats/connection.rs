@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::registry::Joined;
 use super::{Stats, Worker};
 use crate::metrics::PortMetrics;
 use crate::session::share::Reject;
@@ -14,8 +15,20 @@ pub struct ConnectionStats {
     stats: Arc<Stats>,
     /// The series of the port the miner came in on.
     port: PortMetrics,
-    workers: Vec<(Arc<str>, Arc<Worker>)>,
+    /// The names this connection authorized (at most 32, the session's bound).
+    workers: Vec<Named>,
     difficulty: f64,
+}
+
+/// A name authorized on this connection. It joins the pool-wide registry
+/// with its first accepted share; what it was refused before waits here.
+struct Named {
+    name: Arc<str>,
+    entry: Option<Arc<Worker>>,
+    rejected: u64,
+    stale: u64,
+    /// The registry was full of connected workers when it tried to join.
+    refused: bool,
 }
 
 impl ConnectionStats {
@@ -30,15 +43,50 @@ impl ConnectionStats {
         }
     }
 
-    pub fn stats(&self) -> &Stats {
-        &self.stats
+    fn named(&mut self, name: &Arc<str>) -> Option<&mut Named> {
+        self.workers.iter_mut().find(|n| Arc::ptr_eq(&n.name, name))
     }
 
-    fn worker(&self, name: &Arc<str>) -> Option<&Arc<Worker>> {
-        self.workers
+    /// The registry entry for `name`, joining with this accepted share.
+    fn earned(
+        &mut self,
+        name: &Arc<str>,
+        user_agent: Option<&str>,
+        now: Instant,
+    ) -> Option<&Arc<Worker>> {
+        let index = self
+            .workers
             .iter()
-            .find(|(n, _)| Arc::ptr_eq(n, name))
-            .map(|(_, w)| w)
+            .position(|n| Arc::ptr_eq(&n.name, name))?;
+        if self.workers[index].entry.is_none() {
+            self.join(index, user_agent, now);
+        }
+        self.workers[index].entry.as_ref()
+    }
+
+    /// Enters the registry for the name at `index`, with what it was refused before.
+    fn join(&mut self, index: usize, user_agent: Option<&str>, now: Instant) {
+        let (stats, difficulty) = (&self.stats, self.difficulty);
+        let named = &mut self.workers[index];
+        match stats.workers.join(&named.name, now) {
+            Joined::Entry(entry, evicted) => {
+                if evicted.is_some() {
+                    stats.metrics.workers_evicted_total.inc();
+                }
+                entry.connected(user_agent, difficulty);
+                entry.rejected_before_joining(named.rejected, named.stale);
+                named.entry = Some(entry);
+            }
+            Joined::Full => {
+                if !std::mem::replace(&mut named.refused, true) {
+                    stats.metrics.workers_refused_total.inc();
+                }
+            }
+        }
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
     }
 
     /// Records one event (blocks are also handed to the submitter by the caller).
@@ -49,9 +97,13 @@ impl ConnectionStats {
             Event::Resumed => metrics.sessions_resumed_total.inc(),
             Event::Authorized { worker } => {
                 metrics.authorizes_total.inc();
-                let entry = self.stats.worker(worker);
-                entry.connected(user_agent, self.difficulty);
-                self.workers.push((worker.clone(), entry));
+                self.workers.push(Named {
+                    name: worker.clone(),
+                    entry: None,
+                    rejected: 0,
+                    stale: 0,
+                    refused: false,
+                });
             }
             Event::Difficulty {
                 difficulty,
@@ -61,34 +113,43 @@ impl ConnectionStats {
                 if *vardiff {
                     metrics.vardiff_retargets_total.inc();
                 }
-                for (_, worker) in &self.workers {
-                    worker.set_difficulty(*difficulty);
+                for entry in self.workers.iter().filter_map(|n| n.entry.as_ref()) {
+                    entry.set_difficulty(*difficulty);
                 }
             }
             Event::Share {
                 worker,
                 difficulty,
                 verdict,
-            } => {
-                let entry = worker.as_ref().and_then(|name| self.worker(name));
-                match verdict {
-                    Ok(achieved) => {
-                        let now = Instant::now();
-                        self.port.accepted.inc();
-                        self.port.accepted_difficulty.inc_by(*difficulty);
-                        self.stats.add_pool_share(*difficulty, now);
-                        if let Some(entry) = entry {
-                            entry.accepted(*difficulty, *achieved, now);
-                        }
-                    }
-                    Err(reject) => {
-                        self.port.rejected(reject.reason()).inc();
-                        if let Some(entry) = entry {
-                            entry.rejected(*reject == Reject::Stale);
-                        }
+            } => match verdict {
+                Ok(achieved) => {
+                    let now = Instant::now();
+                    self.port.accepted.inc();
+                    self.port.accepted_difficulty.inc_by(*difficulty);
+                    self.stats.add_pool_share(*difficulty, now);
+                    let entry = worker
+                        .as_ref()
+                        .and_then(|name| self.earned(name, user_agent, now));
+                    if let Some(entry) = entry {
+                        entry.accepted(*difficulty, *achieved, now);
                     }
                 }
-            }
+                Err(reject) => {
+                    self.port.rejected(reject.reason()).inc();
+                    let stale = *reject == Reject::Stale;
+                    let named = worker.as_ref().and_then(|name| self.named(name));
+                    match named {
+                        Some(Named {
+                            entry: Some(entry), ..
+                        }) => entry.rejected(stale),
+                        Some(named) => {
+                            named.rejected += 1;
+                            named.stale += u64::from(stale);
+                        }
+                        None => {}
+                    }
+                }
+            },
             Event::Block(block) => self.stats.block_found(
                 block.job.template.height,
                 block.hash.to_string(),
@@ -103,10 +164,14 @@ impl ConnectionStats {
 
 impl Drop for ConnectionStats {
     fn drop(&mut self) {
-        self.port.connections.dec();
         let now = Instant::now();
-        for (_, worker) in &self.workers {
-            worker.disconnected(now);
+        for named in &self.workers {
+            if let Some(entry) = &named.entry {
+                entry.disconnected(now);
+                self.stats.workers.leave(&named.name);
+            }
         }
+        // Last: whoever sees the connection gone sees its workers quiet.
+        self.port.connections.dec();
     }
 }

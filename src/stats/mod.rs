@@ -4,9 +4,10 @@
 
 pub mod connection;
 mod rates;
+pub mod registry;
 mod worker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -69,7 +70,8 @@ pub struct Stats {
     template: Mutex<Option<TemplateInfo>>,
     pool_rates: Mutex<Rates>,
     blocks: Mutex<VecDeque<BlockRecord>>,
-    workers: Mutex<HashMap<Arc<str>, Arc<Worker>>>,
+    /// Workers that earned a place (an accepted share), bounded.
+    pub workers: registry::Registry,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
 }
@@ -81,8 +83,16 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Workers kept when no cap is given (twice the default connection bound).
+pub const DEFAULT_MAX_WORKERS: usize = 200_000;
+
 impl Stats {
     pub fn new(metrics: Arc<Metrics>) -> Stats {
+        Stats::with_max_workers(metrics, DEFAULT_MAX_WORKERS)
+    }
+
+    /// Stats that keep at most `max_workers` workers.
+    pub fn with_max_workers(metrics: Arc<Metrics>, max_workers: usize) -> Stats {
         let now = Instant::now();
         Stats {
             metrics,
@@ -93,23 +103,14 @@ impl Stats {
             template: Mutex::new(None),
             pool_rates: Mutex::new(Rates::new(now)),
             blocks: Mutex::new(VecDeque::new()),
-            workers: Mutex::new(HashMap::new()),
+            workers: registry::Registry::new(max_workers),
             ports: Mutex::new(Vec::new()),
         }
     }
 
-    /// The entry for `name`, created on first authorization.
-    pub fn worker(&self, name: &Arc<str>) -> Arc<Worker> {
-        lock(&self.workers)
-            .entry(name.clone())
-            .or_insert_with(|| Arc::new(Worker::new(name.clone(), Instant::now())))
-            .clone()
-    }
-
     /// Forgets workers with no connection that were idle for `idle`.
     pub fn prune_workers(&self, idle: Duration) {
-        let now = Instant::now();
-        lock(&self.workers).retain(|_, worker| !worker.is_idle(now, idle));
+        self.workers.prune(Instant::now(), idle);
     }
 
     fn add_pool_share(&self, difficulty: f64, now: Instant) {
@@ -237,10 +238,7 @@ impl Stats {
 
     /// Workers with at least one connection now.
     pub fn connected_workers(&self) -> usize {
-        lock(&self.workers)
-            .values()
-            .filter(|w| w.is_connected())
-            .count()
+        self.workers.counts().1
     }
 
     /// The ports served and their difficulty, at start and on each reload.
@@ -279,13 +277,7 @@ impl Stats {
             .iter()
             .map(|reason| ((*reason).to_owned(), json!(m.shares_rejected(reason))))
             .collect();
-        let (workers, connected_workers) = {
-            let workers = lock(&self.workers);
-            (
-                workers.len(),
-                workers.values().filter(|w| w.is_connected()).count(),
-            )
-        };
+        let (workers, connected_workers) = self.workers.counts();
         let template = lock(&self.template).clone();
         let node = lock(&self.node);
         let blocks: Vec<Value> = lock(&self.blocks)
@@ -324,21 +316,25 @@ impl Stats {
         })
     }
 
-    /// `/api/workers`: sorted by name, `limit` at a time from `offset`.
-    pub fn workers_page(&self, offset: usize, limit: usize) -> Value {
+    /// `/api/workers`: sorted by name, `limit` at a time from `from`.
+    pub fn workers_page(&self, from: registry::From<'_>, limit: usize) -> Value {
         let now = Instant::now();
-        let workers: Vec<Arc<Worker>> = {
-            let map = lock(&self.workers);
-            let mut all: Vec<Arc<Worker>> = map.values().cloned().collect();
-            all.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-            all
-        };
-        let page: Vec<Value> = workers
+        let page: Vec<Value> = self
+            .workers
+            .page(from, limit)
             .iter()
-            .skip(offset)
-            .take(limit)
             .map(|w| w.to_json(now))
             .collect();
-        json!({"total": workers.len(), "offset": offset, "limit": limit, "workers": page})
+        let (total, _) = self.workers.counts();
+        let mut answer = json!({"total": total, "limit": limit, "workers": page});
+        match from {
+            registry::From::Offset(offset) => answer["offset"] = json!(offset),
+            registry::From::After(name) => answer["after"] = json!(name),
+        }
+        // The cursor for the next page, while there may be one.
+        if let Some(last) = page.last().filter(|_| page.len() == limit) {
+            answer["next"] = last["name"].clone();
+        }
+        answer
     }
 }

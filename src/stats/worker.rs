@@ -108,8 +108,11 @@ impl Worker {
         state.connections == 0 && now.saturating_duration_since(state.last_seen) > idle
     }
 
-    pub(super) fn is_connected(&self) -> bool {
-        self.state().connections > 0
+    /// Counts what its connection refused before it joined the registry.
+    pub(super) fn rejected_before_joining(&self, rejected: u64, stale: u64) {
+        let mut state = self.state();
+        state.rejected += rejected;
+        state.stale += stale;
     }
 
     /// The worker as `/api/workers` shows it.

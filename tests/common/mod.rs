@@ -68,6 +68,7 @@ data_dir = "{data}"
 listen = "127.0.0.1:0"
 [metrics]
 listen = "127.0.0.1:0"
+requests_per_second = 1000
 [difficulty]
 start = 2.5e-10
 min = 2.5e-10
@@ -118,16 +119,31 @@ pub fn temp_dir() -> TempDir {
 
 /// `GET path` on `addr`; the status code and body.
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, _, body) = http_request(addr, path, &[]).await;
+    (status, body)
+}
+
+/// `GET path` on `addr` with `headers`; the status code, head and body.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers
+        .iter()
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect();
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).await.unwrap();
     let answer = String::from_utf8(answer).unwrap();
     let (head, body) = answer.split_once("\r\n\r\n").unwrap();
     let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, body.to_owned())
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// `GET path` answered with JSON.

@@ -225,7 +225,7 @@ impl RegtestNode {
             .unwrap_or_else(|e| panic!("{method}: {e}"))
     }
 
-    async fn wait_ready(&self) {
+    pub async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self

@@ -83,12 +83,20 @@ pub fn scan(bytes: &Bytes) -> Scan {
             }
             None => {
                 damaged_at.get_or_insert(at);
-                at = match bytes[at + 1..]
-                    .windows(MAGIC.len())
-                    .position(|w| w == MAGIC)
-                {
-                    Some(next) => at + 1 + next,
-                    None => bytes.len(),
+                at = match declared_end(bytes, at) {
+                    // A damaged record with a readable header: whatever
+                    // lies within its declared length is its data (a
+                    // mempool transaction can hold a record's bytes), so
+                    // the next record starts after it; past the end of the
+                    // log, it was the torn tail.
+                    Some(end) => end.min(bytes.len()),
+                    None => match bytes[at + 1..]
+                        .windows(MAGIC.len())
+                        .position(|w| w == MAGIC)
+                    {
+                        Some(next) => at + 1 + next,
+                        None => bytes.len(),
+                    },
                 };
             }
         }
@@ -97,6 +105,20 @@ pub fn scan(bytes: &Bytes) -> Scan {
         records,
         damaged_at,
     }
+}
+
+/// Where the record at `at` says it ends, when it starts with the magic and
+/// a known kind (its CRC may still fail).
+fn declared_end(bytes: &Bytes, at: usize) -> Option<usize> {
+    let header = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
+    if &header[..4] != MAGIC {
+        return None;
+    }
+    Kind::from_byte(header[4])?;
+    let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
+    (at + HEADER_LEN)
+        .checked_add(word(5) as usize)?
+        .checked_add(word(9) as usize)
 }
 
 /// The record at `at` and where it ends, if it is whole and its CRC holds.

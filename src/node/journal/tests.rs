@@ -4,9 +4,10 @@ use crate::session::testkit;
 use crate::stratum::method::{Extranonce2, JobId};
 use crate::work::{Extranonce1, Job, JobConfig};
 
-fn entry(hash: &str, block: &[u8]) -> JournalEntry {
+/// An entry whose hash is `name` (two hex digits) repeated to 64.
+fn entry(name: &str, block: &[u8]) -> JournalEntry {
     JournalEntry {
-        hash: hash.into(),
+        hash: name.repeat(32),
         height: 7,
         worker: "w".into(),
         found_at: 1,
@@ -15,8 +16,9 @@ fn entry(hash: &str, block: &[u8]) -> JournalEntry {
     }
 }
 
+/// The names of `entries` (their hashes' first two digits).
 fn hashes(entries: &[JournalEntry]) -> Vec<&str> {
-    entries.iter().map(|e| e.hash.as_str()).collect()
+    entries.iter().map(|e| &e.hash[..2]).collect()
 }
 
 fn log_len(dir: &Path) -> u64 {
@@ -135,7 +137,11 @@ fn settled_entries_are_readable_json_with_the_block_in_hex() {
     let mut block = entry("aa", &[0xde, 0xad]);
     block.outcome = Some(Outcome::Rejected("bad-txns".into()));
     journal.settle(&block).unwrap();
-    let text = std::fs::read_to_string(dir.path().join("blocks/settled/aa.json")).unwrap();
+    let text = std::fs::read_to_string(
+        dir.path()
+            .join(format!("blocks/settled/{}.json", "aa".repeat(32))),
+    )
+    .unwrap();
     let json: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(json["block"], "dead");
     assert_eq!(
@@ -271,4 +277,55 @@ fn the_same_transactions_are_written_once() {
         journal.pending().unwrap()[0].block.to_vec(),
         found.serialize()
     );
+}
+
+#[test]
+fn a_record_forged_inside_a_damaged_ones_length_is_never_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    journal.record(&entry("aa", &[1; 64])).unwrap();
+    // A settle record for aa, as mempool data could carry it, inside the
+    // body of a block record that is then damaged.
+    let forged = encode(
+        Kind::Settled,
+        &json(&SettledMeta {
+            hash: "aa".repeat(32),
+        }),
+        |_| {},
+    );
+    let mut body = vec![9u8; 40];
+    body.extend_from_slice(&forged);
+    body.extend_from_slice(&[9; 40]);
+    journal.record(&entry("bb", &body)).unwrap();
+    journal.record(&entry("cc", &[3; 64])).unwrap();
+    let path = dir.path().join("blocks/found.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let second = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == MAGIC)
+        .nth(1)
+        .unwrap()
+        .0;
+    bytes[second + HEADER_LEN + 3] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    assert_eq!(hashes(&journal.recover().unwrap()), ["aa", "cc"]);
+}
+
+#[test]
+fn a_record_whose_hash_is_not_a_block_hash_is_never_used_as_a_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let mut evil = entry("aa", &[1; 64]);
+    evil.hash = "../../../../tmp/ndas-evil".into();
+    journal.record(&evil).unwrap();
+    let mut tall = entry("bb", &[2; 64]);
+    tall.height = u32::MAX;
+    journal.record(&tall).unwrap();
+    journal.record(&entry("cc", &[3; 64])).unwrap();
+    assert_eq!(hashes(&journal.pending().unwrap()), ["cc"]);
+    let refused = journal.settle(&evil).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::InvalidData);
+    assert!(!dir.path().join("tmp").exists());
 }

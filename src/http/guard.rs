@@ -1,0 +1,164 @@
+//! What stands in front of the operator port's handlers: the token, and a
+//! request rate per address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
+
+use base64::Engine;
+use hyper::header::AUTHORIZATION;
+use hyper::HeaderMap;
+use subtle::ConstantTimeEq;
+
+use crate::node::Secret;
+use crate::server::group;
+
+/// Addresses whose request rate is remembered; past it, the idle ones go.
+const MAX_ADDRESSES: usize = 4096;
+
+/// The token check and the per-address rate.
+pub struct Guard {
+    token: Option<Secret>,
+    /// Whether `/metrics` needs the token too.
+    pub protects_metrics: bool,
+    per_second: f64,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Guard {
+    pub fn new(token: Option<Secret>, protects_metrics: bool, per_second: u32) -> Guard {
+        Guard {
+            token,
+            protects_metrics,
+            per_second: f64::from(per_second.max(1)),
+            buckets: Mutex::default(),
+        }
+    }
+
+    /// Whether a token is configured.
+    pub fn has_token(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Takes one request from `ip`'s allowance: false when it is spent.
+    pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+        let ip = group(ip);
+        let rate = self.per_second;
+        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if buckets.len() >= MAX_ADDRESSES && !buckets.contains_key(&ip) {
+            // Forget the addresses whose allowance has refilled: they are
+            // as if never seen.
+            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < rate);
+            if buckets.len() >= MAX_ADDRESSES {
+                buckets.clear();
+            }
+        }
+        let bucket = buckets.entry(ip).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        let refilled = now.duration_since(bucket.at).as_secs_f64() * rate;
+        bucket.tokens = (bucket.tokens + refilled).min(rate);
+        bucket.at = now;
+        if bucket.tokens < 1.0 {
+            return false;
+        }
+        bucket.tokens -= 1.0;
+        true
+    }
+
+    /// Whether `headers` carry the token: `Bearer <token>`, or Basic with
+    /// the token as password (any user name), compared in constant time.
+    pub fn authenticated(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return false;
+        };
+        let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let given = match value.split_once(' ') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => {
+                rest.trim().as_bytes().to_vec()
+            }
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("basic") => {
+                let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(rest.trim())
+                else {
+                    return false;
+                };
+                match decoded.iter().position(|&b| b == b':') {
+                    Some(colon) => decoded[colon + 1..].to_vec(),
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+        bool::from(given.ct_eq(token.expose().as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn the_token_is_taken_as_bearer_or_basic_password_and_nothing_else() {
+        let guard = Guard::new(Some(Secret::new("0123456789abcdef")), false, 10);
+        assert!(guard.authenticated(&headers("Bearer 0123456789abcdef")));
+        assert!(guard.authenticated(&headers("bearer  0123456789abcdef")));
+        let basic = base64::engine::general_purpose::STANDARD.encode("ops:0123456789abcdef");
+        assert!(guard.authenticated(&headers(&format!("Basic {basic}"))));
+        for wrong in [
+            "Bearer 0123456789abcde",
+            "Bearer 0123456789abcdef0",
+            "0123456789abcdef",
+            "Basic !!!",
+            "Token 0123456789abcdef",
+        ] {
+            assert!(!guard.authenticated(&headers(wrong)), "{wrong}");
+        }
+        assert!(!guard.authenticated(&HeaderMap::new()));
+        let open = Guard::new(None, false, 10);
+        assert!(!open.authenticated(&headers("Bearer anything")));
+    }
+
+    #[test]
+    fn an_address_gets_its_rate_and_an_ipv6_host_shares_its_64() {
+        let guard = Guard::new(None, false, 5);
+        let start = Instant::now();
+        let one: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let same_64: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let other: IpAddr = "192.0.2.7".parse().unwrap();
+        let allowed = (0..10).filter(|_| guard.allow(one, start)).count();
+        assert_eq!(allowed, 5);
+        assert!(
+            !guard.allow(same_64, start),
+            "the same /64 shares the allowance"
+        );
+        assert!(guard.allow(other, start));
+        assert!(guard.allow(one, start + Duration::from_millis(250)));
+        assert_eq!(group("::ffff:192.0.2.7".parse().unwrap()), other);
+    }
+
+    #[test]
+    fn the_address_table_is_bounded() {
+        let guard = Guard::new(None, false, 1);
+        let now = Instant::now();
+        for n in 0..(MAX_ADDRESSES as u32 + 100) {
+            guard.allow(IpAddr::from(n.to_be_bytes()), now);
+        }
+        assert!(guard.buckets.lock().unwrap().len() <= MAX_ADDRESSES);
+    }
+}

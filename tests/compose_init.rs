@@ -1,0 +1,74 @@
+//! `deploy/compose-init.sh` as a newcomer runs it, and the `rpcauth` it
+//! writes for bitcoind checked against Bitcoin Core itself: the password
+//! works, another does not, and no command line carries the password.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::node::{Kind, RegtestNode};
+use ndas::node::utek::NodeEndpoint;
+use ndas::node::{RpcClient, Secret};
+
+/// Runs the script in a fresh copy of `deploy/`; the `.env` it wrote.
+fn init_env() -> (tempfile::TempDir, HashMap<String, String>) {
+    let dir = common::temp_dir();
+    std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
+    std::fs::copy(
+        "deploy/compose-init.sh",
+        dir.path().join("deploy/compose-init.sh"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("bash")
+        .arg("deploy/compose-init.sh")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let text = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    let env = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    (dir, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rpcauth_compose_init_writes_takes_the_password_and_nothing_else() {
+    let (_dir, env) = init_env();
+    let auth = &env["BITCOIN_RPC_AUTH"];
+    let password = &env["BITCOIN_RPC_PASSWORD"];
+    assert!(
+        !auth.contains(password.as_str()),
+        "the password itself is on the command line"
+    );
+    assert!(env["METRICS_TOKEN"].len() >= 16);
+    let compose = std::fs::read_to_string("docker-compose.yml").unwrap();
+    assert!(compose.contains("-rpcauth=${BITCOIN_RPC_AUTH"));
+    assert!(!compose.contains("-rpcpassword"));
+
+    let node = RegtestNode::start(Kind::Core, None, &[format!("-rpcauth={auth}")]);
+    node.wait_ready().await;
+    let client = |password: &str| {
+        let endpoint = NodeEndpoint {
+            host: "127.0.0.1".into(),
+            port: node.rpc_port,
+            user: env["BITCOIN_RPC_USER"].clone(),
+            password: Secret::new(password),
+        };
+        RpcClient::new(&endpoint, Duration::from_secs(10)).unwrap()
+    };
+    let count: u64 = client(password)
+        .call("getblockcount", serde_json::json!([]))
+        .await
+        .unwrap();
+    assert_eq!(count, 0);
+    let refused = client("not-the-password")
+        .call::<u64>("getblockcount", serde_json::json!([]))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), "unauthorized");
+}
