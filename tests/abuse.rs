@@ -5,23 +5,17 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{metric, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
+use common::{
+    connect_from, metric, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair,
+};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(IpAddr::from(source), 0))
-        .unwrap();
-    socket.connect(addr).await.unwrap()
-}
 
 /// Sends a subscribe; the server's first line back, or `None` if it closed.
 async fn subscribe(stream: &mut TcpStream) -> Option<String> {

@@ -6,14 +6,13 @@
 
 mod common;
 
-use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use base64::Engine;
 use common::node::free_port;
-use common::{endpoint_config, http_request, temp_dir, wait_for_readyz};
+use common::{connect_from, endpoint_config, http_request, temp_dir, wait_for_readyz};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 
 const TOKEN: &str = "s3cret-token-0123456789";
 const PAYOUT: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
@@ -111,14 +110,6 @@ async fn the_token_guards_the_api_and_page_and_keeps_the_nodes_errors_from_other
     assert_eq!(http_request(http, "/metrics", &with_token).await.0, 200);
     assert_eq!(http_request(http, "/healthz", &[]).await.0, 200);
     running.shutdown().await;
-}
-
-async fn connect_from(source: [u8; 4], addr: SocketAddr) -> TcpStream {
-    let socket = TcpSocket::new_v4().unwrap();
-    socket
-        .bind(SocketAddr::new(IpAddr::from(source), 0))
-        .unwrap();
-    socket.connect(addr).await.unwrap()
 }
 
 /// Whether the server closes `stream` within 10 s (reading nothing else).

@@ -236,6 +236,15 @@ pub async fn wait_for_readyz(addr: std::net::SocketAddr, status: u16) -> serde_j
     }
 }
 
+/// A TCP connection to `addr` from the local address `source` (127.0.0.N:
+/// another address to the server's per-address bounds).
+pub async fn connect_from(source: [u8; 4], addr: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    let local = std::net::SocketAddr::new(std::net::IpAddr::from(source), 0);
+    socket.bind(local).unwrap();
+    socket.connect(addr).await.unwrap()
+}
+
 /// A miner subscribed as `agent`, authorized as `worker`, with its first job.
 pub async fn ready_miner(
     addr: std::net::SocketAddr,

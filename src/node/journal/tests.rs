@@ -21,6 +21,22 @@ fn hashes(entries: &[JournalEntry]) -> Vec<&str> {
     entries.iter().map(|e| &e.hash[..2]).collect()
 }
 
+/// Flips a byte of the second record's meta: its header stays readable,
+/// its CRC fails.
+fn damage_second_record(dir: &Path) {
+    let path = dir.join("blocks/found.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let second = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == MAGIC)
+        .nth(1)
+        .unwrap()
+        .0;
+    bytes[second + HEADER_LEN + 3] ^= 0xff;
+    std::fs::write(&path, &bytes).unwrap();
+}
+
 fn log_len(dir: &Path) -> u64 {
     std::fs::metadata(dir.join("blocks/found.log"))
         .unwrap()
@@ -112,17 +128,7 @@ fn a_damaged_record_in_the_middle_does_not_hide_the_ones_after_it() {
     for (hash, byte) in [("aa", 1), ("bb", 2), ("cc", 3)] {
         journal.record(&entry(hash, &[byte; 64])).unwrap();
     }
-    let path = dir.path().join("blocks/found.log");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let second = bytes
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| w == MAGIC)
-        .nth(1)
-        .unwrap()
-        .0;
-    bytes[second + HEADER_LEN + 3] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    damage_second_record(dir.path());
 
     assert_eq!(hashes(&journal.pending().unwrap()), ["aa", "cc"]);
     let journal = Journal::open(dir.path()).unwrap();
@@ -298,17 +304,7 @@ fn a_record_forged_inside_a_damaged_ones_length_is_never_adopted() {
     body.extend_from_slice(&[9; 40]);
     journal.record(&entry("bb", &body)).unwrap();
     journal.record(&entry("cc", &[3; 64])).unwrap();
-    let path = dir.path().join("blocks/found.log");
-    let mut bytes = std::fs::read(&path).unwrap();
-    let second = bytes
-        .windows(4)
-        .enumerate()
-        .filter(|(_, w)| w == MAGIC)
-        .nth(1)
-        .unwrap()
-        .0;
-    bytes[second + HEADER_LEN + 3] ^= 0xff;
-    std::fs::write(&path, &bytes).unwrap();
+    damage_second_record(dir.path());
     let journal = Journal::open(dir.path()).unwrap();
     assert_eq!(hashes(&journal.recover().unwrap()), ["aa", "cc"]);
 }
