@@ -3,8 +3,9 @@
 //! node outage nor a killed process can lose it. Once the node has given its
 //! verdict the block is copied, readable, to `blocks/settled/<hash>.json` and
 //! a settle record is appended. The log is emptied at start-up when nothing
-//! is pending, and when it has grown large with nothing pending, just before
-//! the next template's transactions are written.
+//! is pending; when it has grown large, just before the next template's
+//! transactions are written, it is emptied, or rewritten to the blocks still
+//! pending (each whole) when there are any.
 //!
 //! A template's transactions are written to the log in the background when
 //! its first job goes out, so a block found on it journals only its header
@@ -156,8 +157,14 @@ impl Journal {
             let _ = template.journaled.set(same.clone());
             return Ok(());
         }
-        if log.unsettled.is_empty() && log.file.metadata()?.len() > self.compact_at_bytes {
-            empty(&mut log)?;
+        if log.file.metadata()?.len() > self.compact_at_bytes {
+            if log.unsettled.is_empty() {
+                empty(&mut log)?;
+            } else {
+                // A block that never gets a verdict must not stop the log
+                // from shrinking: it is carried into the new one, whole.
+                self.carry_forward(&mut log)?;
+            }
         }
         let (generation, id) = (log.generation, log.next_transactions_id);
         log.next_transactions_id += 1;
@@ -173,6 +180,36 @@ impl Journal {
             id,
             hex,
         });
+        Ok(())
+    }
+
+    /// Rewrites the log as the blocks still pending, each whole (its
+    /// template's transactions inline), and nothing else: written to a
+    /// new file, flushed, then renamed over the log, so a crash leaves
+    /// one log or the other, never neither.
+    fn carry_forward(&self, log: &mut Log) -> std::io::Result<()> {
+        let pending = pending_of(&scan(&read_all(&self.log_path)?).records);
+        let fresh_path = self.log_path.with_file_name("found.log.compacting");
+        let mut fresh = File::create(&fresh_path)?;
+        for entry in &pending {
+            let record = encode(Kind::Found, &entry.meta(None), |out| {
+                out.extend_from_slice(&entry.block.head);
+                out.extend_from_slice(&entry.block.transactions);
+            });
+            fresh.write_all(&record)?;
+        }
+        fresh.sync_data()?;
+        drop(fresh);
+        std::fs::rename(&fresh_path, &self.log_path)?;
+        sync_dir(self.log_path.parent().expect("the log is in blocks/"))?;
+        log.file = open_log(&self.log_path)?;
+        log.unsettled = pending.iter().map(|e| e.hash.clone()).collect();
+        // Transactions written before are gone: blocks refer to new ones.
+        log.generation += 1;
+        tracing::info!(
+            carried = pending.len(),
+            "block journal compacted; blocks without a verdict carried forward"
+        );
         Ok(())
     }
 

@@ -222,23 +222,34 @@ fn a_block_on_a_template_not_yet_journaled_is_written_whole() {
 }
 
 #[test]
-fn a_large_log_is_emptied_before_new_transactions_only_with_nothing_pending() {
+fn a_large_log_is_emptied_before_new_transactions_and_a_pending_block_carried_forward() {
     let dir = tempfile::tempdir().unwrap();
     let journal = Journal::open(dir.path()).unwrap().with_compaction_at(1000);
     let old = template_60tx();
     journal.write_transactions(&old, None).unwrap();
-    journal.record(&entry("aa", &[1])).unwrap();
-    let pending_size = log_len(dir.path());
-    journal.write_transactions(&template_60tx(), None).unwrap();
-    assert!(
-        log_len(dir.path()) > pending_size,
-        "aa is pending: not emptied"
-    );
+    // A block on that template, its record only its head: it needs the
+    // transactions record to be whole.
+    let stuck = found_on(old.clone(), 8);
+    let write = journal.write_found(&stuck);
+    assert!(write.transactions_hex.is_some());
+    journal.sync().unwrap();
+    // Templates keep coming and the block never gets a verdict: the log is
+    // compacted each time, to the block (whole) and the newest transactions.
+    let mut sizes = Vec::new();
+    for _ in 0..5 {
+        journal.write_transactions(&template_60tx(), None).unwrap();
+        sizes.push(log_len(dir.path()));
+    }
+    assert!(sizes.windows(2).all(|w| w[0] == w[1]), "{sizes:?}");
+    let pending = Journal::open(dir.path()).unwrap().pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].hash, stuck.hash.to_string());
+    assert_eq!(pending[0].block.to_vec(), stuck.serialize());
+    journal.settle(&write.entry).unwrap();
 
-    journal.settle(&entry("aa", &[1])).unwrap();
     let newest = template_60tx();
     journal.write_transactions(&newest, None).unwrap();
-    let one_record = HEADER_LEN + r#"{"id":2}"#.len() + newest.tx_data.len();
+    let one_record = HEADER_LEN + r#"{"id":6}"#.len() + newest.tx_data.len();
     assert_eq!(
         log_len(dir.path()),
         one_record as u64,
