@@ -66,6 +66,10 @@ pub struct StratumConfig {
     pub max_connections: usize,
     /// Miners from one address at once (a farm behind NAT shares one).
     pub max_connections_per_ip: usize,
+    /// Connections not yet subscribed and authorized, at once; more are
+    /// closed as they connect. 0: a quarter of `max_connections`, at least
+    /// 1,024 (or all of them, when fewer).
+    pub max_handshaking: usize,
     /// Workers kept for the API and status page, connected or not; a name
     /// earns a place with its first accepted share, and when full the
     /// longest-quiet disconnected one goes. 0: twice `max_connections`.
@@ -167,6 +171,7 @@ impl Default for Config {
                 max_connections: 100_000,
                 max_connections_per_ip: 20_000,
                 max_workers: 0,
+                max_handshaking: 0,
                 max_lines_per_second: 100,
                 handshake_timeout_seconds: 30.0,
                 idle_timeout_seconds: 600.0,
@@ -231,6 +236,15 @@ impl std::fmt::Display for ConfigIssue {
 pub struct ConfigError(pub Vec<ConfigIssue>);
 
 impl StratumConfig {
+    /// Connections in their handshake at once: `max_handshaking`, or when
+    /// 0 a quarter of `max_connections`, at least 1,024 or all of them.
+    pub fn handshaking_cap(&self) -> usize {
+        match self.max_handshaking {
+            0 => (self.max_connections / 4).max(self.max_connections.min(1024)),
+            cap => cap,
+        }
+    }
+
     /// Workers kept: `max_workers`, or twice `max_connections` when 0.
     pub fn worker_cap(&self) -> usize {
         match self.max_workers {

@@ -18,6 +18,10 @@ use crate::work::ExtranonceAllocator;
 pub struct Bounds {
     pub max_connections: usize,
     pub max_per_ip: usize,
+    /// Connections not yet subscribed and authorized, at once: a few
+    /// addresses cannot hold every place with connections that never
+    /// subscribe.
+    pub max_handshaking: usize,
     /// Drops for invalid shares within `ban_for` that ban an address (0: never).
     pub ban_after_drops: u32,
     pub ban_for: Duration,
@@ -67,6 +71,8 @@ fn make_room<V, K: Ord + Copy>(
 pub struct Admission {
     bounds: Bounds,
     open: Mutex<Open>,
+    /// A permit per connection still in its handshake.
+    handshaking: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Default)]
@@ -93,6 +99,7 @@ impl Admission {
         Arc::new(Admission {
             bounds,
             open: Mutex::default(),
+            handshaking: Arc::new(tokio::sync::Semaphore::new(bounds.max_handshaking.max(1))),
         })
     }
 
@@ -223,6 +230,12 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // Held until the miner is subscribed and authorized.
+        let Ok(handshake) = admission.handshaking.clone().try_acquire_owned() else {
+            context.port.refused("max_handshaking");
+            tracing::debug!(%peer, "connection refused: max_handshaking");
+            continue;
+        };
         let Some(lease) = extranonces.allocate() else {
             // Every extranonce1 is held: more connections than any bound allows.
             context.port.refused("max_connections");
@@ -240,7 +253,8 @@ pub async fn accept_loop(
             let extranonce1 = session.extranonce1();
             let (reader, writer) = stream.into_split();
             let port = context.port.clone();
-            let Ended { closed, strikes } = serve(reader, writer, session, context).await;
+            let Ended { closed, strikes } =
+                serve(reader, writer, session, context, Some(handshake)).await;
             let carried = if closed == Closed::InvalidShares { 0 } else { strikes };
             admission.connection_ended(peer.ip(), carried);
             if closed == Closed::InvalidShares {
@@ -264,6 +278,7 @@ mod tests {
         Admission::new(Bounds {
             max_connections: 1_000_000,
             max_per_ip,
+            max_handshaking: 1000,
             ban_after_drops: 2,
             ban_for: Duration::from_secs(600),
         })

@@ -152,6 +152,59 @@ async fn connections_over_the_bounds_are_closed_and_the_rest_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_that_never_finish_their_handshake_cannot_take_every_place() {
+    let Stack {
+        _pair,
+        _dir,
+        payout,
+        running,
+    } = stack(|c| {
+        c.stratum.max_connections = 50;
+        c.stratum.max_handshaking = 2;
+    })
+    .await;
+    let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
+    // An authorized miner holds no handshake place.
+    let (mut honest, _) = ready_miner(addr, "honest/1", &format!("{payout}.honest")).await;
+    let mut silent: Vec<TcpStream> = Vec::new();
+    for source in [[127, 0, 0, 5], [127, 0, 0, 6]] {
+        silent.push(connect_from(source, addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A third half-open connection is closed on arrival, whatever its address.
+    let mut third = connect_from([127, 0, 0, 7], addr).await;
+    assert_eq!(subscribe(&mut third).await, None);
+    let refused = "ndas_connections_refused_total{reason=\"max_handshaking\"}";
+    assert_eq!(metric(metrics, refused).await, 1.0);
+    still_served(&mut honest).await;
+    // One silent connection gone: a miner gets in and, authorized, gives
+    // its place back at once.
+    drop(silent.pop());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut joined = loop {
+        let mut client = ndas::miner::Client::connect(addr).await.unwrap();
+        if client.subscribe("late/1").await.is_ok() {
+            let name = format!("{payout}.late");
+            assert_eq!(
+                client.authorize(&name).await.unwrap()["result"],
+                json!(true)
+            );
+            break client;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    still_served(&mut joined).await;
+    // Authorized, it gave its place back: one is free beside the silent one.
+    let mut another = connect_from([127, 0, 0, 9], addr).await;
+    assert!(subscribe(&mut another).await.is_some());
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_silent_and_flooding_miners_are_closed_while_others_are_served() {
     let Stack {
         _pair,

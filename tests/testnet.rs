@@ -57,14 +57,11 @@ async fn submit_at(client: &mut Client, work: &Work, ntime: u32, fill: u8) -> se
     let mut rolled = work.clone();
     rolled.ntime = ntime;
     let en2 = vec![fill; client.extranonce2_size];
-    let share = grind(
-        &rolled,
-        &client.extranonce1,
-        &en2,
-        (None, 0),
-        10_000,
-        |_| true,
-    )
+    // At the pool's difficulty: a refusal is then for the time alone.
+    let wanted = client.difficulty;
+    let share = grind(&rolled, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+        s.difficulty >= wanted
+    })
     .unwrap();
     client.submit("acct.rig", &share).await.unwrap()
 }
@@ -131,6 +128,8 @@ async fn no_share_is_taken_for_a_time_its_jobs_bits_are_wrong_for_and_the_easy_j
     // Its time may not go back before the mark: its bits would be wrong.
     let before = submit_at(&mut client, &easy, mark, 3).await;
     assert_eq!(before["result"], json!(null), "{before}");
+    let why = before["error"][1].as_str().unwrap();
+    assert!(why.contains("20-minute"), "{why}");
     let on_time = submit_at(&mut client, &easy, easy.ntime, 4).await;
     assert_eq!(on_time["result"], json!(true), "{on_time}");
     // The old job's shares before the mark still count.

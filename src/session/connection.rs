@@ -181,13 +181,22 @@ pub async fn serve<R, W>(
     writer: W,
     mut session: Session,
     context: ConnectionContext,
+    handshake: Option<tokio::sync::OwnedSemaphorePermit>,
 ) -> Ended
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut strikes = 0;
-    let closed = serve_session(reader, writer, &mut session, context, &mut strikes).await;
+    let closed = serve_session(
+        reader,
+        writer,
+        &mut session,
+        context,
+        handshake,
+        &mut strikes,
+    )
+    .await;
     // The jobs parked for the miner's return, the extranonce1 freed.
     session.retire(std::time::Instant::now());
     Ended { closed, strikes }
@@ -206,6 +215,8 @@ async fn serve_session<R, W>(
     writer: W,
     session: &mut Session,
     mut context: ConnectionContext,
+    // Held until the miner is subscribed and authorized (`max_handshaking`).
+    mut half_open: Option<tokio::sync::OwnedSemaphorePermit>,
     strikes_at_end: &mut u32,
 ) -> Closed
 where
@@ -288,6 +299,10 @@ where
                     last_heard = tokio::time::Instant::now();
                     if budget.take(last_heard) {
                         session.handle_line(&line, Now::system(), &mut out);
+                        if half_open.is_some() && session.is_authorized() {
+                            // Its place among the half-open is free again.
+                            half_open = None;
+                        }
                         if out.events.iter().any(|e| matches!(e, Event::Share { verdict: Ok(_), .. })) {
                             budget.refund();
                         }
