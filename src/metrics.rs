@@ -57,6 +57,9 @@ pub struct Metrics {
     accepted_difficulty_total: CounterVec,
     pub blocks_found_total: IntCounter,
     pub blocks_submitted_total: IntCounter,
+    /// Found blocks the journal could not make durable (a full or failing
+    /// disk): submitted anyway, their hex in the error log line.
+    pub blocks_unjournaled_total: IntCounter,
     /// From reading the block's share to its first `submitblock` call.
     pub block_submit_delay_seconds: Histogram,
     /// Writing found blocks to the journal and flushing it, per flush.
@@ -272,6 +275,11 @@ impl Metrics {
                 r,
                 "ndas_blocks_submitted_total",
                 "submitblock calls made",
+            ),
+            blocks_unjournaled_total: counter(
+                r,
+                "ndas_blocks_unjournaled_total",
+                "Found blocks the journal could not make durable (full or failing disk), submitted anyway",
             ),
             block_journal_seconds: histogram(
                 r,

@@ -1,10 +1,14 @@
 //! The block journal when the disk fails: NDAS refuses to start rather than
-//! believe no block is pending.
+//! believe no block is pending, and a block found on a full disk still goes
+//! to the node, counted and alerted as not journaled (never as durable).
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
 use common::node::free_port;
-use common::{endpoint_config, temp_dir};
+use common::{endpoint_config, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
 
 const PAYOUT: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 
@@ -34,4 +38,138 @@ async fn a_journal_that_cannot_be_read_stops_the_start() {
         .unwrap()
         .file_type()
         .is_symlink());
+}
+
+/// A small tmpfs mounted for one test (the tests run as root), unmounted
+/// when dropped, however the test ends.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: &Path, bytes: usize) -> SmallDisk {
+        std::fs::create_dir_all(at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}")])
+            .arg("tmpfs")
+            .arg(at)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount a tmpfs (the tests run as root)");
+        SmallDisk(at.to_owned())
+    }
+
+    /// Writes a file until the disk refuses (ENOSPC).
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 4096];
+        loop {
+            match file.write_all(&chunk).and_then(|_| file.sync_data()) {
+                Ok(()) => continue,
+                Err(error) => {
+                    assert_eq!(error.kind(), std::io::ErrorKind::StorageFull, "{error}");
+                    return path;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Journals a stand-in block sized so that the log then ends `short` bytes
+/// before a 4 KiB page boundary.
+fn pad_to_page_end(journal: &ndas::node::submitter::Journal, log: &Path, short: u64) {
+    use ndas::node::submitter::{BlockBytes, JournalEntry};
+    let entry = |size: usize| JournalEntry {
+        hash: "ee".repeat(32),
+        height: 1,
+        worker: "pad".into(),
+        found_at: 1,
+        block: BlockBytes::whole(vec![0u8; size]),
+        outcome: None,
+    };
+    let before = std::fs::metadata(log).unwrap().len();
+    journal.record(&entry(1)).unwrap();
+    let overhead = std::fs::metadata(log).unwrap().len() - before - 1;
+    let now = before + overhead + 1;
+    let wanted = (4096 - short - (now + overhead) % 4096) % 4096 + 4096;
+    journal.record(&entry(wanted as usize)).unwrap();
+    let len = std::fs::metadata(log).unwrap().len();
+    assert_eq!(len % 4096, 4096 - short, "{len}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_found_on_a_full_disk_still_reaches_the_node_and_is_counted_as_not_journaled() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let disk = SmallDisk::mount(&dir.path().join("disk"), 1 << 20);
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.data_dir = disk.0.join("data");
+    let running = start_ndas(config).await;
+    let metrics = running.stats().metrics.clone();
+    let (mut client, work) = ready_miner(running.stratum_addr(), "t/1", "acct.rig").await;
+    let height = pair.main.height().await;
+
+    // The log ends 50 bytes short of a page, and the disk is then filled:
+    // the block's record (a few hundred bytes) fits in part, then ENOSPC.
+    let journal = running.journal().clone();
+    let log = disk.0.join("data/blocks/found.log");
+    pad_to_page_end(&journal, &log, 50);
+    let filler = disk.fill();
+    let block = common::submit_block(&mut client, &work, "acct.rig", 1).await;
+    pair.wait_height(height + 1).await;
+    let best = pair
+        .main
+        .call("getbestblockhash", serde_json::json!([]))
+        .await;
+    assert_eq!(
+        best,
+        serde_json::json!(block.hash.to_string()),
+        "the node has the block"
+    );
+    assert_eq!(metrics.blocks_unjournaled_total.get(), 1);
+    let pending = journal.pending().unwrap();
+    assert!(
+        pending.iter().all(|e| e.hash != block.hash.to_string()),
+        "never claimed durable"
+    );
+
+    // Room again: the next block is journaled and settled as usual.
+    std::fs::remove_file(filler).unwrap();
+    let work = common::next_tip(&mut client, &work).await;
+    let next = common::submit_block(&mut client, &work, "acct.rig", 2).await;
+    pair.wait_height(height + 2).await;
+    let settled = disk
+        .0
+        .join(format!("data/blocks/settled/{}.json", next.hash));
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !settled.exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second block never settled"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(metrics.blocks_unjournaled_total.get(), 1);
+    running.shutdown().await;
+    // What the full disk took of the first block's record was cut back:
+    // the log reads clean, nothing moved aside as damaged.
+    let data = disk.0.join("data");
+    ndas::node::submitter::Journal::open(&data)
+        .unwrap()
+        .recover()
+        .unwrap();
+    let damaged = std::fs::read_dir(data.join("blocks"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+        .count();
+    assert_eq!(damaged, 0, "a torn record was left in the log");
+    drop(disk);
 }

@@ -95,7 +95,7 @@ impl Journal {
         });
         let mut log = self.lock();
         log.unsettled.insert(entry.hash.clone());
-        log.file.write_all(&record)?;
+        append(&mut log, &record)?;
         drop(log);
         self.sync()
     }
@@ -129,7 +129,7 @@ impl Journal {
         // Marked before writing: the log is never emptied under a record
         // that is written and not yet settled.
         log.unsettled.insert(entry.hash.clone());
-        let written = log.file.write_all(&record);
+        let written = append(&mut log, &record);
         FoundWrite {
             entry,
             transactions_hex: journaled.map(|j| j.hex.clone()),
@@ -171,7 +171,7 @@ impl Journal {
         let record = encode(Kind::Transactions, &json(&TransactionsMeta { id }), |out| {
             out.extend_from_slice(&template.tx_data)
         });
-        log.file.write_all(&record)?;
+        append(&mut log, &record)?;
         drop(log);
         let hex = Bytes::from(faster_hex::hex_string(&template.tx_data));
         self.sync()?;
@@ -248,7 +248,7 @@ impl Journal {
         };
         let record = encode(Kind::Settled, &json(&meta), |_| {});
         let mut log = self.lock();
-        log.file.write_all(&record)?;
+        append(&mut log, &record)?;
         log.file.sync_data()?;
         log.unsettled.remove(&entry.hash);
         Ok(())
@@ -319,6 +319,19 @@ impl Journal {
         // `recover` handles; the file itself is still usable.
         self.log.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Appends one record whole or not at all: on a write error (a full disk
+/// takes part of it) the log is cut back, since a record written after a
+/// torn one would start inside its declared length, where the reader
+/// never looks for one.
+fn append(log: &mut Log, record: &[u8]) -> std::io::Result<()> {
+    let before = log.file.metadata()?.len();
+    if let Err(error) = log.file.write_all(record) {
+        let _ = log.file.set_len(before);
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Empties the log; transactions written before can no longer be referred to.

@@ -101,6 +101,7 @@ impl Submitter {
             received,
         } = block;
         if let Err(error) = durable {
+            self.stats.metrics.blocks_unjournaled_total.inc();
             tracing::error!(hash = %entry.hash, %error, block = %faster_hex::hex_string(&entry.block.to_vec()), "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
         }
         self.submit(entry, params, Some(received), shutdown).await;
