@@ -209,9 +209,7 @@ pub fn route(
         "/api/stats" => {
             let mut snapshot = stats.snapshot();
             if !details {
-                if let Some(error) = snapshot["node"]["last_error"].as_str() {
-                    snapshot["node"]["last_error"] = json!(redacted(error));
-                }
+                redact_snapshot(&mut snapshot);
             }
             json_response(StatusCode::OK, &snapshot)
         }
@@ -226,6 +224,14 @@ pub fn route(
             json_response(StatusCode::OK, &stats.workers_page(from, limit))
         }
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
+    }
+}
+
+/// `/api/stats` for a client without the token: the node's error text can
+/// name its address anywhere in it, so none of it is shown.
+fn redact_snapshot(snapshot: &mut Value) {
+    if !snapshot["node"]["last_error"].is_null() {
+        snapshot["node"]["last_error"] = json!("hidden: send metrics.token to see it");
     }
 }
 
@@ -268,6 +274,21 @@ mod tests {
         assert_eq!(page("offset=20&limit=5"), (20, 5));
         assert_eq!(page("limit=1000000"), (0, MAX_WORKERS_PAGE));
         assert_eq!(page("offset=-1&limit=abc"), (0, 100));
+    }
+
+    #[test]
+    fn the_nodes_error_text_is_never_shown_without_the_token() {
+        let mut snapshot = json!({"node": {"up": false, "last_error":
+            "node at 10.0.0.5:8332 unreachable for getblocktemplate: connection refused"}});
+        redact_snapshot(&mut snapshot);
+        assert!(!snapshot.to_string().contains("10.0.0.5"), "{snapshot}");
+        assert_eq!(
+            redacted("node unreachable: node at 10.0.0.5:8332 unreachable for x: refused"),
+            "node unreachable"
+        );
+        let mut fine = json!({"node": {"up": true, "last_error": null}});
+        redact_snapshot(&mut fine);
+        assert_eq!(fine["node"]["last_error"], Value::Null);
     }
 
     #[test]

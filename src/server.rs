@@ -249,14 +249,23 @@ pub async fn accept_loop(
         let admission = admission.clone();
         let mut context = context;
         context.carried_strikes = admission.carried_strikes(peer.ip());
+        let carried_in = context.carried_strikes;
         tracker.spawn(async move {
             let extranonce1 = session.extranonce1();
             let (reader, writer) = stream.into_split();
             let port = context.port.clone();
             let Ended { closed, strikes } =
                 serve(reader, writer, session, context, Some(handshake)).await;
-            let carried = if closed == Closed::InvalidShares { 0 } else { strikes };
-            admission.connection_ended(peer.ip(), carried);
+            // Its own strikes are kept for the address; it clears the
+            // address's only when it had strikes to clear (an accepted
+            // share reset them), or when it was dropped for them (the drop
+            // is counted instead). A sibling behind the same NAT that never
+            // struck leaves them alone.
+            if closed == Closed::InvalidShares || (strikes == 0 && carried_in > 0) {
+                admission.connection_ended(peer.ip(), 0);
+            } else if strikes > 0 {
+                admission.connection_ended(peer.ip(), strikes);
+            }
             if closed == Closed::InvalidShares {
                 tracing::warn!(%peer, "miner closed after too many invalid shares in a row");
                 if admission.dropped_for_invalid_shares(peer.ip()) {

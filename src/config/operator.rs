@@ -62,7 +62,9 @@ impl MetricsConfig {
     /// The token, from `token` or read from `token_file` (trimmed).
     pub fn load_token(&self) -> Result<Option<Secret>, TokenError> {
         let Some(path) = &self.token_file else {
-            return Ok(self.token.clone());
+            // Trimmed as it is checked: a trailing newline from an env file
+            // would otherwise lock the operator out.
+            return Ok(self.token.as_ref().map(|t| Secret::new(t.expose().trim())));
         };
         let error = |why: String| TokenError {
             path: path.display().to_string(),

@@ -56,7 +56,12 @@ impl Guard {
             // as if never seen.
             buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < rate);
             if buckets.len() >= MAX_ADDRESSES {
-                buckets.clear();
+                // The oldest eighth goes; never all at once, which would
+                // give every address a fresh allowance.
+                let mut ages: Vec<Instant> = buckets.values().map(|b| b.at).collect();
+                let (_, cutoff, _) = ages.select_nth_unstable(MAX_ADDRESSES / 8);
+                let cutoff = *cutoff;
+                buckets.retain(|_, b| b.at > cutoff);
             }
         }
         let bucket = buckets.entry(ip).or_insert(Bucket {
@@ -153,12 +158,21 @@ mod tests {
     }
 
     #[test]
-    fn the_address_table_is_bounded() {
+    fn the_address_table_is_bounded_and_a_flood_of_addresses_resets_no_one() {
         let guard = Guard::new(None, false, 1);
-        let now = Instant::now();
+        let start = Instant::now();
         for n in 0..(MAX_ADDRESSES as u32 + 100) {
-            guard.allow(IpAddr::from(n.to_be_bytes()), now);
+            let at = start + Duration::from_micros(u64::from(n));
+            guard.allow(IpAddr::from(n.to_be_bytes()), at);
         }
         assert!(guard.buckets.lock().unwrap().len() <= MAX_ADDRESSES);
+        // The newest address spent its allowance; more new ones do not
+        // give it back.
+        let newest = IpAddr::from((MAX_ADDRESSES as u32 + 99).to_be_bytes());
+        let later = start + Duration::from_millis(100);
+        for n in 0..1000u32 {
+            guard.allow(IpAddr::from((1_000_000 + n).to_be_bytes()), later);
+        }
+        assert!(!guard.allow(newest, later));
     }
 }

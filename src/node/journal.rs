@@ -188,9 +188,15 @@ impl Journal {
     /// new file, flushed, then renamed over the log, so a crash leaves
     /// one log or the other, never neither.
     fn carry_forward(&self, log: &mut Log) -> std::io::Result<()> {
-        let pending = pending_of(&scan(&read_all(&self.log_path)?).records);
+        let scan = scan(&read_all(&self.log_path)?);
+        if let Some(at) = scan.damaged_at {
+            // Left for recovery at the next start, which keeps a copy.
+            tracing::warn!(offset = at, "block journal damaged; not compacted");
+            return Ok(());
+        }
+        let pending = pending_of(&scan.records);
         let fresh_path = self.log_path.with_file_name("found.log.compacting");
-        let mut fresh = File::create(&fresh_path)?;
+        let mut fresh = fresh_log(&fresh_path)?;
         for entry in &pending {
             let record = encode(Kind::Found, &entry.meta(None), |out| {
                 out.extend_from_slice(&entry.block.head);
@@ -199,13 +205,14 @@ impl Journal {
             fresh.write_all(&record)?;
         }
         fresh.sync_data()?;
-        drop(fresh);
         std::fs::rename(&fresh_path, &self.log_path)?;
-        sync_dir(self.log_path.parent().expect("the log is in blocks/"))?;
-        log.file = open_log(&self.log_path)?;
+        // The handle follows the rename: from here on every record goes to
+        // the new log, whatever the folder's flush says.
+        log.file = fresh;
         log.unsettled = pending.iter().map(|e| e.hash.clone()).collect();
         // Transactions written before are gone: blocks refer to new ones.
         log.generation += 1;
+        sync_dir(self.log_path.parent().expect("the log is in blocks/"))?;
         tracing::info!(
             carried = pending.len(),
             "block journal compacted; blocks without a verdict carried forward"
@@ -262,24 +269,32 @@ impl Journal {
         let bytes = read_all(&self.log_path)?;
         let scan = scan(&bytes);
         if let Some(at) = scan.damaged_at {
-            let aside = self
-                .log_path
-                .with_file_name(format!("found.log.damaged-{}", unix_now()));
+            // The readable records go to a new file first; only once it is
+            // on disk is the damaged log kept aside (a new name, never one
+            // that exists) and the new one put in its place. A failure on
+            // the way leaves the damaged log where it was, whole.
+            let fresh_path = self.log_path.with_file_name("found.log.recovering");
+            let mut fresh = fresh_log(&fresh_path)?;
+            for Record { kind, meta, body } in &scan.records {
+                fresh.write_all(&encode(*kind, meta, |out| out.extend_from_slice(body)))?;
+            }
+            fresh.sync_data()?;
+            let aside = self.log_path.with_file_name(format!(
+                "found.log.damaged-{}-{}",
+                unix_now(),
+                std::process::id()
+            ));
+            std::fs::hard_link(&self.log_path, &aside)?;
+            std::fs::rename(&fresh_path, &self.log_path)?;
+            log.file = fresh;
+            sync_dir(self.log_path.parent().expect("the log is in blocks/"))?;
             tracing::error!(
                 log = %self.log_path.display(),
                 offset = at,
-                moved_to = %aside.display(),
+                kept_as = %aside.display(),
                 readable_records = scan.records.len(),
-                "block journal is damaged; moved aside and its readable records carried over"
+                "block journal is damaged; kept aside and its readable records carried over"
             );
-            std::fs::rename(&self.log_path, &aside)?;
-            log.file = open_log(&self.log_path)?;
-            for Record { kind, meta, body } in &scan.records {
-                log.file
-                    .write_all(&encode(*kind, meta, |out| out.extend_from_slice(body)))?;
-            }
-            log.file.sync_data()?;
-            sync_dir(self.log_path.parent().expect("the log is in blocks/"))?;
         }
         let pending = pending_of(&scan.records);
         log.next_transactions_id = next_transactions_id(&scan.records);
@@ -344,6 +359,16 @@ fn empty(log: &mut Log) -> std::io::Result<()> {
 
 fn json(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("journal records serialize")
+}
+
+/// An empty log at `path` (a leftover from an interrupted run is replaced),
+/// opened for appending like the log itself.
+fn fresh_log(path: &Path) -> std::io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+        _ => {}
+    }
+    OpenOptions::new().create_new(true).append(true).open(path)
 }
 
 fn open_log(path: &Path) -> std::io::Result<File> {
