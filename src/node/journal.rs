@@ -275,7 +275,10 @@ impl Journal {
             // the way leaves the damaged log where it was, whole.
             let fresh_path = self.log_path.with_file_name("found.log.recovering");
             let mut fresh = fresh_log(&fresh_path)?;
-            for Record { kind, meta, body } in &scan.records {
+            for Record {
+                kind, meta, body, ..
+            } in &scan.records
+            {
                 fresh.write_all(&encode(*kind, meta, |out| out.extend_from_slice(body)))?;
             }
             fresh.sync_data()?;
@@ -398,6 +401,12 @@ fn is_block_hash(hash: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// Whether `head` starts with an 80-byte header whose hash is `hash`.
+fn header_hashes_to(head: &[u8], hash: &str) -> bool {
+    head.get(..80)
+        .is_some_and(|header| crate::chain::sha256d(header).to_string() == hash)
+}
+
 /// Found records not followed by a settle record for the same block, each
 /// completed with its transactions record when it refers to one.
 fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
@@ -406,6 +415,8 @@ fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
     for record in records {
         match record.kind {
             Kind::Transactions => match serde_json::from_slice::<TransactionsMeta>(&record.meta) {
+                // A suspect one never replaces transactions already read.
+                Ok(meta) if record.suspect && transactions.contains_key(&meta.id) => {}
                 Ok(meta) => {
                     transactions.insert(meta.id, record.body.clone());
                 }
@@ -414,6 +425,10 @@ fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
             Kind::Found => match serde_json::from_slice::<FoundMeta>(&record.meta) {
                 Ok(meta) if !is_block_hash(&meta.hash) || meta.height > MAX_HEIGHT => {
                     tracing::error!(hash = ?meta.hash, height = meta.height, "found-block record with an impossible hash or height; ignored")
+                }
+                // Inside a damaged record: kept only if its header hashes to its hash.
+                Ok(meta) if record.suspect && !header_hashes_to(&record.body, &meta.hash) => {
+                    tracing::error!(hash = %meta.hash, "found-block record inside a damaged one does not hash to its hash; ignored")
                 }
                 Ok(meta) => {
                     let rest = match meta.transactions {
@@ -442,6 +457,11 @@ fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
                 Err(error) => tracing::error!(%error, "unreadable found-block record"),
             },
             Kind::Settled => match serde_json::from_slice::<SettledMeta>(&record.meta) {
+                // Nothing to check it by: a block it would settle is
+                // submitted again instead (at worst a duplicate).
+                Ok(_) if record.suspect => {
+                    tracing::warn!("settle record inside a damaged one; ignored")
+                }
                 Ok(meta) if !is_block_hash(&meta.hash) => {
                     tracing::error!(hash = ?meta.hash, "settle record with an impossible hash; ignored")
                 }

@@ -37,6 +37,10 @@ pub struct Record {
     pub kind: Kind,
     pub meta: Vec<u8>,
     pub body: Bytes,
+    /// It starts inside a damaged record's declared length, whose length
+    /// field may itself be what was damaged: it may be real, or that
+    /// record's data (a mempool transaction can hold a record's bytes).
+    pub suspect: bool,
 }
 
 /// One record in one buffer: header, meta, then what `body` appends.
@@ -74,29 +78,43 @@ pub struct Scan {
 pub fn scan(bytes: &Bytes) -> Scan {
     let mut records = Vec::new();
     let mut damaged_at = None;
+    // Records starting before this lie inside a damaged record's declared length.
+    let mut suspect_until = 0;
     let mut at = 0;
     while at < bytes.len() {
         match decode(bytes, at) {
-            Some((record, end)) => {
+            Some((mut record, end)) => {
+                record.suspect = at < suspect_until;
                 records.push(record);
                 at = end;
             }
             None => {
                 damaged_at.get_or_insert(at);
-                at = match declared_end(bytes, at) {
-                    // A damaged record with a readable header: whatever
-                    // lies within its declared length is its data (a
-                    // mempool transaction can hold a record's bytes), so
-                    // the next record starts after it; past the end of the
-                    // log, it was the torn tail.
-                    Some(end) => end.min(bytes.len()),
-                    None => match bytes[at + 1..]
-                        .windows(MAGIC.len())
-                        .position(|w| w == MAGIC)
+                let next_magic =
+                    |from: usize| match bytes[from..].windows(MAGIC.len()).position(|w| w == MAGIC)
                     {
-                        Some(next) => at + 1 + next,
+                        Some(next) => from + next,
                         None => bytes.len(),
-                    },
+                    };
+                at = match declared_end(bytes, at) {
+                    // A damaged record whose declared end is where a good
+                    // record starts (or the log ends): whatever lies within
+                    // is its data, skipped.
+                    Some(end)
+                        if end == bytes.len()
+                            || (end < bytes.len() && decode(bytes, end).is_some()) =>
+                    {
+                        end
+                    }
+                    // Its length is damaged too, or it was torn: the next
+                    // record is looked for, and what is found within the
+                    // declared length is suspect (the journal trusts it only
+                    // where it can check it).
+                    Some(end) => {
+                        suspect_until = suspect_until.max(end);
+                        next_magic(at + 1)
+                    }
+                    None => next_magic(at + 1),
                 };
             }
         }
@@ -145,6 +163,7 @@ fn decode(bytes: &Bytes, at: usize) -> Option<(Record, usize)> {
         kind,
         meta: bytes[meta_start..body_start].to_vec(),
         body: bytes.slice(body_start..end),
+        suspect: false,
     };
     Some((record, end))
 }

@@ -336,3 +336,53 @@ fn a_record_whose_hash_is_not_a_block_hash_is_never_used_as_a_file_name() {
     assert_eq!(refused.kind(), std::io::ErrorKind::InvalidData);
     assert!(!dir.path().join("tmp").exists());
 }
+
+/// An entry whose body starts with a header of `byte`s and whose hash is
+/// that header's, as a real block's is.
+fn real(byte: u8, rest: &[u8]) -> JournalEntry {
+    let body = [&[byte; 80][..], rest].concat();
+    JournalEntry {
+        hash: crate::chain::sha256d(&body[..80]).to_string(),
+        height: 7,
+        worker: "w".into(),
+        found_at: 1,
+        block: BlockBytes::whole(body),
+        outcome: None,
+    }
+}
+
+#[test]
+fn a_damaged_length_hides_no_block_that_checks_out_and_adopts_no_settle_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    let a = real(1, &[]);
+    let forged = encode(
+        Kind::Settled,
+        &json(&SettledMeta {
+            hash: a.hash.clone(),
+        }),
+        |_| {},
+    );
+    let b = real(2, &[&[9; 40][..], &forged, &[9; 40]].concat());
+    let c = real(3, &[5; 64]);
+    for entry in [&a, &b, &c] {
+        journal.record(entry).unwrap();
+    }
+    // b's body length now claims far more than the log holds.
+    let path = dir.path().join("blocks/found.log");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let second = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| w == MAGIC)
+        .nth(1)
+        .unwrap()
+        .0;
+    bytes[second + 9..second + 13].copy_from_slice(&(u32::MAX / 2).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let recovered = Journal::open(dir.path()).unwrap().recover().unwrap();
+    let found: Vec<&str> = recovered.iter().map(|e| e.hash.as_str()).collect();
+    assert_eq!(found, [a.hash.as_str(), c.hash.as_str()]);
+    assert_eq!(recovered[1].block.to_vec(), c.block.to_vec());
+}
