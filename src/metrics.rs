@@ -371,38 +371,35 @@ impl Metrics {
         port
     }
 
-    /// Every declared port's series.
-    pub fn ports(&self) -> Vec<PortMetrics> {
-        self.ports
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+    /// `figure` summed over every port, read under the lock (no copy).
+    fn sum<T: std::iter::Sum<T>>(&self, figure: impl Fn(&PortMetrics) -> T) -> T {
+        let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        ports.iter().map(figure).sum()
     }
 
     /// Connections open now, on every port.
     pub fn connections_open(&self) -> i64 {
-        self.ports().iter().map(|port| port.connections.get()).sum()
+        self.sum(|port| port.connections.get())
     }
 
     /// Shares accepted on every port.
     pub fn shares_accepted(&self) -> u64 {
-        self.ports().iter().map(|port| port.accepted.get()).sum()
+        self.sum(|port| port.accepted.get())
     }
 
     /// Shares rejected for `reason` on every port.
     pub fn shares_rejected(&self, reason: &str) -> u64 {
-        self.ports()
-            .iter()
-            .map(|port| port.rejected(reason).get())
-            .sum()
+        self.sum(|port| port.rejected(reason).get())
+    }
+
+    /// Shares rejected for any reason on every port.
+    pub fn shares_rejected_total(&self) -> u64 {
+        self.sum(PortMetrics::rejected_total)
     }
 
     /// Accepted share difficulty on every port.
     pub fn accepted_difficulty(&self) -> f64 {
-        self.ports()
-            .iter()
-            .map(|port| port.accepted_difficulty.get())
-            .sum()
+        self.sum(|port| port.accepted_difficulty.get())
     }
 
     /// Counts one RPC call; `error` is the failure's kind.

@@ -44,23 +44,25 @@ pub fn group(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Makes room in `map` for one more: the expired go (`live` says which
-/// stay), then the oldest eighth by `age`, so a flood of new addresses costs
-/// one sort per eighth of the table, not a scan per address.
-fn make_room<V, K: Ord + Copy>(
+/// Makes room in `map` (a table by address, at most `max`) for one more:
+/// the expired go (`live` says which stay), then the oldest eighth by `age`,
+/// never all at once, so a flood of new addresses costs one sort per eighth
+/// of the table, not a scan per address, and resets no one.
+pub(crate) fn make_room<V, K: Ord + Copy>(
     map: &mut HashMap<IpAddr, V>,
+    max: usize,
     live: impl Fn(&V) -> bool,
     age: impl Fn(&V) -> K,
 ) {
-    if map.len() < MAX_REMEMBERED {
+    if map.len() < max {
         return;
     }
     map.retain(|_, v| live(v));
-    if map.len() < MAX_REMEMBERED {
+    if map.len() < max {
         return;
     }
     let mut ages: Vec<K> = map.values().map(&age).collect();
-    let (_, cutoff, _) = ages.select_nth_unstable(MAX_REMEMBERED / 8);
+    let (_, cutoff, _) = ages.select_nth_unstable(max / 8);
     let cutoff = *cutoff;
     map.retain(|_, v| age(v) > cutoff);
 }
@@ -141,8 +143,13 @@ impl Admission {
         let ban_for = self.bounds.ban_for;
         let mut open = self.lock();
         let recent = |(_, since): &(u32, Instant)| now.duration_since(*since) < ban_for;
-        make_room(&mut open.drops, recent, |(_, since)| *since);
-        make_room(&mut open.banned, |until| now < *until, |until| *until);
+        make_room(&mut open.drops, MAX_REMEMBERED, recent, |(_, since)| *since);
+        make_room(
+            &mut open.banned,
+            MAX_REMEMBERED,
+            |until| now < *until,
+            |until| *until,
+        );
         let drops = open.drops.entry(ip).or_insert((0, now));
         if now.duration_since(drops.1) >= ban_for {
             *drops = (0, now);
@@ -180,7 +187,9 @@ impl Admission {
             return;
         }
         let recent = |(_, since): &(u32, Instant)| now.duration_since(*since) < ban_for;
-        make_room(&mut open.strikes, recent, |(_, since)| *since);
+        make_room(&mut open.strikes, MAX_REMEMBERED, recent, |(_, since)| {
+            *since
+        });
         open.strikes.insert(ip, (strikes, now));
     }
 }

@@ -12,7 +12,7 @@ use hyper::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::node::Secret;
-use crate::server::group;
+use crate::server::{group, make_room};
 
 /// Addresses whose request rate is remembered; past it, the idle ones go.
 const MAX_ADDRESSES: usize = 4096;
@@ -51,18 +51,11 @@ impl Guard {
         let ip = group(ip);
         let rate = self.per_second;
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
-        if buckets.len() >= MAX_ADDRESSES && !buckets.contains_key(&ip) {
-            // Forget the addresses whose allowance has refilled: they are
-            // as if never seen.
-            buckets.retain(|_, b| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < rate);
-            if buckets.len() >= MAX_ADDRESSES {
-                // The oldest eighth goes; never all at once, which would
-                // give every address a fresh allowance.
-                let mut ages: Vec<Instant> = buckets.values().map(|b| b.at).collect();
-                let (_, cutoff, _) = ages.select_nth_unstable(MAX_ADDRESSES / 8);
-                let cutoff = *cutoff;
-                buckets.retain(|_, b| b.at > cutoff);
-            }
+        if !buckets.contains_key(&ip) {
+            // Addresses whose allowance has refilled are as if never seen.
+            let refilling =
+                |b: &Bucket| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < rate;
+            make_room(&mut buckets, MAX_ADDRESSES, refilling, |b| b.at);
         }
         let bucket = buckets.entry(ip).or_insert(Bucket {
             tokens: rate,

@@ -18,7 +18,7 @@ pub use rates::Rates;
 pub use worker::Worker;
 
 use crate::config::Port;
-use crate::metrics::{Metrics, PortMetrics};
+use crate::metrics::Metrics;
 
 /// Found blocks kept for the API.
 const RECENT_BLOCKS: usize = 50;
@@ -198,7 +198,7 @@ impl Stats {
     /// Pool totals since start, for the last log line.
     pub fn accounting(&self) -> Accounting {
         let m = &self.metrics;
-        let rejected = m.ports().iter().map(PortMetrics::rejected_total).sum();
+        let rejected = m.shares_rejected_total();
         Accounting {
             shares_accepted: m.shares_accepted(),
             shares_rejected: rejected,
@@ -234,11 +234,6 @@ impl Stats {
         } else {
             Err(reasons)
         }
-    }
-
-    /// Workers with at least one connection now.
-    pub fn connected_workers(&self) -> usize {
-        self.workers.counts().1
     }
 
     /// The ports served and their difficulty, at start and on each reload.

@@ -125,38 +125,57 @@ pub fn scan(bytes: &Bytes) -> Scan {
     }
 }
 
-/// Where the record at `at` says it ends, when it starts with the magic and
-/// a known kind (its CRC may still fail).
-fn declared_end(bytes: &Bytes, at: usize) -> Option<usize> {
-    let header = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
-    if &header[..4] != MAGIC {
-        return None;
-    }
-    Kind::from_byte(header[4])?;
-    let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
-    (at + HEADER_LEN)
-        .checked_add(word(5) as usize)?
-        .checked_add(word(9) as usize)
+/// A record's header as read at `at`: its kind, where its body starts and
+/// where it ends, and the CRC it claims (which may not hold).
+struct Head {
+    kind: Kind,
+    body_start: usize,
+    end: usize,
+    crc: u32,
 }
 
-/// The record at `at` and where it ends, if it is whole and its CRC holds.
-fn decode(bytes: &Bytes, at: usize) -> Option<(Record, usize)> {
+/// The header at `at`, when it starts with the magic and a known kind.
+fn head(bytes: &Bytes, at: usize) -> Option<Head> {
     let header = bytes.get(at..at.checked_add(HEADER_LEN)?)?;
     if &header[..4] != MAGIC {
         return None;
     }
     let kind = Kind::from_byte(header[4])?;
-    let word = |i: usize| u32::from_le_bytes(header[i..i + 4].try_into().expect("4 bytes"));
-    let meta_len = word(5) as usize;
-    let body_len = word(9) as usize;
+    let word = |i: usize| {
+        u32::from_le_bytes(
+            header[i..i + 4]
+                .try_into()
+                .expect("a 4-byte slice of the header"),
+        )
+    };
+    let body_start = (at + HEADER_LEN).checked_add(word(5) as usize)?;
+    Some(Head {
+        kind,
+        body_start,
+        end: body_start.checked_add(word(9) as usize)?,
+        crc: word(13),
+    })
+}
+
+/// Where the record at `at` says it ends (its CRC may still fail).
+fn declared_end(bytes: &Bytes, at: usize) -> Option<usize> {
+    head(bytes, at).map(|head| head.end)
+}
+
+/// The record at `at` and where it ends, if it is whole and its CRC holds.
+fn decode(bytes: &Bytes, at: usize) -> Option<(Record, usize)> {
+    let Head {
+        kind,
+        body_start,
+        end,
+        crc: claimed,
+    } = head(bytes, at)?;
     let meta_start = at + HEADER_LEN;
-    let body_start = meta_start.checked_add(meta_len)?;
-    let end = body_start.checked_add(body_len)?;
     let contents = bytes.get(meta_start..end)?;
     let mut crc = crc32fast::Hasher::new();
-    crc.update(&header[4..13]);
+    crc.update(&bytes[at + 4..at + 13]);
     crc.update(contents);
-    if crc.finalize() != word(13) {
+    if crc.finalize() != claimed {
         return None;
     }
     let record = Record {

@@ -343,11 +343,7 @@ fn real(byte: u8, rest: &[u8]) -> JournalEntry {
     let body = [&[byte; 80][..], rest].concat();
     JournalEntry {
         hash: crate::chain::sha256d(&body[..80]).to_string(),
-        height: 7,
-        worker: "w".into(),
-        found_at: 1,
-        block: BlockBytes::whole(body),
-        outcome: None,
+        ..entry("00", &body)
     }
 }
 
