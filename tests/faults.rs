@@ -133,10 +133,20 @@ async fn restarted_node_is_followed(kind: Kind) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    if with_zmq {
-        // Up again; a block mined before the new subscription was made can
-        // still be found silent meanwhile (and subscribed once more).
-        wait_for_metric(http, "ndas_zmq_up", |v| v == 1.0).await;
+    // Up again. A block mined before the new subscription was made can
+    // still be found silent meanwhile, and subscribed once more: up only
+    // with the next announcement, so blocks keep coming until one is heard.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while with_zmq && metric(http, "ndas_zmq_up").await != 1.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "ZMQ never came back up, {blocks} blocks later"
+        );
+        if last_block.elapsed() > Duration::from_secs(2) {
+            served.pair.main.mine(1).await;
+            (blocks, last_block) = (blocks + 1, tokio::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // A job on the node's tip now (blocks may have been mined since).
     let mut work = work;
