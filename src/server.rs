@@ -165,27 +165,26 @@ impl Admission {
 }
 
 impl Admission {
-    /// The invalid shares in a row `ip`'s next connection starts from
-    /// (forgotten after `ban_seconds`).
-    pub fn carried_strikes(&self, ip: IpAddr) -> u32 {
-        let open = self.lock();
-        match open.strikes.get(&group(ip)) {
-            Some((strikes, since)) if since.elapsed() < self.bounds.ban_for => *strikes,
+    /// The invalid shares in a row `ip`'s last connection ended with (within
+    /// `ban_seconds`), handed to its next connection, which owns them from
+    /// then on and reports its own count when it ends.
+    pub fn take_strikes(&self, ip: IpAddr) -> u32 {
+        let mut open = self.lock();
+        match open.strikes.remove(&group(ip)) {
+            Some((strikes, since)) if since.elapsed() < self.bounds.ban_for => strikes,
             _ => 0,
         }
     }
 
     /// A connection from `ip` ended with `strikes` invalid shares in a row
-    /// (0 after an accepted share, or when it was closed for them: its drop
-    /// is counted instead).
+    /// (not counted when it was closed for them: its drop is counted instead).
     pub fn connection_ended(&self, ip: IpAddr, strikes: u32) {
+        if strikes == 0 {
+            return;
+        }
         let (ip, now) = (group(ip), Instant::now());
         let ban_for = self.bounds.ban_for;
         let mut open = self.lock();
-        if strikes == 0 {
-            open.strikes.remove(&ip);
-            return;
-        }
         let recent = |(_, since): &(u32, Instant)| now.duration_since(*since) < ban_for;
         make_room(&mut open.strikes, MAX_REMEMBERED, recent, |(_, since)| {
             *since
@@ -257,22 +256,16 @@ pub async fn accept_loop(
         let context = context.clone();
         let admission = admission.clone();
         let mut context = context;
-        context.carried_strikes = admission.carried_strikes(peer.ip());
-        let carried_in = context.carried_strikes;
+        context.carried_strikes = admission.take_strikes(peer.ip());
         tracker.spawn(async move {
             let extranonce1 = session.extranonce1();
             let (reader, writer) = stream.into_split();
             let port = context.port.clone();
             let Ended { closed, strikes } =
                 serve(reader, writer, session, context, Some(handshake)).await;
-            // Its own strikes are kept for the address; it clears the
-            // address's only when it had strikes to clear (an accepted
-            // share reset them), or when it was dropped for them (the drop
-            // is counted instead). A sibling behind the same NAT that never
-            // struck leaves them alone.
-            if closed == Closed::InvalidShares || (strikes == 0 && carried_in > 0) {
-                admission.connection_ended(peer.ip(), 0);
-            } else if strikes > 0 {
+            // Its strikes are the address's next connection's (it took the
+            // address's when it started); none when it was dropped for them.
+            if closed != Closed::InvalidShares {
                 admission.connection_ended(peer.ip(), strikes);
             }
             if closed == Closed::InvalidShares {
@@ -328,14 +321,16 @@ mod tests {
     }
 
     #[test]
-    fn strikes_outlive_a_connection_and_an_accepted_share_clears_them() {
+    fn strikes_outlive_a_connection_and_go_to_the_next_one_alone() {
         let bounds = admission(10);
         let ip: IpAddr = "198.51.100.7".parse().unwrap();
-        assert_eq!(bounds.carried_strikes(ip), 0);
+        assert_eq!(bounds.take_strikes(ip), 0);
         bounds.connection_ended(ip, 49);
-        assert_eq!(bounds.carried_strikes(ip), 49);
+        assert_eq!(bounds.take_strikes(ip), 49);
+        // Taken: a connection opened meanwhile starts from none.
+        assert_eq!(bounds.take_strikes(ip), 0);
         bounds.connection_ended(ip, 0);
-        assert_eq!(bounds.carried_strikes(ip), 0);
+        assert_eq!(bounds.take_strikes(ip), 0);
     }
 
     #[test]
