@@ -16,8 +16,8 @@ const PAYOUT: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 async fn a_journal_that_cannot_be_read_stops_the_start() {
     let dir = temp_dir();
     let config = endpoint_config((free_port(), "u", "p"), "regtest", dir.path(), PAYOUT);
-    // A real read error, as a failing disk gives it: the log is the
-    // process's own memory, and reading it from offset 0 is EIO.
+    // Not a log at all: the process's own memory, whose length reads as 0
+    // (and reading it from offset 0 is EIO). Never taken for an empty log.
     let blocks = config.data_dir.join("blocks");
     std::fs::create_dir_all(blocks.join("settled")).unwrap();
     std::os::unix::fs::symlink("/proc/self/mem", blocks.join("found.log")).unwrap();
@@ -171,5 +171,153 @@ async fn a_block_found_on_a_full_disk_still_reaches_the_node_and_is_counted_as_n
         .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
         .count();
     assert_eq!(damaged, 0, "a torn record was left in the log");
+    drop(disk);
+}
+
+/// A stand-in found block of `size` bytes (no node sees it).
+fn stand_in(found_at: u64, size: usize) -> ndas::node::submitter::JournalEntry {
+    ndas::node::submitter::JournalEntry {
+        hash: "ab".repeat(32),
+        height: 1,
+        worker: "acct.rig".into(),
+        found_at,
+        block: ndas::node::submitter::BlockBytes::whole(vec![7u8; size]),
+        outcome: None,
+    }
+}
+
+/// `ndas serve`'s config on `data`, its node a port where nothing listens.
+fn unreachable_node_config(dir: &Path, data: &Path) -> PathBuf {
+    let config = dir.join("ndas.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"network = "regtest"
+data_dir = "{data}"
+[stratum]
+listen = "127.0.0.1:0"
+[metrics]
+listen = "127.0.0.1:0"
+[mining]
+payout_address = "{PAYOUT}"
+[node]
+backend = "rpc"
+url = "http://127.0.0.1:{port}"
+user = "u"
+password = "p"
+[log]
+format = "json"
+"#,
+            data = data.display(),
+            port = free_port(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The process's peak resident memory, from `/proc/<pid>/status`.
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/<pid>/status");
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_log_is_read_at_start_in_far_less_memory_than_its_size() {
+    // A block that never got a verdict, journaled again and again (a node
+    // behind a proxy answering 401, say): 48 records of 8 MiB, one pending.
+    let dir = temp_dir();
+    let data = dir.path().join("data");
+    let journal = ndas::node::submitter::Journal::open(&data).unwrap();
+    for found_at in 0..48 {
+        journal.record(&stand_in(found_at, 8 << 20)).unwrap();
+    }
+    drop(journal);
+    let log_len = std::fs::metadata(data.join("blocks/found.log"))
+        .unwrap()
+        .len();
+    assert!(log_len > 384 << 20, "{log_len}");
+
+    let log = dir.path().join("ndas.log");
+    let child = common::process::serve(&unreachable_node_config(dir.path(), &data), &log);
+    common::process::wait_for_log(&log, "resubmitting journaled block from an earlier run").await;
+    // Read whole, the log alone would take 384 MiB; the one pending block
+    // (with its hex for submitblock) takes about 32.
+    let peak = peak_rss_bytes(child.0.id());
+    assert!(
+        peak < 160 << 20,
+        "start-up peaked at {} MiB reading a {} MiB log",
+        peak >> 20,
+        log_len >> 20
+    );
+    let pending = ndas::node::submitter::Journal::open(&data)
+        .unwrap()
+        .pending()
+        .unwrap();
+    assert_eq!(pending.len(), 1, "the one block is still pending");
+    assert_eq!(pending[0].block.to_vec().len(), 8 << 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_that_cannot_be_copied_out_stops_the_start_and_is_kept_whole() {
+    let dir = temp_dir();
+    let disk = SmallDisk::mount(&dir.path().join("disk"), 2 << 20);
+    let mut config = endpoint_config((free_port(), "u", "p"), "regtest", dir.path(), PAYOUT);
+    config.data_dir = disk.0.join("data");
+    let blocks = config.data_dir.join("blocks");
+    let journal = ndas::node::submitter::Journal::open(&config.data_dir).unwrap();
+    journal.record(&stand_in(1, 600 << 10)).unwrap();
+    drop(journal);
+    // A torn tail: the readable record must be copied into a new log, and
+    // the disk has no room for it.
+    let log = blocks.join("found.log");
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes.extend_from_slice(b"NDAS\x01torn");
+    std::fs::write(&log, &bytes).unwrap();
+    let filler = disk.fill();
+    // One page back, for the instance lock's few bytes.
+    let filled = std::fs::metadata(&filler).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap()
+        .set_len(filled - 4096)
+        .unwrap();
+
+    let refused = match ndas::start(config.clone()).await {
+        Ok(_) => panic!("NDAS started on a journal it could not repair"),
+        Err(error) => error.to_string(),
+    };
+    assert!(refused.contains("found.log"), "{refused}");
+    assert!(refused.contains("No space left on device"), "{refused}");
+    assert_eq!(
+        std::fs::read(&log).unwrap(),
+        bytes,
+        "the damaged log is left as it was"
+    );
+
+    // With room again, the next start carries the block over.
+    std::fs::remove_file(filler).unwrap();
+    let running = ndas::start(config.clone()).await.expect("starts with room");
+    let pending = running.journal().pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].block.to_vec(), vec![7u8; 600 << 10]);
+    let kept: Vec<_> = std::fs::read_dir(&blocks)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("damaged"))
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .collect();
+    assert_eq!(kept, vec![bytes], "the damaged log is kept aside, whole");
+    running.shutdown().await;
     drop(disk);
 }

@@ -18,10 +18,11 @@
 
 mod entry;
 mod record;
+mod recovery;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -30,9 +31,10 @@ use serde::Serialize;
 
 use super::template::Template;
 use crate::session::FoundBlock;
-use entry::{unix_now, FoundMeta, SettledMeta, TransactionsMeta};
+use entry::{unix_now, SettledMeta, TransactionsMeta};
 pub use entry::{BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, Outcome};
-use record::{encode, scan, Kind, Record};
+use record::{encode, scan, Kind};
+use recovery::{is_block_hash, Reading};
 
 /// With no block pending, a log past this size is emptied before the next
 /// template's transactions are written.
@@ -50,9 +52,10 @@ pub struct Journal {
 #[derive(Debug)]
 struct Log {
     file: File,
-    /// Blocks written and not yet settled; the log is emptied only when
-    /// there are none.
-    unsettled: HashSet<String>,
+    /// Blocks written and not yet settled, by hash, sharing their bytes
+    /// with the submitter's copy: the log is emptied only when there are
+    /// none, and compaction writes them from here without reading the log.
+    unsettled: HashMap<String, JournalEntry>,
     generation: u64,
     next_transactions_id: u64,
 }
@@ -72,7 +75,7 @@ impl Journal {
             settled,
             log: Arc::new(Mutex::new(Log {
                 file,
-                unsettled: HashSet::new(),
+                unsettled: HashMap::new(),
                 generation: 0,
                 next_transactions_id: 0,
             })),
@@ -94,7 +97,7 @@ impl Journal {
             out.extend_from_slice(&entry.block.transactions);
         });
         let mut log = self.lock();
-        log.unsettled.insert(entry.hash.clone());
+        log.unsettled.insert(entry.hash.clone(), entry.clone());
         append(&mut log, &record)?;
         drop(log);
         self.sync()
@@ -128,7 +131,7 @@ impl Journal {
         };
         // Marked before writing: the log is never emptied under a record
         // that is written and not yet settled.
-        log.unsettled.insert(entry.hash.clone());
+        log.unsettled.insert(entry.hash.clone(), entry.clone());
         let written = append(&mut log, &record);
         FoundWrite {
             entry,
@@ -186,15 +189,13 @@ impl Journal {
     /// Rewrites the log as the blocks still pending, each whole (its
     /// template's transactions inline), and nothing else: written to a
     /// new file, flushed, then renamed over the log, so a crash leaves
-    /// one log or the other, never neither.
+    /// one log or the other, never neither. The blocks come from memory,
+    /// not from the log, so the lock is held for their bytes alone, however
+    /// large the log has grown (and a block whose own write had failed is
+    /// made durable here).
     fn carry_forward(&self, log: &mut Log) -> std::io::Result<()> {
-        let scan = scan(&read_all(&self.log_path)?);
-        if let Some(at) = scan.damaged_at {
-            // Left for recovery at the next start, which keeps a copy.
-            tracing::warn!(offset = at, "block journal damaged; not compacted");
-            return Ok(());
-        }
-        let pending = pending_of(&scan.records);
+        let mut pending: Vec<&JournalEntry> = log.unsettled.values().collect();
+        pending.sort_by_key(|e| (e.found_at, e.height));
         let fresh_path = self.log_path.with_file_name("found.log.compacting");
         let mut fresh = fresh_log(&fresh_path)?;
         for entry in &pending {
@@ -209,12 +210,11 @@ impl Journal {
         // The handle follows the rename: from here on every record goes to
         // the new log, whatever the folder's flush says.
         log.file = fresh;
-        log.unsettled = pending.iter().map(|e| e.hash.clone()).collect();
         // Transactions written before are gone: blocks refer to new ones.
         log.generation += 1;
         sync_dir(self.log_path.parent().expect("the log is in blocks/"))?;
         tracing::info!(
-            carried = pending.len(),
+            carried = log.unsettled.len(),
             "block journal compacted; blocks without a verdict carried forward"
         );
         Ok(())
@@ -263,24 +263,22 @@ impl Journal {
 
     /// Reads the log at start-up: returns the blocks still pending, moves a
     /// damaged log aside (carrying its readable records into a fresh one),
-    /// and empties the log when nothing is pending.
+    /// and empties the log when nothing is pending. The log is read a piece
+    /// at a time; only the pending blocks are held whole.
     pub fn recover(&self) -> std::io::Result<Vec<JournalEntry>> {
         let mut log = self.lock();
-        let bytes = read_all(&self.log_path)?;
-        let scan = scan(&bytes);
-        if let Some(at) = scan.damaged_at {
+        let Some(file) = open_to_read(&self.log_path)? else {
+            return Ok(Vec::new());
+        };
+        let mut reading = Reading::default();
+        if let Some(at) = scan(&file, |record| reading.add(&file, record))? {
             // The readable records go to a new file first; only once it is
             // on disk is the damaged log kept aside (a new name, never one
             // that exists) and the new one put in its place. A failure on
             // the way leaves the damaged log where it was, whole.
             let fresh_path = self.log_path.with_file_name("found.log.recovering");
             let mut fresh = fresh_log(&fresh_path)?;
-            for Record {
-                kind, meta, body, ..
-            } in &scan.records
-            {
-                fresh.write_all(&encode(*kind, meta, |out| out.extend_from_slice(body)))?;
-            }
+            scan(&file, |record| record.whole().copy(&file, &mut fresh))?;
             fresh.sync_data()?;
             let aside = self.log_path.with_file_name(format!(
                 "found.log.damaged-{}-{}",
@@ -295,14 +293,17 @@ impl Journal {
                 log = %self.log_path.display(),
                 offset = at,
                 kept_as = %aside.display(),
-                readable_records = scan.records.len(),
+                readable_records = reading.records,
                 "block journal is damaged; kept aside and its readable records carried over"
             );
         }
-        let pending = pending_of(&scan.records);
-        log.next_transactions_id = next_transactions_id(&scan.records);
-        log.unsettled = pending.iter().map(|e| e.hash.clone()).collect();
-        if pending.is_empty() && !bytes.is_empty() {
+        log.next_transactions_id = reading.next_transactions_id;
+        let pending = reading.finish(&file)?;
+        log.unsettled = pending
+            .iter()
+            .map(|e| (e.hash.clone(), e.clone()))
+            .collect();
+        if pending.is_empty() && file.metadata()?.len() > 0 {
             empty(&mut log)?;
         }
         Ok(pending)
@@ -311,7 +312,12 @@ impl Journal {
     /// Blocks found and not yet settled, oldest first (read-only; a torn
     /// tail is skipped, not repaired).
     pub fn pending(&self) -> std::io::Result<Vec<JournalEntry>> {
-        Ok(pending_of(&scan(&read_all(&self.log_path)?).records))
+        let Some(file) = open_to_read(&self.log_path)? else {
+            return Ok(Vec::new());
+        };
+        let mut reading = Reading::default();
+        scan(&file, |record| reading.add(&file, record))?;
+        reading.finish(&file)
     }
 
     /// Blocks with a verdict, oldest first.
@@ -378,109 +384,19 @@ fn open_log(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
-fn read_all(path: &Path) -> std::io::Result<Bytes> {
-    let mut bytes = Vec::new();
+/// The log opened for reading, or `None` when there is none. Anything but
+/// a regular file (a device, a `/proc` file: their length reads as 0) is
+/// refused rather than read as an empty log.
+fn open_to_read(path: &Path) -> std::io::Result<Option<File>> {
     match File::open(path) {
-        Ok(mut file) => {
-            file.read_to_end(&mut bytes)?;
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
-        Err(error) => return Err(error),
+        Ok(file) if !file.metadata()?.is_file() => Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file",
+        )),
+        Ok(file) => Ok(Some(file)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
     }
-    Ok(bytes.into())
-}
-
-/// Highest height a record may claim (Bitcoin is near 1,000,000).
-const MAX_HEIGHT: u32 = 100_000_000;
-
-/// Whether `hash` is a block hash as NDAS writes it: 64 lowercase hex digits.
-fn is_block_hash(hash: &str) -> bool {
-    hash.len() == 64
-        && hash
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
-
-/// Whether `head` starts with an 80-byte header whose hash is `hash`.
-fn header_hashes_to(head: &[u8], hash: &str) -> bool {
-    head.get(..80)
-        .is_some_and(|header| crate::chain::sha256d(header).to_string() == hash)
-}
-
-/// Found records not followed by a settle record for the same block, each
-/// completed with its transactions record when it refers to one.
-fn pending_of(records: &[Record]) -> Vec<JournalEntry> {
-    let mut transactions: HashMap<u64, Bytes> = HashMap::new();
-    let mut pending: Vec<JournalEntry> = Vec::new();
-    for record in records {
-        match record.kind {
-            Kind::Transactions => match serde_json::from_slice::<TransactionsMeta>(&record.meta) {
-                // A suspect one never replaces transactions already read.
-                Ok(meta) if record.suspect && transactions.contains_key(&meta.id) => {}
-                Ok(meta) => {
-                    transactions.insert(meta.id, record.body.clone());
-                }
-                Err(error) => tracing::error!(%error, "unreadable transactions record"),
-            },
-            Kind::Found => match serde_json::from_slice::<FoundMeta>(&record.meta) {
-                Ok(meta) if !is_block_hash(&meta.hash) || meta.height > MAX_HEIGHT => {
-                    tracing::error!(hash = ?meta.hash, height = meta.height, "found-block record with an impossible hash or height; ignored")
-                }
-                // Inside a damaged record: kept only if its header hashes to its hash.
-                Ok(meta) if record.suspect && !header_hashes_to(&record.body, &meta.hash) => {
-                    tracing::error!(hash = %meta.hash, "found-block record inside a damaged one does not hash to its hash; ignored")
-                }
-                Ok(meta) => {
-                    let rest = match meta.transactions {
-                        None => Bytes::new(),
-                        Some(id) => match transactions.get(&id) {
-                            Some(data) => data.clone(),
-                            None => {
-                                tracing::error!(hash = %meta.hash, head = %faster_hex::hex_string(&record.body), "journaled block refers to transactions missing from the log; only its header and coinbase are known");
-                                continue;
-                            }
-                        },
-                    };
-                    pending.retain(|e| e.hash != meta.hash);
-                    pending.push(JournalEntry {
-                        hash: meta.hash,
-                        height: meta.height,
-                        worker: meta.worker,
-                        found_at: meta.found_at,
-                        block: BlockBytes {
-                            head: record.body.clone(),
-                            transactions: rest,
-                        },
-                        outcome: None,
-                    });
-                }
-                Err(error) => tracing::error!(%error, "unreadable found-block record"),
-            },
-            Kind::Settled => match serde_json::from_slice::<SettledMeta>(&record.meta) {
-                // Nothing to check it by: a block it would settle is
-                // submitted again instead (at worst a duplicate).
-                Ok(_) if record.suspect => {
-                    tracing::warn!("settle record inside a damaged one; ignored")
-                }
-                Ok(meta) if !is_block_hash(&meta.hash) => {
-                    tracing::error!(hash = ?meta.hash, "settle record with an impossible hash; ignored")
-                }
-                Ok(meta) => pending.retain(|e| e.hash != meta.hash),
-                Err(error) => tracing::error!(%error, "unreadable settle record"),
-            },
-        }
-    }
-    pending
-}
-
-fn next_transactions_id(records: &[Record]) -> u64 {
-    records
-        .iter()
-        .filter(|r| r.kind == Kind::Transactions)
-        .filter_map(|r| serde_json::from_slice::<TransactionsMeta>(&r.meta).ok())
-        .map(|meta| meta.id + 1)
-        .max()
-        .unwrap_or(0)
 }
 
 fn write_durably(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {

@@ -382,3 +382,31 @@ fn a_damaged_length_hides_no_block_that_checks_out_and_adopts_no_settle_inside_i
     assert_eq!(found, [a.hash.as_str(), c.hash.as_str()]);
     assert_eq!(recovered[1].block.to_vec(), c.block.to_vec());
 }
+
+#[test]
+fn a_record_whose_magic_straddles_two_reads_after_damage_is_found() {
+    use super::record::CHUNK;
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(dir.path()).unwrap();
+    journal.record(&entry("aa", &[1; 64])).unwrap();
+    // Garbage with no magic in it, sized so that the search for the next
+    // record (from the garbage's second byte, a chunk at a time) reads the
+    // next magic's first three bytes at the end of one chunk and its last
+    // at the start of the next.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.path().join("blocks/found.log"))
+        .unwrap()
+        .write_all(&vec![0xee; CHUNK - 1])
+        .unwrap();
+    journal.record(&entry("bb", &[2; 64])).unwrap();
+    journal.record(&entry("cc", &[3; CHUNK * 2])).unwrap();
+
+    let recovered = Journal::open(dir.path()).unwrap().recover().unwrap();
+    assert_eq!(hashes(&recovered), ["aa", "bb", "cc"]);
+    assert_eq!(recovered[2].block.to_vec(), vec![3; CHUNK * 2]);
+    // The fresh log holds the three records and nothing of the garbage.
+    assert_eq!(hashes(&journal.pending().unwrap()), ["aa", "bb", "cc"]);
+    assert!(log_len(dir.path()) < (CHUNK * 2 + 1024) as u64);
+}
