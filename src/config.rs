@@ -74,6 +74,11 @@ pub struct StratumConfig {
     /// earns a place with its first accepted share, and when full the
     /// longest-quiet disconnected one goes. 0: twice `max_connections`.
     pub max_workers: usize,
+    /// Connections admitted per second, in all: the whole fleet may connect
+    /// at once (a burst of `max_connections`), and connections that come
+    /// and go faster than this are closed as they connect. 0: a tenth of
+    /// `max_connections`, at least 100.
+    pub max_accepts_per_second: u32,
     /// Lines a miner may send per second, with a burst of as many; more
     /// closes the connection.
     pub max_lines_per_second: u32,
@@ -171,6 +176,7 @@ impl Default for Config {
                 max_connections: 100_000,
                 max_connections_per_ip: 20_000,
                 max_workers: 0,
+                max_accepts_per_second: 0,
                 max_handshaking: 0,
                 max_lines_per_second: 100,
                 handshake_timeout_seconds: 30.0,
@@ -242,6 +248,15 @@ impl StratumConfig {
         match self.max_handshaking {
             0 => (self.max_connections / 4).max(self.max_connections.min(1024)),
             cap => cap,
+        }
+    }
+
+    /// Connections admitted per second: `max_accepts_per_second`, or when 0
+    /// a tenth of `max_connections`, at least 100.
+    pub fn accept_rate(&self) -> f64 {
+        match self.max_accepts_per_second {
+            0 => (self.max_connections as f64 / 10.0).max(100.0),
+            rate => f64::from(rate),
         }
     }
 

@@ -179,6 +179,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         max_connections: config.stratum.max_connections,
         max_per_ip: config.stratum.max_connections_per_ip,
         max_handshaking: config.stratum.handshaking_cap(),
+        accepts_per_second: config.stratum.accept_rate(),
         ban_after_drops: config.stratum.ban_after_drops,
         ban_for: Duration::from_secs_f64(config.stratum.ban_seconds),
     });

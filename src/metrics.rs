@@ -16,11 +16,12 @@ pub use port::PortMetrics;
 /// Every `reason` of `ndas_disconnects_total`.
 const DISCONNECT_REASONS: [&str; 9] = crate::session::connection::Closed::REASONS;
 /// Every `reason` of `ndas_connections_refused_total`.
-const REFUSAL_REASONS: [&str; 4] = [
+const REFUSAL_REASONS: [&str; 5] = [
     "max_connections",
     "max_connections_per_ip",
     "max_handshaking",
     "banned",
+    "max_accepts_per_second",
 ];
 
 /// RPC methods named in labels; any other is counted as `other`.

@@ -22,6 +22,9 @@ pub struct Bounds {
     /// addresses cannot hold every place with connections that never
     /// subscribe.
     pub max_handshaking: usize,
+    /// Connections admitted per second in all, with a burst of
+    /// `max_connections`.
+    pub accepts_per_second: f64,
     /// Drops for invalid shares within `ban_for` that ban an address (0: never).
     pub ban_after_drops: u32,
     pub ban_for: Duration,
@@ -77,9 +80,10 @@ pub struct Admission {
     handshaking: Arc<tokio::sync::Semaphore>,
 }
 
-#[derive(Default)]
 struct Open {
     total: usize,
+    /// Admissions left to give before the rate refills.
+    accepts: Bucket,
     per_ip: HashMap<IpAddr, usize>,
     /// Drops for invalid shares: how many, since when.
     drops: HashMap<IpAddr, (u32, Instant)>,
@@ -88,6 +92,26 @@ struct Open {
     /// its next connection starts from them, so hanging up does not reset
     /// the count.
     strikes: HashMap<IpAddr, (u32, Instant)>,
+}
+
+/// A token bucket: `rate` a second, up to `burst`.
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// Takes one token if there is one at `now`.
+    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.at = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
 }
 
 /// One admitted connection; dropping it frees its place.
@@ -100,7 +124,17 @@ impl Admission {
     pub fn new(bounds: Bounds) -> Arc<Admission> {
         Arc::new(Admission {
             bounds,
-            open: Mutex::default(),
+            open: Mutex::new(Open {
+                total: 0,
+                accepts: Bucket {
+                    tokens: bounds.max_connections as f64,
+                    at: Instant::now(),
+                },
+                per_ip: HashMap::new(),
+                drops: HashMap::new(),
+                banned: HashMap::new(),
+                strikes: HashMap::new(),
+            }),
             handshaking: Arc::new(tokio::sync::Semaphore::new(bounds.max_handshaking.max(1))),
         })
     }
@@ -122,10 +156,23 @@ impl Admission {
         if open.total >= self.bounds.max_connections {
             return Err("max_connections");
         }
-        let from_ip = open.per_ip.entry(ip).or_default();
-        if *from_ip >= self.bounds.max_per_ip {
+        if open
+            .per_ip
+            .get(&ip)
+            .is_some_and(|n| *n >= self.bounds.max_per_ip)
+        {
             return Err("max_connections_per_ip");
         }
+        // Spent only by a connection every other bound lets in, so a banned
+        // address's flood costs honest miners nothing.
+        let burst = self.bounds.max_connections as f64;
+        if !open
+            .accepts
+            .take(self.bounds.accepts_per_second, burst, Instant::now())
+        {
+            return Err("max_accepts_per_second");
+        }
+        let from_ip = open.per_ip.entry(ip).or_default();
         *from_ip += 1;
         open.total += 1;
         Ok(Admitted {
@@ -290,9 +337,54 @@ mod tests {
             max_connections: 1_000_000,
             max_per_ip,
             max_handshaking: 1000,
+            accepts_per_second: 1_000_000.0,
             ban_after_drops: 2,
             ban_for: Duration::from_secs(600),
         })
+    }
+
+    #[test]
+    fn the_whole_fleet_may_connect_at_once_but_not_churn_faster_than_the_rate() {
+        let bounds = Admission::new(Bounds {
+            max_connections: 50,
+            max_per_ip: 50,
+            max_handshaking: 50,
+            accepts_per_second: 10.0,
+            ban_after_drops: 0,
+            ban_for: Duration::from_secs(600),
+        });
+        let ip = |n: u8| IpAddr::from([10, 0, 0, n]);
+        // A banned address's flood spends none of the rate.
+        bounds
+            .lock()
+            .banned
+            .insert(ip(250), Instant::now() + Duration::from_secs(600));
+        for _ in 0..100 {
+            assert_eq!(bounds.admit(ip(250)).err(), Some("banned"));
+        }
+        // A farm restarting: all 50 at once, from many addresses.
+        let fleet: Vec<_> = (0..50).map(|n| bounds.admit(ip(n)).unwrap()).collect();
+        drop(fleet);
+        // Then coming and going at once is over the rate, for any address.
+        assert_eq!(bounds.admit(ip(1)).err(), Some("max_accepts_per_second"));
+        assert_eq!(bounds.admit(ip(200)).err(), Some("max_accepts_per_second"));
+        assert!(bounds.lock().per_ip.is_empty(), "no address left behind");
+
+        let start = Instant::now();
+        let later = |ms| start + Duration::from_millis(ms);
+        let mut bucket = Bucket {
+            tokens: 0.0,
+            at: start,
+        };
+        assert!(!bucket.take(10.0, 50.0, later(50)));
+        assert!(bucket.take(10.0, 50.0, later(120)));
+        assert!(!bucket.take(10.0, 50.0, later(130)));
+        // Refilled, never past the burst.
+        let mut taken = 0;
+        while bucket.take(10.0, 50.0, later(3_600_000)) {
+            taken += 1;
+        }
+        assert_eq!(taken, 50);
     }
 
     #[test]
