@@ -21,12 +21,37 @@ pub fn config_text(
     tag: &str,
     node_extra: &str,
 ) -> String {
-    let (metadata, conf) = write_utek_files(
+    let utek = write_utek_files(
         dir,
         pair.main.rpc_port,
         &pair.main.user,
         &pair.main.password,
     );
+    toml_text(dir, utek, payout, ports, difficulty, tag, node_extra)
+}
+
+/// As [`config_text`] at the tests' difficulty, with NDAS reaching the main
+/// node at 127.0.0.1:`rpc_port` (a proxy in front of it) rather than directly.
+pub fn config_text_via(
+    dir: &std::path::Path,
+    pair: &RegtestPair,
+    rpc_port: u16,
+    payout: &str,
+    ports: (u16, u16),
+) -> String {
+    let utek = write_utek_files(dir, rpc_port, &pair.main.user, &pair.main.password);
+    toml_text(dir, utek, payout, ports, 2.5e-10, "/NDAS/", "")
+}
+
+fn toml_text(
+    dir: &std::path::Path,
+    (metadata, conf): (std::path::PathBuf, std::path::PathBuf),
+    payout: &str,
+    ports: (u16, u16),
+    difficulty: f64,
+    tag: &str,
+    node_extra: &str,
+) -> String {
     format!(
         r#"network = "regtest"
 data_dir = "{data}"
@@ -108,10 +133,20 @@ impl Drop for Stopped {
 
 /// `ndas serve --config config`, logging to `log`.
 pub fn serve(config: &std::path::Path, log: &std::path::Path) -> Stopped {
+    serve_with_env(config, log, &[])
+}
+
+/// As [`serve`], with `env` added to the process's environment.
+pub fn serve_with_env(
+    config: &std::path::Path,
+    log: &std::path::Path,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Stopped {
     Stopped(
         Command::new(env!("CARGO_BIN_EXE_ndas"))
             .args(["serve", "--config", config.to_str().unwrap()])
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(std::fs::File::create(log).unwrap()))
             .stderr(Stdio::inherit())
             .spawn()
