@@ -18,11 +18,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -34,6 +33,9 @@ pub use guard::Guard;
 
 /// Most workers one `/api/workers` page returns.
 pub const MAX_WORKERS_PAGE: usize = 1000;
+
+/// Longest `/api/workers?q=` search: a worker name's longest.
+const MAX_SEARCH_BYTES: usize = crate::stratum::method::MAX_WORKER_NAME;
 
 const STATUS_PAGE: &str = include_str!("status.html");
 
@@ -52,6 +54,15 @@ pub struct HttpContext {
     pub timeout: Duration,
     /// Connections open now.
     pub open: AtomicUsize,
+    /// Answers worked out at once (see [`answer_threads`]).
+    pub working: tokio::sync::Semaphore,
+}
+
+/// Answers worked out at once: half the cores (at least one), so however
+/// the operator port is flooded, the other half are the miners'.
+pub fn answer_threads() -> tokio::sync::Semaphore {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tokio::sync::Semaphore::new((cores / 2).max(1))
 }
 
 /// Counts a connection open until dropped.
@@ -93,7 +104,28 @@ pub async fn serve(
         tracker.spawn(async move {
             let service = service_fn(move |request| {
                 let context = context.clone();
-                async move { Ok::<_, Infallible>(route(&context, &request, peer)) }
+                // Every answer is worked out on the blocking pool, never on
+                // the runtime threads the miners' connections run on, and
+                // on half the cores at most: a flood of requests cannot
+                // delay a share or a job.
+                let (head, _body) = request.into_parts();
+                async move {
+                    let _working = context
+                        .working
+                        .acquire()
+                        .await
+                        .expect("the semaphore is never closed");
+                    let worked = context.clone();
+                    let answer = tokio::task::spawn_blocking(move || route(&worked, &head, peer))
+                        .await
+                        .unwrap_or_else(|_| {
+                            json_response(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                &json!({"error": "internal error"}),
+                            )
+                        });
+                    Ok::<_, Infallible>(answer)
+                }
             });
             let connection = http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
@@ -134,10 +166,10 @@ fn json_response(status: StatusCode, value: &Value) -> Response<Full<Bytes>> {
 /// Answers one request from `peer`.
 pub fn route(
     context: &HttpContext,
-    request: &Request<Incoming>,
+    request: &hyper::http::request::Parts,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
-    if request.method() != Method::GET && request.method() != Method::HEAD {
+    if request.method != Method::GET && request.method != Method::HEAD {
         return json_response(
             StatusCode::METHOD_NOT_ALLOWED,
             &json!({"error": "only GET"}),
@@ -154,8 +186,8 @@ pub fn route(
             .insert(RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
         return answer;
     }
-    let path = request.uri().path();
-    let authenticated = guard.authenticated(request.headers());
+    let path = request.uri.path();
+    let authenticated = guard.authenticated(&request.headers);
     let needs_token = match path {
         "/healthz" | "/readyz" => false,
         "/metrics" => guard.protects_metrics,
@@ -214,8 +246,21 @@ pub fn route(
             json_response(StatusCode::OK, &snapshot)
         }
         "/api/workers" => {
-            let query = request.uri().query().unwrap_or("");
+            let query = request.uri.query().unwrap_or("");
             let (offset, limit) = page(query);
+            if query_value(query, "sort").as_deref() == Some("hashrate") {
+                let search = query_value(query, "q").unwrap_or_default();
+                if search.len() > MAX_SEARCH_BYTES {
+                    return json_response(
+                        StatusCode::BAD_REQUEST,
+                        &json!({"error": format!("q is longer than {MAX_SEARCH_BYTES} bytes")}),
+                    );
+                }
+                return json_response(
+                    StatusCode::OK,
+                    &stats.workers_by_hashrate(&search, offset, limit),
+                );
+            }
             let after = query_value(query, "after");
             let from = match &after {
                 Some(name) => crate::stats::registry::From::After(name),

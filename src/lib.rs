@@ -231,6 +231,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         max_connections: m.max_connections,
         timeout: Duration::from_secs_f64(m.timeout_seconds),
         open: std::sync::atomic::AtomicUsize::new(0),
+        working: http::answer_threads(),
     });
     tasks.spawn(http::serve(
         http_listener,

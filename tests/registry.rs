@@ -99,3 +99,65 @@ async fn churned_names_never_grow_the_registry_past_its_cap_nor_push_out_a_conne
     drop(honest);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_pages_order_is_by_hashrate_so_made_up_names_cannot_crowd_it_and_names_are_searchable(
+) {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
+    let (addr, http) = (running.stratum_addr(), running.metrics_addr());
+    // Names that sort before the real ones, each with the least it takes
+    // to be listed: one share.
+    for n in 0..30u8 {
+        let name = format!("aaaa.{n:02}");
+        let (mut client, work) = ready_miner(addr, "churn/1", &name).await;
+        one_share(&mut client, &work, &name, n).await;
+    }
+    let (mut rig, work) = ready_miner(addr, "bmminer/2.0.0", "acct.Rack12-S19-004").await;
+    for fill in 100..105 {
+        one_share(&mut rig, &work, "acct.Rack12-S19-004", fill).await;
+    }
+    let (mut other, work) = ready_miner(addr, "bmminer/2.0.0", "acct.rack13-s19-001").await;
+    for fill in 110..113 {
+        one_share(&mut other, &work, "acct.rack13-s19-001", fill).await;
+    }
+
+    // By name, the made-up names fill the first page.
+    let (_, by_name) = http_json(http, "/api/workers?limit=5").await;
+    assert_eq!(by_name["workers"][0]["name"], json!("aaaa.00"));
+    // By hashrate, the real rigs lead.
+    let (_, ranked) = http_json(http, "/api/workers?sort=hashrate&limit=5").await;
+    let names: Vec<&str> = ranked["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names[..2],
+        ["acct.Rack12-S19-004", "acct.rack13-s19-001"],
+        "{ranked}"
+    );
+    assert_eq!(ranked["total"], json!(32));
+    assert_eq!(ranked["sort"], json!("hashrate"));
+    // A search, in any case, pages through the matches alone.
+    let (_, found) = http_json(http, "/api/workers?sort=hashrate&q=RACK1&limit=1&offset=1").await;
+    assert_eq!(found["total"], json!(2), "{found}");
+    assert_eq!(found["workers"][0]["name"], json!("acct.rack13-s19-001"));
+    let (status, _) = common::http_get(
+        http,
+        &format!("/api/workers?sort=hashrate&q={}", "x".repeat(129)),
+    )
+    .await;
+    assert_eq!(status, 400, "a search longer than any name is refused");
+    // The page asks for that order.
+    let (_, page) = common::http_get(http, "/").await;
+    assert!(
+        page.contains("api/workers?sort=hashrate"),
+        "the status page ranks by hashrate"
+    );
+    drop((rig, other));
+    running.shutdown().await;
+}

@@ -3,6 +3,7 @@
 //! ([`connection::ConnectionStats::record`]) and read by the HTTP API.
 
 pub mod connection;
+pub mod ranking;
 mod rates;
 pub mod registry;
 mod worker;
@@ -72,6 +73,8 @@ pub struct Stats {
     blocks: Mutex<VecDeque<BlockRecord>>,
     /// Workers that earned a place (an accepted share), bounded.
     pub workers: registry::Registry,
+    /// The workers by hashrate, ranked at most every 10 s.
+    ranking: ranking::Ranking,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
 }
@@ -104,6 +107,7 @@ impl Stats {
             pool_rates: Mutex::new(Rates::new(now)),
             blocks: Mutex::new(VecDeque::new()),
             workers: registry::Registry::new(max_workers),
+            ranking: ranking::Ranking::default(),
             ports: Mutex::new(Vec::new()),
         }
     }
@@ -312,6 +316,35 @@ impl Stats {
     }
 
     /// `/api/workers`: sorted by name, `limit` at a time from `from`.
+    /// A page of the workers by hashrate (highest first) whose names
+    /// contain `query` (any case), skipping `offset`. Blocks while it ranks
+    /// (at most every 10 s): call it off the runtime's threads.
+    pub fn workers_by_hashrate(&self, query: &str, offset: usize, limit: usize) -> Value {
+        let now = Instant::now();
+        let ranked = self.ranking.get(&self.workers, now);
+        let matching: Vec<&Arc<Worker>> = ranked
+            .workers
+            .iter()
+            .filter(|w| ranking::matches(&w.name, query))
+            .collect();
+        let page: Vec<Value> = matching
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|w| w.to_json(now))
+            .collect();
+        let total = matching.len();
+        json!({
+            "sort": "hashrate",
+            "q": query,
+            "ranked_seconds_ago": now.saturating_duration_since(ranked.at).as_secs(),
+            "total": total,
+            "offset": offset,
+            "limit": limit,
+            "workers": page,
+        })
+    }
+
     pub fn workers_page(&self, from: registry::From<'_>, limit: usize) -> Value {
         let now = Instant::now();
         let page: Vec<Value> = self

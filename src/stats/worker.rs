@@ -115,6 +115,11 @@ impl Worker {
         state.stale += stale;
     }
 
+    /// Its 5-minute hashrate, by which the status page ranks workers.
+    pub(super) fn hashrate(&self, now: Instant) -> f64 {
+        self.state().rates.hashrates(now)[1]
+    }
+
     /// The worker as `/api/workers` shows it.
     pub fn to_json(&self, now: Instant) -> Value {
         let state = self.state();

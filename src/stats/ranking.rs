@@ -1,0 +1,109 @@
+//! The workers by hashrate, for the status page and `?sort=hashrate`: the
+//! order a flood of made-up names cannot crowd (a name without hashing sinks
+//! to the end), and searchable by name.
+//!
+//! Ranking every worker is a walk and a sort; it is done at most once per
+//! [`RANK_EVERY`], however many requests come, from the registry a chunk at a
+//! time (stratum paths wait for one chunk's copy at most), and requests page
+//! through the last ranking.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::registry::{From, Registry};
+use super::Worker;
+
+/// How old a ranking may be before a request ranks again.
+pub const RANK_EVERY: Duration = Duration::from_secs(10);
+
+/// Workers copied from the registry per lock.
+const CHUNK: usize = 1024;
+
+/// The workers, highest 5-minute hashrate first, as of `at`.
+#[derive(Clone)]
+pub struct Ranked {
+    pub at: Instant,
+    pub workers: Arc<Vec<Arc<Worker>>>,
+}
+
+/// The last ranking, and a lock so that only one request ranks at a time.
+#[derive(Default)]
+pub struct Ranking {
+    last: Mutex<Option<Ranked>>,
+    ranking: Mutex<()>,
+}
+
+impl Ranking {
+    /// The last ranking, ranked again first when older than [`RANK_EVERY`].
+    /// Blocks for the walk: call it off the runtime's threads.
+    pub fn get(&self, registry: &Registry, now: Instant) -> Ranked {
+        let fresh = |last: &Option<Ranked>| {
+            last.as_ref()
+                .filter(|r| now.saturating_duration_since(r.at) < RANK_EVERY)
+                .cloned()
+        };
+        if let Some(ranked) = fresh(&self.last()) {
+            return ranked;
+        }
+        let _ranking = self.ranking.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another request may have ranked while this one waited.
+        if let Some(ranked) = fresh(&self.last()) {
+            return ranked;
+        }
+        let ranked = Ranked {
+            at: now,
+            workers: Arc::new(rank(registry, now)),
+        };
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(ranked.clone());
+        ranked
+    }
+
+    fn last(&self) -> Option<Ranked> {
+        self.last
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// Every worker of `registry`, highest hashrate first (then by name).
+fn rank(registry: &Registry, now: Instant) -> Vec<Arc<Worker>> {
+    let mut all: Vec<Arc<Worker>> = Vec::new();
+    loop {
+        let chunk = match all.last() {
+            None => registry.page(From::Offset(0), CHUNK),
+            Some(last) => registry.page(From::After(&last.name), CHUNK),
+        };
+        let done = chunk.len() < CHUNK;
+        all.extend(chunk);
+        if done {
+            break;
+        }
+    }
+    let mut keyed: Vec<(f64, Arc<Worker>)> =
+        all.into_iter().map(|w| (w.hashrate(now), w)).collect();
+    keyed.sort_by(|(a, wa), (b, wb)| b.total_cmp(a).then_with(|| wa.name.cmp(&wb.name)));
+    keyed.into_iter().map(|(_, w)| w).collect()
+}
+
+/// Whether `name` contains `query`, ignoring ASCII case.
+pub fn matches(name: &str, query: &str) -> bool {
+    query.is_empty()
+        || name
+            .as_bytes()
+            .windows(query.len())
+            .any(|w| w.eq_ignore_ascii_case(query.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_ignores_case_and_an_empty_one_matches_all() {
+        assert!(matches("bc1qxyz.Rack12-S19-004", "rack12"));
+        assert!(matches("anything", ""));
+        assert!(!matches("acct.w1", "w2"));
+        assert!(!matches("ab", "abc"));
+    }
+}
