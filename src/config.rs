@@ -11,7 +11,6 @@ use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::Network;
-use crate::node::Secret;
 pub use crate::session::vardiff::{AgentDifficulty, Rounding};
 pub use ports::{Port, PortConfig};
 
@@ -129,38 +128,6 @@ pub struct MiningConfig {
     pub job_refresh_seconds: u64,
 }
 
-/// Which node access layer to use.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    Utek,
-    Rpc,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeConfig {
-    pub backend: Backend,
-    pub utek_metadata: PathBuf,
-    pub utek_conf: PathBuf,
-    /// Refuse to start when a UTEK file is open to other users, rather than
-    /// warn.
-    pub utek_strict_permissions: bool,
-    /// For `backend = "rpc"`: `http://host:port`.
-    pub url: Option<String>,
-    pub user: Option<String>,
-    pub password: Option<Secret>,
-    pub cookie_file: Option<PathBuf>,
-    pub timeout_seconds: f64,
-    /// `tcp://host:port` of the node's `zmqpubhashblock`, for instant tip changes.
-    pub zmq_hashblock: Option<String>,
-    /// How often the tip is polled when nothing else reports it.
-    pub poll_interval_ms: u64,
-    /// Longest answer read from the node; a longer one is an error (a node
-    /// or a proxy in front of it cannot make NDAS allocate without bound).
-    pub max_response_bytes: usize,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -200,20 +167,7 @@ impl Default for Config {
                 coinbase_tag: "/NDAS/".into(),
                 job_refresh_seconds: 30,
             },
-            node: NodeConfig {
-                backend: Backend::Utek,
-                utek_metadata: PathBuf::from("/opt/utek_v26_rpc_lib/metadata.json"),
-                utek_conf: PathBuf::from("/etc/utek_v26/utek_v26.conf"),
-                utek_strict_permissions: false,
-                url: None,
-                user: None,
-                password: None,
-                cookie_file: None,
-                timeout_seconds: 10.0,
-                zmq_hashblock: None,
-                poll_interval_ms: 500,
-                max_response_bytes: crate::node::rpc::MAX_RESPONSE_BYTES,
-            },
+            node: NodeConfig::default(),
             metrics: MetricsConfig::default(),
             log: LogConfig {
                 format: LogFormat::Human,
@@ -234,6 +188,29 @@ impl std::fmt::Display for ConfigIssue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}: {}", self.key, self.why)
     }
+}
+
+/// Whether an environment key (after `NDAS_`) is one of a backup node's.
+fn is_backup_key(key: &str) -> bool {
+    key.get(..14)
+        .is_some_and(|head| head.eq_ignore_ascii_case("node__backup__"))
+}
+
+/// Figment's errors, each with its key.
+fn config_error(errors: figment::Error) -> ConfigError {
+    ConfigError(
+        errors
+            .into_iter()
+            .map(|e| ConfigIssue {
+                key: if e.path.is_empty() {
+                    "(top level)".into()
+                } else {
+                    e.path.join(".")
+                },
+                why: e.kind.to_string(),
+            })
+            .collect(),
+    )
 }
 
 /// Configuration that cannot be used, with every reason found.
@@ -287,25 +264,56 @@ impl Config {
     }
 
     fn from_figment(file: Figment) -> Result<Config, ConfigError> {
-        Figment::from(Serialized::defaults(Config::default()))
+        // `NDAS_NODE__BACKUP__<i>__<KEY>` is applied to the i-th backup
+        // below: as a plain override it would replace the file's list.
+        let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(file)
-            .merge(Env::prefixed("NDAS_").split("__"))
-            .extract::<Config>()
-            .map_err(|errors| {
-                ConfigError(
-                    errors
-                        .into_iter()
-                        .map(|e| ConfigIssue {
-                            key: if e.path.is_empty() {
-                                "(top level)".into()
-                            } else {
-                                e.path.join(".")
-                            },
-                            why: e.kind.to_string(),
-                        })
-                        .collect(),
-                )
+            .merge(
+                Env::prefixed("NDAS_")
+                    .filter(|key| !is_backup_key(key.as_str()))
+                    .split("__"),
+            );
+        let mut config = figment.extract::<Config>().map_err(config_error)?;
+        let overridden: std::collections::BTreeSet<usize> = std::env::vars_os()
+            .filter_map(|(key, _)| key.into_string().ok())
+            .filter_map(|key| {
+                let rest = key.strip_prefix("NDAS_")?;
+                is_backup_key(rest).then(|| {
+                    rest.split("__")
+                        .nth(2)
+                        .map(|i| i.parse::<usize>().unwrap_or(usize::MAX))
+                })?
             })
+            .collect();
+        for i in overridden {
+            let key = format!("node.backup[{i}]");
+            let Some(entry) = figment
+                .find_value("node.backup")
+                .ok()
+                .and_then(|list| list.into_array())
+                .and_then(|mut list| (i < list.len()).then(|| list.swap_remove(i)))
+            else {
+                return Err(ConfigError(vec![ConfigIssue {
+                    key,
+                    why: format!(
+                        "NDAS_NODE__BACKUP__{i}__* is set but the file has no such [[node.backup]] (they count from 0)"
+                    ),
+                }]));
+            };
+            let backup = Figment::from(Serialized::defaults(NodeConfig::default()))
+                .merge(Serialized::defaults(entry))
+                .merge(Env::prefixed(&format!("NDAS_NODE__BACKUP__{i}__")).split("__"))
+                .extract::<NodeConfig>()
+                .map_err(|errors| {
+                    let ConfigError(mut issues) = config_error(errors);
+                    for issue in &mut issues {
+                        issue.key = format!("{key}.{}", issue.key);
+                    }
+                    ConfigError(issues)
+                })?;
+            config.node.backup[i] = backup;
+        }
+        Ok(config)
     }
 
     /// Every value that cannot work, each with its key.
@@ -433,48 +441,6 @@ impl Config {
                 format!("{} is outside 1..=3600", m.job_refresh_seconds),
             );
         }
-        let n = &self.node;
-        if !(n.timeout_seconds.is_finite() && (0.1..=600.0).contains(&n.timeout_seconds)) {
-            issue(
-                "node.timeout_seconds",
-                format!("{} is outside 0.1..=600", n.timeout_seconds),
-            );
-        }
-        if !(10..=60_000).contains(&n.poll_interval_ms) {
-            issue(
-                "node.poll_interval_ms",
-                format!("{} is outside 10..=60000", n.poll_interval_ms),
-            );
-        }
-        if !((1 << 20)..=(1 << 30)).contains(&n.max_response_bytes) {
-            issue(
-                "node.max_response_bytes",
-                format!("{} is outside 1 MiB..=1 GiB", n.max_response_bytes),
-            );
-        }
-        if let Some(zmq) = &n.zmq_hashblock {
-            if !zmq.strip_prefix("tcp://").is_some_and(|rest| {
-                rest.rsplit_once(':')
-                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-            }) {
-                issue("node.zmq_hashblock", "must be tcp://host:port".into());
-            }
-        }
-        if n.backend == Backend::Rpc {
-            match &n.url {
-                None => issue("node.url", "is required with backend = \"rpc\"".into()),
-                Some(url) if crate::node::parse_http_url(url).is_none() => {
-                    issue("node.url", "must be http://host:port".into())
-                }
-                Some(_) => {}
-            }
-            if n.cookie_file.is_none() && (n.user.is_none() || n.password.is_none()) {
-                issue(
-                    "node.user",
-                    "backend = \"rpc\" needs user and password, or cookie_file".into(),
-                );
-            }
-        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             issue(
                 "log.level",
@@ -490,6 +456,7 @@ impl Config {
                 "is the same address as stratum.listen".into(),
             );
         }
+        issues.extend(self.node.issues());
         issues.extend(self.port_issues());
         issues.extend(self.metrics.issues());
         if issues.is_empty() {
@@ -500,8 +467,10 @@ impl Config {
     }
 }
 
+mod node;
 mod operator;
 mod ports;
+pub use node::{Backend, NodeConfig};
 pub use operator::{MetricsConfig, TokenError};
 #[cfg(test)]
 mod tests;

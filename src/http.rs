@@ -212,7 +212,17 @@ pub fn route(
         "/" => respond(StatusCode::OK, "text/html; charset=utf-8", STATUS_PAGE),
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "alive"})),
         "/readyz" => match stats.readiness(context.max_template_age) {
-            Ok(()) => json_response(StatusCode::OK, &json!({"ready": true})),
+            // Ready while any node serves templates; what is wrong with
+            // the others (a backup down or behind) is listed.
+            Ok(notes) if notes.is_empty() => json_response(StatusCode::OK, &json!({"ready": true})),
+            Ok(notes) => {
+                let notes: Vec<String> = if details {
+                    notes
+                } else {
+                    notes.iter().map(|r| redacted(r)).collect()
+                };
+                json_response(StatusCode::OK, &json!({"ready": true, "degraded": notes}))
+            }
             Err(reasons) => {
                 let reasons: Vec<String> = if details {
                     reasons
@@ -275,8 +285,14 @@ pub fn route(
 /// `/api/stats` for a client without the token: the node's error text can
 /// name its address anywhere in it, so none of it is shown.
 fn redact_snapshot(snapshot: &mut Value) {
+    let hidden = json!("hidden: send metrics.token to see it");
     if !snapshot["node"]["last_error"].is_null() {
-        snapshot["node"]["last_error"] = json!("hidden: send metrics.token to see it");
+        snapshot["node"]["last_error"] = hidden.clone();
+    }
+    if let Some(nodes) = snapshot["nodes"].as_array_mut() {
+        for node in nodes.iter_mut().filter(|n| !n["last_error"].is_null()) {
+            node["last_error"] = hidden.clone();
+        }
     }
 }
 
@@ -324,9 +340,17 @@ mod tests {
     #[test]
     fn the_nodes_error_text_is_never_shown_without_the_token() {
         let mut snapshot = json!({"node": {"up": false, "last_error":
-            "node at 10.0.0.5:8332 unreachable for getblocktemplate: connection refused"}});
+            "node at 10.0.0.5:8332 unreachable for getblocktemplate: connection refused"},
+            "nodes": [{"name": "primary", "last_error": null},
+                      {"name": "dc2", "last_error": "node at 10.0.0.6:8332 unreachable"}]});
         redact_snapshot(&mut snapshot);
         assert!(!snapshot.to_string().contains("10.0.0.5"), "{snapshot}");
+        assert!(!snapshot.to_string().contains("10.0.0.6"), "{snapshot}");
+        assert_eq!(snapshot["nodes"][0]["last_error"], Value::Null);
+        assert_eq!(
+            redacted("node dc2 down: node at 10.0.0.6:8332 unreachable"),
+            "node dc2 down"
+        );
         assert_eq!(
             redacted("node unreachable: node at 10.0.0.5:8332 unreachable for x: refused"),
             "node unreachable"

@@ -56,7 +56,16 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 pub async fn start(config: Config) -> Result<Running, StartError> {
     config.validate()?;
     let token = config.metrics.load_token()?;
-    let endpoint = node::endpoint(&config.node, config.network)?;
+    let mut endpoints = Vec::new();
+    for (key, entry) in config.node.entries() {
+        let endpoint =
+            node::endpoint(entry, config.network).map_err(|source| StartError::Node {
+                key,
+                name: entry.name.clone(),
+                source,
+            })?;
+        endpoints.push((entry, endpoint));
+    }
     let data_error = |source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
@@ -94,22 +103,35 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Arc::new(metrics::Metrics::new()),
         config.stratum.worker_cap(),
     ));
-    let timeout = Duration::from_secs_f64(config.node.timeout_seconds);
-    let rpc = Arc::new(
-        node::RpcClient::new(&endpoint, timeout)?
+    let mut list = Vec::new();
+    for (index, (entry, endpoint)) in endpoints.iter().enumerate() {
+        let rpc = node::RpcClient::new(endpoint, Duration::from_secs_f64(entry.timeout_seconds))?
             .with_metrics(stats.metrics.clone())
-            .with_max_response(config.node.max_response_bytes),
-    );
+            .with_max_response(entry.max_response_bytes);
+        list.push(Arc::new(node::nodes::Node::new(
+            entry.name.clone(),
+            index,
+            Arc::new(rpc),
+            Duration::from_millis(entry.poll_interval_ms),
+        )));
+    }
     // A node on another chain, or a signet NDAS cannot sign for, is refused
     // now when it answers; the watcher checks again whenever it returns. A
-    // node that hangs delays the start by two seconds at most, not a whole
-    // RPC timeout with miners waiting in the listen backlog.
-    let start_check = timeout.min(Duration::from_secs(2));
-    if let Err(node::chain::ChainCheckError::Mismatch(mismatch)) =
-        node::chain::check(&rpc, config.network, start_check).await
-    {
-        return Err(StartError::Chain(mismatch));
+    // node that hangs delays the start by two seconds at most (all nodes at
+    // once), not a whole RPC timeout with miners waiting in the listen backlog.
+    let checks = list.iter().map(|node| async {
+        let start_check = node.rpc.timeout().min(Duration::from_secs(2));
+        (
+            node.name.clone(),
+            node::chain::check(&node.rpc, config.network, start_check).await,
+        )
+    });
+    for (name, check) in futures_util::future::join_all(checks).await {
+        if let Err(node::chain::ChainCheckError::Mismatch(mismatch)) = check {
+            return Err(StartError::Chain { name, mismatch });
+        }
     }
+    let nodes = node::nodes::Nodes::new(list, stats.clone());
     let wake = Arc::new(Notify::new());
     // A journal that cannot be read stops the start: starting as if no
     // block were pending could lose one for good.
@@ -142,24 +164,27 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let template_jobs = manager.subscribe();
     let zmq_jobs = manager.subscribe();
     tasks.spawn(node::watcher::run(
-        rpc.clone(),
+        nodes.clone(),
         manager,
         wake.clone(),
         watcher,
         stats.clone(),
         shutdown.clone(),
     ));
-    if let Some(endpoint) = config.node.zmq_hashblock.clone() {
-        tasks.spawn(node::zmq::run(
-            endpoint,
-            wake.clone(),
-            stats.clone(),
-            zmq_jobs,
-            shutdown.clone(),
-        ));
+    for (node, (entry, _)) in nodes.list.iter().zip(&endpoints) {
+        if let Some(endpoint) = entry.zmq_hashblock.clone() {
+            tasks.spawn(node::zmq::run(
+                node.clone(),
+                endpoint,
+                wake.clone(),
+                stats.clone(),
+                zmq_jobs.clone(),
+                shutdown.clone(),
+            ));
+        }
     }
     let submitter = Submitter {
-        rpc,
+        nodes,
         journal: journal.clone(),
         wake,
         stats: stats.clone(),
@@ -248,7 +273,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         %stratum_addr,
         %metrics_addr,
         network = %config.network,
-        node = %format!("{}:{}", endpoint.host, endpoint.port),
+        nodes = %endpoints
+            .iter()
+            .map(|(entry, e)| format!("{} {}:{}", entry.name, e.host, e.port))
+            .collect::<Vec<_>>()
+            .join(", "),
         "NDAS serving"
     );
     Ok(Running::new(lifecycle::Parts {

@@ -22,12 +22,19 @@ use crate::{SHUTDOWN_GRACE, VERSION_ROLLING_MASK};
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
-    #[error("node access: {0}")]
-    Node(#[from] crate::node::EndpointError),
+    #[error("node access ({key}, node {name:?}): {source}")]
+    Node {
+        key: String,
+        name: String,
+        source: crate::node::EndpointError,
+    },
     #[error("node client: {0}")]
     Rpc(#[from] crate::node::RpcError),
-    #[error("refusing the node: {0}")]
-    Chain(crate::node::chain::ChainMismatch),
+    #[error("refusing node {name:?}: {mismatch}")]
+    Chain {
+        name: String,
+        mismatch: crate::node::chain::ChainMismatch,
+    },
     #[error("cannot use data_dir {path}: {source}")]
     DataDir {
         path: String,

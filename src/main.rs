@@ -197,9 +197,11 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         eprintln!("{error}");
         failed = true;
     }
-    if let Err(error) = ndas::node::endpoint(&config.node, config.network) {
-        eprintln!("node: {error}");
-        failed = true;
+    for (key, entry) in config.node.entries() {
+        if let Err(error) = ndas::node::endpoint(entry, config.network) {
+            eprintln!("{key} ({}): {error}", entry.name);
+            failed = true;
+        }
     }
     if failed {
         return ExitCode::FAILURE;

@@ -79,13 +79,21 @@ pub struct Metrics {
     pub rpc_seconds: HistogramVec,
     /// Failed node calls by what went wrong (see [`crate::node::RpcError::kind`]).
     pub rpc_errors_total: IntCounterVec,
-    pub node_up: IntGauge,
+    /// Per node (its config name): 1 while it answers.
+    pub node_up: IntGaugeVec,
+    /// Per node: 1 while its tip has trailed the best for a while.
+    pub node_behind: IntGaugeVec,
+    /// Which node templates come from: its place in the config (0 is
+    /// `[node]`, 1 the first backup), -1 none.
+    pub template_source: IntGauge,
+    /// Each node's verdict on each found block, by node and outcome.
+    pub node_blocks_total: IntCounterVec,
     pub vardiff_retargets_total: IntCounter,
-    pub zmq_hashblocks_total: IntCounter,
-    /// 1 while the ZMQ subscription is connected and announcing tips.
-    pub zmq_up: IntGauge,
-    /// Tips the node's ZMQ did not announce: each one a resubscription.
-    pub zmq_silent_total: IntCounter,
+    pub zmq_hashblocks_total: IntCounterVec,
+    /// Per node: 1 while its ZMQ subscription is connected and announcing tips.
+    pub zmq_up: IntGaugeVec,
+    /// Per node: tips its ZMQ did not announce, each one a resubscription.
+    pub zmq_silent_total: IntCounterVec,
     pub bytes_received_total: IntCounter,
     pub bytes_sent_total: IntCounter,
 }
@@ -109,6 +117,14 @@ fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
     register(registry, IntGauge::new(name, help))
+}
+
+fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    register(registry, IntGaugeVec::new(Opts::new(name, help), labels))
+}
+
+fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -329,34 +345,63 @@ impl Metrics {
             rpc_calls_total,
             rpc_seconds,
             rpc_errors_total,
-            node_up: gauge(
+            node_up: gauges(r, "ndas_node_up", "1 while the node answers", &["node"]),
+            node_behind: gauges(
                 r,
-                "ndas_node_up",
-                "1 when the last template fetch succeeded",
+                "ndas_node_behind",
+                "1 while the node's tip has trailed the best any node reports for 10 s or more",
+                &["node"],
+            ),
+            template_source: gauge(
+                r,
+                "ndas_template_source",
+                "Which node templates come from: 0 is [node], 1 the first [[node.backup]], ...; -1 none",
+            ),
+            node_blocks_total: counters(
+                r,
+                "ndas_node_blocks_total",
+                "Each node's verdict on each found block",
+                &["node", "outcome"],
             ),
             vardiff_retargets_total: counter(
                 r,
                 "ndas_vardiff_retargets_total",
                 "Difficulty changes by vardiff",
             ),
-            zmq_hashblocks_total: counter(
+            zmq_hashblocks_total: counters(
                 r,
                 "ndas_zmq_hashblocks_total",
                 "hashblock announcements received over ZMQ",
+                &["node"],
             ),
-            zmq_up: gauge(
+            zmq_up: gauges(
                 r,
                 "ndas_zmq_up",
-                "1 while the ZMQ hashblock subscription is connected and announcing tips (0 when lost, silent, or not configured)",
+                "1 while the node's ZMQ hashblock subscription is connected and announcing tips (0 when lost or silent)",
+                &["node"],
             ),
-            zmq_silent_total: counter(
+            zmq_silent_total: counters(
                 r,
                 "ndas_zmq_silent_total",
                 "Tip changes the node's ZMQ did not announce within the grace time",
+                &["node"],
             ),
             bytes_received_total: counter(r, "ndas_bytes_received_total", "Bytes read from miners"),
             bytes_sent_total: counter(r, "ndas_bytes_sent_total", "Bytes written to miners"),
             registry,
+        }
+    }
+
+    /// Creates the series of the node named `name` at zero. Node names come
+    /// from the config, so the label is bounded.
+    pub fn node(&self, name: &str) {
+        self.node_up.with_label_values(&[name]).set(0);
+        self.node_behind.with_label_values(&[name]).set(0);
+        self.zmq_up.with_label_values(&[name]).set(0);
+        self.zmq_silent_total.with_label_values(&[name]);
+        self.zmq_hashblocks_total.with_label_values(&[name]);
+        for outcome in ["accepted", "duplicate", "inconclusive", "rejected"] {
+            self.node_blocks_total.with_label_values(&[name, outcome]);
         }
     }
 

@@ -100,3 +100,45 @@ fn a_missing_config_file_is_named() {
     assert_eq!(output.status.code(), Some(1));
     assert!(all_output(&output).contains("/nonexistent/ndas.toml is not a readable file"));
 }
+
+#[test]
+fn check_config_covers_each_backup_node_and_its_env_overrides() {
+    let dir = common::temp_dir();
+    let path = write_config(
+        dir.path(),
+        "[[node.backup]]\nname = \"dc2\"\nbackend = \"rpc\"\nurl = \"http://127.0.0.1:18444\"\nuser = \"pool\"\n\
+         [[node.backup]]\nname = \"dc3\"\nbackend = \"rpc\"\nurl = \"http://127.0.0.1:18445\"\nuser = \"pool\"\npassword = \"in-the-file\"\n",
+    );
+    // The first backup's password only from the environment, as a secret
+    // should be; the second's URL overridden.
+    let output = ndas(
+        &["check-config", "--config", &path],
+        &[
+            ("NDAS_NODE__BACKUP__0__PASSWORD", PASSWORD),
+            ("NDAS_NODE__BACKUP__1__URL", "ftp://nowhere"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let text = all_output(&output);
+    assert!(text.contains("node.backup[1].url"), "{text}");
+    assert!(
+        !text.contains("node.backup[0]"),
+        "the env password completes dc2: {text}"
+    );
+    assert!(
+        !text.contains(PASSWORD) && !text.contains("in-the-file"),
+        "{text}"
+    );
+
+    // An override for a backup the file does not have is named, not dropped.
+    let output = ndas(
+        &["check-config", "--config", &path],
+        &[("NDAS_NODE__BACKUP__5__URL", "http://127.0.0.1:1")],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        all_output(&output).contains("node.backup[5]"),
+        "{}",
+        all_output(&output)
+    );
+}

@@ -132,10 +132,11 @@ fn every_alert_watches_only_metrics_ndas_exports() {
     );
 }
 
-/// Every metric family NDAS exports (with its one port, as it always has).
+/// Every metric family NDAS exports (with its one port and its one node).
 fn exported_names() -> BTreeSet<String> {
     let metrics = ndas::metrics::Metrics::new();
     metrics.port("main");
+    metrics.node("primary");
     metrics
         .render()
         .lines()

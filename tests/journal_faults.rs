@@ -92,6 +92,7 @@ fn pad_to_page_end(journal: &ndas::node::submitter::Journal, log: &Path, short: 
         found_at: 1,
         block: BlockBytes::whole(vec![0u8; size]),
         outcome: None,
+        nodes: Vec::new(),
     };
     let before = std::fs::metadata(log).unwrap().len();
     journal.record(&entry(1)).unwrap();
@@ -183,6 +184,7 @@ fn stand_in(found_at: u64, size: usize) -> ndas::node::submitter::JournalEntry {
         found_at,
         block: ndas::node::submitter::BlockBytes::whole(vec![7u8; size]),
         outcome: None,
+        nodes: Vec::new(),
     }
 }
 

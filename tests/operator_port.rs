@@ -75,7 +75,7 @@ async fn the_token_guards_the_api_and_page_and_keeps_the_nodes_errors_from_other
     assert_eq!(status, 200);
     let (status, _, metrics) = http_request(http, "/metrics", &[]).await;
     assert_eq!(status, 200);
-    assert!(metrics.contains("ndas_node_up 0"));
+    assert!(metrics.contains("ndas_node_up{node=\"primary\"} 0"));
     let (status, _, open) = http_request(http, "/readyz", &[]).await;
     assert_eq!(status, 503);
     let open: serde_json::Value = serde_json::from_str(&open).unwrap();

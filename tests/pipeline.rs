@@ -255,7 +255,12 @@ async fn zmq_hashblock_moves_miners_to_a_new_tip() {
     let mut display = job.prev_hash;
     display.reverse();
     assert_eq!(hex::encode(display), hash);
-    let zmq = running.stats().metrics.zmq_hashblocks_total.get();
+    let zmq = running
+        .stats()
+        .metrics
+        .zmq_hashblocks_total
+        .with_label_values(&["primary"])
+        .get();
     assert!(zmq >= 1, "the node's hashblock announcement reached NDAS");
     running.shutdown().await;
 }

@@ -170,3 +170,76 @@ fn an_absurd_extranonce2_size_is_reported_not_a_panic() {
     let issues = Config::from_toml(&text).unwrap().validate().unwrap_err().0;
     assert_eq!(issues[0].key, "stratum.extranonce2_size");
 }
+
+#[test]
+fn a_single_node_file_loads_as_before_with_no_backup() {
+    let config = Config::from_toml(&minimal()).unwrap();
+    config.validate().unwrap();
+    assert_eq!(config.node.name, "primary");
+    assert!(config.node.backup.is_empty());
+    assert_eq!(config.node.entries().count(), 1);
+}
+
+#[test]
+fn a_mixed_list_of_nodes_is_checked_entry_by_entry() {
+    let text = format!(
+        "{}\n[node]\nbackend = \"utek\"\n\
+         [[node.backup]]\nname = \"dc2\"\nbackend = \"rpc\"\nurl = \"http://10.0.0.2:8332\"\nuser = \"u\"\npassword = \"secret-two\"\npoll_interval_ms = 200\n\
+         [[node.backup]]\nname = \"dc2\"\nbackend = \"rpc\"\ntimeout_seconds = 0\n\
+         [[node.backup]]\nname = \"bad name!\"\nzmq_hashblock = \"udp://x\"\n",
+        minimal()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    assert_eq!(config.node.backup.len(), 3);
+    let good = &config.node.backup[0];
+    assert_eq!(good.password.as_ref().unwrap().expose(), "secret-two");
+    assert_eq!(good.poll_interval_ms, 200);
+    // Unset keys take the defaults, as in [node].
+    assert_eq!(good.timeout_seconds, 10.0);
+    let issues = config.validate().unwrap_err().0;
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for key in [
+        "node.backup[1].name",
+        "node.backup[1].timeout_seconds",
+        "node.backup[1].url",
+        "node.backup[1].user",
+        "node.backup[2].name",
+        "node.backup[2].zmq_hashblock",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    assert!(
+        !keys.iter().any(|k| k.starts_with("node.backup[0]")),
+        "{keys:?}"
+    );
+    assert!(!format!("{issues:?}").contains("secret-two"));
+}
+
+#[test]
+fn a_backup_with_backups_or_too_many_nodes_is_refused() {
+    let mut config = Config::from_toml(&minimal()).unwrap();
+    let mut backup = NodeConfig {
+        name: "b0".into(),
+        ..NodeConfig::default()
+    };
+    backup.backup.push(NodeConfig::default());
+    config.node.backup.push(backup);
+    for i in 1..8 {
+        config.node.backup.push(NodeConfig {
+            name: format!("b{i}"),
+            ..NodeConfig::default()
+        });
+    }
+    let keys: Vec<String> = config
+        .validate()
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert!(keys.contains(&"node.backup".to_owned()), "{keys:?}");
+    assert!(
+        keys.contains(&"node.backup[0].backup".to_owned()),
+        "{keys:?}"
+    );
+}

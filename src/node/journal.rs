@@ -32,7 +32,9 @@ use serde::Serialize;
 use super::template::Template;
 use crate::session::FoundBlock;
 use entry::{unix_now, SettledMeta, TransactionsMeta};
-pub use entry::{BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, Outcome};
+pub use entry::{
+    BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, NodeOutcome, Outcome,
+};
 use record::{encode, scan, Kind};
 use recovery::{is_block_hash, Reading};
 
@@ -259,6 +261,18 @@ impl Journal {
         log.file.sync_data()?;
         log.unsettled.remove(&entry.hash);
         Ok(())
+    }
+
+    /// Writes the settled copy again, with verdicts that came after it
+    /// settled (a node that was down); the log already says it is settled.
+    pub fn update_settled(&self, entry: &JournalEntry) -> std::io::Result<()> {
+        if !is_block_hash(&entry.hash) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a block hash: {:?}", entry.hash),
+            ));
+        }
+        write_durably(&self.settled, &format!("{}.json", entry.hash), &json(entry))
     }
 
     /// Reads the log at start-up: returns the blocks still pending, moves a

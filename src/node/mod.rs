@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod gate;
 pub mod journal;
+pub mod nodes;
 pub mod rpc;
 pub mod secret;
 pub mod submitter;

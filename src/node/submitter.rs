@@ -1,6 +1,10 @@
 //! Found blocks: journaled to disk (fdatasync) before `submitblock`, submitted at
-//! once, retried with backoff while the node cannot answer, and settled with
-//! the node's verdict. Blocks still pending at start-up are submitted again.
+//! once to every node, retried with backoff while a node cannot answer, and
+//! settled with the nodes' verdict: at the first that takes it (accepted or
+//! duplicate), or once every node has answered. A node that was down gets
+//! the block when it is back, for an hour after the block settled (its
+//! peers will have told it by then). Blocks still pending at start-up are
+//! submitted again.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,17 +16,21 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::journal::FoundWrite;
-pub use super::journal::{BlockBytes, Journal, JournalEntry, Outcome};
-use super::rpc::{Backoff, RpcClient, RpcError};
+pub use super::journal::{BlockBytes, Journal, JournalEntry, NodeOutcome, Outcome};
+use super::nodes::{Node, Nodes};
+use super::rpc::{Backoff, RpcError};
 use super::template::Template;
 use crate::metrics::Metrics;
 use crate::session::FoundBlock;
 use crate::stats::Stats;
 use crate::work::manager::JobReceiver;
 
-/// Owns the node client used for blocks and the journal.
+/// A settled block is still sent to a node that has not answered, for this long.
+const DELIVER_AFTER_SETTLING: Duration = Duration::from_secs(3600);
+
+/// Owns the nodes' clients used for blocks, and the journal.
 pub struct Submitter {
-    pub rpc: Arc<RpcClient>,
+    pub nodes: Arc<Nodes>,
     pub journal: Journal,
     /// Woken after an accepted block so miners move to the new tip at once.
     pub wake: Arc<Notify>,
@@ -107,8 +115,9 @@ impl Submitter {
         self.submit(entry, params, Some(received), shutdown).await;
     }
 
-    /// Submits until the node gives a verdict; `received` is when the share
-    /// arrived (unknown for blocks from an earlier run).
+    /// Submits to every node until the block is settled (see the module's
+    /// comment); `received` is when the share arrived (unknown for blocks
+    /// from an earlier run).
     async fn submit(
         self: Arc<Self>,
         mut entry: JournalEntry,
@@ -121,6 +130,69 @@ impl Submitter {
         if received.is_some() {
             self.stats.metrics.block_submit_delay_seconds.observe(delay);
         }
+        let settled = CancellationToken::new();
+        let (verdicts_tx, mut verdicts) = mpsc::unbounded_channel();
+        for node in &self.nodes.list {
+            tokio::spawn(self.clone().submit_to(
+                node.clone(),
+                (entry.hash.clone(), received),
+                self.on_tip(&entry),
+                params.clone(),
+                (shutdown.clone(), settled.clone()),
+                verdicts_tx.clone(),
+            ));
+        }
+        drop(verdicts_tx);
+        let nodes = self.nodes.list.len();
+        let outcome = loop {
+            let Some((node, outcome)) = verdicts.recv().await else {
+                // Every node's attempts ended without a verdict (shutdown):
+                // still journaled, submitted again at the next start.
+                return;
+            };
+            self.node_verdict(&entry, &node, &outcome);
+            entry.nodes.push(NodeOutcome { node, outcome });
+            let taken = entry
+                .nodes
+                .iter()
+                .any(|n| matches!(n.outcome, Outcome::Accepted | Outcome::Duplicate));
+            if taken || entry.nodes.len() == nodes {
+                break best_of(&entry.nodes);
+            }
+        };
+        self.announce(&entry, &outcome, delay);
+        let abandoned = self.settling.read().await;
+        if *abandoned {
+            // Shutdown gave up on this one: still journaled, submitted again
+            // at the next start (and then settled, as a duplicate if taken).
+            return;
+        }
+        self.stats
+            .block_settled(&entry.hash, entry.height, outcome.label());
+        entry.outcome = Some(outcome);
+        drop(abandoned);
+        self.write_settled(&entry, true).await;
+        // The nodes still trying deliver it when they are back; their
+        // verdicts are added to the settled copy.
+        settled.cancel();
+        while let Some((node, outcome)) = verdicts.recv().await {
+            self.node_verdict(&entry, &node, &outcome);
+            entry.nodes.push(NodeOutcome { node, outcome });
+            self.write_settled(&entry, false).await;
+        }
+    }
+
+    /// Sends the block to `node` until it gives a verdict (sent on
+    /// `verdicts`), shutdown, or an hour after the block settled.
+    async fn submit_to(
+        self: Arc<Self>,
+        node: Arc<Node>,
+        (hash, received): (String, Option<std::time::Instant>),
+        on_tip: bool,
+        params: Vec<Bytes>,
+        (shutdown, settled): (CancellationToken, CancellationToken),
+        verdicts: mpsc::UnboundedSender<(String, Outcome)>,
+    ) {
         let backoff = Backoff {
             first: Duration::from_millis(200),
             max: Duration::from_secs(30),
@@ -130,23 +202,37 @@ impl Submitter {
         // An attempt that timed out or lost its connection may have reached
         // the node, which took the block: a later "duplicate" is then ours.
         let mut uncertain = false;
+        let mut given_up_at: Option<tokio::time::Instant> = None;
         let outcome = loop {
-            let permit = self.gate.enter(self.on_tip(&entry)).await;
+            let permit = self.gate.enter(on_tip).await;
             self.stats.metrics.blocks_submitted_total.inc();
-            let answer = self
+            // Share read to this node's submitblock going out (logged once
+            // it is out): the last node's is what a second node costs.
+            let sent = received
+                .filter(|_| attempt == 1)
+                .map(|received| received.elapsed());
+            let answer = node
                 .rpc
-                .call_serialized::<Value>("submitblock", params.clone(), self.rpc.timeout())
+                .call_serialized::<Value>("submitblock", params.clone(), node.rpc.timeout())
                 .await;
             drop(permit);
+            if let Some(sent) = sent {
+                tracing::info!(node = %node.name, %hash, sent_ms = sent.as_secs_f64() * 1000.0, "block sent to node");
+            }
             match verdict(answer) {
-                Ok(Outcome::Duplicate) if uncertain => {
-                    break self.judge_duplicate(&entry.hash).await
-                }
+                Ok(Outcome::Duplicate) if uncertain => break judge_duplicate(&node, &hash).await,
                 Ok(outcome) => break outcome,
                 Err(error) => {
                     uncertain |=
                         matches!(error, RpcError::Timeout { .. } | RpcError::Transport { .. });
-                    tracing::warn!(hash = %entry.hash, attempt, %error, "block not yet submitted; retrying");
+                    tracing::warn!(node = %node.name, %hash, attempt, %error, "block not yet submitted to this node; retrying");
+                    if settled.is_cancelled() {
+                        let since = *given_up_at.get_or_insert_with(tokio::time::Instant::now);
+                        if since.elapsed() > DELIVER_AFTER_SETTLING {
+                            tracing::warn!(node = %node.name, %hash, "settled block never reached this node; its peers carry it");
+                            return;
+                        }
+                    }
                     tokio::select! {
                         _ = tokio::time::sleep(backoff.delay(attempt)) => {}
                         // Still journaled: submitted on the next start.
@@ -156,7 +242,24 @@ impl Submitter {
                 }
             }
         };
-        match &outcome {
+        let _ = verdicts.send((node.name.clone(), outcome));
+    }
+
+    /// Logs and counts one node's verdict.
+    fn node_verdict(&self, entry: &JournalEntry, node: &str, outcome: &Outcome) {
+        self.stats
+            .metrics
+            .node_blocks_total
+            .with_label_values(&[node, outcome.label()])
+            .inc();
+        if let Outcome::Rejected(reason) = outcome {
+            tracing::warn!(%node, hash = %entry.hash, %reason, "this node rejected the block");
+        }
+    }
+
+    /// Logs the block's verdict; wakes the fetcher when the tip moved.
+    fn announce(&self, entry: &JournalEntry, outcome: &Outcome, delay: f64) {
+        match outcome {
             Outcome::Accepted => {
                 tracing::info!(
                     hash = %entry.hash,
@@ -175,20 +278,53 @@ impl Submitter {
                 tracing::error!(hash = %entry.hash, height = entry.height, reason = %reason, "BLOCK REJECTED by the node");
             }
         }
-        let abandoned = self.settling.read().await;
-        if *abandoned {
-            // Shutdown gave up on this one: still journaled, submitted again
-            // at the next start (and then settled, as a duplicate if taken).
-            return;
-        }
-        self.stats
-            .block_settled(&entry.hash, entry.height, outcome.label());
-        entry.outcome = Some(outcome);
-        let journal = self.journal.clone();
-        let settled = tokio::task::spawn_blocking(move || journal.settle(&entry)).await;
-        if !matches!(settled, Ok(Ok(()))) {
+    }
+
+    /// Writes the settled copy (and, the first time, the settle record).
+    async fn write_settled(&self, entry: &JournalEntry, first: bool) {
+        let (journal, entry) = (self.journal.clone(), entry.clone());
+        let written = tokio::task::spawn_blocking(move || match first {
+            true => journal.settle(&entry),
+            false => journal.update_settled(&entry),
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
             tracing::error!("cannot record the block's outcome in the journal; it will be resubmitted on restart");
         }
+    }
+}
+
+/// The best of the nodes' verdicts: accepted, then duplicate, then
+/// inconclusive, then a rejection.
+fn best_of(verdicts: &[NodeOutcome]) -> Outcome {
+    let rank = |o: &Outcome| match o {
+        Outcome::Accepted => 0,
+        Outcome::Duplicate => 1,
+        Outcome::Inconclusive => 2,
+        Outcome::Rejected(_) => 3,
+    };
+    verdicts
+        .iter()
+        .map(|v| &v.outcome)
+        .min_by_key(|o| rank(o))
+        .cloned()
+        .expect("settled by at least one verdict")
+}
+
+/// "duplicate" for a block whose earlier attempt may have reached the
+/// node: accepted if it is on the node's active chain (the earlier attempt
+/// was taken), a duplicate otherwise.
+async fn judge_duplicate(node: &Node, hash: &str) -> Outcome {
+    let header = node
+        .rpc
+        .call::<Value>("getblockheader", serde_json::json!([hash]))
+        .await;
+    match header {
+        Ok(header) if header["confirmations"].as_i64().is_some_and(|c| c >= 1) => {
+            tracing::info!(node = %node.name, %hash, "the node already had the block from an attempt that timed out: accepted");
+            Outcome::Accepted
+        }
+        _ => Outcome::Duplicate,
     }
 }
 
@@ -202,23 +338,6 @@ impl Submitter {
             .map(|job| job.template.prev_hash);
         let parent = entry.block.head.get(4..36);
         tip.is_some_and(|tip| parent == Some(&tip.0[..]))
-    }
-
-    /// "duplicate" for a block whose earlier attempt may have reached the
-    /// node: accepted if it is on the node's active chain (the earlier
-    /// attempt was taken), a duplicate otherwise.
-    async fn judge_duplicate(&self, hash: &str) -> Outcome {
-        let header = self
-            .rpc
-            .call::<Value>("getblockheader", serde_json::json!([hash]))
-            .await;
-        match header {
-            Ok(header) if header["confirmations"].as_i64().is_some_and(|c| c >= 1) => {
-                tracing::info!(%hash, "the node already had the block from an attempt that timed out: accepted");
-                Outcome::Accepted
-            }
-            _ => Outcome::Duplicate,
-        }
     }
 }
 
@@ -376,6 +495,34 @@ mod tests {
             code,
             message: "m".into(),
         }
+    }
+
+    #[test]
+    fn a_block_settles_with_the_best_verdict_any_node_gave() {
+        let of = |outcomes: &[Outcome]| {
+            let verdicts: Vec<NodeOutcome> = outcomes
+                .iter()
+                .map(|o| NodeOutcome {
+                    node: "n".into(),
+                    outcome: o.clone(),
+                })
+                .collect();
+            best_of(&verdicts)
+        };
+        let rejected = Outcome::Rejected("prev-blk-not-found".into());
+        assert_eq!(
+            of(&[rejected.clone(), Outcome::Accepted]),
+            Outcome::Accepted
+        );
+        assert_eq!(
+            of(&[Outcome::Duplicate, rejected.clone()]),
+            Outcome::Duplicate
+        );
+        assert_eq!(
+            of(&[rejected.clone(), Outcome::Inconclusive]),
+            Outcome::Inconclusive
+        );
+        assert_eq!(of(std::slice::from_ref(&rejected)), rejected);
     }
 
     #[test]

@@ -1,9 +1,12 @@
-//! Follows the node's tip and mempool and turns each change into a job.
+//! Follows the nodes' tips and mempool and turns each change into a job.
 //!
-//! Three things wake the fetcher: a tip poll (`getbestblockhash` every
-//! `poll_interval_ms`), a longpoll `getblocktemplate` that the node answers
-//! when its template changes, and the submitter after a block of ours is
-//! accepted. A timer refreshes transactions every `job_refresh_seconds`.
+//! Four things wake the fetcher: each node's tip poll (`getbestblockhash`
+//! every `poll_interval_ms`, see [`super::nodes::follow`]), each node's ZMQ,
+//! a longpoll `getblocktemplate` that the serving node answers when its
+//! template changes, and the submitter after a block of ours is accepted.
+//! A timer refreshes transactions every `job_refresh_seconds`. Each fetch
+//! asks the nodes in the order [`Nodes::candidates`] gives, until one
+//! answers.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +16,8 @@ use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
-use super::rpc::{Backoff, RpcClient};
+use super::nodes::{Node, Nodes, Tip};
+use super::rpc::Backoff;
 use super::template::Template;
 use crate::chain::{Hash256, Network};
 use crate::stats::Stats;
@@ -58,22 +62,23 @@ struct Published {
 
 /// Runs until `shutdown`; `wake` makes it fetch at once.
 pub async fn run(
-    rpc: Arc<RpcClient>,
+    nodes: Arc<Nodes>,
     mut manager: JobManager,
     wake: Arc<Notify>,
     config: WatcherConfig,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
-    let (longpoll_ids, longpoll_rx) = watch::channel(None::<String>);
-    tokio::spawn(poll_tip(
-        rpc.clone(),
-        wake.clone(),
-        config.poll,
-        shutdown.clone(),
-    ));
+    let (longpoll_ids, longpoll_rx) = watch::channel(None::<(Arc<Node>, String)>);
+    for node in &nodes.list {
+        tokio::spawn(super::nodes::follow(
+            node.clone(),
+            nodes.clone(),
+            wake.clone(),
+            shutdown.clone(),
+        ));
+    }
     tokio::spawn(longpoll(
-        rpc.clone(),
         wake.clone(),
         longpoll_rx,
         config.clone(),
@@ -86,9 +91,6 @@ pub async fn run(
         attempts: u32::MAX,
     };
     let mut failures = 0u32;
-    // Whether the node answering now was checked to be on our chain: again
-    // after every failure, since a node that comes back may be another.
-    let mut chain_checked = false;
     let mut published: Option<Published> = None;
     let mut rule = super::testnet::MinDifficultyRule::default();
     // Testnet: when the template's bits stop being valid (the 20-minute mark).
@@ -96,10 +98,13 @@ pub async fn run(
     let mut refresh_every = config.refresh.clone();
     let mut refresh = refresh_timer(*refresh_every.borrow_and_update());
     loop {
+        // A refresh may move templates back to a node of higher priority;
+        // other wakes keep the serving node while it is at the best tip.
+        let mut stay = true;
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = wake.notified() => {}
-            _ = refresh.tick() => {}
+            _ = refresh.tick() => stay = false,
             _ = until(at_mark) => at_mark = None,
             Ok(()) = refresh_every.changed() => {
                 refresh = refresh_timer(*refresh_every.borrow_and_update());
@@ -108,65 +113,47 @@ pub async fn run(
         }
         // When the tip changed, this is when NDAS noticed.
         let started = std::time::Instant::now();
-        if !chain_checked {
-            if let Err(error) = super::chain::check(&rpc, config.network, rpc.timeout()).await {
-                failures += 1;
-                note_failure(&rpc, &stats, failures, error.to_string());
-                retry_later(&wake, retry.delay(failures));
-                continue;
-            }
-            chain_checked = true;
+        // A tip that no job is on yet: the first node at it serves.
+        if nodes
+            .best()
+            .is_some_and(|best| published.as_ref().is_none_or(|p| p.prev_hash != best.hash))
+        {
+            stay = false;
         }
-        let answer = rpc
-            .call::<super::template::RawTemplate>(
-                "getblocktemplate",
-                template_request(config.network, None),
-            )
-            .await;
-        // Checking a big template (every txid rehashed) takes milliseconds:
-        // off the runtime threads that serve miners.
-        let checked = match answer {
-            Ok(raw) => tokio::task::spawn_blocking(move || Template::from_raw(raw))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|checked| checked.map_err(|e| e.to_string())),
-            Err(error) => Err(error.to_string()),
+        let Some((node, template, mark)) = fetch_from_first(&nodes, stay, &config, &mut rule).await
+        else {
+            failures += 1;
+            note_failure(&nodes, &stats, failures);
+            retry_later(&wake, retry.delay(failures));
+            continue;
         };
-        let mut template = match checked {
-            Ok(template) => template,
-            Err(error) => {
-                failures += 1;
-                chain_checked = false;
-                note_failure(&rpc, &stats, failures, error);
-                retry_later(&wake, retry.delay(failures));
-                continue;
-            }
-        };
-        if super::testnet::has_min_difficulty_rule(config.network) {
-            match rule.apply(&rpc, &mut template).await {
-                Ok(mark) => at_mark = mark.map(after_mark),
-                Err(error) => {
-                    failures += 1;
-                    note_failure(&rpc, &stats, failures, error.to_string());
-                    retry_later(&wake, retry.delay(failures));
-                    continue;
-                }
-            }
+        if let Some(mark) = mark {
+            at_mark = mark.map(after_mark);
         }
+        if nodes.set_serving(Some(node.index)) {
+            tracing::info!(node = %node.name, height = template.height, "templates now from this node");
+        }
+        // Its tip, as its template says (so a node that is polled slowly is
+        // still known to be at the tip it serves).
+        node.served(Tip {
+            hash: template.prev_hash,
+            height: template.height.saturating_sub(1),
+        });
+        nodes.publish(std::time::Instant::now());
         stats
             .metrics
             .template_fetch_seconds
             .observe(started.elapsed().as_secs_f64());
         if stats.set_node_up(true, None) {
             tracing::info!(
-                node = rpc.endpoint(),
+                node = %node.name,
                 height = template.height,
                 "node state: up; templates flowing"
             );
         }
         failures = 0;
         stats.template_fresh();
-        longpoll_ids.send_replace(template.longpoll_id.clone());
+        longpoll_ids.send_replace(template.longpoll_id.clone().map(|id| (node.clone(), id)));
         let new_tip = published
             .as_ref()
             .is_none_or(|p| p.prev_hash != template.prev_hash);
@@ -239,39 +226,79 @@ fn refresh_timer(every: Duration) -> tokio::time::Interval {
     timer
 }
 
-/// Wakes the fetcher when the node's best block changes.
-async fn poll_tip(
-    rpc: Arc<RpcClient>,
-    wake: Arc<Notify>,
-    every: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut best: Option<String> = None;
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = ticks.tick() => {}
-        }
-        if let Ok(hash) = rpc.call::<String>("getbestblockhash", json!([])).await {
-            if best.as_ref() != Some(&hash) {
-                if best.is_some() {
-                    wake.notify_one();
-                }
-                best = Some(hash);
+/// A template from the first candidate that gives one (see
+/// [`Nodes::candidates`]): the node, its template, and for testnet the
+/// 20-minute mark its bits are bounded by (`Some(None)`: none). Each node
+/// that fails is passed over for a while, with why.
+async fn fetch_from_first(
+    nodes: &Nodes,
+    stay: bool,
+    config: &WatcherConfig,
+    rule: &mut super::testnet::MinDifficultyRule,
+) -> Option<(Arc<Node>, Template, Option<Option<u32>>)> {
+    for node in nodes.candidates(stay, std::time::Instant::now()) {
+        match fetch(&node, config, rule).await {
+            Ok((template, mark)) => return Some((node, template, mark)),
+            Err(error) => {
+                tracing::warn!(node = %node.name, %error, "cannot get a block template from this node");
+                node.failed(error, std::time::Instant::now());
             }
         }
     }
+    None
 }
 
-/// Logs a failed fetch (the first of a run) and marks the node down with why.
-fn note_failure(rpc: &RpcClient, stats: &Stats, failures: u32, error: String) {
-    if failures == 1 {
-        tracing::warn!(node = rpc.endpoint(), %error, "cannot get a block template; miners keep the last job");
+/// One node's template, checked: its chain first when not yet checked.
+async fn fetch(
+    node: &Node,
+    config: &WatcherConfig,
+    rule: &mut super::testnet::MinDifficultyRule,
+) -> Result<(Template, Option<Option<u32>>), String> {
+    let rpc = &node.rpc;
+    if !node.chain_checked() {
+        super::chain::check(rpc, config.network, rpc.timeout())
+            .await
+            .map_err(|e| e.to_string())?;
+        node.set_chain_checked();
     }
-    if stats.set_node_up(false, Some(error.clone())) {
-        tracing::warn!(node = rpc.endpoint(), %error, "node state: down");
+    let raw = rpc
+        .call::<super::template::RawTemplate>(
+            "getblocktemplate",
+            template_request(config.network, None),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    // Checking a big template (every txid rehashed) takes milliseconds:
+    // off the runtime threads that serve miners.
+    let mut template = tokio::task::spawn_blocking(move || Template::from_raw(raw))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let mut mark = None;
+    if super::testnet::has_min_difficulty_rule(config.network) {
+        mark = Some(
+            rule.apply(rpc, &mut template)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    Ok((template, mark))
+}
+
+/// Marks the pool without templates, with every node's reason.
+fn note_failure(nodes: &Nodes, stats: &Stats, failures: u32) {
+    nodes.set_serving(None);
+    let why = nodes
+        .list
+        .iter()
+        .map(|node| format!("{}: {}", node.name, node.last_error().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("; ");
+    if failures == 1 {
+        tracing::warn!(error = %why, "no node gives a block template; miners keep the last job");
+    }
+    if stats.set_node_up(false, Some(why.clone())) {
+        tracing::warn!(error = %why, "node state: down");
     }
 }
 
@@ -284,17 +311,17 @@ fn retry_later(wake: &Arc<Notify>, delay: Duration) {
     });
 }
 
-/// Holds a longpoll `getblocktemplate` open and wakes the fetcher when it returns.
+/// Holds a longpoll `getblocktemplate` open on the serving node and wakes
+/// the fetcher when it returns.
 async fn longpoll(
-    rpc: Arc<RpcClient>,
     wake: Arc<Notify>,
-    mut ids: watch::Receiver<Option<String>>,
+    mut ids: watch::Receiver<Option<(Arc<Node>, String)>>,
     config: WatcherConfig,
     shutdown: CancellationToken,
 ) {
     loop {
-        let id = ids.borrow_and_update().clone();
-        let Some(id) = id else {
+        let current = ids.borrow_and_update().clone();
+        let Some((node, id)) = current else {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = ids.changed() => if changed.is_err() { return },
@@ -302,7 +329,7 @@ async fn longpoll(
             continue;
         };
         let request = template_request(config.network, Some(&id));
-        let call = rpc.call_with_timeout::<IgnoredAny>(
+        let call = node.rpc.call_with_timeout::<IgnoredAny>(
             "getblocktemplate",
             request,
             config.longpoll_timeout,
@@ -312,6 +339,8 @@ async fn longpoll(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             answer = call => if answer.is_ok() { wake.notify_one() },
+            // Templates moved to another node: its longpoll instead.
+            _ = ids.changed() => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,

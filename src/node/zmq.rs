@@ -35,6 +35,7 @@ enum Ended {
 /// Subscribes to `endpoint` (`tcp://host:port`) until shutdown, reconnecting
 /// with backoff; `jobs` tells it when the tip moved.
 pub async fn run(
+    node: Arc<super::nodes::Node>,
     endpoint: String,
     wake: Arc<Notify>,
     stats: Arc<Stats>,
@@ -46,7 +47,9 @@ pub async fn run(
         max: Duration::from_secs(30),
         attempts: u32::MAX,
     };
+    let label = [node.name.as_str()];
     let mut subscription = Subscription {
+        node: &node,
         endpoint: &endpoint,
         wake: &wake,
         stats: &stats,
@@ -58,17 +61,21 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             ended = subscription.listen() => ended,
         };
-        stats.metrics.zmq_up.set(0);
+        stats.metrics.zmq_up.with_label_values(&label).set(0);
         subscription.failures += 1;
         let first = subscription.failures == 1;
         match ended {
             Ended::Lost(error) if first => {
-                tracing::warn!(%endpoint, %error, "ZMQ hashblock subscription lost; polling and longpoll continue");
+                tracing::warn!(node = %node.name, %endpoint, %error, "ZMQ hashblock subscription lost; polling and longpoll continue");
             }
             Ended::Silent(tip) => {
-                stats.metrics.zmq_silent_total.inc();
+                stats
+                    .metrics
+                    .zmq_silent_total
+                    .with_label_values(&label)
+                    .inc();
                 if first {
-                    tracing::warn!(%endpoint, %tip, grace_seconds = ANNOUNCE_GRACE.as_secs(), "ZMQ hashblock subscription silent: the tip moved and no hashblock announced it; subscribing again, polling and longpoll continue");
+                    tracing::warn!(node = %node.name, %endpoint, %tip, grace_seconds = ANNOUNCE_GRACE.as_secs(), "ZMQ hashblock subscription silent: the tip moved and no hashblock announced it; subscribing again, polling and longpoll continue");
                 }
             }
             Ended::Lost(_) => {}
@@ -81,6 +88,7 @@ pub async fn run(
 }
 
 struct Subscription<'a> {
+    node: &'a super::nodes::Node,
     endpoint: &'a str,
     wake: &'a Notify,
     stats: &'a Stats,
@@ -113,13 +121,18 @@ impl Subscription<'_> {
                         Err(error) => return Ended::Lost(error),
                     };
                     let Some(hash) = hashblock(&message) else { continue };
-                    self.stats.metrics.zmq_hashblocks_total.inc();
+                    let label = [self.node.name.as_str()];
+                    self.stats.metrics.zmq_hashblocks_total.with_label_values(&label).inc();
+                    // The fetcher, at once (this may be the node it serves
+                    // from), and the node's own tip poll, which tells the
+                    // fetcher if the node is now ahead of the one it serves from.
                     self.wake.notify_one();
+                    self.node.poke.notify_one();
                     if self.failures > 0 {
-                        tracing::info!(endpoint = self.endpoint, %hash, "ZMQ hashblock subscription restored");
+                        tracing::info!(node = %self.node.name, endpoint = self.endpoint, %hash, "ZMQ hashblock subscription restored");
                         self.failures = 0;
                     }
-                    self.stats.metrics.zmq_up.set(1);
+                    self.stats.metrics.zmq_up.with_label_values(&label).set(1);
                     if unannounced.is_some_and(|(waiting, _)| waiting == hash) {
                         unannounced = None;
                     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub use rates::Rates;
-pub use worker::Worker;
+pub use worker::{unix_now, Worker};
 
 use crate::config::Port;
 use crate::metrics::Metrics;
@@ -41,6 +41,23 @@ struct TemplateInfo {
     transactions: usize,
     prev_hash: String,
     fetched_at: Instant,
+}
+
+/// One configured node, as `/api/stats` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NodeStatus {
+    /// Its config name (never its address).
+    pub name: String,
+    /// `up`, `behind` (its tip trails the best for a while), `down`, or
+    /// `unknown` before it first answers.
+    pub state: &'static str,
+    /// Whether templates come from it now.
+    pub serving: bool,
+    pub height: Option<u32>,
+    pub tip: Option<String>,
+    pub last_error: Option<String>,
+    /// Unix seconds it last started or stopped answering.
+    pub since: u64,
 }
 
 #[derive(Debug, Default)]
@@ -68,6 +85,8 @@ pub struct Stats {
     /// Whether the stratum listener accepts miners.
     pub listening: AtomicBool,
     node: Mutex<NodeState>,
+    /// Each configured node as the operator sees it, in the config's order.
+    nodes: Mutex<Vec<NodeStatus>>,
     template: Mutex<Option<TemplateInfo>>,
     pool_rates: Mutex<Rates>,
     blocks: Mutex<VecDeque<BlockRecord>>,
@@ -103,6 +122,7 @@ impl Stats {
             node_up: AtomicBool::new(false),
             listening: AtomicBool::new(false),
             node: Mutex::new(NodeState::default()),
+            nodes: Mutex::new(Vec::new()),
             template: Mutex::new(None),
             pool_rates: Mutex::new(Rates::new(now)),
             blocks: Mutex::new(VecDeque::new()),
@@ -147,16 +167,21 @@ impl Stats {
             .map(|t| t.fetched_at.elapsed())
     }
 
-    /// Records whether the node answers; returns true when that changed.
+    /// Records whether templates come from any node; returns true when
+    /// that changed (each node's own state is in [`Stats::set_nodes`]).
     pub fn set_node_up(&self, up: bool, error: Option<String>) -> bool {
         let changed = self.node_up.swap(up, Ordering::Relaxed) != up;
-        self.metrics.node_up.set(i64::from(up));
         let mut node = lock(&self.node);
         if changed || node.since == 0 {
             node.since = worker::unix_now();
         }
         node.last_error = error;
         changed
+    }
+
+    /// Every node's state, from the node module.
+    pub fn set_nodes(&self, statuses: Vec<NodeStatus>) {
+        *lock(&self.nodes) = statuses;
     }
 
     pub fn block_found(&self, height: u32, hash: String, worker: &str) {
@@ -211,8 +236,10 @@ impl Stats {
         }
     }
 
-    /// What `/readyz` checks: the node answers, the template is fresh, miners can connect.
-    pub fn readiness(&self, max_template_age: Duration) -> Result<(), Vec<String>> {
+    /// What `/readyz` checks: a node serves templates, the template is
+    /// fresh, miners can connect. When ready, what is wrong with the other
+    /// nodes (a backup down or behind), if anything.
+    pub fn readiness(&self, max_template_age: Duration) -> Result<Vec<String>, Vec<String>> {
         let mut reasons = Vec::new();
         if !self.listening.load(Ordering::Relaxed) {
             reasons.push("stratum listener is not accepting".to_owned());
@@ -233,9 +260,18 @@ impl Stats {
             )),
             Some(_) => {}
         }
+        let others = lock(&self.nodes)
+            .iter()
+            .filter(|n| n.state != "up")
+            .map(|n| match &n.last_error {
+                Some(error) if n.state == "down" => format!("node {} down: {error}", n.name),
+                _ => format!("node {} {}", n.name, n.state),
+            })
+            .collect();
         if reasons.is_empty() {
-            Ok(())
+            Ok(others)
         } else {
+            reasons.extend(others);
             Err(reasons)
         }
     }
@@ -312,10 +348,10 @@ impl Stats {
                 "since": node.since,
                 "last_error": node.last_error,
             },
+            "nodes": &*lock(&self.nodes),
         })
     }
 
-    /// `/api/workers`: sorted by name, `limit` at a time from `from`.
     /// A page of the workers by hashrate (highest first) whose names
     /// contain `query` (any case), skipping `offset`. Blocks while it ranks
     /// (at most every 10 s): call it off the runtime's threads.
@@ -345,6 +381,7 @@ impl Stats {
         })
     }
 
+    /// `/api/workers`: sorted by name, `limit` at a time from `from`.
     pub fn workers_page(&self, from: registry::From<'_>, limit: usize) -> Value {
         let now = Instant::now();
         let page: Vec<Value> = self

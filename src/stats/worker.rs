@@ -29,7 +29,8 @@ struct WorkerState {
     rates: Rates,
 }
 
-pub(super) fn unix_now() -> u64 {
+/// Seconds since 1970.
+pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())

@@ -20,6 +20,17 @@ pub struct JournalEntry {
     pub block: BlockBytes,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// Each node's verdict, in the order they came (in the settled copy).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeOutcome>,
+}
+
+/// One node's verdict on a block.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct NodeOutcome {
+    /// The node's config name.
+    pub node: String,
+    pub outcome: Outcome,
 }
 
 /// A serialized block as two parts: what the block itself adds (header,
@@ -99,6 +110,7 @@ impl JournalEntry {
             found_at: unix_now(),
             block: BlockBytes::default(),
             outcome: None,
+            nodes: Vec::new(),
         }
     }
 

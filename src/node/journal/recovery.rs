@@ -128,6 +128,7 @@ impl Reading {
                         worker: meta.worker,
                         found_at: meta.found_at,
                         outcome: None,
+                        nodes: Vec::new(),
                     })
                 },
             )

@@ -13,6 +13,7 @@ fn entry(name: &str, block: &[u8]) -> JournalEntry {
         found_at: 1,
         block: BlockBytes::whole(block.to_vec()),
         outcome: None,
+        nodes: Vec::new(),
     }
 }
 

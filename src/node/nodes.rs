@@ -1,0 +1,483 @@
+//! Several nodes, `[node]` first then each `[[node.backup]]`: every one is
+//! followed on its own (its tip polled, its ZMQ heard, its height read once
+//! per tip), templates come from the first in that order that answers and
+//! is at the best tip any of them reports, and every found block goes to
+//! all of them (see the submitter).
+//!
+//! A node that stops answering, or whose tip is not the best, is passed over
+//! at once; it is called `behind` once that lasts [`BEHIND_AFTER`]. Between
+//! tips the node serving templates keeps serving (a switch at the same tip
+//! would cost miners a job for nothing): a recovered node of higher priority
+//! takes over at the next refresh, without `clean_jobs`, or at the next tip.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::rpc::{Backoff, RpcClient};
+use crate::chain::Hash256;
+use crate::stats::{NodeStatus, Stats};
+
+/// How long a node's tip may trail the best before it is called behind.
+pub const BEHIND_AFTER: Duration = Duration::from_secs(10);
+
+/// A node passed over after failed template fetches, for this long at first
+/// (doubling to 10 s), unless no other node answers.
+const TEMPLATE_RETRY: Backoff = Backoff {
+    first: Duration::from_millis(250),
+    max: Duration::from_secs(10),
+    attempts: u32::MAX,
+};
+
+/// A node's best block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tip {
+    pub hash: Hash256,
+    pub height: u32,
+}
+
+/// One node.
+pub struct Node {
+    /// Its config name: the `node` label, never its address.
+    pub name: String,
+    /// Its place in the config's order (0: `[node]`).
+    pub index: usize,
+    pub rpc: Arc<RpcClient>,
+    /// How often its tip is polled.
+    pub poll: Duration,
+    /// Wakes its tip poll at once (its ZMQ subscription does).
+    pub poke: Notify,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Whether its last call answered; `None` before the first.
+    answering: Option<bool>,
+    tip: Option<Tip>,
+    /// Since when its tip has trailed the best.
+    trailing_since: Option<Instant>,
+    template_failures: u32,
+    passed_over_until: Option<Instant>,
+    /// Whether it was checked to be on NDAS's chain since it last failed.
+    chain_checked: bool,
+    last_error: Option<String>,
+    /// Unix seconds its state last changed.
+    since: u64,
+}
+
+impl Node {
+    pub fn new(name: String, index: usize, rpc: Arc<RpcClient>, poll: Duration) -> Node {
+        Node {
+            name,
+            index,
+            rpc,
+            poll,
+            poke: Notify::new(),
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Plain fields, each consistent on its own: keep going after a panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether it was checked to be on NDAS's chain since it last failed.
+    pub fn chain_checked(&self) -> bool {
+        self.state().chain_checked
+    }
+
+    pub fn set_chain_checked(&self) {
+        self.state().chain_checked = true;
+    }
+
+    /// A template came from it, on `tip`.
+    pub fn served(&self, tip: Tip) {
+        let mut state = self.state();
+        state.template_failures = 0;
+        state.passed_over_until = None;
+        state.last_error = None;
+        state.answering = Some(true);
+        if state.tip.is_none_or(|known| known.height <= tip.height) {
+            state.tip = Some(tip);
+        }
+    }
+
+    /// A template fetch (or the chain check before it) failed: passed over
+    /// for a while, and checked again when it next serves.
+    pub fn failed(&self, error: String, now: Instant) {
+        let mut state = self.state();
+        state.template_failures += 1;
+        state.passed_over_until = Some(now + TEMPLATE_RETRY.delay(state.template_failures));
+        state.chain_checked = false;
+        state.last_error = Some(error);
+    }
+
+    /// Why it last failed, if it did.
+    pub fn last_error(&self) -> Option<String> {
+        self.state().last_error.clone()
+    }
+
+    /// Its last known tip.
+    pub fn tip(&self) -> Option<Tip> {
+        self.state().tip
+    }
+}
+
+/// Every node, in the config's order.
+pub struct Nodes {
+    pub list: Vec<Arc<Node>>,
+    stats: Arc<Stats>,
+    /// The node templates come from now.
+    serving: Mutex<Option<usize>>,
+}
+
+impl Nodes {
+    pub fn new(list: Vec<Arc<Node>>, stats: Arc<Stats>) -> Arc<Nodes> {
+        for node in &list {
+            stats.metrics.node(&node.name);
+        }
+        let nodes = Arc::new(Nodes {
+            list,
+            stats,
+            serving: Mutex::new(None),
+        });
+        nodes.publish(Instant::now());
+        nodes
+    }
+
+    /// The highest tip any answering node reports (the first by priority
+    /// among equals: two nodes may disagree at one height).
+    pub fn best(&self) -> Option<Tip> {
+        let mut best: Option<Tip> = None;
+        for node in &self.list {
+            let state = node.state();
+            if state.answering == Some(false) {
+                continue;
+            }
+            if let Some(tip) = state.tip {
+                if best.is_none_or(|b| tip.height > b.height) {
+                    best = Some(tip);
+                }
+            }
+        }
+        best
+    }
+
+    /// The node templates come from now.
+    pub fn serving(&self) -> Option<usize> {
+        *self.serving.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The nodes to ask for a template, in the order to ask them: those
+    /// answering and at the best height by priority, then those trailing,
+    /// then those passed over or not answering (asked only when every other
+    /// has failed). With `stay`, the serving node leads while it is at the
+    /// best height and answering.
+    pub fn candidates(&self, stay: bool, now: Instant) -> Vec<Arc<Node>> {
+        let best = self.best();
+        let rank = |node: &Node| {
+            let state = node.state();
+            let usable = state.answering != Some(false)
+                && state.passed_over_until.is_none_or(|until| now >= until);
+            let at_best = match (best, state.tip) {
+                (Some(best), Some(tip)) => tip.height >= best.height,
+                _ => true,
+            };
+            match (usable, at_best) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, _) => 2,
+            }
+        };
+        let serving = self.serving().filter(|_| stay);
+        let mut ranked: Vec<(u8, bool, usize, Arc<Node>)> = self
+            .list
+            .iter()
+            .map(|node| {
+                let stays = serving == Some(node.index);
+                (rank(node), !stays, node.index, node.clone())
+            })
+            .collect();
+        ranked.sort_by_key(|(rank, moves, index, _)| (*rank, *moves, *index));
+        ranked.into_iter().map(|(_, _, _, node)| node).collect()
+    }
+
+    /// Templates now come from `index`; true when that changed.
+    pub fn set_serving(&self, index: Option<usize>) -> bool {
+        let changed = {
+            let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(&mut *serving, index) != index
+        };
+        if changed {
+            self.publish(Instant::now());
+        }
+        changed
+    }
+
+    /// Every node's state to `/api/stats` and the metrics.
+    pub fn publish(&self, now: Instant) {
+        let best = self.best();
+        let serving = self.serving();
+        let statuses: Vec<NodeStatus> = self
+            .list
+            .iter()
+            .map(|node| {
+                let mut state = node.state();
+                let trailing =
+                    matches!((best, state.tip), (Some(b), Some(t)) if t.height < b.height);
+                if !trailing {
+                    state.trailing_since = None;
+                } else if state.trailing_since.is_none() {
+                    state.trailing_since = Some(now);
+                }
+                let behind = state
+                    .trailing_since
+                    .is_some_and(|since| now.saturating_duration_since(since) >= BEHIND_AFTER);
+                let up = state.answering == Some(true);
+                let label = &[node.name.as_str()];
+                self.stats
+                    .metrics
+                    .node_up
+                    .with_label_values(label)
+                    .set(i64::from(up));
+                self.stats
+                    .metrics
+                    .node_behind
+                    .with_label_values(label)
+                    .set(i64::from(behind));
+                NodeStatus {
+                    name: node.name.clone(),
+                    state: match (state.answering, behind) {
+                        (None, _) => "unknown",
+                        (Some(false), _) => "down",
+                        (Some(true), true) => "behind",
+                        (Some(true), false) => "up",
+                    },
+                    serving: serving == Some(node.index),
+                    height: state.tip.map(|t| t.height),
+                    tip: state.tip.map(|t| t.hash.to_string()),
+                    last_error: state.last_error.clone(),
+                    since: state.since,
+                }
+            })
+            .collect();
+        self.stats
+            .metrics
+            .template_source
+            .set(serving.map_or(-1, |i| i as i64));
+        self.stats.set_nodes(statuses);
+    }
+}
+
+/// Follows `node`'s tip until shutdown: its best block every poll (or at
+/// once when its ZMQ pokes), its height once per new tip. `wake` (the
+/// template fetcher) is woken when the serving node's tip moves, when a
+/// node gets ahead of it, and when a node stops or starts answering.
+pub async fn follow(
+    node: Arc<Node>,
+    nodes: Arc<Nodes>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(node.poll);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+            _ = node.poke.notified() => {}
+        }
+        let serving = nodes.serving() == Some(node.index);
+        match node.rpc.call::<String>("getbestblockhash", json!([])).await {
+            Ok(hash) => {
+                let hash = Hash256::from_display_hex(&hash).ok();
+                let known = node.tip().map(|t| t.hash);
+                let was_answering = node.state().answering;
+                if hash.is_some() && hash != known && serving {
+                    // The node templates come from moved: fetch now, the
+                    // height can follow.
+                    wake.notify_one();
+                }
+                let tip = match hash.filter(|h| Some(*h) != known) {
+                    Some(hash) => height_of(&node.rpc, hash)
+                        .await
+                        .map(|height| Tip { hash, height }),
+                    None => None,
+                };
+                let before = nodes.best();
+                {
+                    let mut state = node.state();
+                    if state.answering != Some(true) {
+                        state.since = crate::stats::unix_now();
+                    }
+                    state.answering = Some(true);
+                    if let Some(tip) = tip {
+                        state.tip = Some(tip);
+                    }
+                }
+                let ahead = tip.is_some_and(|tip| before.is_none_or(|b| tip.height > b.height));
+                if (ahead && !serving) || was_answering != Some(true) {
+                    wake.notify_one();
+                }
+            }
+            Err(error) => {
+                let was = {
+                    let mut state = node.state();
+                    let was = state.answering;
+                    if was != Some(false) {
+                        state.since = crate::stats::unix_now();
+                        tracing::warn!(node = %node.name, %error, "node not answering");
+                    }
+                    state.answering = Some(false);
+                    state.chain_checked = false;
+                    state.last_error = Some(error.to_string());
+                    was
+                };
+                if serving || was != Some(false) {
+                    wake.notify_one();
+                }
+            }
+        }
+        nodes.publish(Instant::now());
+    }
+}
+
+/// The height of block `hash` on `rpc`'s node.
+async fn height_of(rpc: &RpcClient, hash: Hash256) -> Option<u32> {
+    let header = rpc
+        .call::<Value>("getblockheader", json!([hash.to_string()]))
+        .await
+        .ok()?;
+    header["height"]
+        .as_u64()
+        .and_then(|h| u32::try_from(h).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::utek::NodeEndpoint;
+    use crate::node::Secret;
+
+    fn nodes(names: &[&str]) -> Arc<Nodes> {
+        let endpoint = NodeEndpoint {
+            host: "127.0.0.1".into(),
+            port: 1,
+            user: "u".into(),
+            password: Secret::new("p"),
+        };
+        let list = names
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                let rpc = RpcClient::new(&endpoint, Duration::from_secs(1)).unwrap();
+                Arc::new(Node::new(
+                    name.to_string(),
+                    index,
+                    Arc::new(rpc),
+                    Duration::from_secs(1),
+                ))
+            })
+            .collect();
+        let stats = Arc::new(Stats::new(Arc::new(crate::metrics::Metrics::new())));
+        Nodes::new(list, stats)
+    }
+
+    fn at(height: u32) -> Tip {
+        Tip {
+            hash: Hash256([height as u8; 32]),
+            height,
+        }
+    }
+
+    fn order(nodes: &Nodes, stay: bool, now: Instant) -> Vec<String> {
+        nodes
+            .candidates(stay, now)
+            .iter()
+            .map(|n| n.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn templates_come_from_the_first_node_at_the_best_tip() {
+        let nodes = nodes(&["a", "b", "c"]);
+        let now = Instant::now();
+        for (node, height) in nodes.list.iter().zip([10, 10, 10]) {
+            node.served(at(height));
+        }
+        assert_eq!(order(&nodes, false, now), ["a", "b", "c"]);
+        // b sees a block first: it serves, a and c after it.
+        nodes.list[1].served(at(11));
+        assert_eq!(order(&nodes, false, now), ["b", "a", "c"]);
+        assert_eq!(nodes.best(), Some(at(11)));
+        // a stops answering: asked last, and its tip no longer counts.
+        nodes.list[0].state().answering = Some(false);
+        nodes.list[1].state().answering = Some(false);
+        assert_eq!(nodes.best(), Some(at(10)));
+        assert_eq!(order(&nodes, false, now), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn between_tips_the_serving_node_stays_until_a_refresh() {
+        let nodes = nodes(&["a", "b"]);
+        let now = Instant::now();
+        nodes.list[0].served(at(10));
+        nodes.list[1].served(at(10));
+        nodes.set_serving(Some(1));
+        assert_eq!(order(&nodes, true, now), ["b", "a"]);
+        assert_eq!(order(&nodes, false, now), ["a", "b"]);
+        // Staying never keeps a node that trails.
+        nodes.list[0].served(at(11));
+        assert_eq!(order(&nodes, true, now), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_node_whose_template_failed_is_passed_over_for_a_while_then_asked_again() {
+        let nodes = nodes(&["a", "b"]);
+        let now = Instant::now();
+        nodes.list[0].failed("http 500".into(), now);
+        assert_eq!(order(&nodes, false, now), ["b", "a"]);
+        assert!(!nodes.list[0].chain_checked(), "its chain is checked again");
+        assert_eq!(
+            order(&nodes, false, now + Duration::from_secs(1)),
+            ["a", "b"]
+        );
+        nodes.list[0].failed("http 500".into(), now);
+        assert_eq!(
+            order(&nodes, false, now + Duration::from_millis(400)),
+            ["b", "a"],
+            "the second failure waits longer"
+        );
+    }
+
+    #[test]
+    fn a_node_trailing_for_long_enough_is_behind_in_the_metrics_and_the_api() {
+        let nodes = nodes(&["a", "b"]);
+        let now = Instant::now();
+        nodes.list[0].served(at(10));
+        nodes.list[1].served(at(11));
+        nodes.publish(now);
+        let behind = |nodes: &Nodes| {
+            nodes
+                .stats
+                .metrics
+                .node_behind
+                .with_label_values(&["a"])
+                .get()
+        };
+        assert_eq!(behind(&nodes), 0);
+        nodes.publish(now + BEHIND_AFTER);
+        assert_eq!(behind(&nodes), 1);
+        let snapshot = nodes.stats.snapshot();
+        assert_eq!(snapshot["nodes"][0]["state"], "behind");
+        // Caught up: no longer behind.
+        nodes.list[0].served(at(11));
+        nodes.publish(now + BEHIND_AFTER * 2);
+        assert_eq!(behind(&nodes), 0);
+    }
+}
