@@ -4,6 +4,7 @@
 //! block → node. [`start`] runs it all and hands back the bound addresses, so
 //! tests start a server on port 0.
 
+pub mod blocks;
 pub mod chain;
 pub mod config;
 #[doc(hidden)]
@@ -29,8 +30,8 @@ use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use blocks::{Journal, Submitter};
 use config::Config;
-use node::submitter::{Journal, Submitter};
 use node::watcher::WatcherConfig;
 use session::connection::ConnectionContext;
 use stats::Stats;
@@ -149,9 +150,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 source,
             })?
     };
-    let (blocks, prepared) =
-        node::submitter::start_journal_thread(journal.clone(), stats.metrics.clone())
-            .map_err(StartError::JournalThread)?;
+    let (blocks, prepared) = blocks::start_journal_thread(journal.clone(), stats.metrics.clone())
+        .map_err(StartError::JournalThread)?;
     let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
 
@@ -190,7 +190,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stats: stats.clone(),
         drain: Duration::from_secs(10),
         jobs: template_jobs,
-        gate: node::gate::SubmitGate::new(node::gate::SUBMITS_IN_FLIGHT),
+        gate: blocks::gate::SubmitGate::new(blocks::gate::SUBMITS_IN_FLIGHT),
         settling: tokio::sync::RwLock::new(false),
     };
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));

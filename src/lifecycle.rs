@@ -140,7 +140,7 @@ pub(crate) struct Parts {
     /// Each port as bound, with its sessions' settings; `stratum.listen` first.
     pub ports: Vec<(Port, watch::Sender<Arc<SessionConfig>>)>,
     pub lock: File,
-    pub journal: crate::node::submitter::Journal,
+    pub journal: crate::blocks::Journal,
 }
 
 /// A running NDAS.
@@ -175,7 +175,7 @@ impl Running {
     }
 
     /// The found-block journal, to count what is still unsettled after shutdown.
-    pub fn journal(&self) -> &crate::node::submitter::Journal {
+    pub fn journal(&self) -> &crate::blocks::Journal {
         &self.parts.journal
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
+use ndas::blocks::{Journal, JournalEntry, Outcome};
 use ndas::miner::hash_share;
-use ndas::node::submitter::{Journal, JournalEntry, Outcome};
 use ndas::node::template::Template;
 use ndas::session::share::{validate, ShareContext};
 use ndas::session::FoundBlock;

@@ -14,9 +14,9 @@ use common::{
     metric, next_tip, ready_miner, regtest_config, start_ndas, submit_block, temp_dir,
     wait_for_metric, wait_for_readyz, RegtestPair,
 };
+use ndas::blocks::Journal;
 use ndas::chain::Hash256;
 use ndas::miner::{grind, submit_params, Share};
-use ndas::node::submitter::Journal;
 use serde_json::{json, Value};
 
 /// The message of the first log line whose message contains `what`.

@@ -83,8 +83,8 @@ impl Drop for SmallDisk {
 
 /// Journals a stand-in block sized so that the log then ends `short` bytes
 /// before a 4 KiB page boundary.
-fn pad_to_page_end(journal: &ndas::node::submitter::Journal, log: &Path, short: u64) {
-    use ndas::node::submitter::{BlockBytes, JournalEntry};
+fn pad_to_page_end(journal: &ndas::blocks::Journal, log: &Path, short: u64) {
+    use ndas::blocks::{BlockBytes, JournalEntry};
     let entry = |size: usize| JournalEntry {
         hash: "ee".repeat(32),
         height: 1,
@@ -162,7 +162,7 @@ async fn a_block_found_on_a_full_disk_still_reaches_the_node_and_is_counted_as_n
     // What the full disk took of the first block's record was cut back:
     // the log reads clean, nothing moved aside as damaged.
     let data = disk.0.join("data");
-    ndas::node::submitter::Journal::open(&data)
+    ndas::blocks::Journal::open(&data)
         .unwrap()
         .recover()
         .unwrap();
@@ -176,13 +176,13 @@ async fn a_block_found_on_a_full_disk_still_reaches_the_node_and_is_counted_as_n
 }
 
 /// A stand-in found block of `size` bytes (no node sees it).
-fn stand_in(found_at: u64, size: usize) -> ndas::node::submitter::JournalEntry {
-    ndas::node::submitter::JournalEntry {
+fn stand_in(found_at: u64, size: usize) -> ndas::blocks::JournalEntry {
+    ndas::blocks::JournalEntry {
         hash: "ab".repeat(32),
         height: 1,
         worker: "acct.rig".into(),
         found_at,
-        block: ndas::node::submitter::BlockBytes::whole(vec![7u8; size]),
+        block: ndas::blocks::BlockBytes::whole(vec![7u8; size]),
         outcome: None,
         nodes: Vec::new(),
     }
@@ -239,7 +239,7 @@ async fn a_large_log_is_read_at_start_in_far_less_memory_than_its_size() {
     // behind a proxy answering 401, say): 48 records of 8 MiB, one pending.
     let dir = temp_dir();
     let data = dir.path().join("data");
-    let journal = ndas::node::submitter::Journal::open(&data).unwrap();
+    let journal = ndas::blocks::Journal::open(&data).unwrap();
     for found_at in 0..48 {
         journal.record(&stand_in(found_at, 8 << 20)).unwrap();
     }
@@ -261,7 +261,7 @@ async fn a_large_log_is_read_at_start_in_far_less_memory_than_its_size() {
         peak >> 20,
         log_len >> 20
     );
-    let pending = ndas::node::submitter::Journal::open(&data)
+    let pending = ndas::blocks::Journal::open(&data)
         .unwrap()
         .pending()
         .unwrap();
@@ -276,7 +276,7 @@ async fn a_damaged_log_that_cannot_be_copied_out_stops_the_start_and_is_kept_who
     let mut config = endpoint_config((free_port(), "u", "p"), "regtest", dir.path(), PAYOUT);
     config.data_dir = disk.0.join("data");
     let blocks = config.data_dir.join("blocks");
-    let journal = ndas::node::submitter::Journal::open(&config.data_dir).unwrap();
+    let journal = ndas::blocks::Journal::open(&config.data_dir).unwrap();
     journal.record(&stand_in(1, 600 << 10)).unwrap();
     drop(journal);
     // A torn tail: the readable record must be copied into a new log, and

@@ -212,7 +212,7 @@ async fn a_block_journaled_before_kill_9_is_submitted_on_the_next_start() {
     // The node is gone, so the block cannot be submitted; then NDAS is killed.
     pair.main.stop();
     let block = common::submit_block(&mut client, &work, "acct.rig", 9).await;
-    let journal = ndas::node::submitter::Journal::open(&dir.path().join("data")).unwrap();
+    let journal = ndas::blocks::Journal::open(&dir.path().join("data")).unwrap();
     let deadline = Instant::now() + WAIT;
     while journal.pending().unwrap().is_empty() {
         assert!(

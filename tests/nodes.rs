@@ -183,7 +183,7 @@ async fn a_node_left_behind_is_not_used_and_its_error_on_a_block_does_not_stop_t
     .await;
     let sent = running.journal().settled().unwrap();
     let primary = sent[0].nodes.iter().find(|n| n.node == "primary").unwrap();
-    assert_ne!(primary.outcome, ndas::node::submitter::Outcome::Accepted);
+    assert_ne!(primary.outcome, ndas::blocks::Outcome::Accepted);
     assert!(!has_block(&pair.main, &hash).await);
 
     // Back on the network, it catches up and serves again.

@@ -176,13 +176,13 @@ async fn miners_find_blocks_that_the_node_accepts() {
     pair.wait_height(start_height + 2).await;
 
     running.shutdown().await;
-    let journal = ndas::node::submitter::Journal::open(&dir.path().join("data")).unwrap();
+    let journal = ndas::blocks::Journal::open(&dir.path().join("data")).unwrap();
     assert!(journal.pending().unwrap().is_empty());
     let settled = journal.settled().unwrap();
     assert_eq!(settled.len(), 2);
     assert!(settled
         .iter()
-        .all(|e| e.outcome == Some(ndas::node::submitter::Outcome::Accepted)));
+        .all(|e| e.outcome == Some(ndas::blocks::Outcome::Accepted)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

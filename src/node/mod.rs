@@ -1,13 +1,10 @@
-//! The UTEK backend: licence and credentials, the JSON-RPC client, templates,
-//! tip watching and block submission.
+//! The UTEK backend: licence and credentials, the JSON-RPC client, the
+//! nodes and their tips, templates. Found blocks go to [`crate::blocks`].
 
 pub mod chain;
-pub mod gate;
-pub mod journal;
 pub mod nodes;
 pub mod rpc;
 pub mod secret;
-pub mod submitter;
 pub mod template;
 pub mod testnet;
 pub mod utek;

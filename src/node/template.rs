@@ -39,7 +39,7 @@ pub struct Template {
     /// Set once the transactions are in the block journal (with their hex
     /// for `submitblock`): a block found on this template then journals
     /// only its header and coinbase.
-    pub journaled: std::sync::OnceLock<super::journal::JournaledTransactions>,
+    pub journaled: std::sync::OnceLock<crate::blocks::journal::JournaledTransactions>,
     pub tx_count: usize,
     pub longpoll_id: Option<String>,
 }

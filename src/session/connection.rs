@@ -12,7 +12,7 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
 use super::state::{Event, Now, Output, Session, SessionConfig};
-use crate::node::submitter::BlockSink;
+use crate::blocks::BlockSink;
 use crate::stats::connection::ConnectionStats;
 use crate::stratum::message::error;
 use crate::stratum::notify::reconnect;

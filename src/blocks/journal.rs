@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use serde::Serialize;
 
-use super::template::Template;
+use crate::node::template::Template;
 use crate::session::FoundBlock;
 use entry::{unix_now, SettledMeta, TransactionsMeta};
 pub use entry::{
