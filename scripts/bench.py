@@ -426,8 +426,13 @@ def regtest_block_latency(transactions=3000, blocks=3):
     return [regtest_one_block(transactions) for _ in range(blocks)]
 
 
-def regtest_one_block(transactions):
+def regtest_one_block(transactions, backup=False):
+    """One block of `transactions` found through NDAS on a fresh regtest node
+    (and, with `backup`, a second node peered with it as NDAS's
+    [[node.backup]]): its share-to-submitblock delay, and with a backup the
+    delay to each node's submitblock going out."""
     main = CoreNode()
+    peer = CoreNode(connect=main.p2p_port) if backup else None
     try:
         fill_mempool(main, transactions)
         while len(main.rpc("getblocktemplate", {"rules": ["segwit"]})["transactions"]) < transactions:
@@ -436,6 +441,16 @@ def regtest_one_block(transactions):
         ports = (free_port(), free_port())
         write_ndas_files(stack_dir, main.rpc_port, ports, "4.656542373906925e-10", REGTEST_PAYOUT,
                          log_format="json")
+        if peer:
+            config_path = os.path.join(stack_dir, "ndas.toml")
+            text = open(config_path).read().replace("[log]", f"""[[node.backup]]
+name = "backup"
+backend = "rpc"
+url = "http://127.0.0.1:{peer.rpc_port}"
+user = "bench"
+password = "bench"
+[log]""")
+            open(config_path, "w").write(text)
         log_path = os.path.join(stack_dir, "ndas.log")
         ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(stack_dir, "ndas.toml")],
                                 stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
@@ -462,10 +477,17 @@ def regtest_one_block(transactions):
         first = min(accepted, key=lambda l: l["height"])
         block = main.rpc("getblock", first["hash"])
         sample = {"transactions": len(block["tx"]) - 1, "submit_delay_ms": first["submit_delay_ms"]}
+        sent = {l["node"]: l["sent_ms"] for l in map(json.loads, open(log_path))
+                if l.get("message") == "block sent to node" and l.get("hash") == first["hash"]}
+        if peer:
+            sample["sent_ms"] = sent
+            sample["last_node_ms"] = max(sent.values())
         print(f"regtest block: {sample}", file=sys.stderr)
         return sample
     finally:
         main.stop()
+        if peer:
+            peer.stop()
 
 
 FANOUT_LOAD = ["--miners", "10000", "--rate", "500", "--seconds", "15", "--sources", "2", "--connect-rate", "5000"]
@@ -523,6 +545,10 @@ def main():
     if args.only == "regtest":
         run(["cargo", "build", "--release", "--bin", "ndas"])
         print(regtest_block_latency(blocks=1))
+        return
+    if args.only == "regtest-two-nodes":
+        run(["cargo", "build", "--release", "--bin", "ndas"])
+        print([regtest_one_block(3000, backup=True) for _ in range(args.repeats)])
         return
     if args.only:
         run(["cargo", "build", "--release", "--bin", "ndas"])

@@ -274,17 +274,33 @@ impl Config {
                     .split("__"),
             );
         let mut config = figment.extract::<Config>().map_err(config_error)?;
-        let overridden: std::collections::BTreeSet<usize> = std::env::vars_os()
-            .filter_map(|(key, _)| key.into_string().ok())
-            .filter_map(|key| {
-                let rest = key.strip_prefix("NDAS_")?;
-                is_backup_key(rest).then(|| {
-                    rest.split("__")
-                        .nth(2)
-                        .map(|i| i.parse::<usize>().unwrap_or(usize::MAX))
-                })?
-            })
-            .collect();
+        let mut overridden = std::collections::BTreeSet::new();
+        for key in std::env::vars_os().filter_map(|(key, _)| key.into_string().ok()) {
+            // Matched as figment matches the prefix: in any case.
+            let Some(rest) = key
+                .get(..5)
+                .filter(|head| head.eq_ignore_ascii_case("NDAS_"))
+                .map(|_| &key[5..])
+                .filter(|rest| is_backup_key(rest))
+            else {
+                continue;
+            };
+            let index = rest.split("__").nth(2).unwrap_or("");
+            match index.parse::<usize>() {
+                // Only as written: `00` or `+0` would not match the prefix below.
+                Ok(i) if i.to_string() == index => {
+                    overridden.insert(i);
+                }
+                _ => {
+                    return Err(ConfigError(vec![ConfigIssue {
+                        key: "node.backup".into(),
+                        why: format!(
+                            "{key}: `{index}` is not a backup's index (0, 1, 2, ... as in NDAS_NODE__BACKUP__0__URL)"
+                        ),
+                    }]))
+                }
+            }
+        }
         for i in overridden {
             let key = format!("node.backup[{i}]");
             let Some(entry) = figment

@@ -174,6 +174,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     for (node, (entry, _)) in nodes.list.iter().zip(&endpoints) {
         if let Some(endpoint) = entry.zmq_hashblock.clone() {
             tasks.spawn(node::zmq::run(
+                nodes.clone(),
                 node.clone(),
                 endpoint,
                 wake.clone(),
@@ -190,7 +191,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         stats: stats.clone(),
         drain: Duration::from_secs(10),
         jobs: template_jobs,
-        gate: blocks::gate::SubmitGate::new(blocks::gate::SUBMITS_IN_FLIGHT),
+        gates: (0..config.node.entries().count())
+            .map(|_| blocks::gate::SubmitGate::new(blocks::gate::SUBMITS_IN_FLIGHT))
+            .collect(),
         settling: tokio::sync::RwLock::new(false),
     };
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));

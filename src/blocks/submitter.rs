@@ -36,8 +36,9 @@ pub struct Submitter {
     pub drain: Duration,
     /// Each new template's transactions are journaled as its first job goes out.
     pub jobs: JobReceiver,
-    /// Bounds the `submitblock` calls in flight, blocks on the tip first.
-    pub gate: super::gate::SubmitGate,
+    /// Bounds the `submitblock` calls in flight to each node (by its
+    /// index), blocks on the tip first.
+    pub gates: Vec<super::gate::SubmitGate>,
     /// Held (read) while a verdict is written to the journal; taken (write)
     /// when shutdown gives up on the submissions still in flight, so the
     /// journal NDAS leaves is final: what is pending then stays pending.
@@ -133,7 +134,7 @@ impl Submitter {
             tokio::spawn(self.clone().submit_to(
                 node.clone(),
                 (entry.hash.clone(), received),
-                self.on_tip(&entry),
+                parent_of(&entry),
                 params.clone(),
                 (shutdown.clone(), settled.clone()),
                 verdicts_tx.clone(),
@@ -158,23 +159,28 @@ impl Submitter {
             }
         };
         self.announce(&entry, &outcome, delay);
+        // Held while the verdict is written: shutdown waits for it.
         let abandoned = self.settling.read().await;
         if *abandoned {
             // Shutdown gave up on this one: still journaled, submitted again
             // at the next start (and then settled, as a duplicate if taken).
             return;
         }
-        self.stats
-            .block_settled(&entry.hash, entry.height, outcome.label());
+        let label = outcome.label();
         entry.outcome = Some(outcome);
-        drop(abandoned);
         self.write_settled(&entry, true).await;
+        drop(abandoned);
+        self.stats.block_settled(&entry.hash, entry.height, label);
         // The nodes still trying deliver it when they are back; their
         // verdicts are added to the settled copy.
         settled.cancel();
         while let Some((node, outcome)) = verdicts.recv().await {
             self.node_verdict(&entry, &node, &outcome);
             entry.nodes.push(NodeOutcome { node, outcome });
+            let abandoned = self.settling.read().await;
+            if *abandoned {
+                return;
+            }
             self.write_settled(&entry, false).await;
         }
     }
@@ -185,7 +191,7 @@ impl Submitter {
         self: Arc<Self>,
         node: Arc<Node>,
         (hash, received): (String, Option<std::time::Instant>),
-        on_tip: bool,
+        parent: Option<[u8; 32]>,
         params: Vec<Bytes>,
         (shutdown, settled): (CancellationToken, CancellationToken),
         verdicts: mpsc::UnboundedSender<(String, Outcome)>,
@@ -201,7 +207,10 @@ impl Submitter {
         let mut uncertain = false;
         let mut given_up_at: Option<tokio::time::Instant> = None;
         let outcome = loop {
-            let permit = self.gate.enter(on_tip).await;
+            // Each node its own gate: retries to a node that hangs never
+            // hold back a new block to another. Ahead of others while the
+            // block is on the tip miners work on now.
+            let permit = self.gates[node.index].enter(self.on_tip(parent)).await;
             self.stats.metrics.blocks_submitted_total.inc();
             // Share read to this node's submitblock going out (logged once
             // it is out): the last node's is what a second node costs.
@@ -217,12 +226,21 @@ impl Submitter {
                 tracing::info!(node = %node.name, %hash, sent_ms = sent.as_secs_f64() * 1000.0, "block sent to node");
             }
             match verdict(answer) {
-                Ok(Outcome::Duplicate) if uncertain => break judge_duplicate(&node, &hash).await,
+                // With several nodes "duplicate" is usual (a peer relayed
+                // it first): whether it is on the node's chain decides.
+                Ok(Outcome::Duplicate) if uncertain || self.nodes.list.len() > 1 => {
+                    break judge_duplicate(&node, &hash).await
+                }
                 Ok(outcome) => break outcome,
                 Err(error) => {
                     uncertain |=
                         matches!(error, RpcError::Timeout { .. } | RpcError::Transport { .. });
-                    tracing::warn!(node = %node.name, %hash, attempt, %error, "block not yet submitted to this node; retrying");
+                    if settled.is_cancelled() {
+                        // Settled by another node: the rest is delivery.
+                        tracing::debug!(node = %node.name, %hash, attempt, %error, "settled block not yet delivered to this node; retrying");
+                    } else {
+                        tracing::warn!(node = %node.name, %hash, attempt, %error, "block not yet submitted to this node; retrying");
+                    }
                     if settled.is_cancelled() {
                         let since = *given_up_at.get_or_insert_with(tokio::time::Instant::now);
                         if since.elapsed() > DELIVER_AFTER_SETTLING {
@@ -291,6 +309,15 @@ impl Submitter {
     }
 }
 
+/// The block's parent, from its header.
+fn parent_of(entry: &JournalEntry) -> Option<[u8; 32]> {
+    entry
+        .block
+        .head
+        .get(4..36)
+        .and_then(|bytes| bytes.try_into().ok())
+}
+
 /// The best of the nodes' verdicts: accepted, then duplicate, then
 /// inconclusive, then a rejection.
 fn best_of(verdicts: &[NodeOutcome]) -> Outcome {
@@ -326,15 +353,14 @@ async fn judge_duplicate(node: &Node, hash: &str) -> Outcome {
 }
 
 impl Submitter {
-    /// Whether the block's parent is the tip miners are working on now.
-    fn on_tip(&self, entry: &JournalEntry) -> bool {
+    /// Whether `parent` is the tip miners are working on now.
+    fn on_tip(&self, parent: Option<[u8; 32]>) -> bool {
         let tip = self
             .jobs
             .borrow()
             .as_ref()
             .map(|job| job.template.prev_hash);
-        let parent = entry.block.head.get(4..36);
-        tip.is_some_and(|tip| parent == Some(&tip.0[..]))
+        tip.is_some_and(|tip| parent == Some(tip.0))
     }
 }
 

@@ -114,11 +114,33 @@ impl NodeConfig {
             {
                 issues.push(ConfigIssue {
                     key: format!("{key}.name"),
-                    why: format!("`{}` names another node too", entry.name),
+                    why: match i > 0 && entry.name == NodeConfig::default().name {
+                        true => "is required: each [[node.backup]] needs a name of its own".into(),
+                        false => format!("`{}` names another node too", entry.name),
+                    },
+                });
+            }
+            if let Some((other, _)) = entries[..i]
+                .iter()
+                .find(|(_, other)| other.address() == entry.address())
+            {
+                issues.push(ConfigIssue {
+                    key: key.clone(),
+                    why: format!(
+                        "is the same node as {other} (a backup without `backend` uses the UTEK files' defaults)"
+                    ),
                 });
             }
         }
         issues
+    }
+
+    /// What tells two entries apart: the UTEK conf they read, or their URL.
+    fn address(&self) -> String {
+        match self.backend {
+            Backend::Utek => format!("utek {}", self.utek_conf.display()),
+            Backend::Rpc => format!("rpc {}", self.url.as_deref().unwrap_or("")),
+        }
     }
 
     fn entry_issues(&self, key: &str, issues: &mut Vec<ConfigIssue>) {

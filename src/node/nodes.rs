@@ -25,12 +25,18 @@ use crate::stats::{NodeStatus, Stats};
 pub const BEHIND_AFTER: Duration = Duration::from_secs(10);
 
 /// A node passed over after failed template fetches, for this long at first
-/// (doubling to 10 s), unless no other node answers.
+/// (doubling to a minute: a node that hangs on `getblocktemplate` while it
+/// answers its tip poll costs the fetch its budget once a minute at most),
+/// unless no other node answers.
 const TEMPLATE_RETRY: Backoff = Backoff {
     first: Duration::from_millis(250),
-    max: Duration::from_secs(10),
+    max: Duration::from_secs(60),
     attempts: u32::MAX,
 };
+
+/// Template fetches failed in a row after which a node that still answers
+/// its tip poll is called down.
+const DOWN_AFTER_FAILURES: u32 = 3;
 
 /// A node's best block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,6 +66,8 @@ struct State {
     tip: Option<Tip>,
     /// Since when its tip has trailed the best.
     trailing_since: Option<Instant>,
+    /// Whether it was last published as behind.
+    behind: bool,
     template_failures: u32,
     passed_over_until: Option<Instant>,
     /// Whether it was checked to be on NDAS's chain since it last failed.
@@ -98,6 +106,9 @@ impl Node {
     /// A template came from it, on `tip`.
     pub fn served(&self, tip: Tip) {
         let mut state = self.state();
+        if state.answering != Some(true) || state.template_failures >= DOWN_AFTER_FAILURES {
+            state.since = crate::stats::unix_now();
+        }
         state.template_failures = 0;
         state.passed_over_until = None;
         state.last_error = None;
@@ -112,6 +123,9 @@ impl Node {
     pub fn failed(&self, error: String, now: Instant) {
         let mut state = self.state();
         state.template_failures += 1;
+        if state.template_failures == DOWN_AFTER_FAILURES {
+            state.since = crate::stats::unix_now();
+        }
         state.passed_over_until = Some(now + TEMPLATE_RETRY.delay(state.template_failures));
         state.chain_checked = false;
         state.last_error = Some(error);
@@ -150,13 +164,15 @@ impl Nodes {
         nodes
     }
 
-    /// The highest tip any answering node reports (the first by priority
-    /// among equals: two nodes may disagree at one height).
+    /// The highest tip any node that is up reports (the first by priority
+    /// among equals: two nodes may disagree at one height). A node whose
+    /// templates keep failing does not count: its tip cannot be mined on
+    /// through it, and must not hold the others back.
     pub fn best(&self) -> Option<Tip> {
         let mut best: Option<Tip> = None;
         for node in &self.list {
             let state = node.state();
-            if state.answering == Some(false) {
+            if state.answering == Some(false) || state.template_failures >= DOWN_AFTER_FAILURES {
                 continue;
             }
             if let Some(tip) = state.tip {
@@ -174,33 +190,32 @@ impl Nodes {
     }
 
     /// The nodes to ask for a template, in the order to ask them: those
-    /// answering and at the best height by priority, then those trailing,
-    /// then those passed over or not answering (asked only when every other
-    /// has failed). With `stay`, the serving node leads while it is at the
-    /// best height and answering.
+    /// answering and at the best height by priority, then those passed over
+    /// or not answering (asked only when every other has failed). A node
+    /// known to trail the best is never asked: its template would send
+    /// miners back to an older tip (the watcher also refuses any template
+    /// below the best). With `stay`, the serving node leads while it is at
+    /// the best height and answering.
     pub fn candidates(&self, stay: bool, now: Instant) -> Vec<Arc<Node>> {
         let best = self.best();
         let rank = |node: &Node| {
             let state = node.state();
             let usable = state.answering != Some(false)
                 && state.passed_over_until.is_none_or(|until| now >= until);
-            let at_best = match (best, state.tip) {
-                (Some(best), Some(tip)) => tip.height >= best.height,
-                _ => true,
-            };
-            match (usable, at_best) {
-                (true, true) => 0,
-                (true, false) => 1,
-                (false, _) => 2,
+            let trailing = matches!((best, state.tip), (Some(b), Some(t)) if t.height < b.height);
+            match (usable, trailing) {
+                (true, false) => Some(0),
+                (true, true) => None,
+                (false, _) => Some(1),
             }
         };
         let serving = self.serving().filter(|_| stay);
         let mut ranked: Vec<(u8, bool, usize, Arc<Node>)> = self
             .list
             .iter()
-            .map(|node| {
+            .filter_map(|node| {
                 let stays = serving == Some(node.index);
-                (rank(node), !stays, node.index, node.clone())
+                Some((rank(node)?, !stays, node.index, node.clone()))
             })
             .collect();
         ranked.sort_by_key(|(rank, moves, index, _)| (*rank, *moves, *index));
@@ -238,7 +253,14 @@ impl Nodes {
                 let behind = state
                     .trailing_since
                     .is_some_and(|since| now.saturating_duration_since(since) >= BEHIND_AFTER);
-                let up = state.answering == Some(true);
+                if behind != state.behind {
+                    state.behind = behind;
+                    state.since = crate::stats::unix_now();
+                }
+                // Answering its tip poll is not enough: a node whose
+                // templates fail (in initial download, without peers) is down.
+                let up =
+                    state.answering == Some(true) && state.template_failures < DOWN_AFTER_FAILURES;
                 let label = &[node.name.as_str()];
                 self.stats
                     .metrics
@@ -252,11 +274,11 @@ impl Nodes {
                     .set(i64::from(behind));
                 NodeStatus {
                     name: node.name.clone(),
-                    state: match (state.answering, behind) {
-                        (None, _) => "unknown",
-                        (Some(false), _) => "down",
-                        (Some(true), true) => "behind",
-                        (Some(true), false) => "up",
+                    state: match (state.answering, up, behind) {
+                        (None, _, _) => "unknown",
+                        (Some(_), false, _) => "down",
+                        (Some(_), true, true) => "behind",
+                        (Some(_), true, false) => "up",
                     },
                     serving: serving == Some(node.index),
                     height: state.tip.map(|t| t.height),
@@ -411,11 +433,12 @@ mod tests {
             node.served(at(height));
         }
         assert_eq!(order(&nodes, false, now), ["a", "b", "c"]);
-        // b sees a block first: it serves, a and c after it.
+        // b sees a block first: it serves; a and c, trailing, are not asked
+        // (their templates would take miners back to the old tip).
         nodes.list[1].served(at(11));
-        assert_eq!(order(&nodes, false, now), ["b", "a", "c"]);
+        assert_eq!(order(&nodes, false, now), ["b"]);
         assert_eq!(nodes.best(), Some(at(11)));
-        // a stops answering: asked last, and its tip no longer counts.
+        // a and b stop answering: asked last, and their tips no longer count.
         nodes.list[0].state().answering = Some(false);
         nodes.list[1].state().answering = Some(false);
         assert_eq!(nodes.best(), Some(at(10)));
@@ -433,7 +456,7 @@ mod tests {
         assert_eq!(order(&nodes, false, now), ["a", "b"]);
         // Staying never keeps a node that trails.
         nodes.list[0].served(at(11));
-        assert_eq!(order(&nodes, true, now), ["a", "b"]);
+        assert_eq!(order(&nodes, true, now), ["a"]);
     }
 
     #[test]

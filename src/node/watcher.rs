@@ -50,6 +50,8 @@ pub fn template_request(network: Network, longpoll_id: Option<&str>) -> Value {
 /// What the last published job was built from, to tell changes apart.
 struct Published {
     prev_hash: Hash256,
+    /// The height of the block the job builds.
+    height: u32,
     /// Testnet's 20-minute rule changes the target at the same tip: a block
     /// must carry exactly the bits its time calls for.
     bits: u32,
@@ -113,19 +115,30 @@ pub async fn run(
         }
         // When the tip changed, this is when NDAS noticed.
         let started = std::time::Instant::now();
-        // A tip that no job is on yet: the first node at it serves.
+        // A tip higher than the one the job is on: the first node at it
+        // serves. (Two nodes on sibling blocks of one height are not a
+        // reason to move miners from one to the other.)
         if nodes
             .best()
-            .is_some_and(|best| published.as_ref().is_none_or(|p| p.prev_hash != best.hash))
+            .is_some_and(|best| published.as_ref().is_none_or(|p| best.height >= p.height))
         {
             stay = false;
         }
-        let Some((node, template, mark)) = fetch_from_first(&nodes, stay, &config, &mut rule).await
-        else {
-            failures += 1;
-            note_failure(&nodes, &stats, failures);
-            retry_later(&wake, retry.delay(failures));
-            continue;
+        let (node, template, mark) = match fetch_from_first(&nodes, stay, &config, &mut rule).await
+        {
+            Fetched::Template(node, template, mark) => (node, *template, mark),
+            // The template was made before the tip a poll has since seen:
+            // asked again shortly, nothing failed.
+            Fetched::BelowBest => {
+                retry_later(&wake, Duration::from_millis(200));
+                continue;
+            }
+            Fetched::Nothing => {
+                failures += 1;
+                note_failure(&nodes, &stats, failures);
+                retry_later(&wake, retry.delay(failures));
+                continue;
+            }
         };
         if let Some(mark) = mark {
             at_mark = mark.map(after_mark);
@@ -153,7 +166,20 @@ pub async fn run(
         }
         failures = 0;
         stats.template_fresh();
-        longpoll_ids.send_replace(template.longpoll_id.clone().map(|id| (node.clone(), id)));
+        // Changed only when the node or its id is new: an open longpoll is
+        // not dropped for the same one (Core keeps a thread on it).
+        let longpoll = template.longpoll_id.clone().map(|id| (node.clone(), id));
+        longpoll_ids.send_if_modified(|current| {
+            let same = match (&*current, &longpoll) {
+                (Some((a, x)), Some((b, y))) => a.index == b.index && x == y,
+                (None, None) => true,
+                _ => false,
+            };
+            if !same {
+                *current = longpoll;
+            }
+            !same
+        });
         let new_tip = published
             .as_ref()
             .is_none_or(|p| p.prev_hash != template.prev_hash);
@@ -169,6 +195,7 @@ pub async fn run(
         }
         let next = Published {
             prev_hash: template.prev_hash,
+            height: template.height,
             bits: template.bits,
             bits_time: template.bits_time.clone(),
             txids: template.txids.clone(),
@@ -235,18 +262,57 @@ async fn fetch_from_first(
     stay: bool,
     config: &WatcherConfig,
     rule: &mut super::testnet::MinDifficultyRule,
-) -> Option<(Arc<Node>, Template, Option<Option<u32>>)> {
-    for node in nodes.candidates(stay, std::time::Instant::now()) {
-        match fetch(&node, config, rule).await {
-            Ok((template, mark)) => return Some((node, template, mark)),
+) -> Fetched {
+    let candidates = nodes.candidates(stay, std::time::Instant::now());
+    let last = candidates.len().saturating_sub(1);
+    let mut below_best = false;
+    for (i, node) in candidates.into_iter().enumerate() {
+        // With another node to ask, one that hangs costs a budget, not its
+        // whole RPC timeout (twice, with its chain check).
+        let budget = match i < last {
+            true => CANDIDATE_BUDGET.min(node.rpc.timeout()),
+            false => Duration::MAX,
+        };
+        let fetched = tokio::time::timeout(budget, fetch(&node, config, rule))
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no template within {} ms; asking the next node",
+                    budget.as_millis()
+                ))
+            });
+        match fetched {
+            // Never a template below the best tip an answering node
+            // reports: it would send miners back to an older tip.
+            Ok((template, _)) if nodes.best().is_some_and(|b| template.height <= b.height) => {
+                tracing::debug!(node = %node.name, height = template.height, "template below the best tip; not used");
+                below_best = true;
+            }
+            Ok((template, mark)) => return Fetched::Template(node, Box::new(template), mark),
             Err(error) => {
                 tracing::warn!(node = %node.name, %error, "cannot get a block template from this node");
                 node.failed(error, std::time::Instant::now());
             }
         }
     }
-    None
+    match below_best {
+        true => Fetched::BelowBest,
+        false => Fetched::Nothing,
+    }
 }
+
+/// What [`fetch_from_first`] got.
+enum Fetched {
+    /// A template, from that node, with testnet's mark (`Some(None)`: none).
+    Template(Arc<Node>, Box<Template>, Option<Option<u32>>),
+    /// Only templates below the best tip: the nodes are catching up.
+    BelowBest,
+    /// Nothing: every node failed.
+    Nothing,
+}
+
+/// How long a node may take over its template while another could be asked.
+const CANDIDATE_BUDGET: Duration = Duration::from_secs(2);
 
 /// One node's template, checked: its chain first when not yet checked.
 async fn fetch(
@@ -339,12 +405,29 @@ async fn longpoll(
         tokio::select! {
             _ = shutdown.cancelled() => return,
             answer = call => if answer.is_ok() { wake.notify_one() },
-            // Templates moved to another node: its longpoll instead.
-            _ = ids.changed() => {}
+            // Templates moved to another node: its longpoll instead. (A new
+            // id from the same node is not a reason: it answers a stale one.)
+            _ = other_node(&mut ids, node.index) => {}
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
+        }
+    }
+}
+
+/// Returns once the longpoll target is a node other than `index` (or none).
+async fn other_node(ids: &mut watch::Receiver<Option<(Arc<Node>, String)>>, index: usize) {
+    loop {
+        if ids.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        if ids
+            .borrow()
+            .as_ref()
+            .is_none_or(|(node, _)| node.index != index)
+        {
+            return;
         }
     }
 }

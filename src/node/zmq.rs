@@ -35,6 +35,7 @@ enum Ended {
 /// Subscribes to `endpoint` (`tcp://host:port`) until shutdown, reconnecting
 /// with backoff; `jobs` tells it when the tip moved.
 pub async fn run(
+    nodes: Arc<super::nodes::Nodes>,
     node: Arc<super::nodes::Node>,
     endpoint: String,
     wake: Arc<Notify>,
@@ -49,6 +50,7 @@ pub async fn run(
     };
     let label = [node.name.as_str()];
     let mut subscription = Subscription {
+        nodes: &nodes,
         node: &node,
         endpoint: &endpoint,
         wake: &wake,
@@ -88,6 +90,7 @@ pub async fn run(
 }
 
 struct Subscription<'a> {
+    nodes: &'a super::nodes::Nodes,
     node: &'a super::nodes::Node,
     endpoint: &'a str,
     wake: &'a Notify,
@@ -123,10 +126,12 @@ impl Subscription<'_> {
                     let Some(hash) = hashblock(&message) else { continue };
                     let label = [self.node.name.as_str()];
                     self.stats.metrics.zmq_hashblocks_total.with_label_values(&label).inc();
-                    // The fetcher, at once (this may be the node it serves
-                    // from), and the node's own tip poll, which tells the
-                    // fetcher if the node is now ahead of the one it serves from.
-                    self.wake.notify_one();
+                    // The fetcher at once when templates come from this
+                    // node; and its own tip poll, which tells the fetcher
+                    // when it is now ahead of the node they come from.
+                    if self.nodes.serving() == Some(self.node.index) {
+                        self.wake.notify_one();
+                    }
                     self.node.poke.notify_one();
                     if self.failures > 0 {
                         tracing::info!(node = %self.node.name, endpoint = self.endpoint, %hash, "ZMQ hashblock subscription restored");
@@ -164,11 +169,11 @@ impl Subscription<'_> {
         }
     }
 
+    /// This node's tip (a job change is when to look: the tip miners are
+    /// on may be another node's, and a node that lags is not silent).
     fn current_tip(&mut self) -> Option<Hash256> {
-        self.jobs
-            .borrow_and_update()
-            .as_ref()
-            .map(|job| job.template.prev_hash)
+        self.jobs.borrow_and_update();
+        self.node.tip().map(|tip| tip.hash)
     }
 }
 
