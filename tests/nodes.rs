@@ -158,6 +158,18 @@ async fn the_primary_stops_the_backup_serves_and_the_primary_takes_over_again_at
     // its peer: both verdicts are in the settled copy, the backup's first.
     let verdicts = wait_settled(&running, &hash, 2).await;
     assert_eq!(verdicts, ["backup", "primary"]);
+
+    // Now the backup stops: nothing changes for the miner.
+    pair.peer.stop();
+    wait_for_metric(http, "ndas_node_up{node=\"backup\"}", |n| n == 0.0).await;
+    assert_eq!(metric(http, "ndas_template_source").await, 0.0);
+    no_clean_job_within(&mut client, Duration::from_secs(2)).await;
+    let (status, ready) = http_json(http, "/readyz").await;
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready["degraded"][0].as_str().unwrap().contains("backup"),
+        "{ready}"
+    );
     drop(client);
     running.shutdown().await;
 }
@@ -259,6 +271,33 @@ async fn with_both_nodes_down_a_block_stays_journaled_and_reaches_both_when_they
     })
     .await;
     assert!(journal.pending().unwrap().iter().all(|e| e.hash != hash));
+    drop(client);
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_hangs_is_passed_over_and_the_backup_serves_the_next_tip() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let running = start_ndas(two_node_config(&pair, dir.path(), &payout)).await;
+    let http = running.metrics_addr();
+    let (mut client, work) = ready_miner(running.stratum_addr(), "t/1", "acct.rig").await;
+    wait_for_source(http, 0.0).await;
+
+    // The primary hangs (stopped, not gone: its socket takes requests and
+    // never answers), and the backup finds a block.
+    pair.main.signal("STOP");
+    let mined = pair
+        .peer
+        .call("generatetoaddress", json!([1, payout]))
+        .await;
+    let tip = mined[0].as_str().unwrap().to_owned();
+    let work = next_tip(&mut client, &work).await;
+    assert_eq!(ndas::chain::Hash256(work.prev_hash).to_string(), tip);
+    assert_eq!(metric(http, "ndas_template_source").await, 1.0);
+    pair.main.signal("CONT");
+    wait_for_source(http, 0.0).await;
     drop(client);
     running.shutdown().await;
 }
