@@ -49,62 +49,6 @@ pub struct LogConfig {
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StratumConfig {
-    pub listen: SocketAddr,
-    /// `listen`'s name in `/api/stats` and the `port` label of the metrics.
-    pub name: String,
-    /// Further ports, each with its own difficulty (`[[stratum.ports]]`);
-    /// every other setting here applies to them all, and the connection
-    /// bounds count them together.
-    pub ports: Vec<PortConfig>,
-    /// Bytes of extranonce2 each miner rolls (2–8).
-    pub extranonce2_size: usize,
-    /// Longest line a miner may send; longer closes the connection.
-    pub max_line_bytes: usize,
-    /// Miners served at once; more are closed as they connect.
-    pub max_connections: usize,
-    /// Miners from one address at once (a farm behind NAT shares one).
-    pub max_connections_per_ip: usize,
-    /// Connections not yet subscribed and authorized, at once; more are
-    /// closed as they connect. 0: a quarter of `max_connections`, at least
-    /// 1,024 (or all of them, when fewer).
-    pub max_handshaking: usize,
-    /// Workers kept for the API and status page, connected or not; a name
-    /// earns a place with its first accepted share, and when full the
-    /// longest-quiet disconnected one goes. 0: twice `max_connections`.
-    pub max_workers: usize,
-    /// Connections admitted per second, in all: the whole fleet may connect
-    /// at once (a burst of `max_connections`), and connections that come
-    /// and go faster than this are closed as they connect. 0: a tenth of
-    /// `max_connections`, at least 100.
-    pub max_accepts_per_second: u32,
-    /// Lines a miner may send per second, with a burst of as many; more
-    /// closes the connection.
-    pub max_lines_per_second: u32,
-    /// A miner not subscribed and authorized this long after connecting is
-    /// closed (slow or half-open connections).
-    pub handshake_timeout_seconds: f64,
-    /// A miner that sends nothing for this long is closed.
-    pub idle_timeout_seconds: f64,
-    /// A miner that does not take what it is sent within this long is
-    /// closed, and its buffers freed.
-    pub write_timeout_seconds: f64,
-    /// Shares in a row that prove a broken client (see
-    /// `Reject::proves_broken_client`) before the miner is told to reconnect
-    /// and closed; a warning at half.
-    pub max_invalid_shares: u32,
-    /// An address closed this many times for invalid shares within
-    /// `ban_seconds` is refused for `ban_seconds` (0: never ban).
-    pub ban_after_drops: u32,
-    pub ban_seconds: f64,
-    /// How long a closed connection's extranonce1 and jobs are kept for a
-    /// miner that resubscribes with its previous subscription id (cgminer,
-    /// cpuminer, NiceHash do, and keep hashing the job they had); 0: never.
-    pub resume_seconds: f64,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DifficultyConfig {
     pub start: f64,
     pub min: f64,
@@ -143,6 +87,7 @@ impl Default for Config {
                 max_connections: 100_000,
                 max_connections_per_ip: 20_000,
                 max_workers: 0,
+                offline_after_share_intervals: 10.0,
                 max_accepts_per_second: 0,
                 max_handshaking: 0,
                 max_lines_per_second: 100,
@@ -217,34 +162,6 @@ fn config_error(errors: figment::Error) -> ConfigError {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<ConfigIssue>);
-
-impl StratumConfig {
-    /// Connections in their handshake at once: `max_handshaking`, or when
-    /// 0 a quarter of `max_connections`, at least 1,024 or all of them.
-    pub fn handshaking_cap(&self) -> usize {
-        match self.max_handshaking {
-            0 => (self.max_connections / 4).max(self.max_connections.min(1024)),
-            cap => cap,
-        }
-    }
-
-    /// Connections admitted per second: `max_accepts_per_second`, or when 0
-    /// a tenth of `max_connections`, at least 100.
-    pub fn accept_rate(&self) -> f64 {
-        match self.max_accepts_per_second {
-            0 => (self.max_connections as f64 / 10.0).max(100.0),
-            rate => f64::from(rate),
-        }
-    }
-
-    /// Workers kept: `max_workers`, or twice `max_connections` when 0.
-    pub fn worker_cap(&self) -> usize {
-        match self.max_workers {
-            0 => self.max_connections.saturating_mul(2),
-            cap => cap,
-        }
-    }
-}
 
 impl Config {
     /// Reads `path` (which must exist) with `NDAS_*` overrides from the environment.
@@ -472,6 +389,7 @@ impl Config {
                 "is the same address as stratum.listen".into(),
             );
         }
+        issues.extend(self.stratum.issues());
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
         issues.extend(self.metrics.issues());
@@ -486,7 +404,9 @@ impl Config {
 mod node;
 mod operator;
 mod ports;
+mod stratum;
 pub use node::{Backend, NodeConfig};
 pub use operator::{MetricsConfig, TokenError};
+pub use stratum::StratumConfig;
 #[cfg(test)]
 mod tests;

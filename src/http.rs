@@ -237,8 +237,12 @@ pub fn route(
         },
         "/metrics" => {
             let (known, connected) = stats.workers.counts();
-            stats.metrics.workers.set(connected as i64);
+            stats.metrics.workers_connected.set(connected as i64);
             stats.metrics.workers_registered.set(known as i64);
+            let (online, offline) = stats.worker_states();
+            let by_state = &stats.metrics.workers;
+            by_state.with_label_values(&["online"]).set(online as i64);
+            by_state.with_label_values(&["offline"]).set(offline as i64);
             if let Some(age) = stats.template_age() {
                 stats.metrics.template_age_seconds.set(age.as_secs_f64());
             }
@@ -258,18 +262,18 @@ pub fn route(
         "/api/workers" => {
             let query = request.uri.query().unwrap_or("");
             let (offset, limit) = page(query);
-            if query_value(query, "sort").as_deref() == Some("hashrate") {
-                let search = query_value(query, "q").unwrap_or_default();
-                if search.len() > MAX_SEARCH_BYTES {
-                    return json_response(
-                        StatusCode::BAD_REQUEST,
-                        &json!({"error": format!("q is longer than {MAX_SEARCH_BYTES} bytes")}),
-                    );
-                }
-                return json_response(
-                    StatusCode::OK,
-                    &stats.workers_by_hashrate(&search, offset, limit),
-                );
+            let (sort, search, state) = (
+                query_value(query, "sort"),
+                query_value(query, "q"),
+                query_value(query, "state"),
+            );
+            if sort.is_some() || search.is_some() || state.is_some() {
+                return match worker_view(sort.as_deref(), search.as_deref(), state.as_deref()) {
+                    Ok(view) => {
+                        json_response(StatusCode::OK, &stats.workers_ranked(&view, offset, limit))
+                    }
+                    Err(error) => json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
+                };
             }
             let after = query_value(query, "after");
             let from = match &after {
@@ -302,6 +306,37 @@ fn redacted(reason: &str) -> String {
         .split_once(": ")
         .map_or(reason, |(what, _)| what)
         .to_owned()
+}
+
+/// A ranked `/api/workers` view from its query values, or what is wrong.
+fn worker_view<'a>(
+    sort: Option<&str>,
+    search: Option<&'a str>,
+    state: Option<&str>,
+) -> Result<crate::stats::WorkerView<'a>, String> {
+    use crate::stats::{Presence, WorkerSort};
+    let search = search.unwrap_or("");
+    if search.len() > MAX_SEARCH_BYTES {
+        return Err(format!("q is longer than {MAX_SEARCH_BYTES} bytes"));
+    }
+    Ok(crate::stats::WorkerView {
+        sort: match sort {
+            None | Some("hashrate") => WorkerSort::Hashrate,
+            Some("last_share") => WorkerSort::LastShare,
+            Some(other) => {
+                return Err(format!(
+                    "sort={other:.40}: hashrate or last_share (by name: no sort, paged with after=)"
+                ))
+            }
+        },
+        query: search,
+        state: match state {
+            None => None,
+            Some("online") => Some(Presence::Online),
+            Some("offline") => Some(Presence::Offline),
+            Some(other) => return Err(format!("state={other:.40}: online or offline")),
+        },
+    })
 }
 
 /// The decoded value of `key` in a query string (`+` and `%xx` decoded).

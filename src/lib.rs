@@ -104,6 +104,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         Arc::new(metrics::Metrics::new()),
         config.stratum.worker_cap(),
     ));
+    stats.set_offline_after(config.stratum.offline_after_share_intervals);
     let mut list = Vec::new();
     for (index, (entry, endpoint)) in endpoints.iter().enumerate() {
         let rpc = node::RpcClient::new(endpoint, Duration::from_secs_f64(entry.timeout_seconds))?

@@ -220,6 +220,16 @@ impl Running {
                 .refresh
                 .send_replace(Duration::from_secs(new.mining.job_refresh_seconds));
         }
+        let (was, now) = (
+            old.stratum.offline_after_share_intervals,
+            new.stratum.offline_after_share_intervals,
+        );
+        if was != now {
+            said.push(format!(
+                "stratum.offline_after_share_intervals: {was} -> {now}"
+            ));
+            self.parts.stats.set_offline_after(now);
+        }
         for (key, changed) in restart_keys(old, &new) {
             if changed {
                 said.push(format!("{key} changed in the file; restart to apply it"));
@@ -231,6 +241,7 @@ impl Running {
         }
         effective.difficulty = new.difficulty;
         effective.mining.job_refresh_seconds = new.mining.job_refresh_seconds;
+        effective.stratum.offline_after_share_intervals = now;
         effective.log = new.log;
         let now_served = effective.ports();
         for ((port, sender), wanted) in self.parts.ports.iter_mut().zip(&now_served) {
@@ -313,6 +324,8 @@ fn without_ports(config: &Config) -> crate::config::StratumConfig {
     stratum.ports.clear();
     stratum.name.clear();
     stratum.listen = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+    // Live on SIGHUP.
+    stratum.offline_after_share_intervals = 0.0;
     stratum
 }
 

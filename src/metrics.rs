@@ -40,8 +40,10 @@ pub struct Metrics {
     connections_refused_total: IntCounterVec,
     /// `reason`: a [`crate::session::connection::Closed`] label.
     disconnects_total: IntCounterVec,
+    /// Registered workers by `state` (`online`, `offline`; set at scrape).
+    pub workers: IntGaugeVec,
     /// Workers with at least one connection (set at scrape).
-    pub workers: IntGauge,
+    pub workers_connected: IntGauge,
     /// Workers kept in the registry, connected or not (set at scrape).
     pub workers_registered: IntGauge,
     /// Disconnected workers dropped from a full registry to make room.
@@ -254,7 +256,23 @@ impl Metrics {
             connections_total,
             connections_refused_total,
             disconnects_total,
-            workers: gauge(r, "ndas_workers", "Workers with at least one connection"),
+            workers: {
+                let workers = gauges(
+                    r,
+                    "ndas_workers",
+                    "Registered workers: online, or offline (no accepted share for stratum.offline_after_share_intervals of its expected share interval)",
+                    &["state"],
+                );
+                for state in ["online", "offline"] {
+                    workers.with_label_values(&[state]);
+                }
+                workers
+            },
+            workers_connected: gauge(
+                r,
+                "ndas_workers_connected",
+                "Workers with at least one connection",
+            ),
             workers_registered: gauge(
                 r,
                 "ndas_workers_registered",

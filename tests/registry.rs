@@ -161,3 +161,64 @@ async fn the_status_pages_order_is_by_hashrate_so_made_up_names_cannot_crowd_it_
     drop((rig, other));
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_stops_sharing_is_offline_by_its_own_pace_and_back_with_its_next_share() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.offline_after_share_intervals = 2.0;
+    let running = start_ndas(config).await;
+    let (addr, http) = (running.stratum_addr(), running.metrics_addr());
+    let (mut stopping, work) = ready_miner(addr, "bmminer/2.0.0", "acct.stops").await;
+    for fill in 0..10 {
+        one_share(&mut stopping, &work, "acct.stops", fill).await;
+    }
+    // The other keeps sharing at its pace all along.
+    let (mut steady, steady_work) = ready_miner(addr, "bmminer/2.0.0", "acct.steady").await;
+    let keep_going = tokio::spawn(async move {
+        for fill in 0..=255u8 {
+            one_share(&mut steady, &steady_work, "acct.steady", fill).await;
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        }
+    });
+
+    // Still connected, no longer sharing: offline after two of its intervals.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let offline = loop {
+        let (_, page) = http_json(http, "/api/workers?state=offline").await;
+        if page["total"] == json!(1) {
+            break page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never offline: {page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let worker = &offline["workers"][0];
+    assert_eq!(worker["name"], json!("acct.stops"));
+    assert_eq!(worker["state"], json!("offline"));
+    assert_eq!(worker["connections"], json!(1), "offline while connected");
+    let interval = &worker["share_interval"];
+    assert!(
+        interval["since_last_seconds"].as_f64().unwrap()
+            > 2.0 * interval["expected_seconds"].as_f64().unwrap(),
+        "{interval}"
+    );
+    let (_, oldest) = http_json(http, "/api/workers?sort=last_share&limit=1").await;
+    assert_eq!(oldest["workers"][0]["name"], json!("acct.stops"));
+    common::wait_for_metric(http, "ndas_workers{state=\"offline\"}", |n| n == 1.0).await;
+    assert_eq!(metric(http, "ndas_workers{state=\"online\"}").await, 1.0);
+
+    // One share and it is back.
+    one_share(&mut stopping, &work, "acct.stops", 200).await;
+    let (_, page) = http_json(http, "/api/workers?state=offline").await;
+    assert_eq!(page["total"], json!(0), "{page}");
+    let (status, bad) = common::http_get(http, "/api/workers?state=sleeping").await;
+    assert_eq!(status, 400, "{bad}");
+    keep_going.abort();
+    drop(stopping);
+    running.shutdown().await;
+}

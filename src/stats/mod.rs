@@ -9,14 +9,41 @@ pub mod registry;
 mod worker;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
 pub use rates::Rates;
-pub use worker::{unix_now, Worker};
+pub use worker::{unix_now, Presence, Worker};
+
+/// The orders `/api/workers` pages through besides by name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerSort {
+    /// Highest 5-minute hashrate first.
+    Hashrate,
+    /// Longest since its last share first.
+    LastShare,
+}
+
+impl WorkerSort {
+    pub fn label(self) -> &'static str {
+        match self {
+            WorkerSort::Hashrate => "hashrate",
+            WorkerSort::LastShare => "last_share",
+        }
+    }
+}
+
+/// What a ranked page of `/api/workers` shows.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerView<'a> {
+    pub sort: WorkerSort,
+    /// A name substring, any case; empty for all.
+    pub query: &'a str,
+    pub state: Option<Presence>,
+}
 
 use crate::config::Port;
 use crate::metrics::Metrics;
@@ -92,8 +119,10 @@ pub struct Stats {
     blocks: Mutex<VecDeque<BlockRecord>>,
     /// Workers that earned a place (an accepted share), bounded.
     pub workers: registry::Registry,
-    /// The workers by hashrate, ranked at most every 10 s.
+    /// The workers by hashrate and by last share, ranked at most every 10 s.
     ranking: ranking::Ranking,
+    /// `stratum.offline_after_share_intervals`, as f64 bits.
+    offline_after: AtomicU64,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
 }
@@ -128,6 +157,7 @@ impl Stats {
             blocks: Mutex::new(VecDeque::new()),
             workers: registry::Registry::new(max_workers),
             ranking: ranking::Ranking::default(),
+            offline_after: AtomicU64::new(10f64.to_bits()),
             ports: Mutex::new(Vec::new()),
         }
     }
@@ -352,33 +382,61 @@ impl Stats {
         })
     }
 
-    /// A page of the workers by hashrate (highest first) whose names
-    /// contain `query` (any case), skipping `offset`. Blocks while it ranks
-    /// (at most every 10 s): call it off the runtime's threads.
-    pub fn workers_by_hashrate(&self, query: &str, offset: usize, limit: usize) -> Value {
+    /// A page of the workers in `view`'s order whose names contain its
+    /// query (any case) and whose state is its state, skipping `offset`.
+    /// Blocks while it ranks (at most every 10 s): call it off the
+    /// runtime's threads.
+    pub fn workers_ranked(&self, view: &WorkerView<'_>, offset: usize, limit: usize) -> Value {
         let now = Instant::now();
-        let ranked = self.ranking.get(&self.workers, now);
-        let matching: Vec<&Arc<Worker>> = ranked
-            .workers
+        let offline_after = self.offline_after();
+        let ranked = self.ranking.get(&self.workers, now, offline_after);
+        let order = match view.sort {
+            WorkerSort::Hashrate => &ranked.workers,
+            WorkerSort::LastShare => &ranked.by_last_share,
+        };
+        let matching: Vec<&Arc<Worker>> = order
             .iter()
-            .filter(|w| ranking::matches(&w.name, query))
+            .filter(|w| ranking::matches(&w.name, view.query))
+            .filter(|w| {
+                view.state
+                    .is_none_or(|state| w.standing(now, offline_after).presence == state)
+            })
             .collect();
         let page: Vec<Value> = matching
             .iter()
             .skip(offset)
             .take(limit)
-            .map(|w| w.to_json(now))
+            .map(|w| w.to_json(now, offline_after))
             .collect();
-        let total = matching.len();
         json!({
-            "sort": "hashrate",
-            "q": query,
+            "sort": view.sort.label(),
+            "q": view.query,
+            "state": view.state.map(Presence::label),
             "ranked_seconds_ago": now.saturating_duration_since(ranked.at).as_secs(),
-            "total": total,
+            "total": matching.len(),
             "offset": offset,
             "limit": limit,
             "workers": page,
         })
+    }
+
+    /// Workers online and offline, as of the last ranking (at most 10 s old).
+    pub fn worker_states(&self) -> (usize, usize) {
+        let ranked = self
+            .ranking
+            .get(&self.workers, Instant::now(), self.offline_after());
+        (ranked.online, ranked.offline)
+    }
+
+    /// How many of its share intervals a worker may go without a share.
+    pub fn offline_after(&self) -> f64 {
+        f64::from_bits(self.offline_after.load(Ordering::Relaxed))
+    }
+
+    /// `stratum.offline_after_share_intervals` (at start and on SIGHUP).
+    pub fn set_offline_after(&self, intervals: f64) {
+        self.offline_after
+            .store(intervals.to_bits(), Ordering::Relaxed);
     }
 
     /// `/api/workers`: sorted by name, `limit` at a time from `from`.
@@ -388,7 +446,7 @@ impl Stats {
             .workers
             .page(from, limit)
             .iter()
-            .map(|w| w.to_json(now))
+            .map(|w| w.to_json(now, self.offline_after()))
             .collect();
         let (total, _) = self.workers.counts();
         let mut answer = json!({"total": total, "limit": limit, "workers": page});

@@ -38,6 +38,11 @@ impl Rates {
         }
     }
 
+    /// When the last share was added (or tracking began).
+    pub fn last(&self) -> Instant {
+        self.last
+    }
+
     /// Hashes per second over each window. While tracking is younger than a
     /// window, the average is scaled up by the part of the window seen, so a
     /// new worker's hour figure is right after minutes, not hours.

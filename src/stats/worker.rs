@@ -29,6 +29,40 @@ struct WorkerState {
     rates: Rates,
 }
 
+/// Whether a worker shares as its hashrate says it should.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Presence {
+    Online,
+    /// No accepted share for the configured multiple of its expected
+    /// share interval.
+    Offline,
+}
+
+impl Presence {
+    /// The `state` label and API value.
+    pub fn label(self) -> &'static str {
+        match self {
+            Presence::Online => "online",
+            Presence::Offline => "offline",
+        }
+    }
+}
+
+/// The longest a share interval is expected to be (a day): a worker whose
+/// hashrate reads as nothing is not waited for forever.
+const MAX_EXPECTED_SECONDS: f64 = 86_400.0;
+
+/// Where a worker stands: online or not, how often it should share, and
+/// how long since it last did.
+#[derive(Clone, Copy, Debug)]
+pub struct Standing {
+    pub presence: Presence,
+    pub expected_seconds: f64,
+    pub since_share_seconds: f64,
+    pub hashrate: f64,
+    pub last_share: Instant,
+}
+
 /// Seconds since 1970.
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -116,13 +150,38 @@ impl Worker {
         state.stale += stale;
     }
 
-    /// Its 5-minute hashrate, by which the status page ranks workers.
-    pub(super) fn hashrate(&self, now: Instant) -> f64 {
-        self.state().rates.hashrates(now)[1]
+    /// Its 5-minute hashrate now, by which the status page ranks workers,
+    /// and whether it shares as often as it should: its expected interval
+    /// is its difficulty over its 5-minute hashrate as of its last share
+    /// (not now: a worker that stopped would read as ever slower), and it
+    /// is offline past `offline_after` of those intervals. Nothing on the
+    /// share path: all of it is worked out here, when asked.
+    pub fn standing(&self, now: Instant, offline_after: f64) -> Standing {
+        let state = self.state();
+        let last_share = state.rates.last();
+        let at_share = state.rates.hashrates(last_share)[1];
+        let expected_seconds = match at_share > 0.0 {
+            true => {
+                (state.difficulty * 4_294_967_296.0 / at_share).clamp(1.0, MAX_EXPECTED_SECONDS)
+            }
+            false => MAX_EXPECTED_SECONDS,
+        };
+        let since_share_seconds = now.saturating_duration_since(last_share).as_secs_f64();
+        Standing {
+            presence: match since_share_seconds > offline_after * expected_seconds {
+                true => Presence::Offline,
+                false => Presence::Online,
+            },
+            expected_seconds,
+            since_share_seconds,
+            hashrate: state.rates.hashrates(now)[1],
+            last_share,
+        }
     }
 
     /// The worker as `/api/workers` shows it.
-    pub fn to_json(&self, now: Instant) -> Value {
+    pub fn to_json(&self, now: Instant, offline_after: f64) -> Value {
+        let standing = self.standing(now, offline_after);
         let state = self.state();
         let [m1, m5, h1] = state.rates.hashrates(now);
         json!({
@@ -137,6 +196,70 @@ impl Worker {
             "last_share": state.last_share,
             "user_agent": state.user_agent,
             "connected_since": state.connected_since,
+            "state": standing.presence.label(),
+            "share_interval": {
+                "expected_seconds": standing.expected_seconds,
+                "since_last_seconds": standing.since_share_seconds,
+            },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A worker that shared `count` times, every `every`, from `start`;
+    /// when its last share was.
+    fn sharing(worker: &Worker, start: Instant, every: Duration, count: u32) -> Instant {
+        worker.set_difficulty(1024.0);
+        let mut at = start;
+        for _ in 0..count {
+            at += every;
+            worker.accepted(1024.0, 2048.0, at);
+        }
+        at
+    }
+
+    fn presence(worker: &Worker, at: Instant) -> Presence {
+        worker.standing(at, 10.0).presence
+    }
+
+    #[test]
+    fn a_worker_is_offline_after_ten_of_its_own_share_intervals_and_back_with_a_share() {
+        let start = Instant::now();
+        let fast = Worker::new("acct.s21".into(), start);
+        let last = sharing(&fast, start, Duration::from_secs(2), 200);
+        let expected = fast.standing(last, 10.0).expected_seconds;
+        assert!((1.5..3.0).contains(&expected), "{expected}");
+        assert_eq!(
+            presence(&fast, last + Duration::from_secs(15)),
+            Presence::Online
+        );
+        assert_eq!(
+            presence(&fast, last + Duration::from_secs(40)),
+            Presence::Offline
+        );
+        // Silence does not stretch what is expected of it.
+        let later = fast.standing(last + Duration::from_secs(600), 10.0);
+        assert_eq!(later.expected_seconds, expected);
+        fast.accepted(1024.0, 2048.0, last + Duration::from_secs(601));
+        assert_eq!(
+            presence(&fast, last + Duration::from_secs(602)),
+            Presence::Online
+        );
+
+        // A slow machine at the same difficulty is judged by its own pace.
+        let slow = Worker::new("acct.bitaxe".into(), start);
+        let last = sharing(&slow, start, Duration::from_secs(60), 60);
+        assert_eq!(
+            presence(&slow, last + Duration::from_secs(300)),
+            Presence::Online
+        );
+        assert_eq!(
+            presence(&slow, last + Duration::from_secs(900)),
+            Presence::Offline
+        );
     }
 }
