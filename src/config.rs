@@ -29,6 +29,8 @@ pub struct Config {
     pub node: NodeConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    /// Where blocks, node changes and offline workers are told (`[[notify]]`).
+    pub notify: Vec<NotifyConfig>,
 }
 
 /// How log lines are written.
@@ -114,6 +116,7 @@ impl Default for Config {
             },
             node: NodeConfig::default(),
             metrics: MetricsConfig::default(),
+            notify: Vec::new(),
             log: LogConfig {
                 format: LogFormat::Human,
                 level: "info".into(),
@@ -135,14 +138,8 @@ impl std::fmt::Display for ConfigIssue {
     }
 }
 
-/// Whether an environment key (after `NDAS_`) is one of a backup node's.
-fn is_backup_key(key: &str) -> bool {
-    key.get(..14)
-        .is_some_and(|head| head.eq_ignore_ascii_case("node__backup__"))
-}
-
 /// Figment's errors, each with its key.
-fn config_error(errors: figment::Error) -> ConfigError {
+pub(crate) fn config_error(errors: figment::Error) -> ConfigError {
     ConfigError(
         errors
             .into_iter()
@@ -181,70 +178,24 @@ impl Config {
     }
 
     fn from_figment(file: Figment) -> Result<Config, ConfigError> {
-        // `NDAS_NODE__BACKUP__<i>__<KEY>` is applied to the i-th backup
-        // below: as a plain override it would replace the file's list.
+        // `NDAS_NODE__BACKUP__<i>__<KEY>` and `NDAS_NOTIFY__<i>__<KEY>` are
+        // applied to the i-th entry below: as plain overrides they would
+        // replace the file's list.
         let figment = Figment::from(Serialized::defaults(Config::default()))
             .merge(file)
             .merge(
                 Env::prefixed("NDAS_")
-                    .filter(|key| !is_backup_key(key.as_str()))
+                    .filter(|key| indexed::LISTS.iter().all(|list| !list.owns(key.as_str())))
                     .split("__"),
             );
         let mut config = figment.extract::<Config>().map_err(config_error)?;
-        let mut overridden = std::collections::BTreeSet::new();
-        for key in std::env::vars_os().filter_map(|(key, _)| key.into_string().ok()) {
-            // Matched as figment matches the prefix: in any case.
-            let Some(rest) = key
-                .get(..5)
-                .filter(|head| head.eq_ignore_ascii_case("NDAS_"))
-                .map(|_| &key[5..])
-                .filter(|rest| is_backup_key(rest))
-            else {
-                continue;
-            };
-            let index = rest.split("__").nth(2).unwrap_or("");
-            match index.parse::<usize>() {
-                // Only as written: `00` or `+0` would not match the prefix below.
-                Ok(i) if i.to_string() == index => {
-                    overridden.insert(i);
-                }
-                _ => {
-                    return Err(ConfigError(vec![ConfigIssue {
-                        key: "node.backup".into(),
-                        why: format!(
-                            "{key}: `{index}` is not a backup's index (0, 1, 2, ... as in NDAS_NODE__BACKUP__0__URL)"
-                        ),
-                    }]))
-                }
-            }
+        let backups = &indexed::LISTS[0];
+        for (i, entry) in backups.overridden(&figment)? {
+            config.node.backup[i] = backups.apply(i, entry, Some(NodeConfig::default()))?;
         }
-        for i in overridden {
-            let key = format!("node.backup[{i}]");
-            let Some(entry) = figment
-                .find_value("node.backup")
-                .ok()
-                .and_then(|list| list.into_array())
-                .and_then(|mut list| (i < list.len()).then(|| list.swap_remove(i)))
-            else {
-                return Err(ConfigError(vec![ConfigIssue {
-                    key,
-                    why: format!(
-                        "NDAS_NODE__BACKUP__{i}__* is set but the file has no such [[node.backup]] (they count from 0)"
-                    ),
-                }]));
-            };
-            let backup = Figment::from(Serialized::defaults(NodeConfig::default()))
-                .merge(Serialized::defaults(entry))
-                .merge(Env::prefixed(&format!("NDAS_NODE__BACKUP__{i}__")).split("__"))
-                .extract::<NodeConfig>()
-                .map_err(|errors| {
-                    let ConfigError(mut issues) = config_error(errors);
-                    for issue in &mut issues {
-                        issue.key = format!("{key}.{}", issue.key);
-                    }
-                    ConfigError(issues)
-                })?;
-            config.node.backup[i] = backup;
+        let notify = &indexed::LISTS[1];
+        for (i, entry) in notify.overridden(&figment)? {
+            config.notify[i] = notify.apply(i, entry, None::<NotifyConfig>)?;
         }
         Ok(config)
     }
@@ -390,6 +341,7 @@ impl Config {
             );
         }
         issues.extend(self.stratum.issues());
+        issues.extend(notify::issues(&self.notify));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
         issues.extend(self.metrics.issues());
@@ -401,11 +353,14 @@ impl Config {
     }
 }
 
+mod indexed;
 mod node;
+mod notify;
 mod operator;
 mod ports;
 mod stratum;
 pub use node::{Backend, NodeConfig};
+pub use notify::{NotifyConfig, NotifyKind};
 pub use operator::{MetricsConfig, TokenError};
 pub use stratum::StratumConfig;
 #[cfg(test)]

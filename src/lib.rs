@@ -15,6 +15,7 @@ pub mod load;
 pub mod metrics;
 pub mod miner;
 pub mod node;
+pub mod notify;
 pub mod server;
 pub mod session;
 pub mod stats;
@@ -44,6 +45,9 @@ pub const VERSION_ROLLING_MASK: u32 = chain::header::BIP320_MASK;
 
 /// How long shutdown waits for connections and submissions before giving up.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// How often the notification targets hear how many workers are offline.
+const WORKERS_WATCH_EVERY: Duration = Duration::from_secs(60);
 
 async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
     let error = |source| StartError::Listen { addr, source };
@@ -105,6 +109,12 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.stratum.worker_cap(),
     ));
     stats.set_offline_after(config.stratum.offline_after_share_intervals);
+    // First, so that nothing the start does goes untold.
+    stats.set_notify(notify::start(
+        &config.notify,
+        stats.metrics.clone(),
+        shutdown.clone(),
+    ));
     let mut list = Vec::new();
     for (index, (entry, endpoint)) in endpoints.iter().enumerate() {
         let rpc = node::RpcClient::new(endpoint, Duration::from_secs_f64(entry.timeout_seconds))?
@@ -269,6 +279,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks.clone(),
     ));
     tasks.spawn(lifecycle::prune_workers(stats.clone(), shutdown.clone()));
+    if stats.notifies("workers_offline") {
+        tasks.spawn(lifecycle::watch_workers(
+            stats.clone(),
+            WORKERS_WATCH_EVERY,
+            shutdown.clone(),
+        ));
+    }
     let stratum_addr = ports[0].0.listen;
     for (port, _) in &ports[1..] {
         tracing::info!(port = %port.name, addr = %port.listen, start = port.start, min = port.min, "stratum port");

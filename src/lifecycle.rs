@@ -130,6 +130,26 @@ pub(crate) async fn prune_workers(stats: Arc<Stats>, shutdown: CancellationToken
     }
 }
 
+/// Tells the notification targets how many workers are offline, each
+/// `every` (they decide against their own thresholds whether that is news).
+pub(crate) async fn watch_workers(stats: Arc<Stats>, every: Duration, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        // The count walks every worker at most every 10 s: off the runtime's threads.
+        let counting = stats.clone();
+        if let Ok((online, offline)) =
+            tokio::task::spawn_blocking(move || counting.worker_states()).await
+        {
+            stats.notify(crate::notify::Event::Workers { online, offline });
+        }
+    }
+}
+
 pub(crate) struct Parts {
     pub metrics_addr: SocketAddr,
     pub shutdown: CancellationToken,

@@ -96,6 +96,8 @@ pub struct Metrics {
     pub zmq_up: IntGaugeVec,
     /// Per node: tips its ZMQ did not announce, each one a resubscription.
     pub zmq_silent_total: IntCounterVec,
+    /// Notifications by target (its config name) and outcome.
+    pub notifications_total: IntCounterVec,
     pub bytes_received_total: IntCounter,
     pub bytes_sent_total: IntCounter,
 }
@@ -403,6 +405,12 @@ impl Metrics {
                 "ndas_zmq_silent_total",
                 "Tip changes the node's ZMQ did not announce within the grace time",
                 &["node"],
+            ),
+            notifications_total: counters(
+                r,
+                "ndas_notifications_total",
+                "Notifications by target and outcome: sent, failed (after its retries), dropped (its queue was full)",
+                &["target", "outcome"],
             ),
             bytes_received_total: counter(r, "ndas_bytes_received_total", "Bytes read from miners"),
             bytes_sent_total: counter(r, "ndas_bytes_sent_total", "Bytes written to miners"),

@@ -243,3 +243,32 @@ fn a_backup_with_backups_or_too_many_nodes_is_refused() {
         "{keys:?}"
     );
 }
+
+#[test]
+fn notify_targets_are_checked_and_their_secrets_never_shown() {
+    let text = format!(
+        "{}\n[[notify]]\nname = \"tg\"\nkind = \"telegram\"\n\
+         [[notify]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"ftp://x/secret-in-url\"\nevents = [\"block_found\", \"coffee\"]\nworkers_offline_percent = 0\n\
+         [[notify]]\nname = \"hook\"\nkind = \"discord\"\nurl = \"https://discord.example/api/webhooks/1/secret-token\"\n",
+        minimal()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    let issues = config.validate().unwrap_err().0;
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for key in [
+        "notify[0].token",
+        "notify[0].chat_id",
+        "notify[1].url",
+        "notify[1].events",
+        "notify[1].workers_offline_percent",
+        "notify[2].name",
+    ] {
+        assert!(keys.contains(&key), "{key} missing from {keys:?}");
+    }
+    assert!(!keys.contains(&"notify[2].url"), "{keys:?}");
+    let shown = format!("{issues:?} {config:?}");
+    assert!(
+        !shown.contains("secret-in-url") && !shown.contains("secret-token"),
+        "{shown}"
+    );
+}

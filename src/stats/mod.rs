@@ -47,6 +47,7 @@ pub struct WorkerView<'a> {
 
 use crate::config::Port;
 use crate::metrics::Metrics;
+use crate::notify::{Event, Sink};
 
 /// Found blocks kept for the API.
 const RECENT_BLOCKS: usize = 50;
@@ -123,6 +124,8 @@ pub struct Stats {
     ranking: ranking::Ranking,
     /// `stratum.offline_after_share_intervals`, as f64 bits.
     offline_after: AtomicU64,
+    /// The `[[notify]]` targets' queues.
+    notify: std::sync::OnceLock<Sink>,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
 }
@@ -158,6 +161,7 @@ impl Stats {
             workers: registry::Registry::new(max_workers),
             ranking: ranking::Ranking::default(),
             offline_after: AtomicU64::new(10f64.to_bits()),
+            notify: std::sync::OnceLock::new(),
             ports: Mutex::new(Vec::new()),
         }
     }
@@ -211,7 +215,37 @@ impl Stats {
 
     /// Every node's state, from the node module.
     pub fn set_nodes(&self, statuses: Vec<NodeStatus>) {
-        *lock(&self.nodes) = statuses;
+        let mut nodes = lock(&self.nodes);
+        // A node that went down, or came back: told to the operator.
+        for new in &statuses {
+            let Some(old) = nodes.iter().find(|old| old.name == new.name) else {
+                continue;
+            };
+            let node = new.name.clone();
+            match (old.state == "down", new.state == "down") {
+                (false, true) if old.state != "unknown" => self.notify(Event::NodeDown { node }),
+                (true, false) => self.notify(Event::NodeUp { node }),
+                _ => {}
+            }
+        }
+        *nodes = statuses;
+    }
+
+    /// Where notifications go (set once, at start).
+    pub fn set_notify(&self, sink: Sink) {
+        let _ = self.notify.set(sink);
+    }
+
+    /// Tells the operator's notification targets, if any.
+    pub fn notify(&self, event: Event) {
+        if let Some(sink) = self.notify.get() {
+            sink.send(event);
+        }
+    }
+
+    /// Whether a notification target takes events named `name`.
+    pub fn notifies(&self, name: &str) -> bool {
+        self.notify.get().is_some_and(|sink| sink.wants(name))
     }
 
     pub fn block_found(&self, height: u32, hash: String, worker: &str) {
@@ -220,6 +254,11 @@ impl Stats {
         if blocks.len() == RECENT_BLOCKS {
             blocks.pop_front();
         }
+        let found = Event::BlockFound {
+            height,
+            hash: hash.clone(),
+            worker: worker.to_owned(),
+        };
         let record = BlockRecord {
             height,
             hash,
@@ -228,14 +267,27 @@ impl Stats {
             status: "pending".into(),
         };
         blocks.push_back(record);
+        drop(blocks);
+        self.notify(found);
     }
 
     /// The node's verdict on a block (`accepted`, `duplicate`, `inconclusive`, `rejected`).
-    pub fn block_settled(&self, hash: &str, height: u32, outcome: &str) {
+    pub fn block_settled(&self, hash: &str, height: u32, outcome: &'static str) {
         self.metrics
             .blocks_total
             .with_label_values(&[outcome])
             .inc();
+        let worker = lock(&self.blocks)
+            .iter()
+            .find(|b| b.hash == hash)
+            .map(|b| b.worker.clone())
+            .unwrap_or_default();
+        self.notify(Event::BlockSettled {
+            height,
+            hash: hash.to_owned(),
+            worker,
+            outcome,
+        });
         let mut blocks = lock(&self.blocks);
         match blocks.iter_mut().find(|b| b.hash == hash) {
             Some(block) => block.status = outcome.to_owned(),
