@@ -4,13 +4,14 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use prometheus::core::Collector;
 use prometheus::{
     CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
     IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+mod build;
 mod port;
+use build::{counter, counters, gauge, gauges, histogram, latency_buckets, register};
 pub use port::PortMetrics;
 
 /// Every `reason` of `ndas_disconnects_total`.
@@ -100,49 +101,6 @@ pub struct Metrics {
     pub notifications_total: IntCounterVec,
     pub bytes_received_total: IntCounter,
     pub bytes_sent_total: IntCounter,
-}
-
-/// Registers a metric whose definition is constant (so it cannot be invalid
-/// or registered twice) and hands back a handle to it.
-fn register<M: Collector + Clone + 'static>(
-    registry: &Registry,
-    metric: prometheus::Result<M>,
-) -> M {
-    let metric = metric.expect("constant metric definitions are valid");
-    registry
-        .register(Box::new(metric.clone()))
-        .expect("each metric is registered once");
-    metric
-}
-
-fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    register(registry, IntCounter::new(name, help))
-}
-
-fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    register(registry, IntGauge::new(name, help))
-}
-
-fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
-    register(registry, IntGaugeVec::new(Opts::new(name, help), labels))
-}
-
-fn counters(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    register(registry, IntCounterVec::new(Opts::new(name, help), labels))
-}
-
-fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    register(
-        registry,
-        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)),
-    )
-}
-
-fn latency_buckets() -> Vec<f64> {
-    vec![
-        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-        5.0, 10.0,
-    ]
 }
 
 impl Metrics {
