@@ -56,6 +56,8 @@ pub struct HttpContext {
     pub open: AtomicUsize,
     /// Answers worked out at once (see [`answer_threads`]).
     pub working: tokio::sync::Semaphore,
+    /// The pool's history, for `/api/history*`.
+    pub history: Arc<crate::history::History>,
 }
 
 /// Answers worked out at once: half the cores (at least one), so however
@@ -282,6 +284,37 @@ pub fn route(
             };
             json_response(StatusCode::OK, &stats.workers_page(from, limit))
         }
+        "/api/history" => {
+            let range = query_value(request.uri.query().unwrap_or(""), "range");
+            match context
+                .history
+                .series(range.as_deref().unwrap_or("24h"), crate::stats::unix_now())
+            {
+                Ok(series) => json_response(StatusCode::OK, &series),
+                Err(error) => json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
+            }
+        }
+        "/api/history/worker" => {
+            let name = query_value(request.uri.query().unwrap_or(""), "name").unwrap_or_default();
+            match context.history.worker(&name) {
+                Ok(Some(totals)) => {
+                    json_response(StatusCode::OK, &json!({"name": name, "totals": totals}))
+                }
+                Ok(None) => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": "no such worker in the history"}),
+                ),
+                Err(error) => {
+                    json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": error}))
+                }
+            }
+        }
+        "/api/history/blocks" => match context.history.blocks() {
+            Ok(blocks) => json_response(StatusCode::OK, &json!({"blocks": blocks})),
+            Err(error) => {
+                json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": error}))
+            }
+        },
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     }
 }

@@ -9,6 +9,7 @@ pub mod chain;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod history;
 pub mod http;
 mod lifecycle;
 pub mod load;
@@ -77,6 +78,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let journal = Journal::open(&config.data_dir).map_err(data_error)?;
     let lock = lifecycle::lock_instance(&config.data_dir, config.instance_id)?;
+    let history = Arc::new(
+        history::History::open(&config.data_dir, config.stratum.worker_cap())
+            .map_err(StartError::History)?,
+    );
     let payout_script =
         chain::address::payout_script(&config.mining.payout_address, config.network)
             .expect("validate() checked the payout address");
@@ -271,6 +276,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         timeout: Duration::from_secs_f64(m.timeout_seconds),
         open: std::sync::atomic::AtomicUsize::new(0),
         working: http::answer_threads(),
+        history: history.clone(),
     });
     tasks.spawn(http::serve(
         http_listener,
@@ -279,6 +285,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks.clone(),
     ));
     tasks.spawn(lifecycle::prune_workers(stats.clone(), shutdown.clone()));
+    tasks.spawn(history::run(history, stats.clone(), shutdown.clone()));
     if stats.notifies("workers_offline") {
         tasks.spawn(lifecycle::watch_workers(
             stats.clone(),

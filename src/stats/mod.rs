@@ -18,7 +18,17 @@ use serde_json::{json, Value};
 pub use rates::Rates;
 mod pages;
 pub use pages::{WorkerSort, WorkerView};
-pub use worker::{unix_now, Presence, Worker};
+pub use worker::{unix_now, Presence, Totals, Worker};
+
+/// A found block as the API and the history show it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BlockView {
+    pub height: u32,
+    pub hash: String,
+    pub worker: String,
+    pub found_at: u64,
+    pub status: String,
+}
 
 use crate::config::Port;
 use crate::metrics::Metrics;
@@ -204,6 +214,20 @@ impl Stats {
             }
         }
         *nodes = statuses;
+    }
+
+    /// The blocks found lately, with their status.
+    pub fn recent_blocks(&self) -> Vec<BlockView> {
+        lock(&self.blocks)
+            .iter()
+            .map(|b| BlockView {
+                height: b.height,
+                hash: b.hash.clone(),
+                worker: b.worker.clone(),
+                found_at: b.found_at,
+                status: b.status.clone(),
+            })
+            .collect()
     }
 
     /// Where notifications go (set once, at start).

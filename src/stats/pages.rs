@@ -75,6 +75,20 @@ impl Stats {
         })
     }
 
+    /// The workers whose last share is under `within` old (as of the last
+    /// ranking, at most 10 s old), newest first.
+    pub fn recently_shared(&self, within: std::time::Duration) -> Vec<Arc<Worker>> {
+        let now = Instant::now();
+        let ranked = self.ranking.get(&self.workers, now, self.offline_after());
+        ranked
+            .by_last_share
+            .iter()
+            .rev()
+            .take_while(|w| w.standing(now, 1.0).since_share_seconds < within.as_secs_f64())
+            .cloned()
+            .collect()
+    }
+
     /// Workers online and offline, as of the last ranking (at most 10 s old).
     pub fn worker_states(&self) -> (usize, usize) {
         let ranked = self

@@ -12,6 +12,20 @@ use super::rates::Rates;
 pub struct Worker {
     pub name: Arc<str>,
     state: Mutex<WorkerState>,
+    /// Its totals from earlier runs, read from the history the first time
+    /// this entry is written there.
+    history_base: std::sync::OnceLock<Totals>,
+}
+
+/// A worker's totals across runs, as the history keeps them.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct Totals {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+    pub best_share: f64,
+    /// Unix seconds.
+    pub last_share: u64,
 }
 
 #[derive(Debug)]
@@ -88,6 +102,7 @@ impl Worker {
         Worker {
             name,
             state: Mutex::new(state),
+            history_base: std::sync::OnceLock::new(),
         }
     }
 
@@ -176,6 +191,23 @@ impl Worker {
             since_share_seconds,
             hashrate: state.rates.hashrates(now)[1],
             last_share,
+        }
+    }
+
+    /// Its totals from earlier runs: `load`ed the first time asked.
+    pub fn history_base(&self, load: impl FnOnce() -> Totals) -> Totals {
+        self.history_base.get_or_init(load).clone()
+    }
+
+    /// `base` plus this run's figures.
+    pub fn totals_over(&self, base: &Totals) -> Totals {
+        let state = self.state();
+        Totals {
+            accepted: base.accepted + state.accepted,
+            rejected: base.rejected + state.rejected,
+            stale: base.stale + state.stale,
+            best_share: base.best_share.max(state.best_share),
+            last_share: state.last_share.unwrap_or(base.last_share),
         }
     }
 
