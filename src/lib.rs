@@ -119,6 +119,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         &config.notify,
         stats.metrics.clone(),
         shutdown.clone(),
+        &tasks,
     ));
     let mut list = Vec::new();
     for (index, (entry, endpoint)) in endpoints.iter().enumerate() {

@@ -355,6 +355,7 @@ fn without_ports(config: &Config) -> crate::config::StratumConfig {
 fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     vec![
         ("network", old.network != new.network),
+        ("notify", old.notify != new.notify),
         ("instance_id", old.instance_id != new.instance_id),
         ("data_dir", old.data_dir != new.data_dir),
         ("stratum.listen", old.stratum.listen != new.stratum.listen),

@@ -18,6 +18,7 @@ use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::NotifyConfig;
 use crate::metrics::Metrics;
@@ -26,8 +27,11 @@ use crate::metrics::Metrics;
 const QUEUE: usize = 64;
 /// One attempt's longest wait for the target.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Attempts per event, waiting 1, 2, 4 and 8 s between them.
+/// Attempts per event, waiting 1, 2, 4 and 8 s between them. A target
+/// that took a request and timed out may get it twice.
 const ATTEMPTS: u32 = 5;
+/// How long after shutdown events are still sent.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// Something the operator is told.
 #[derive(Clone, Debug, PartialEq)]
@@ -112,8 +116,17 @@ impl Queue {
     }
 }
 
-/// Starts one task per target; they end at `shutdown`.
-pub fn start(targets: &[NotifyConfig], metrics: Arc<Metrics>, shutdown: CancellationToken) -> Sink {
+/// Starts one task per target on `tracker`. At `shutdown` each keeps
+/// sending what comes (the last blocks' verdicts) for [`DRAIN`] more.
+pub fn start(
+    targets: &[NotifyConfig],
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> Sink {
+    if targets.is_empty() {
+        return Sink::default();
+    }
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
         .with_webpki_roots()
         .https_or_http()
@@ -133,7 +146,7 @@ pub fn start(targets: &[NotifyConfig], metrics: Arc<Metrics>, shutdown: Cancella
             sender,
             metrics: metrics.clone(),
         };
-        tokio::spawn(deliver(
+        tracker.spawn(deliver(
             Target {
                 config: config.clone(),
                 client: client.clone(),
@@ -158,29 +171,49 @@ struct Target {
     workers_armed: bool,
 }
 
-/// Sends each event of `receiver` to the target, until shutdown.
+/// Sends each event of `receiver` to the target until shutdown, then for
+/// [`DRAIN`] more.
 async fn deliver(
     mut target: Target,
     mut receiver: mpsc::Receiver<Event>,
     shutdown: CancellationToken,
 ) {
+    let mut until: Option<tokio::time::Instant> = None;
     loop {
-        let event = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            event = receiver.recv() => match event {
-                Some(event) => event,
-                None => return,
+        let event = match until {
+            None => tokio::select! {
+                _ = shutdown.cancelled() => {
+                    until = Some(tokio::time::Instant::now() + DRAIN);
+                    continue;
+                }
+                event = receiver.recv() => event,
             },
+            Some(until) => tokio::time::timeout_at(until, receiver.recv())
+                .await
+                .ok()
+                .flatten(),
         };
+        let Some(event) = event else { return };
         if let Event::Workers { online, offline } = event {
             if !target.workers_news(online, offline) {
                 continue;
             }
         }
         let request = format::request(&target.config, &event, crate::stats::unix_now());
-        let outcome = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            outcome = target.send(&request) => outcome,
+        let send = target.send(&request);
+        tokio::pin!(send);
+        // A send under way when shutdown comes has until the drain's end.
+        let outcome = loop {
+            match until {
+                None => tokio::select! {
+                    outcome = &mut send => break outcome,
+                    _ = shutdown.cancelled() => until = Some(tokio::time::Instant::now() + DRAIN),
+                },
+                Some(until) => match tokio::time::timeout_at(until, &mut send).await {
+                    Ok(outcome) => break outcome,
+                    Err(_) => return,
+                },
+            }
         };
         let label = match outcome {
             Ok(()) => "sent",

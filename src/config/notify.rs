@@ -36,7 +36,7 @@ pub const EVENTS: [&str; 6] = [
 ];
 
 /// One target. Its URL and token are secrets: never logged.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NotifyConfig {
     /// In the logs and the `target` label.
@@ -46,8 +46,8 @@ pub struct NotifyConfig {
     pub url: Option<Secret>,
     #[serde(default)]
     pub token: Option<Secret>,
-    /// Telegram's chat.
-    #[serde(default)]
+    /// Telegram's chat (a number or a string).
+    #[serde(default, deserialize_with = "string_or_number")]
     pub chat_id: Option<String>,
     /// The events it takes; all of them when empty.
     #[serde(default)]
@@ -56,6 +56,10 @@ pub struct NotifyConfig {
     /// (and again once it has fallen below half of it and risen again).
     #[serde(default = "default_offline_percent")]
     pub workers_offline_percent: f64,
+}
+
+fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<Secret>::deserialize(d)?.map(|s| s.expose().to_owned()))
 }
 
 fn default_offline_percent() -> f64 {
@@ -132,6 +136,15 @@ pub(super) fn issues(targets: &[NotifyConfig]) -> Vec<ConfigIssue> {
             issue(
                 format!("{key}.events"),
                 format!("`{event:.40}` is not one of {}", EVENTS.join(", ")),
+            );
+        }
+        // Sent in a header or a URL path: printable ASCII, no spaces.
+        let token_ok =
+            |t: &Secret| !t.expose().is_empty() && t.expose().bytes().all(|b| b.is_ascii_graphic());
+        if target.token.as_ref().is_some_and(|t| !token_ok(t)) {
+            issue(
+                format!("{key}.token"),
+                "must be printable ASCII without spaces".into(),
             );
         }
         let p = target.workers_offline_percent;

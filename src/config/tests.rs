@@ -272,3 +272,24 @@ fn notify_targets_are_checked_and_their_secrets_never_shown() {
         "{shown}"
     );
 }
+
+#[test]
+fn a_token_or_chat_of_digits_is_taken_as_written() {
+    let text = format!(
+        "{}\n[[notify]]\nname = \"tg\"\nkind = \"telegram\"\ntoken = 123456\nchat_id = -1001234\n",
+        minimal()
+    );
+    let config = Config::from_toml(&text).unwrap();
+    assert_eq!(config.notify[0].token.as_ref().unwrap().expose(), "123456");
+    assert_eq!(config.notify[0].chat_id.as_deref(), Some("-1001234"));
+    let spaced = text.replace("token = 123456", "token = \"12 34\"");
+    let keys: Vec<String> = Config::from_toml(&spaced)
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .0
+        .into_iter()
+        .map(|i| i.key)
+        .collect();
+    assert_eq!(keys, ["notify[0].token"]);
+}

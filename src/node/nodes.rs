@@ -148,6 +148,9 @@ pub struct Nodes {
     stats: Arc<Stats>,
     /// The node templates come from now.
     serving: Mutex<Option<usize>>,
+    /// Held from reading every node's state to handing it on, so two
+    /// tasks publishing at once cannot hand on an older picture last.
+    publishing: Mutex<()>,
 }
 
 impl Nodes {
@@ -159,6 +162,7 @@ impl Nodes {
             list,
             stats,
             serving: Mutex::new(None),
+            publishing: Mutex::new(()),
         });
         nodes.publish(Instant::now());
         nodes
@@ -236,6 +240,10 @@ impl Nodes {
 
     /// Every node's state to `/api/stats` and the metrics.
     pub fn publish(&self, now: Instant) {
+        let _one_at_a_time = self
+            .publishing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let best = self.best();
         let serving = self.serving();
         let statuses: Vec<NodeStatus> = self

@@ -208,7 +208,7 @@ impl Stats {
             };
             let node = new.name.clone();
             match (old.state == "down", new.state == "down") {
-                (false, true) if old.state != "unknown" => self.notify(Event::NodeDown { node }),
+                (false, true) => self.notify(Event::NodeDown { node }),
                 (true, false) => self.notify(Event::NodeUp { node }),
                 _ => {}
             }

@@ -54,7 +54,7 @@ impl Stats {
             .filter(|w| ranking::matches(&w.name, view.query))
             .filter(|w| {
                 view.state
-                    .is_none_or(|state| w.standing(now, offline_after).presence == state)
+                    .is_none_or(|state| w.presence(now, offline_after) == state)
             })
             .collect();
         let page: Vec<Value> = matching

@@ -41,7 +41,25 @@ struct WorkerState {
     last_share: Option<u64>,
     last_seen: Instant,
     rates: Rates,
+    pace: Pace,
 }
+
+/// How fast a worker finds shares: seconds per unit of difficulty (the
+/// inverse of its hashrate, in shares), averaged over its recent shares.
+#[derive(Debug, Default)]
+struct Pace {
+    last: Option<Instant>,
+    /// The difficulty its last share was mined at (a vardiff change goes
+    /// out with the next job; the share in hand is still the old one's).
+    last_difficulty: f64,
+    seconds_per_difficulty: Option<f64>,
+}
+
+/// The weight of each new share in the pace (about its last ten).
+const PACE_WEIGHT: f64 = 0.1;
+
+/// What a worker with a single share is expected to take for its next.
+const FIRST_SHARE_EXPECTED_SECONDS: f64 = 600.0;
 
 /// Whether a worker shares as its hashrate says it should.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +116,7 @@ impl Worker {
             last_share: None,
             last_seen: now,
             rates: Rates::new(now),
+            pace: Pace::default(),
         };
         Worker {
             name,
@@ -138,6 +157,14 @@ impl Worker {
         state.last_share = Some(unix_now());
         state.last_seen = now;
         state.rates.add(difficulty, now);
+        if let Some(previous) = state.pace.last {
+            let sample = now.saturating_duration_since(previous).as_secs_f64()
+                / difficulty.max(f64::MIN_POSITIVE);
+            let pace = &mut state.pace.seconds_per_difficulty;
+            *pace = Some(pace.map_or(sample, |p| p + PACE_WEIGHT * (sample - p)));
+        }
+        state.pace.last = Some(now);
+        state.pace.last_difficulty = difficulty;
     }
 
     pub(super) fn rejected(&self, stale: bool) {
@@ -165,21 +192,30 @@ impl Worker {
         state.stale += stale;
     }
 
-    /// Its 5-minute hashrate now, by which the status page ranks workers,
-    /// and whether it shares as often as it should: its expected interval
-    /// is its difficulty over its 5-minute hashrate as of its last share
-    /// (not now: a worker that stopped would read as ever slower), and it
-    /// is offline past `offline_after` of those intervals. Nothing on the
-    /// share path: all of it is worked out here, when asked.
+    /// Its 5-minute hashrate now (by which the status page ranks workers)
+    /// and whether it shares as often as it should.
     pub fn standing(&self, now: Instant, offline_after: f64) -> Standing {
         let state = self.state();
-        let last_share = state.rates.last();
-        let at_share = state.rates.hashrates(last_share)[1];
-        let expected_seconds = match at_share > 0.0 {
-            true => {
-                (state.difficulty * 4_294_967_296.0 / at_share).clamp(1.0, MAX_EXPECTED_SECONDS)
-            }
-            false => MAX_EXPECTED_SECONDS,
+        let mut standing = Self::presence_of(&state, now, offline_after);
+        standing.hashrate = state.rates.hashrates(now)[1];
+        standing
+    }
+
+    /// Whether it shares as often as it should, without its hashrate.
+    pub fn presence(&self, now: Instant, offline_after: f64) -> Presence {
+        Self::presence_of(&self.state(), now, offline_after).presence
+    }
+
+    /// Its expected share interval is its pace (seconds per difficulty,
+    /// over its recent shares) times its last share's difficulty: its
+    /// difficulty over its hashrate, whatever its pace, a Bitaxe's or an
+    /// S21's, and untouched by silence. It is offline past `offline_after`
+    /// of those intervals. Nothing on the share path but the average.
+    fn presence_of(state: &WorkerState, now: Instant, offline_after: f64) -> Standing {
+        let last_share = state.pace.last.unwrap_or_else(|| state.rates.last());
+        let expected_seconds = match state.pace.seconds_per_difficulty {
+            Some(pace) => (pace * state.pace.last_difficulty).clamp(1.0, MAX_EXPECTED_SECONDS),
+            None => FIRST_SHARE_EXPECTED_SECONDS,
         };
         let since_share_seconds = now.saturating_duration_since(last_share).as_secs_f64();
         Standing {
@@ -189,7 +225,7 @@ impl Worker {
             },
             expected_seconds,
             since_share_seconds,
-            hashrate: state.rates.hashrates(now)[1],
+            hashrate: 0.0,
             last_share,
         }
     }
