@@ -170,7 +170,13 @@ impl Submitter {
         entry.outcome = Some(outcome);
         self.write_settled(&entry, true).await;
         drop(abandoned);
-        self.stats.block_settled(&entry.hash, entry.height, label);
+        let block = crate::stats::SettledBlock {
+            hash: &entry.hash,
+            height: entry.height,
+            worker: &entry.worker,
+            found_at: entry.found_at,
+        };
+        self.stats.block_settled(block, label);
         // The nodes still trying deliver it when they are back; their
         // verdicts are added to the settled copy.
         settled.cancel();

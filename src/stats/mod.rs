@@ -20,6 +20,16 @@ mod pages;
 pub use pages::{WorkerSort, WorkerView};
 pub use worker::{unix_now, Presence, Totals, Worker};
 
+/// A block the nodes gave their verdict on, as the journal has it.
+#[derive(Clone, Copy, Debug)]
+pub struct SettledBlock<'a> {
+    pub hash: &'a str,
+    pub height: u32,
+    pub worker: &'a str,
+    /// Unix seconds its share arrived.
+    pub found_at: u64,
+}
+
 /// A found block as the API and the history show it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct BlockView {
@@ -270,35 +280,31 @@ impl Stats {
         self.notify(found);
     }
 
-    /// The node's verdict on a block (`accepted`, `duplicate`, `inconclusive`, `rejected`).
-    pub fn block_settled(&self, hash: &str, height: u32, outcome: &'static str) {
+    /// The nodes' verdict on a block (`accepted`, `duplicate`, `inconclusive`, `rejected`).
+    pub fn block_settled(&self, block: SettledBlock<'_>, outcome: &'static str) {
         self.metrics
             .blocks_total
             .with_label_values(&[outcome])
             .inc();
-        let worker = lock(&self.blocks)
-            .iter()
-            .find(|b| b.hash == hash)
-            .map(|b| b.worker.clone())
-            .unwrap_or_default();
         self.notify(Event::BlockSettled {
-            height,
-            hash: hash.to_owned(),
-            worker,
+            height: block.height,
+            hash: block.hash.to_owned(),
+            worker: block.worker.to_owned(),
             outcome,
         });
         let mut blocks = lock(&self.blocks);
-        match blocks.iter_mut().find(|b| b.hash == hash) {
-            Some(block) => block.status = outcome.to_owned(),
+        match blocks.iter_mut().find(|b| b.hash == block.hash) {
+            Some(known) => known.status = outcome.to_owned(),
             None => {
+                // A block from an earlier run: its worker and time from the journal.
                 if blocks.len() == RECENT_BLOCKS {
                     blocks.pop_front();
                 }
                 blocks.push_back(BlockRecord {
-                    height,
-                    hash: hash.to_owned(),
-                    worker: String::new(),
-                    found_at: 0,
+                    height: block.height,
+                    hash: block.hash.to_owned(),
+                    worker: block.worker.to_owned(),
+                    found_at: block.found_at,
                     status: outcome.into(),
                 });
             }

@@ -1,0 +1,150 @@
+//! The status page in a real browser: headless Chromium (Debian's
+//! `chromium`, which `.ci/run` installs) loads it from NDAS mining on Bitcoin
+//! Core regtest, with a Bitaxe-style and a cpuminer worker attached and the
+//! history of an earlier run, and the test reads what the page shows: the
+//! chart drawn with data, the node, the block with its worker and verdict,
+//! the rigs' distinguishing names, the accounts.
+
+mod common;
+
+use std::process::Command;
+
+use common::{ready_miner, regtest_config, start_ndas, submit_block, temp_dir, RegtestPair};
+use ndas::miner::{grind, Client, Work};
+use serde_json::json;
+
+async fn shares(client: &mut Client, work: &Work, worker: &str, first: u8, count: u8) {
+    for fill in first..first + count {
+        let en2 = vec![fill; client.extranonce2_size];
+        let wanted = client.difficulty;
+        let share = grind(work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
+            s.difficulty >= wanted && !s.is_block
+        })
+        .unwrap();
+        assert_eq!(
+            client.submit(worker, &share).await.unwrap()["result"],
+            json!(true)
+        );
+    }
+}
+
+/// The page's DOM once its scripts have run, from headless Chromium.
+fn rendered(url: &str, screenshot: &std::path::Path) -> String {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|name| Command::new(name).arg("--version").output().is_ok())
+        .expect("Chromium is installed (.ci/run installs Debian's chromium)");
+    let run = |extra: &[&str]| {
+        let output = Command::new(chromium)
+            .args([
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(["--virtual-time-budget=8000", "--window-size=390,2400"])
+            .args(extra)
+            .arg(url)
+            .output()
+            .expect("run chromium");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    // A phone-sized screenshot, for the README (not committed: target/).
+    run(&[&format!("--screenshot={}", screenshot.display())]);
+    run(&["--dump-dom"])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_page_shows_the_fleet_in_a_real_browser() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let config = regtest_config(&pair, dir.path(), &payout);
+    let (bitaxe, cpu) = (
+        "bc1qfarmaccount.rack12-s19-004",
+        "bc1qfarmaccount.garage-cpu-1",
+    );
+
+    // A first run leaves history: shares and a block.
+    let running = start_ndas(config.clone()).await;
+    let (mut client, work) =
+        ready_miner(running.stratum_addr(), "bitaxe/BM1366/v2.1.0", bitaxe).await;
+    shares(&mut client, &work, bitaxe, 0, 5).await;
+    let block = submit_block(&mut client, &work, bitaxe, 100).await;
+    common::wait_for_metric(
+        running.metrics_addr(),
+        "ndas_blocks_total{outcome=\"accepted\"}",
+        |n| n == 1.0,
+    )
+    .await;
+    drop(client);
+    running.shutdown().await;
+
+    let running = start_ndas(config).await;
+    let (mut one, work) = ready_miner(running.stratum_addr(), "bitaxe/BM1366/v2.1.0", bitaxe).await;
+    shares(&mut one, &work, bitaxe, 0, 4).await;
+    let (mut two, work) = ready_miner(running.stratum_addr(), "cpuminer/2.5.1", cpu).await;
+    shares(&mut two, &work, cpu, 0, 2).await;
+
+    let url = format!("http://{}/", running.metrics_addr());
+    let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
+    let dom = tokio::task::spawn_blocking(move || rendered(&url, &screenshot))
+        .await
+        .unwrap();
+    assert!(
+        dom.contains("<p id=\"error\"></p>"),
+        "the page reached the API: {dom}"
+    );
+    // The chart is drawn with data: a line of at least two points.
+    let points = dom
+        .split("id=\"chart-line\" points=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or("");
+    assert!(
+        points.split(' ').count() >= 2,
+        "chart points {points:?} in {dom}"
+    );
+    // The rigs by the part of their names that tells them apart.
+    for rig in ["rack12-s19-004", "garage-cpu-1"] {
+        assert!(
+            dom.contains(&format!("<span class=\"rig\">{rig}</span>")),
+            "{rig} in {dom}"
+        );
+    }
+    // The block, with its worker, time and verdict.
+    let hash = block.hash.to_string();
+    let block_row = dom
+        .split("<tr>")
+        .find(|r| r.contains(&hash))
+        .unwrap_or_else(|| panic!("no row for {hash} in {dom}"));
+    assert!(
+        block_row.contains("accepted") && block_row.contains("rack12-s19-004"),
+        "{block_row}"
+    );
+    assert!(
+        !block_row.contains("<td>—</td>"),
+        "a time for the block: {block_row}"
+    );
+    // The node and the account, each with its figures.
+    let node_row = dom
+        .split("<tr>")
+        .find(|r| r.contains("<td>primary</td>"))
+        .expect("the node row");
+    assert!(node_row.contains("serving"), "{node_row}");
+    let account = dom
+        .split("<tr>")
+        .find(|r| r.contains("<td>bc1qfarmaccount</td>"))
+        .expect("the account row");
+    assert!(
+        account.contains("<td>2</td>"),
+        "two workers in the account: {account}"
+    );
+    drop((one, two));
+    running.shutdown().await;
+}
