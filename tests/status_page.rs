@@ -34,6 +34,9 @@ fn rendered(url: &str, screenshot: &std::path::Path) -> String {
         .into_iter()
         .find(|name| Command::new(name).arg("--version").output().is_ok())
         .expect("Chromium is installed (.ci/run installs Debian's chromium)");
+    // A profile of its own, and none of Chromium's own calls out (this
+    // machine's network is closed; they fail, many at a time, at every start).
+    let profile = tempfile::tempdir().unwrap();
     let run = |extra: &[&str]| {
         let output = Command::new(chromium)
             .args([
@@ -41,7 +44,13 @@ fn rendered(url: &str, screenshot: &std::path::Path) -> String {
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-quic",
             ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(["--virtual-time-budget=8000", "--window-size=390,2400"])
             .args(extra)
             .arg(url)
