@@ -56,8 +56,8 @@ pub struct HttpContext {
     pub open: AtomicUsize,
     /// Answers worked out at once (see [`answer_threads`]).
     pub working: tokio::sync::Semaphore,
-    /// The pool's history, for `/api/history*`.
-    pub history: Arc<crate::history::History>,
+    /// The pool's history, for `/api/history*` (none when it could not be opened).
+    pub history: Option<Arc<crate::history::History>>,
 }
 
 /// Answers worked out at once: half the cores (at least one), so however
@@ -284,10 +284,17 @@ pub fn route(
             };
             json_response(StatusCode::OK, &stats.workers_page(from, limit))
         }
+        "/api/history" | "/api/history/worker" | "/api/history/blocks"
+            if context.history.is_none() =>
+        {
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"error": "history unavailable: the log says why"}),
+            )
+        }
         "/api/history" => {
             let range = query_value(request.uri.query().unwrap_or(""), "range");
-            match context
-                .history
+            match history_of(context)
                 .series(range.as_deref().unwrap_or("24h"), crate::stats::unix_now())
             {
                 Ok(series) => json_response(StatusCode::OK, &series),
@@ -296,7 +303,7 @@ pub fn route(
         }
         "/api/history/worker" => {
             let name = query_value(request.uri.query().unwrap_or(""), "name").unwrap_or_default();
-            match context.history.worker(&name) {
+            match history_of(context).worker(&name) {
                 Ok(Some(totals)) => {
                     json_response(StatusCode::OK, &json!({"name": name, "totals": totals}))
                 }
@@ -309,7 +316,7 @@ pub fn route(
                 }
             }
         }
-        "/api/history/blocks" => match context.history.blocks() {
+        "/api/history/blocks" => match history_of(context).blocks() {
             Ok(blocks) => json_response(StatusCode::OK, &json!({"blocks": blocks})),
             Err(error) => {
                 json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": error}))
@@ -317,6 +324,11 @@ pub fn route(
         },
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
     }
+}
+
+/// The history, once `route` has answered 503 without one.
+fn history_of(context: &HttpContext) -> &crate::history::History {
+    context.history.as_deref().expect("checked by route")
 }
 
 /// `/api/stats` for a client without the token: the node's error text can

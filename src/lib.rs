@@ -78,10 +78,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     };
     let journal = Journal::open(&config.data_dir).map_err(data_error)?;
     let lock = lifecycle::lock_instance(&config.data_dir, config.instance_id)?;
-    let history = Arc::new(
-        history::History::open(&config.data_dir, config.stratum.worker_cap())
-            .map_err(StartError::History)?,
-    );
+    // For display only: mining never waits on it. A file that cannot be
+    // opened (a full disk, a newer schema) is left alone and logged.
+    let history = match history::History::open(&config.data_dir, config.stratum.worker_cap()) {
+        Ok(history) => Some(Arc::new(history)),
+        Err(error) => {
+            tracing::error!(%error, file = %config.data_dir.join("history.redb").display(), "history unavailable; mining goes on without it");
+            None
+        }
+    };
     let payout_script =
         chain::address::payout_script(&config.mining.payout_address, config.network)
             .expect("validate() checked the payout address");
@@ -286,7 +291,9 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks.clone(),
     ));
     tasks.spawn(lifecycle::prune_workers(stats.clone(), shutdown.clone()));
-    tasks.spawn(history::run(history, stats.clone(), shutdown.clone()));
+    if let Some(history) = history {
+        tasks.spawn(history::run(history, stats.clone(), shutdown.clone()));
+    }
     if stats.notifies("workers_offline") {
         tasks.spawn(lifecycle::watch_workers(
             stats.clone(),

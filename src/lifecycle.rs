@@ -49,8 +49,6 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{0} (data_dir/history.redb; it is for display only: moving it aside loses no block)")]
-    History(crate::history::HistoryError),
     #[error("cannot start the block journal thread: {0}")]
     JournalThread(std::io::Error),
     #[error("cannot listen on {addr}: {source}")]

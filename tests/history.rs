@@ -111,3 +111,23 @@ fn a_history_file_from_a_newer_ndas_is_refused_not_overwritten() {
     };
     assert!(refused.contains("newer"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_history_that_cannot_be_opened_never_stops_mining() {
+    let dir = temp_dir();
+    let config = common::endpoint_config(
+        (common::node::free_port(), "u", "p"),
+        "regtest",
+        dir.path(),
+        "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080",
+    );
+    // Where the file should be, a folder: it cannot be opened.
+    std::fs::create_dir_all(config.data_dir.join("history.redb")).unwrap();
+    let running = ndas::start(config)
+        .await
+        .expect("NDAS starts without its history");
+    let (status, body) = http_get(running.metrics_addr(), "/api/history?range=1h").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("history unavailable"), "{body}");
+    running.shutdown().await;
+}
