@@ -155,6 +155,16 @@ pub(crate) fn config_error(errors: figment::Error) -> ConfigError {
     )
 }
 
+/// Why `name` cannot be a label value (a port's, a node's, a notification
+/// target's): it must be 1 to `max` of `A-Z a-z 0-9 _ . -`.
+pub(crate) fn label_name_issue(name: &str, max: usize) -> Option<String> {
+    let ok = (1..=max).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    (!ok).then(|| format!("`{name}` must be 1-{max} of A-Z a-z 0-9 _ . -"))
+}
+
 /// Configuration that cannot be used, with every reason found.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n{}", .0.iter().map(|i| format!("  {i}")).collect::<Vec<_>>().join("\n"))]

@@ -8,24 +8,9 @@ use common::{
     http_get, http_json, ready_miner, regtest_config, start_ndas, submit_block, temp_dir,
     RegtestPair,
 };
-use ndas::miner::{grind, Client, Work};
 use serde_json::json;
 
 /// `count` accepted shares that are not blocks.
-async fn shares(client: &mut Client, work: &Work, worker: &str, first: u8, count: u8) {
-    for fill in first..first + count {
-        let en2 = vec![fill; client.extranonce2_size];
-        let wanted = client.difficulty;
-        let share = grind(work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
-            s.difficulty >= wanted && !s.is_block
-        })
-        .unwrap();
-        assert_eq!(
-            client.submit(worker, &share).await.unwrap()["result"],
-            json!(true)
-        );
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_history_and_each_workers_totals_outlive_a_restart() {
@@ -36,7 +21,7 @@ async fn the_history_and_each_workers_totals_outlive_a_restart() {
 
     let running = start_ndas(config.clone()).await;
     let (mut client, work) = ready_miner(running.stratum_addr(), "t/1", "acct.rig1").await;
-    shares(&mut client, &work, "acct.rig1", 0, 5).await;
+    common::accepted_shares(&mut client, &work, "acct.rig1", 0..5).await;
     let block = submit_block(&mut client, &work, "acct.rig1", 100).await;
     pair.wait_height(102).await;
     common::wait_for_metric(
@@ -78,7 +63,7 @@ async fn the_history_and_each_workers_totals_outlive_a_restart() {
 
     // The same worker in the second run: its totals go on from the first.
     let (mut client, work) = ready_miner(running.stratum_addr(), "t/1", "acct.rig1").await;
-    shares(&mut client, &work, "acct.rig1", 0, 3).await;
+    common::accepted_shares(&mut client, &work, "acct.rig1", 0..3).await;
     drop(client);
     let (status, _) = http_get(http, "/api/history?range=forever").await;
     assert_eq!(status, 400);

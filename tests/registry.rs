@@ -8,19 +8,12 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{http_json, metric, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{grind, Client, Work};
+use ndas::miner::{Client, Work};
 use serde_json::json;
 
 /// Submits one accepted share on `work` that is not a block, as `worker`.
 async fn one_share(client: &mut Client, work: &Work, worker: &str, fill: u8) {
-    let en2 = vec![fill; client.extranonce2_size];
-    let wanted = client.difficulty;
-    let share = grind(work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
-        s.difficulty >= wanted && !s.is_block
-    })
-    .unwrap();
-    let answer = client.submit(worker, &share).await.unwrap();
-    assert_eq!(answer["result"], json!(true), "{answer}");
+    common::accepted_shares(client, work, worker, fill..fill + 1).await;
 }
 
 /// Waits until NDAS counts `wanted` open connections.

@@ -10,23 +10,6 @@ mod common;
 use std::process::Command;
 
 use common::{ready_miner, regtest_config, start_ndas, submit_block, temp_dir, RegtestPair};
-use ndas::miner::{grind, Client, Work};
-use serde_json::json;
-
-async fn shares(client: &mut Client, work: &Work, worker: &str, first: u8, count: u8) {
-    for fill in first..first + count {
-        let en2 = vec![fill; client.extranonce2_size];
-        let wanted = client.difficulty;
-        let share = grind(work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
-            s.difficulty >= wanted && !s.is_block
-        })
-        .unwrap();
-        assert_eq!(
-            client.submit(worker, &share).await.unwrap()["result"],
-            json!(true)
-        );
-    }
-}
 
 /// The page's DOM once its scripts have run, from headless Chromium.
 fn rendered(url: &str, screenshot: &std::path::Path) -> String {
@@ -83,7 +66,7 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
     let running = start_ndas(config.clone()).await;
     let (mut client, work) =
         ready_miner(running.stratum_addr(), "bitaxe/BM1366/v2.1.0", bitaxe).await;
-    shares(&mut client, &work, bitaxe, 0, 5).await;
+    common::accepted_shares(&mut client, &work, bitaxe, 0..5).await;
     let block = submit_block(&mut client, &work, bitaxe, 100).await;
     common::wait_for_metric(
         running.metrics_addr(),
@@ -96,9 +79,9 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
 
     let running = start_ndas(config).await;
     let (mut one, work) = ready_miner(running.stratum_addr(), "bitaxe/BM1366/v2.1.0", bitaxe).await;
-    shares(&mut one, &work, bitaxe, 0, 4).await;
+    common::accepted_shares(&mut one, &work, bitaxe, 0..4).await;
     let (mut two, work) = ready_miner(running.stratum_addr(), "cpuminer/2.5.1", cpu).await;
-    shares(&mut two, &work, cpu, 0, 2).await;
+    common::accepted_shares(&mut two, &work, cpu, 0..2).await;
 
     let url = format!("http://{}/", running.metrics_addr());
     let screenshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");

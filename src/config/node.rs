@@ -150,19 +150,8 @@ impl NodeConfig {
                 why,
             })
         };
-        let name_ok = (1..=MAX_NODE_NAME).contains(&self.name.len())
-            && self
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-        if !name_ok {
-            issue(
-                "name",
-                format!(
-                    "`{}` must be 1-{MAX_NODE_NAME} of A-Z a-z 0-9 _ . -",
-                    self.name
-                ),
-            );
+        if let Some(why) = super::label_name_issue(&self.name, MAX_NODE_NAME) {
+            issue("name", why);
         }
         if !(self.timeout_seconds.is_finite() && (0.1..=600.0).contains(&self.timeout_seconds)) {
             issue(

@@ -85,16 +85,8 @@ pub(super) fn issues(targets: &[NotifyConfig]) -> Vec<ConfigIssue> {
     }
     for (i, target) in targets.iter().enumerate() {
         let key = format!("notify[{i}]");
-        let name_ok = (1..=32).contains(&target.name.len())
-            && target
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-        if !name_ok {
-            issue(
-                format!("{key}.name"),
-                format!("`{}` must be 1-32 of A-Z a-z 0-9 _ . -", target.name),
-            );
+        if let Some(why) = super::label_name_issue(&target.name, 32) {
+            issue(format!("{key}.name"), why);
         }
         if targets[..i].iter().any(|other| other.name == target.name) {
             issue(

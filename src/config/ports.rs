@@ -76,19 +76,8 @@ impl Config {
             .chain((0..self.stratum.ports.len()).map(|i| format!("stratum.ports[{i}]")));
         let ports = self.ports();
         for (i, (port, key)) in ports.iter().zip(keys).enumerate() {
-            let name_ok = (1..=MAX_PORT_NAME).contains(&port.name.len())
-                && port
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-            if !name_ok {
-                issue(
-                    format!("{key}.name"),
-                    format!(
-                        "`{}` must be 1-{MAX_PORT_NAME} of A-Z a-z 0-9 _ . -",
-                        port.name
-                    ),
-                );
+            if let Some(why) = super::label_name_issue(&port.name, MAX_PORT_NAME) {
+                issue(format!("{key}.name"), why);
             }
             if ports[..i].iter().any(|other| other.name == port.name) {
                 issue(

@@ -300,6 +300,26 @@ pub async fn submit_block(
     block
 }
 
+/// Accepted shares that are not blocks, one per extranonce2 fill in
+/// `fills`, as `worker`; panics on any refusal.
+pub async fn accepted_shares(
+    client: &mut ndas::miner::Client,
+    work: &ndas::miner::Work,
+    worker: &str,
+    fills: std::ops::Range<u8>,
+) {
+    for fill in fills {
+        let en2 = vec![fill; client.extranonce2_size];
+        let wanted = client.difficulty;
+        let share = ndas::miner::grind(work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
+            s.difficulty >= wanted && !s.is_block
+        })
+        .expect("a share at regtest difficulty");
+        let answer = client.submit(worker, &share).await.unwrap();
+        assert_eq!(answer["result"], serde_json::json!(true), "{answer}");
+    }
+}
+
 /// Reads until a job on a new previous block arrives; that job.
 pub async fn next_tip(
     client: &mut ndas::miner::Client,
