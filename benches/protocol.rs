@@ -65,6 +65,7 @@ fn coinbase_and_root(c: &mut Criterion) {
         payout_script: vec![0x51],
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     let job = Job::build(ndas::stratum::method::JobId(1), Arc::new(template), &config).unwrap();
     let mut en2 = 0u64;

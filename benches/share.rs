@@ -27,6 +27,7 @@ fn job(template: Template) -> Arc<Job> {
         payout_script: hex::decode("0014f5e19ce4798d4fa87b1de99bc4d8557a6264f610").unwrap(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap())
 }
@@ -98,6 +99,7 @@ fn job_building(c: &mut Criterion) {
         payout_script: vec![0x51],
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     c.bench_function("job_build_3500", |b| {
         b.iter(|| Job::build(JobId(1), template.clone(), &config).unwrap())
@@ -129,5 +131,74 @@ fn block_assembly(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, share_validation, job_building, block_assembly);
+/// A template's jobs for 1, 100 and 10,000 payout groups (`username` mode,
+/// one address each) on the 3,500-transaction template: the merkle branch
+/// and notify fields once, then a coinbase and two notify lines per group.
+/// Beside them `fixed` mode's one group, today's single payout.
+fn payout_groups(c: &mut Criterion) {
+    use ndas::work::manager::{JobManager, Payouts};
+    use ndas::work::payout::Payout;
+    let big = include_str!("../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
+    let template = template(big, 3500);
+    let config = JobConfig {
+        payout_script: Vec::new(),
+        coinbase_tag: b"/NDAS/".to_vec(),
+        extranonce2_size: 8,
+        splits: Vec::new(),
+    };
+    let payout = |i: usize| {
+        let address = ndas::load::payout_address(i);
+        Payout::parse(&address, ndas::chain::Network::Regtest).unwrap()
+    };
+    let mut group = c.benchmark_group("publish_3500");
+    group.sample_size(20);
+    let fixed = JobManager::new(
+        config.clone(),
+        1,
+        Payouts {
+            fixed: Some(payout(0)),
+            by_username: None,
+            max_groups: 1,
+        },
+    );
+    group.bench_function("fixed", |b| {
+        b.iter_batched(
+            || template.clone(),
+            |t| fixed.publish(t).unwrap(),
+            criterion::BatchSize::LargeInput,
+        )
+    });
+    for groups in [1usize, 100, 10_000] {
+        let manager = JobManager::new(
+            config.clone(),
+            1,
+            Payouts {
+                fixed: None,
+                by_username: Some(ndas::chain::Network::Regtest),
+                max_groups: groups,
+            },
+        );
+        let held: Vec<_> = (0..groups)
+            .map(|i| manager.join(&payout(i)).unwrap())
+            .collect();
+        group.throughput(Throughput::Elements(groups as u64));
+        group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
+            b.iter_batched(
+                || template.clone(),
+                |t| manager.publish(t).unwrap(),
+                criterion::BatchSize::LargeInput,
+            )
+        });
+        drop(held);
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    share_validation,
+    job_building,
+    block_assembly,
+    payout_groups
+);
 criterion_main!(benches);

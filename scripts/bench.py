@@ -92,7 +92,7 @@ def histogram_quantile(values, name, q):
     return float("inf")
 
 
-def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format, network="regtest"):
+def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format, network="regtest", mining=""):
     """A UTEK licence and conf for the node on `node_port`, and an NDAS config
     serving stratum and metrics on `ports` at a fixed share difficulty."""
     licence = str(uuid.uuid4())
@@ -117,6 +117,7 @@ min = {difficulty}
 max = {difficulty}
 [mining]
 payout_address = "{payout}"
+{mining}
 [node]
 utek_metadata = "{folder}/metadata.json"
 utek_conf = "{folder}/utek.conf"
@@ -146,7 +147,7 @@ class Stack:
     `tip_every` seconds, or, for `bits` "signet", Bitcoin Core itself on a
     private OP_TRUE signet (tips move when the load finds a block)."""
 
-    def __init__(self, bits, tip_every, difficulty):
+    def __init__(self, bits, tip_every, difficulty, mining=""):
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-")
         self.stratum_port, self.metrics_port = free_port(), free_port()
         self.standin = self.core = None
@@ -162,7 +163,7 @@ class Stack:
                 stdout=log, stderr=log)
             time.sleep(1.0)
         write_ndas_files(self.dir, node_port, (self.stratum_port, self.metrics_port), difficulty, payout,
-                         log_format="human", network=network)
+                         log_format="human", network=network, mining=mining)
         log = open(os.path.join(self.dir, "ndas.log"), "w")
         self.ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(self.dir, "ndas.toml")], stdout=log, stderr=log)
         wait_ready(self.metrics_port, self.dir)
@@ -194,9 +195,9 @@ def answers(values):
     return values.get("ndas_shares_total", 0.0)
 
 
-def load_scenario(bits, tip_every, difficulty, load_args):
+def load_scenario(bits, tip_every, difficulty, load_args, mining=""):
     """One run: idle figures, load with RSS sampling, figures after."""
-    stack = Stack(bits, tip_every, difficulty)
+    stack = Stack(bits, tip_every, difficulty, mining)
     try:
         time.sleep(1.0)
         idle = stack.metrics()
@@ -504,6 +505,14 @@ SCENARIOS = [
       "blocks_submitted"]),
     ("fan-out: 10,000 miners, a new block every 2 s", "17034219", 2, "2.5e-10", FANOUT_LOAD,
      ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]),
+    ("fan-out: 10,000 miners over 1,000 payout addresses (`username` mode), a new block every 2 s", "17034219", 2,
+     "2.5e-10", FANOUT_LOAD + ["--payout-addresses", "1000"],
+     ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"],
+     'payout_mode = "username"\nmax_payout_groups = 1000'),
+    ("fan-out: 10,000 miners of one payout address (`username` mode), a new block every 2 s", "17034219", 2,
+     "2.5e-10", FANOUT_LOAD + ["--payout-addresses", "1"],
+     ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"],
+     'payout_mode = "username"'),
     ("connections: 19,000 idle miners (this machine's open-file limit is 20,000)", "17034219", 3, "2.5e-10",
      ["--miners", "19000", "--rate", "0", "--seconds", "10", "--sources", "2", "--connect-rate", "5000"],
      ["connections_held", "server_idle_rss_mib", "server_peak_rss_mib", "rss_kib_per_connection", "fanout_ms.p99"]),
@@ -552,10 +561,11 @@ def main():
         return
     if args.only:
         run(["cargo", "build", "--release", "--bin", "ndas"])
-        for name, bits, tip, difficulty, load_args, shown in SCENARIOS:
+        for name, bits, tip, difficulty, load_args, shown, *mining in SCENARIOS:
             if args.only in name:
-                report = load_scenario(bits, tip, difficulty, load_args)
-                print(f"{name}: {json.dumps({k: pick(report, k) for k in shown})}")
+                for _ in range(args.repeats):
+                    report = load_scenario(bits, tip, difficulty, load_args, *mining)
+                    print(f"{name}: {json.dumps({k: pick(report, k) for k in shown})}")
         return
 
     run(["cargo", "build", "--release", "--bin", "ndas"])
@@ -590,14 +600,16 @@ def main():
         "coinbase_txid_and_merkle_root_3500": 40,
     }
     others = ["parse_submit_line", "serialize_notify_depth12", "job_build_3500", "template_parse_3500", "block_hex_3500",
-              "block_head_hex_3500"]
+              "block_head_hex_3500", "publish_3500/fixed", "publish_3500/groups/1", "publish_3500/groups/100",
+              "publish_3500/groups/10000"]
 
     results = []
-    for name, bits, tip, difficulty, load_args, shown in SCENARIOS:
-        def runs_of(bits=bits, tip=tip, difficulty=difficulty, load_args=load_args, shown=shown, name=name):
+    for name, bits, tip, difficulty, load_args, shown, *mining in SCENARIOS:
+        def runs_of(bits=bits, tip=tip, difficulty=difficulty, load_args=load_args, shown=shown, name=name,
+                    mining=mining):
             runs = []
             for _ in range(args.repeats):
-                runs.append(load_scenario(bits, tip, difficulty, load_args))
+                runs.append(load_scenario(bits, tip, difficulty, load_args, *mining))
                 print(f"{name}: {json.dumps({k: pick(runs[-1], k) for k in shown})}", file=sys.stderr)
             return runs
         results.append((name, shown, measured(name, runs_of)))

@@ -64,16 +64,6 @@ pub struct DifficultyConfig {
     pub agents: Vec<AgentDifficulty>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MiningConfig {
-    /// Paid the whole coinbase value; checked against `network`.
-    pub payout_address: String,
-    pub coinbase_tag: String,
-    /// How often to pick up new transactions without a new block.
-    pub job_refresh_seconds: u64,
-}
-
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -109,11 +99,7 @@ impl Default for Config {
                 rounding: Rounding::Integer,
                 agents: AgentDifficulty::defaults(),
             },
-            mining: MiningConfig {
-                payout_address: String::new(),
-                coinbase_tag: "/NDAS/".into(),
-                job_refresh_seconds: 30,
-            },
+            mining: MiningConfig::default(),
             node: NodeConfig::default(),
             metrics: MetricsConfig::default(),
             notify: Vec::new(),
@@ -308,15 +294,6 @@ impl Config {
             );
         }
         let m = &self.mining;
-        if m.payout_address.is_empty() {
-            issue(
-                "mining.payout_address",
-                "is required: the address the coinbase pays".into(),
-            );
-        } else if let Err(e) = crate::chain::address::payout_script(&m.payout_address, self.network)
-        {
-            issue("mining.payout_address", e.to_string());
-        }
         // Saturating: a huge extranonce2_size is reported above, not a panic.
         let tag_room = (crate::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - 2)
             .saturating_sub(s.extranonce2_size);
@@ -351,6 +328,10 @@ impl Config {
             );
         }
         issues.extend(self.stratum.issues());
+        issues.extend(self.mining.issues(
+            self.network,
+            crate::work::extranonce::EXTRANONCE1_LEN + self.stratum.extranonce2_size,
+        ));
         issues.extend(notify::issues(&self.notify));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
@@ -364,11 +345,13 @@ impl Config {
 }
 
 mod indexed;
+mod mining;
 mod node;
 mod notify;
 mod operator;
 mod ports;
 mod stratum;
+pub use mining::{MiningConfig, PayoutMode, SplitConfig};
 pub use node::{Backend, NodeConfig};
 pub use notify::{NotifyConfig, NotifyKind};
 pub use operator::{MetricsConfig, TokenError};

@@ -34,6 +34,7 @@ fn job_config() -> JobConfig {
         payout_script: PAYOUT_SCRIPT.to_vec(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     }
 }
 

@@ -248,6 +248,10 @@ pub fn route(
             if let Some(age) = stats.template_age() {
                 stats.metrics.template_age_seconds.set(age.as_secs_f64());
             }
+            stats
+                .metrics
+                .payout_groups
+                .set(stats.payout_groups() as i64);
             respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",

@@ -87,18 +87,26 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None
         }
     };
-    let payout_script =
-        chain::address::payout_script(&config.mining.payout_address, config.network)
-            .expect("validate() checked the payout address");
     let first_job_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(1, |elapsed| elapsed.as_secs() << 8);
+    let fixed = config.mining.fixed_payout(config.network);
     let job_config = JobConfig {
-        payout_script,
+        payout_script: Vec::new(),
         coinbase_tag: config.mining.coinbase_tag.clone().into_bytes(),
         extranonce2_size: config.stratum.extranonce2_size,
+        splits: config.mining.splits(config.network),
     };
-    let (manager, jobs) = JobManager::new(job_config, first_job_id);
+    let by_username = config.mining.payout_mode == config::PayoutMode::Username;
+    let manager = JobManager::new(
+        job_config,
+        first_job_id,
+        work::manager::Payouts {
+            fixed,
+            by_username: by_username.then_some(config.network),
+            max_groups: config.mining.max_payout_groups,
+        },
+    );
     let mut listeners = Vec::new();
     for port in config.ports() {
         let (listener, addr) = bind(port.listen).await?;
@@ -119,6 +127,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.stratum.worker_cap(),
     ));
     stats.set_offline_after(config.stratum.offline_after_share_intervals);
+    stats.set_payouts(manager.clone());
     // First, so that nothing the start does goes untold.
     stats.set_notify(notify::start(
         &config.notify,
@@ -183,11 +192,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         poll: Duration::from_millis(config.node.poll_interval_ms),
         longpoll_timeout: Duration::from_secs(300),
     };
-    let template_jobs = manager.subscribe();
-    let zmq_jobs = manager.subscribe();
+    let template_jobs = manager.templates();
+    let zmq_jobs = manager.templates();
     tasks.spawn(node::watcher::run(
         nodes.clone(),
-        manager,
+        manager.clone(),
         wake.clone(),
         watcher,
         stats.clone(),
@@ -239,7 +248,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     for (listener, port) in listeners {
         let (session_tx, session_rx) = watch::channel(Arc::new(session_config(&config, &port)));
         let context = ConnectionContext {
-            jobs: jobs.clone(),
+            payouts: manager.clone(),
             blocks: blocks.clone(),
             config: session_rx,
             shutdown: shutdown.clone(),

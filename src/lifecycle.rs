@@ -350,6 +350,16 @@ fn without_ports(config: &Config) -> crate::config::StratumConfig {
 }
 
 /// Keys that only take effect at start, and whether each differs.
+/// `[mining]`'s keys of who gets paid, but the address itself.
+fn payout_keys(config: &Config) -> crate::config::MiningConfig {
+    crate::config::MiningConfig {
+        payout_address: String::new(),
+        coinbase_tag: String::new(),
+        job_refresh_seconds: 0,
+        ..config.mining.clone()
+    }
+}
+
 fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
     vec![
         ("network", old.network != new.network),
@@ -381,6 +391,10 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
         (
             "mining.coinbase_tag",
             old.mining.coinbase_tag != new.mining.coinbase_tag,
+        ),
+        (
+            "mining payouts (payout_mode, username_fallback, max_payout_groups, split, block_reserved_weight)",
+            format!("{:?}", payout_keys(old)) != format!("{:?}", payout_keys(new)),
         ),
         ("metrics.listen", old.metrics.listen != new.metrics.listen),
         (

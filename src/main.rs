@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod logging;
 mod signals;
+mod tools;
 
 #[derive(Parser)]
 #[command(
@@ -59,6 +60,9 @@ enum Command {
         /// `random` nonces (the server hashes each) or ground `shares`.
         #[arg(long, default_value = "random")]
         mode: String,
+        /// Authorize as `<address>.m<i>` over N regtest addresses (a pool in `username` mode).
+        #[arg(long, default_value_t = 0)]
+        payout_addresses: usize,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -141,7 +145,7 @@ fn main() -> ExitCode {
             listen,
             template,
             every,
-        } => runtime.block_on(fanout_floor(listen, &template, every)),
+        } => runtime.block_on(tools::fanout_floor(listen, &template, every)),
         Command::Load {
             target,
             miners,
@@ -150,6 +154,7 @@ fn main() -> ExitCode {
             sources,
             connect_rate,
             mode,
+            payout_addresses,
             json,
         } => {
             let mode = match mode.as_str() {
@@ -169,8 +174,9 @@ fn main() -> ExitCode {
                 connect_rate,
                 ramp_timeout: Duration::from_secs(120),
                 mode,
+                payout_addresses,
             };
-            runtime.block_on(load(config, json))
+            runtime.block_on(tools::load(config, json))
         }
         Command::StandInNode {
             listen,
@@ -179,7 +185,7 @@ fn main() -> ExitCode {
             tip_every,
         } => {
             logging::init(&ndas::config::Config::default().log);
-            runtime.block_on(stand_in(listen, &template, &bits, tip_every))
+            runtime.block_on(tools::stand_in(listen, &template, &bits, tip_every))
         }
     }
 }
@@ -286,109 +292,6 @@ fn reload(path: &std::path::Path, running: &mut ndas::Running, log: &logging::Re
     for change in changes {
         tracing::info!(config = %path.display(), "SIGHUP: {change}");
     }
-}
-
-async fn load(config: ndas::load::LoadConfig, json: bool) -> ExitCode {
-    match ndas::load::run(config).await {
-        Ok(report) if json => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&report).unwrap_or_default()
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(report) => {
-            println!("{report}");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            eprintln!("load: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn fanout_floor(
-    listen: std::net::SocketAddr,
-    template: &std::path::Path,
-    every: f64,
-) -> ExitCode {
-    let template = std::fs::read_to_string(template)
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-        .and_then(|raw| ndas::node::template::Template::from_json(raw).map_err(|e| e.to_string()));
-    let template = match template {
-        Ok(template) => template,
-        Err(error) => {
-            eprintln!("fanout-floor: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match tokio::net::TcpListener::bind(listen).await {
-        Ok(listener) => {
-            match ndas::load::floor::serve(listener, template, Duration::from_secs_f64(every)).await
-            {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(error) => {
-                    eprintln!("fanout-floor: cannot build a job from the template: {error}");
-                    ExitCode::FAILURE
-                }
-            }
-        }
-        Err(error) => {
-            eprintln!("fanout-floor: cannot listen on {listen}: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-async fn stand_in(
-    listen: std::net::SocketAddr,
-    template: &std::path::Path,
-    bits: &str,
-    tip_every: f64,
-) -> ExitCode {
-    let parsed = std::fs::read_to_string(template)
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()));
-    let bits = u32::from_str_radix(bits, 16).map_err(|e| e.to_string());
-    let standin = match (parsed, bits) {
-        (Ok(template), Ok(bits)) => match ndas::load::standin::StandIn::new(template, bits) {
-            Ok(standin) => standin,
-            Err(error) => {
-                eprintln!("stand-in: {error}");
-                return ExitCode::FAILURE;
-            }
-        },
-        (Err(error), _) | (_, Err(error)) => {
-            eprintln!("stand-in: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("stand-in: cannot listen on {listen}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    tracing::info!(%listen, "stand-in node serving");
-    if tip_every > 0.0 {
-        let mover = standin.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(Duration::from_secs_f64(tip_every));
-            every.tick().await;
-            loop {
-                every.tick().await;
-                mover.new_tip();
-            }
-        });
-    }
-    tokio::select! {
-        _ = ndas::load::standin::serve(listener, standin) => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    ExitCode::SUCCESS
 }
 
 /// `GET url`, exit 0 on a 2xx answer: the container health check.

@@ -47,6 +47,8 @@ pub struct Metrics {
     pub workers_connected: IntGauge,
     /// Workers kept in the registry, connected or not (set at scrape).
     pub workers_registered: IntGauge,
+    /// Payout addresses with a coinbase of their own now (set at scrape).
+    pub payout_groups: IntGauge,
     /// Disconnected workers dropped from a full registry to make room.
     pub workers_evicted_total: IntCounter,
     /// Names not kept because the registry was full of connected workers.
@@ -237,6 +239,11 @@ impl Metrics {
                 r,
                 "ndas_workers_registered",
                 "Workers kept (an accepted share earns a place), connected or not",
+            ),
+            payout_groups: gauge(
+                r,
+                "ndas_payout_groups",
+                "Payout addresses mined for now, each with a coinbase of its own (1 in fixed mode)",
             ),
             workers_evicted_total: counter(
                 r,

@@ -299,7 +299,8 @@ pub async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let config = context.config.borrow().clone();
-        let session = Session::leased(config, lease, resumptions.clone(), Now::system());
+        let session = Session::leased(config, lease, resumptions.clone(), Now::system())
+            .with_payouts(context.payouts.clone());
         let context = context.clone();
         let admission = admission.clone();
         let mut context = context;

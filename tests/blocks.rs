@@ -86,6 +86,7 @@ async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
             .unwrap(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     let job = Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap());
     let notify: serde_json::Value = serde_json::from_slice(&job.notify(true)).unwrap();

@@ -19,6 +19,7 @@ fn config(target: std::net::SocketAddr) -> LoadConfig {
         connect_rate: 100.0,
         ramp_timeout: Duration::from_secs(30),
         mode: Mode::Random,
+        payout_addresses: 0,
     }
 }
 

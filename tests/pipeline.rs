@@ -14,20 +14,6 @@ use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn job_with_transactions(client: &mut Client, want: usize) -> Work {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let job = client.next_job(WAIT).await.unwrap().expect("a job");
-        if job.branch.len() >= want {
-            return job;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no job with transactions"
-        );
-    }
-}
-
 fn find(
     client: &Client,
     work: &Work,
@@ -74,7 +60,7 @@ async fn miners_find_blocks_that_the_node_accepts() {
     assert_eq!(authorized["result"], json!(true));
 
     // The template refresh brings the wallet's transactions into a job.
-    let work = job_with_transactions(&mut client, 3).await;
+    let work = common::job_with_transactions(&mut client, None, 3).await;
     assert!((client.difficulty - 2.5e-10).abs() < 1e-20);
     let start_height = pair.main.height().await;
 
@@ -196,7 +182,7 @@ async fn blocks_on_a_template_whose_version_has_bits_inside_the_mask_are_accepte
     client.configure_version_rolling(0x1fff_e000).await.unwrap();
     client.subscribe("test-miner/1.0").await.unwrap();
     client.authorize("acct.rig").await.unwrap();
-    let mut work = job_with_transactions(&mut client, 3).await;
+    let mut work = common::job_with_transactions(&mut client, None, 3).await;
 
     // Unrolled, rolled below bit 28, and every bit of the mask rolled.
     for (n, rolled) in [(1, None), (2, Some(0x0000_6000)), (3, Some(0x1fff_e000))] {

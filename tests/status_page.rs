@@ -46,9 +46,49 @@ fn rendered(url: &str, screenshot: &std::path::Path) -> String {
         );
         String::from_utf8(output.stdout).unwrap()
     };
-    // A phone-sized screenshot, for the README (not committed: target/).
+    // A phone-sized screenshot (not committed: target/).
     run(&[&format!("--screenshot={}", screenshot.display())]);
     run(&["--dump-dom"])
+}
+
+/// The page as it was drawn, frozen into an SVG of text: its style and body
+/// in a `foreignObject`, without its script. This is the README's picture
+/// (`docs/status-page.svg`, copied from `target/tmp`): text to review and
+/// diff, drawn by any browser at the width given, where a PNG would be a
+/// binary in the repository.
+fn svg_snapshot(dom: &str, width: u32, height: u32) -> String {
+    let between = |open: &str, close: &str| {
+        let start = dom.find(open).map(|i| i + open.len()).expect(open);
+        let end = start + dom[start..].find(close).expect(close);
+        &dom[start..end]
+    };
+    let style = between("<style>", "</style>");
+    let mut body = between("<body>", "</body>").to_owned();
+    if let Some(script) = body.find("<script") {
+        let end = script + body[script..].find("</script>").unwrap() + "</script>".len();
+        body.replace_range(script..end, "");
+    }
+    // HTML to XML: void elements closed, the one named entity HTML keeps, and
+    // the inline chart in the SVG namespace.
+    let mut xml = String::with_capacity(body.len());
+    let mut rest = body.as_str();
+    while let Some(at) = rest.find("<input") {
+        let end = at + rest[at..].find('>').unwrap();
+        xml.push_str(&rest[..end]);
+        xml.push_str("/>");
+        rest = &rest[end + 1..];
+    }
+    xml.push_str(rest);
+    let xml = xml
+        .replace("<br>", "<br/>")
+        .replace("&nbsp;", "&#160;")
+        .replace("<svg ", "<svg xmlns=\"http://www.w3.org/2000/svg\" ");
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
+         viewBox=\"0 0 {width} {height}\">\n<foreignObject width=\"100%\" height=\"100%\">\n\
+         <html xmlns=\"http://www.w3.org/1999/xhtml\"><head><style>{style}</style></head>\n\
+         <body>{xml}</body></html>\n</foreignObject>\n</svg>\n"
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -92,6 +132,10 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
         dom.contains("<p id=\"error\"></p>"),
         "the page reached the API: {dom}"
     );
+    let picture = svg_snapshot(&dom, 900, 1100);
+    assert!(!picture.contains("<script") && picture.contains("rack12-s19-004"));
+    let snapshot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("status-page.svg");
+    std::fs::write(&snapshot, picture).unwrap();
     // The chart is drawn with data: a line of at least two points.
     let points = dom
         .split("id=\"chart-line\" points=\"")

@@ -15,21 +15,18 @@ use super::journal::{BlockBytes, FoundWrite, Journal, JournalEntry};
 use crate::metrics::Metrics;
 use crate::node::template::Template;
 use crate::session::FoundBlock;
-use crate::work::manager::JobReceiver;
+use crate::work::manager::TemplateReceiver;
 
 /// Writes each new template's transactions to the journal, off the
 /// found-block path, so a block found on it journals only its head.
 pub(super) async fn write_templates(
     journal: Journal,
-    mut jobs: JobReceiver,
+    mut jobs: TemplateReceiver,
     shutdown: CancellationToken,
 ) {
     let mut previous: Option<Arc<Template>> = None;
     loop {
-        let template = jobs
-            .borrow_and_update()
-            .as_ref()
-            .map(|job| job.template.clone());
+        let template = jobs.borrow_and_update().clone();
         if let Some(template) = template {
             if !previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &template)) {
                 let (journal, this, last) = (journal.clone(), template.clone(), previous.clone());

@@ -33,7 +33,7 @@ use crate::node::template::Template;
 use crate::session::FoundBlock;
 use entry::{unix_now, SettledMeta, TransactionsMeta};
 pub use entry::{
-    BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, NodeOutcome, Outcome,
+    BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, NodeOutcome, Outcome, PaidOutput,
 };
 use record::{encode, scan, Kind};
 use recovery::{is_block_hash, Reading};

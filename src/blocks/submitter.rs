@@ -20,7 +20,7 @@ pub use super::journal::{BlockBytes, Journal, JournalEntry, NodeOutcome, Outcome
 use crate::node::nodes::{Node, Nodes};
 use crate::node::rpc::{Backoff, RpcError};
 use crate::stats::Stats;
-use crate::work::manager::JobReceiver;
+use crate::work::manager::TemplateReceiver;
 
 /// A settled block is still sent to a node that has not answered, for this long.
 const DELIVER_AFTER_SETTLING: Duration = Duration::from_secs(3600);
@@ -35,7 +35,7 @@ pub struct Submitter {
     /// How long shutdown waits for submissions in flight.
     pub drain: Duration,
     /// Each new template's transactions are journaled as its first job goes out.
-    pub jobs: JobReceiver,
+    pub jobs: TemplateReceiver,
     /// Bounds the `submitblock` calls in flight to each node (by its
     /// index), blocks on the tip first.
     pub gates: Vec<super::gate::SubmitGate>,
@@ -175,6 +175,8 @@ impl Submitter {
             height: entry.height,
             worker: &entry.worker,
             found_at: entry.found_at,
+            // The main output is the last one paid.
+            payout: entry.paid.last().map_or("", |paid| paid.address.as_str()),
         };
         self.stats.block_settled(block, label);
         // The nodes still trying deliver it when they are back; their
@@ -365,7 +367,7 @@ impl Submitter {
             .jobs
             .borrow()
             .as_ref()
-            .map(|job| job.template.prev_hash);
+            .map(|template| template.prev_hash);
         tip.is_some_and(|tip| parent == Some(tip.0))
     }
 }

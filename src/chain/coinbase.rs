@@ -117,6 +117,13 @@ impl Coinbase {
         self.extranonce_len
     }
 
+    /// Its weight in the block (BIP141): four units per byte of the legacy
+    /// serialization, one per witness byte (marker, flag, the reserved value).
+    pub fn weight(&self) -> usize {
+        let legacy = self.coinb1.len() + self.extranonce_len + self.coinb2.len();
+        4 * legacy + if self.witness { 2 + 1 + 1 + 32 } else { 0 }
+    }
+
     /// The txid for a given extranonce, hashed without building the transaction.
     pub fn txid(&self, extranonce1: &[u8], extranonce2: &[u8]) -> Hash256 {
         debug_assert_eq!(extranonce1.len() + extranonce2.len(), self.extranonce_len);
@@ -209,6 +216,7 @@ mod tests {
         let tx: bitcoin::Transaction = deserialize(&bytes).unwrap();
         assert_eq!(tx.input[0].witness.len(), 1);
         assert_eq!(tx.input[0].witness.nth(0).unwrap(), &[0u8; 32]);
+        assert_eq!(coinbase.weight(), tx.weight().to_wu() as usize);
         assert_eq!(
             coinbase.txid(&en1, &en2).0,
             tx.compute_txid().to_raw_hash().to_byte_array()

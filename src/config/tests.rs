@@ -293,3 +293,80 @@ fn a_token_or_chat_of_digits_is_taken_as_written() {
         .collect();
     assert_eq!(keys, ["notify[0].token"]);
 }
+
+/// `[mining]` with `extra` lines, and the issues it has.
+fn mining_issues(extra: &str) -> Vec<ConfigIssue> {
+    let text = format!("network = \"regtest\"\n[mining]\n{extra}\n");
+    match Config::from_toml(&text).unwrap().validate() {
+        Ok(()) => Vec::new(),
+        Err(e) => e.0,
+    }
+}
+
+#[test]
+fn username_mode_needs_no_payout_address_unless_it_falls_back() {
+    assert_eq!(mining_issues("payout_mode = \"username\""), Vec::new());
+    let issues = mining_issues("payout_mode = \"username\"\nusername_fallback = true");
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].key, "mining.payout_address");
+    assert!(
+        issues[0].why.contains("username_fallback"),
+        "{}",
+        issues[0].why
+    );
+    assert!(Config::from_toml("[mining]\npayout_mode = \"pool\"").is_err());
+}
+
+#[test]
+fn splits_are_checked_for_their_address_their_share_and_the_coinbase_weight() {
+    let split = |address: &str, bp: u32| {
+        format!("[[mining.split]]\naddress = \"{address}\"\nbasis_points = {bp}\n")
+    };
+    let fixed = format!("payout_address = \"{REGTEST_ADDRESS}\"\n");
+    let fee = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    assert_eq!(
+        mining_issues(&(fixed.clone() + &split(fee, 150))),
+        Vec::new()
+    );
+
+    let issues = mining_issues(&format!(
+        "{fixed}{}{}{}",
+        split(fee, 150),
+        split("bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4", 10),
+        split(fee, 0)
+    ));
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["mining.split[1].address", "mining.split[2].basis_points"],
+        "{issues:?}"
+    );
+    assert!(issues[0].why.contains("regtest"), "{}", issues[0].why);
+
+    let issues = mining_issues(&format!("{fixed}{}{}", split(fee, 9000), split(fee, 1000)));
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(issues[0].why.contains("10000"), "{}", issues[0].why);
+
+    // Twelve P2WSH splits fit Core's default reservation, not its least.
+    let wsh = bitcoin::Address::p2wsh(&bitcoin::ScriptBuf::new(), bitcoin::KnownHrp::Regtest);
+    let twelve: String = (0..12).map(|_| split(&wsh.to_string(), 10)).collect();
+    assert_eq!(mining_issues(&(fixed.clone() + &twelve)), Vec::new());
+    let issues = mining_issues(&format!("{fixed}block_reserved_weight = 2000\n{twelve}"));
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert_eq!(issues[0].key, "mining.split");
+    assert!(
+        issues[0].why.contains("WU") && issues[0].why.contains("2000"),
+        "{}",
+        issues[0].why
+    );
+    let issues = mining_issues(&format!("{fixed}block_reserved_weight = 1999"));
+    assert_eq!(issues[0].key, "mining.block_reserved_weight");
+}
+
+#[test]
+fn the_number_of_payout_groups_is_bounded() {
+    let issues = mining_issues(&format!(
+        "payout_address = \"{REGTEST_ADDRESS}\"\nmax_payout_groups = 0"
+    ));
+    assert_eq!(issues[0].key, "mining.max_payout_groups");
+}

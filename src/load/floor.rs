@@ -33,6 +33,7 @@ pub async fn serve(
             .expect("static script"),
         coinbase_tag: b"/floor/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     let template = Arc::new(template);
     let build = move |id: u64| Job::build(JobId(id), template.clone(), &config);

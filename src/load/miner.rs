@@ -29,8 +29,10 @@ pub struct MinerResult {
     pub accepted: u64,
     /// Rejections by stratum code.
     pub rejected: Vec<(i64, u64)>,
-    /// When each job id first arrived (measured window only).
-    pub jobs: Vec<(String, Instant)>,
+    /// When the first job on each new tip (its previous-block hash, as
+    /// sent) arrived, measured window only: every miner's first job on a
+    /// tip, whatever payout group's job it is.
+    pub tips: Vec<(String, Instant)>,
 }
 
 pub struct Miner {
@@ -61,7 +63,7 @@ struct LightNotify<'a> {
     #[serde(borrow)]
     params: (
         &'a str,
-        IgnoredAny,
+        &'a str,
         IgnoredAny,
         IgnoredAny,
         IgnoredAny,
@@ -70,6 +72,12 @@ struct LightNotify<'a> {
         &'a str,
         bool,
     ),
+}
+
+/// The previous-block hash a `mining.notify` line names.
+fn notify_tip(line: &str) -> Option<String> {
+    let notify: LightNotify<'_> = serde_json::from_str(line).ok()?;
+    Some(notify.params.1.to_owned())
 }
 
 fn light_notify(line: &str) -> Option<Work> {
@@ -85,6 +93,16 @@ fn light_notify(line: &str) -> Option<Work> {
         ntime: u32::from_str_radix(notify.params.7, 16).ok()?,
         clean: notify.params.8,
     })
+}
+
+/// The `i`-th of the load's regtest P2WPKH addresses (a program hashed
+/// from `i`: nobody holds its key, and nobody needs to).
+pub fn payout_address(i: usize) -> String {
+    use sha2::Digest;
+    let program = sha2::Sha256::digest((i as u64).to_le_bytes());
+    let program = bitcoin::WitnessProgram::new(bitcoin::WitnessVersion::V0, &program[..20])
+        .expect("20 bytes is a v0 program");
+    bitcoin::Address::from_witness_program(program, bitcoin::KnownHrp::Regtest).to_string()
 }
 
 impl Miner {
@@ -115,7 +133,10 @@ impl Miner {
         };
         let (reader, mut writer) = socket.into_split();
         let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(1 << 20));
-        let user = format!("load.m{}", self.index);
+        let user = match self.config.payout_addresses {
+            0 => format!("load.m{}", self.index),
+            n => format!("{}.m{}", payout_address(self.index % n), self.index),
+        };
         let handshake = format!(
             "{}\n{}\n{}\n",
             json!({"id": 1, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "1fffe000"}]}),
@@ -129,6 +150,7 @@ impl Miner {
         let mut extranonce1 = Vec::new();
         let mut difficulty = 1.0f64;
         let mut work: Option<Work> = None;
+        let mut last_tip = String::new();
         let mut authorized = false;
         let mut sent: VecDeque<Instant> = VecDeque::new();
         let mut counter: u64 = (self.index as u64) << 32;
@@ -161,8 +183,11 @@ impl Miner {
                             Mode::Random => light_notify(&line),
                         };
                         if let Some(parsed) = parsed {
-                            if phase == Phase::Measure {
-                                result.jobs.push((parsed.job_id.clone(), arrived));
+                            if let Some(tip) = notify_tip(&line).filter(|tip| *tip != last_tip) {
+                                if phase == Phase::Measure {
+                                    result.tips.push((tip.clone(), arrived));
+                                }
+                                last_tip = tip;
                             }
                             if work.is_none() && authorized {
                                 result.held = true;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
+pub use miner::payout_address;
 pub use report::Report;
 
 /// Most miners one run may simulate.
@@ -46,6 +47,9 @@ pub struct LoadConfig {
     /// Longest the ramp-up may take before the window starts anyway.
     pub ramp_timeout: Duration,
     pub mode: Mode,
+    /// Miners authorize as `<address>.m<i>` over this many regtest
+    /// addresses, for a pool in `username` mode (0: as `load.m<i>`).
+    pub payout_addresses: usize,
 }
 
 /// A run that must not start.

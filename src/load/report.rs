@@ -75,7 +75,7 @@ impl Report {
                 *rejected.entry(*code).or_insert(0) += count;
             }
             latencies.extend(result.latencies_us.iter().map(|&us| f64::from(us) / 1000.0));
-            for (id, at) in &result.jobs {
+            for (id, at) in &result.tips {
                 let entry = jobs.entry(id.as_str()).or_insert((*at, *at, 0));
                 entry.0 = entry.0.min(*at);
                 entry.1 = entry.1.max(*at);
@@ -135,7 +135,7 @@ impl std::fmt::Display for Report {
         let n = &self.fanout_ms;
         write!(
             f,
-            "notify fan-out spread ms over {} jobs: p50 {:.3}, p99 {:.3}, max {:.3}",
+            "notify fan-out spread ms over {} tips: p50 {:.3}, p99 {:.3}, max {:.3}",
             n.count, n.p50, n.p99, n.max
         )
     }

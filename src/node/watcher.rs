@@ -65,7 +65,7 @@ struct Published {
 /// Runs until `shutdown`; `wake` makes it fetch at once.
 pub async fn run(
     nodes: Arc<Nodes>,
-    mut manager: JobManager,
+    manager: std::sync::Arc<JobManager>,
     wake: Arc<Notify>,
     config: WatcherConfig,
     stats: Arc<Stats>,
@@ -205,6 +205,7 @@ pub async fn run(
             (template.height, template.tx_count, template.prev_hash);
         match manager.publish(template) {
             Ok(job) => {
+                let job = job.map_or_else(|| "none".to_owned(), |job| job.id.to_string());
                 published = Some(next);
                 stats.template_published(height, transactions, prev_hash.to_string());
                 if new_tip {
@@ -216,7 +217,8 @@ pub async fn run(
                 tracing::info!(
                     height,
                     transactions,
-                    job = %job.id,
+                    job,
+                    groups = manager.group_count(),
                     clean = new_tip,
                     fetch_ms = started.elapsed().as_millis() as u64,
                     "new job"

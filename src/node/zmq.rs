@@ -18,7 +18,7 @@ use zeromq::{Socket, SocketRecv};
 use super::rpc::Backoff;
 use crate::chain::Hash256;
 use crate::stats::Stats;
-use crate::work::manager::JobReceiver;
+use crate::work::manager::TemplateReceiver;
 
 /// How long after NDAS sees a new tip the node's `hashblock` may still come.
 pub const ANNOUNCE_GRACE: Duration = Duration::from_secs(3);
@@ -40,7 +40,7 @@ pub async fn run(
     endpoint: String,
     wake: Arc<Notify>,
     stats: Arc<Stats>,
-    jobs: JobReceiver,
+    jobs: TemplateReceiver,
     shutdown: CancellationToken,
 ) {
     let backoff = Backoff {
@@ -95,7 +95,7 @@ struct Subscription<'a> {
     endpoint: &'a str,
     wake: &'a Notify,
     stats: &'a Stats,
-    jobs: JobReceiver,
+    jobs: TemplateReceiver,
     /// Subscriptions in a row that ended without announcing a tip.
     failures: u32,
 }

@@ -27,7 +27,8 @@ const LINGER_BYTES: usize = 64 * 1024;
 /// What every connection shares.
 #[derive(Clone)]
 pub struct ConnectionContext {
-    pub jobs: JobReceiver,
+    /// The payout groups: each session mines its group's jobs.
+    pub payouts: Arc<crate::work::JobManager>,
     pub blocks: BlockSink,
     /// Session settings; changed by a config reload.
     pub config: watch::Receiver<Arc<SessionConfig>>,
@@ -214,7 +215,7 @@ async fn serve_session<R, W>(
     reader: R,
     writer: W,
     session: &mut Session,
-    mut context: ConnectionContext,
+    context: ConnectionContext,
     // Held until the miner is subscribed and authorized (`max_handshaking`).
     mut half_open: Option<tokio::sync::OwnedSemaphorePermit>,
     strikes_at_end: &mut u32,
@@ -232,7 +233,11 @@ where
     let mut writer = writer;
     let mut out = Output::default();
     let mut stats = ConnectionStats::open(context.stats.clone(), context.port.clone());
-    if let Some(job) = context.jobs.borrow_and_update().clone() {
+    let mut first = session.jobs();
+    if let Some(job) = first
+        .as_mut()
+        .and_then(|jobs| jobs.borrow_and_update().clone())
+    {
         session.on_job(job, Now::system(), &mut out);
     }
     // Each wait is registered once and kept across turns: re-creating them on
@@ -241,7 +246,7 @@ where
     let shutdown = context.shutdown.clone();
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let mut jobs = Box::pin(changes(context.jobs.clone()));
+    let mut jobs = group_jobs(first);
     let mut configs = Box::pin(changes(context.config.clone()));
     let handshake = tokio::time::sleep(context.handshake_timeout);
     tokio::pin!(handshake);
@@ -299,6 +304,9 @@ where
                     last_heard = tokio::time::Instant::now();
                     if budget.take(last_heard) {
                         session.handle_line(&line, Now::system(), &mut out);
+                        if let Some(group) = out.group.take() {
+                            jobs = group_jobs(Some(group));
+                        }
                         if half_open.is_some() && session.is_authorized() {
                             // Its place among the half-open is free again.
                             half_open = None;
@@ -378,6 +386,17 @@ async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, rea
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// A payout group's jobs as they change; none at all before the session
+/// has a group (`username` mode before its first authorize).
+fn group_jobs(
+    jobs: Option<JobReceiver>,
+) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Arc<crate::work::Job>>> + Send>> {
+    match jobs {
+        Some(jobs) => Box::pin(changes(jobs)),
+        None => Box::pin(futures_util::stream::pending()),
+    }
 }
 
 /// Every new value of a watch channel, as a stream whose wait persists

@@ -59,6 +59,9 @@ pub enum Reject {
     /// 20-minute rule): the block would need other bits.
     NtimeOutsideBits,
     VersionBits,
+    /// A share on a job whose coinbase pays another address than the
+    /// worker's it names (a connection with workers of two addresses).
+    OtherPayout,
 }
 
 impl Reject {
@@ -73,6 +76,7 @@ impl Reject {
         "bad_extranonce2",
         "bad_ntime",
         "bad_version",
+        "other_payout",
     ];
 
     /// The label on `ndas_shares_total{reason=…}`.
@@ -87,6 +91,7 @@ impl Reject {
             Reject::Extranonce2Size { .. } => "bad_extranonce2",
             Reject::NtimeTooOld | Reject::NtimeTooNew | Reject::NtimeOutsideBits => "bad_ntime",
             Reject::VersionBits => "bad_version",
+            Reject::OtherPayout => "other_payout",
         }
     }
 
@@ -103,7 +108,9 @@ impl Reject {
             | Reject::LowDifficulty { .. }
             // A miner that rolls its time a few seconds past the mark is
             // not broken; the job after the mark has the bits it needs.
-            | Reject::NtimeOutsideBits => false,
+            | Reject::NtimeOutsideBits
+            // An honest proxy switching workers sends some.
+            | Reject::OtherPayout => false,
             Reject::Unauthorized
             | Reject::NotSubscribed
             | Reject::Extranonce2Size { .. }
@@ -136,6 +143,10 @@ impl Reject {
             Reject::NtimeOutsideBits => StratumError::new(
                 ErrorCode::Other,
                 "Invalid ntime: this job's bits are not the target at that time (20-minute rule)",
+            ),
+            Reject::OtherPayout => StratumError::new(
+                ErrorCode::JobNotFound,
+                "This job pays another worker's address: mine the newest job for this worker",
             ),
             Reject::VersionBits => StratumError::new(
                 ErrorCode::Other,

@@ -18,7 +18,8 @@ use crate::chain::{Hash256, Target};
 use crate::stratum::message::{error, result};
 use crate::stratum::method::{Authorize, Configure, Submit, Subscribe};
 use crate::stratum::{ErrorCode, Method, Request, StratumError};
-use crate::work::{Extranonce1, Job, Lease};
+use crate::work::manager::{Group, JobReceiver, Mining};
+use crate::work::{Extranonce1, Job, JobManager, Lease};
 
 /// Jobs a connection remembers; older ones answer "job not found".
 const MAX_JOBS: usize = 16;
@@ -94,6 +95,9 @@ pub struct Output {
     pub events: Vec<Event>,
     /// The connection should be closed after sending `lines`.
     pub close: bool,
+    /// The session now mines for another payout group: its jobs come from
+    /// here from now on.
+    pub group: Option<JobReceiver>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +125,12 @@ struct SentJob {
     accepted: HashSet<u128>,
 }
 
+/// A worker name the connection authorized, and the group it is paid by.
+struct Worker {
+    name: Arc<str>,
+    group: Option<Arc<Group>>,
+}
+
 /// One miner's protocol state.
 pub struct Session {
     config: Arc<SessionConfig>,
@@ -128,7 +138,11 @@ pub struct Session {
     extranonce1: Extranonce1,
     version_mask: u32,
     user_agent: Option<String>,
-    workers: Vec<Arc<str>>,
+    workers: Vec<Worker>,
+    /// Where the groups are joined (none in unit tests: no payout checks).
+    manager: Option<Arc<JobManager>>,
+    /// The group whose jobs this connection is sent: its latest worker's.
+    group: Option<Mining>,
     /// Vardiff's current choice, before the network cap.
     difficulty: f64,
     /// The least difficulty this miner asked for (BIP310
@@ -165,6 +179,20 @@ impl Session {
         session
     }
 
+    /// Workers of this session are paid as `manager`'s groups say, and
+    /// each share counts only on a job of its worker's group.
+    pub fn with_payouts(mut self, manager: Arc<JobManager>) -> Session {
+        self.group = manager.fixed().map(Mining::new);
+        self.manager = Some(manager);
+        self
+    }
+
+    /// The jobs this session is sent now: its group's (none before a
+    /// `username` mode worker is authorized).
+    pub fn jobs(&self) -> Option<JobReceiver> {
+        self.group.as_ref().map(|mining| mining.group().subscribe())
+    }
+
     pub fn new(config: Arc<SessionConfig>, extranonce1: Extranonce1, now: Now) -> Session {
         let vardiff = Vardiff::new(config.vardiff, now.instant);
         Session {
@@ -177,6 +205,8 @@ impl Session {
             version_mask: 0,
             user_agent: None,
             workers: Vec::new(),
+            manager: None,
+            group: None,
             sent_difficulty: None,
             latest: None,
             tip: None,
@@ -365,31 +395,6 @@ impl Session {
         }
     }
 
-    fn authorize(&mut self, id: &Value, authorize: Authorize, now: Now, out: &mut Output) {
-        let password_difficulty = authorize.difficulty;
-        if !self.workers.iter().any(|w| **w == *authorize.username) {
-            if self.workers.len() >= MAX_WORKERS {
-                let refusal = StratumError::new(
-                    ErrorCode::Unauthorized,
-                    "Too many workers on one connection",
-                );
-                out.lines.push(error(id, &refusal));
-                return;
-            }
-            let worker: Arc<str> = authorize.username.into();
-            self.workers.push(worker.clone());
-            out.events.push(Event::Authorized { worker });
-        }
-        out.lines.push(result(id, true));
-        // `d=N`: this connection's start and least difficulty.
-        if let Some(difficulty) = password_difficulty {
-            self.set_floor(difficulty, true, now, out);
-        }
-        if self.phase == Phase::Subscribed {
-            self.start_work(now, out);
-        }
-    }
-
     fn configure(&mut self, id: &Value, configure: &Configure, now: Now, out: &mut Output) {
         let mut answer = Map::new();
         if let Some(rolling) = configure.version_rolling {
@@ -442,10 +447,13 @@ impl Session {
     }
 }
 
+mod authorize;
 mod difficulty;
 mod shares;
 
 #[cfg(test)]
 mod firmware_tests;
+#[cfg(test)]
+mod payout_tests;
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,7 @@ pub fn job(id: u64, raw: Value) -> Arc<Job> {
         payout_script: hex::decode(PAYOUT).unwrap(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     Arc::new(Job::build(JobId(id), Arc::new(template), &config).unwrap())
 }

@@ -154,6 +154,7 @@ impl ConnectionStats {
                 block.job.template.height,
                 block.hash.to_string(),
                 &block.worker,
+                &block.job.payout.address,
             ),
             Event::JobSent { created } => metrics
                 .notify_delay_seconds

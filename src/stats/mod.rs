@@ -4,7 +4,7 @@
 
 pub mod connection;
 pub mod ranking;
-mod rates;
+pub mod rates;
 pub mod registry;
 mod worker;
 
@@ -28,6 +28,8 @@ pub struct SettledBlock<'a> {
     pub worker: &'a str,
     /// Unix seconds its share arrived.
     pub found_at: u64,
+    /// The address its main output pays.
+    pub payout: &'a str,
 }
 
 /// A found block as the API and the history show it.
@@ -38,11 +40,18 @@ pub struct BlockView {
     pub worker: String,
     pub found_at: u64,
     pub status: String,
+    /// The address its main output pays (empty in a history written
+    /// before payout modes).
+    #[serde(default)]
+    pub payout: String,
 }
 
 use crate::config::Port;
 use crate::metrics::Metrics;
 use crate::notify::{Event, Sink};
+
+/// Payout addresses `/api/stats` lists, most hashrate first.
+const PAYOUT_ROWS: usize = 100;
 
 /// Found blocks kept for the API.
 const RECENT_BLOCKS: usize = 50;
@@ -55,6 +64,7 @@ struct BlockRecord {
     worker: String,
     found_at: u64,
     status: String,
+    payout: String,
 }
 
 /// The template miners work on now.
@@ -121,6 +131,8 @@ pub struct Stats {
     offline_after: AtomicU64,
     /// The `[[notify]]` targets' queues.
     notify: std::sync::OnceLock<Sink>,
+    /// The payout groups, for `payouts` and `ndas_payout_groups`.
+    payouts: std::sync::OnceLock<Arc<crate::work::JobManager>>,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
 }
@@ -157,6 +169,7 @@ impl Stats {
             ranking: ranking::Ranking::default(),
             offline_after: AtomicU64::new(10f64.to_bits()),
             notify: std::sync::OnceLock::new(),
+            payouts: std::sync::OnceLock::new(),
             ports: Mutex::new(Vec::new()),
         }
     }
@@ -236,6 +249,7 @@ impl Stats {
                 worker: b.worker.clone(),
                 found_at: b.found_at,
                 status: b.status.clone(),
+                payout: b.payout.clone(),
             })
             .collect()
     }
@@ -257,7 +271,7 @@ impl Stats {
         self.notify.get().is_some_and(|sink| sink.wants(name))
     }
 
-    pub fn block_found(&self, height: u32, hash: String, worker: &str) {
+    pub fn block_found(&self, height: u32, hash: String, worker: &str, payout: &str) {
         self.metrics.blocks_found_total.inc();
         let mut blocks = lock(&self.blocks);
         if blocks.len() == RECENT_BLOCKS {
@@ -274,6 +288,7 @@ impl Stats {
             worker: worker.to_owned(),
             found_at: worker::unix_now(),
             status: "pending".into(),
+            payout: payout.to_owned(),
         };
         blocks.push_back(record);
         drop(blocks);
@@ -306,6 +321,7 @@ impl Stats {
                     worker: block.worker.to_owned(),
                     found_at: block.found_at,
                     status: outcome.into(),
+                    payout: block.payout.to_owned(),
                 });
             }
         }
@@ -405,7 +421,7 @@ impl Stats {
         let blocks: Vec<Value> = lock(&self.blocks)
             .iter()
             .rev()
-            .map(|b| json!({"height": b.height, "hash": b.hash, "worker": b.worker, "found_at": b.found_at, "status": b.status}))
+            .map(|b| json!({"height": b.height, "hash": b.hash, "worker": b.worker, "found_at": b.found_at, "status": b.status, "payout": b.payout}))
             .collect();
         json!({
             "uptime_seconds": self.started.elapsed().as_secs(),
@@ -436,6 +452,17 @@ impl Stats {
                 "last_error": node.last_error,
             },
             "nodes": &*lock(&self.nodes),
+            "payouts": self.payouts.get().map(|p| p.snapshot(PAYOUT_ROWS)),
         })
+    }
+
+    /// Where the payout groups are, once they are made.
+    pub fn set_payouts(&self, payouts: Arc<crate::work::JobManager>) {
+        let _ = self.payouts.set(payouts);
+    }
+
+    /// Payout addresses mined for now.
+    pub fn payout_groups(&self) -> usize {
+        self.payouts.get().map_or(0, |p| p.group_count())
     }
 }

@@ -6,9 +6,10 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::extranonce::EXTRANONCE1_LEN;
-use crate::chain::coinbase::{Coinbase, CoinbaseError, CoinbaseSpec, TxOut};
+use super::payout::{reward_outputs, Paid, Payout, Split};
+use crate::chain::coinbase::{Coinbase, CoinbaseError, CoinbaseSpec};
 use crate::chain::header::BIP320_MASK;
-use crate::chain::merkle::{branch, witness_commitment_script};
+use crate::chain::merkle::branch;
 use crate::chain::{Hash256, Target};
 use crate::node::template::Template;
 use crate::stratum::method::JobId;
@@ -17,21 +18,117 @@ use crate::stratum::notify::{notify, NotifyFields};
 /// What the operator decides about every coinbase.
 #[derive(Clone, Debug)]
 pub struct JobConfig {
-    /// scriptPubKey of the payout address.
+    /// scriptPubKey [`Job::build`] pays (tools and tests); the payout
+    /// groups give each job its own.
     pub payout_script: Vec<u8>,
     /// Pool text in the coinbase scriptSig.
     pub coinbase_tag: Vec<u8>,
     /// Bytes of extranonce2 each miner rolls.
     pub extranonce2_size: usize,
+    /// Parts of the reward paid before the main output.
+    pub splits: Vec<Split>,
 }
 
-/// One unit of work, shared by every connection as `Arc<Job>`.
+/// What every job of one template shares, whoever it pays: built once per
+/// template, not once per payout group.
+#[derive(Debug)]
+pub struct Work {
+    pub template: Arc<Template>,
+    branch: Arc<[Hash256]>,
+    version: u32,
+    network_difficulty: f64,
+    /// The notify lines, `clean_jobs` false and true, serialized once with
+    /// stand-ins for what each job has of its own and cut around them.
+    lines: [NotifyPieces; 2],
+}
+
+/// A `mining.notify` line without its job id, coinb1 and coinb2: the
+/// four pieces around them, as the serializer wrote them.
+#[derive(Debug)]
+struct NotifyPieces([Box<[u8]>; 4]);
+
+/// What stands in for a job's own fields while the shared pieces are cut:
+/// strings the serializer writes as they are, which no hex field contains.
+const STAND_INS: [&str; 3] = ["@job_id@", "@coinb1@", "@coinb2@"];
+
+impl NotifyPieces {
+    fn cut(line: &[u8]) -> NotifyPieces {
+        let mut pieces = Vec::with_capacity(4);
+        let mut rest = line;
+        for stand_in in STAND_INS {
+            let at = rest
+                .windows(stand_in.len())
+                .position(|w| w == stand_in.as_bytes())
+                .expect("the stand-in is in the serialized line");
+            pieces.push(rest[..at].into());
+            rest = &rest[at + stand_in.len()..];
+        }
+        pieces.push(rest.into());
+        NotifyPieces(pieces.try_into().expect("four pieces"))
+    }
+
+    /// The line with a job's own fields put in.
+    fn line(&self, fields: [&[u8]; 3]) -> Bytes {
+        let [a, b, c, d] = &self.0;
+        let mut line = Vec::with_capacity(
+            a.len() + b.len() + c.len() + d.len() + fields.iter().map(|f| f.len()).sum::<usize>(),
+        );
+        for (piece, field) in [a, b, c].into_iter().zip(fields) {
+            line.extend_from_slice(piece);
+            line.extend_from_slice(field);
+        }
+        line.extend_from_slice(d);
+        line.into()
+    }
+}
+
+impl Work {
+    /// The merkle branch and the notify lines' shared pieces of `template`.
+    pub fn new(template: Arc<Template>) -> Work {
+        let branch: Arc<[Hash256]> = branch(&template.txids).into();
+        let version = template.version & !BIP320_MASK;
+        let merkle_branch: Vec<String> = branch.iter().map(|h| hex::encode(h.0)).collect();
+        let (prev_hash, version_hex, bits, ntime) = (
+            stratum_prev_hash(&template.prev_hash),
+            format!("{version:08x}"),
+            format!("{:08x}", template.bits),
+            format!("{:08x}", template.cur_time),
+        );
+        let pieces = |clean_jobs| {
+            NotifyPieces::cut(&notify(&NotifyFields {
+                job_id: STAND_INS[0],
+                prev_hash: &prev_hash,
+                coinb1: STAND_INS[1],
+                coinb2: STAND_INS[2],
+                merkle_branch: &merkle_branch,
+                version: &version_hex,
+                bits: &bits,
+                ntime: &ntime,
+                clean_jobs,
+            }))
+        };
+        Work {
+            lines: [pieces(false), pieces(true)],
+            branch,
+            version,
+            network_difficulty: template.network_target.difficulty(),
+            template,
+        }
+    }
+}
+
+/// One unit of work, shared by every connection of its payout group as `Arc<Job>`.
 #[derive(Debug)]
 pub struct Job {
     pub id: JobId,
     pub template: Arc<Template>,
     pub coinbase: Coinbase,
-    pub branch: Vec<Hash256>,
+    pub branch: Arc<[Hash256]>,
+    /// The address the main output pays: a share on this job counts for a
+    /// worker of this address only.
+    pub payout: Payout,
+    /// Every output but the witness commitment, splits first.
+    pub paid: Vec<Paid>,
     /// The version miners are sent: the template's with every BIP320 bit
     /// cleared. Firmware combines its rolled bits with the job's version in
     /// different ways (ESP-Miner and cgminer OR them in, BIP310 replaces
@@ -48,22 +145,35 @@ pub struct Job {
 }
 
 impl Job {
-    /// Builds the coinbase, branch and both notify lines for `template`.
+    /// Builds the coinbase, branch and both notify lines for `template`,
+    /// paying `config.payout_script`.
     pub fn build(
         id: JobId,
         template: Arc<Template>,
         config: &JobConfig,
     ) -> Result<Job, CoinbaseError> {
-        let mut outputs = vec![TxOut {
-            value: template.coinbase_value,
-            script_pubkey: config.payout_script.clone(),
-        }];
-        if let Some(commitment) = &template.witness_commitment {
-            outputs.push(TxOut {
-                value: 0,
-                script_pubkey: witness_commitment_script(commitment),
-            });
-        }
+        let payout = Payout {
+            address: "".into(),
+            script: config.payout_script.clone().into(),
+        };
+        Job::for_payout(id, &Work::new(template), &payout, config)
+    }
+
+    /// The job of `work` whose main output pays `payout`: its coinbase and
+    /// notify lines, the rest shared.
+    pub fn for_payout(
+        id: JobId,
+        work: &Work,
+        payout: &Payout,
+        config: &JobConfig,
+    ) -> Result<Job, CoinbaseError> {
+        let template = &work.template;
+        let (outputs, paid) = reward_outputs(
+            template.coinbase_value,
+            &config.splits,
+            payout,
+            template.witness_commitment.as_ref(),
+        );
         let coinbase = Coinbase::build(&CoinbaseSpec {
             height: template.height,
             tag: &config.coinbase_tag,
@@ -71,40 +181,24 @@ impl Job {
             outputs: &outputs,
             witness: template.witness_commitment.is_some(),
         })?;
-        let branch = branch(&template.txids);
+        // Hex and a hex job id: nothing the serializer would escape.
         let job_id = id.to_string();
-        let prev_hash = stratum_prev_hash(&template.prev_hash);
-        let merkle_branch: Vec<String> = branch.iter().map(|h| hex::encode(h.0)).collect();
         let (coinb1, coinb2) = (
             hex::encode(coinbase.coinb1()),
             hex::encode(coinbase.coinb2()),
         );
-        let job_version = template.version & !BIP320_MASK;
-        let (version, bits, ntime) = (
-            format!("{job_version:08x}"),
-            format!("{:08x}", template.bits),
-            format!("{:08x}", template.cur_time),
-        );
-        let fields = |clean_jobs| NotifyFields {
-            job_id: &job_id,
-            prev_hash: &prev_hash,
-            coinb1: &coinb1,
-            coinb2: &coinb2,
-            merkle_branch: &merkle_branch,
-            version: &version,
-            bits: &bits,
-            ntime: &ntime,
-            clean_jobs,
-        };
-        let notify_clean = notify(&fields(true));
-        let notify_update = notify(&fields(false));
+        let own = [job_id.as_bytes(), coinb1.as_bytes(), coinb2.as_bytes()];
+        let notify_update = work.lines[0].line(own);
+        let notify_clean = work.lines[1].line(own);
         Ok(Job {
             id,
-            version: job_version,
-            network_difficulty: template.network_target.difficulty(),
-            template,
+            version: work.version,
+            network_difficulty: work.network_difficulty,
+            template: template.clone(),
             coinbase,
-            branch,
+            branch: work.branch.clone(),
+            payout: payout.clone(),
+            paid,
             created: Instant::now(),
             notify_clean,
             notify_update,
@@ -142,6 +236,41 @@ pub fn stratum_prev_hash(hash: &Hash256) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_notify_line_put_together_from_pieces_is_the_serializer_s_own() {
+        // Bitcoin Core's 3,500-transaction template: a branch of 12 steps.
+        let raw = include_str!("../../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
+        let template = Arc::new(Template::from_json(serde_json::from_str(raw).unwrap()).unwrap());
+        let config = JobConfig {
+            payout_script: hex::decode(crate::session::testkit::PAYOUT).unwrap(),
+            coinbase_tag: b"/NDAS/".to_vec(),
+            extranonce2_size: 8,
+            splits: Vec::new(),
+        };
+        let job = Job::build(JobId(0x006b_0fa2_f400), template.clone(), &config).unwrap();
+        let work = Work::new(template.clone());
+        let merkle_branch: Vec<String> = work.branch.iter().map(|h| hex::encode(h.0)).collect();
+        assert_eq!(merkle_branch.len(), 12);
+        let (coinb1, coinb2) = (
+            hex::encode(job.coinbase.coinb1()),
+            hex::encode(job.coinbase.coinb2()),
+        );
+        for clean in [false, true] {
+            let whole = notify(&NotifyFields {
+                job_id: "6b0fa2f400",
+                prev_hash: &stratum_prev_hash(&template.prev_hash),
+                coinb1: &coinb1,
+                coinb2: &coinb2,
+                merkle_branch: &merkle_branch,
+                version: &format!("{:08x}", template.version & !BIP320_MASK),
+                bits: &format!("{:08x}", template.bits),
+                ntime: &format!("{:08x}", template.cur_time),
+                clean_jobs: clean,
+            });
+            assert_eq!(job.notify(clean), whole);
+        }
+    }
 
     #[test]
     fn prev_hash_is_the_display_words_in_reverse_order() {

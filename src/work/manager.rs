@@ -1,61 +1,342 @@
-//! Publishes jobs to every connection through one `watch` channel.
+//! Builds jobs from templates, one per payout group, and publishes each
+//! group's through its own `watch` channel.
 //!
-//! A connection that falls behind sees only the newest job, which is the only
-//! one worth mining; it compares the job's previous-block hash with the last it
-//! sent to decide `clean_jobs`, so a skipped tip change is never missed.
+//! A group is every connection whose coinbase pays one address: in `fixed`
+//! mode there is one, held for the life of the process; in `username` mode
+//! one per address that has a miner authorized on it, gone with its last
+//! connection. A template is turned once into the parts every job shares
+//! ([`Work`]: merkle branch, notify fields), then into one coinbase and one
+//! pair of notify lines per live group, never per connection.
+//!
+//! A connection that falls behind sees only its group's newest job, which
+//! is the only one worth mining; it compares the job's previous-block hash
+//! with the last it sent to decide `clean_jobs`, so a skipped tip change is
+//! never missed.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::job::{Job, JobConfig};
+use super::job::{Job, JobConfig, Work};
+use super::payout::Payout;
+use crate::chain::address::AddressError;
 use crate::chain::coinbase::CoinbaseError;
+use crate::chain::Network;
 use crate::node::template::Template;
+use crate::stats::rates::Rates;
 use crate::stratum::method::JobId;
 
-/// The receiving end every connection holds.
+/// The receiving end of one group's jobs.
 pub type JobReceiver = watch::Receiver<Option<Arc<Job>>>;
+/// The newest template, for what follows the tip rather than a group's jobs
+/// (the journal, ZMQ's silence check, the submitter's stale check).
+pub type TemplateReceiver = watch::Receiver<Option<Arc<Template>>>;
 
-/// Builds jobs from templates and publishes them.
+/// The connections whose blocks pay one address. Held (as `Arc<Group>`) by
+/// each connection mining for it; the manager keeps only a weak reference.
+#[derive(Debug)]
+pub struct Group {
+    pub payout: Payout,
+    jobs: watch::Sender<Option<Arc<Job>>>,
+    /// Its shares and blocks, in `username` mode (in `fixed` mode the
+    /// pool's own figures are the one address's: nothing is counted twice).
+    figures: Option<Mutex<Figures>>,
+    /// Connections whose jobs are this group's now.
+    mining: AtomicUsize,
+}
+
+/// A connection mining a group's jobs, counted while it does.
+#[derive(Debug)]
+pub struct Mining(Arc<Group>);
+
+impl Mining {
+    pub fn new(group: Arc<Group>) -> Mining {
+        group.mining.fetch_add(1, Ordering::Relaxed);
+        Mining(group)
+    }
+
+    pub fn group(&self) -> &Arc<Group> {
+        &self.0
+    }
+}
+
+impl Drop for Mining {
+    fn drop(&mut self) {
+        self.0.mining.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What one payout address's miners did while it had any.
+#[derive(Debug)]
+struct Figures {
+    rates: Rates,
+    accepted: u64,
+    blocks: u64,
+}
+
+impl Group {
+    fn new(payout: Payout, counted: bool) -> Group {
+        Group {
+            payout,
+            jobs: watch::channel(None).0,
+            mining: AtomicUsize::new(0),
+            figures: counted.then(|| {
+                Mutex::new(Figures {
+                    rates: Rates::new(Instant::now()),
+                    accepted: 0,
+                    blocks: 0,
+                })
+            }),
+        }
+    }
+
+    /// An accepted share of `difficulty` (and whether it was a block).
+    pub fn record_share(&self, difficulty: f64, block: bool, now: Instant) {
+        if let Some(figures) = &self.figures {
+            let mut figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
+            figures.rates.add(difficulty, now);
+            figures.accepted += 1;
+            figures.blocks += u64::from(block);
+        }
+    }
+
+    /// This group's jobs; the current one is taken with `borrow_and_update`.
+    pub fn subscribe(&self) -> JobReceiver {
+        self.jobs.subscribe()
+    }
+
+    /// The job this group's miners have now.
+    pub fn current(&self) -> Option<Arc<Job>> {
+        self.jobs.borrow().clone()
+    }
+}
+
+/// A payout group that could not be joined.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JoinError {
+    #[error(
+        "{max} payout addresses are being mined for already (mining.max_payout_groups): try later"
+    )]
+    Full { max: usize },
+    #[error("{0}; this pool pays the address a username starts with (address.worker)")]
+    NotAnAddress(AddressError),
+}
+
+/// Who the groups pay.
+#[derive(Clone, Debug)]
+pub struct Payouts {
+    /// Paid by every connection (`fixed` mode), or by usernames that are
+    /// not addresses (`username` mode's fallback).
+    pub fixed: Option<Payout>,
+    /// `username` mode: the username's first part is the address, on this network.
+    pub by_username: Option<Network>,
+    /// Most groups at once (`mining.max_payout_groups`).
+    pub max_groups: usize,
+}
+
+/// The live groups and the template they are built from.
+struct Shared {
+    work: Option<Arc<Work>>,
+    groups: HashMap<Arc<[u8]>, Weak<Group>>,
+}
+
+/// Builds jobs from templates and publishes them, group by group.
 pub struct JobManager {
     config: JobConfig,
-    next_id: u64,
-    sender: watch::Sender<Option<Arc<Job>>>,
+    next_id: AtomicU64,
+    max_groups: usize,
+    by_username: Option<Network>,
+    /// `fixed` mode's one group (or the fallback's), which never goes.
+    fixed: Option<Arc<Group>>,
+    shared: Mutex<Shared>,
+    templates: watch::Sender<Option<Arc<Template>>>,
 }
 
 impl JobManager {
     /// Job ids start from `first_id`; give each process start a new range
     /// (e.g. from the clock) so a miner's share for a job of an earlier run is
     /// answered "job not found", never judged against another job.
-    pub fn new(config: JobConfig, first_id: u64) -> (JobManager, JobReceiver) {
-        let (sender, receiver) = watch::channel(None);
-        let manager = JobManager {
+    pub fn new(config: JobConfig, first_id: u64, payouts: Payouts) -> Arc<JobManager> {
+        let (templates, _) = watch::channel(None);
+        let counted = payouts.by_username.is_some();
+        let fixed = payouts
+            .fixed
+            .map(|payout| Arc::new(Group::new(payout, counted)));
+        let mut groups = HashMap::new();
+        if let Some(group) = &fixed {
+            groups.insert(group.payout.script.clone(), Arc::downgrade(group));
+        }
+        Arc::new(JobManager {
             config,
-            next_id: first_id.max(1),
-            sender,
+            next_id: AtomicU64::new(first_id.max(1)),
+            max_groups: payouts.max_groups.max(1),
+            by_username: payouts.by_username,
+            fixed,
+            shared: Mutex::new(Shared { work: None, groups }),
+            templates,
+        })
+    }
+
+    /// The group of `fixed` mode (or `username` mode's fallback address).
+    pub fn fixed(&self) -> Option<Arc<Group>> {
+        self.fixed.clone()
+    }
+
+    /// The group a worker of this name mines for: the fixed one, or in
+    /// `username` mode the one of the address before the first `.`.
+    pub fn for_username(&self, username: &str) -> Result<Arc<Group>, JoinError> {
+        let Some(network) = self.by_username else {
+            return Ok(self.fixed.clone().expect("fixed mode has its group"));
         };
-        (manager, receiver)
+        let address = username.split('.').next().unwrap_or_default();
+        match Payout::parse(address, network) {
+            Ok(payout) => self.join(&payout),
+            Err(error) => self.fixed.clone().ok_or(JoinError::NotAnAddress(error)),
+        }
     }
 
-    /// Builds the job for `template` and hands it to every connection.
-    pub fn publish(&mut self, template: Template) -> Result<Arc<Job>, CoinbaseError> {
-        let job = Arc::new(Job::build(
-            JobId(self.next_id),
-            Arc::new(template),
-            &self.config,
-        )?);
-        self.next_id += 1;
-        self.sender.send_replace(Some(job.clone()));
-        Ok(job)
+    /// The group paying `payout`, made (with its job for the current
+    /// template) if no connection mines for it yet.
+    pub fn join(&self, payout: &Payout) -> Result<Arc<Group>, JoinError> {
+        if let Some(fixed) = self
+            .fixed
+            .as_ref()
+            .filter(|g| g.payout.script == payout.script)
+        {
+            return Ok(fixed.clone());
+        }
+        let mut shared = self.shared.lock().unwrap();
+        if let Some(group) = shared.groups.get(&payout.script).and_then(Weak::upgrade) {
+            return Ok(group);
+        }
+        if shared.groups.len() >= self.max_groups {
+            shared.groups.retain(|_, group| group.strong_count() > 0);
+            if shared.groups.len() >= self.max_groups {
+                return Err(JoinError::Full {
+                    max: self.max_groups,
+                });
+            }
+        }
+        let group = Arc::new(Group::new(payout.clone(), true));
+        if let Some(work) = &shared.work {
+            match self.build(work, payout) {
+                Ok(job) => {
+                    group.jobs.send_replace(Some(job));
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot build a job for a new payout address")
+                }
+            }
+        }
+        shared
+            .groups
+            .insert(payout.script.clone(), Arc::downgrade(&group));
+        Ok(group)
     }
 
-    /// The job miners have now.
-    pub fn current(&self) -> Option<Arc<Job>> {
-        self.sender.borrow().clone()
+    /// Builds the jobs of `template` for every group with miners on it and
+    /// hands each to its group; returns the first (the fixed group's, if any).
+    pub fn publish(&self, template: Template) -> Result<Option<Arc<Job>>, CoinbaseError> {
+        let template = Arc::new(template);
+        let work = Arc::new(Work::new(template.clone()));
+        // A coinbase that cannot be built fails for every group alike:
+        // tried first, before any group is moved on.
+        let probe = self
+            .fixed
+            .as_ref()
+            .map(|group| self.build(&work, &group.payout));
+        let probe = probe.transpose()?;
+        let live: Vec<Arc<Group>> = {
+            let mut shared = self.shared.lock().unwrap();
+            shared.work = Some(work.clone());
+            shared.groups.retain(|_, group| group.strong_count() > 0);
+            shared.groups.values().filter_map(Weak::upgrade).collect()
+        };
+        // Outside the lock: a join meanwhile builds its own job from `work`.
+        let mut first = None;
+        for group in live {
+            let job = match (&self.fixed, &probe) {
+                (Some(fixed), Some(job)) if Arc::ptr_eq(fixed, &group) => job.clone(),
+                _ => match self.build(&work, &group.payout) {
+                    Ok(job) => job,
+                    Err(error) => {
+                        tracing::error!(%error, address = %group.payout.address, "cannot build a job for this payout address");
+                        continue;
+                    }
+                },
+            };
+            group.jobs.send_replace(Some(job.clone()));
+            first.get_or_insert(job);
+        }
+        if let Some(job) = &probe {
+            first = Some(job.clone());
+        }
+        self.templates.send_replace(Some(template));
+        Ok(first)
     }
 
-    /// Another receiver, for a new listener or the stats.
-    pub fn subscribe(&self) -> JobReceiver {
-        self.sender.subscribe()
+    fn build(&self, work: &Work, payout: &Payout) -> Result<Arc<Job>, CoinbaseError> {
+        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        Ok(Arc::new(Job::for_payout(id, work, payout, &self.config)?))
+    }
+
+    /// The groups with miners on them now.
+    pub fn group_count(&self) -> usize {
+        let shared = self.shared.lock().unwrap();
+        shared
+            .groups
+            .values()
+            .filter(|group| group.strong_count() > 0)
+            .count()
+    }
+
+    /// `/api/stats` `payouts`: the mode, how many groups there are, and the
+    /// `limit` addresses with the most hashrate (5 minutes), each with its
+    /// connections, shares and blocks.
+    pub fn snapshot(&self, limit: usize) -> serde_json::Value {
+        let now = Instant::now();
+        let groups: Vec<Arc<Group>> = {
+            let shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            shared.groups.values().filter_map(Weak::upgrade).collect()
+        };
+        let mut rows: Vec<(f64, serde_json::Value)> = groups
+            .iter()
+            .filter_map(|group| {
+                let figures = group.figures.as_ref()?;
+                let figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
+                let [_, m5, h1] = figures.rates.hashrates(now);
+                let connections = group.mining.load(Ordering::Relaxed);
+                Some((
+                    m5,
+                    serde_json::json!({
+                        "address": &*group.payout.address,
+                        "connections": connections,
+                        "hashrate": {"5m": m5, "1h": h1},
+                        "accepted": figures.accepted,
+                        "blocks": figures.blocks,
+                    }),
+                ))
+            })
+            .collect();
+        rows.sort_by(|a, b| b.0.total_cmp(&a.0));
+        rows.truncate(limit);
+        serde_json::json!({
+            "mode": if self.by_username.is_some() { "username" } else { "fixed" },
+            "groups": groups.len(),
+            "max_groups": self.max_groups,
+            "fixed_address": self.fixed.as_ref().map(|f| &*f.payout.address),
+            "addresses": rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>(),
+        })
+    }
+
+    /// The newest template, whatever the groups.
+    pub fn templates(&self) -> TemplateReceiver {
+        self.templates.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 pub mod extranonce;
 pub mod job;
 pub mod manager;
+pub mod payout;
 
 pub use extranonce::{Extranonce1, ExtranonceAllocator, Lease, EXTRANONCE1_SPACE};
 pub use job::{Job, JobConfig};

@@ -338,3 +338,27 @@ pub async fn next_tip(
         }
     }
 }
+
+/// `first` if it carries the mempool's transactions (a merkle branch of
+/// `want` steps or more), else the first job after it that does.
+pub async fn job_with_transactions(
+    client: &mut ndas::miner::Client,
+    first: Option<ndas::miner::Work>,
+    want: usize,
+) -> ndas::miner::Work {
+    if let Some(work) = first.filter(|work| work.branch.len() >= want) {
+        return work;
+    }
+    let wait = Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let job = client.next_job(wait).await.unwrap().expect("a job");
+        if job.branch.len() >= want {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no job with transactions"
+        );
+    }
+}

@@ -15,6 +15,9 @@ pub struct JournalEntry {
     pub worker: String,
     /// Unix seconds when the share arrived.
     pub found_at: u64,
+    /// Who the coinbase pays, splits first (not the witness commitment).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paid: Vec<PaidOutput>,
     /// The serialized block (hex in JSON, as `submitblock` takes it).
     #[serde(with = "hex_block")]
     pub block: BlockBytes,
@@ -23,6 +26,13 @@ pub struct JournalEntry {
     /// Each node's verdict, in the order they came (in the settled copy).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeOutcome>,
+}
+
+/// An output of a found block's coinbase: an address and its satoshis.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PaidOutput {
+    pub address: String,
+    pub value: u64,
 }
 
 /// One node's verdict on a block.
@@ -108,6 +118,15 @@ impl JournalEntry {
             height: block.job.template.height,
             worker: block.worker.to_string(),
             found_at: unix_now(),
+            paid: block
+                .job
+                .paid
+                .iter()
+                .map(|paid| PaidOutput {
+                    address: paid.address.to_string(),
+                    value: paid.value,
+                })
+                .collect(),
             block: BlockBytes::default(),
             outcome: None,
             nodes: Vec::new(),
@@ -120,6 +139,7 @@ impl JournalEntry {
             height: self.height,
             worker: self.worker.clone(),
             found_at: self.found_at,
+            paid: self.paid.clone(),
             transactions,
         })
     }
@@ -132,6 +152,8 @@ pub(super) struct FoundMeta {
     pub(super) height: u32,
     pub(super) worker: String,
     pub(super) found_at: u64,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) paid: Vec<PaidOutput>,
     /// The transactions record completing the block, when the record holds
     /// only the block's head.
     #[serde(default, skip_serializing_if = "Option::is_none")]

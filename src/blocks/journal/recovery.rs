@@ -127,6 +127,7 @@ impl Reading {
                         height: meta.height,
                         worker: meta.worker,
                         found_at: meta.found_at,
+                        paid: meta.paid,
                         outcome: None,
                         nodes: Vec::new(),
                     })

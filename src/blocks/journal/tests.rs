@@ -11,6 +11,11 @@ fn entry(name: &str, block: &[u8]) -> JournalEntry {
         height: 7,
         worker: "w".into(),
         found_at: 1,
+        // Who it paid survives a restart with the rest.
+        paid: vec![PaidOutput {
+            address: "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080".into(),
+            value: 5_000_000_000,
+        }],
         block: BlockBytes::whole(block.to_vec()),
         outcome: None,
         nodes: Vec::new(),
@@ -168,6 +173,7 @@ fn found_on(template: Arc<Template>, nonce: u8) -> FoundBlock {
         payout_script: hex::decode(testkit::PAYOUT).unwrap(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     let job = Arc::new(Job::build(JobId(1), template, &config).unwrap());
     FoundBlock {

@@ -22,6 +22,7 @@ fn core_job(fixture: &str) -> Arc<Job> {
         payout_script: hex::decode("0014f5e19ce4798d4fa87b1de99bc4d8557a6264f610").unwrap(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
+        splits: Vec::new(),
     };
     Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap())
 }

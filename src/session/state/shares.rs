@@ -7,12 +7,12 @@ use super::*;
 
 impl Session {
     pub(super) fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
-        let worker = self
-            .workers
-            .iter()
-            .find(|w| ***w == *submit.worker)
-            .cloned();
-        match self.judge(submit, worker.as_ref(), now, out) {
+        // By index: the group is borrowed, never cloned (in `fixed` mode
+        // every connection shares it, and its count would be a contended
+        // atomic on every share).
+        let found = self.workers.iter().position(|w| *w.name == *submit.worker);
+        let worker = found.map(|i| self.workers[i].name.clone());
+        match self.judge(submit, worker.as_ref(), found, now, out) {
             Ok(()) => {
                 out.lines.push(result(id, true));
                 if let Some(next) = self.vardiff.on_share(self.difficulty, now.instant) {
@@ -37,6 +37,7 @@ impl Session {
         &mut self,
         submit: &Submit,
         worker: Option<&Arc<str>>,
+        index: Option<usize>,
         now: Now,
         out: &mut Output,
     ) -> Result<(), Reject> {
@@ -47,6 +48,7 @@ impl Session {
         }
         let worker = worker.ok_or(Reject::Unauthorized)?;
         let job_id = submit.job_id.ok_or(Reject::JobNotFound)?;
+        let group = index.and_then(|i| self.workers[i].group.as_deref());
         let tip = self.tip;
         let sent_difficulty = self.sent_difficulty;
         let sent = self
@@ -56,6 +58,13 @@ impl Session {
             .find(|sent| sent.job.id == job_id)
             .ok_or(Reject::JobNotFound)?;
         let stale = Some(*sent.job.prev_hash()) != tip;
+        // The job pays this worker's address, or the share is not its (a
+        // block on it is still submitted: it pays an address of this
+        // connection's, and a block is never thrown away).
+        let other_payout = group.is_some_and(|group| {
+            !Arc::ptr_eq(&group.payout.script, &sent.job.payout.script)
+                && group.payout.script != sent.job.payout.script
+        });
         // A share on a job whose tip was just replaced is stale as a share,
         // but if it meets the network target it is still submitted as a
         // block (as ckpool does): it may win the race for its height.
@@ -75,8 +84,14 @@ impl Session {
         };
         let accepted = match validate(&sent.job, submit, &context) {
             Err(_) if stale => return Err(Reject::Stale),
+            Err(_) if other_payout => return Err(Reject::OtherPayout),
             judged => judged?,
         };
+        // Not this worker's share, and not a block: nothing to remember,
+        // so the worker whose address it pays may still send it.
+        if other_payout && !accepted.is_block {
+            return Err(Reject::OtherPayout);
+        }
         let key = u128::from_le_bytes(accepted.hash.0[..16].try_into().expect("16 of 32 bytes"));
         if !sent.accepted.insert(key) {
             return Err(if stale {
@@ -85,7 +100,10 @@ impl Session {
                 Reject::Duplicate
             });
         }
-        if !stale {
+        if !stale && !other_payout {
+            if let Some(group) = group {
+                group.record_share(difficulty, accepted.is_block, now.instant);
+            }
             out.events.push(Event::Share {
                 worker: Some(worker.clone()),
                 difficulty,
@@ -105,6 +123,9 @@ impl Session {
         }
         if stale {
             return Err(Reject::Stale);
+        }
+        if other_payout {
+            return Err(Reject::OtherPayout);
         }
         Ok(())
     }

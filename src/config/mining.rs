@@ -1,0 +1,176 @@
+//! `[mining]`: who the coinbase pays, and what else goes in it.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigIssue;
+use crate::chain::Network;
+use crate::work::payout::{
+    coinbase_weight_budget, worst_case_weight, Payout, Split, BASIS_POINTS, LONGEST_PAYOUT_SCRIPT,
+    MIN_BLOCK_RESERVED_WEIGHT,
+};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MiningConfig {
+    /// Paid what the splits leave: in `fixed` mode always, in `username`
+    /// mode for a username that is not an address when `username_fallback`.
+    pub payout_address: String,
+    /// `fixed`: every block pays `payout_address`. `username`: a block pays
+    /// the address its miner's username starts with (solo mining for
+    /// hosted machines, as ckpool's btcsolo and public-pool do).
+    pub payout_mode: PayoutMode,
+    /// In `username` mode, a username that is not an address of `network`
+    /// mines for `payout_address` instead of being refused.
+    pub username_fallback: bool,
+    /// Coinbases built at once per template, one per address with miners
+    /// on it: an authorize that would add another is refused.
+    pub max_payout_groups: usize,
+    /// Parts of every block's reward paid first (an operator fee, a donation).
+    pub split: Vec<SplitConfig>,
+    /// The node's `-blockreservedweight` (Core's default 8000): its
+    /// templates leave this much for the header and the coinbase, and the
+    /// largest coinbase these settings can build must fit.
+    pub block_reserved_weight: usize,
+    pub coinbase_tag: String,
+    /// How often to pick up new transactions without a new block.
+    pub job_refresh_seconds: u64,
+}
+
+/// Whose address the coinbase pays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayoutMode {
+    Fixed,
+    Username,
+}
+
+/// One `[[mining.split]]`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SplitConfig {
+    pub address: String,
+    /// Out of 10,000: 150 is 1.5 %.
+    pub basis_points: u32,
+}
+
+impl Default for MiningConfig {
+    fn default() -> Self {
+        MiningConfig {
+            payout_address: String::new(),
+            payout_mode: PayoutMode::Fixed,
+            username_fallback: false,
+            max_payout_groups: 1000,
+            split: Vec::new(),
+            block_reserved_weight: 8000,
+            coinbase_tag: "/NDAS/".into(),
+            job_refresh_seconds: 30,
+        }
+    }
+}
+
+impl MiningConfig {
+    /// The address paid when a miner's own is not: always in `fixed` mode,
+    /// only with `username_fallback` in `username` mode.
+    pub fn fixed_payout(&self, network: Network) -> Option<Payout> {
+        let wanted = self.payout_mode == PayoutMode::Fixed || self.username_fallback;
+        wanted
+            .then(|| Payout::parse(&self.payout_address, network).ok())
+            .flatten()
+    }
+
+    /// The splits, parsed; those that do not parse are reported by `issues`.
+    pub fn splits(&self, network: Network) -> Vec<Split> {
+        self.split
+            .iter()
+            .filter_map(|split| {
+                Some(Split {
+                    payout: Payout::parse(&split.address, network).ok()?,
+                    basis_points: split.basis_points,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) fn issues(&self, network: Network, extranonce_len: usize) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: &str, why: String| {
+            issues.push(ConfigIssue {
+                key: key.into(),
+                why,
+            })
+        };
+        let needed = match self.payout_mode {
+            PayoutMode::Fixed => Some("the address the coinbase pays"),
+            PayoutMode::Username if self.username_fallback => {
+                Some("mining.username_fallback pays it to usernames that are not addresses")
+            }
+            PayoutMode::Username => None,
+        };
+        if self.payout_address.is_empty() {
+            if let Some(why) = needed {
+                issue("mining.payout_address", format!("is required: {why}"));
+            }
+        } else if let Err(e) = Payout::parse(&self.payout_address, network) {
+            issue("mining.payout_address", e.to_string());
+        }
+        if !(1..=100_000).contains(&self.max_payout_groups) {
+            issue(
+                "mining.max_payout_groups",
+                format!("{} is outside 1..=100000", self.max_payout_groups),
+            );
+        }
+        if !(MIN_BLOCK_RESERVED_WEIGHT..=400_000).contains(&self.block_reserved_weight) {
+            issue(
+                "mining.block_reserved_weight",
+                format!(
+                    "{} is outside {MIN_BLOCK_RESERVED_WEIGHT}..=400000 (Bitcoin Core's own bounds start at {MIN_BLOCK_RESERVED_WEIGHT})",
+                    self.block_reserved_weight
+                ),
+            );
+        }
+        for (index, split) in self.split.iter().enumerate() {
+            if let Err(e) = Payout::parse(&split.address, network) {
+                issue(&format!("mining.split[{index}].address"), e.to_string());
+            }
+            if split.basis_points == 0 {
+                issue(
+                    &format!("mining.split[{index}].basis_points"),
+                    "is 0: remove the entry instead".into(),
+                );
+            }
+        }
+        let total: u64 = self.split.iter().map(|s| u64::from(s.basis_points)).sum();
+        if total >= BASIS_POINTS {
+            issue(
+                "mining.split",
+                format!("the basis points add up to {total}; under {BASIS_POINTS} must be left for the miner's output"),
+            );
+        }
+        // The largest coinbase these settings can make, against the room
+        // Core leaves for it in a template.
+        let main_len = match self.payout_mode {
+            PayoutMode::Username => LONGEST_PAYOUT_SCRIPT,
+            PayoutMode::Fixed => Payout::parse(&self.payout_address, network)
+                .map_or(LONGEST_PAYOUT_SCRIPT, |p| p.script.len()),
+        };
+        if let Ok(weight) = worst_case_weight(
+            self.coinbase_tag.as_bytes(),
+            extranonce_len,
+            &self.splits(network),
+            main_len,
+        ) {
+            let budget = coinbase_weight_budget(self.block_reserved_weight);
+            if weight > budget {
+                issue(
+                    "mining.split",
+                    format!(
+                        "{} entries make a coinbase of up to {weight} WU, over the {budget} the node leaves for it (mining.block_reserved_weight {} less the header): use fewer",
+                        self.split.len(),
+                        self.block_reserved_weight
+                    ),
+                );
+            }
+        }
+        issues
+    }
+}

@@ -1,0 +1,159 @@
+//! `username` mode on one connection: refusals with their reason, the
+//! group a worker is paid by, and shares counted only on jobs paying the
+//! worker named.
+
+use serde_json::json;
+
+use super::tests::{error_of, MAINNET_BITS, REGTEST_BITS};
+use super::*;
+use crate::chain::Network;
+use crate::node::template::Template;
+use crate::session::testkit::{find, send, session, submit_line, template, TIP_A};
+use crate::work::manager::Payouts;
+use crate::work::payout::Payout;
+use crate::work::JobConfig;
+
+const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
+
+fn manager(bits: &str) -> Arc<JobManager> {
+    let manager = JobManager::new(
+        JobConfig {
+            payout_script: Vec::new(),
+            coinbase_tag: b"/NDAS/".to_vec(),
+            extranonce2_size: 8,
+            splits: Vec::new(),
+        },
+        1,
+        Payouts {
+            fixed: None,
+            by_username: Some(Network::Regtest),
+            max_groups: 4,
+        },
+    );
+    let template = Template::from_json(template(TIP_A, bits, 300)).unwrap();
+    manager.publish(template).unwrap();
+    manager
+}
+
+fn subscribed(manager: &Arc<JobManager>) -> Session {
+    let mut s = session(1e-9).with_payouts(manager.clone());
+    assert!(
+        s.jobs().is_none(),
+        "no jobs before a worker names its address"
+    );
+    send(
+        &mut s,
+        r#"{"id":1,"method":"mining.subscribe","params":["bitaxe/BM1370/v2.4.0"]}"#,
+    );
+    s
+}
+
+fn authorize(s: &mut Session, user: &str) -> (Vec<Value>, Output) {
+    send(
+        s,
+        &json!({"id": 2, "method": "mining.authorize", "params": [user, "x"]}).to_string(),
+    )
+}
+
+/// The job a notify line announced, as the session holds it.
+fn notified(s: &Session, answers: &[Value]) -> Arc<Job> {
+    let id = answers
+        .iter()
+        .find(|a| a["method"] == "mining.notify")
+        .expect("a notify")["params"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.jobs
+        .iter()
+        .find(|sent| sent.job.id.to_string() == id)
+        .unwrap()
+        .job
+        .clone()
+}
+
+#[test]
+fn a_username_that_is_not_an_address_is_refused_with_its_reason_and_nothing_is_sent() {
+    let manager = manager(MAINNET_BITS);
+    let mut s = subscribed(&manager);
+    for user in ["rig1", "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4.rig1"] {
+        let (answers, out) = authorize(&mut s, user);
+        assert_eq!(answers.len(), 1, "only the refusal: {answers:?}");
+        let refusal = error_of(&answers);
+        assert_eq!(refusal[0], json!(24));
+        assert!(
+            refusal[1]
+                .as_str()
+                .unwrap()
+                .contains(user.split('.').next().unwrap()),
+            "{refusal}"
+        );
+        assert!(out.group.is_none() && !s.is_authorized());
+    }
+    assert_eq!(manager.group_count(), 0);
+    // The same connection may still name a real address.
+    let (answers, out) = authorize(&mut s, &format!("{ALICE}.rack1"));
+    assert_eq!(answers[0]["result"], json!(true));
+    assert!(out.group.is_some());
+    assert_eq!(&*notified(&s, &answers).payout.address, ALICE);
+}
+
+#[test]
+fn a_share_counts_only_for_a_worker_whose_address_its_job_pays() {
+    let manager = manager(MAINNET_BITS);
+    let mut s = subscribed(&manager);
+    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
+    let (answers, _) = authorize(&mut s, &alice);
+    let alice_job = notified(&s, &answers);
+    // A second worker of another address: the connection mines for it now,
+    // told to drop the old work.
+    let (answers, out) = authorize(&mut s, &bob);
+    assert!(out.group.is_some());
+    let notify = answers
+        .iter()
+        .find(|a| a["method"] == "mining.notify")
+        .unwrap();
+    assert_eq!(notify["params"][8], json!(true));
+    let bob_job = notified(&s, &answers);
+    assert_eq!(&*bob_job.payout.address, BOB);
+
+    let on_alice = find(&alice_job, [1; 8], None, |s| s.difficulty > 1.1e-9);
+    let (answers, out) = send(&mut s, &submit_line(&bob, &on_alice));
+    assert_eq!(error_of(&answers)[0], json!(21), "{answers:?}");
+    assert!(out
+        .events
+        .iter()
+        .all(|e| !matches!(e, Event::Share { verdict: Ok(_), .. })));
+    let (answers, _) = send(&mut s, &submit_line(&alice, &on_alice));
+    assert_eq!(answers[0]["result"], json!(true), "{answers:?}");
+
+    let on_bob = find(&bob_job, [2; 8], None, |s| s.difficulty > 1.1e-9);
+    let (answers, _) = send(&mut s, &submit_line(&alice, &on_bob));
+    assert_eq!(error_of(&answers)[0], json!(21));
+    let (answers, _) = send(&mut s, &submit_line(&bob, &on_bob));
+    assert_eq!(answers[0]["result"], json!(true));
+}
+
+#[test]
+fn a_block_on_a_job_of_the_other_address_is_still_submitted() {
+    let manager = manager(REGTEST_BITS);
+    let mut s = subscribed(&manager);
+    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
+    let (answers, _) = authorize(&mut s, &alice);
+    let alice_job = notified(&s, &answers);
+    authorize(&mut s, &bob);
+    let block = find(&alice_job, [3; 8], None, |share| share.is_block);
+    let (answers, out) = send(&mut s, &submit_line(&bob, &block));
+    assert_eq!(error_of(&answers)[0], json!(21));
+    let found = out.events.iter().find_map(|e| match e {
+        Event::Block(block) => Some(block),
+        _ => None,
+    });
+    let found = found.expect("the block goes to the node");
+    assert_eq!(&*found.job.payout.address, ALICE);
+    assert_eq!(
+        found.job.payout,
+        Payout::parse(ALICE, Network::Regtest).unwrap()
+    );
+}

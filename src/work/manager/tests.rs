@@ -1,0 +1,152 @@
+use super::*;
+use crate::session::testkit::{template, TIP_A, TIP_B};
+
+const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
+const POOL: &str = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn";
+
+fn config() -> JobConfig {
+    JobConfig {
+        payout_script: Vec::new(),
+        coinbase_tag: b"/NDAS/".to_vec(),
+        extranonce2_size: 8,
+        splits: Vec::new(),
+    }
+}
+
+fn payout(address: &str) -> Payout {
+    Payout::parse(address, Network::Regtest).unwrap()
+}
+
+fn by_username(fallback: Option<&str>, max_groups: usize) -> Arc<JobManager> {
+    JobManager::new(
+        config(),
+        1,
+        Payouts {
+            fixed: fallback.map(payout),
+            by_username: Some(Network::Regtest),
+            max_groups,
+        },
+    )
+}
+
+fn tip(prev: &str) -> Template {
+    Template::from_json(template(prev, "207fffff", 200)).unwrap()
+}
+
+/// The address a job's main output pays, read back from its coinbase.
+fn pays(job: &Job) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    job.coinbase.write_for_block(&[0; 4], &[0; 8], &mut bytes);
+    let tx: bitcoin::Transaction = bitcoin::consensus::deserialize(&bytes).unwrap();
+    tx.output[0].script_pubkey.to_bytes()
+}
+
+#[test]
+fn fixed_mode_has_one_group_for_every_username_and_builds_one_job() {
+    let manager = JobManager::new(
+        config(),
+        1,
+        Payouts {
+            fixed: Some(payout(POOL)),
+            by_username: None,
+            max_groups: 1,
+        },
+    );
+    let group = manager.for_username("not-an-address.rig1").unwrap();
+    assert!(Arc::ptr_eq(&group, &manager.fixed().unwrap()));
+    let job = manager.publish(tip(TIP_A)).unwrap().unwrap();
+    assert_eq!(pays(&job), &*payout(POOL).script);
+    assert_eq!(manager.group_count(), 1);
+    assert!(Arc::ptr_eq(&group.current().unwrap(), &job));
+}
+
+#[test]
+fn each_address_mines_its_own_coinbase_and_a_new_group_gets_the_current_template_at_once() {
+    let manager = by_username(None, 10);
+    manager.publish(tip(TIP_A)).unwrap();
+    let alice = manager.for_username(&format!("{ALICE}.rack1")).unwrap();
+    let also_alice = manager.for_username(ALICE).unwrap();
+    assert!(Arc::ptr_eq(&alice, &also_alice), "one group per address");
+    let bob = manager.for_username(&format!("{BOB}.s19")).unwrap();
+    let (a, b) = (alice.current().unwrap(), bob.current().unwrap());
+    assert_eq!(pays(&a), &*payout(ALICE).script);
+    assert_eq!(pays(&b), &*payout(BOB).script);
+    assert_ne!(a.id, b.id);
+    // The parts every job of a template shares are shared, not rebuilt.
+    assert!(Arc::ptr_eq(&a.branch, &b.branch));
+    assert_eq!(a.notify(true).len(), b.notify(true).len());
+
+    manager.publish(tip(TIP_B)).unwrap();
+    let tip_b = tip(TIP_B).prev_hash;
+    assert_eq!(*alice.current().unwrap().prev_hash(), tip_b);
+    assert_eq!(*bob.current().unwrap().prev_hash(), tip_b);
+}
+
+#[test]
+fn a_group_whose_last_connection_left_is_not_rebuilt() {
+    let manager = by_username(None, 10);
+    let alice = manager.for_username(ALICE).unwrap();
+    let bob = manager.for_username(BOB).unwrap();
+    manager.publish(tip(TIP_A)).unwrap();
+    let bob_jobs = bob.subscribe();
+    drop(bob);
+    assert_eq!(manager.group_count(), 1);
+    manager.publish(tip(TIP_B)).unwrap();
+    assert_eq!(*alice.current().unwrap().prev_hash(), tip(TIP_B).prev_hash);
+    // Bob's channel (a receiver outlives its group here) saw no new job.
+    assert_eq!(
+        *bob_jobs.borrow().as_ref().unwrap().prev_hash(),
+        tip(TIP_A).prev_hash
+    );
+}
+
+#[test]
+fn more_addresses_than_allowed_are_refused_until_one_leaves() {
+    let manager = by_username(None, 2);
+    let alice = manager.for_username(ALICE).unwrap();
+    let pool = manager.for_username(POOL).unwrap();
+    let refused = manager.for_username(BOB).unwrap_err();
+    assert_eq!(refused, JoinError::Full { max: 2 });
+    assert!(
+        refused.to_string().contains("mining.max_payout_groups"),
+        "{refused}"
+    );
+    // A worker of an address already mined for is never refused.
+    assert!(manager.for_username(&format!("{ALICE}.rig2")).is_ok());
+    drop(pool);
+    assert!(manager.for_username(BOB).is_ok());
+    drop(alice);
+}
+
+#[test]
+fn a_username_that_is_not_an_address_is_refused_with_the_reason_or_falls_back() {
+    let manager = by_username(None, 10);
+    for (username, reason) in [
+        ("rig1", "is not a Bitcoin address"),
+        // Mainnet and testnet addresses on a regtest pool.
+        (
+            "bc1qw508d6qejxtdg4y5r3zarvary0c5xw7kv8f3t4.rig",
+            "is not an address of regtest",
+        ),
+        (
+            "1A1zP1eP5QGefi2DMPTfTL5SLmv7DivfNa",
+            "is not an address of regtest",
+        ),
+        // A bech32 address with a bad checksum.
+        (
+            "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt081",
+            "is not a Bitcoin address",
+        ),
+    ] {
+        let refusal = manager.for_username(username).unwrap_err().to_string();
+        assert!(refusal.contains(reason), "{username}: {refusal}");
+        assert!(refusal.contains("address.worker"), "{refusal}");
+    }
+    assert_eq!(manager.group_count(), 0);
+    let fallback = by_username(Some(POOL), 10);
+    let group = fallback.for_username("rig1").unwrap();
+    assert_eq!(&*group.payout.address, POOL);
+    let own = fallback.for_username(ALICE).unwrap();
+    assert_eq!(&*own.payout.address, ALICE);
+}
