@@ -9,6 +9,10 @@ use crate::work::payout::{
     MIN_BLOCK_RESERVED_WEIGHT,
 };
 
+/// Sigop cost Bitcoin Core's templates leave for the coinbase's outputs
+/// (`DEFAULT_COINBASE_OUTPUT_MAX_ADDITIONAL_SIGOPS`).
+const COINBASE_SIGOPS: usize = 400;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MiningConfig {
@@ -144,6 +148,27 @@ impl MiningConfig {
             issue(
                 "mining.split",
                 format!("the basis points add up to {total}; under {BASIS_POINTS} must be left for the miner's output"),
+            );
+        }
+        // Legacy sigops: OP_CHECKSIG in a P2PKH output costs 4 (BIP141's
+        // scale), and Core leaves 400 of the block's for the coinbase.
+        let p2pkh = |script: &[u8]| script.len() == 25 && script[..2] == [0x76, 0xa9];
+        let main_p2pkh = match self.payout_mode {
+            PayoutMode::Username => true,
+            PayoutMode::Fixed => {
+                Payout::parse(&self.payout_address, network).is_ok_and(|p| p2pkh(&p.script))
+            }
+        };
+        let splits_p2pkh = self
+            .splits(network)
+            .iter()
+            .filter(|split| p2pkh(&split.payout.script))
+            .count();
+        let sigops = 4 * (splits_p2pkh + usize::from(main_p2pkh));
+        if sigops > COINBASE_SIGOPS {
+            issue(
+                "mining.split",
+                format!("{splits_p2pkh} P2PKH splits make a coinbase of up to {sigops} sigops, over the {COINBASE_SIGOPS} Bitcoin Core leaves for it: use fewer, or another kind of address"),
             );
         }
         // The largest coinbase these settings can make, against the room

@@ -361,6 +361,11 @@ fn splits_are_checked_for_their_address_their_share_and_the_coinbase_weight() {
     );
     let issues = mining_issues(&format!("{fixed}block_reserved_weight = 1999"));
     assert_eq!(issues[0].key, "mining.block_reserved_weight");
+    // A hundred P2PKH splits fit a large reservation, not the 400 sigops.
+    let p2pkh: String = (0..100).map(|_| split(REGTEST_ADDRESS, 1)).collect();
+    let issues = mining_issues(&format!("{fixed}block_reserved_weight = 400000\n{p2pkh}"));
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    assert!(issues[0].why.contains("sigops"), "{}", issues[0].why);
 }
 
 #[test]

@@ -18,7 +18,8 @@ use crate::chain::{Hash256, Target};
 use crate::stratum::message::{error, result};
 use crate::stratum::method::{Authorize, Configure, Submit, Subscribe};
 use crate::stratum::{ErrorCode, Method, Request, StratumError};
-use crate::work::manager::{Group, JobReceiver, Mining};
+use crate::work::manager::{JobReceiver, Mining};
+use crate::work::payout::Payout;
 use crate::work::{Extranonce1, Job, JobManager, Lease};
 
 /// Jobs a connection remembers; older ones answer "job not found".
@@ -125,10 +126,12 @@ struct SentJob {
     accepted: HashSet<u128>,
 }
 
-/// A worker name the connection authorized, and the group it is paid by.
+/// A worker name the connection authorized, and the address it is paid
+/// to (the group itself is held only while the connection mines for it, so
+/// a connection keeps one group alive, not one per name).
 struct Worker {
     name: Arc<str>,
-    group: Option<Arc<Group>>,
+    payout: Option<Payout>,
 }
 
 /// One miner's protocol state.
@@ -182,7 +185,7 @@ impl Session {
     /// Workers of this session are paid as `manager`'s groups say, and
     /// each share counts only on a job of its worker's group.
     pub fn with_payouts(mut self, manager: Arc<JobManager>) -> Session {
-        self.group = manager.fixed().map(Mining::new);
+        self.group = manager.starting_group().map(Mining::new);
         self.manager = Some(manager);
         self
     }

@@ -46,6 +46,17 @@ pub struct Group {
     figures: Option<Mutex<Figures>>,
     /// Connections whose jobs are this group's now.
     mining: AtomicUsize,
+    /// The manager's count of the groups `max_payout_groups` bounds, less
+    /// one when this group goes (none for the fixed group, which never does).
+    live: Option<Arc<AtomicUsize>>,
+}
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(live) = &self.live {
+            live.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// A connection mining a group's jobs, counted while it does.
@@ -78,11 +89,12 @@ struct Figures {
 }
 
 impl Group {
-    fn new(payout: Payout, counted: bool) -> Group {
+    fn new(payout: Payout, counted: bool, live: Option<Arc<AtomicUsize>>) -> Group {
         Group {
             payout,
             jobs: watch::channel(None).0,
             mining: AtomicUsize::new(0),
+            live,
             figures: counted.then(|| {
                 Mutex::new(Figures {
                     rates: Rates::new(Instant::now()),
@@ -148,6 +160,9 @@ pub struct JobManager {
     config: JobConfig,
     next_id: AtomicU64,
     max_groups: usize,
+    /// Groups alive now, the fixed one not counted: checked at a join
+    /// without walking the map.
+    live: Arc<AtomicUsize>,
     by_username: Option<Network>,
     /// `fixed` mode's one group (or the fallback's), which never goes.
     fixed: Option<Arc<Group>>,
@@ -164,7 +179,7 @@ impl JobManager {
         let counted = payouts.by_username.is_some();
         let fixed = payouts
             .fixed
-            .map(|payout| Arc::new(Group::new(payout, counted)));
+            .map(|payout| Arc::new(Group::new(payout, counted, None)));
         let mut groups = HashMap::new();
         if let Some(group) = &fixed {
             groups.insert(group.payout.script.clone(), Arc::downgrade(group));
@@ -173,6 +188,7 @@ impl JobManager {
             config,
             next_id: AtomicU64::new(first_id.max(1)),
             max_groups: payouts.max_groups.max(1),
+            live: Arc::new(AtomicUsize::new(0)),
             by_username: payouts.by_username,
             fixed,
             shared: Mutex::new(Shared { work: None, groups }),
@@ -183,6 +199,13 @@ impl JobManager {
     /// The group of `fixed` mode (or `username` mode's fallback address).
     pub fn fixed(&self) -> Option<Arc<Group>> {
         self.fixed.clone()
+    }
+
+    /// The group every connection mines from its start: `fixed` mode's.
+    /// In `username` mode a connection has none until a worker is
+    /// authorized (and counts for no address before).
+    pub fn starting_group(&self) -> Option<Arc<Group>> {
+        self.fixed.clone().filter(|_| self.by_username.is_none())
     }
 
     /// The group a worker of this name mines for: the fixed one, or in
@@ -212,15 +235,20 @@ impl JobManager {
         if let Some(group) = shared.groups.get(&payout.script).and_then(Weak::upgrade) {
             return Ok(group);
         }
-        if shared.groups.len() >= self.max_groups {
-            shared.groups.retain(|_, group| group.strong_count() > 0);
-            if shared.groups.len() >= self.max_groups {
-                return Err(JoinError::Full {
-                    max: self.max_groups,
-                });
-            }
+        // The fallback address's group is not one of the bounded ones.
+        if self.live.load(Ordering::Relaxed) >= self.max_groups {
+            return Err(JoinError::Full {
+                max: self.max_groups,
+            });
         }
-        let group = Arc::new(Group::new(payout.clone(), true));
+        // Gone groups leave their slots behind until a publish; cleared
+        // here only when they outnumber the live ones, so a full registry
+        // is never walked per authorize.
+        if shared.groups.len() >= 2 * self.max_groups {
+            shared.groups.retain(|_, group| group.strong_count() > 0);
+        }
+        self.live.fetch_add(1, Ordering::Relaxed);
+        let group = Arc::new(Group::new(payout.clone(), true, Some(self.live.clone())));
         if let Some(work) = &shared.work {
             match self.build(work, payout) {
                 Ok(job) => {
@@ -257,6 +285,7 @@ impl JobManager {
         };
         // Outside the lock: a join meanwhile builds its own job from `work`.
         let mut first = None;
+        let mut failed = None;
         for group in live {
             let job = match (&self.fixed, &probe) {
                 (Some(fixed), Some(job)) if Arc::ptr_eq(fixed, &group) => job.clone(),
@@ -264,6 +293,7 @@ impl JobManager {
                     Ok(job) => job,
                     Err(error) => {
                         tracing::error!(%error, address = %group.payout.address, "cannot build a job for this payout address");
+                        failed = Some(error);
                         continue;
                     }
                 },
@@ -274,6 +304,10 @@ impl JobManager {
         if let Some(job) = &probe {
             first = Some(job.clone());
         }
+        // No group could mine it: the template is not the published one.
+        if let (None, Some(error)) = (&first, failed) {
+            return Err(error);
+        }
         self.templates.send_replace(Some(template));
         Ok(first)
     }
@@ -283,14 +317,9 @@ impl JobManager {
         Ok(Arc::new(Job::for_payout(id, work, payout, &self.config)?))
     }
 
-    /// The groups with miners on them now.
+    /// The groups with miners on them now (and the fixed one).
     pub fn group_count(&self) -> usize {
-        let shared = self.shared.lock().unwrap();
-        shared
-            .groups
-            .values()
-            .filter(|group| group.strong_count() > 0)
-            .count()
+        self.live.load(Ordering::Relaxed) + usize::from(self.fixed.is_some())
     }
 
     /// `/api/stats` `payouts`: the mode, how many groups there are, and the

@@ -4,8 +4,25 @@
 use serde_json::Value;
 
 use super::*;
+use crate::work::manager::JoinError;
+
+/// Answers an authorize that cannot be paid, with the reason.
+fn refuse(id: &Value, refusal: &JoinError, out: &mut Output) {
+    let refusal = StratumError {
+        code: ErrorCode::Unauthorized,
+        message: refusal.to_string().into(),
+    };
+    out.lines.push(error(id, &refusal));
+}
 
 impl Session {
+    /// Whether the connection's jobs pay `payout` now.
+    fn mining_for(&self, payout: &Payout) -> bool {
+        self.group
+            .as_ref()
+            .is_some_and(|m| m.group().payout.script == payout.script)
+    }
+
     pub(super) fn authorize(
         &mut self,
         id: &Value,
@@ -18,59 +35,57 @@ impl Session {
             .workers
             .iter()
             .find(|w| *w.name == *authorize.username)
-            .map(|w| w.group.clone());
-        let group = match known {
-            Some(group) => group,
-            None => {
-                if self.workers.len() >= MAX_WORKERS {
-                    let refusal = StratumError::new(
-                        ErrorCode::Unauthorized,
-                        "Too many workers on one connection",
-                    );
-                    out.lines.push(error(id, &refusal));
-                    return;
-                }
-                let group = match &self.manager {
-                    Some(manager) => match manager.for_username(&authorize.username) {
-                        Ok(group) => Some(group),
-                        Err(refusal) => {
-                            let refusal = StratumError {
-                                code: ErrorCode::Unauthorized,
-                                message: refusal.to_string().into(),
-                            };
-                            out.lines.push(error(id, &refusal));
-                            return;
-                        }
-                    },
-                    None => None,
-                };
-                let name: Arc<str> = authorize.username.into();
-                self.workers.push(Worker {
-                    name: name.clone(),
-                    group: group.clone(),
-                });
-                out.events.push(Event::Authorized { worker: name });
-                group
-            }
+            .map(|w| w.payout.clone());
+        let group = match (known, &self.manager) {
+            (Some(_), None) | (None, None) => None,
+            // A name authorized again: its address's group, joined again
+            // unless the connection mines for it now.
+            (Some(Some(payout)), Some(manager)) => match self.mining_for(&payout) {
+                true => None,
+                false => match manager.join(&payout) {
+                    Ok(group) => Some(group),
+                    Err(refusal) => return refuse(id, &refusal, out),
+                },
+            },
+            (Some(None), Some(_)) => None,
+            (None, Some(manager)) => match manager.for_username(&authorize.username) {
+                Ok(group) => Some(group),
+                Err(refusal) => return refuse(id, &refusal, out),
+            },
         };
+        if !self.workers.iter().any(|w| *w.name == *authorize.username) {
+            if self.workers.len() >= MAX_WORKERS {
+                let refusal = StratumError::new(
+                    ErrorCode::Unauthorized,
+                    "Too many workers on one connection",
+                );
+                out.lines.push(error(id, &refusal));
+                return;
+            }
+            let name: Arc<str> = authorize.username.into();
+            self.workers.push(Worker {
+                name: name.clone(),
+                payout: group.as_ref().map(|g| g.payout.clone()),
+            });
+            out.events.push(Event::Authorized { worker: name });
+        }
         out.lines.push(result(id, true));
         // The connection mines for the worker it authorized last.
-        let same = |g: &Arc<Group>| {
-            self.group
-                .as_ref()
-                .is_some_and(|now| Arc::ptr_eq(now.group(), g))
-        };
-        if let Some(group) = group.filter(|g| !same(g)) {
+        if let Some(group) = group.filter(|g| !self.mining_for(&g.payout)) {
             let moved = self.group.is_some();
             let mut jobs = group.subscribe();
             self.latest = jobs.borrow_and_update().clone();
             out.group = Some(jobs);
+            // Jobs sent before (another worker's, or a resumed session's
+            // parked ones) that pay another address: the next job goes out
+            // with `clean_jobs`, so the miner drops them.
+            let other = |sent: &SentJob| sent.job.payout.script != group.payout.script;
+            if self.jobs.iter().any(other) {
+                self.tip = None;
+            }
             self.group = Some(Mining::new(group));
             if moved && self.phase == Phase::Authorized {
-                // What it mines now pays another address: its old jobs
-                // would only be refused for this worker.
                 if let Some(job) = self.latest.clone() {
-                    self.tip = None;
                     self.send_job(job, false, out);
                 }
             }

@@ -17,6 +17,10 @@ const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
 
 fn manager(bits: &str) -> Arc<JobManager> {
+    with_fallback(bits, None)
+}
+
+fn with_fallback(bits: &str, fallback: Option<&str>) -> Arc<JobManager> {
     let manager = JobManager::new(
         JobConfig {
             payout_script: Vec::new(),
@@ -26,7 +30,7 @@ fn manager(bits: &str) -> Arc<JobManager> {
         },
         1,
         Payouts {
-            fixed: None,
+            fixed: fallback.map(|address| Payout::parse(address, Network::Regtest).unwrap()),
             by_username: Some(Network::Regtest),
             max_groups: 4,
         },
@@ -156,4 +160,65 @@ fn a_block_on_a_job_of_the_other_address_is_still_submitted() {
         found.job.payout,
         Payout::parse(ALICE, Network::Regtest).unwrap()
     );
+}
+
+#[test]
+fn with_a_fallback_a_username_that_is_not_an_address_mines_for_the_pool() {
+    let pool = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn";
+    let manager = with_fallback(MAINNET_BITS, Some(pool));
+    let mut s = subscribed(&manager);
+    let (answers, out) = authorize(&mut s, "acct.rig1");
+    assert_eq!(answers[0]["result"], json!(true));
+    assert!(out.group.is_some());
+    assert_eq!(&*notified(&s, &answers).payout.address, pool);
+    // A second connection naming its own address mines for it.
+    let mut other = subscribed(&manager);
+    let (answers, _) = authorize(&mut other, &format!("{ALICE}.rig2"));
+    assert_eq!(&*notified(&other, &answers).payout.address, ALICE);
+}
+
+#[test]
+fn a_connection_holds_only_the_group_it_mines_for() {
+    let manager = manager(MAINNET_BITS);
+    let mut s = subscribed(&manager);
+    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
+    authorize(&mut s, &alice);
+    authorize(&mut s, &bob);
+    // Alice's group went with the switch: names do not hold groups.
+    assert_eq!(manager.group_count(), 1);
+    // Alice authorized again: her group back, her job sent clean.
+    let (answers, out) = authorize(&mut s, &alice);
+    assert!(out.group.is_some());
+    let notify = answers
+        .iter()
+        .find(|a| a["method"] == "mining.notify")
+        .unwrap();
+    assert_eq!(notify["params"][8], json!(true));
+    assert_eq!(&*notified(&s, &answers).payout.address, ALICE);
+    assert_eq!(manager.group_count(), 1);
+    drop(s);
+    assert_eq!(manager.group_count(), 0);
+}
+
+#[test]
+fn a_broken_share_on_another_address_s_job_gets_its_own_reason() {
+    let manager = manager(MAINNET_BITS);
+    let mut s = subscribed(&manager);
+    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
+    let (answers, _) = authorize(&mut s, &alice);
+    let alice_job = notified(&s, &answers);
+    authorize(&mut s, &bob);
+    let share = find(&alice_job, [4; 8], None, |s| s.difficulty > 1.1e-9);
+    let mut line: Value = serde_json::from_str(&submit_line(&bob, &share)).unwrap();
+    line["params"][2] = json!("0011");
+    let (answers, out) = send(&mut s, &line.to_string());
+    let refusal = error_of(&answers);
+    assert!(
+        refusal[1].as_str().unwrap().contains("extranonce2"),
+        "{refusal}"
+    );
+    assert!(out.events.iter().any(|e| matches!(
+        e,
+        Event::Share { verdict: Err(reject), .. } if reject.proves_broken_client()
+    )));
 }

@@ -7,9 +7,9 @@ use super::*;
 
 impl Session {
     pub(super) fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
-        // By index: the group is borrowed, never cloned (in `fixed` mode
-        // every connection shares it, and its count would be a contended
-        // atomic on every share).
+        // By index: the payout is borrowed, never cloned (in `fixed` mode
+        // every connection shares its script, and its count would be a
+        // contended atomic on every share).
         let found = self.workers.iter().position(|w| *w.name == *submit.worker);
         let worker = found.map(|i| self.workers[i].name.clone());
         match self.judge(submit, worker.as_ref(), found, now, out) {
@@ -48,7 +48,7 @@ impl Session {
         }
         let worker = worker.ok_or(Reject::Unauthorized)?;
         let job_id = submit.job_id.ok_or(Reject::JobNotFound)?;
-        let group = index.and_then(|i| self.workers[i].group.as_deref());
+        let payout = index.and_then(|i| self.workers[i].payout.as_ref());
         let tip = self.tip;
         let sent_difficulty = self.sent_difficulty;
         let sent = self
@@ -61,9 +61,9 @@ impl Session {
         // The job pays this worker's address, or the share is not its (a
         // block on it is still submitted: it pays an address of this
         // connection's, and a block is never thrown away).
-        let other_payout = group.is_some_and(|group| {
-            !Arc::ptr_eq(&group.payout.script, &sent.job.payout.script)
-                && group.payout.script != sent.job.payout.script
+        let other_payout = payout.is_some_and(|payout| {
+            !Arc::ptr_eq(&payout.script, &sent.job.payout.script)
+                && payout.script != sent.job.payout.script
         });
         // A share on a job whose tip was just replaced is stale as a share,
         // but if it meets the network target it is still submitted as a
@@ -84,7 +84,6 @@ impl Session {
         };
         let accepted = match validate(&sent.job, submit, &context) {
             Err(_) if stale => return Err(Reject::Stale),
-            Err(_) if other_payout => return Err(Reject::OtherPayout),
             judged => judged?,
         };
         // Not this worker's share, and not a block: nothing to remember,
@@ -101,8 +100,13 @@ impl Session {
             });
         }
         if !stale && !other_payout {
-            if let Some(group) = group {
-                group.record_share(difficulty, accepted.is_block, now.instant);
+            // The address's figures, when the connection mines for it now
+            // (a share on an earlier worker's job counts for the pool alone).
+            if let Some(mining) = &self.group {
+                let group = mining.group();
+                if Arc::ptr_eq(&group.payout.script, &sent.job.payout.script) {
+                    group.record_share(difficulty, accepted.is_block, now.instant);
+                }
             }
             out.events.push(Event::Share {
                 worker: Some(worker.clone()),

@@ -144,9 +144,11 @@ fn a_username_that_is_not_an_address_is_refused_with_the_reason_or_falls_back() 
         assert!(refusal.contains("address.worker"), "{refusal}");
     }
     assert_eq!(manager.group_count(), 0);
-    let fallback = by_username(Some(POOL), 10);
+    // The fallback's group is not one of the bounded ones.
+    let fallback = by_username(Some(POOL), 1);
     let group = fallback.for_username("rig1").unwrap();
     assert_eq!(&*group.payout.address, POOL);
     let own = fallback.for_username(ALICE).unwrap();
     assert_eq!(&*own.payout.address, ALICE);
+    assert_eq!(fallback.group_count(), 2);
 }
