@@ -77,6 +77,32 @@ fn notified(s: &Session, answers: &[Value]) -> Arc<Job> {
         .clone()
 }
 
+/// A connection that authorized a worker of Alice's, then one of Bob's
+/// (it mines for Bob now), with the job it had for Alice.
+struct TwoWorkers {
+    manager: Arc<JobManager>,
+    session: Session,
+    alice: String,
+    bob: String,
+    alice_job: Arc<Job>,
+}
+
+fn two_workers(bits: &str) -> TwoWorkers {
+    let manager = manager(bits);
+    let mut session = subscribed(&manager);
+    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
+    let (answers, _) = authorize(&mut session, &alice);
+    let alice_job = notified(&session, &answers);
+    authorize(&mut session, &bob);
+    TwoWorkers {
+        manager,
+        session,
+        alice,
+        bob,
+        alice_job,
+    }
+}
+
 #[test]
 fn a_username_that_is_not_an_address_is_refused_with_its_reason_and_nothing_is_sent() {
     let manager = manager(MAINNET_BITS);
@@ -141,12 +167,12 @@ fn a_share_counts_only_for_a_worker_whose_address_its_job_pays() {
 
 #[test]
 fn a_block_on_a_job_of_the_other_address_is_still_submitted() {
-    let manager = manager(REGTEST_BITS);
-    let mut s = subscribed(&manager);
-    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
-    let (answers, _) = authorize(&mut s, &alice);
-    let alice_job = notified(&s, &answers);
-    authorize(&mut s, &bob);
+    let TwoWorkers {
+        session: mut s,
+        bob,
+        alice_job,
+        ..
+    } = two_workers(REGTEST_BITS);
     let block = find(&alice_job, [3; 8], None, |share| share.is_block);
     let (answers, out) = send(&mut s, &submit_line(&bob, &block));
     assert_eq!(error_of(&answers)[0], json!(21));
@@ -179,11 +205,12 @@ fn with_a_fallback_a_username_that_is_not_an_address_mines_for_the_pool() {
 
 #[test]
 fn a_connection_holds_only_the_group_it_mines_for() {
-    let manager = manager(MAINNET_BITS);
-    let mut s = subscribed(&manager);
-    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
-    authorize(&mut s, &alice);
-    authorize(&mut s, &bob);
+    let TwoWorkers {
+        manager,
+        session: mut s,
+        alice,
+        ..
+    } = two_workers(MAINNET_BITS);
     // Alice's group went with the switch: names do not hold groups.
     assert_eq!(manager.group_count(), 1);
     // Alice authorized again: her group back, her job sent clean.
@@ -202,12 +229,12 @@ fn a_connection_holds_only_the_group_it_mines_for() {
 
 #[test]
 fn a_broken_share_on_another_address_s_job_gets_its_own_reason() {
-    let manager = manager(MAINNET_BITS);
-    let mut s = subscribed(&manager);
-    let (alice, bob) = (format!("{ALICE}.a"), format!("{BOB}.b"));
-    let (answers, _) = authorize(&mut s, &alice);
-    let alice_job = notified(&s, &answers);
-    authorize(&mut s, &bob);
+    let TwoWorkers {
+        session: mut s,
+        bob,
+        alice_job,
+        ..
+    } = two_workers(MAINNET_BITS);
     let share = find(&alice_job, [4; 8], None, |s| s.difficulty > 1.1e-9);
     let mut line: Value = serde_json::from_str(&submit_line(&bob, &share)).unwrap();
     line["params"][2] = json!("0011");
