@@ -110,13 +110,19 @@ impl MiningConfig {
             }
             PayoutMode::Username => None,
         };
-        if self.payout_address.is_empty() {
-            if let Some(why) = needed {
-                issue("mining.payout_address", format!("is required: {why}"));
+        let main = Payout::parse(&self.payout_address, network);
+        match &main {
+            _ if self.payout_address.is_empty() => {
+                if let Some(why) = needed {
+                    issue("mining.payout_address", format!("is required: {why}"));
+                }
             }
-        } else if let Err(e) = Payout::parse(&self.payout_address, network) {
-            issue("mining.payout_address", e.to_string());
+            Err(e) => issue("mining.payout_address", e.to_string()),
+            Ok(_) => {}
         }
+        // In `username` mode the main output may be any kind of address.
+        let main = main.ok().filter(|_| self.payout_mode == PayoutMode::Fixed);
+        let splits = self.splits(network);
         if !(1..=100_000).contains(&self.max_payout_groups) {
             issue(
                 "mining.max_payout_groups",
@@ -153,14 +159,8 @@ impl MiningConfig {
         // Legacy sigops: OP_CHECKSIG in a P2PKH output costs 4 (BIP141's
         // scale), and Core leaves 400 of the block's for the coinbase.
         let p2pkh = |script: &[u8]| script.len() == 25 && script[..2] == [0x76, 0xa9];
-        let main_p2pkh = match self.payout_mode {
-            PayoutMode::Username => true,
-            PayoutMode::Fixed => {
-                Payout::parse(&self.payout_address, network).is_ok_and(|p| p2pkh(&p.script))
-            }
-        };
-        let splits_p2pkh = self
-            .splits(network)
+        let main_p2pkh = main.as_ref().is_none_or(|p| p2pkh(&p.script));
+        let splits_p2pkh = splits
             .iter()
             .filter(|split| p2pkh(&split.payout.script))
             .count();
@@ -173,15 +173,11 @@ impl MiningConfig {
         }
         // The largest coinbase these settings can make, against the room
         // Core leaves for it in a template.
-        let main_len = match self.payout_mode {
-            PayoutMode::Username => LONGEST_PAYOUT_SCRIPT,
-            PayoutMode::Fixed => Payout::parse(&self.payout_address, network)
-                .map_or(LONGEST_PAYOUT_SCRIPT, |p| p.script.len()),
-        };
+        let main_len = main.map_or(LONGEST_PAYOUT_SCRIPT, |p| p.script.len());
         if let Ok(weight) = worst_case_weight(
             self.coinbase_tag.as_bytes(),
             extranonce_len,
-            &self.splits(network),
+            &splits,
             main_len,
         ) {
             let budget = coinbase_weight_budget(self.block_reserved_weight);

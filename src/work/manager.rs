@@ -212,7 +212,12 @@ impl JobManager {
     /// `username` mode the one of the address before the first `.`.
     pub fn for_username(&self, username: &str) -> Result<Arc<Group>, JoinError> {
         let Some(network) = self.by_username else {
-            return Ok(self.fixed.clone().expect("fixed mode has its group"));
+            // `fixed` mode: `Config::validate` requires its payout address,
+            // and `lib.rs` gives it to the manager.
+            return Ok(self
+                .fixed
+                .clone()
+                .expect("fixed mode is started with its payout address"));
         };
         let address = username.split('.').next().unwrap_or_default();
         match Payout::parse(address, network) {
@@ -231,7 +236,7 @@ impl JobManager {
         {
             return Ok(fixed.clone());
         }
-        let mut shared = self.shared.lock().unwrap();
+        let mut shared = self.shared();
         if let Some(group) = shared.groups.get(&payout.script).and_then(Weak::upgrade) {
             return Ok(group);
         }
@@ -265,51 +270,43 @@ impl JobManager {
         Ok(group)
     }
 
-    /// Builds the jobs of `template` for every group with miners on it and
-    /// hands each to its group; returns the first (the fixed group's, if any).
+    /// Builds the jobs of `template` for every group with miners on it (and
+    /// the fixed one) and hands each to its group; returns the first.
     pub fn publish(&self, template: Template) -> Result<Option<Arc<Job>>, CoinbaseError> {
         let template = Arc::new(template);
         let work = Arc::new(Work::new(template.clone()));
-        // A coinbase that cannot be built fails for every group alike:
-        // tried first, before any group is moved on.
-        let probe = self
-            .fixed
-            .as_ref()
-            .map(|group| self.build(&work, &group.payout));
-        let probe = probe.transpose()?;
         let live: Vec<Arc<Group>> = {
-            let mut shared = self.shared.lock().unwrap();
+            let mut shared = self.shared();
             shared.work = Some(work.clone());
             shared.groups.retain(|_, group| group.strong_count() > 0);
             shared.groups.values().filter_map(Weak::upgrade).collect()
         };
         // Outside the lock: a join meanwhile builds its own job from `work`.
         let mut first = None;
-        let mut failed = None;
         for group in live {
-            let job = match (&self.fixed, &probe) {
-                (Some(fixed), Some(job)) if Arc::ptr_eq(fixed, &group) => job.clone(),
-                _ => match self.build(&work, &group.payout) {
-                    Ok(job) => job,
-                    Err(error) => {
-                        tracing::error!(%error, address = %group.payout.address, "cannot build a job for this payout address");
-                        failed = Some(error);
-                        continue;
-                    }
-                },
-            };
-            group.jobs.send_replace(Some(job.clone()));
-            first.get_or_insert(job);
-        }
-        if let Some(job) = &probe {
-            first = Some(job.clone());
-        }
-        // No group could mine it: the template is not the published one.
-        if let (None, Some(error)) = (&first, failed) {
-            return Err(error);
+            match self.build(&work, &group.payout) {
+                Ok(job) => {
+                    group.jobs.send_replace(Some(job.clone()));
+                    first.get_or_insert(job);
+                }
+                // What fails a coinbase (the tag, the extranonce) fails
+                // every group's alike: the first failure is before any
+                // group was moved on, and the template is not published.
+                Err(error) if first.is_none() => return Err(error),
+                Err(error) => {
+                    tracing::error!(%error, address = %group.payout.address, "cannot build a job for this payout address")
+                }
+            }
         }
         self.templates.send_replace(Some(template));
         Ok(first)
+    }
+
+    /// The groups and the current work; a panic elsewhere does not poison
+    /// them for the rest of the process (they hold no invariant a panic
+    /// could break halfway).
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn build(&self, work: &Work, payout: &Payout) -> Result<Arc<Job>, CoinbaseError> {
@@ -328,7 +325,7 @@ impl JobManager {
     pub fn snapshot(&self, limit: usize) -> serde_json::Value {
         let now = Instant::now();
         let groups: Vec<Arc<Group>> = {
-            let shared = self.shared.lock().unwrap_or_else(PoisonError::into_inner);
+            let shared = self.shared();
             shared.groups.values().filter_map(Weak::upgrade).collect()
         };
         let mut rows: Vec<(f64, serde_json::Value)> = groups

@@ -31,37 +31,25 @@ impl Session {
         out: &mut Output,
     ) {
         let password_difficulty = authorize.difficulty;
-        let known = self
-            .workers
-            .iter()
-            .find(|w| *w.name == *authorize.username)
-            .map(|w| w.payout.clone());
-        let group = match (known, &self.manager) {
-            (Some(_), None) | (None, None) => None,
-            // A name authorized again: its address's group, joined again
-            // unless the connection mines for it now.
-            (Some(Some(payout)), Some(manager)) => match self.mining_for(&payout) {
-                true => None,
-                false => match manager.join(&payout) {
-                    Ok(group) => Some(group),
-                    Err(refusal) => return refuse(id, &refusal, out),
-                },
-            },
-            (Some(None), Some(_)) => None,
-            (None, Some(manager)) => match manager.for_username(&authorize.username) {
+        let known = self.workers.iter().any(|w| *w.name == *authorize.username);
+        if !known && self.workers.len() >= MAX_WORKERS {
+            let refusal = StratumError::new(
+                ErrorCode::Unauthorized,
+                "Too many workers on one connection",
+            );
+            out.lines.push(error(id, &refusal));
+            return;
+        }
+        // A name authorized again is resolved again: the same address, its
+        // group joined back if the connection mines for another now.
+        let group = match &self.manager {
+            Some(manager) => match manager.for_username(&authorize.username) {
                 Ok(group) => Some(group),
                 Err(refusal) => return refuse(id, &refusal, out),
             },
+            None => None,
         };
-        if !self.workers.iter().any(|w| *w.name == *authorize.username) {
-            if self.workers.len() >= MAX_WORKERS {
-                let refusal = StratumError::new(
-                    ErrorCode::Unauthorized,
-                    "Too many workers on one connection",
-                );
-                out.lines.push(error(id, &refusal));
-                return;
-            }
+        if !known {
             let name: Arc<str> = authorize.username.into();
             self.workers.push(Worker {
                 name: name.clone(),

@@ -103,6 +103,21 @@ fn two_workers(bits: &str) -> TwoWorkers {
     }
 }
 
+/// The job a connection that moved to another address was sent, with
+/// `clean_jobs` so that the miner drops the old address's work.
+fn switched(s: &Session, answers: &[Value], out: &Output) -> Arc<Job> {
+    assert!(
+        out.group.is_some(),
+        "the connection's jobs come from the new group"
+    );
+    let notify = answers
+        .iter()
+        .find(|a| a["method"] == "mining.notify")
+        .expect("a notify");
+    assert_eq!(notify["params"][8], json!(true));
+    notified(s, answers)
+}
+
 #[test]
 fn a_username_that_is_not_an_address_is_refused_with_its_reason_and_nothing_is_sent() {
     let manager = manager(MAINNET_BITS);
@@ -139,13 +154,7 @@ fn a_share_counts_only_for_a_worker_whose_address_its_job_pays() {
     // A second worker of another address: the connection mines for it now,
     // told to drop the old work.
     let (answers, out) = authorize(&mut s, &bob);
-    assert!(out.group.is_some());
-    let notify = answers
-        .iter()
-        .find(|a| a["method"] == "mining.notify")
-        .unwrap();
-    assert_eq!(notify["params"][8], json!(true));
-    let bob_job = notified(&s, &answers);
+    let bob_job = switched(&s, &answers, &out);
     assert_eq!(&*bob_job.payout.address, BOB);
 
     let on_alice = find(&alice_job, [1; 8], None, |s| s.difficulty > 1.1e-9);
@@ -215,13 +224,7 @@ fn a_connection_holds_only_the_group_it_mines_for() {
     assert_eq!(manager.group_count(), 1);
     // Alice authorized again: her group back, her job sent clean.
     let (answers, out) = authorize(&mut s, &alice);
-    assert!(out.group.is_some());
-    let notify = answers
-        .iter()
-        .find(|a| a["method"] == "mining.notify")
-        .unwrap();
-    assert_eq!(notify["params"][8], json!(true));
-    assert_eq!(&*notified(&s, &answers).payout.address, ALICE);
+    assert_eq!(&*switched(&s, &answers, &out).payout.address, ALICE);
     assert_eq!(manager.group_count(), 1);
     drop(s);
     assert_eq!(manager.group_count(), 0);
