@@ -29,6 +29,8 @@ pub struct Config {
     pub node: NodeConfig,
     pub metrics: MetricsConfig,
     pub log: LogConfig,
+    /// Bounds on found blocks waiting to be submitted, and shutdown's grace.
+    pub blocks: BlocksConfig,
     /// Where blocks, node changes and offline workers are told (`[[notify]]`).
     pub notify: Vec<NotifyConfig>,
 }
@@ -103,6 +105,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             metrics: MetricsConfig::default(),
             notify: Vec::new(),
+            blocks: BlocksConfig::default(),
             log: LogConfig {
                 format: LogFormat::Human,
                 level: "info".into(),
@@ -336,6 +339,7 @@ impl Config {
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
         issues.extend(self.metrics.issues());
+        issues.extend(self.blocks.issues());
         if issues.is_empty() {
             Ok(())
         } else {
@@ -344,6 +348,7 @@ impl Config {
     }
 }
 
+mod blocks;
 mod indexed;
 mod mining;
 mod node;
@@ -351,6 +356,7 @@ mod notify;
 mod operator;
 mod ports;
 mod stratum;
+pub use blocks::BlocksConfig;
 pub use mining::{MiningConfig, PayoutMode, SplitConfig};
 pub use node::{Backend, NodeConfig};
 pub use notify::{NotifyConfig, NotifyKind};

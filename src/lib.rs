@@ -44,9 +44,6 @@ pub use lifecycle::{session_config, Running, StartError};
 /// Version bits miners may roll (BIP310's recommended general-purpose mask).
 pub const VERSION_ROLLING_MASK: u32 = chain::header::BIP320_MASK;
 
-/// How long shutdown waits for connections and submissions before giving up.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
-
 /// How often the notification targets hear how many workers are offline.
 const WORKERS_WATCH_EVERY: Duration = Duration::from_secs(60);
 
@@ -181,8 +178,13 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 source,
             })?
     };
-    let (blocks, prepared) = blocks::start_journal_thread(journal.clone(), stats.metrics.clone())
-        .map_err(StartError::JournalThread)?;
+    let triage = Arc::new(blocks::BlockTriage::new(blocks::triage::Bounds {
+        siblings_per_parent: config.blocks.siblings_per_parent,
+        kept_bytes: config.blocks.max_kept_bytes,
+    }));
+    let (blocks, prepared) =
+        blocks::start_journal_thread(journal.clone(), triage.clone(), stats.metrics.clone())
+            .map_err(StartError::JournalThread)?;
     let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
 
@@ -220,11 +222,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         journal: journal.clone(),
         wake,
         stats: stats.clone(),
-        drain: Duration::from_secs(10),
+        // Two waits of at most 40 % of the grace each: blocks from
+        // connections still closing, then submissions in flight.
+        drain: config.blocks.grace().mul_f64(0.4),
         jobs: template_jobs,
         gates: (0..config.node.entries().count())
             .map(|_| blocks::gate::SubmitGate::new(blocks::gate::SUBMITS_IN_FLIGHT))
             .collect(),
+        deliveries: (0..config.node.entries().count())
+            .map(|_| blocks::NodeDeliveries::default())
+            .collect(),
+        triage,
         settling: tokio::sync::RwLock::new(false),
     };
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));

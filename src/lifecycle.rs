@@ -15,7 +15,7 @@ use crate::config::{Config, Port};
 use crate::session::vardiff::VardiffConfig;
 use crate::session::SessionConfig;
 use crate::stats::Stats;
-use crate::{SHUTDOWN_GRACE, VERSION_ROLLING_MASK};
+use crate::VERSION_ROLLING_MASK;
 
 /// Why NDAS could not start.
 #[derive(Debug, thiserror::Error)]
@@ -310,16 +310,19 @@ impl Running {
         self.wait().await;
     }
 
-    /// Waits until the token is cancelled, then for every task, at most [`SHUTDOWN_GRACE`].
+    /// Waits until the token is cancelled, then for every task, at most
+    /// 90 % of `blocks.shutdown_grace_seconds` (the rest is the caller's,
+    /// to log and exit).
     pub async fn wait(self) {
         self.parts.shutdown.cancelled().await;
         self.parts.stats.listening.store(false, Ordering::Relaxed);
         self.parts.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, self.parts.tasks.wait())
+        let grace = self.parts.config.blocks.grace().mul_f64(0.9);
+        if tokio::time::timeout(grace, self.parts.tasks.wait())
             .await
             .is_err()
         {
-            tracing::error!(grace = ?SHUTDOWN_GRACE, "shutdown grace period over; exiting with tasks still running");
+            tracing::error!(?grace, "shutdown grace period over; exiting with tasks still running (pending blocks stay in the journal for the next start)");
         }
         drop(self.parts.lock);
     }
@@ -404,6 +407,7 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
                     != new.metrics.token.as_ref().map(|t| t.expose()),
         ),
         ("log.format", old.log.format != new.log.format),
+        ("blocks", old.blocks != new.blocks),
         (
             "node",
             format!("{:?}", old.node) != format!("{:?}", new.node),

@@ -129,7 +129,12 @@ fn main() -> ExitCode {
                 }
             };
             let log = logging::init(&config.log);
-            runtime.block_on(serve(path, config, log))
+            let code = runtime.block_on(serve(path, config, log));
+            // Blocking work still running (a journal write the shutdown gave
+            // up on) must not hold the exit past the grace period: what it
+            // did not finish stays pending in the journal.
+            runtime.shutdown_timeout(Duration::from_millis(500));
+            code
         }
         Command::Miner {
             url,
@@ -244,31 +249,24 @@ async fn serve(path: PathBuf, config: ndas::config::Config, log: logging::Reload
     tracing::info!("shutting down: telling miners to reconnect, flushing blocks");
     let stats = running.stats().clone();
     let journal = running.journal().clone();
-    running.shutdown().await;
-    let totals = stats.accounting();
-    // Blocks the node has not judged yet: submitted again at the next start.
-    let unsettled = tokio::task::spawn_blocking(move || journal.pending().map(|p| p.len()))
-        .await
-        .map_err(std::io::Error::other)
-        .and_then(|pending| pending);
-    match unsettled {
-        Ok(unsettled) => tracing::info!(
-            shares_accepted = totals.shares_accepted,
-            shares_rejected = totals.shares_rejected,
-            accepted_difficulty = totals.accepted_difficulty,
-            blocks_found = totals.blocks_found,
-            blocks_unsettled = unsettled,
-            "stopped"
-        ),
-        Err(error) => tracing::error!(
-            shares_accepted = totals.shares_accepted,
-            shares_rejected = totals.shares_rejected,
-            accepted_difficulty = totals.accepted_difficulty,
-            blocks_found = totals.blocks_found,
-            %error,
-            "stopped; cannot read the block journal to count unsettled blocks"
-        ),
+    // A second SIGTERM or SIGINT ends it at once: what is pending stays in
+    // the journal for the next start.
+    tokio::select! {
+        () = running.shutdown() => {}
+        () = async {
+            while !matches!(signals.next().await, signals::Signal::Terminate) {}
+        } => tracing::warn!("second signal: exiting now; blocks not yet settled stay in the journal"),
     }
+    let totals = stats.accounting();
+    // Blocks the nodes have not judged yet: submitted again at the next start.
+    tracing::info!(
+        shares_accepted = totals.shares_accepted,
+        shares_rejected = totals.shares_rejected,
+        accepted_difficulty = totals.accepted_difficulty,
+        blocks_found = totals.blocks_found,
+        blocks_unsettled = journal.unsettled(),
+        "stopped"
+    );
     ExitCode::SUCCESS
 }
 

@@ -12,6 +12,15 @@ use prometheus::{
 mod build;
 mod port;
 use build::{counter, counters, gauge, gauges, histogram, latency_buckets, register};
+
+/// `ndas_block_siblings_total`'s outcomes (see [`Metrics::block_siblings_total`]).
+pub const SIBLING_OUTCOMES: [&str; 5] = [
+    "kept",
+    "dropped_full",
+    "dropped_superseded",
+    "discarded",
+    "submitted",
+];
 pub use port::PortMetrics;
 
 /// Every `reason` of `ndas_disconnects_total`.
@@ -66,6 +75,14 @@ pub struct Metrics {
     /// Found blocks the journal could not make durable (a full or failing
     /// disk): submitted anyway, their hex in the error log line.
     pub blocks_unjournaled_total: IntCounter,
+    /// Blocks found after the first on their parent (`blocks::triage`), by
+    /// `outcome`: `kept`, `dropped_full` (a bound reached), `dropped_superseded`
+    /// (a block on the parent was taken), `discarded` (kept, then a block on
+    /// the parent was taken), `submitted` (the block before was rejected).
+    pub block_siblings_total: IntCounterVec,
+    /// Siblings kept now (journaled, not submitted), and what they hold.
+    pub block_siblings_kept: IntGauge,
+    pub block_siblings_kept_bytes: IntGauge,
     /// From reading the block's share to its first `submitblock` call.
     pub block_submit_delay_seconds: Histogram,
     /// Writing found blocks to the journal and flushing it, per flush.
@@ -149,6 +166,12 @@ impl Metrics {
                 &["outcome"],
             ),
         );
+        let block_siblings_total = counters(
+            r,
+            "ndas_block_siblings_total",
+            "Blocks found after the first on their parent, by what became of them",
+            &["outcome"],
+        );
         let rpc_calls_total = register(
             r,
             IntCounterVec::new(
@@ -203,6 +226,9 @@ impl Metrics {
         // work at once (a port's, when it is declared: `Metrics::port`).
         for outcome in ["accepted", "duplicate", "inconclusive", "rejected"] {
             blocks_total.with_label_values(&[outcome]);
+        }
+        for outcome in SIBLING_OUTCOMES {
+            block_siblings_total.with_label_values(&[outcome]);
         }
         for method in RPC_METHODS.iter().chain(&["other"]) {
             rpc_calls_total.with_label_values(&[method, "ok"]);
@@ -282,6 +308,17 @@ impl Metrics {
                 r,
                 "ndas_blocks_unjournaled_total",
                 "Found blocks the journal could not make durable (full or failing disk), submitted anyway",
+            ),
+            block_siblings_total,
+            block_siblings_kept: gauge(
+                r,
+                "ndas_block_siblings_kept",
+                "Blocks kept (journaled, not submitted) until their parent's first block is judged",
+            ),
+            block_siblings_kept_bytes: gauge(
+                r,
+                "ndas_block_siblings_kept_bytes",
+                "What the kept blocks hold in memory and in the journal (blocks.max_kept_bytes bounds it)",
             ),
             block_journal_seconds: histogram(
                 r,

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::{BlockBytes, FoundWrite, Journal, JournalEntry};
+use super::triage::{Admit, Dropped, Triage};
 use crate::metrics::Metrics;
 use crate::node::template::Template;
 use crate::session::FoundBlock;
@@ -52,40 +53,109 @@ pub struct Prepared {
     pub(super) entry: JournalEntry,
     pub(super) params: Vec<Bytes>,
     pub(super) durable: std::io::Result<()>,
-    pub(super) received: std::time::Instant,
+    /// When the share arrived (`None` for a block from an earlier run).
+    pub(super) received: Option<std::time::Instant>,
+    /// The first on its parent (submitted at once), or a sibling (kept).
+    pub(super) first: bool,
+    /// What it holds while kept ([`Triage::charge`]).
+    pub(super) bytes: u64,
 }
 
-/// Where connections hand found blocks: straight to the journal thread, a
-/// thread of its own started with the server, so a block waits neither for
-/// a runtime worker, nor for a thread to start, nor for a free one in a pool.
-#[derive(Clone, Debug)]
-pub struct BlockSink(std::sync::mpsc::Sender<Box<FoundBlock>>);
+/// The triage of found blocks, shared by the connections' sink and the submitter.
+pub type BlockTriage = Triage<Prepared>;
+
+/// A block on its way to the journal thread, with its triage.
+struct Queued {
+    block: Box<FoundBlock>,
+    first: bool,
+    bytes: u64,
+}
+
+/// Where connections hand found blocks: triaged ([`Triage::admit`]), then
+/// straight to the journal thread, a thread of its own started with the
+/// server, so a block waits neither for a runtime worker, nor for a thread
+/// to start, nor for a free one in a pool.
+#[derive(Clone)]
+pub struct BlockSink {
+    queue: std::sync::mpsc::Sender<Queued>,
+    triage: Arc<BlockTriage>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for BlockSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BlockSink")
+    }
+}
 
 impl BlockSink {
-    /// Queues the block for the journal; gives it back if the thread is gone.
-    pub fn send(&self, block: Box<FoundBlock>) -> Result<(), Box<FoundBlock>> {
-        self.0.send(block).map_err(|error| error.0)
+    /// Triages the block and queues it for the journal unless dropped; gives
+    /// it back if the thread is gone.
+    pub fn send(&self, block: Box<FoundBlock>) -> Result<Admit, Box<FoundBlock>> {
+        let parent: [u8; 32] = block.header[4..36].try_into().expect("32 bytes");
+        // Header, transaction count, coinbase: an upper bound of its head.
+        let bytes = BlockTriage::charge(80 + 9 + block.job.coinbase.weight());
+        let admit = self.triage.admit(parent, block.job.template.height, bytes);
+        let siblings = &self.metrics.block_siblings_total;
+        let first = match admit {
+            Admit::First => true,
+            Admit::Sibling => {
+                siblings.with_label_values(&["kept"]).inc();
+                self.count_kept();
+                false
+            }
+            Admit::Drop(why) => {
+                let label = match why {
+                    Dropped::Full => "dropped_full",
+                    Dropped::Superseded => "dropped_superseded",
+                };
+                siblings.with_label_values(&[label]).inc();
+                return Ok(admit);
+            }
+        };
+        let queued = Queued {
+            block,
+            first,
+            bytes,
+        };
+        match self.queue.send(queued) {
+            Ok(()) => Ok(admit),
+            Err(error) => Err(error.0.block),
+        }
     }
+
+    /// Sets the kept-siblings gauges from the triage.
+    pub(super) fn count_kept(&self) {
+        count_kept(&self.triage, &self.metrics);
+    }
+}
+
+/// Sets the kept-siblings gauges from the triage.
+pub(super) fn count_kept(triage: &BlockTriage, metrics: &Metrics) {
+    let (kept, bytes) = triage.kept();
+    metrics.block_siblings_kept.set(kept as i64);
+    metrics.block_siblings_kept_bytes.set(bytes as i64);
 }
 
 /// Starts the journal thread. It ends when every [`BlockSink`] is dropped,
 /// and then so does the receiver of prepared blocks.
 pub fn start_journal_thread(
     journal: Journal,
+    triage: Arc<BlockTriage>,
     metrics: Arc<Metrics>,
 ) -> std::io::Result<(BlockSink, mpsc::UnboundedReceiver<Prepared>)> {
-    let (sink, queue) = std::sync::mpsc::channel::<Box<FoundBlock>>();
+    let (sink, queue) = std::sync::mpsc::channel::<Queued>();
     let (prepared, receiver) = mpsc::unbounded_channel();
+    let thread_metrics = metrics.clone();
     std::thread::Builder::new()
         .name("ndas-block-journal".into())
         .spawn(move || {
             while let Ok(first) = queue.recv() {
                 // Blocks found together share one flush (group commit).
-                let batch: Vec<Box<FoundBlock>> =
-                    std::iter::once(first).chain(queue.try_iter()).collect();
+                let batch: Vec<Queued> = std::iter::once(first).chain(queue.try_iter()).collect();
                 let started = std::time::Instant::now();
                 let prepared_blocks = prepare(&journal, &batch);
-                metrics
+                thread_metrics
                     .block_journal_seconds
                     .observe(started.elapsed().as_secs_f64());
                 for block in prepared_blocks {
@@ -95,14 +165,22 @@ pub fn start_journal_thread(
                 }
             }
         })?;
-    Ok((BlockSink(sink), receiver))
+    let sink = BlockSink {
+        queue: sink,
+        triage,
+        metrics,
+    };
+    Ok((sink, receiver))
 }
 
 /// Writes the blocks' records, starts the disk write, builds the requests
 /// while the disk works, then waits for one flush: each block is on disk
 /// before it is sent, and its request is ready when it is.
-fn prepare(journal: &Journal, blocks: &[Box<FoundBlock>]) -> Vec<Prepared> {
-    let writes: Vec<FoundWrite> = blocks.iter().map(|b| journal.write_found(b)).collect();
+fn prepare(journal: &Journal, blocks: &[Queued]) -> Vec<Prepared> {
+    let writes: Vec<FoundWrite> = blocks
+        .iter()
+        .map(|q| journal.write_found(&q.block))
+        .collect();
     journal.start_flush();
     let params: Vec<Vec<Bytes>> = writes
         .iter()
@@ -113,7 +191,7 @@ fn prepare(journal: &Journal, blocks: &[Box<FoundBlock>]) -> Vec<Prepared> {
         .into_iter()
         .zip(params)
         .zip(blocks)
-        .map(|((write, params), block)| Prepared {
+        .map(|((write, params), queued)| Prepared {
             durable: match (&write.written, &synced) {
                 (Err(error), _) | (Ok(()), Err(error)) => {
                     Err(std::io::Error::new(error.kind(), error.to_string()))
@@ -122,7 +200,9 @@ fn prepare(journal: &Journal, blocks: &[Box<FoundBlock>]) -> Vec<Prepared> {
             },
             entry: write.entry,
             params,
-            received: block.received,
+            received: Some(queued.block.received),
+            first: queued.first,
+            bytes: queued.bytes,
         })
         .collect()
 }

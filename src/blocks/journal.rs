@@ -263,6 +263,33 @@ impl Journal {
         Ok(())
     }
 
+    /// Marks blocks settled without a settled copy: siblings of a block the
+    /// nodes took, never submitted (`blocks::triage`). One flush for all.
+    pub fn discard(&self, hashes: &[&str]) -> std::io::Result<()> {
+        if hashes.is_empty() {
+            return Ok(());
+        }
+        let mut records = Vec::new();
+        for hash in hashes {
+            let meta = SettledMeta {
+                hash: (*hash).to_owned(),
+            };
+            records.extend_from_slice(&encode(Kind::Settled, &json(&meta), |_| {}));
+        }
+        let mut log = self.lock();
+        append(&mut log, &records)?;
+        log.file.sync_data()?;
+        for hash in hashes {
+            log.unsettled.remove(*hash);
+        }
+        Ok(())
+    }
+
+    /// Blocks written and not yet settled, counted in memory.
+    pub fn unsettled(&self) -> usize {
+        self.lock().unsettled.len()
+    }
+
     /// Writes the settled copy again, with verdicts that came after it
     /// settled (a node that was down); the log already says it is settled.
     pub fn update_settled(&self, entry: &JournalEntry) -> std::io::Result<()> {

@@ -247,7 +247,9 @@ where
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let mut jobs = group_jobs(first);
-    let mut configs = Box::pin(changes(context.config.clone()));
+    // Fused: a stream that ended (its sender dropped at shutdown) is never
+    // polled again, which `unfold` forbids.
+    let mut configs = Box::pin(changes(context.config.clone()).fuse());
     let handshake = tokio::time::sleep(context.handshake_timeout);
     tokio::pin!(handshake);
     // Re-armed lazily when it fires, not on every line (every share).
@@ -419,15 +421,20 @@ fn hand_over_blocks(out: &Output, context: &ConnectionContext) {
             // block's critical path. The journal thread outlives every
             // connection; a send fails only if it died, and then the whole
             // block goes to the log for the operator.
-            if let Err(block) = context.blocks.send(block.clone()) {
-                tracing::error!(hash = %block.hash, block = %faster_hex::hex_string(&block.serialize()), "BLOCK FOUND BUT THE JOURNAL THREAD IS GONE; submit it by hand");
+            match context.blocks.send(block.clone()) {
+                // One line per parent: later blocks on it are summed up by
+                // the submitter (blocks::triage).
+                Ok(crate::blocks::triage::Admit::First) => tracing::info!(
+                    hash = %block.hash,
+                    height = block.job.template.height,
+                    worker = %block.worker.escape_debug(),
+                    "BLOCK FOUND"
+                ),
+                Ok(_) => {}
+                Err(block) => {
+                    tracing::error!(hash = %block.hash, block = %faster_hex::hex_string(&block.serialize()), "BLOCK FOUND BUT THE JOURNAL THREAD IS GONE; submit it by hand");
+                }
             }
-            tracing::info!(
-                hash = %block.hash,
-                height = block.job.template.height,
-                worker = %block.worker.escape_debug(),
-                "BLOCK FOUND"
-            );
         }
     }
 }

@@ -271,8 +271,10 @@ impl Stats {
         self.notify.get().is_some_and(|sink| sink.wants(name))
     }
 
+    /// A block submitted as the first on its parent (its siblings are
+    /// counted in `ndas_blocks_found_total` only, where connections count
+    /// every block found): the recent list and the notification targets.
     pub fn block_found(&self, height: u32, hash: String, worker: &str, payout: &str) {
-        self.metrics.blocks_found_total.inc();
         let mut blocks = lock(&self.blocks);
         if blocks.len() == RECENT_BLOCKS {
             blocks.pop_front();
