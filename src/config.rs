@@ -333,7 +333,9 @@ impl Config {
         issues.extend(self.stratum.issues());
         issues.extend(self.mining.issues(
             self.network,
-            crate::work::extranonce::EXTRANONCE1_LEN + self.stratum.extranonce2_size,
+            // Saturating: an extranonce2_size near usize::MAX (from the
+            // environment) is reported above, not an overflow.
+            crate::work::extranonce::EXTRANONCE1_LEN.saturating_add(self.stratum.extranonce2_size),
         ));
         issues.extend(notify::issues(&self.notify));
         issues.extend(self.node.issues());
@@ -362,5 +364,7 @@ pub use node::{Backend, NodeConfig};
 pub use notify::{NotifyConfig, NotifyKind};
 pub use operator::{MetricsConfig, TokenError};
 pub use stratum::StratumConfig;
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

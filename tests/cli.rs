@@ -74,6 +74,24 @@ fn check_config_names_each_bad_key_including_env_overrides() {
 }
 
 #[test]
+fn check_config_names_a_coinbase_tag_too_long_for_one_push() {
+    // Over 255 bytes: more than one push holds, which once hit an assert.
+    let dir = common::temp_dir();
+    let tag = "x".repeat(300);
+    let path = write_config(dir.path(), "");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "[mining]\n",
+        &format!("[mining]\ncoinbase_tag = \"{tag}\"\n"),
+    );
+    std::fs::write(&path, text).unwrap();
+    let output = ndas(&["check-config", "--config", &path], &[]);
+    let text = all_output(&output);
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(text.contains("mining.coinbase_tag: 300 bytes"), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+}
+
+#[test]
 fn check_config_reports_a_bad_licence_without_the_token_or_password() {
     let dir = common::temp_dir();
     let path = write_config(dir.path(), "");

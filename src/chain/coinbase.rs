@@ -68,13 +68,21 @@ impl Coinbase {
         let mut head = Vec::with_capacity(16);
         write_script_number(&mut head, spec.height);
         head.push(spec.extranonce_len as u8);
-        let mut tail = Vec::with_capacity(spec.tag.len() + 2);
-        if !spec.tag.is_empty() {
-            write_push(&mut tail, spec.tag);
-        }
-        let script_len = head.len() + spec.extranonce_len + tail.len();
+        // The tag's push: its length byte, and `OP_PUSHDATA1` from 76 bytes
+        // on. Measured before it is written, so that a tag of any length
+        // (a config value) is refused by name, never asserted on.
+        let tag_push = match spec.tag.len() {
+            0 => 0,
+            len @ 1..0x4c => 1 + len,
+            len => 2 + len,
+        };
+        let script_len = head.len() + spec.extranonce_len + tag_push;
         if script_len > MAX_SCRIPT_SIG_LEN {
             return Err(CoinbaseError::ScriptSigTooLong { len: script_len });
+        }
+        let mut tail = Vec::with_capacity(tag_push);
+        if !spec.tag.is_empty() {
+            write_push(&mut tail, spec.tag);
         }
 
         let mut coinb1 = Vec::with_capacity(64);
@@ -234,6 +242,15 @@ mod tests {
         assert_eq!(
             Coinbase::build(&spec),
             Err(CoinbaseError::ScriptSigTooLong { len: 109 })
+        );
+        // Longer than one push can hold: refused the same way, not asserted on.
+        let tag = vec![b'x'; 300];
+        let spec = CoinbaseSpec { tag: &tag, ..spec };
+        assert_eq!(
+            Coinbase::build(&spec),
+            Err(CoinbaseError::ScriptSigTooLong {
+                len: 4 + 1 + 12 + 302
+            })
         );
     }
 
