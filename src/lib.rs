@@ -84,9 +84,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None
         }
     };
-    let first_job_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(1, |elapsed| elapsed.as_secs() << 8);
+    let first_job_id = work::job::first_job_id(std::time::SystemTime::now());
     let fixed = config.mining.fixed_payout(config.network);
     let job_config = JobConfig {
         payout_script: Vec::new(),

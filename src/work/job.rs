@@ -223,6 +223,26 @@ impl Job {
     }
 }
 
+/// The first job id of a process started at `now`: nanoseconds since the
+/// Unix epoch (16 hex digits until 2554, as ckpool's ids are).
+///
+/// Each run counts up from its start, so two runs share an id only if the
+/// first handed out more ids than nanoseconds passed before the second
+/// started: more than one job a nanosecond, where building one takes
+/// microseconds. A miner's share for a job of the run before is then
+/// answered "job not found", never judged against another job. (Seconds
+/// shifted by 8 bits, as before, left 256 ids per second: a refresh of a
+/// few hundred payout groups and a quick restart reused them.) A clock set
+/// back between runs can still repeat ids; nothing short of storing the
+/// last id could prevent that.
+pub fn first_job_id(now: std::time::SystemTime) -> u64 {
+    now.duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |elapsed| {
+            u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX >> 1)
+        })
+        .max(1)
+}
+
 /// The previous-block hash as stratum sends it: internal byte order with each
 /// 4-byte word reversed, which is what miners undo before hashing.
 pub fn stratum_prev_hash(hash: &Hash256) -> String {
@@ -236,6 +256,7 @@ pub fn stratum_prev_hash(hash: &Hash256) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::Network;
 
     #[test]
     fn a_notify_line_put_together_from_pieces_is_the_serializer_s_own() {
@@ -270,6 +291,52 @@ mod tests {
             });
             assert_eq!(job.notify(clean), whole);
         }
+    }
+
+    #[test]
+    fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
+        use crate::work::manager::{JobManager, Payouts};
+        use std::time::{Duration, UNIX_EPOCH};
+        let started = UNIX_EPOCH + Duration::from_secs(1_795_487_027);
+        let payout = Payout::parse("mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn", Network::Regtest).unwrap();
+        let run = |at| {
+            JobManager::new(
+                JobConfig {
+                    payout_script: Vec::new(),
+                    coinbase_tag: b"/NDAS/".to_vec(),
+                    extranonce2_size: 8,
+                    splits: Vec::new(),
+                },
+                first_job_id(at),
+                Payouts {
+                    fixed: Some(payout.clone()),
+                    by_username: None,
+                    max_groups: 1,
+                },
+            )
+        };
+        let tip = || {
+            Template::from_json(crate::session::testkit::template(
+                crate::session::testkit::TIP_A,
+                "207fffff",
+                200,
+            ))
+            .unwrap()
+        };
+        // The first run hands out 300 ids (a refresh of 300 payout
+        // groups), then restarts a second later.
+        let first = run(started);
+        let mut last = 0;
+        for _ in 0..300 {
+            last = first.publish(tip()).unwrap().unwrap().id.0;
+        }
+        let second = run(started + Duration::from_secs(1));
+        let next = second.publish(tip()).unwrap().unwrap().id.0;
+        assert!(next > last, "restart's first id {next:x} <= {last:x}");
+        // A run that starts within the same second is apart by the time between.
+        let soon = run(started + Duration::from_millis(1));
+        assert!(soon.publish(tip()).unwrap().unwrap().id.0 > last);
+        assert_eq!(first_job_id(UNIX_EPOCH), 1);
     }
 
     #[test]
