@@ -93,6 +93,9 @@ pub struct Metrics {
     pub template_age_seconds: prometheus::Gauge,
     pub template_height: IntGauge,
     pub template_transactions: IntGauge,
+    /// Templates the largest coinbase did not fit, by what was done:
+    /// `trimmed` (last transactions left out) or `refused`.
+    pub templates_over_limits_total: IntCounterVec,
     /// From noticing a new tip to the new job being handed to connections.
     pub tip_to_job_seconds: Histogram,
     /// From a job's creation to its notify written to one connection.
@@ -352,6 +355,22 @@ impl Metrics {
                 "ndas_template_transactions",
                 "Transactions in the current template",
             ),
+            templates_over_limits_total: {
+                let over = register(
+                    r,
+                    IntCounterVec::new(
+                        Opts::new(
+                            "ndas_templates_over_limits_total",
+                            "Templates whose weightlimit or sigoplimit the largest coinbase did not fit (the node reserves less than mining.block_reserved_weight), by action: trimmed (last transactions left out) or refused",
+                        ),
+                        &["action"],
+                    ),
+                );
+                for action in ["trimmed", "refused"] {
+                    over.with_label_values(&[action]);
+                }
+                over
+            },
             tip_to_job_seconds: histogram(
                 r,
                 "ndas_tip_to_job_seconds",

@@ -45,6 +45,14 @@ pub enum CoinbaseError {
     ExtranonceSize(usize),
     #[error("coinbase needs at least one output")]
     NoOutputs,
+    /// The template leaves less room than this coinbase takes: a block on
+    /// it would be refused (`bad-blk-weight`, `bad-blk-sigops`).
+    #[error("coinbase of {needed} {unit} does not fit the {room} the template leaves for it")]
+    OverTemplateLimit {
+        unit: &'static str,
+        needed: u64,
+        room: u64,
+    },
 }
 
 /// A coinbase split around its extranonce.

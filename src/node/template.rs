@@ -3,12 +3,23 @@
 //! Fields per [BIP22](https://github.com/bitcoin/bips/blob/master/bip-0022.mediawiki)
 //! and [BIP23](https://github.com/bitcoin/bips/blob/master/bip-0023.mediawiki);
 //! the witness commitment per BIP141, recomputed here and checked against the node's.
+//! The block limits (`weightlimit`, `sigoplimit`) and each transaction's
+//! `weight`, `sigops` and `fee` are Core's segwit additions to BIP23; they
+//! are kept so that every job can be checked against the template's own
+//! limits ([`crate::work::limits`]).
 
 use serde::Deserialize;
 
 use crate::chain::merkle::{witness_commitment, witness_commitment_script};
 use crate::chain::target::CompactError;
 use crate::chain::{coinbase::WITNESS_RESERVED_VALUE, sha256d, Hash256, Target};
+
+/// Consensus bound on a block's weight (BIP141 `MAX_BLOCK_WEIGHT`): a
+/// template's `weightlimit` above it is not believed.
+pub const MAX_BLOCK_WEIGHT: u64 = 4_000_000;
+/// Consensus bound on a block's sigop cost (BIP141 `MAX_BLOCK_SIGOPS_COST`):
+/// legacy and P2SH sigops count four, witness sigops one.
+pub const MAX_BLOCK_SIGOPS_COST: u64 = 80_000;
 
 /// Rules NDAS knows how to follow; a required (`!`-prefixed) rule outside
 /// this list makes the template unusable.
@@ -42,6 +53,114 @@ pub struct Template {
     pub journaled: std::sync::OnceLock<crate::blocks::journal::JournaledTransactions>,
     pub tx_count: usize,
     pub longpoll_id: Option<String>,
+    /// The block's bounds, as the template gives them (or consensus's).
+    pub limits: BlockLimits,
+    /// What each transaction counts against `limits`, in template order.
+    pub costs: Vec<TxCost>,
+}
+
+/// The most a block on a template may weigh and cost in sigops
+/// (`weightlimit`, `sigoplimit`), each at most consensus's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockLimits {
+    pub weight: u64,
+    /// In sigop cost units (BIP141: legacy sigops count four).
+    pub sigops: u64,
+}
+
+/// What one template transaction counts against the block's limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxCost {
+    /// For the witness commitment of a template cut short.
+    pub wtxid: Hash256,
+    /// Its bytes in `tx_data`.
+    pub len: usize,
+    /// BIP141 weight, computed from its data (and checked against the node's).
+    pub weight: u64,
+    /// Sigop cost as the node counted it (it needs the spent outputs, which
+    /// NDAS does not have); 0 when the node did not say (no Core does that).
+    pub sigops: u64,
+    /// Fee in satoshis, when the node says: what leaves `coinbasevalue` if
+    /// the transaction is left out.
+    pub fee: Option<u64>,
+}
+
+impl Template {
+    /// The header and the transaction count (coinbase included) in the
+    /// block's weight: four units a byte, as all non-witness data.
+    pub fn header_and_count_weight(&self) -> u64 {
+        header_and_count_weight(self.tx_count)
+    }
+
+    /// The weight of the transactions, the coinbase left out.
+    pub fn transactions_weight(&self) -> u64 {
+        self.costs.iter().map(|tx| tx.weight).sum()
+    }
+
+    /// The sigop cost of the transactions, the coinbase left out.
+    pub fn transactions_sigops(&self) -> u64 {
+        self.costs.iter().map(|tx| tx.sigops).sum()
+    }
+
+    /// Room the template leaves for the coinbase, in weight and sigop cost:
+    /// its limits less the header, the count and its transactions (zero
+    /// when they alone are over).
+    pub fn coinbase_room(&self) -> BlockLimits {
+        BlockLimits {
+            weight: self
+                .limits
+                .weight
+                .saturating_sub(self.header_and_count_weight() + self.transactions_weight()),
+            sigops: self
+                .limits
+                .sigops
+                .saturating_sub(self.transactions_sigops()),
+        }
+    }
+
+    /// The template with only its first `keep` transactions: the rest's
+    /// fees out of the coinbase value and the witness commitment computed
+    /// again. A transaction depends only on earlier ones (`depends`), so
+    /// what is kept is still a valid block's. `None` when a left-out
+    /// transaction's fee is unknown (the coinbase would claim it).
+    pub fn first_transactions(&self, keep: usize) -> Option<Template> {
+        let keep = keep.min(self.tx_count);
+        let mut dropped_fees = 0u64;
+        for tx in &self.costs[keep..] {
+            dropped_fees = dropped_fees.checked_add(tx.fee?)?;
+        }
+        let costs = self.costs[..keep].to_vec();
+        let bytes: usize = costs.iter().map(|tx| tx.len).sum();
+        let witness_commitment = self.witness_commitment.map(|_| {
+            let wtxids: Vec<Hash256> = costs.iter().map(|tx| tx.wtxid).collect();
+            witness_commitment(&wtxids, &WITNESS_RESERVED_VALUE)
+        });
+        Some(Template {
+            coinbase_value: self.coinbase_value.checked_sub(dropped_fees)?,
+            txids: self.txids[..keep].to_vec(),
+            witness_commitment,
+            tx_data: self.tx_data.slice(..bytes),
+            journaled: std::sync::OnceLock::new(),
+            tx_count: keep,
+            costs,
+            bits_time: self.bits_time.clone(),
+            longpoll_id: self.longpoll_id.clone(),
+            ..*self
+        })
+    }
+}
+
+/// The header (80 bytes) and the CompactSize count of `transactions` plus
+/// the coinbase, four weight units a byte.
+pub fn header_and_count_weight(transactions: usize) -> u64 {
+    let count = transactions as u64 + 1;
+    let count_len = match count {
+        0..=0xfc => 1,
+        0xfd..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    };
+    4 * (80 + count_len)
 }
 
 /// A template NDAS refuses to mine on.
@@ -77,6 +196,8 @@ pub struct RawTemplate {
     rules: Vec<String>,
     default_witness_commitment: Option<String>,
     longpollid: Option<String>,
+    weightlimit: Option<u64>,
+    sigoplimit: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +207,9 @@ struct RawTransaction {
     hash: Option<String>,
     #[serde(default)]
     depends: Vec<u64>,
+    weight: Option<u64>,
+    sigops: Option<u64>,
+    fee: Option<u64>,
 }
 
 fn field(field: &'static str, why: impl Into<String>) -> TemplateError {
@@ -134,7 +258,14 @@ impl Template {
             .map_or(Ok(0), u32::try_from)
             .map_err(|_| field("mintime", "beyond 2106"))?;
 
-        let transactions = read_transactions(&raw.transactions)?;
+        // Before segwit's deployment Core counts sigops unscaled (and its
+        // limit a quarter); NDAS compares costs, four to a legacy sigop.
+        let segwit = raw
+            .rules
+            .iter()
+            .any(|r| r.trim_start_matches('!') == "segwit");
+        let scale = if segwit { 1 } else { 4 };
+        let transactions = read_transactions(&raw.transactions, scale)?;
         let has_witness = transactions.iter().any(|tx| tx.txid != tx.wtxid);
         let witness_commitment = if raw.default_witness_commitment.is_some() || has_witness {
             let wtxids: Vec<Hash256> = transactions.iter().map(|tx| tx.wtxid).collect();
@@ -172,6 +303,16 @@ impl Template {
             tx_data: tx_data.into(),
             journaled: std::sync::OnceLock::new(),
             longpoll_id: raw.longpollid,
+            limits: BlockLimits {
+                weight: raw
+                    .weightlimit
+                    .map_or(MAX_BLOCK_WEIGHT, |w| w.min(MAX_BLOCK_WEIGHT)),
+                sigops: raw
+                    .sigoplimit
+                    .map_or(MAX_BLOCK_SIGOPS_COST, |s| s.saturating_mul(scale))
+                    .min(MAX_BLOCK_SIGOPS_COST),
+            },
+            costs: transactions.into_iter().map(|tx| tx.cost).collect(),
         })
     }
 }
@@ -187,9 +328,14 @@ struct Transaction {
     data: Vec<u8>,
     txid: Hash256,
     wtxid: Hash256,
+    cost: TxCost,
 }
 
-fn read_transactions(raw: &[RawTransaction]) -> Result<Vec<Transaction>, TemplateError> {
+/// The transactions, checked; `scale` turns the node's sigops into costs.
+fn read_transactions(
+    raw: &[RawTransaction],
+    scale: u64,
+) -> Result<Vec<Transaction>, TemplateError> {
     let mut out = Vec::with_capacity(raw.len());
     for (index, tx) in raw.iter().enumerate() {
         let error = |why: &str| TemplateError::Transaction {
@@ -203,13 +349,19 @@ fn read_transactions(raw: &[RawTransaction]) -> Result<Vec<Transaction>, Templat
         let wtxid = sha256d(&data);
         // A witness serialization has a zero input-count marker and a non-zero flag.
         let segwit = data[4] == 0 && data[5] != 0;
-        let txid = if segwit {
+        let (txid, weight) = if segwit {
             let decoded: bitcoin::Transaction = bitcoin::consensus::deserialize(&data)
                 .map_err(|_| error("data is not a transaction"))?;
-            Hash256(*decoded.compute_txid().as_ref())
+            (
+                Hash256(*decoded.compute_txid().as_ref()),
+                decoded.weight().to_wu(),
+            )
         } else {
-            wtxid
+            (wtxid, 4 * data.len() as u64)
         };
+        if tx.weight.is_some_and(|given| given != weight) {
+            return Err(error("weight does not match data"));
+        }
         if let Some(given) = &tx.txid {
             if Hash256::from_display_hex(given).ok() != Some(txid) {
                 return Err(error("txid does not match data"));
@@ -226,7 +378,19 @@ fn read_transactions(raw: &[RawTransaction]) -> Result<Vec<Transaction>, Templat
                 "depends on a transaction that does not come before it",
             ));
         }
-        out.push(Transaction { data, txid, wtxid });
+        let cost = TxCost {
+            wtxid,
+            len: data.len(),
+            weight,
+            sigops: tx.sigops.unwrap_or(0).saturating_mul(scale),
+            fee: tx.fee,
+        };
+        out.push(Transaction {
+            data,
+            txid,
+            wtxid,
+            cost,
+        });
     }
     Ok(out)
 }

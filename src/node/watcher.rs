@@ -201,6 +201,9 @@ pub async fn run(
             txids: template.txids.clone(),
             coinbase_value: template.coinbase_value,
         };
+        let Some(template) = within_limits(template, &manager, &stats) else {
+            continue;
+        };
         let (height, transactions, prev_hash) =
             (template.height, template.tx_count, template.prev_hash);
         match manager.publish(template) {
@@ -225,6 +228,40 @@ pub async fn run(
                 );
             }
             Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
+        }
+    }
+}
+
+/// `template` cut to what the largest coinbase leaves room for (see
+/// [`crate::work::limits`]), told in the log and the metrics; `None` when
+/// it cannot be, and nothing is published from it.
+fn within_limits(template: Template, manager: &JobManager, stats: &Stats) -> Option<Template> {
+    let height = template.height;
+    let over_limits = &stats.metrics.templates_over_limits_total;
+    const FIX: &str = "start the node with -blockreservedweight at least mining.block_reserved_weight (Core 29 or later), or make the coinbase smaller (fewer mining.split entries, a shorter mining.coinbase_tag)";
+    match crate::work::limits::fit(template, manager.coinbase_bounds()) {
+        Ok((template, None)) => Some(template),
+        Ok((template, Some(cut))) => {
+            over_limits.with_label_values(&["trimmed"]).inc();
+            tracing::error!(
+                height,
+                left_out = cut.transactions,
+                left_out_weight = cut.weight,
+                left_out_sigops = cut.sigops,
+                fees_lost = cut.fees,
+                "the node's template leaves too little room for this coinbase: {}; its last {} transactions are left out so that blocks stay valid: {FIX}",
+                cut.over,
+                cut.transactions,
+            );
+            Some(template)
+        }
+        Err(error) => {
+            over_limits.with_label_values(&["refused"]).inc();
+            tracing::error!(
+                height,
+                "template refused, miners keep their last job: {error}; {FIX}"
+            );
+            None
         }
     }
 }

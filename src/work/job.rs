@@ -37,6 +37,9 @@ pub struct Work {
     branch: Arc<[Hash256]>,
     version: u32,
     network_difficulty: f64,
+    /// Room the template leaves for the coinbase (weight, sigop cost):
+    /// summed over its transactions once, not once per group.
+    room: crate::node::template::BlockLimits,
     /// The notify lines, `clean_jobs` false and true, serialized once with
     /// stand-ins for what each job has of its own and cut around them.
     lines: [NotifyPieces; 2],
@@ -112,6 +115,7 @@ impl Work {
             branch,
             version,
             network_difficulty: template.network_target.difficulty(),
+            room: template.coinbase_room(),
             template,
         }
     }
@@ -181,6 +185,21 @@ impl Job {
             outputs: &outputs,
             witness: template.witness_commitment.is_some(),
         })?;
+        // Never a job whose block the node would refuse: the template's
+        // own limits, whatever the config says of the node's reservation.
+        let room = work.room;
+        let sigops: u64 = outputs
+            .iter()
+            .map(|output| super::limits::output_sigops(&output.script_pubkey))
+            .sum();
+        for (unit, needed, room) in [
+            ("weight units", coinbase.weight() as u64, room.weight),
+            ("sigop cost", sigops, room.sigops),
+        ] {
+            if needed > room {
+                return Err(CoinbaseError::OverTemplateLimit { unit, needed, room });
+            }
+        }
         // Hex and a hex job id: nothing the serializer would escape.
         let job_id = id.to_string();
         let (coinb1, coinb2) = (

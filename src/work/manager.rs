@@ -168,6 +168,9 @@ pub struct JobManager {
     fixed: Option<Arc<Group>>,
     shared: Mutex<Shared>,
     templates: watch::Sender<Option<Arc<Template>>>,
+    /// The largest coinbase any group's job can have: what a template must
+    /// leave room for ([`super::limits::fit`]).
+    coinbase: super::limits::CoinbaseBounds,
 }
 
 impl JobManager {
@@ -176,6 +179,11 @@ impl JobManager {
     /// answered "job not found", never judged against another job.
     pub fn new(config: JobConfig, first_id: u64, payouts: Payouts) -> Arc<JobManager> {
         let (templates, _) = watch::channel(None);
+        let main = payouts
+            .fixed
+            .as_ref()
+            .filter(|_| payouts.by_username.is_none());
+        let coinbase = super::limits::coinbase_bounds(&config, main);
         let counted = payouts.by_username.is_some();
         let fixed = payouts
             .fixed
@@ -193,7 +201,13 @@ impl JobManager {
             fixed,
             shared: Mutex::new(Shared { work: None, groups }),
             templates,
+            coinbase,
         })
+    }
+
+    /// The largest coinbase this manager's jobs can have.
+    pub fn coinbase_bounds(&self) -> super::limits::CoinbaseBounds {
+        self.coinbase
     }
 
     /// The group of `fixed` mode (or `username` mode's fallback address).

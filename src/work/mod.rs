@@ -3,6 +3,7 @@
 
 pub mod extranonce;
 pub mod job;
+pub mod limits;
 pub mod manager;
 pub mod payout;
 

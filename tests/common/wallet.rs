@@ -164,6 +164,56 @@ impl Wallet {
         txids
     }
 
+    /// Fills the mempool past a block's 4,000,000 weight units, so that a
+    /// template is as full as the node's `-blockmaxweight` and
+    /// `-blockreservedweight` allow, to within a few hundred units: `big`
+    /// transactions of about 350,000 (2,800 outputs each; the best paying)
+    /// and `small` of about 440 (one input, one output; the worst paying),
+    /// which fill the gap the big ones leave. Needs `big + 1` coins; mines
+    /// one block (the small ones' coins).
+    pub async fn fill_blocks(&self, node: &RegtestNode, big: usize, small: usize) {
+        let coin = self
+            .coins
+            .lock()
+            .unwrap()
+            .pop()
+            .expect("a coin for the fan-out");
+        let each = Amount::from_sat((coin.txout.value - FEE).to_sat() / small as u64);
+        let outputs = (0..small).map(|_| self.txout(Kind::P2wpkh, each)).collect();
+        let fan_out = self.sign(vec![coin], outputs);
+        let fan_out_id = self.broadcast(node, &fan_out).await;
+        let address = self.address(Kind::P2wpkh).to_string();
+        node.call("generatetoaddress", json!([1, address])).await;
+        for _ in 0..big {
+            let coin = self
+                .coins
+                .lock()
+                .unwrap()
+                .pop()
+                .expect("a coin per big transaction");
+            // 5 sat/vB on about 87,000 vB.
+            let fee = Amount::from_sat(450_000);
+            let each = Amount::from_sat((coin.txout.value - fee).to_sat() / 2800);
+            let outputs = (0..2800).map(|_| self.txout(Kind::P2wpkh, each)).collect();
+            let tx = self.sign(vec![coin], outputs);
+            self.broadcast(node, &tx).await;
+        }
+        for vout in 0..small {
+            let coin = Coin {
+                outpoint: OutPoint {
+                    txid: fan_out_id,
+                    vout: vout as u32,
+                },
+                txout: fan_out.output[vout].clone(),
+                kind: Kind::P2wpkh,
+            };
+            // About 2 sat/vB: after every big one.
+            let value = each - Amount::from_sat(220);
+            let tx = self.sign(vec![coin], vec![self.txout(Kind::P2wpkh, value)]);
+            self.broadcast(node, &tx).await;
+        }
+    }
+
     fn txout(&self, kind: Kind, value: Amount) -> TxOut {
         TxOut {
             value,
