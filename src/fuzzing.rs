@@ -149,8 +149,15 @@ pub fn template(data: &[u8]) {
     let Ok(template) = Template::from_json(value) else {
         return;
     };
+    // Cut to its limits as the watcher does; the job's block must then be
+    // within them, by the `bitcoin` crate's count.
+    let bounds = crate::work::limits::coinbase_bounds(&job_config(), None);
+    let Ok((template, _)) = crate::work::limits::fit(template, bounds) else {
+        return;
+    };
     let segwit = template.witness_commitment.is_some();
     let count = template.tx_count;
+    let weight_limit = template.limits.weight;
     let Ok(job) = Job::build(JobId(7), Arc::new(template), &job_config()) else {
         return;
     };
@@ -191,6 +198,10 @@ pub fn template(data: &[u8]) {
     let block: bitcoin::Block = deserialize(&bytes).expect("the bitcoin crate reads our block");
     assert_eq!(serialize(&block), bytes, "the block round-trips");
     assert_eq!(block.txdata.len(), count + 1);
+    assert!(
+        block.weight().to_wu() <= weight_limit,
+        "the block is within the template's weight limit"
+    );
     assert!(
         block.check_merkle_root(),
         "the header commits to the transactions"

@@ -20,6 +20,8 @@ pub const MAX_BLOCK_WEIGHT: u64 = 4_000_000;
 /// Consensus bound on a block's sigop cost (BIP141 `MAX_BLOCK_SIGOPS_COST`):
 /// legacy and P2SH sigops count four, witness sigops one.
 pub const MAX_BLOCK_SIGOPS_COST: u64 = 80_000;
+/// All the satoshis there will ever be (Core's `MAX_MONEY`).
+const MAX_MONEY: u64 = 21_000_000 * 100_000_000;
 
 /// Rules NDAS knows how to follow; a required (`!`-prefixed) rule outside
 /// this list makes the template unusable.
@@ -377,6 +379,17 @@ fn read_transactions(
             return Err(error(
                 "depends on a transaction that does not come before it",
             ));
+        }
+        // Bounds that keep every sum below overflow: no transaction costs
+        // more than a block may, or pays more than all the bitcoin there is.
+        if tx
+            .sigops
+            .is_some_and(|sigops| sigops.saturating_mul(scale) > MAX_BLOCK_SIGOPS_COST)
+        {
+            return Err(error("sigops are over a block's limit"));
+        }
+        if tx.fee.is_some_and(|fee| fee > MAX_MONEY) {
+            return Err(error("fee is over 21 million bitcoin"));
         }
         let cost = TxCost {
             wtxid,

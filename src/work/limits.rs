@@ -189,7 +189,9 @@ pub fn fit(
     if coinbase.weight > empty.weight || coinbase.sigops > empty.sigops {
         return Err(LimitError::CoinbaseAlone(over));
     }
-    let fees: Option<u64> = template.costs[keep..].iter().map(|tx| tx.fee).sum();
+    let fees = template.costs[keep..]
+        .iter()
+        .try_fold(0u64, |sum, tx| sum.checked_add(tx.fee?));
     let (Some(fees), Some(cut)) = (fees, template.first_transactions(keep)) else {
         return Err(LimitError::FeesUnknown(over));
     };

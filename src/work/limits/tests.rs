@@ -253,6 +253,12 @@ fn node_figures_that_disagree_with_the_data_are_refused_and_old_rules_scaled() {
     let mut raw = small();
     raw["transactions"][0]["weight"] = json!(1);
     assert!(Template::from_json(raw).is_err());
+    // Figures no transaction can have, which sums would overflow on.
+    for (field, value) in [("sigops", json!(80_001)), ("fee", json!(u64::MAX))] {
+        let mut raw = small();
+        raw["transactions"][3][field] = value;
+        assert!(Template::from_json(raw).is_err(), "{field}");
+    }
     // Before segwit Core counts sigops unscaled, its limit a quarter.
     let mut raw = small();
     raw["rules"] = json!(["csv"]);
