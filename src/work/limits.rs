@@ -63,10 +63,9 @@ pub fn coinbase_bounds(config: &JobConfig, main: Option<&Payout>) -> CoinbaseBou
         main_len,
     )
     .map_or(0, |weight| weight as u64);
-    let p2pkh = [
-        0x76, 0xa9, 0x14, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x88, 0xac,
-    ];
-    let main_sigops = output_sigops(main.map_or(&p2pkh[..], |p| &p.script));
+    // Any address: a P2PKH one costs the most of those an address can
+    // pay (one OP_CHECKSIG, 4).
+    let main_sigops = main.map_or(4, |p| output_sigops(&p.script));
     let split_sigops: u64 = config
         .splits
         .iter()
