@@ -238,7 +238,6 @@ pub async fn run(
 fn within_limits(template: Template, manager: &JobManager, stats: &Stats) -> Option<Template> {
     let height = template.height;
     let over_limits = &stats.metrics.templates_over_limits_total;
-    const FIX: &str = "start the node with -blockreservedweight at least mining.block_reserved_weight (Core 29 or later), or make the coinbase smaller (fewer mining.split entries, a shorter mining.coinbase_tag)";
     match crate::work::limits::fit(template, manager.coinbase_bounds()) {
         Ok((template, None)) => Some(template),
         Ok((template, Some(cut))) => {
@@ -249,9 +248,10 @@ fn within_limits(template: Template, manager: &JobManager, stats: &Stats) -> Opt
                 left_out_weight = cut.weight,
                 left_out_sigops = cut.sigops,
                 fees_lost = cut.fees,
-                "the node's template leaves too little room for this coinbase: {}; its last {} transactions are left out so that blocks stay valid: {FIX}",
+                "the node's template leaves too little room for this coinbase: {}; its last {} transactions are left out so that blocks stay valid: {}",
                 cut.over,
                 cut.transactions,
+                cut.over.remedy(),
             );
             Some(template)
         }
@@ -259,7 +259,8 @@ fn within_limits(template: Template, manager: &JobManager, stats: &Stats) -> Opt
             over_limits.with_label_values(&["refused"]).inc();
             tracing::error!(
                 height,
-                "template refused, miners keep their last job: {error}; {FIX}"
+                "template refused, miners keep their last job: {error}; {}",
+                error.overrun().remedy()
             );
             None
         }

@@ -122,6 +122,20 @@ impl Overrun {
         self.transactions_sigops + self.coinbase.sigops
     }
 
+    /// The least `-blockreservedweight` under which the node's templates
+    /// leave this coinbase its room: it, the header and the longest count.
+    pub fn reservation_needed(&self) -> u64 {
+        self.coinbase.weight + super::payout::HEADER_AND_COUNT_WEIGHT as u64
+    }
+
+    /// What an operator changes so that templates fit again.
+    pub fn remedy(&self) -> String {
+        format!(
+            "start the node with -blockreservedweight={} or more (Core 29 or later) and set mining.block_reserved_weight to match, or make the coinbase smaller (fewer mining.split entries, a shorter mining.coinbase_tag)",
+            self.reservation_needed().max(super::payout::MIN_BLOCK_RESERVED_WEIGHT as u64)
+        )
+    }
+
     fn fits(&self) -> bool {
         self.weight() <= self.limits.weight && self.sigops() <= self.limits.sigops
     }
@@ -152,6 +166,15 @@ pub enum LimitError {
     FeesUnknown(Overrun),
     #[error("the coinbase alone is over the template's limits ({0})")]
     CoinbaseAlone(Overrun),
+}
+
+impl LimitError {
+    /// The template's figures.
+    pub fn overrun(&self) -> &Overrun {
+        match self {
+            LimitError::FeesUnknown(over) | LimitError::CoinbaseAlone(over) => over,
+        }
+    }
 }
 
 /// `template` as it is when the largest coinbase of `coinbase` fits it,

@@ -13,7 +13,7 @@ use crate::chain::Network;
 /// the transaction count and the coinbase, no more.
 pub const MIN_BLOCK_RESERVED_WEIGHT: usize = 2000;
 /// Of the reservation: the header (80 bytes) and the longest transaction count (5 bytes).
-const HEADER_AND_COUNT_WEIGHT: usize = 4 * (80 + 5);
+pub const HEADER_AND_COUNT_WEIGHT: usize = 4 * (80 + 5);
 /// Longest scriptPubKey a payout can have (P2WSH and P2TR: 34 bytes).
 pub const LONGEST_PAYOUT_SCRIPT: usize = 34;
 /// Parts of the reward in basis points.

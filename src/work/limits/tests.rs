@@ -148,6 +148,15 @@ fn a_template_too_full_for_the_coinbase_loses_its_last_transactions_and_their_fe
         (1016, 2, 2540)
     );
     assert_eq!(trimmed.over.weight(), trimmed.over.limits.weight + 1);
+    // What to set the node to: the coinbase, the header, the longest count.
+    assert_eq!(trimmed.over.reservation_needed(), bounds.weight + 340);
+    // (Here below Core's least reservation, which is what it advises.)
+    assert!(bounds.weight + 340 < 2000);
+    assert!(
+        trimmed.over.remedy().contains("-blockreservedweight=2000 "),
+        "{}",
+        trimmed.over.remedy()
+    );
     assert_eq!(cut.tx_count, 59);
     assert_eq!(cut.coinbase_value, template.coinbase_value - 2540);
     assert!(
