@@ -11,7 +11,7 @@ use prometheus::{
 
 mod build;
 mod port;
-use build::{counter, counters, gauge, gauges, histogram, latency_buckets, register};
+use build::{counter, counters, counters_of, gauge, gauges, histogram, latency_buckets, register};
 
 /// `ndas_block_siblings_total`'s outcomes (see [`Metrics::block_siblings_total`]).
 pub const SIBLING_OUTCOMES: [&str; 5] = [
@@ -355,22 +355,13 @@ impl Metrics {
                 "ndas_template_transactions",
                 "Transactions in the current template",
             ),
-            templates_over_limits_total: {
-                let over = register(
-                    r,
-                    IntCounterVec::new(
-                        Opts::new(
-                            "ndas_templates_over_limits_total",
-                            "Templates whose weightlimit or sigoplimit the largest coinbase did not fit (the node reserves less than mining.block_reserved_weight), by action: trimmed (last transactions left out) or refused",
-                        ),
-                        &["action"],
-                    ),
-                );
-                for action in ["trimmed", "refused"] {
-                    over.with_label_values(&[action]);
-                }
-                over
-            },
+            templates_over_limits_total: counters_of(
+                r,
+                "ndas_templates_over_limits_total",
+                "Templates whose weightlimit or sigoplimit the largest coinbase did not fit (the node reserves less than mining.block_reserved_weight), by action: trimmed (last transactions left out) or refused",
+                "action",
+                &["trimmed", "refused"],
+            ),
             tip_to_job_seconds: histogram(
                 r,
                 "ndas_tip_to_job_seconds",

@@ -39,6 +39,22 @@ pub(super) fn counters(
     register(registry, IntCounterVec::new(Opts::new(name, help), labels))
 }
 
+/// A family of one label whose values are all known: each series exists
+/// from the start, at zero, so rates and alerts work at once.
+pub(super) fn counters_of(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    label: &str,
+    values: &[&str],
+) -> IntCounterVec {
+    let family = counters(registry, name, help, &[label]);
+    for value in values {
+        family.with_label_values(&[value]);
+    }
+    family
+}
+
 pub(super) fn histogram(
     registry: &Registry,
     name: &str,
