@@ -159,6 +159,7 @@ fn payout_groups(c: &mut Criterion) {
             fixed: Some(payout(0)),
             by_username: None,
             max_groups: 1,
+            max_new_per_source: 1,
         },
     );
     group.bench_function("fixed", |b| {
@@ -176,10 +177,11 @@ fn payout_groups(c: &mut Criterion) {
                 fixed: None,
                 by_username: Some(ndas::chain::Network::Regtest),
                 max_groups: groups,
+                max_new_per_source: groups,
             },
         );
         let held: Vec<_> = (0..groups)
-            .map(|i| manager.join(&payout(i)).unwrap())
+            .map(|i| manager.join(&payout(i), None).unwrap())
             .collect();
         group.throughput(Throughput::Elements(groups as u64));
         group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {

@@ -100,6 +100,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             fixed,
             by_username: by_username.then_some(config.network),
             max_groups: config.mining.max_payout_groups,
+            max_new_per_source: config.mining.max_new_payout_groups_per_ip,
         },
     );
     let mut listeners = Vec::new();

@@ -27,8 +27,13 @@ pub struct MiningConfig {
     /// mines for `payout_address` instead of being refused.
     pub username_fallback: bool,
     /// Coinbases built at once per template, one per address with miners
-    /// on it: an authorize that would add another is refused.
+    /// on it that had an accepted share: an authorize that would add another
+    /// is refused. As many again may wait for their first share.
     pub max_payout_groups: usize,
+    /// New addresses (no accepted share yet) one source address may have
+    /// mined for at once: authorizing an address costs nothing, so without
+    /// it one host could hold every group and shut new customers out.
+    pub max_new_payout_groups_per_ip: usize,
     /// Parts of every block's reward paid first (an operator fee, a donation).
     pub split: Vec<SplitConfig>,
     /// The node's `-blockreservedweight` (Core's default 8000): its
@@ -64,6 +69,7 @@ impl Default for MiningConfig {
             payout_mode: PayoutMode::Fixed,
             username_fallback: false,
             max_payout_groups: 1000,
+            max_new_payout_groups_per_ip: 16,
             split: Vec::new(),
             block_reserved_weight: 8000,
             coinbase_tag: "/NDAS/".into(),
@@ -127,6 +133,15 @@ impl MiningConfig {
             issue(
                 "mining.max_payout_groups",
                 format!("{} is outside 1..=100000", self.max_payout_groups),
+            );
+        }
+        if !(1..=100_000).contains(&self.max_new_payout_groups_per_ip) {
+            issue(
+                "mining.max_new_payout_groups_per_ip",
+                format!(
+                    "{} is outside 1..=100000",
+                    self.max_new_payout_groups_per_ip
+                ),
             );
         }
         if !(MIN_BLOCK_RESERVED_WEIGHT..=400_000).contains(&self.block_reserved_weight) {

@@ -375,3 +375,11 @@ fn the_number_of_payout_groups_is_bounded() {
     ));
     assert_eq!(issues[0].key, "mining.max_payout_groups");
 }
+
+#[test]
+fn the_new_payout_groups_per_address_are_bounded() {
+    let issues = mining_issues(&format!(
+        "payout_address = \"{REGTEST_ADDRESS}\"\nmax_new_payout_groups_per_ip = 0"
+    ));
+    assert_eq!(issues[0].key, "mining.max_new_payout_groups_per_ip");
+}

@@ -4,6 +4,7 @@
 //! appends what to send and what happened to an [`Output`].
 
 use std::collections::{HashSet, VecDeque};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -144,6 +145,9 @@ pub struct Session {
     workers: Vec<Worker>,
     /// Where the groups are joined (none in unit tests: no payout checks).
     manager: Option<Arc<JobManager>>,
+    /// The miner's network address (an IPv6 host's /64), which new payout
+    /// groups are bounded by (none in unit tests).
+    source: Option<IpAddr>,
     /// The group whose jobs this connection is sent: its latest worker's.
     group: Option<Mining>,
     /// Vardiff's current choice, before the network cap.
@@ -190,6 +194,13 @@ impl Session {
         self
     }
 
+    /// The session's miner connects from `source` (already grouped as the
+    /// connection bounds group it: an IPv6 host by its /64).
+    pub fn from_source(mut self, source: IpAddr) -> Session {
+        self.source = Some(source);
+        self
+    }
+
     /// The jobs this session is sent now: its group's (none before a
     /// `username` mode worker is authorized).
     pub fn jobs(&self) -> Option<JobReceiver> {
@@ -209,6 +220,7 @@ impl Session {
             user_agent: None,
             workers: Vec::new(),
             manager: None,
+            source: None,
             group: None,
             sent_difficulty: None,
             latest: None,

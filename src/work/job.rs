@@ -331,6 +331,7 @@ mod tests {
                     fixed: Some(payout.clone()),
                     by_username: None,
                     max_groups: 1,
+                    max_new_per_source: 1,
                 },
             )
         };

@@ -14,6 +14,7 @@
 //! never missed.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Instant;
@@ -28,6 +29,9 @@ use crate::chain::Network;
 use crate::node::template::Template;
 use crate::stats::rates::Rates;
 use crate::stratum::method::JobId;
+use slots::{Place, Slots};
+
+mod slots;
 
 /// The receiving end of one group's jobs.
 pub type JobReceiver = watch::Receiver<Option<Arc<Job>>>;
@@ -46,17 +50,9 @@ pub struct Group {
     figures: Option<Mutex<Figures>>,
     /// Connections whose jobs are this group's now.
     mining: AtomicUsize,
-    /// The manager's count of the groups `max_payout_groups` bounds, less
-    /// one when this group goes (none for the fixed group, which never does).
-    live: Option<Arc<AtomicUsize>>,
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        if let Some(live) = &self.live {
-            live.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
+    /// Its place among the groups `max_payout_groups` bounds, given back
+    /// when it goes (none for the fixed group, which never does).
+    place: Option<Place>,
 }
 
 /// A connection mining a group's jobs, counted while it does.
@@ -89,12 +85,12 @@ struct Figures {
 }
 
 impl Group {
-    fn new(payout: Payout, counted: bool, live: Option<Arc<AtomicUsize>>) -> Group {
+    fn new(payout: Payout, counted: bool, place: Option<Place>) -> Group {
         Group {
             payout,
             jobs: watch::channel(None).0,
             mining: AtomicUsize::new(0),
-            live,
+            place,
             figures: counted.then(|| {
                 Mutex::new(Figures {
                     rates: Rates::new(Instant::now()),
@@ -105,8 +101,12 @@ impl Group {
         }
     }
 
-    /// An accepted share of `difficulty` (and whether it was a block).
+    /// An accepted share of `difficulty` (and whether it was a block): the
+    /// work that proves the group (see [`slots`]).
     pub fn record_share(&self, difficulty: f64, block: bool, now: Instant) {
+        if let Some(place) = &self.place {
+            place.prove();
+        }
         if let Some(figures) = &self.figures {
             let mut figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
             figures.rates.add(difficulty, now);
@@ -133,6 +133,14 @@ pub enum JoinError {
         "{max} payout addresses are being mined for already (mining.max_payout_groups): try later"
     )]
     Full { max: usize },
+    #[error(
+        "{max} new payout addresses wait for their first accepted share already (mining.max_payout_groups): try later"
+    )]
+    Waiting { max: usize },
+    #[error(
+        "{max} new payout addresses from this network address wait for their first accepted share (mining.max_new_payout_groups_per_ip): mine on one of them, or try later"
+    )]
+    FromSource { max: usize },
     #[error("{0}; this pool pays the address a username starts with (address.worker)")]
     NotAnAddress(AddressError),
 }
@@ -145,8 +153,12 @@ pub struct Payouts {
     pub fixed: Option<Payout>,
     /// `username` mode: the username's first part is the address, on this network.
     pub by_username: Option<Network>,
-    /// Most groups at once (`mining.max_payout_groups`).
+    /// Most groups proven by an accepted share at once, and most waiting
+    /// for one (`mining.max_payout_groups`).
     pub max_groups: usize,
+    /// Most groups waiting for their first accepted share made from one
+    /// source address (`mining.max_new_payout_groups_per_ip`).
+    pub max_new_per_source: usize,
 }
 
 /// The live groups and the template they are built from.
@@ -159,10 +171,9 @@ struct Shared {
 pub struct JobManager {
     config: JobConfig,
     next_id: AtomicU64,
-    max_groups: usize,
-    /// Groups alive now, the fixed one not counted: checked at a join
-    /// without walking the map.
-    live: Arc<AtomicUsize>,
+    /// The groups alive now, the fixed one not counted, and their bounds:
+    /// checked at a join without walking the map.
+    slots: Arc<Slots>,
     by_username: Option<Network>,
     /// `fixed` mode's one group (or the fallback's), which never goes.
     fixed: Option<Arc<Group>>,
@@ -195,8 +206,7 @@ impl JobManager {
         Arc::new(JobManager {
             config,
             next_id: AtomicU64::new(first_id.max(1)),
-            max_groups: payouts.max_groups.max(1),
-            live: Arc::new(AtomicUsize::new(0)),
+            slots: Slots::new(payouts.max_groups, payouts.max_new_per_source),
             by_username: payouts.by_username,
             fixed,
             shared: Mutex::new(Shared { work: None, groups }),
@@ -223,8 +233,14 @@ impl JobManager {
     }
 
     /// The group a worker of this name mines for: the fixed one, or in
-    /// `username` mode the one of the address before the first `.`.
-    pub fn for_username(&self, username: &str) -> Result<Arc<Group>, JoinError> {
+    /// `username` mode the one of the address before the first `.`, made
+    /// for a connection from `source` (the per-source bound of new groups;
+    /// none leaves it unbounded).
+    pub fn for_username(
+        &self,
+        username: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Arc<Group>, JoinError> {
         let Some(network) = self.by_username else {
             // `fixed` mode: `Config::validate` requires its payout address,
             // and `lib.rs` gives it to the manager.
@@ -235,14 +251,14 @@ impl JobManager {
         };
         let address = username.split('.').next().unwrap_or_default();
         match Payout::parse(address, network) {
-            Ok(payout) => self.join(&payout),
+            Ok(payout) => self.join(&payout, source),
             Err(error) => self.fixed.clone().ok_or(JoinError::NotAnAddress(error)),
         }
     }
 
     /// The group paying `payout`, made (with its job for the current
-    /// template) if no connection mines for it yet.
-    pub fn join(&self, payout: &Payout) -> Result<Arc<Group>, JoinError> {
+    /// template) if no connection mines for it yet and the bounds allow.
+    pub fn join(&self, payout: &Payout, source: Option<IpAddr>) -> Result<Arc<Group>, JoinError> {
         if let Some(fixed) = self
             .fixed
             .as_ref()
@@ -251,23 +267,20 @@ impl JobManager {
             return Ok(fixed.clone());
         }
         let mut shared = self.shared();
+        // Joining a group that exists is never bounded: a customer already
+        // mining is never refused for what strangers hold.
         if let Some(group) = shared.groups.get(&payout.script).and_then(Weak::upgrade) {
             return Ok(group);
         }
         // The fallback address's group is not one of the bounded ones.
-        if self.live.load(Ordering::Relaxed) >= self.max_groups {
-            return Err(JoinError::Full {
-                max: self.max_groups,
-            });
-        }
+        let place = self.slots.take(&payout.script, source, Instant::now())?;
         // Gone groups leave their slots behind until a publish; cleared
         // here only when they outnumber the live ones, so a full registry
         // is never walked per authorize.
-        if shared.groups.len() >= 2 * self.max_groups {
+        if shared.groups.len() >= 4 * self.slots.max() {
             shared.groups.retain(|_, group| group.strong_count() > 0);
         }
-        self.live.fetch_add(1, Ordering::Relaxed);
-        let group = Arc::new(Group::new(payout.clone(), true, Some(self.live.clone())));
+        let group = Arc::new(Group::new(payout.clone(), true, Some(place)));
         if let Some(work) = &shared.work {
             match self.build(work, payout) {
                 Ok(job) => {
@@ -330,7 +343,8 @@ impl JobManager {
 
     /// The groups with miners on them now (and the fixed one).
     pub fn group_count(&self) -> usize {
-        self.live.load(Ordering::Relaxed) + usize::from(self.fixed.is_some())
+        let (proven, waiting) = self.slots.live();
+        proven + waiting + usize::from(self.fixed.is_some())
     }
 
     /// `/api/stats` `payouts`: the mode, how many groups there are, and the
@@ -349,6 +363,7 @@ impl JobManager {
                 let figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
                 let [_, m5, h1] = figures.rates.hashrates(now);
                 let connections = group.mining.load(Ordering::Relaxed);
+                let proven = group.place.as_ref().is_none_or(Place::is_proven);
                 Some((
                     m5,
                     serde_json::json!({
@@ -357,16 +372,19 @@ impl JobManager {
                         "hashrate": {"5m": m5, "1h": h1},
                         "accepted": figures.accepted,
                         "blocks": figures.blocks,
+                        "proven": proven,
                     }),
                 ))
             })
             .collect();
         rows.sort_by(|a, b| b.0.total_cmp(&a.0));
         rows.truncate(limit);
+        let (_, waiting) = self.slots.live();
         serde_json::json!({
             "mode": if self.by_username.is_some() { "username" } else { "fixed" },
             "groups": groups.len(),
-            "max_groups": self.max_groups,
+            "waiting_for_a_share": waiting,
+            "max_groups": self.slots.max(),
             "fixed_address": self.fixed.as_ref().map(|f| &*f.payout.address),
             "addresses": rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>(),
         })

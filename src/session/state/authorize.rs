@@ -43,7 +43,7 @@ impl Session {
         // A name authorized again is resolved again: the same address, its
         // group joined back if the connection mines for another now.
         let group = match &self.manager {
-            Some(manager) => match manager.for_username(&authorize.username) {
+            Some(manager) => match manager.for_username(&authorize.username, self.source) {
                 Ok(group) => Some(group),
                 Err(refusal) => return refuse(id, &refusal, out),
             },

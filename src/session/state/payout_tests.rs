@@ -33,6 +33,7 @@ fn with_fallback(bits: &str, fallback: Option<&str>) -> Arc<JobManager> {
             fixed: fallback.map(|address| Payout::parse(address, Network::Regtest).unwrap()),
             by_username: Some(Network::Regtest),
             max_groups: 4,
+            max_new_per_source: 4,
         },
     );
     let template = Template::from_json(template(TIP_A, bits, 300)).unwrap();

@@ -26,6 +26,7 @@ fn by_username(fallback: Option<&str>, max_groups: usize) -> Arc<JobManager> {
             fixed: fallback.map(payout),
             by_username: Some(Network::Regtest),
             max_groups,
+            max_new_per_source: 16,
         },
     )
 }
@@ -51,9 +52,10 @@ fn fixed_mode_has_one_group_for_every_username_and_builds_one_job() {
             fixed: Some(payout(POOL)),
             by_username: None,
             max_groups: 1,
+            max_new_per_source: 16,
         },
     );
-    let group = manager.for_username("not-an-address.rig1").unwrap();
+    let group = manager.for_username("not-an-address.rig1", None).unwrap();
     assert!(Arc::ptr_eq(&group, &manager.fixed().unwrap()));
     let job = manager.publish(tip(TIP_A)).unwrap().unwrap();
     assert_eq!(pays(&job), &*payout(POOL).script);
@@ -65,10 +67,12 @@ fn fixed_mode_has_one_group_for_every_username_and_builds_one_job() {
 fn each_address_mines_its_own_coinbase_and_a_new_group_gets_the_current_template_at_once() {
     let manager = by_username(None, 10);
     manager.publish(tip(TIP_A)).unwrap();
-    let alice = manager.for_username(&format!("{ALICE}.rack1")).unwrap();
-    let also_alice = manager.for_username(ALICE).unwrap();
+    let alice = manager
+        .for_username(&format!("{ALICE}.rack1"), None)
+        .unwrap();
+    let also_alice = manager.for_username(ALICE, None).unwrap();
     assert!(Arc::ptr_eq(&alice, &also_alice), "one group per address");
-    let bob = manager.for_username(&format!("{BOB}.s19")).unwrap();
+    let bob = manager.for_username(&format!("{BOB}.s19"), None).unwrap();
     let (a, b) = (alice.current().unwrap(), bob.current().unwrap());
     assert_eq!(pays(&a), &*payout(ALICE).script);
     assert_eq!(pays(&b), &*payout(BOB).script);
@@ -86,8 +90,8 @@ fn each_address_mines_its_own_coinbase_and_a_new_group_gets_the_current_template
 #[test]
 fn a_group_whose_last_connection_left_is_not_rebuilt() {
     let manager = by_username(None, 10);
-    let alice = manager.for_username(ALICE).unwrap();
-    let bob = manager.for_username(BOB).unwrap();
+    let alice = manager.for_username(ALICE, None).unwrap();
+    let bob = manager.for_username(BOB, None).unwrap();
     manager.publish(tip(TIP_A)).unwrap();
     let bob_jobs = bob.subscribe();
     drop(bob);
@@ -104,18 +108,25 @@ fn a_group_whose_last_connection_left_is_not_rebuilt() {
 #[test]
 fn more_addresses_than_allowed_are_refused_until_one_leaves() {
     let manager = by_username(None, 2);
-    let alice = manager.for_username(ALICE).unwrap();
-    let pool = manager.for_username(POOL).unwrap();
-    let refused = manager.for_username(BOB).unwrap_err();
+    let alice = manager.for_username(ALICE, None).unwrap();
+    let pool = manager.for_username(POOL, None).unwrap();
+    // Before a share, they wait for one: as many wait as may be mined for.
+    let waiting = manager.for_username(BOB, None).unwrap_err();
+    assert_eq!(waiting, JoinError::Waiting { max: 2 });
+    // Mined on: each proved by an accepted share, they fill the limit.
+    for group in [&alice, &pool] {
+        group.record_share(1.0, false, std::time::Instant::now());
+    }
+    let refused = manager.for_username(BOB, None).unwrap_err();
     assert_eq!(refused, JoinError::Full { max: 2 });
     assert!(
         refused.to_string().contains("mining.max_payout_groups"),
         "{refused}"
     );
     // A worker of an address already mined for is never refused.
-    assert!(manager.for_username(&format!("{ALICE}.rig2")).is_ok());
+    assert!(manager.for_username(&format!("{ALICE}.rig2"), None).is_ok());
     drop(pool);
-    assert!(manager.for_username(BOB).is_ok());
+    assert!(manager.for_username(BOB, None).is_ok());
     drop(alice);
 }
 
@@ -139,16 +150,19 @@ fn a_username_that_is_not_an_address_is_refused_with_the_reason_or_falls_back() 
             "is not a Bitcoin address",
         ),
     ] {
-        let refusal = manager.for_username(username).unwrap_err().to_string();
+        let refusal = manager
+            .for_username(username, None)
+            .unwrap_err()
+            .to_string();
         assert!(refusal.contains(reason), "{username}: {refusal}");
         assert!(refusal.contains("address.worker"), "{refusal}");
     }
     assert_eq!(manager.group_count(), 0);
     // The fallback's group is not one of the bounded ones.
     let fallback = by_username(Some(POOL), 1);
-    let group = fallback.for_username("rig1").unwrap();
+    let group = fallback.for_username("rig1", None).unwrap();
     assert_eq!(&*group.payout.address, POOL);
-    let own = fallback.for_username(ALICE).unwrap();
+    let own = fallback.for_username(ALICE, None).unwrap();
     assert_eq!(&*own.payout.address, ALICE);
     assert_eq!(fallback.group_count(), 2);
 }
