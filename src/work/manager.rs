@@ -115,6 +115,17 @@ impl Group {
         }
     }
 
+    /// A block on one of its jobs, sent by a connection that mines for
+    /// another address: counted here, as the share was not.
+    pub fn record_block(&self) {
+        if let Some(figures) = &self.figures {
+            figures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .blocks += 1;
+        }
+    }
+
     /// This group's jobs; the current one is taken with `borrow_and_update`.
     pub fn subscribe(&self) -> JobReceiver {
         self.jobs.subscribe()
@@ -295,6 +306,15 @@ impl JobManager {
             .groups
             .insert(payout.script.clone(), Arc::downgrade(&group));
         Ok(group)
+    }
+
+    /// The live group paying `script`, if any: where a block found on one
+    /// of its jobs by a connection that mines for another is counted.
+    pub fn group_paying(&self, script: &[u8]) -> Option<Arc<Group>> {
+        if let Some(fixed) = self.fixed.as_ref().filter(|g| *g.payout.script == *script) {
+            return Some(fixed.clone());
+        }
+        self.shared().groups.get(script).and_then(Weak::upgrade)
     }
 
     /// Builds the jobs of `template` for every group with miners on it (and

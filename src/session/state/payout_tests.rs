@@ -178,11 +178,15 @@ fn a_share_counts_only_for_a_worker_whose_address_its_job_pays() {
 #[test]
 fn a_block_on_a_job_of_the_other_address_is_still_submitted() {
     let TwoWorkers {
+        manager,
         session: mut s,
+        alice,
         bob,
         alice_job,
-        ..
     } = two_workers(REGTEST_BITS);
+    // Another of Alice's machines keeps her group (and its figures) alive.
+    let mut rig = subscribed(&manager);
+    authorize(&mut rig, &format!("{ALICE}.rig2"));
     let block = find(&alice_job, [3; 8], None, |share| share.is_block);
     let (answers, out) = send(&mut s, &submit_line(&bob, &block));
     assert_eq!(error_of(&answers)[0], json!(21));
@@ -196,6 +200,40 @@ fn a_block_on_a_job_of_the_other_address_is_still_submitted() {
         found.job.payout,
         Payout::parse(ALICE, Network::Regtest).unwrap()
     );
+    // Recorded for the worker and the address it pays, not Bob's.
+    assert_eq!(&*found.worker, alice);
+    let payouts = manager.snapshot(10);
+    let row = |address: &str| {
+        payouts["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["address"] == json!(address))
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row(ALICE)["blocks"], json!(1), "{payouts}");
+    assert_eq!(row(BOB)["blocks"], json!(0), "{payouts}");
+}
+
+#[test]
+fn a_block_on_a_job_of_an_address_no_worker_names_is_recorded_for_the_address() {
+    let TwoWorkers {
+        session: mut s,
+        bob,
+        alice_job,
+        ..
+    } = two_workers(REGTEST_BITS);
+    // The Alice worker's name is gone (as after a resume that restored
+    // her parked jobs to a connection of Bob's).
+    s.workers.retain(|w| *w.name == *bob);
+    let block = find(&alice_job, [5; 8], None, |share| share.is_block);
+    let (_, out) = send(&mut s, &submit_line(&bob, &block));
+    let found = out.events.iter().find_map(|e| match e {
+        Event::Block(block) => Some(block),
+        _ => None,
+    });
+    assert_eq!(&*found.expect("submitted").worker, ALICE);
 }
 
 #[test]

@@ -99,6 +99,7 @@ impl Session {
                 Reject::Duplicate
             });
         }
+        let mut recorded = false;
         if !stale && !other_payout {
             // The address's figures, when the connection mines for it now
             // (a share on an earlier worker's job counts for the pool alone).
@@ -106,6 +107,7 @@ impl Session {
                 let group = mining.group();
                 if Arc::ptr_eq(&group.payout.script, &sent.job.payout.script) {
                     group.record_share(difficulty, accepted.is_block, now.instant);
+                    recorded = true;
                 }
             }
             out.events.push(Event::Share {
@@ -115,13 +117,29 @@ impl Session {
             });
         }
         if accepted.is_block {
+            // A block counts for the address it pays, whoever sent it.
+            let paid = &sent.job.payout;
+            if !recorded {
+                let group = self
+                    .manager
+                    .as_ref()
+                    .and_then(|m| m.group_paying(&paid.script));
+                if let Some(group) = group {
+                    group.record_block();
+                }
+            }
+            let worker = if other_payout {
+                paid_worker(&self.workers, paid)
+            } else {
+                worker.clone()
+            };
             out.events.push(Event::Block(Box::new(FoundBlock {
                 job: sent.job.clone(),
                 header: accepted.header,
                 hash: accepted.hash,
                 extranonce1: self.extranonce1,
                 extranonce2: submit.extranonce2,
-                worker: worker.clone(),
+                worker,
                 received: now.instant,
             })));
         }
@@ -133,4 +151,16 @@ impl Session {
         }
         Ok(())
     }
+}
+
+/// Who a block on a job paying `paid` is recorded for (the journal, the
+/// notifications, the blocks list), when another worker sent it: the
+/// connection's latest worker of that address, or the address itself
+/// (a resumed session's parked job, or an earlier worker's renamed).
+fn paid_worker(workers: &[Worker], paid: &Payout) -> Arc<str> {
+    workers
+        .iter()
+        .rev()
+        .find(|w| w.payout.as_ref().is_some_and(|p| p.script == paid.script))
+        .map_or_else(|| paid.address.clone(), |w| w.name.clone())
 }
