@@ -393,8 +393,16 @@ impl Session {
         self.lease = Some(lease);
         self.jobs = parked.jobs;
         // Same tip: the first job goes out without clean_jobs, and the
-        // miner keeps the work it had.
-        self.tip = parked.tip;
+        // miner keeps the work it had; unless a worker authorized before
+        // this subscribe mines for another address than the parked jobs
+        // pay (as `authorize` does on a switch): then it drops them.
+        let other = self.group.as_ref().is_some_and(|mining| {
+            let script = &mining.group().payout.script;
+            self.jobs
+                .iter()
+                .any(|sent| sent.job.payout.script != *script)
+        });
+        self.tip = parked.tip.filter(|_| !other);
         self.difficulty = self.bounded(parked.difficulty);
         out.events.push(Event::Resumed);
     }

@@ -8,7 +8,7 @@ use super::tests::{error_of, MAINNET_BITS, REGTEST_BITS};
 use super::*;
 use crate::chain::Network;
 use crate::node::template::Template;
-use crate::session::testkit::{find, send, session, submit_line, template, TIP_A};
+use crate::session::testkit::{find, now, send, session, submit_line, template, TIP_A};
 use crate::work::manager::Payouts;
 use crate::work::payout::Payout;
 use crate::work::JobConfig;
@@ -290,4 +290,43 @@ fn a_broken_share_on_another_address_s_job_gets_its_own_reason() {
         e,
         Event::Share { verdict: Err(reject), .. } if reject.proves_broken_client()
     )));
+}
+
+#[test]
+fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
+    let manager = manager(MAINNET_BITS);
+    let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
+    let resumptions = Arc::new(crate::session::Resumptions::new(
+        allocator.clone(),
+        std::time::Duration::from_secs(600),
+    ));
+    let config = session(1e-9).config.clone();
+    let leased = || {
+        let lease = allocator.allocate().unwrap();
+        Session::leased(config.clone(), lease, resumptions.clone(), now())
+            .with_payouts(manager.clone())
+    };
+    let mut old = leased();
+    let (answers, _) = send(
+        &mut old,
+        r#"{"id":1,"method":"mining.subscribe","params":["cgminer/4.12.1"]}"#,
+    );
+    let id = answers[0]["result"][1].as_str().unwrap().to_owned();
+    let (answers, _) = authorize(&mut old, &format!("{ALICE}.a"));
+    assert_eq!(&*notified(&old, &answers).payout.address, ALICE);
+    old.retire(now().instant);
+
+    // Authorized as Bob first, then resumed with Alice's old session id.
+    let mut back = leased();
+    authorize(&mut back, &format!("{BOB}.b"));
+    let resume =
+        format!(r#"{{"id":1,"method":"mining.subscribe","params":["cgminer/4.12.1","{id}"]}}"#);
+    let (answers, out) = send(&mut back, &resume);
+    assert!(out.events.iter().any(|e| matches!(e, Event::Resumed)));
+    let notify = answers
+        .iter()
+        .find(|a| a["method"] == "mining.notify")
+        .expect("a notify");
+    assert_eq!(notify["params"][8], json!(true), "drop Alice's work");
+    assert_eq!(&*notified(&back, &answers).payout.address, BOB);
 }
