@@ -237,10 +237,17 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
 
     let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
-    let resumptions = Arc::new(session::Resumptions::new(
-        extranonces.clone(),
-        Duration::from_secs_f64(config.stratum.resume_seconds),
-    ));
+    let resumptions = Arc::new(
+        session::Resumptions::new(
+            extranonces.clone(),
+            Duration::from_secs_f64(config.stratum.resume_seconds),
+        )
+        .with_max_bytes(config.stratum.resume_max_bytes)
+        .reporting(
+            stats.metrics.parked_sessions.clone(),
+            stats.metrics.parked_bytes.clone(),
+        ),
+    );
     let admission = server::Admission::new(server::Bounds {
         max_connections: config.stratum.max_connections,
         max_per_ip: config.stratum.max_connections_per_ip,

@@ -65,6 +65,10 @@ pub struct Metrics {
     pub subscribes_total: IntCounter,
     /// Subscribes that took back a recent session's extranonce1 and jobs.
     pub sessions_resumed_total: IntCounter,
+    /// Ended sessions kept for their miner's return.
+    pub parked_sessions: IntGauge,
+    /// What those alone keep in memory (`stratum.resume_max_bytes` bounds it).
+    pub parked_bytes: IntGauge,
     pub authorizes_total: IntCounter,
     /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
     shares_total: IntCounterVec,
@@ -293,6 +297,16 @@ impl Metrics {
                 r,
                 "ndas_sessions_resumed_total",
                 "Subscribes that resumed a recent session (its extranonce1 and jobs)",
+            ),
+            parked_sessions: gauge(
+                r,
+                "ndas_parked_sessions",
+                "Ended sessions kept for their miner's return (stratum.resume_seconds)",
+            ),
+            parked_bytes: gauge(
+                r,
+                "ndas_parked_bytes",
+                "About the memory parked sessions alone keep (jobs of payout groups gone), at most stratum.resume_max_bytes",
             ),
             authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
             shares_total,

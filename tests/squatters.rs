@@ -227,3 +227,39 @@ async fn a_resume_after_authorizing_another_address_sends_clean_work() {
     drop(conn);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_churner_of_fresh_addresses_cannot_grow_the_parked_sessions_past_their_bytes() {
+    let pair = RegtestPair::start().await;
+    let dir = temp_dir();
+    let mut config = username_mode(&pair, dir.path());
+    config.mining.max_new_payout_groups_per_ip = 1000;
+    config.stratum.resume_max_bytes = 20_000;
+    let running = start_ndas(config).await;
+    let (addr, metrics) = (running.stratum_addr(), running.metrics_addr());
+
+    // Connect, subscribe, authorize a fresh address, take the job, close.
+    for n in 0..30u8 {
+        let mut conn = Raw::connect([127, 0, 0, 5], addr).await;
+        conn.request(1, "mining.subscribe", json!(["churn/1"]))
+            .await;
+        let user = format!("{}.c", address(100 + n));
+        conn.request(2, "mining.authorize", json!([user, "x"]))
+            .await;
+        conn.first_notify().await;
+    }
+    // Every churned session parked, or dropped for the bound.
+    common::wait_for_metric(metrics, "ndas_disconnects_total{reason=\"eof\"}", |n| {
+        n >= 30.0
+    })
+    .await;
+    let bytes = common::metric(metrics, "ndas_parked_bytes").await;
+    let parked = common::metric(metrics, "ndas_parked_sessions").await;
+    assert!(bytes > 0.0 && bytes <= 20_000.0, "{bytes}");
+    assert!(parked < 30.0, "the oldest went: {parked}");
+    // A customer is still served.
+    let customer = format!("{}.s19", address(75));
+    let (mut client, work) = ready_miner(addr, "bmminer/2.0.0", &customer).await;
+    common::accepted_shares(&mut client, &work, &customer, 1..2).await;
+    running.shutdown().await;
+}

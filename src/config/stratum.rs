@@ -64,6 +64,9 @@ pub struct StratumConfig {
     /// miner that resubscribes with its previous subscription id (cgminer,
     /// cpuminer, NiceHash do, and keep hashing the job they had); 0: never.
     pub resume_seconds: f64,
+    /// What those parked sessions may keep in memory that no live
+    /// connection shares (a churner's jobs of addresses mined for no more).
+    pub resume_max_bytes: usize,
 }
 
 impl StratumConfig {
@@ -93,6 +96,12 @@ impl StratumConfig {
             issues.push(ConfigIssue {
                 key: "stratum.offline_after_share_intervals".into(),
                 why: format!("{k} is outside 2..=1000"),
+            });
+        }
+        if self.resume_max_bytes > 1 << 34 {
+            issues.push(ConfigIssue {
+                key: "stratum.resume_max_bytes".into(),
+                why: format!("{} is over 17179869184 (16 GiB)", self.resume_max_bytes),
             });
         }
         issues

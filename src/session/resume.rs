@@ -12,11 +12,20 @@
 //!
 //! Bounded: entries are this instance's own released extranonce1 values,
 //! inserted by NDAS, never keyed by what a miner sends; at most
-//! [`MAX_PARKED`], oldest dropped first, each gone after `window`.
+//! [`MAX_PARKED`], oldest dropped first, each gone after `window`. And in
+//! bytes: in `username` mode a connection that authorizes a fresh address,
+//! takes its job and closes leaves jobs no live group shares (about 3 KB
+//! each with a full merkle branch), so a churner could pin hundreds of MB;
+//! what parked sessions alone hold is counted ([`Parked::bytes`]) and kept
+//! under `stratum.resume_max_bytes`, oldest dropped first. Jobs a live
+//! group still publishes are shared and cost nothing more, so `fixed` mode
+//! and customers with other machines mining are not counted.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use prometheus::IntGauge;
 
 use super::state::Parked;
 use crate::work::{Extranonce1, ExtranonceAllocator, Lease};
@@ -24,26 +33,36 @@ use crate::work::{Extranonce1, ExtranonceAllocator, Lease};
 /// Parked sessions kept at most: a connect-and-close flood cannot grow this.
 pub const MAX_PARKED: usize = 100_000;
 
+/// Parked bytes kept at most unless configured (`stratum.resume_max_bytes`).
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
 /// Sessions that ended recently, by the extranonce1 they held.
 pub struct Resumptions {
     allocator: Arc<ExtranonceAllocator>,
     window: Duration,
+    /// What parked sessions alone may hold (see [`Parked::bytes`]).
+    max_bytes: usize,
     parked: Mutex<Parking>,
+    /// `ndas_parked_sessions` and `ndas_parked_bytes`, when reported.
+    gauges: Option<(IntGauge, IntGauge)>,
 }
 
 #[derive(Default)]
 struct Parking {
     by_extranonce: HashMap<Extranonce1, (Instant, Parked)>,
-    /// Insertion order, for expiry and the bound.
+    /// Insertion order, for expiry and the bounds.
     order: VecDeque<(Instant, Extranonce1)>,
+    /// The sum of the parked sessions' [`Parked::bytes`].
+    bytes: usize,
 }
 
 impl Parking {
-    /// Drops entries parked before `oldest`, and the oldest past `max`.
-    fn expire(&mut self, oldest: Option<Instant>, max: usize) {
+    /// Drops entries parked before `oldest`, and the oldest past `max` or
+    /// past `max_bytes`.
+    fn expire(&mut self, oldest: Option<Instant>, max: usize, max_bytes: usize) {
         while let Some(&(at, extranonce1)) = self.order.front() {
             let expired = oldest.is_some_and(|oldest| at < oldest);
-            if !expired && self.order.len() <= max {
+            if !expired && self.order.len() <= max && self.bytes <= max_bytes {
                 break;
             }
             self.order.pop_front();
@@ -53,9 +72,16 @@ impl Parking {
                 .get(&extranonce1)
                 .is_some_and(|(parked_at, _)| *parked_at == at)
             {
-                self.by_extranonce.remove(&extranonce1);
+                self.take(extranonce1);
             }
         }
+    }
+
+    /// Removes a parked session, and its bytes from the sum.
+    fn take(&mut self, extranonce1: Extranonce1) -> Option<Parked> {
+        let (_, parked) = self.by_extranonce.remove(&extranonce1)?;
+        self.bytes -= parked.bytes();
+        Some(parked)
     }
 }
 
@@ -65,7 +91,28 @@ impl Resumptions {
         Resumptions {
             allocator,
             window,
+            max_bytes: DEFAULT_MAX_BYTES,
             parked: Mutex::new(Parking::default()),
+            gauges: None,
+        }
+    }
+
+    /// Parked sessions hold at most `max_bytes` of their own.
+    pub fn with_max_bytes(mut self, max_bytes: usize) -> Resumptions {
+        self.max_bytes = max_bytes;
+        self
+    }
+
+    /// Reports the sessions parked and the bytes they alone hold.
+    pub fn reporting(mut self, sessions: IntGauge, bytes: IntGauge) -> Resumptions {
+        self.gauges = Some((sessions, bytes));
+        self
+    }
+
+    fn report(&self, parking: &Parking) {
+        if let Some((sessions, bytes)) = &self.gauges {
+            sessions.set(parking.by_extranonce.len() as i64);
+            bytes.set(parking.bytes as i64);
         }
     }
 
@@ -75,22 +122,33 @@ impl Resumptions {
             return;
         }
         let mut parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        parking.take(extranonce1);
+        parking.bytes += parked.bytes();
         parking.by_extranonce.insert(extranonce1, (now, parked));
         parking.order.push_back((now, extranonce1));
-        parking.expire(now.checked_sub(self.window), MAX_PARKED);
+        parking.expire(now.checked_sub(self.window), MAX_PARKED, self.max_bytes);
+        self.report(&parking);
     }
 
     /// `extranonce1` back for a resuming miner, with its parked jobs: only
     /// if it was parked within the window and no live connection holds it.
     pub fn resume(&self, extranonce1: Extranonce1, now: Instant) -> Option<(Lease, Parked)> {
         let mut parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        parking.expire(now.checked_sub(self.window), MAX_PARKED);
-        if !parking.by_extranonce.contains_key(&extranonce1) {
-            return None;
-        }
-        let lease = self.allocator.claim(extranonce1)?;
-        let (_, parked) = parking.by_extranonce.remove(&extranonce1)?;
-        Some((lease, parked))
+        parking.expire(now.checked_sub(self.window), MAX_PARKED, self.max_bytes);
+        let resumed = parking
+            .by_extranonce
+            .contains_key(&extranonce1)
+            .then(|| self.allocator.claim(extranonce1))
+            .flatten()
+            .and_then(|lease| Some((lease, parking.take(extranonce1)?)));
+        self.report(&parking);
+        resumed
+    }
+
+    /// Bytes the parked sessions alone hold now.
+    pub fn bytes(&self) -> usize {
+        let parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        parking.bytes
     }
 
     /// Sessions parked now.

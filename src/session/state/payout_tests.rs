@@ -330,3 +330,38 @@ fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
     assert_eq!(notify["params"][8], json!(true), "drop Alice's work");
     assert_eq!(&*notified(&back, &answers).payout.address, BOB);
 }
+
+#[test]
+fn parked_jobs_of_addresses_mined_for_no_more_are_bounded_in_bytes() {
+    let manager = manager(MAINNET_BITS);
+    let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
+    let resumptions = Arc::new(
+        crate::session::Resumptions::new(allocator.clone(), std::time::Duration::from_secs(600))
+            .with_max_bytes(10_000),
+    );
+    let config = session(1e-9).config.clone();
+    let leased = |user: &str| {
+        let lease = allocator.allocate().unwrap();
+        let mut s = Session::leased(config.clone(), lease, resumptions.clone(), now())
+            .with_payouts(manager.clone());
+        send(
+            &mut s,
+            r#"{"id":1,"method":"mining.subscribe","params":["churn/1"]}"#,
+        );
+        let (answers, _) = authorize(&mut s, user);
+        assert_eq!(answers[0]["result"], json!(true), "{answers:?}");
+        s
+    };
+    // The churner: a fresh address, its job taken, the connection closed.
+    for i in 0..20 {
+        leased(&crate::load::payout_address(i)).retire(now().instant);
+    }
+    let bytes = resumptions.bytes();
+    assert!(bytes > 0 && bytes <= 10_000, "{bytes}");
+    assert!(resumptions.len() < 20, "the oldest went");
+    // A session whose address another connection still mines for keeps
+    // the group's own jobs alive, nothing more.
+    let _rig = leased(ALICE);
+    leased(&format!("{ALICE}.rig2")).retire(now().instant);
+    assert_eq!(resumptions.bytes(), bytes);
+}
