@@ -65,6 +65,8 @@ pub struct Metrics {
     pub subscribes_total: IntCounter,
     /// Subscribes that took back a recent session's extranonce1 and jobs.
     pub sessions_resumed_total: IntCounter,
+    /// Authorizes that mine for the fallback address (`username_fallback`).
+    pub payout_fallbacks_total: IntCounter,
     /// Ended sessions kept for their miner's return.
     pub parked_sessions: IntGauge,
     /// What those alone keep in memory (`stratum.resume_max_bytes` bounds it).
@@ -297,6 +299,11 @@ impl Metrics {
                 r,
                 "ndas_sessions_resumed_total",
                 "Subscribes that resumed a recent session (its extranonce1 and jobs)",
+            ),
+            payout_fallbacks_total: counter(
+                r,
+                "ndas_payout_fallbacks_total",
+                "Workers authorized to mine for the fallback address because their name is not an address the pool can pay",
             ),
             parked_sessions: gauge(
                 r,

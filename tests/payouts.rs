@@ -300,3 +300,62 @@ async fn usernames_that_cannot_be_paid_and_addresses_beyond_the_limit_are_refuse
     drop((miner, client));
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_s_typo_that_pays_the_fallback_is_told_to_the_operator() {
+    let pair = RegtestPair::start().await;
+    let dir = temp_dir();
+    let pool = address(65, Kind::P2wpkh);
+    let mut config = regtest_config(&pair, dir.path(), &pool);
+    config.mining.payout_mode = PayoutMode::Username;
+    config.mining.username_fallback = true;
+    let running = start_ndas(config).await;
+    let addr = running.stratum_addr();
+    let customer = address(66, Kind::P2wpkh);
+    let mainnet = Wallet::new(67)
+        .address_on(Kind::P2wpkh, bitcoin::KnownHrp::Mainnet)
+        .to_string();
+    // `addr_rig` for `addr.rig`, and another network's address: both mine,
+    // for the pool.
+    let typo = format!("{customer}_rig");
+    let wrong_network = format!("{mainnet}.rig");
+    for username in [&typo, &wrong_network, &typo] {
+        let (mut miner, work) = ready_miner(addr, "cgminer/4.12.1", username).await;
+        let found = mine_one(&pair, &mut miner, &work, username, 4).await;
+        assert_eq!(paid(&found)[0].0, script(&pool));
+    }
+    // Counted at each authorize, listed once per worker with the reason.
+    let metrics = running.metrics_addr();
+    assert_eq!(
+        common::metric(metrics, "ndas_payout_fallbacks_total").await,
+        3.0
+    );
+    let (_, stats) = http_json(metrics, "/api/stats").await;
+    let fallback = &stats["payouts"]["fallback"];
+    assert_eq!(fallback["workers"], json!(2), "{fallback}");
+    let why = |worker: &str| {
+        fallback["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|row| row["worker"] == json!(worker))
+            .unwrap_or_else(|| panic!("{worker} in {fallback}"))["why"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(
+        why(&typo).contains("is not a Bitcoin address"),
+        "{fallback}"
+    );
+    assert!(
+        why(&wrong_network).contains("is not an address of regtest"),
+        "{fallback}"
+    );
+    // A customer naming its own address is not listed.
+    let own = format!("{customer}.rig");
+    drop(ready_miner(addr, "cgminer/4.12.1", &own).await);
+    let (_, stats) = http_json(metrics, "/api/stats").await;
+    assert_eq!(stats["payouts"]["fallback"]["workers"], json!(2));
+    running.shutdown().await;
+}

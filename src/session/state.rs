@@ -79,6 +79,12 @@ pub enum Event {
     Authorized {
         worker: Arc<str>,
     },
+    /// `username_fallback`: the worker just authorized mines for the
+    /// fallback address, because its name is not an address (`why`).
+    FellBack {
+        worker: Arc<str>,
+        why: Arc<str>,
+    },
     /// `mining.set_difficulty` was sent; `vardiff` when vardiff chose it.
     Difficulty {
         difficulty: f64,

@@ -105,6 +105,7 @@ impl ConnectionStats {
                     refused: false,
                 });
             }
+            Event::FellBack { worker, why } => self.stats.fell_back(worker, why),
             Event::Difficulty {
                 difficulty,
                 vardiff,

@@ -3,6 +3,7 @@
 //! ([`connection::ConnectionStats::record`]) and read by the HTTP API.
 
 pub mod connection;
+pub mod fallback;
 pub mod ranking;
 pub mod rates;
 pub mod registry;
@@ -133,6 +134,8 @@ pub struct Stats {
     notify: std::sync::OnceLock<Sink>,
     /// The payout groups, for `payouts` and `ndas_payout_groups`.
     payouts: std::sync::OnceLock<Arc<crate::work::JobManager>>,
+    /// Workers mining for the fallback address, for `payouts.fallback`.
+    fallbacks: Mutex<fallback::Fallbacks>,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
 }
@@ -170,6 +173,7 @@ impl Stats {
             offline_after: AtomicU64::new(10f64.to_bits()),
             notify: std::sync::OnceLock::new(),
             payouts: std::sync::OnceLock::new(),
+            fallbacks: Mutex::default(),
             ports: Mutex::new(Vec::new()),
         }
     }
@@ -454,8 +458,18 @@ impl Stats {
                 "last_error": node.last_error,
             },
             "nodes": &*lock(&self.nodes),
-            "payouts": self.payouts.get().map(|p| p.snapshot(PAYOUT_ROWS)),
+            "payouts": self.payouts.get().map(|p| {
+                let mut payouts = p.snapshot(PAYOUT_ROWS);
+                payouts["fallback"] = lock(&self.fallbacks).snapshot();
+                payouts
+            }),
         })
+    }
+
+    /// A worker authorized to mine for the fallback address, and why.
+    pub fn fell_back(&self, worker: &str, why: &str) {
+        self.metrics.payout_fallbacks_total.inc();
+        lock(&self.fallbacks).record(worker, why, Instant::now(), worker::unix_now());
     }
 
     /// Where the payout groups are, once they are made.

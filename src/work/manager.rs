@@ -156,6 +156,16 @@ pub enum JoinError {
     NotAnAddress(AddressError),
 }
 
+/// The group a worker name mines for.
+#[derive(Debug)]
+pub struct Resolved {
+    pub group: Arc<Group>,
+    /// In `username` mode, why the name is not an address the pool can
+    /// pay, when it mines for the fallback address instead: a customer's
+    /// typo pays the operator, and the operator should hear of it.
+    pub fallback: Option<AddressError>,
+}
+
 /// Who the groups pay.
 #[derive(Clone, Debug)]
 pub struct Payouts {
@@ -252,18 +262,35 @@ impl JobManager {
         username: &str,
         source: Option<IpAddr>,
     ) -> Result<Arc<Group>, JoinError> {
+        self.resolve(username, source)
+            .map(|resolved| resolved.group)
+    }
+
+    /// [`JobManager::for_username`], and why the name mines for the
+    /// fallback address when it does (`username_fallback`).
+    pub fn resolve(&self, username: &str, source: Option<IpAddr>) -> Result<Resolved, JoinError> {
         let Some(network) = self.by_username else {
             // `fixed` mode: `Config::validate` requires its payout address,
             // and `lib.rs` gives it to the manager.
-            return Ok(self
-                .fixed
-                .clone()
-                .expect("fixed mode is started with its payout address"));
+            let fixed = self.fixed.clone();
+            return Ok(Resolved {
+                group: fixed.expect("fixed mode is started with its payout address"),
+                fallback: None,
+            });
         };
         let address = username.split('.').next().unwrap_or_default();
         match Payout::parse(address, network) {
-            Ok(payout) => self.join(&payout, source),
-            Err(error) => self.fixed.clone().ok_or(JoinError::NotAnAddress(error)),
+            Ok(payout) => Ok(Resolved {
+                group: self.join(&payout, source)?,
+                fallback: None,
+            }),
+            Err(error) => match self.fixed.clone() {
+                Some(group) => Ok(Resolved {
+                    group,
+                    fallback: Some(error),
+                }),
+                None => Err(JoinError::NotAnAddress(error)),
+            },
         }
     }
 

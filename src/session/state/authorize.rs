@@ -42,12 +42,12 @@ impl Session {
         }
         // A name authorized again is resolved again: the same address, its
         // group joined back if the connection mines for another now.
-        let group = match &self.manager {
-            Some(manager) => match manager.for_username(&authorize.username, self.source) {
-                Ok(group) => Some(group),
+        let (group, fallback) = match &self.manager {
+            Some(manager) => match manager.resolve(&authorize.username, self.source) {
+                Ok(resolved) => (Some(resolved.group), resolved.fallback),
                 Err(refusal) => return refuse(id, &refusal, out),
             },
-            None => None,
+            None => (None, None),
         };
         if !known {
             let name: Arc<str> = authorize.username.into();
@@ -55,7 +55,15 @@ impl Session {
                 name: name.clone(),
                 payout: group.as_ref().map(|g| g.payout.clone()),
             });
-            out.events.push(Event::Authorized { worker: name });
+            out.events.push(Event::Authorized {
+                worker: name.clone(),
+            });
+            if let Some(why) = fallback {
+                out.events.push(Event::FellBack {
+                    worker: name,
+                    why: why.to_string().into(),
+                });
+            }
         }
         out.lines.push(result(id, true));
         // The connection mines for the worker it authorized last.

@@ -245,10 +245,24 @@ fn with_a_fallback_a_username_that_is_not_an_address_mines_for_the_pool() {
     assert_eq!(answers[0]["result"], json!(true));
     assert!(out.group.is_some());
     assert_eq!(&*notified(&s, &answers).payout.address, pool);
-    // A second connection naming its own address mines for it.
+    // Told, with the reason, for the operator to see.
+    let fell_back = |out: &Output| {
+        out.events.iter().find_map(|e| match e {
+            Event::FellBack { worker, why } => Some((worker.clone(), why.clone())),
+            _ => None,
+        })
+    };
+    let (worker, why) = fell_back(&out).expect("a fallback event");
+    assert_eq!(&*worker, "acct.rig1");
+    assert!(why.contains("`acct` is not a Bitcoin address"), "{why}");
+    // Once per name on a connection.
+    let (_, out) = authorize(&mut s, "acct.rig1");
+    assert!(fell_back(&out).is_none());
+    // A second connection naming its own address mines for it, untold.
     let mut other = subscribed(&manager);
-    let (answers, _) = authorize(&mut other, &format!("{ALICE}.rig2"));
+    let (answers, out) = authorize(&mut other, &format!("{ALICE}.rig2"));
     assert_eq!(&*notified(&other, &answers).payout.address, ALICE);
+    assert!(fell_back(&out).is_none());
 }
 
 #[test]
