@@ -115,6 +115,16 @@ impl Group {
         }
     }
 
+    /// Its miners' hashrate over 5 minutes (0 for `fixed` mode's group,
+    /// the only one there).
+    fn hashrate(&self, now: Instant) -> f64 {
+        let Some(figures) = &self.figures else {
+            return 0.0;
+        };
+        let figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
+        figures.rates.hashrates(now)[1]
+    }
+
     /// A block on one of its jobs, sent by a connection that mines for
     /// another address: counted here, as the share was not.
     pub fn record_block(&self) {
@@ -349,15 +359,28 @@ impl JobManager {
     pub fn publish(&self, template: Template) -> Result<Option<Arc<Job>>, CoinbaseError> {
         let template = Arc::new(template);
         let work = Arc::new(Work::new(template.clone()));
-        let live: Vec<Arc<Group>> = {
+        let mut live: Vec<(f64, Arc<Group>)> = {
             let mut shared = self.shared();
             shared.work = Some(work.clone());
             shared.groups.retain(|_, group| group.strong_count() > 0);
-            shared.groups.values().filter_map(Weak::upgrade).collect()
+            shared
+                .groups
+                .values()
+                .filter_map(Weak::upgrade)
+                .map(|g| (0.0, g))
+                .collect()
         };
         // Outside the lock: a join meanwhile builds its own job from `work`.
+        // The groups with the most hashrate (5 minutes) first: with many
+        // groups the last wait for all the others, and the new tip's work
+        // is worth the most where the most hashing waits for it.
+        let now = Instant::now();
+        for (rate, group) in &mut live {
+            *rate = group.hashrate(now);
+        }
+        live.sort_by(|a, b| b.0.total_cmp(&a.0));
         let mut first = None;
-        for group in live {
+        for (_, group) in live {
             match self.build(&work, &group.payout) {
                 Ok(job) => {
                     group.jobs.send_replace(Some(job.clone()));

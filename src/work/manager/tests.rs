@@ -166,3 +166,19 @@ fn a_username_that_is_not_an_address_is_refused_with_the_reason_or_falls_back() 
     assert_eq!(&*own.payout.address, ALICE);
     assert_eq!(fallback.group_count(), 2);
 }
+
+#[test]
+fn a_new_tip_goes_to_the_groups_with_the_most_hashrate_first() {
+    let manager = by_username(None, 10);
+    let idle = manager.for_username(ALICE, None).unwrap();
+    let busy = manager.for_username(BOB, None).unwrap();
+    let now = std::time::Instant::now();
+    busy.record_share(1e6, false, now);
+    let first = manager.publish(tip(TIP_A)).unwrap().unwrap();
+    assert!(Arc::ptr_eq(&first, &busy.current().unwrap()));
+    assert!(busy.current().unwrap().id < idle.current().unwrap().id);
+    // And the other way round once the other one hashes more.
+    idle.record_share(1e9, false, now);
+    let first = manager.publish(tip(TIP_B)).unwrap().unwrap();
+    assert!(Arc::ptr_eq(&first, &idle.current().unwrap()));
+}
