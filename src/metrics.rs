@@ -65,6 +65,9 @@ pub struct Metrics {
     pub subscribes_total: IntCounter,
     /// Subscribes that took back a recent session's extranonce1 and jobs.
     pub sessions_resumed_total: IntCounter,
+    /// Authorizes refused by `reason`: a payout group bound, or a name
+    /// that is not an address (`username` mode).
+    pub payout_refusals_total: IntCounterVec,
     /// Authorizes that mine for the fallback address (`username_fallback`).
     pub payout_fallbacks_total: IntCounter,
     /// Ended sessions kept for their miner's return.
@@ -300,6 +303,18 @@ impl Metrics {
                 "ndas_sessions_resumed_total",
                 "Subscribes that resumed a recent session (its extranonce1 and jobs)",
             ),
+            payout_refusals_total: {
+                let refusals = counters(
+                    r,
+                    "ndas_payout_refusals_total",
+                    "Authorizes refused in username mode, by reason: a payout group bound (max_payout_groups, waiting_for_a_share, max_new_payout_groups_per_ip) or not_an_address",
+                    &["reason"],
+                );
+                for reason in crate::work::manager::JoinError::LABELS {
+                    refusals.with_label_values(&[reason]);
+                }
+                refusals
+            },
             payout_fallbacks_total: counter(
                 r,
                 "ndas_payout_fallbacks_total",

@@ -157,8 +157,11 @@ async fn a_squatter_holding_fresh_addresses_keeps_no_customer_from_mining() {
         newcomer
     );
 
-    // The squatter holds only its own address's share of new groups.
+    // The squatter holds only its own address's share of new groups, and
+    // the operator sees it refused.
     assert_eq!(held.len(), 2, "{refusals:?}");
+    let refused = "ndas_payout_refusals_total{reason=\"max_new_payout_groups_per_ip\"}";
+    assert_eq!(common::metric(running.metrics_addr(), refused).await, 4.0);
     assert!(
         refusals
             .iter()

@@ -79,6 +79,11 @@ pub enum Event {
     Authorized {
         worker: Arc<str>,
     },
+    /// An authorize refused: its name cannot be paid, or a payout group
+    /// bound is reached (a [`crate::work::manager::JoinError`] label).
+    PayoutRefused {
+        reason: &'static str,
+    },
     /// `username_fallback`: the worker just authorized mines for the
     /// fallback address, because its name is not an address (`why`).
     FellBack {

@@ -166,6 +166,26 @@ pub enum JoinError {
     NotAnAddress(AddressError),
 }
 
+impl JoinError {
+    /// Every label of `ndas_payout_refusals_total{reason=…}`.
+    pub const LABELS: [&'static str; 4] = [
+        "max_payout_groups",
+        "waiting_for_a_share",
+        "max_new_payout_groups_per_ip",
+        "not_an_address",
+    ];
+
+    /// Its label: the bound it is over, or why the name cannot be paid.
+    pub fn label(&self) -> &'static str {
+        match self {
+            JoinError::Full { .. } => "max_payout_groups",
+            JoinError::Waiting { .. } => "waiting_for_a_share",
+            JoinError::FromSource { .. } => "max_new_payout_groups_per_ip",
+            JoinError::NotAnAddress(_) => "not_an_address",
+        }
+    }
+}
+
 /// The group a worker name mines for.
 #[derive(Debug)]
 pub struct Resolved {

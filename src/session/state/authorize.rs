@@ -6,13 +6,16 @@ use serde_json::Value;
 use super::*;
 use crate::work::manager::JoinError;
 
-/// Answers an authorize that cannot be paid, with the reason.
+/// Answers an authorize that cannot be paid, with the reason, and counts it.
 fn refuse(id: &Value, refusal: &JoinError, out: &mut Output) {
-    let refusal = StratumError {
+    let line = StratumError {
         code: ErrorCode::Unauthorized,
         message: refusal.to_string().into(),
     };
-    out.lines.push(error(id, &refusal));
+    out.lines.push(error(id, &line));
+    out.events.push(Event::PayoutRefused {
+        reason: refusal.label(),
+    });
 }
 
 impl Session {
