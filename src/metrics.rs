@@ -72,7 +72,7 @@ pub struct Metrics {
     pub payout_fallbacks_total: IntCounter,
     /// Ended sessions kept for their miner's return.
     pub parked_sessions: IntGauge,
-    /// What those alone keep in memory (`stratum.resume_max_bytes` bounds it).
+    /// About what their jobs hold, each once (`stratum.resume_max_bytes`).
     pub parked_bytes: IntGauge,
     pub authorizes_total: IntCounter,
     /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
@@ -328,7 +328,7 @@ impl Metrics {
             parked_bytes: gauge(
                 r,
                 "ndas_parked_bytes",
-                "About the memory parked sessions alone keep (jobs of payout groups gone), at most stratum.resume_max_bytes",
+                "About the memory parked sessions' jobs hold, each job once, at most stratum.resume_max_bytes",
             ),
             authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
             shares_total,

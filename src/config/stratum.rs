@@ -64,8 +64,8 @@ pub struct StratumConfig {
     /// miner that resubscribes with its previous subscription id (cgminer,
     /// cpuminer, NiceHash do, and keep hashing the job they had); 0: never.
     pub resume_seconds: f64,
-    /// What those parked sessions may keep in memory that no live
-    /// connection shares (a churner's jobs of addresses mined for no more).
+    /// What those parked sessions' jobs may hold, each job counted once:
+    /// a churner of fresh payout addresses leaves a job of its own each time.
     pub resume_max_bytes: usize,
 }
 

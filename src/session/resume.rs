@@ -14,12 +14,14 @@
 //! inserted by NDAS, never keyed by what a miner sends; at most
 //! [`MAX_PARKED`], oldest dropped first, each gone after `window`. And in
 //! bytes: in `username` mode a connection that authorizes a fresh address,
-//! takes its job and closes leaves jobs no live group shares (about 3 KB
-//! each with a full merkle branch), so a churner could pin hundreds of MB;
-//! what parked sessions alone hold is counted ([`Parked::bytes`]) and kept
-//! under `stratum.resume_max_bytes`, oldest dropped first. Jobs a live
-//! group still publishes are shared and cost nothing more, so `fixed` mode
-//! and customers with other machines mining are not counted.
+//! takes its job and closes leaves a job of its own (about 3 KB with a full
+//! merkle branch), so a churner could pin hundreds of MB. The jobs parked
+//! sessions keep alive are counted, each once however many sessions share
+//! it ([`job_bytes`]: in `fixed` mode a whole fleet's blip parks the same
+//! few jobs), and kept under `stratum.resume_max_bytes`, oldest sessions
+//! dropped first. Counting every job, not only those no live group still
+//! holds, leaves no way around the bound: a group's last connection may be
+//! one that never parks.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -28,7 +30,8 @@ use std::time::{Duration, Instant};
 use prometheus::IntGauge;
 
 use super::state::Parked;
-use crate::work::{Extranonce1, ExtranonceAllocator, Lease};
+use crate::stratum::method::JobId;
+use crate::work::{Extranonce1, ExtranonceAllocator, Job, Lease};
 
 /// Parked sessions kept at most: a connect-and-close flood cannot grow this.
 pub const MAX_PARKED: usize = 100_000;
@@ -40,7 +43,7 @@ pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 pub struct Resumptions {
     allocator: Arc<ExtranonceAllocator>,
     window: Duration,
-    /// What parked sessions alone may hold (see [`Parked::bytes`]).
+    /// What the parked sessions' jobs may hold (see [`job_bytes`]).
     max_bytes: usize,
     parked: Mutex<Parking>,
     /// `ndas_parked_sessions` and `ndas_parked_bytes`, when reported.
@@ -52,8 +55,19 @@ struct Parking {
     by_extranonce: HashMap<Extranonce1, (Instant, Parked)>,
     /// Insertion order, for expiry and the bounds.
     order: VecDeque<(Instant, Extranonce1)>,
-    /// The sum of the parked sessions' [`Parked::bytes`].
+    /// Each parked job: the sessions keeping it, and its [`job_bytes`].
+    jobs: HashMap<JobId, (u32, usize)>,
+    /// The sum of the parked jobs' bytes, each counted once.
     bytes: usize,
+}
+
+/// About what one job holds of its own (its template and merkle branch are
+/// shared with every job of the template): two notify lines, which carry
+/// the coinbase and the branch in hex, and a coinbase and outputs of about
+/// half of one of them.
+pub fn job_bytes(job: &Job) -> usize {
+    let line = job.notify(true).len();
+    std::mem::size_of::<Job>() + line + job.notify(false).len() + line / 2
 }
 
 impl Parking {
@@ -77,10 +91,31 @@ impl Parking {
         }
     }
 
-    /// Removes a parked session, and its bytes from the sum.
+    /// Parks a session, its jobs counted.
+    fn insert(&mut self, extranonce1: Extranonce1, parked: Parked, now: Instant) {
+        for job in parked.jobs() {
+            let (sessions, bytes) = self.jobs.entry(job.id).or_insert((0, job_bytes(job)));
+            if *sessions == 0 {
+                self.bytes += *bytes;
+            }
+            *sessions += 1;
+        }
+        self.by_extranonce.insert(extranonce1, (now, parked));
+        self.order.push_back((now, extranonce1));
+    }
+
+    /// Removes a parked session, and the bytes of the jobs only it kept.
     fn take(&mut self, extranonce1: Extranonce1) -> Option<Parked> {
         let (_, parked) = self.by_extranonce.remove(&extranonce1)?;
-        self.bytes -= parked.bytes();
+        for job in parked.jobs() {
+            if let Some((sessions, bytes)) = self.jobs.get_mut(&job.id) {
+                *sessions -= 1;
+                if *sessions == 0 {
+                    self.bytes -= *bytes;
+                    self.jobs.remove(&job.id);
+                }
+            }
+        }
         Some(parked)
     }
 }
@@ -97,13 +132,13 @@ impl Resumptions {
         }
     }
 
-    /// Parked sessions hold at most `max_bytes` of their own.
+    /// Parked sessions' jobs hold at most about `max_bytes`.
     pub fn with_max_bytes(mut self, max_bytes: usize) -> Resumptions {
         self.max_bytes = max_bytes;
         self
     }
 
-    /// Reports the sessions parked and the bytes they alone hold.
+    /// Reports the sessions parked and the bytes their jobs hold.
     pub fn reporting(mut self, sessions: IntGauge, bytes: IntGauge) -> Resumptions {
         self.gauges = Some((sessions, bytes));
         self
@@ -123,9 +158,7 @@ impl Resumptions {
         }
         let mut parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         parking.take(extranonce1);
-        parking.bytes += parked.bytes();
-        parking.by_extranonce.insert(extranonce1, (now, parked));
-        parking.order.push_back((now, extranonce1));
+        parking.insert(extranonce1, parked, now);
         parking.expire(now.checked_sub(self.window), MAX_PARKED, self.max_bytes);
         self.report(&parking);
     }
@@ -145,7 +178,7 @@ impl Resumptions {
         resumed
     }
 
-    /// Bytes the parked sessions alone hold now.
+    /// About the bytes the parked sessions' jobs hold now.
     pub fn bytes(&self) -> usize {
         let parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
         parking.bytes

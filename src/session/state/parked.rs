@@ -11,28 +11,13 @@ pub struct Parked {
     tip: Option<Hash256>,
     /// Vardiff's choice when the session ended (0 when unknown: the floor).
     difficulty: f64,
-    /// About what its jobs hold that no live payout group shares (see
-    /// [`Parked::bytes`]).
-    own_bytes: usize,
 }
 
 impl Parked {
-    /// About the memory only this parked session keeps alive: its jobs'
-    /// notify lines (which carry the coinbase and the branch in hex) and
-    /// coinbases, when the group they pay went with the session; 0 when a
-    /// live group still publishes for that address (`fixed` mode always),
-    /// as the jobs are then the group's own and shared.
-    pub fn bytes(&self) -> usize {
-        self.own_bytes
+    /// The jobs it keeps alive, for the parked memory's count.
+    pub fn jobs(&self) -> impl Iterator<Item = &Arc<Job>> {
+        self.jobs.iter().map(|sent| &sent.job)
     }
-}
-
-/// About what one job holds of its own (its shared template and branch not
-/// counted): two notify lines, and a coinbase and outputs of about half of
-/// one of them.
-fn job_bytes(job: &Job) -> usize {
-    let line = job.notify(true).len();
-    std::mem::size_of::<Job>() + line + job.notify(false).len() + line / 2
 }
 
 impl Session {
@@ -50,17 +35,10 @@ impl Session {
             .into_iter()
             .filter(|sent| Some(*sent.job.prev_hash()) == tip)
             .collect();
-        // The group goes with this session when nothing else holds it.
-        let alone = (self.group.take()).is_some_and(|m| Arc::strong_count(m.group()) == 1);
-        let own_bytes = match alone {
-            true => jobs.iter().map(|sent| job_bytes(&sent.job)).sum(),
-            false => 0,
-        };
         let parked = Parked {
             jobs,
             tip,
             difficulty: self.difficulty,
-            own_bytes,
         };
         // Parked before the lease is dropped: a quick return finds its jobs.
         resumptions.park(self.extranonce1, parked, now);

@@ -346,15 +346,16 @@ fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
 }
 
 #[test]
-fn parked_jobs_of_addresses_mined_for_no_more_are_bounded_in_bytes() {
+fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     let manager = manager(MAINNET_BITS);
     let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
-    let resumptions = Arc::new(
-        crate::session::Resumptions::new(allocator.clone(), std::time::Duration::from_secs(600))
-            .with_max_bytes(10_000),
-    );
     let config = session(1e-9).config.clone();
-    let leased = |user: &str| {
+    let parking = |max_bytes| {
+        let window = std::time::Duration::from_secs(600);
+        let resumptions = crate::session::Resumptions::new(allocator.clone(), window);
+        Arc::new(resumptions.with_max_bytes(max_bytes))
+    };
+    let leased = |resumptions: &Arc<crate::session::Resumptions>, user: &str| {
         let lease = allocator.allocate().unwrap();
         let mut s = Session::leased(config.clone(), lease, resumptions.clone(), now())
             .with_payouts(manager.clone());
@@ -367,15 +368,19 @@ fn parked_jobs_of_addresses_mined_for_no_more_are_bounded_in_bytes() {
         s
     };
     // The churner: a fresh address, its job taken, the connection closed.
+    let bounded = parking(10_000);
     for i in 0..20 {
-        leased(&crate::load::payout_address(i)).retire(now().instant);
+        leased(&bounded, &crate::load::payout_address(i)).retire(now().instant);
     }
-    let bytes = resumptions.bytes();
+    let bytes = bounded.bytes();
     assert!(bytes > 0 && bytes <= 10_000, "{bytes}");
-    assert!(resumptions.len() < 20, "the oldest went");
-    // A session whose address another connection still mines for keeps
-    // the group's own jobs alive, nothing more.
-    let _rig = leased(ALICE);
-    leased(&format!("{ALICE}.rig2")).retire(now().instant);
-    assert_eq!(resumptions.bytes(), bytes);
+    assert!(bounded.len() < 20, "the oldest went");
+    // Sessions that were sent the same job keep one copy, counted once
+    // (a fleet's blip in `fixed` mode, or a keeper connection holding the
+    // group while others churn).
+    let shared = parking(10_000);
+    let alice: Vec<Session> = (0..6).map(|_| leased(&shared, ALICE)).collect();
+    let one_job = crate::session::resume::job_bytes(&alice[0].jobs[0].job);
+    alice.into_iter().for_each(|s| s.retire(now().instant));
+    assert_eq!((shared.len(), shared.bytes()), (6, one_job));
 }
