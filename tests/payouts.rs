@@ -359,3 +359,65 @@ async fn a_customer_s_typo_that_pays_the_fallback_is_told_to_the_operator() {
     assert_eq!(stats["payouts"]["fallback"]["workers"], json!(2));
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_on_another_address_s_job_is_recorded_for_the_address_it_pays() {
+    let pair = RegtestPair::start().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &address(68, Kind::P2wpkh));
+    config.mining.payout_address.clear();
+    config.mining.payout_mode = PayoutMode::Username;
+    let running = start_ndas(config).await;
+    let (alice, bob) = (address(69, Kind::P2wpkh), address(70, Kind::P2tr));
+    let (alice_rig, bob_rig) = (format!("{alice}.rig"), format!("{bob}.rig"));
+    // One connection (a proxy) authorizes Alice's worker, then Bob's: it
+    // mines for Bob now, but a block on Alice's job still goes out.
+    let (mut client, alice_work) =
+        ready_miner(running.stratum_addr(), "proxy/1.0", &alice_rig).await;
+    assert_eq!(
+        client.authorize(&bob_rig).await.unwrap()["result"],
+        json!(true)
+    );
+    let height = pair.main.height().await;
+    let en2 = vec![7; client.extranonce2_size];
+    let block = ndas::miner::grind(
+        &alice_work,
+        &client.extranonce1,
+        &en2,
+        (None, 0),
+        10_000,
+        |s| s.is_block,
+    )
+    .unwrap();
+    let answer = client.submit(&bob_rig, &block).await.unwrap();
+    assert_eq!(answer["error"][0], json!(21), "not Bob's share: {answer}");
+    pair.wait_height(height + 1).await;
+    let found = self::block(&pair, &block.hash.to_string()).await;
+    assert_eq!(paid(&found)[0].0, script(&alice));
+
+    // The journal, the blocks list and Alice's figures have it as Alice's.
+    let metrics = running.metrics_addr();
+    common::wait_for_metric(metrics, "ndas_blocks_total{outcome=\"accepted\"}", |n| {
+        n == 1.0
+    })
+    .await;
+    let workers: Vec<String> = std::fs::read_dir(dir.path().join("data/blocks/settled"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+        .flat_map(|text| {
+            let records: Vec<serde_json::Value> = text
+                .lines()
+                .filter_map(|line| serde_json::from_str(line).ok())
+                .collect();
+            records
+        })
+        .filter_map(|record| Some(record["worker"].as_str()?.to_owned()))
+        .collect();
+    assert_eq!(workers, vec![alice_rig.clone()]);
+    let (_, stats) = http_json(metrics, "/api/stats").await;
+    let recent = &stats["blocks"]["recent"][0];
+    assert_eq!(recent["worker"], json!(alice_rig), "{recent}");
+    assert_eq!(recent["payout"], json!(alice), "{recent}");
+    drop(client);
+    running.shutdown().await;
+}
