@@ -244,8 +244,8 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         )
         .with_max_bytes(config.stratum.resume_max_bytes)
         .reporting(
-            stats.metrics.parked_sessions.clone(),
-            stats.metrics.parked_bytes.clone(),
+            stats.metrics.payouts.parked_sessions.clone(),
+            stats.metrics.payouts.parked_bytes.clone(),
         ),
     );
     let admission = server::Admission::new(server::Bounds {

@@ -10,6 +10,7 @@ use prometheus::{
 };
 
 mod build;
+mod payouts;
 mod port;
 use build::{counter, counters, counters_of, gauge, gauges, histogram, latency_buckets, register};
 
@@ -21,6 +22,7 @@ pub const SIBLING_OUTCOMES: [&str; 5] = [
     "discarded",
     "submitted",
 ];
+pub use payouts::PayoutMetrics;
 pub use port::PortMetrics;
 
 /// Every `reason` of `ndas_disconnects_total`.
@@ -65,15 +67,8 @@ pub struct Metrics {
     pub subscribes_total: IntCounter,
     /// Subscribes that took back a recent session's extranonce1 and jobs.
     pub sessions_resumed_total: IntCounter,
-    /// Authorizes refused by `reason`: a payout group bound, or a name
-    /// that is not an address (`username` mode).
-    pub payout_refusals_total: IntCounterVec,
-    /// Authorizes that mine for the fallback address (`username_fallback`).
-    pub payout_fallbacks_total: IntCounter,
-    /// Ended sessions kept for their miner's return.
-    pub parked_sessions: IntGauge,
-    /// About what their jobs hold, each once (`stratum.resume_max_bytes`).
-    pub parked_bytes: IntGauge,
+    /// Payout group refusals and fallbacks, and the parked sessions.
+    pub payouts: PayoutMetrics,
     pub authorizes_total: IntCounter,
     /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
     shares_total: IntCounterVec,
@@ -303,33 +298,7 @@ impl Metrics {
                 "ndas_sessions_resumed_total",
                 "Subscribes that resumed a recent session (its extranonce1 and jobs)",
             ),
-            payout_refusals_total: {
-                let refusals = counters(
-                    r,
-                    "ndas_payout_refusals_total",
-                    "Authorizes refused in username mode, by reason: a payout group bound (max_payout_groups, waiting_for_a_share, max_new_payout_groups_per_ip) or not_an_address",
-                    &["reason"],
-                );
-                for reason in crate::work::manager::JoinError::LABELS {
-                    refusals.with_label_values(&[reason]);
-                }
-                refusals
-            },
-            payout_fallbacks_total: counter(
-                r,
-                "ndas_payout_fallbacks_total",
-                "Workers authorized to mine for the fallback address because their name is not an address the pool can pay",
-            ),
-            parked_sessions: gauge(
-                r,
-                "ndas_parked_sessions",
-                "Ended sessions kept for their miner's return (stratum.resume_seconds)",
-            ),
-            parked_bytes: gauge(
-                r,
-                "ndas_parked_bytes",
-                "About the memory parked sessions' jobs hold, each job once, at most stratum.resume_max_bytes",
-            ),
+            payouts: PayoutMetrics::new(r),
             authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
             shares_total,
             accepted_difficulty_total,

@@ -107,7 +107,8 @@ impl ConnectionStats {
             }
             Event::FellBack { worker, why } => self.stats.fell_back(worker, why),
             Event::PayoutRefused { reason } => metrics
-                .payout_refusals_total
+                .payouts
+                .refusals_total
                 .with_label_values(&[reason])
                 .inc(),
             Event::Difficulty {

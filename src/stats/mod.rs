@@ -468,7 +468,7 @@ impl Stats {
 
     /// A worker authorized to mine for the fallback address, and why.
     pub fn fell_back(&self, worker: &str, why: &str) {
-        self.metrics.payout_fallbacks_total.inc();
+        self.metrics.payouts.fallbacks_total.inc();
         lock(&self.fallbacks).record(worker, why, Instant::now(), worker::unix_now());
     }
 
