@@ -191,6 +191,19 @@ fn payout_groups(c: &mut Criterion) {
                 criterion::BatchSize::LargeInput,
             )
         });
+        // As the watcher publishes: on the blocking pool past 64 groups.
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        group.bench_with_input(
+            BenchmarkId::new("groups_from_runtime", groups),
+            &groups,
+            |b, _| {
+                b.iter_batched(
+                    || template.clone(),
+                    |t| runtime.block_on(manager.publish_off_runtime(t)).unwrap(),
+                    criterion::BatchSize::LargeInput,
+                )
+            },
+        );
         drop(held);
     }
     group.finish();

@@ -396,7 +396,7 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
             old.mining.coinbase_tag != new.mining.coinbase_tag,
         ),
         (
-            "mining payouts (payout_mode, username_fallback, max_payout_groups, split, block_reserved_weight)",
+            "mining payouts (payout_mode, username_fallback, max_payout_groups, max_new_payout_groups_per_ip, split, block_reserved_weight)",
             format!("{:?}", payout_keys(old)) != format!("{:?}", payout_keys(new)),
         ),
         ("metrics.listen", old.metrics.listen != new.metrics.listen),

@@ -9,6 +9,13 @@ use crate::work::payout::{
     MIN_BLOCK_RESERVED_WEIGHT,
 };
 
+/// The most payout groups `mining.max_payout_groups` may allow: a new tip
+/// builds one job per group (and as many again for groups waiting for a
+/// first share), about 2.3 µs each on the 3,500-transaction template
+/// (BENCHMARKS.md: 10,000 groups in 23 ms, about 30 MB of jobs), so the
+/// last group hears of a tip within tens of milliseconds.
+pub const MAX_PAYOUT_GROUPS: usize = 10_000;
+
 /// Sigop cost Bitcoin Core's templates leave for the coinbase's outputs
 /// (`DEFAULT_COINBASE_OUTPUT_MAX_ADDITIONAL_SIGOPS`).
 const COINBASE_SIGOPS: usize = 400;
@@ -129,10 +136,13 @@ impl MiningConfig {
         // In `username` mode the main output may be any kind of address.
         let main = main.ok().filter(|_| self.payout_mode == PayoutMode::Fixed);
         let splits = self.splits(network);
-        if !(1..=100_000).contains(&self.max_payout_groups) {
+        if !(1..=MAX_PAYOUT_GROUPS).contains(&self.max_payout_groups) {
             issue(
                 "mining.max_payout_groups",
-                format!("{} is outside 1..=100000", self.max_payout_groups),
+                format!(
+                    "{} is outside 1..={MAX_PAYOUT_GROUPS} (every new tip builds a job per group)",
+                    self.max_payout_groups
+                ),
             );
         }
         if !(1..=100_000).contains(&self.max_new_payout_groups_per_ip) {

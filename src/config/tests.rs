@@ -374,6 +374,12 @@ fn the_number_of_payout_groups_is_bounded() {
         "payout_address = \"{REGTEST_ADDRESS}\"\nmax_payout_groups = 0"
     ));
     assert_eq!(issues[0].key, "mining.max_payout_groups");
+    // Above what a new tip can be built for in tens of milliseconds.
+    let issues = mining_issues(&format!(
+        "payout_address = \"{REGTEST_ADDRESS}\"\nmax_payout_groups = 10001"
+    ));
+    assert_eq!(issues[0].key, "mining.max_payout_groups");
+    assert!(issues[0].why.contains("1..=10000"), "{}", issues[0].why);
 }
 
 #[test]

@@ -206,7 +206,7 @@ pub async fn run(
         };
         let (height, transactions, prev_hash) =
             (template.height, template.tx_count, template.prev_hash);
-        match manager.publish(template) {
+        match manager.publish_off_runtime(template).await {
             Ok(job) => {
                 let job = job.map_or_else(|| "none".to_owned(), |job| job.id.to_string());
                 published = Some(next);

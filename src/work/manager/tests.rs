@@ -182,3 +182,38 @@ fn a_new_tip_goes_to_the_groups_with_the_most_hashrate_first() {
     let first = manager.publish(tip(TIP_B)).unwrap().unwrap();
     assert!(Arc::ptr_eq(&first, &idle.current().unwrap()));
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn many_groups_are_built_off_the_runtime_thread() {
+    let manager = by_username(None, 1000);
+    let held: Vec<Arc<Group>> = (0..INLINE_GROUPS + 8)
+        .map(|i| {
+            let script = bitcoin::ScriptBuf::from(vec![0x51, (i % 256) as u8, (i / 256) as u8]);
+            let address = bitcoin::Address::p2wsh(&script, bitcoin::Network::Regtest);
+            manager.join(&payout(&address.to_string()), None).unwrap()
+        })
+        .collect();
+    assert!(
+        manager.group_count() > INLINE_GROUPS,
+        "{}",
+        manager.group_count()
+    );
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = ran.clone();
+    // Ready at once: it runs as soon as the runtime's one thread is free.
+    tokio::spawn(async move { other.store(true, Ordering::Relaxed) });
+    manager.publish_off_runtime(tip(TIP_A)).await.unwrap();
+    assert!(
+        ran.load(Ordering::Relaxed),
+        "the runtime thread served other tasks while the jobs were built"
+    );
+    assert!(held.iter().all(|group| group.current().is_some()));
+    // Few groups: built inline, no thread hop.
+    let few = by_username(None, 10);
+    let _group = few.join(&payout(ALICE), None).unwrap();
+    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = ran.clone();
+    tokio::spawn(async move { other.store(true, Ordering::Relaxed) });
+    few.publish_off_runtime(tip(TIP_A)).await.unwrap();
+    assert!(!ran.load(Ordering::Relaxed));
+}
