@@ -16,11 +16,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::node::{free_port, RegtestPair};
-use common::process::{config_text, log_lines, serve, signal, wait_for_log};
-use common::{metric, regtest_config, start_ndas, temp_dir};
-use ndas::config::{Backend, NodeConfig};
+use common::process::{config_text, log_lines, memory_bytes, serve, signal, wait_for_log};
+use common::{metric, start_ndas, temp_dir, two_node_config};
 use ndas::miner::{grind, parse_notify, submit_params, Work};
-use ndas::node::Secret;
 use serde_json::{json, Value};
 
 /// An unpaced CPU miner: one thread per connection grinding shares and
@@ -141,17 +139,6 @@ fn flood_connection(
     outcome
 }
 
-/// The process's resident memory now, in bytes.
-fn rss(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
 fn file_size(path: &std::path::Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
@@ -199,7 +186,7 @@ async fn a_block_flood_through_a_node_outage_keeps_memory_journal_log_and_shutdo
     let mut peak = 0;
     for _ in 0..15 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        peak = peak.max(rss(pid));
+        peak = peak.max(memory_bytes(pid, "VmRSS"));
     }
     let journal = dir.path().join("data/blocks/found.log");
     let journal_in_outage = file_size(&journal);
@@ -211,7 +198,7 @@ async fn a_block_flood_through_a_node_outage_keeps_memory_journal_log_and_shutdo
             "the chain grows again once the node is back"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        peak = peak.max(rss(pid));
+        peak = peak.max(memory_bytes(pid, "VmRSS"));
     }
     let dropped = metric(http, "ndas_block_siblings_total{outcome=\"dropped_full\"}").await;
     let found = metric(http, "ndas_blocks_found_total").await;
@@ -289,18 +276,8 @@ async fn with_two_nodes_the_backup_takes_blocks_within_seconds_of_the_primary_st
     let mut pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
+    let mut config = two_node_config(&pair, dir.path(), &payout);
     config.stratum.max_lines_per_second = 1_000_000;
-    config.node.backup.push(NodeConfig {
-        name: "backup".into(),
-        backend: Backend::Rpc,
-        url: Some(format!("http://127.0.0.1:{}", pair.peer.rpc_port)),
-        user: Some(pair.peer.user.clone()),
-        password: Some(Secret::new(pair.peer.password.clone())),
-        poll_interval_ms: 100,
-        timeout_seconds: 5.0,
-        ..NodeConfig::default()
-    });
     let running = start_ndas(config).await;
     let flood = Flood::start(running.stratum_addr(), 2);
     let start = pair.peer.height().await;

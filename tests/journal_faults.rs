@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::node::free_port;
+use common::process::memory_bytes;
 use common::{endpoint_config, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
 
 const PAYOUT: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
@@ -220,21 +221,6 @@ format = "json"
     config
 }
 
-/// The process's peak resident memory, from `/proc/<pid>/status`.
-fn peak_rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM in /proc/<pid>/status");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap();
-    kib << 10
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_log_is_read_at_start_in_far_less_memory_than_its_size() {
     // A block that never got a verdict, journaled again and again (a node
@@ -256,7 +242,7 @@ async fn a_large_log_is_read_at_start_in_far_less_memory_than_its_size() {
     common::process::wait_for_log(&log, "resubmitting journaled block from an earlier run").await;
     // Read whole, the log alone would take 384 MiB; the one pending block
     // (with its hex for submitblock) takes about 32.
-    let peak = peak_rss_bytes(child.0.id());
+    let peak = memory_bytes(child.0.id(), "VmHWM");
     assert!(
         peak < 160 << 20,
         "start-up peaked at {} MiB reading a {} MiB log",

@@ -8,29 +8,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{
-    http_json, metric, next_tip, ready_miner, regtest_config, start_ndas, submit_block, temp_dir,
+    http_json, metric, next_tip, ready_miner, start_ndas, submit_block, temp_dir, two_node_config,
     wait_for_metric, RegtestPair,
 };
-use ndas::config::{Backend, Config, NodeConfig};
 use ndas::miner::{Client, Work};
-use ndas::node::Secret;
 use serde_json::{json, Value};
-
-/// NDAS on `pair.main` (UTEK) with `pair.peer` as its backup (plain RPC).
-fn two_node_config(pair: &RegtestPair, dir: &std::path::Path, payout: &str) -> Config {
-    let mut config = regtest_config(pair, dir, payout);
-    config.node.backup.push(NodeConfig {
-        name: "backup".into(),
-        backend: Backend::Rpc,
-        url: Some(format!("http://127.0.0.1:{}", pair.peer.rpc_port)),
-        user: Some(pair.peer.user.clone()),
-        password: Some(Secret::new(pair.peer.password.clone())),
-        poll_interval_ms: 100,
-        timeout_seconds: 5.0,
-        ..NodeConfig::default()
-    });
-    config
-}
 
 /// `/api/stats`'s `nodes`, by name.
 async fn node_state(http: SocketAddr, name: &str) -> Value {

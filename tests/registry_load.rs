@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::node::free_port;
-use common::process::{config_text, serve_with_env, wait_for_log};
+use common::process::{config_text, memory_bytes, serve_with_env, wait_for_log};
 use common::{http_get, http_json, temp_dir, RegtestPair};
 use ndas::miner::grind;
 use serde_json::json;
@@ -120,18 +120,6 @@ async fn serve(
     (child, at(ports.0), at(ports.1))
 }
 
-/// The process's resident memory now, from `/proc/<pid>/status`.
-fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .expect("VmRSS in /proc/<pid>/status");
-    kib << 10
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn names_churned_through_a_capped_registry_never_grow_memory_past_the_cap() {
     const CAP: usize = 2_048;
@@ -147,9 +135,9 @@ async fn names_churned_through_a_capped_registry_never_grow_memory_past_the_cap(
     // Full once, then churned through: twenty times the cap, every name
     // with a share (the cheapest way in there is), one address.
     register_many(stratum, 0, CAP).await;
-    let full = rss_bytes(ndas.0.id());
+    let full = memory_bytes(ndas.0.id(), "VmRSS");
     register_many(stratum, CAP, CAP * 20).await;
-    let churned = rss_bytes(ndas.0.id());
+    let churned = memory_bytes(ndas.0.id(), "VmRSS");
     let (_, stats) = http_json(http, "/api/stats").await;
     assert_eq!(stats["workers"]["known"], json!(CAP), "{stats}");
     assert_eq!(

@@ -91,6 +91,22 @@ timeout_seconds = 5
     Config::from_toml(&toml).expect("test config")
 }
 
+/// NDAS on `pair.main` (UTEK) with `pair.peer` as its backup (plain RPC).
+pub fn two_node_config(pair: &RegtestPair, dir: &std::path::Path, payout: &str) -> Config {
+    let mut config = regtest_config(pair, dir, payout);
+    config.node.backup.push(ndas::config::NodeConfig {
+        name: "backup".into(),
+        backend: ndas::config::Backend::Rpc,
+        url: Some(format!("http://127.0.0.1:{}", pair.peer.rpc_port)),
+        user: Some(pair.peer.user.clone()),
+        password: Some(ndas::node::Secret::new(pair.peer.password.clone())),
+        poll_interval_ms: 100,
+        timeout_seconds: 5.0,
+        ..ndas::config::NodeConfig::default()
+    });
+    config
+}
+
 /// Starts NDAS and waits until it serves a job.
 pub async fn start_ndas(config: Config) -> ndas::Running {
     let running = ndas::start(config).await.expect("NDAS starts");

@@ -246,3 +246,16 @@ pub async fn served_on(kind: Kind, main_args: &[String], node_extra: &str) -> Se
         child,
     }
 }
+
+/// A memory figure of process `pid` (`VmRSS`: now, `VmHWM`: its peak), in
+/// bytes, from `/proc/<pid>/status`.
+pub fn memory_bytes(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
+    kib << 10
+}
