@@ -5,13 +5,14 @@
 use std::sync::{Mutex, PoisonError};
 
 use prometheus::{
-    CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec,
-    IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry,
 };
 
 mod build;
 mod payouts;
 mod port;
+mod read;
 use build::{counter, counters, counters_of, gauge, gauges, histogram, latency_buckets, register};
 
 /// `ndas_block_siblings_total`'s outcomes (see [`Metrics::block_siblings_total`]).
@@ -466,31 +467,6 @@ impl Metrics {
         ports.iter().map(figure).sum()
     }
 
-    /// Connections open now, on every port.
-    pub fn connections_open(&self) -> i64 {
-        self.sum(|port| port.connections.get())
-    }
-
-    /// Shares accepted on every port.
-    pub fn shares_accepted(&self) -> u64 {
-        self.sum(|port| port.accepted.get())
-    }
-
-    /// Shares rejected for `reason` on every port.
-    pub fn shares_rejected(&self, reason: &str) -> u64 {
-        self.sum(|port| port.rejected(reason).get())
-    }
-
-    /// Shares rejected for any reason on every port.
-    pub fn shares_rejected_total(&self) -> u64 {
-        self.sum(PortMetrics::rejected_total)
-    }
-
-    /// Accepted share difficulty on every port.
-    pub fn accepted_difficulty(&self) -> f64 {
-        self.sum(|port| port.accepted_difficulty.get())
-    }
-
     /// Counts one RPC call; `error` is the failure's kind.
     pub fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64) {
         let ok = error.is_none();
@@ -508,14 +484,6 @@ impl Metrics {
         self.rpc_seconds
             .with_label_values(&[method])
             .observe(seconds);
-    }
-
-    /// The text exposition format.
-    pub fn render(&self) -> String {
-        let mut out = Vec::new();
-        // Encoding gathered families into a Vec cannot fail.
-        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
-        String::from_utf8(out).unwrap_or_default()
     }
 }
 

@@ -92,7 +92,9 @@ impl BlockSink {
     /// Triages the block and queues it for the journal unless dropped; gives
     /// it back if the thread is gone.
     pub fn send(&self, block: Box<FoundBlock>) -> Result<Admit, Box<FoundBlock>> {
-        let parent: [u8; 32] = block.header[4..36].try_into().expect("32 bytes");
+        let parent: [u8; 32] = block.header[4..36]
+            .try_into()
+            .expect("an 80-byte header holds its parent at bytes 4..36");
         // Header, transaction count, coinbase: an upper bound of its head.
         let bytes = BlockTriage::charge(80 + 9 + block.job.coinbase.weight());
         let admit = self.triage.admit(parent, block.job.template.height, bytes);

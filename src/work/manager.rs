@@ -32,6 +32,7 @@ use crate::stratum::method::JobId;
 use slots::{Place, Slots};
 
 mod slots;
+mod snapshot;
 
 /// Groups whose jobs are built on the caller's thread; more are built on
 /// the blocking pool ([`JobManager::publish_off_runtime`]). One group's job
@@ -461,49 +462,6 @@ impl JobManager {
     pub fn group_count(&self) -> usize {
         let (proven, waiting) = self.slots.live();
         proven + waiting + usize::from(self.fixed.is_some())
-    }
-
-    /// `/api/stats` `payouts`: the mode, how many groups there are, and the
-    /// `limit` addresses with the most hashrate (5 minutes), each with its
-    /// connections, shares and blocks.
-    pub fn snapshot(&self, limit: usize) -> serde_json::Value {
-        let now = Instant::now();
-        let groups: Vec<Arc<Group>> = {
-            let shared = self.shared();
-            shared.groups.values().filter_map(Weak::upgrade).collect()
-        };
-        let mut rows: Vec<(f64, serde_json::Value)> = groups
-            .iter()
-            .filter_map(|group| {
-                let figures = group.figures.as_ref()?;
-                let figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
-                let [_, m5, h1] = figures.rates.hashrates(now);
-                let connections = group.mining.load(Ordering::Relaxed);
-                let proven = group.place.as_ref().is_none_or(Place::is_proven);
-                Some((
-                    m5,
-                    serde_json::json!({
-                        "address": &*group.payout.address,
-                        "connections": connections,
-                        "hashrate": {"5m": m5, "1h": h1},
-                        "accepted": figures.accepted,
-                        "blocks": figures.blocks,
-                        "proven": proven,
-                    }),
-                ))
-            })
-            .collect();
-        rows.sort_by(|a, b| b.0.total_cmp(&a.0));
-        rows.truncate(limit);
-        let (_, waiting) = self.slots.live();
-        serde_json::json!({
-            "mode": if self.by_username.is_some() { "username" } else { "fixed" },
-            "groups": groups.len(),
-            "waiting_for_a_share": waiting,
-            "max_groups": self.slots.max(),
-            "fixed_address": self.fixed.as_ref().map(|f| &*f.payout.address),
-            "addresses": rows.into_iter().map(|(_, row)| row).collect::<Vec<_>>(),
-        })
     }
 
     /// The newest template, whatever the groups.
