@@ -6,11 +6,11 @@
 use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use ndas::chain::merkle::root_from_branch;
-use ndas::node::template::Template;
-use ndas::stratum::notify::{notify, NotifyFields};
-use ndas::stratum::{Method, Request};
-use ndas::work::{Job, JobConfig};
+use ndas_core::chain::merkle::root_from_branch;
+use ndas_core::stratum::notify::{notify, NotifyFields};
+use ndas_core::stratum::{Method, Request};
+use ndas_core::template::Template;
+use ndas_core::work::{Job, JobConfig};
 use sha2::digest::generic_array::GenericArray;
 
 fn floor(c: &mut Criterion) {
@@ -67,7 +67,12 @@ fn coinbase_and_root(c: &mut Criterion) {
         extranonce2_size: 8,
         splits: Vec::new(),
     };
-    let job = Job::build(ndas::stratum::method::JobId(1), Arc::new(template), &config).unwrap();
+    let job = Job::build(
+        ndas_core::stratum::method::JobId(1),
+        Arc::new(template),
+        &config,
+    )
+    .unwrap();
     let mut en2 = 0u64;
     c.bench_function("coinbase_txid_and_merkle_root_3500", |b| {
         b.iter(|| {

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ndas::chain::Target;
-use ndas::node::template::Template;
-use ndas::session::share::{validate, ShareContext};
-use ndas::session::FoundBlock;
-use ndas::stratum::method::{Extranonce2, JobId, Submit};
-use ndas::work::{Extranonce1, Job, JobConfig};
+use ndas_core::chain::Target;
+use ndas_core::share::{validate, ShareContext};
+use ndas_core::stratum::method::{Extranonce2, JobId, Submit};
+use ndas_core::template::Template;
+use ndas_core::work::{Extranonce1, Job, JobConfig};
+use ndas_core::FoundBlock;
 use serde_json::Value;
 
 fn template(fixture: &str, keep: usize) -> Template {
@@ -70,10 +70,7 @@ fn share_validation(c: &mut Criterion) {
             // Every figure must be the full path: rebuilt, hashed, then judged.
             let outcome = validate(&job, &submit(&job, 1, bits), &context);
             assert!(
-                matches!(
-                    outcome,
-                    Err(ndas::session::share::Reject::LowDifficulty { .. })
-                ),
+                matches!(outcome, Err(ndas_core::share::Reject::LowDifficulty { .. })),
                 "{outcome:?}"
             );
             let mut nonce = 0u32;
@@ -111,7 +108,7 @@ fn block_assembly(c: &mut Criterion) {
     let found = FoundBlock {
         job,
         header: [7; 80],
-        hash: ndas::chain::Hash256::ZERO,
+        hash: ndas_core::chain::Hash256::ZERO,
         extranonce1: Extranonce1([9, 0, 0, 1]),
         extranonce2: Extranonce2::from_bytes(&[0; 8]).unwrap(),
         worker: "w".into(),
@@ -137,7 +134,7 @@ fn block_assembly(c: &mut Criterion) {
 /// Beside them `fixed` mode's one group, today's single payout.
 fn payout_groups(c: &mut Criterion) {
     use ndas::work::manager::{JobManager, Payouts};
-    use ndas::work::payout::Payout;
+    use ndas_core::work::payout::Payout;
     let big = include_str!("../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
     let template = template(big, 3500);
     let config = JobConfig {
@@ -147,8 +144,8 @@ fn payout_groups(c: &mut Criterion) {
         splits: Vec::new(),
     };
     let payout = |i: usize| {
-        let address = ndas::load::payout_address(i);
-        Payout::parse(&address, ndas::chain::Network::Regtest).unwrap()
+        let address = ndas_tools::load::payout_address(i);
+        Payout::parse(&address, ndas_core::chain::Network::Regtest).unwrap()
     };
     let mut group = c.benchmark_group("publish_3500");
     group.sample_size(20);
@@ -175,7 +172,7 @@ fn payout_groups(c: &mut Criterion) {
             1,
             Payouts {
                 fixed: None,
-                by_username: Some(ndas::chain::Network::Regtest),
+                by_username: Some(ndas_core::chain::Network::Regtest),
                 max_groups: groups,
                 max_new_per_source: groups,
             },

@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The test command: installs the regtest nodes if missing (Bitcoin Core, built
 # once per machine, about 20 minutes; the Bitcoin SV node for the ZMQ tests),
-# then runs every test (unit, integration against the real nodes, and the
-# benches in test mode).
+# then runs every test of every crate (unit, integration against the real
+# nodes, and the benches in test mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-core.sh
 bash scripts/install-node.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --all-targets "$@" 2>&1 | tee "$log"
+cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
 # Nothing a full test run prints carries a test credential: the licence
 # token of tests/common (fixed), the regtest nodes' RPC password (pw-<pid>),
 # or the HTTP Basic credentials built from them.

@@ -10,8 +10,8 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-use crate::chain::Network;
-pub use crate::session::vardiff::{AgentDifficulty, Rounding};
+use ndas_core::chain::Network;
+pub use ndas_core::vardiff::{AgentDifficulty, Rounding};
 pub use ports::{Port, PortConfig};
 
 /// The whole configuration.
@@ -222,7 +222,7 @@ impl Config {
                 format!("{} is outside 512..=1048576", s.max_line_bytes),
             );
         }
-        let space = crate::work::EXTRANONCE1_SPACE as usize;
+        let space = ndas_core::work::EXTRANONCE1_SPACE as usize;
         if s.max_connections == 0 || s.max_connections > space {
             issue(
                 "stratum.max_connections",
@@ -299,7 +299,7 @@ impl Config {
         }
         let m = &self.mining;
         // Saturating: a huge extranonce2_size is reported above, not a panic.
-        let tag_room = (crate::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - 2)
+        let tag_room = (ndas_core::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - 2)
             .saturating_sub(s.extranonce2_size);
         if m.coinbase_tag.len() > tag_room {
             issue(
@@ -332,12 +332,15 @@ impl Config {
             );
         }
         issues.extend(self.stratum.issues());
-        issues.extend(self.mining.issues(
-            self.network,
-            // Saturating: an extranonce2_size near usize::MAX (from the
-            // environment) is reported above, not an overflow.
-            crate::work::extranonce::EXTRANONCE1_LEN.saturating_add(self.stratum.extranonce2_size),
-        ));
+        issues.extend(
+            self.mining.issues(
+                self.network,
+                // Saturating: an extranonce2_size near usize::MAX (from the
+                // environment) is reported above, not an overflow.
+                ndas_core::work::extranonce::EXTRANONCE1_LEN
+                    .saturating_add(self.stratum.extranonce2_size),
+            ),
+        );
         issues.extend(notify::issues(&self.notify));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());

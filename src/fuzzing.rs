@@ -11,15 +11,16 @@ use std::time::Instant;
 use bitcoin::consensus::{deserialize, serialize};
 use serde_json::{json, Value};
 
-use crate::chain::coinbase::{Coinbase, CoinbaseSpec, TxOut};
-use crate::chain::{merkle, Hash256, Target};
-use crate::node::template::Template;
-use crate::session::share::{validate, ShareContext};
-use crate::session::vardiff::VardiffConfig;
-use crate::session::{FoundBlock, Now, Output, Session, SessionConfig};
-use crate::stratum::message::Request;
-use crate::stratum::method::{Extranonce2, JobId, Method, Submit};
-use crate::work::{Extranonce1, Job, JobConfig};
+use crate::session::{Now, Output, Session, SessionConfig};
+use ndas_core::chain::coinbase::{Coinbase, CoinbaseSpec, TxOut};
+use ndas_core::chain::{merkle, Hash256, Target};
+use ndas_core::share::{validate, ShareContext};
+use ndas_core::stratum::message::Request;
+use ndas_core::stratum::method::{Extranonce2, JobId, Method, Submit};
+use ndas_core::template::Template;
+use ndas_core::vardiff::VardiffConfig;
+use ndas_core::work::{Extranonce1, Job, JobConfig};
+use ndas_core::FoundBlock;
 
 /// Most lines one input feeds a session.
 const MAX_LINES: usize = 64;
@@ -78,9 +79,9 @@ pub fn stratum_lines(data: &[u8]) {
             min: 1e-10,
             max: 1e6,
             target_share_seconds: 5.0,
-            rounding: crate::session::vardiff::Rounding::None,
+            rounding: ndas_core::vardiff::Rounding::None,
         },
-        agents: crate::session::vardiff::AgentDifficulty::defaults(),
+        agents: ndas_core::vardiff::AgentDifficulty::defaults(),
     });
     let mut session = Session::new(config, Extranonce1([0, 0, 0, 1]), now());
     let mut out = Output::default();
@@ -151,8 +152,8 @@ pub fn template(data: &[u8]) {
     };
     // Cut to its limits as the watcher does; the job's block must then be
     // within them, by the `bitcoin` crate's count.
-    let bounds = crate::work::limits::coinbase_bounds(&job_config(), None);
-    let Ok((template, _)) = crate::work::limits::fit(template, bounds) else {
+    let bounds = ndas_core::work::limits::coinbase_bounds(&job_config(), None);
+    let Ok((template, _)) = ndas_core::work::limits::fit(template, bounds) else {
         return;
     };
     let segwit = template.witness_commitment.is_some();
@@ -268,7 +269,7 @@ pub fn coinbase_merkle(data: &[u8]) {
         })
         .collect();
     let txids: Vec<Hash256> = (0..u32::from(input.byte()) * 8 + u32::from(input.byte() % 8))
-        .map(|n| crate::chain::sha256d(&n.to_le_bytes()))
+        .map(|n| ndas_core::chain::sha256d(&n.to_le_bytes()))
         .collect();
     let spec = CoinbaseSpec {
         height,

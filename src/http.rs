@@ -35,7 +35,7 @@ pub use guard::Guard;
 pub const MAX_WORKERS_PAGE: usize = 1000;
 
 /// Longest `/api/workers?q=` search: a worker name's longest.
-const MAX_SEARCH_BYTES: usize = crate::stratum::method::MAX_WORKER_NAME;
+const MAX_SEARCH_BYTES: usize = ndas_core::stratum::method::MAX_WORKER_NAME;
 
 const STATUS_PAGE: &str = include_str!("status.html");
 

@@ -5,22 +5,18 @@
 //! tests start a server on port 0.
 
 pub mod blocks;
-pub mod chain;
 pub mod config;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod history;
 pub mod http;
 mod lifecycle;
-pub mod load;
 pub mod metrics;
-pub mod miner;
 pub mod node;
 pub mod notify;
 pub mod server;
 pub mod session;
 pub mod stats;
-pub mod stratum;
 pub mod work;
 
 use std::net::SocketAddr;
@@ -34,15 +30,16 @@ use tokio_util::task::TaskTracker;
 
 use blocks::{Journal, Submitter};
 use config::Config;
+use ndas_core::work::{ExtranonceAllocator, JobConfig};
 use node::watcher::WatcherConfig;
 use session::connection::ConnectionContext;
 use stats::Stats;
-use work::{ExtranonceAllocator, JobConfig, JobManager};
+use work::JobManager;
 
 pub use lifecycle::{session_config, Running, StartError};
 
 /// Version bits miners may roll (BIP310's recommended general-purpose mask).
-pub const VERSION_ROLLING_MASK: u32 = chain::header::BIP320_MASK;
+pub const VERSION_ROLLING_MASK: u32 = ndas_core::chain::header::BIP320_MASK;
 
 /// How often the notification targets hear how many workers are offline.
 const WORKERS_WATCH_EVERY: Duration = Duration::from_secs(60);
@@ -84,7 +81,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             None
         }
     };
-    let first_job_id = work::job::first_job_id(std::time::SystemTime::now());
+    let first_job_id = ndas_core::work::job::first_job_id(std::time::SystemTime::now());
     let fixed = config.mining.fixed_payout(config.network);
     let job_config = JobConfig {
         payout_script: Vec::new(),

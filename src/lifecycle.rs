@@ -12,10 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Port};
-use crate::session::vardiff::VardiffConfig;
 use crate::session::SessionConfig;
 use crate::stats::Stats;
 use crate::VERSION_ROLLING_MASK;
+use ndas_core::vardiff::VardiffConfig;
 
 /// Why NDAS could not start.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,6 @@ use clap::{Parser, Subcommand};
 
 mod logging;
 mod signals;
-mod tools;
 
 #[derive(Parser)]
 #[command(
@@ -150,7 +149,7 @@ fn main() -> ExitCode {
             listen,
             template,
             every,
-        } => runtime.block_on(tools::fanout_floor(listen, &template, every)),
+        } => runtime.block_on(ndas_tools::cli::fanout_floor(listen, &template, every)),
         Command::Load {
             target,
             miners,
@@ -163,14 +162,14 @@ fn main() -> ExitCode {
             json,
         } => {
             let mode = match mode.as_str() {
-                "random" => ndas::load::Mode::Random,
-                "shares" => ndas::load::Mode::Shares,
+                "random" => ndas_tools::load::Mode::Random,
+                "shares" => ndas_tools::load::Mode::Shares,
                 other => {
                     eprintln!("--mode must be random or shares, not {other}");
                     return ExitCode::FAILURE;
                 }
             };
-            let config = ndas::load::LoadConfig {
+            let config = ndas_tools::load::LoadConfig {
                 target,
                 miners,
                 rate,
@@ -181,7 +180,7 @@ fn main() -> ExitCode {
                 mode,
                 payout_addresses,
             };
-            runtime.block_on(tools::load(config, json))
+            runtime.block_on(ndas_tools::cli::load(config, json))
         }
         Command::StandInNode {
             listen,
@@ -190,7 +189,9 @@ fn main() -> ExitCode {
             tip_every,
         } => {
             logging::init(&ndas::config::Config::default().log);
-            runtime.block_on(tools::stand_in(listen, &template, &bits, tip_every))
+            runtime.block_on(ndas_tools::cli::stand_in(
+                listen, &template, &bits, tip_every,
+            ))
         }
     }
 }
@@ -354,7 +355,7 @@ async fn run_miner(
     rate: f64,
     limit: u64,
 ) -> std::io::Result<()> {
-    use ndas::miner::{grind, Client};
+    use ndas_tools::miner::{grind, Client};
     let mut client = Client::connect(address).await?;
     client.subscribe("ndas-cpu-miner/0.1").await?;
     client.authorize(user).await?;

@@ -71,7 +71,7 @@ pub struct Metrics {
     /// Payout group refusals and fallbacks, and the parked sessions.
     pub payouts: PayoutMetrics,
     pub authorizes_total: IntCounter,
-    /// `result` is `accepted` or `rejected`; `reason` is a [`crate::session::share::Reject`] label or `none`.
+    /// `result` is `accepted` or `rejected`; `reason` is a [`ndas_core::share::Reject`] label or `none`.
     shares_total: IntCounterVec,
     /// Sum of accepted share difficulty: `rate(...) * 2^32` is the hashrate.
     accepted_difficulty_total: CounterVec,

@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use crate::session::connection::{serve, Closed, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
-use crate::work::ExtranonceAllocator;
+use ndas_core::work::ExtranonceAllocator;
 
 /// What the listener holds connections to.
 #[derive(Clone, Copy, Debug)]

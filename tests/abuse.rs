@@ -82,7 +82,7 @@ async fn stack(adjust: impl FnOnce(&mut ndas::config::Config)) -> Stack {
 }
 
 /// The honest miner still gets its answers.
-async fn still_served(client: &mut ndas::miner::Client) {
+async fn still_served(client: &mut ndas_tools::miner::Client) {
     let answer = client
         .request("mining.suggest_difficulty", json!([1]))
         .await
@@ -182,7 +182,7 @@ async fn connections_that_never_finish_their_handshake_cannot_take_every_place()
     drop(silent.pop());
     let deadline = tokio::time::Instant::now() + WAIT;
     let mut joined = loop {
-        let mut client = ndas::miner::Client::connect(addr).await.unwrap();
+        let mut client = ndas_tools::miner::Client::connect(addr).await.unwrap();
         if client.subscribe("late/1").await.is_ok() {
             let name = format!("{payout}.late");
             assert_eq!(
@@ -468,7 +468,7 @@ async fn hostile_names_agents_and_numbers_are_refused_or_neutralized() {
     })
     .await;
     let (addr, http) = (running.stratum_addr(), running.metrics_addr());
-    let mut client = ndas::miner::Client::connect(addr).await.unwrap();
+    let mut client = ndas_tools::miner::Client::connect(addr).await.unwrap();
     client
         .subscribe("evil\u{1b}[31m\u{7}agent\r\n")
         .await
@@ -517,7 +517,7 @@ async fn hostile_names_agents_and_numbers_are_refused_or_neutralized() {
     // A name earns its place in the registry with an accepted share.
     let work = client.latest_job().expect("a job after authorize");
     let en2 = vec![7; client.extranonce2_size];
-    let share = ndas::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
+    let share = ndas_tools::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
         s.difficulty >= 2.5e-10 && !s.is_block
     })
     .unwrap();
@@ -559,8 +559,9 @@ async fn honest_mistakes_never_close_or_ban_and_valid_shares_are_never_a_flood()
     let mut next = |want_valid: bool| loop {
         counter += 1;
         let en2 = counter.to_be_bytes()[8 - client.extranonce2_size..].to_vec();
-        let share = ndas::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 1, |_| true)
-            .expect("a hash");
+        let share =
+            ndas_tools::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 1, |_| true)
+                .expect("a hash");
         if (share.difficulty >= wanted) == want_valid && !share.is_block {
             return share;
         }
@@ -587,7 +588,7 @@ async fn honest_mistakes_never_close_or_ban_and_valid_shares_are_never_a_flood()
     // on regtest, whose every line is a share vardiff cannot slow.
     let mut burst = String::new();
     for (n, share) in valid[1..].iter().enumerate() {
-        let line = json!({"id": 1000 + n, "method": "mining.submit", "params": ndas::miner::submit_params(&worker, share)});
+        let line = json!({"id": 1000 + n, "method": "mining.submit", "params": ndas_tools::miner::submit_params(&worker, share)});
         burst += &format!("{line}\n");
     }
     client.send_raw(burst.as_bytes()).await.unwrap();

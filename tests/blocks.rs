@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
 use ndas::blocks::{Journal, JournalEntry, Outcome};
-use ndas::miner::hash_share;
-use ndas::node::template::Template;
-use ndas::session::share::{validate, ShareContext};
-use ndas::session::FoundBlock;
-use ndas::stratum::method::{Extranonce2, JobId, Submit};
-use ndas::work::{Extranonce1, Job, JobConfig};
+use ndas_core::share::{validate, ShareContext};
+use ndas_core::stratum::method::{Extranonce2, JobId, Submit};
+use ndas_core::template::Template;
+use ndas_core::work::{Extranonce1, Job, JobConfig};
+use ndas_core::FoundBlock;
+use ndas_tools::miner::hash_share;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -82,15 +82,18 @@ async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
         .await;
     let template = Template::from_json(raw).unwrap();
     let config = JobConfig {
-        payout_script: ndas::chain::address::payout_script(payout, ndas::chain::Network::Regtest)
-            .unwrap(),
+        payout_script: ndas_core::chain::address::payout_script(
+            payout,
+            ndas_core::chain::Network::Regtest,
+        )
+        .unwrap(),
         coinbase_tag: b"/NDAS/".to_vec(),
         extranonce2_size: 8,
         splits: Vec::new(),
     };
     let job = Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap());
     let notify: serde_json::Value = serde_json::from_slice(&job.notify(true)).unwrap();
-    let work = ndas::miner::parse_notify(&notify["params"]).unwrap();
+    let work = ndas_tools::miner::parse_notify(&notify["params"]).unwrap();
     let extranonce1 = Extranonce1([1, 2, 3, 4]);
     let share = (0..10_000)
         .map(|n| hash_share(&work, &extranonce1.0, &[0; 8], n, None, 0))
@@ -104,7 +107,7 @@ async fn journaled_block(pair: &RegtestPair, payout: &str) -> JournalEntry {
         nonce: share.nonce,
         version_bits: None,
     };
-    let target = ndas::chain::Target::MAX;
+    let target = ndas_core::chain::Target::MAX;
     let context = ShareContext {
         extranonce1: &extranonce1,
         extranonce2_size: 8,
@@ -260,10 +263,11 @@ async fn a_block_on_a_job_whose_tip_was_just_replaced_is_still_submitted() {
     common::next_tip(&mut client, &work).await;
 
     let en2 = vec![7; client.extranonce2_size];
-    let block = ndas::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
-        s.is_block
-    })
-    .unwrap();
+    let block =
+        ndas_tools::miner::grind(&work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+            s.is_block
+        })
+        .unwrap();
     let answer = client.submit("w", &block).await.unwrap();
     assert_eq!(
         answer["error"],

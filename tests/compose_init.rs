@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use common::node::{Kind, RegtestNode};
 use ndas::node::utek::NodeEndpoint;
-use ndas::node::{RpcClient, Secret};
+use ndas::node::RpcClient;
+use ndas_core::Secret;
 
 /// Runs the script in a fresh copy of `deploy/`; the `.env` it wrote.
 fn init_env() -> (tempfile::TempDir, HashMap<String, String>) {

@@ -23,7 +23,7 @@ use common::node::free_port;
 use common::process::{config_text, config_text_via, exit_of, serve, serve_with_env, wait_for_log};
 use common::{ready_miner, temp_dir, RegtestPair};
 use ndas::blocks::Journal;
-use ndas::miner::grind;
+use ndas_tools::miner::grind;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

@@ -15,8 +15,8 @@ use common::{
     wait_for_metric, wait_for_readyz, RegtestPair,
 };
 use ndas::blocks::Journal;
-use ndas::chain::Hash256;
-use ndas::miner::{grind, submit_params, Share};
+use ndas_core::chain::Hash256;
+use ndas_tools::miner::{grind, submit_params, Share};
 use serde_json::{json, Value};
 
 /// The message of the first log line whose message contains `what`.

@@ -13,7 +13,7 @@ mod common;
 use std::time::Duration;
 
 use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{hash_share_rolled, Client, Rolling, Share, Work};
+use ndas_tools::miner::{hash_share_rolled, Client, Rolling, Share, Work};
 use serde_json::{json, Value};
 
 const WAIT: Duration = Duration::from_secs(30);

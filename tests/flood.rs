@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use common::node::{free_port, RegtestPair};
 use common::process::{config_text, log_lines, memory_bytes, serve, signal, wait_for_log};
 use common::{metric, start_ndas, temp_dir, two_node_config};
-use ndas::miner::{grind, parse_notify, submit_params, Work};
+use ndas_tools::miner::{grind, parse_notify, submit_params, Work};
 use serde_json::{json, Value};
 
 /// An unpaced CPU miner: one thread per connection grinding shares and

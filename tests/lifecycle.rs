@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use common::node::free_port;
 use common::process::{config_text, exit_of, serve, served, signal, wait_for_log, Served, WAIT};
 use common::RegtestPair;
-use ndas::miner::grind;
+use ndas_tools::miner::grind;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

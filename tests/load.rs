@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::load::{run, LoadConfig, LoadError, Mode};
+use ndas_tools::load::{run, LoadConfig, LoadError, Mode};
 
 fn config(target: std::net::SocketAddr) -> LoadConfig {
     LoadConfig {

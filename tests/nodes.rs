@@ -11,7 +11,7 @@ use common::{
     http_json, metric, next_tip, ready_miner, start_ndas, submit_block, temp_dir, two_node_config,
     wait_for_metric, RegtestPair,
 };
-use ndas::miner::{Client, Work};
+use ndas_tools::miner::{Client, Work};
 use serde_json::{json, Value};
 
 /// `/api/stats`'s `nodes`, by name.
@@ -129,7 +129,7 @@ async fn the_primary_stops_the_backup_serves_and_the_primary_takes_over_again_at
     wait_for_block(&pair.peer, &hash).await;
     let work = next_tip(&mut client, &work).await;
     assert_eq!(
-        ndas::chain::Hash256(work.prev_hash).to_string(),
+        ndas_core::chain::Hash256(work.prev_hash).to_string(),
         hash,
         "the next job is on the block, from the backup"
     );
@@ -191,7 +191,7 @@ async fn a_node_left_behind_is_not_used_and_its_error_on_a_block_does_not_stop_t
     let work = next_tip(&mut client, &work).await;
     assert!(work.clean, "a new tip is clean_jobs");
     assert_eq!(
-        ndas::chain::Hash256(work.prev_hash).to_string(),
+        ndas_core::chain::Hash256(work.prev_hash).to_string(),
         tip,
         "the job is on the backup's tip, not the primary's old one"
     );
@@ -291,7 +291,7 @@ async fn a_primary_that_hangs_is_passed_over_and_the_backup_serves_the_next_tip(
         .await;
     let tip = mined[0].as_str().unwrap().to_owned();
     let work = next_tip(&mut client, &work).await;
-    assert_eq!(ndas::chain::Hash256(work.prev_hash).to_string(), tip);
+    assert_eq!(ndas_core::chain::Hash256(work.prev_hash).to_string(), tip);
     assert_eq!(metric(http, "ndas_template_source").await, 1.0);
     pair.main.signal("CONT");
     wait_for_source(http, 0.0).await;

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{http_get, http_json, regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::grind;
+use ndas_tools::miner::grind;
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);

@@ -37,7 +37,7 @@ fn bearer() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_token_guards_the_api_and_page_and_keeps_the_nodes_errors_from_others() {
     let (running, _dir) = without_node(|c| {
-        c.metrics.token = Some(ndas::node::Secret::new(TOKEN));
+        c.metrics.token = Some(ndas_core::Secret::new(TOKEN));
     })
     .await;
     let http = running.metrics_addr();
@@ -101,7 +101,7 @@ async fn the_token_guards_the_api_and_page_and_keeps_the_nodes_errors_from_other
 
     // And /metrics behind it too, when asked.
     let (running, _dir) = without_node(|c| {
-        c.metrics.token = Some(ndas::node::Secret::new(TOKEN));
+        c.metrics.token = Some(ndas_core::Secret::new(TOKEN));
         c.metrics.token_protects_metrics = true;
     })
     .await;

@@ -11,7 +11,7 @@ use bitcoin::consensus::deserialize;
 use common::wallet::{Kind, Wallet};
 use common::{http_json, next_tip, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
 use ndas::config::{PayoutMode, SplitConfig};
-use ndas::miner::{Client, Work};
+use ndas_tools::miner::{Client, Work};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -22,7 +22,7 @@ fn address(seed: u8, kind: Kind) -> String {
 }
 
 fn script(address: &str) -> Vec<u8> {
-    ndas::chain::address::payout_script(address, ndas::chain::Network::Regtest).unwrap()
+    ndas_core::chain::address::payout_script(address, ndas_core::chain::Network::Regtest).unwrap()
 }
 
 /// The node's block `hash`, decoded; it must be on the active chain.
@@ -380,7 +380,7 @@ async fn a_block_on_another_address_s_job_is_recorded_for_the_address_it_pays() 
     );
     let height = pair.main.height().await;
     let en2 = vec![7; client.extranonce2_size];
-    let block = ndas::miner::grind(
+    let block = ndas_tools::miner::grind(
         &alice_work,
         &client.extranonce1,
         &en2,

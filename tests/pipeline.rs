@@ -9,7 +9,7 @@ use std::time::Duration;
 use bitcoin::consensus::deserialize;
 use bitcoin::hashes::Hash;
 use common::{regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{grind, Client, Share, Work};
+use ndas_tools::miner::{grind, Client, Share, Work};
 use serde_json::json;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -103,7 +103,8 @@ async fn miners_find_blocks_that_the_node_accepts() {
     stripped.input[0].witness.clear();
     assert_eq!(bitcoin::consensus::serialize(&stripped), share.coinbase);
     let payout_script =
-        ndas::chain::address::payout_script(&payout, ndas::chain::Network::Regtest).unwrap();
+        ndas_core::chain::address::payout_script(&payout, ndas_core::chain::Network::Regtest)
+            .unwrap();
     assert_eq!(
         block.txdata[0].output[0].script_pubkey.as_bytes(),
         &payout_script[..]

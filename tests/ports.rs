@@ -11,7 +11,7 @@ use common::node::RegtestNode;
 use common::wallet::{Kind, Wallet};
 use common::{http_get, http_json, node_config, ready_miner, start_ndas, sum_series, temp_dir};
 use ndas::config::{AgentDifficulty, Config, PortConfig};
-use ndas::miner::{grind, Client, Work};
+use ndas_tools::miner::{grind, Client, Work};
 use serde_json::json;
 
 /// Mines a share per extranonce2 fill in `fills` at the miner's difficulty on `work`; each accepted.

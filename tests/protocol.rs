@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{grind, Client, Share, Work};
+use ndas_tools::miner::{grind, Client, Share, Work};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

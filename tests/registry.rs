@@ -8,7 +8,7 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{http_json, metric, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
-use ndas::miner::{Client, Work};
+use ndas_tools::miner::{Client, Work};
 use serde_json::json;
 
 /// Submits one accepted share on `work` that is not a block, as `worker`.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use common::node::free_port;
 use common::process::{config_text, memory_bytes, serve_with_env, wait_for_log};
 use common::{http_get, http_json, temp_dir, RegtestPair};
-use ndas::miner::grind;
+use ndas_tools::miner::grind;
 use serde_json::json;
 
 /// One test at a time: each measures its own `ndas serve` (its memory, its

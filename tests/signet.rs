@@ -12,7 +12,7 @@ use bitcoin::{BlockHash, CompactTarget, KnownHrp, TxMerkleNode};
 use common::node::RegtestNode;
 use common::wallet::{Kind, Wallet};
 use common::{node_config, ready_miner, start_ndas, temp_dir};
-use ndas::miner::{grind, hash_share, Share, Work};
+use ndas_tools::miner::{grind, hash_share, Share, Work};
 use serde_json::json;
 
 /// Signet's minimum difficulty, the bits of every block of a new signet.

@@ -92,8 +92,8 @@ impl Raw {
 /// pays, as the node has it on its active chain.
 async fn mine_block(
     pair: &RegtestPair,
-    client: &mut ndas::miner::Client,
-    work: &ndas::miner::Work,
+    client: &mut ndas_tools::miner::Client,
+    work: &ndas_tools::miner::Work,
     worker: &str,
     fill: u8,
 ) -> String {
@@ -224,7 +224,7 @@ async fn a_resume_after_authorizing_another_address_sends_clean_work() {
     assert_eq!(notify["params"][8], json!(true), "drop X's work: {notify}");
     let coinb2 = notify["params"][3].as_str().unwrap();
     let y_script = hex::encode(
-        ndas::chain::address::payout_script(&y, ndas::chain::Network::Regtest).unwrap(),
+        ndas_core::chain::address::payout_script(&y, ndas_core::chain::Network::Regtest).unwrap(),
     );
     assert!(coinb2.contains(&y_script), "the job pays Y: {coinb2}");
     drop(conn);

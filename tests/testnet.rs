@@ -11,8 +11,8 @@ mod common;
 use std::time::Duration;
 
 use common::{endpoint_config, ready_miner, start_ndas, temp_dir};
-use ndas::load::standin::{serve, StandIn, TESTNET_MIN_BITS};
-use ndas::miner::{grind, Client, Work};
+use ndas_tools::load::standin::{serve, StandIn, TESTNET_MIN_BITS};
+use ndas_tools::miner::{grind, Client, Work};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

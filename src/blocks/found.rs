@@ -14,9 +14,9 @@ use tokio_util::sync::CancellationToken;
 use super::journal::{BlockBytes, FoundWrite, Journal, JournalEntry};
 use super::triage::{Admit, Dropped, Triage};
 use crate::metrics::Metrics;
-use crate::node::template::Template;
-use crate::session::FoundBlock;
 use crate::work::manager::TemplateReceiver;
+use ndas_core::template::Template;
+use ndas_core::FoundBlock;
 
 /// Writes each new template's transactions to the journal, off the
 /// found-block path, so a block found on it journals only its head.
@@ -32,7 +32,7 @@ pub(super) async fn write_templates(
             if !previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &template)) {
                 let (journal, this, last) = (journal.clone(), template.clone(), previous.clone());
                 let written = tokio::task::spawn_blocking(move || {
-                    journal.write_transactions(&this, last.as_deref())
+                    journal.write_transactions(&this, last.as_ref())
                 })
                 .await;
                 if let Ok(Err(error)) = written {

@@ -19,6 +19,7 @@
 mod entry;
 mod record;
 mod recovery;
+mod written;
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -29,14 +30,15 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::node::template::Template;
-use crate::session::FoundBlock;
 use entry::{unix_now, SettledMeta, TransactionsMeta};
 pub use entry::{
     BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, NodeOutcome, Outcome, PaidOutput,
 };
+use ndas_core::template::Template;
+use ndas_core::FoundBlock;
 use record::{encode, scan, Kind};
 use recovery::{is_block_hash, Reading};
+use written::Written;
 
 /// With no block pending, a log past this size is emptied before the next
 /// template's transactions are written.
@@ -60,6 +62,8 @@ struct Log {
     unsettled: HashMap<String, JournalEntry>,
     generation: u64,
     next_transactions_id: u64,
+    /// The templates whose transactions are in the log.
+    written: Written,
 }
 
 impl Journal {
@@ -80,6 +84,7 @@ impl Journal {
                 unsettled: HashMap::new(),
                 generation: 0,
                 next_transactions_id: 0,
+                written: Written::default(),
             })),
             compact_at_bytes: COMPACT_AT_BYTES,
         })
@@ -115,18 +120,19 @@ impl Journal {
         let template = &block.job.template;
         let mut entry = JournalEntry::meta_of(block);
         let mut log = self.lock();
-        let journaled = template
-            .journaled
-            .get()
-            .filter(|j| j.generation == log.generation);
-        let meta = entry.meta(journaled.map(|j| j.id));
-        let record = encode(Kind::Found, &meta, |out| match journaled {
+        let journaled = log
+            .written
+            .get(template)
+            .filter(|j| j.generation == log.generation)
+            .cloned();
+        let meta = entry.meta(journaled.as_ref().map(|j| j.id));
+        let record = encode(Kind::Found, &meta, |out| match &journaled {
             Some(_) => block.serialize_head_into(out),
             None => block.serialize_into(out),
         });
         entry.block = BlockBytes {
             head: record.slice(record::HEADER_LEN + meta.len()..),
-            transactions: match journaled {
+            transactions: match &journaled {
                 Some(_) => template.tx_data.clone(),
                 None => Bytes::new(),
             },
@@ -137,29 +143,33 @@ impl Journal {
         let written = append(&mut log, &record);
         FoundWrite {
             entry,
-            transactions_hex: journaled.map(|j| j.hex.clone()),
+            transactions_hex: journaled.map(|j| j.hex),
             written,
         }
     }
 
     /// Writes and flushes the template's transactions (unless `previous`,
-    /// already written, has the same ones) and sets `template.journaled`.
-    /// Empties a large log first when no block is pending.
+    /// already written, has the same ones) and lists the template as
+    /// written. Empties a large log first when no block is pending.
     pub fn write_transactions(
         &self,
-        template: &Template,
-        previous: Option<&Template>,
+        template: &Arc<Template>,
+        previous: Option<&Arc<Template>>,
     ) -> std::io::Result<()> {
-        if template.tx_data.is_empty() || template.journaled.get().is_some() {
+        if template.tx_data.is_empty() {
             return Ok(());
         }
         let mut log = self.lock();
+        if log.written.get(template).is_some() {
+            return Ok(());
+        }
         if let Some(same) = previous
             .filter(|p| p.tx_data == template.tx_data)
-            .and_then(|p| p.journaled.get())
+            .and_then(|p| log.written.get(p))
             .filter(|j| j.generation == log.generation)
+            .cloned()
         {
-            let _ = template.journaled.set(same.clone());
+            log.written.insert(template, same);
             return Ok(());
         }
         if log.file.metadata()?.len() > self.compact_at_bytes {
@@ -180,12 +190,21 @@ impl Journal {
         drop(log);
         let hex = Bytes::from(faster_hex::hex_string(&template.tx_data));
         self.sync()?;
-        let _ = template.journaled.set(JournaledTransactions {
-            generation,
-            id,
-            hex,
-        });
+        self.lock().written.insert(
+            template,
+            JournaledTransactions {
+                generation,
+                id,
+                hex,
+            },
+        );
         Ok(())
+    }
+
+    /// Where `template`'s transactions are in the log, if they are.
+    #[cfg(test)]
+    fn written(&self, template: &Arc<Template>) -> Option<JournaledTransactions> {
+        self.lock().written.get(template).cloned()
     }
 
     /// Rewrites the log as the blocks still pending, each whole (its

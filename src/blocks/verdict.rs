@@ -50,9 +50,9 @@ pub fn verdict(answer: Result<Value, RpcError>) -> Result<Outcome, RpcError> {
             "duplicate" => Outcome::Duplicate,
             // BIP22: already known, its validity not yet decided: no rejection.
             "inconclusive" | "duplicate-inconclusive" => Outcome::Inconclusive,
-            other => Outcome::Rejected(crate::stratum::method::sanitize(other, 200)),
+            other => Outcome::Rejected(ndas_core::stratum::method::sanitize(other, 200)),
         }),
-        Ok(other) => Ok(Outcome::Rejected(crate::stratum::method::sanitize(
+        Ok(other) => Ok(Outcome::Rejected(ndas_core::stratum::method::sanitize(
             &other.to_string(),
             200,
         ))),

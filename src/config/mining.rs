@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigIssue;
-use crate::chain::Network;
-use crate::work::payout::{
+use ndas_core::chain::Network;
+use ndas_core::work::payout::{
     coinbase_weight_budget, worst_case_weight, Payout, Split, BASIS_POINTS, LONGEST_PAYOUT_SCRIPT,
     MIN_BLOCK_RESERVED_WEIGHT,
 };

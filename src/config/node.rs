@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigIssue;
-use crate::node::Secret;
+use ndas_core::Secret;
 
 /// Most nodes in all: each is a `node` label value.
 pub const MAX_NODES: usize = 8;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ConfigIssue;
-use crate::node::Secret;
+use ndas_core::Secret;
 
 /// Most notification targets.
 pub const MAX_TARGETS: usize = 8;

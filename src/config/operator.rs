@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::ConfigIssue;
-use crate::node::Secret;
+use ndas_core::Secret;
 
 /// Shortest token accepted: 16 bytes, so it cannot be guessed by trying.
 pub const MIN_TOKEN_BYTES: usize = 16;

@@ -11,8 +11,8 @@ use hyper::header::AUTHORIZATION;
 use hyper::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use crate::node::Secret;
 use crate::server::{group, make_room};
+use ndas_core::Secret;
 
 /// Addresses whose request rate is remembered; past it, the idle ones go.
 const MAX_ADDRESSES: usize = 4096;

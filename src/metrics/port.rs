@@ -16,7 +16,7 @@ pub struct PortMetrics {
     pub accepted: IntCounter,
     pub accepted_difficulty: Counter,
     /// `ndas_shares_total{result="rejected"}`, in the order of
-    /// [`crate::session::share::Reject::REASONS`].
+    /// [`ndas_core::share::Reject::REASONS`].
     rejected: Vec<IntCounter>,
     /// `ndas_disconnects_total`, in the order of `DISCONNECT_REASONS`.
     disconnects: Vec<IntCounter>,
@@ -48,7 +48,7 @@ impl PortMetrics {
                 .shares_total
                 .with_label_values(&[name, "accepted", "none"]),
             accepted_difficulty: metrics.accepted_difficulty_total.with_label_values(&[name]),
-            rejected: crate::session::share::Reject::REASONS
+            rejected: ndas_core::share::Reject::REASONS
                 .iter()
                 .map(|reason| {
                     metrics
@@ -63,7 +63,7 @@ impl PortMetrics {
 
     /// The counter of shares rejected for `reason` (a `Reject` label).
     pub fn rejected(&self, reason: &str) -> &IntCounter {
-        &self.rejected[index(crate::session::share::Reject::REASONS, reason)]
+        &self.rejected[index(ndas_core::share::Reject::REASONS, reason)]
     }
 
     /// Counts a connection ended for `reason` (a `Closed` label).
@@ -86,7 +86,7 @@ impl PortMetrics {
 mod tests {
     use super::*;
     use crate::session::connection::Closed;
-    use crate::session::share::Reject;
+    use ndas_core::share::Reject;
 
     #[test]
     fn every_label_ndas_gives_has_its_own_series() {

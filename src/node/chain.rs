@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::rpc::{RpcClient, RpcError};
-use crate::chain::Network;
+use ndas_core::chain::Network;
 
 /// `OP_TRUE`: the one signet challenge a block without a signature meets.
 pub const OP_TRUE_CHALLENGE: &str = "51";
@@ -64,7 +64,7 @@ pub fn judge(network: Network, chain: &str, challenge: Option<&str>) -> Result<(
     let expected = network.conf_section();
     if chain != expected {
         return Err(ChainMismatch::WrongChain {
-            node: crate::stratum::method::sanitize(chain, 32),
+            node: ndas_core::stratum::method::sanitize(chain, 32),
             configured: network,
             expected,
         });
@@ -73,7 +73,7 @@ pub fn judge(network: Network, chain: &str, challenge: Option<&str>) -> Result<(
         let challenge = challenge.unwrap_or_default();
         if !challenge.eq_ignore_ascii_case(OP_TRUE_CHALLENGE) {
             return Err(ChainMismatch::SignetChallenge {
-                challenge: crate::stratum::method::sanitize(challenge, 160),
+                challenge: ndas_core::stratum::method::sanitize(challenge, 160),
             });
         }
     }

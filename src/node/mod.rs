@@ -4,20 +4,19 @@
 pub mod chain;
 pub mod nodes;
 pub mod rpc;
-pub mod secret;
-pub mod template;
 pub mod testnet;
 pub mod utek;
 pub mod watcher;
 pub mod zmq;
 
 pub use rpc::{RpcClient, RpcError};
-pub use secret::Secret;
 
 use std::path::Path;
 
-use crate::chain::Network;
+use ndas_core::Secret;
+
 use crate::config::{Backend, NodeConfig};
+use ndas_core::chain::Network;
 use utek::{NodeEndpoint, UtekError};
 
 /// Why NDAS cannot reach its node.

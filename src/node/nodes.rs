@@ -18,8 +18,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::rpc::{Backoff, RpcClient};
-use crate::chain::Hash256;
 use crate::stats::{NodeStatus, Stats};
+use ndas_core::chain::Hash256;
 
 /// How long a node's tip may trail the best before it is called behind.
 pub const BEHIND_AFTER: Duration = Duration::from_secs(10);

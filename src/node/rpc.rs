@@ -311,7 +311,7 @@ impl RpcClient {
             }) => Err(RpcError::Rpc {
                 method: method.to_owned(),
                 code: error.code,
-                message: crate::stratum::method::sanitize(&error.message, 200),
+                message: ndas_core::stratum::method::sanitize(&error.message, 200),
             }),
             Ok(RpcResponse {
                 result: Some(result),
@@ -364,7 +364,7 @@ impl Body for Chunks {
 /// The start of a body that is not a JSON-RPC answer, printable, for the error text.
 fn http_detail(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
-    let text = crate::stratum::method::sanitize(text.trim(), 120);
+    let text = ndas_core::stratum::method::sanitize(text.trim(), 120);
     if text.is_empty() {
         String::new()
     } else {

@@ -13,15 +13,14 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::rpc::{RpcClient, RpcError};
-use super::template::Template;
-use crate::chain::{Hash256, Network};
+use ndas_core::chain::{Hash256, Network};
+use ndas_core::template::Template;
 
 /// Twice the 10-minute target spacing (`nPowTargetSpacing * 2`).
 pub const MIN_DIFFICULTY_AFTER_SECONDS: u32 = 1200;
 /// Blocks between retargets; at a retarget height the rule does not apply.
 const RETARGET_INTERVAL: u32 = 2016;
-/// The minimum difficulty of testnet3 and testnet4 (their proof-of-work limit).
-pub const MIN_DIFFICULTY_BITS: u32 = 0x1d00_ffff;
+pub use ndas_core::chain::network::TESTNET_MIN_DIFFICULTY_BITS as MIN_DIFFICULTY_BITS;
 
 /// Whether `network` lets a block fall to the minimum difficulty after twenty minutes.
 pub fn has_min_difficulty_rule(network: Network) -> bool {

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use serde::Deserialize;
 
-use super::Secret;
-use crate::chain::Network;
+use ndas_core::chain::Network;
+use ndas_core::Secret;
 
 /// The only licence version this build speaks.
 pub const SUPPORTED_VERSION: &str = "26.0";
@@ -135,7 +135,7 @@ pub fn check_licence(path: &Path) -> Result<uuid::Uuid, UtekError> {
         return Err(UtekError::LicenceMismatch { path: owned() });
     }
     if token.version != SUPPORTED_VERSION {
-        let found = crate::stratum::method::sanitize(&token.version, 16);
+        let found = ndas_core::stratum::method::sanitize(&token.version, 16);
         return Err(UtekError::Version {
             path: owned(),
             found,

@@ -18,10 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::nodes::{Node, Nodes, Tip};
 use super::rpc::Backoff;
-use super::template::Template;
-use crate::chain::{Hash256, Network};
 use crate::stats::Stats;
 use crate::work::JobManager;
+use ndas_core::chain::{Hash256, Network};
+use ndas_core::template::Template;
 
 /// How the watcher runs.
 #[derive(Clone, Debug)]
@@ -233,12 +233,12 @@ pub async fn run(
 }
 
 /// `template` cut to what the largest coinbase leaves room for (see
-/// [`crate::work::limits`]), told in the log and the metrics; `None` when
+/// [`ndas_core::work::limits`]), told in the log and the metrics; `None` when
 /// it cannot be, and nothing is published from it.
 fn within_limits(template: Template, manager: &JobManager, stats: &Stats) -> Option<Template> {
     let height = template.height;
     let over_limits = &stats.metrics.templates_over_limits_total;
-    match crate::work::limits::fit(template, manager.coinbase_bounds()) {
+    match ndas_core::work::limits::fit(template, manager.coinbase_bounds()) {
         Ok((template, None)) => Some(template),
         Ok((template, Some(cut))) => {
             over_limits.with_label_values(&["trimmed"]).inc();
@@ -368,7 +368,7 @@ async fn fetch(
         node.set_chain_checked();
     }
     let raw = rpc
-        .call::<super::template::RawTemplate>(
+        .call::<ndas_core::template::RawTemplate>(
             "getblocktemplate",
             template_request(config.network, None),
         )

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use zeromq::{Socket, SocketRecv};
 
 use super::rpc::Backoff;
-use crate::chain::Hash256;
 use crate::stats::Stats;
 use crate::work::manager::TemplateReceiver;
+use ndas_core::chain::Hash256;
 
 /// How long after NDAS sees a new tip the node's `hashblock` may still come.
 pub const ANNOUNCE_GRACE: Duration = Duration::from_secs(3);

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::Event;
 use crate::config::{NotifyConfig, NotifyKind};
-use crate::node::Secret;
+use ndas_core::Secret;
 
 /// Telegram's API, unless the target's `url` names another.
 const TELEGRAM_API: &str = "https://api.telegram.org";

@@ -14,10 +14,10 @@ use tokio_util::sync::CancellationToken;
 use super::state::{Event, Now, Output, Session, SessionConfig};
 use crate::blocks::BlockSink;
 use crate::stats::connection::ConnectionStats;
-use crate::stratum::message::error;
-use crate::stratum::notify::reconnect;
-use crate::stratum::StratumError;
 use crate::work::manager::JobReceiver;
+use ndas_core::stratum::message::error;
+use ndas_core::stratum::notify::reconnect;
+use ndas_core::stratum::StratumError;
 
 /// Longest a closing connection waits for the miner to read our last error.
 const LINGER_TIME: Duration = Duration::from_secs(1);
@@ -104,7 +104,7 @@ impl Closed {
 }
 
 /// Invalid shares in a row that prove a broken or hostile client
-/// ([`super::share::Reject::proves_broken_client`]); a miner's honest mistakes (stale,
+/// ([`ndas_core::share::Reject::proves_broken_client`]); a miner's honest mistakes (stale,
 /// unknown job, duplicate, low difficulty) neither count nor reset the count.
 struct Strikes {
     limit: u32,
@@ -394,7 +394,7 @@ async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, rea
 /// has a group (`username` mode before its first authorize).
 fn group_jobs(
     jobs: Option<JobReceiver>,
-) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Arc<crate::work::Job>>> + Send>> {
+) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Option<Arc<ndas_core::work::Job>>> + Send>> {
     match jobs {
         Some(jobs) => Box::pin(changes(jobs)),
         None => Box::pin(futures_util::stream::pending()),

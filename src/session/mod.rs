@@ -3,15 +3,11 @@
 //! ([`connection`]).
 
 pub mod connection;
-mod found;
 pub mod resume;
-pub mod share;
 mod state;
-pub mod vardiff;
 
 #[cfg(test)]
 pub(crate) mod testkit;
 
-pub use found::FoundBlock;
 pub use resume::Resumptions;
 pub use state::{Event, Now, Output, Parked, Session, SessionConfig};

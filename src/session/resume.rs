@@ -30,8 +30,8 @@ use std::time::{Duration, Instant};
 use prometheus::IntGauge;
 
 use super::state::Parked;
-use crate::stratum::method::JobId;
-use crate::work::{Extranonce1, ExtranonceAllocator, Job, Lease};
+use ndas_core::stratum::method::JobId;
+use ndas_core::work::{Extranonce1, ExtranonceAllocator, Job, Lease};
 
 /// Parked sessions kept at most: a connect-and-close flood cannot grow this.
 pub const MAX_PARKED: usize = 100_000;

@@ -11,17 +11,18 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::found::FoundBlock;
 use super::resume::Resumptions;
-use super::share::{validate, Reject, ShareContext};
-use super::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
-use crate::chain::{Hash256, Target};
-use crate::stratum::message::{error, result};
-use crate::stratum::method::{Authorize, Configure, Submit, Subscribe};
-use crate::stratum::{ErrorCode, Method, Request, StratumError};
 use crate::work::manager::{JobReceiver, Mining};
-use crate::work::payout::Payout;
-use crate::work::{Extranonce1, Job, JobManager, Lease};
+use crate::work::JobManager;
+use ndas_core::chain::{Hash256, Target};
+use ndas_core::share::{validate, Reject, ShareContext};
+use ndas_core::stratum::message::{error, result};
+use ndas_core::stratum::method::{Authorize, Configure, Submit, Subscribe};
+use ndas_core::stratum::{ErrorCode, Method, Request, StratumError};
+use ndas_core::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
+use ndas_core::work::payout::Payout;
+use ndas_core::work::{Extranonce1, Job, Lease};
+use ndas_core::FoundBlock;
 
 /// Jobs a connection remembers; older ones answer "job not found".
 const MAX_JOBS: usize = 16;

@@ -7,8 +7,8 @@ use std::time::Instant;
 use super::registry::Joined;
 use super::{Stats, Worker};
 use crate::metrics::PortMetrics;
-use crate::session::share::Reject;
 use crate::session::Event;
+use ndas_core::share::Reject;
 
 /// Held by a connection for its lifetime; counts it open until dropped.
 pub struct ConnectionStats {

@@ -417,7 +417,7 @@ impl Stats {
         let now = Instant::now();
         let [m1, m5, h1] = lock(&self.pool_rates).hashrates(now);
         let m = &self.metrics;
-        let rejected: serde_json::Map<String, Value> = crate::session::share::Reject::REASONS
+        let rejected: serde_json::Map<String, Value> = ndas_core::share::Reject::REASONS
             .iter()
             .map(|reason| ((*reason).to_owned(), json!(m.shares_rejected(reason))))
             .collect();

@@ -21,14 +21,14 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use super::job::{Job, JobConfig, Work};
-use super::payout::Payout;
-use crate::chain::address::AddressError;
-use crate::chain::coinbase::CoinbaseError;
-use crate::chain::Network;
-use crate::node::template::Template;
 use crate::stats::rates::Rates;
-use crate::stratum::method::JobId;
+use ndas_core::chain::address::AddressError;
+use ndas_core::chain::coinbase::CoinbaseError;
+use ndas_core::chain::Network;
+use ndas_core::stratum::method::JobId;
+use ndas_core::template::Template;
+use ndas_core::work::job::{Job, JobConfig, Work};
+use ndas_core::work::payout::Payout;
 use slots::{Place, Slots};
 
 mod slots;
@@ -240,8 +240,8 @@ pub struct JobManager {
     shared: Mutex<Shared>,
     templates: watch::Sender<Option<Arc<Template>>>,
     /// The largest coinbase any group's job can have: what a template must
-    /// leave room for ([`super::limits::fit`]).
-    coinbase: super::limits::CoinbaseBounds,
+    /// leave room for ([`ndas_core::work::limits::fit`]).
+    coinbase: ndas_core::work::limits::CoinbaseBounds,
 }
 
 impl JobManager {
@@ -254,7 +254,7 @@ impl JobManager {
             .fixed
             .as_ref()
             .filter(|_| payouts.by_username.is_none());
-        let coinbase = super::limits::coinbase_bounds(&config, main);
+        let coinbase = ndas_core::work::limits::coinbase_bounds(&config, main);
         let counted = payouts.by_username.is_some();
         let fixed = payouts
             .fixed
@@ -276,7 +276,7 @@ impl JobManager {
     }
 
     /// The largest coinbase this manager's jobs can have.
-    pub fn coinbase_bounds(&self) -> super::limits::CoinbaseBounds {
+    pub fn coinbase_bounds(&self) -> ndas_core::work::limits::CoinbaseBounds {
         self.coinbase
     }
 

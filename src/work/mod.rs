@@ -1,12 +1,6 @@
-//! Templates become jobs: one coinbase, one merkle branch and one serialized
-//! `mining.notify` per template, shared by every miner.
+//! Publishes jobs: the job manager turns each template into one job per
+//! payout group and hands it to the group's miners.
 
-pub mod extranonce;
-pub mod job;
-pub mod limits;
 pub mod manager;
-pub mod payout;
 
-pub use extranonce::{Extranonce1, ExtranonceAllocator, Lease, EXTRANONCE1_SPACE};
-pub use job::{Job, JobConfig};
 pub use manager::JobManager;

@@ -99,7 +99,7 @@ pub fn two_node_config(pair: &RegtestPair, dir: &std::path::Path, payout: &str) 
         backend: ndas::config::Backend::Rpc,
         url: Some(format!("http://127.0.0.1:{}", pair.peer.rpc_port)),
         user: Some(pair.peer.user.clone()),
-        password: Some(ndas::node::Secret::new(pair.peer.password.clone())),
+        password: Some(ndas_core::Secret::new(pair.peer.password.clone())),
         poll_interval_ms: 100,
         timeout_seconds: 5.0,
         ..ndas::config::NodeConfig::default()
@@ -266,8 +266,8 @@ pub async fn ready_miner(
     addr: std::net::SocketAddr,
     agent: &str,
     worker: &str,
-) -> (ndas::miner::Client, ndas::miner::Work) {
-    let mut client = ndas::miner::Client::connect(addr).await.unwrap();
+) -> (ndas_tools::miner::Client, ndas_tools::miner::Work) {
+    let mut client = ndas_tools::miner::Client::connect(addr).await.unwrap();
     client.subscribe(agent).await.unwrap();
     let authorized = client.authorize(worker).await.unwrap();
     assert_eq!(
@@ -284,7 +284,7 @@ pub async fn ready_miner(
 }
 
 /// Reads until the server sends `client.reconnect`; panics if it closes first.
-pub async fn expect_reconnect(client: &mut ndas::miner::Client) {
+pub async fn expect_reconnect(client: &mut ndas_tools::miner::Client) {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(30), client.read_message())
             .await
@@ -301,13 +301,13 @@ pub async fn expect_reconnect(client: &mut ndas::miner::Client) {
 /// Grinds a block on `work` (extranonce2 filled with `fill`), submits it as
 /// `worker` and asserts the server took it; the block's share.
 pub async fn submit_block(
-    client: &mut ndas::miner::Client,
-    work: &ndas::miner::Work,
+    client: &mut ndas_tools::miner::Client,
+    work: &ndas_tools::miner::Work,
     worker: &str,
     fill: u8,
-) -> ndas::miner::Share {
+) -> ndas_tools::miner::Share {
     let en2 = vec![fill; client.extranonce2_size];
-    let block = ndas::miner::grind(work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
+    let block = ndas_tools::miner::grind(work, &client.extranonce1, &en2, (None, 0), 10_000, |s| {
         s.is_block
     })
     .expect("a block at regtest difficulty");
@@ -319,18 +319,19 @@ pub async fn submit_block(
 /// Accepted shares that are not blocks, one per extranonce2 fill in
 /// `fills`, as `worker`; panics on any refusal.
 pub async fn accepted_shares(
-    client: &mut ndas::miner::Client,
-    work: &ndas::miner::Work,
+    client: &mut ndas_tools::miner::Client,
+    work: &ndas_tools::miner::Work,
     worker: &str,
     fills: std::ops::Range<u8>,
 ) {
     for fill in fills {
         let en2 = vec![fill; client.extranonce2_size];
         let wanted = client.difficulty;
-        let share = ndas::miner::grind(work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
-            s.difficulty >= wanted && !s.is_block
-        })
-        .expect("a share at regtest difficulty");
+        let share =
+            ndas_tools::miner::grind(work, &client.extranonce1, &en2, (None, 0), 1000, |s| {
+                s.difficulty >= wanted && !s.is_block
+            })
+            .expect("a share at regtest difficulty");
         let answer = client.submit(worker, &share).await.unwrap();
         assert_eq!(answer["result"], serde_json::json!(true), "{answer}");
     }
@@ -338,9 +339,9 @@ pub async fn accepted_shares(
 
 /// Reads until a job on a new previous block arrives; that job.
 pub async fn next_tip(
-    client: &mut ndas::miner::Client,
-    after: &ndas::miner::Work,
-) -> ndas::miner::Work {
+    client: &mut ndas_tools::miner::Client,
+    after: &ndas_tools::miner::Work,
+) -> ndas_tools::miner::Work {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -358,10 +359,10 @@ pub async fn next_tip(
 /// `first` if it carries the mempool's transactions (a merkle branch of
 /// `want` steps or more), else the first job after it that does.
 pub async fn job_with_transactions(
-    client: &mut ndas::miner::Client,
-    first: Option<ndas::miner::Work>,
+    client: &mut ndas_tools::miner::Client,
+    first: Option<ndas_tools::miner::Work>,
     want: usize,
-) -> ndas::miner::Work {
+) -> ndas_tools::miner::Work {
     if let Some(work) = first.filter(|work| work.branch.len() >= want) {
         return work;
     }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndas::node::utek::NodeEndpoint;
-use ndas::node::{RpcClient, Secret};
+use ndas::node::RpcClient;
+use ndas_core::Secret;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::json;
-use crate::session::FoundBlock;
+use ndas_core::FoundBlock;
 
 /// A found block, pending or settled with the node's verdict.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

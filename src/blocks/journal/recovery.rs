@@ -140,5 +140,5 @@ impl Reading {
 /// Whether `head` starts with an 80-byte header whose hash is `hash`.
 fn header_hashes_to(head: &[u8], hash: &str) -> bool {
     head.get(..80)
-        .is_some_and(|header| crate::chain::sha256d(header).to_string() == hash)
+        .is_some_and(|header| ndas_core::chain::sha256d(header).to_string() == hash)
 }

@@ -1,8 +1,8 @@
 use super::record::{HEADER_LEN, MAGIC};
 use super::*;
 use crate::session::testkit;
-use crate::stratum::method::{Extranonce2, JobId};
-use crate::work::{Extranonce1, Job, JobConfig};
+use ndas_core::stratum::method::{Extranonce2, JobId};
+use ndas_core::work::{Extranonce1, Job, JobConfig};
 
 /// An entry whose hash is `name` (two hex digits) repeated to 64.
 fn entry(name: &str, block: &[u8]) -> JournalEntry {
@@ -179,7 +179,7 @@ fn found_on(template: Arc<Template>, nonce: u8) -> FoundBlock {
     FoundBlock {
         job,
         header: [nonce; 80],
-        hash: crate::chain::Hash256([nonce; 32]),
+        hash: ndas_core::chain::Hash256([nonce; 32]),
         extranonce1: Extranonce1([1, 2, 3, 4]),
         extranonce2: Extranonce2::from_bytes(&[nonce; 8]).unwrap(),
         worker: "w".into(),
@@ -193,7 +193,7 @@ fn a_block_on_a_journaled_template_records_only_its_head_and_reads_back_whole() 
     let journal = Journal::open(dir.path()).unwrap();
     let template = template_60tx();
     journal.write_transactions(&template, None).unwrap();
-    let journaled = template.journaled.get().expect("transactions journaled");
+    let journaled = journal.written(&template).expect("transactions journaled");
     assert_eq!(journaled.hex, faster_hex::hex_string(&template.tx_data));
     let before = log_len(dir.path());
     assert!(before > template.tx_data.len() as u64);
@@ -292,8 +292,8 @@ fn the_same_transactions_are_written_once() {
     journal.write_transactions(&second, Some(&first)).unwrap();
     assert_eq!(log_len(dir.path()), size);
     assert_eq!(
-        second.journaled.get().unwrap().id,
-        first.journaled.get().unwrap().id
+        journal.written(&second).unwrap().id,
+        journal.written(&first).unwrap().id
     );
     let found = found_on(second, 3);
     journal.write_found(&found).written.unwrap();
@@ -349,7 +349,7 @@ fn a_record_whose_hash_is_not_a_block_hash_is_never_used_as_a_file_name() {
 fn real(byte: u8, rest: &[u8]) -> JournalEntry {
     let body = [&[byte; 80][..], rest].concat();
     JournalEntry {
-        hash: crate::chain::sha256d(&body[..80]).to_string(),
+        hash: ndas_core::chain::sha256d(&body[..80]).to_string(),
         ..entry("00", &body)
     }
 }

@@ -1,6 +1,6 @@
 use super::*;
 use crate::node::utek::NodeEndpoint;
-use crate::node::Secret;
+use ndas_core::Secret;
 
 fn nodes(names: &[&str]) -> Arc<Nodes> {
     let endpoint = NodeEndpoint {

@@ -71,7 +71,7 @@ async fn a_503_with_a_plain_text_body_is_a_transient_error_that_says_why() {
         host: "127.0.0.1".into(),
         port,
         user: "u".into(),
-        password: crate::node::Secret::new("p"),
+        password: ndas_core::Secret::new("p"),
     };
     let client = RpcClient::new(&endpoint, Duration::from_secs(5)).unwrap();
     let error = client
@@ -139,7 +139,7 @@ async fn an_answer_over_the_bound_is_an_error_not_memory() {
         host: "127.0.0.1".into(),
         port,
         user: "u".into(),
-        password: crate::node::Secret::new("p"),
+        password: ndas_core::Secret::new("p"),
     };
     let client = RpcClient::new(&endpoint, Duration::from_secs(5))
         .unwrap()

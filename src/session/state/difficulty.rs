@@ -2,7 +2,7 @@
 //! agent table, and what is sent.
 
 use super::{Event, Now, Output, Phase, Session};
-use crate::stratum::notify::set_difficulty;
+use ndas_core::stratum::notify::set_difficulty;
 
 impl Session {
     /// `difficulty` within the pool's bounds and above this miner's floor.

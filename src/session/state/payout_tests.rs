@@ -6,12 +6,12 @@ use serde_json::json;
 
 use super::tests::{error_of, MAINNET_BITS, REGTEST_BITS};
 use super::*;
-use crate::chain::Network;
-use crate::node::template::Template;
 use crate::session::testkit::{find, now, send, session, submit_line, template, TIP_A};
 use crate::work::manager::Payouts;
-use crate::work::payout::Payout;
-use crate::work::JobConfig;
+use ndas_core::chain::Network;
+use ndas_core::template::Template;
+use ndas_core::work::payout::Payout;
+use ndas_core::work::JobConfig;
 
 const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
@@ -309,7 +309,7 @@ fn a_broken_share_on_another_address_s_job_gets_its_own_reason() {
 #[test]
 fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
     let manager = manager(MAINNET_BITS);
-    let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
+    let allocator = Arc::new(ndas_core::work::ExtranonceAllocator::new(9));
     let resumptions = Arc::new(crate::session::Resumptions::new(
         allocator.clone(),
         std::time::Duration::from_secs(600),
@@ -348,7 +348,7 @@ fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
 #[test]
 fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     let manager = manager(MAINNET_BITS);
-    let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
+    let allocator = Arc::new(ndas_core::work::ExtranonceAllocator::new(9));
     let config = session(1e-9).config.clone();
     let parking = |max_bytes| {
         let window = std::time::Duration::from_secs(600);
@@ -370,7 +370,7 @@ fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     // The churner: a fresh address, its job taken, the connection closed.
     let bounded = parking(10_000);
     for i in 0..20 {
-        leased(&bounded, &crate::load::payout_address(i)).retire(now().instant);
+        leased(&bounded, &ndas_core::client::payout_address(i)).retire(now().instant);
     }
     let bytes = bounded.bytes();
     assert!(bytes > 0 && bytes <= 10_000, "{bytes}");

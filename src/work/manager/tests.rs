@@ -217,3 +217,53 @@ async fn many_groups_are_built_off_the_runtime_thread() {
     few.publish_off_runtime(tip(TIP_A)).await.unwrap();
     assert!(!ran.load(Ordering::Relaxed));
 }
+
+#[test]
+fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
+    use std::time::{Duration, UNIX_EPOCH};
+    let started = UNIX_EPOCH + Duration::from_secs(1_795_487_027);
+    let payout = Payout::parse(
+        "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn",
+        ndas_core::chain::Network::Regtest,
+    )
+    .unwrap();
+    let run = |at| {
+        JobManager::new(
+            JobConfig {
+                payout_script: Vec::new(),
+                coinbase_tag: b"/NDAS/".to_vec(),
+                extranonce2_size: 8,
+                splits: Vec::new(),
+            },
+            ndas_core::work::job::first_job_id(at),
+            Payouts {
+                fixed: Some(payout.clone()),
+                by_username: None,
+                max_groups: 1,
+                max_new_per_source: 1,
+            },
+        )
+    };
+    let tip = || {
+        Template::from_json(crate::session::testkit::template(
+            crate::session::testkit::TIP_A,
+            "207fffff",
+            200,
+        ))
+        .unwrap()
+    };
+    // The first run hands out 300 ids (a refresh of 300 payout
+    // groups), then restarts a second later.
+    let first = run(started);
+    let mut last = 0;
+    for _ in 0..300 {
+        last = first.publish(tip()).unwrap().unwrap().id.0;
+    }
+    let second = run(started + Duration::from_secs(1));
+    let next = second.publish(tip()).unwrap().unwrap().id.0;
+    assert!(next > last, "restart's first id {next:x} <= {last:x}");
+    // A run that starts within the same second is apart by the time between.
+    let soon = run(started + Duration::from_millis(1));
+    assert!(soon.publish(tip()).unwrap().unwrap().id.0 > last);
+    assert_eq!(ndas_core::work::job::first_job_id(UNIX_EPOCH), 1);
+}

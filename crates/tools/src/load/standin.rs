@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::chain::{sha256d, Target};
+use ndas_core::chain::{sha256d, Target};
 
 /// What the stand-in serves.
 pub struct StandIn {
@@ -34,7 +34,7 @@ pub struct StandIn {
 }
 
 /// Testnet's minimum-difficulty bits (its proof-of-work limit).
-pub use crate::node::testnet::MIN_DIFFICULTY_BITS as TESTNET_MIN_BITS;
+pub use ndas_core::chain::network::TESTNET_MIN_DIFFICULTY_BITS as TESTNET_MIN_BITS;
 
 impl StandIn {
     /// `template` is a `getblocktemplate` answer; `bits` replaces its target.

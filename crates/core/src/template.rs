@@ -39,7 +39,7 @@ pub struct Template {
     /// Earliest allowed header time (median time past + 1).
     pub min_time: u32,
     /// The header times for which `bits` is the target: all of them, except
-    /// under testnet's 20-minute rule (see [`super::testnet`]), where a
+    /// under testnet's 20-minute rule (see the server's `node::testnet`), where a
     /// block's time decides its bits.
     pub bits_time: std::ops::RangeInclusive<u32>,
     /// Subsidy plus fees, paid to the operator's address.
@@ -49,10 +49,6 @@ pub struct Template {
     pub witness_commitment: Option<Hash256>,
     /// All transactions, concatenated in block serialization and template order.
     pub tx_data: bytes::Bytes,
-    /// Set once the transactions are in the block journal (with their hex
-    /// for `submitblock`): a block found on this template then journals
-    /// only its header and coinbase.
-    pub journaled: std::sync::OnceLock<crate::blocks::journal::JournaledTransactions>,
     pub tx_count: usize,
     pub longpoll_id: Option<String>,
     /// The block's bounds, as the template gives them (or consensus's).
@@ -142,7 +138,6 @@ impl Template {
             txids: self.txids[..keep].to_vec(),
             witness_commitment,
             tx_data: self.tx_data.slice(..bytes),
-            journaled: std::sync::OnceLock::new(),
             tx_count: keep,
             costs,
             bits_time: self.bits_time.clone(),
@@ -303,7 +298,6 @@ impl Template {
             witness_commitment,
             tx_count: transactions.len(),
             tx_data: tx_data.into(),
-            journaled: std::sync::OnceLock::new(),
             longpoll_id: raw.longpollid,
             limits: BlockLimits {
                 weight: raw

@@ -11,9 +11,9 @@ use crate::chain::coinbase::{Coinbase, CoinbaseError, CoinbaseSpec};
 use crate::chain::header::BIP320_MASK;
 use crate::chain::merkle::branch;
 use crate::chain::{Hash256, Target};
-use crate::node::template::Template;
 use crate::stratum::method::JobId;
 use crate::stratum::notify::{notify, NotifyFields};
+use crate::template::Template;
 
 /// What the operator decides about every coinbase.
 #[derive(Clone, Debug)]
@@ -39,7 +39,7 @@ pub struct Work {
     network_difficulty: f64,
     /// Room the template leaves for the coinbase (weight, sigop cost):
     /// summed over its transactions once, not once per group.
-    room: crate::node::template::BlockLimits,
+    room: crate::template::BlockLimits,
     /// The notify lines, `clean_jobs` false and true, serialized once with
     /// stand-ins for what each job has of its own and cut around them.
     lines: [NotifyPieces; 2],
@@ -275,15 +275,14 @@ pub fn stratum_prev_hash(hash: &Hash256) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::chain::Network;
 
     #[test]
     fn a_notify_line_put_together_from_pieces_is_the_serializer_s_own() {
         // Bitcoin Core's 3,500-transaction template: a branch of 12 steps.
-        let raw = include_str!("../../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
+        let raw = include_str!("../../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
         let template = Arc::new(Template::from_json(serde_json::from_str(raw).unwrap()).unwrap());
         let config = JobConfig {
-            payout_script: hex::decode(crate::session::testkit::PAYOUT).unwrap(),
+            payout_script: hex::decode(crate::testkit::PAYOUT).unwrap(),
             coinbase_tag: b"/NDAS/".to_vec(),
             extranonce2_size: 8,
             splits: Vec::new(),
@@ -310,53 +309,6 @@ mod tests {
             });
             assert_eq!(job.notify(clean), whole);
         }
-    }
-
-    #[test]
-    fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
-        use crate::work::manager::{JobManager, Payouts};
-        use std::time::{Duration, UNIX_EPOCH};
-        let started = UNIX_EPOCH + Duration::from_secs(1_795_487_027);
-        let payout = Payout::parse("mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn", Network::Regtest).unwrap();
-        let run = |at| {
-            JobManager::new(
-                JobConfig {
-                    payout_script: Vec::new(),
-                    coinbase_tag: b"/NDAS/".to_vec(),
-                    extranonce2_size: 8,
-                    splits: Vec::new(),
-                },
-                first_job_id(at),
-                Payouts {
-                    fixed: Some(payout.clone()),
-                    by_username: None,
-                    max_groups: 1,
-                    max_new_per_source: 1,
-                },
-            )
-        };
-        let tip = || {
-            Template::from_json(crate::session::testkit::template(
-                crate::session::testkit::TIP_A,
-                "207fffff",
-                200,
-            ))
-            .unwrap()
-        };
-        // The first run hands out 300 ids (a refresh of 300 payout
-        // groups), then restarts a second later.
-        let first = run(started);
-        let mut last = 0;
-        for _ in 0..300 {
-            last = first.publish(tip()).unwrap().unwrap().id.0;
-        }
-        let second = run(started + Duration::from_secs(1));
-        let next = second.publish(tip()).unwrap().unwrap().id.0;
-        assert!(next > last, "restart's first id {next:x} <= {last:x}");
-        // A run that starts within the same second is apart by the time between.
-        let soon = run(started + Duration::from_millis(1));
-        assert!(soon.publish(tip()).unwrap().unwrap().id.0 > last);
-        assert_eq!(first_job_id(UNIX_EPOCH), 1);
     }
 
     #[test]

@@ -34,7 +34,7 @@ use bitcoin::Script;
 
 use super::job::JobConfig;
 use super::payout::{worst_case_weight, Payout, LONGEST_PAYOUT_SCRIPT};
-use crate::node::template::{BlockLimits, Template};
+use crate::template::{BlockLimits, Template};
 
 /// The largest coinbase a configuration can build, in weight and sigop cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,7 +191,7 @@ pub fn fit(
         weight: over
             .limits
             .weight
-            .saturating_sub(crate::node::template::header_and_count_weight(keep)),
+            .saturating_sub(crate::template::header_and_count_weight(keep)),
         sigops: over.limits.sigops,
     };
     // The longest prefix whose weight and sigops leave the coinbase room.

@@ -1,21 +1,15 @@
-//! A CPU stratum client, for the quick-start demo and the integration tests.
+//! The miner's side of Stratum V1: a `mining.notify` decoded, a share
+//! built, hashed and ground as each firmware rolls its version bits, and
+//! the params of its `mining.submit`. The CPU miner, the load generator and
+//! the tests build their shares with it.
 //!
 //! It hashes with the `bitcoin` crate, independently of NDAS's own chain
 //! code, so a share NDAS accepts is checked by a second implementation.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use bitcoin::block::{Header, Version};
 use bitcoin::hashes::{sha256d, Hash};
 use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
-use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
-use tokio_util::codec::{FramedRead, LinesCodec};
 
 /// A `mining.notify`, decoded.
 #[derive(Clone, Debug)]
@@ -49,144 +43,10 @@ pub struct Share {
     pub coinbase: Vec<u8>,
 }
 
-/// A stratum connection with the state a miner keeps.
-pub struct Client {
-    lines: FramedRead<OwnedReadHalf, LinesCodec>,
-    writer: OwnedWriteHalf,
-    next_id: u64,
-    pub extranonce1: Vec<u8>,
-    pub extranonce2_size: usize,
-    pub difficulty: f64,
-    pub version_mask: u32,
-    /// Jobs received and not yet taken, oldest first.
-    pub jobs: VecDeque<Work>,
-    /// Other notifications received (e.g. `client.reconnect`).
-    pub notifications: Vec<Value>,
-}
-
 type Io<T> = std::io::Result<T>;
 
 fn invalid(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
-}
-
-impl Client {
-    pub async fn connect(addr: SocketAddr) -> Io<Client> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let (reader, writer) = stream.into_split();
-        Ok(Client {
-            lines: FramedRead::new(reader, LinesCodec::new_with_max_length(1 << 20)),
-            writer,
-            next_id: 1,
-            extranonce1: Vec::new(),
-            extranonce2_size: 0,
-            difficulty: 1.0,
-            version_mask: 0,
-            jobs: VecDeque::new(),
-            notifications: Vec::new(),
-        })
-    }
-
-    /// Sends raw bytes (for tests of bad input).
-    pub async fn send_raw(&mut self, bytes: &[u8]) -> Io<()> {
-        self.writer.write_all(bytes).await
-    }
-
-    /// Reads one line; `None` when the server closed the connection.
-    pub async fn read_message(&mut self) -> Io<Option<Value>> {
-        let Some(line) = self.lines.next().await else {
-            return Ok(None);
-        };
-        let line = line.map_err(|e| invalid(e.to_string()))?;
-        let message: Value =
-            serde_json::from_str(&line).map_err(|e| invalid(format!("{e}: {line}")))?;
-        match message["method"].as_str() {
-            Some("mining.notify") => self.jobs.push_back(parse_notify(&message["params"])?),
-            Some("mining.set_difficulty") => {
-                self.difficulty = message["params"][0]
-                    .as_f64()
-                    .ok_or_else(|| invalid("bad difficulty"))?
-            }
-            Some("mining.set_version_mask") => {
-                self.version_mask =
-                    u32::from_str_radix(message["params"][0].as_str().unwrap_or(""), 16)
-                        .map_err(|_| invalid("bad mask"))?
-            }
-            Some(_) => self.notifications.push(message.clone()),
-            None => {}
-        }
-        Ok(Some(message))
-    }
-
-    /// Sends a request and returns the whole response (`result` and `error`).
-    pub async fn request(&mut self, method: &str, params: Value) -> Io<Value> {
-        let id = self.next_id;
-        self.next_id += 1;
-        let line = json!({"id": id, "method": method, "params": params}).to_string() + "\n";
-        self.writer.write_all(line.as_bytes()).await?;
-        loop {
-            let message = self
-                .read_message()
-                .await?
-                .ok_or_else(|| invalid("connection closed"))?;
-            if message["id"] == json!(id) && message.get("method").is_none() {
-                return Ok(message);
-            }
-        }
-    }
-
-    pub async fn subscribe(&mut self, agent: &str) -> Io<Value> {
-        let answer = self.request("mining.subscribe", json!([agent])).await?;
-        let result = &answer["result"];
-        self.extranonce1 = hex::decode(result[1].as_str().unwrap_or(""))
-            .map_err(|_| invalid("bad extranonce1"))?;
-        self.extranonce2_size = result[2]
-            .as_u64()
-            .ok_or_else(|| invalid("bad extranonce2 size"))?
-            as usize;
-        Ok(answer)
-    }
-
-    pub async fn configure_version_rolling(&mut self, mask: u32) -> Io<Value> {
-        let params = json!([["version-rolling"], {"version-rolling.mask": format!("{mask:08x}"), "version-rolling.min-bit-count": 2}]);
-        let answer = self.request("mining.configure", params).await?;
-        if let Some(mask) = answer["result"]["version-rolling.mask"].as_str() {
-            self.version_mask = u32::from_str_radix(mask, 16).map_err(|_| invalid("bad mask"))?;
-        }
-        Ok(answer)
-    }
-
-    pub async fn authorize(&mut self, user: &str) -> Io<Value> {
-        self.request("mining.authorize", json!([user, "x"])).await
-    }
-
-    /// Waits for the next job; `None` if none arrives within `timeout`.
-    pub async fn next_job(&mut self, timeout: Duration) -> Io<Option<Work>> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while self.jobs.is_empty() {
-            match tokio::time::timeout_at(deadline, self.read_message()).await {
-                Err(_) => return Ok(None),
-                Ok(message) => {
-                    message?.ok_or_else(|| invalid("connection closed"))?;
-                }
-            }
-        }
-        Ok(self.jobs.pop_front())
-    }
-
-    /// The newest job received so far, reading what has arrived.
-    pub fn latest_job(&mut self) -> Option<Work> {
-        let latest = self.jobs.pop_back();
-        self.jobs.clear();
-        latest
-    }
-
-    /// Submits a share; returns the whole response.
-    pub async fn submit(&mut self, worker: &str, share: &Share) -> Io<Value> {
-        self.request("mining.submit", submit_params(worker, share))
-            .await
-    }
 }
 
 /// The params of `mining.submit` for a share: 5, or 6 with rolled version bits.
@@ -353,4 +213,15 @@ pub fn grind(
     (0..tries)
         .map(|nonce| hash_share(work, extranonce1, extranonce2, nonce, version_bits, mask))
         .find(|share| wanted(share))
+}
+
+/// The `i`-th of a simulated fleet's regtest P2WPKH addresses, its
+/// username in `username` payout mode (a program hashed from `i`: nobody
+/// holds its key, and nobody needs to).
+pub fn payout_address(i: usize) -> String {
+    use sha2::Digest;
+    let program = sha2::Sha256::digest((i as u64).to_le_bytes());
+    let program = bitcoin::WitnessProgram::new(bitcoin::WitnessVersion::V0, &program[..20])
+        .expect("20 bytes is a v0 program");
+    bitcoin::Address::from_witness_program(program, bitcoin::KnownHrp::Regtest).to_string()
 }

@@ -9,14 +9,14 @@ use bitcoin::hashes::Hash;
 use serde_json::Value;
 
 use super::*;
-use crate::session::testkit::find;
-use crate::session::FoundBlock;
 use crate::stratum::method::{Extranonce2, JobId};
+use crate::testkit::find;
 use crate::work::{Extranonce1, JobConfig};
+use crate::FoundBlock;
 
 fn core_job(fixture: &str) -> Arc<Job> {
     let raw: Value = serde_json::from_str(fixture).unwrap();
-    let template = crate::node::template::Template::from_json(raw).unwrap();
+    let template = crate::template::Template::from_json(raw).unwrap();
     let config = JobConfig {
         // P2WPKH, as an operator paying a bc1q… address would have.
         payout_script: hex::decode("0014f5e19ce4798d4fa87b1de99bc4d8557a6264f610").unwrap(),
@@ -27,12 +27,13 @@ fn core_job(fixture: &str) -> Arc<Job> {
     Arc::new(Job::build(JobId(1), Arc::new(template), &config).unwrap())
 }
 
-const CORE_121: &str = include_str!("../../../tests/fixtures/core-regtest-gbt-height121-60tx.json");
+const CORE_121: &str =
+    include_str!("../../../../tests/fixtures/core-regtest-gbt-height121-60tx.json");
 const CORE_226: &str =
-    include_str!("../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
+    include_str!("../../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
 const EXTRANONCE1: Extranonce1 = Extranonce1([9, 0, 0, 1]);
 
-fn submit_of(share: &crate::miner::Share) -> Submit {
+fn submit_of(share: &crate::client::Share) -> Submit {
     Submit {
         worker: "w".into(),
         job_id: Some(JobId(1)),
@@ -79,7 +80,7 @@ fn segwit_block_matches_cores_and_passes_the_bitcoin_crate() {
     assert!(block.header.validate_pow(block.header.target()).is_ok());
     assert_eq!(block.bip34_block_height().unwrap(), 121);
 
-    let core_hex = include_str!("../../../tests/fixtures/core-regtest-block-height121-60tx.hex");
+    let core_hex = include_str!("../../../../tests/fixtures/core-regtest-block-height121-60tx.hex");
     let core: bitcoin::Block = deserialize(&hex::decode(core_hex.trim()).unwrap()).unwrap();
     assert_eq!(block.txdata.len(), core.txdata.len());
     for (ours, theirs) in block.txdata[1..].iter().zip(&core.txdata[1..]) {

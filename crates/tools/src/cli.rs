@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 /// `ndas load`: runs the generator and prints its report.
-pub async fn load(config: ndas::load::LoadConfig, json: bool) -> ExitCode {
-    match ndas::load::run(config).await {
+pub async fn load(config: crate::load::LoadConfig, json: bool) -> ExitCode {
+    match crate::load::run(config).await {
         Ok(report) if json => {
             println!(
                 "{}",
@@ -34,7 +34,7 @@ pub async fn fanout_floor(
     let template = std::fs::read_to_string(template)
         .map_err(|e| e.to_string())
         .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()))
-        .and_then(|raw| ndas::node::template::Template::from_json(raw).map_err(|e| e.to_string()));
+        .and_then(|raw| ndas_core::template::Template::from_json(raw).map_err(|e| e.to_string()));
     let template = match template {
         Ok(template) => template,
         Err(error) => {
@@ -44,7 +44,8 @@ pub async fn fanout_floor(
     };
     match tokio::net::TcpListener::bind(listen).await {
         Ok(listener) => {
-            match ndas::load::floor::serve(listener, template, Duration::from_secs_f64(every)).await
+            match crate::load::floor::serve(listener, template, Duration::from_secs_f64(every))
+                .await
             {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -72,7 +73,7 @@ pub async fn stand_in(
         .and_then(|text| serde_json::from_str(&text).map_err(|e| e.to_string()));
     let bits = u32::from_str_radix(bits, 16).map_err(|e| e.to_string());
     let standin = match (parsed, bits) {
-        (Ok(template), Ok(bits)) => match ndas::load::standin::StandIn::new(template, bits) {
+        (Ok(template), Ok(bits)) => match crate::load::standin::StandIn::new(template, bits) {
             Ok(standin) => standin,
             Err(error) => {
                 eprintln!("stand-in: {error}");
@@ -104,7 +105,7 @@ pub async fn stand_in(
         });
     }
     tokio::select! {
-        _ = ndas::load::standin::serve(listener, standin) => {}
+        _ = crate::load::standin::serve(listener, standin) => {}
         _ = tokio::signal::ctrl_c() => {}
     }
     ExitCode::SUCCESS

@@ -60,3 +60,7 @@ impl std::fmt::Display for Network {
         })
     }
 }
+
+/// The minimum difficulty of testnet3 and testnet4 (their proof-of-work
+/// limit), which their 20-minute rule lets a block take.
+pub const TESTNET_MIN_DIFFICULTY_BITS: u32 = 0x1d00_ffff;

@@ -17,6 +17,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::{LoadConfig, Mode, Phase};
 use crate::miner::{hash_share, parse_notify, Work};
+pub use ndas_core::client::payout_address;
 
 /// What one miner saw.
 #[derive(Default)]
@@ -93,16 +94,6 @@ fn light_notify(line: &str) -> Option<Work> {
         ntime: u32::from_str_radix(notify.params.7, 16).ok()?,
         clean: notify.params.8,
     })
-}
-
-/// The `i`-th of the load's regtest P2WPKH addresses (a program hashed
-/// from `i`: nobody holds its key, and nobody needs to).
-pub fn payout_address(i: usize) -> String {
-    use sha2::Digest;
-    let program = sha2::Sha256::digest((i as u64).to_le_bytes());
-    let program = bitcoin::WitnessProgram::new(bitcoin::WitnessVersion::V0, &program[..20])
-        .expect("20 bytes is a v0 program");
-    bitcoin::Address::from_witness_program(program, bitcoin::KnownHrp::Regtest).to_string()
 }
 
 impl Miner {

@@ -5,8 +5,8 @@ use serde_json::{json, Value};
 use super::*;
 use crate::chain::coinbase::CoinbaseError;
 use crate::chain::Network;
-use crate::node::template::{MAX_BLOCK_SIGOPS_COST, MAX_BLOCK_WEIGHT};
 use crate::stratum::method::JobId;
+use crate::template::{MAX_BLOCK_SIGOPS_COST, MAX_BLOCK_WEIGHT};
 use crate::work::payout::Split;
 use crate::work::Job;
 
@@ -15,14 +15,14 @@ const P2PKH: &str = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn";
 
 fn small() -> Value {
     serde_json::from_str(include_str!(
-        "../../../tests/fixtures/core-regtest-gbt-height121-60tx.json"
+        "../../../../../tests/fixtures/core-regtest-gbt-height121-60tx.json"
     ))
     .unwrap()
 }
 
 fn big() -> Value {
     serde_json::from_str(include_str!(
-        "../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json"
+        "../../../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json"
     ))
     .unwrap()
 }
@@ -75,7 +75,7 @@ fn the_figures_are_cores_and_add_up_to_cores_own_block() {
     );
     // The block Core built from the same mempool: its weight is the header
     // and count, the transactions, and its coinbase; nothing else.
-    let hex = include_str!("../../../tests/fixtures/core-regtest-block-height121-60tx.hex");
+    let hex = include_str!("../../../../../tests/fixtures/core-regtest-block-height121-60tx.hex");
     let block: bitcoin::Block =
         bitcoin::consensus::deserialize(&hex::decode(hex.trim()).unwrap()).unwrap();
     let coinbase_weight = block.txdata[0].weight().to_wu();

@@ -16,10 +16,10 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpListener;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
-use crate::chain::coinbase::CoinbaseError;
-use crate::node::template::Template;
-use crate::stratum::method::JobId;
-use crate::work::{Job, JobConfig};
+use ndas_core::chain::coinbase::CoinbaseError;
+use ndas_core::stratum::method::JobId;
+use ndas_core::template::Template;
+use ndas_core::work::{Job, JobConfig};
 
 /// Serves on `listener` until the process ends, sending a new job built from
 /// `template` every `every`; an error if no job can be built from it.

@@ -7,13 +7,13 @@ use crate::chain::merkle;
 
 fn fixture_template() -> Value {
     serde_json::from_str(include_str!(
-        "../../../tests/fixtures/core-regtest-gbt-height121-60tx.json"
+        "../../../../tests/fixtures/core-regtest-gbt-height121-60tx.json"
     ))
     .unwrap()
 }
 
 fn fixture_block() -> bitcoin::Block {
-    let hex = include_str!("../../../tests/fixtures/core-regtest-block-height121-60tx.hex");
+    let hex = include_str!("../../../../tests/fixtures/core-regtest-block-height121-60tx.hex");
     deserialize(&hex::decode(hex.trim()).unwrap()).unwrap()
 }
 
@@ -53,7 +53,7 @@ fn core_template_reproduces_cores_merkle_root_and_commitment() {
 #[test]
 fn big_core_template_parses_with_depth_twelve_branch() {
     let raw: Value = serde_json::from_str(include_str!(
-        "../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json"
+        "../../../../tests/fixtures/core-regtest-gbt-height226-3500tx.json"
     ))
     .unwrap();
     let template = Template::from_json(raw).unwrap();

@@ -1,0 +1,31 @@
+//! NDAS's mining core: what a pool does with Bitcoin data and Stratum, with
+//! no I/O and no async runtime. Every front end (a wire protocol) and every
+//! source of work (a node's templates) is built on it; it depends on none.
+//!
+//! - [`chain`]: Bitcoin data (hashes, targets, merkle trees, coinbases,
+//!   addresses, headers, blocks).
+//! - [`stratum`]: the Stratum V1 codec, one file per method.
+//! - [`template`]: a `getblocktemplate` answer, checked and parsed once.
+//! - [`work`]: templates become jobs (coinbase split around the
+//!   extranonce, merkle branch, serialized `mining.notify`), the payout
+//!   outputs, the block limits a template must fit, extranonce1 leases.
+//! - [`share`]: share judging, one pure function; [`vardiff`]: the
+//!   difficulty each miner is given; [`found`]: a block a share made.
+//! - [`client`]: the miner's side of Stratum V1, hashed with the `bitcoin`
+//!   crate as a second implementation.
+//! - [`secret`]: a credential that never reaches a log.
+
+pub mod chain;
+pub mod client;
+pub mod found;
+pub mod secret;
+pub mod share;
+pub mod stratum;
+pub mod template;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+pub mod vardiff;
+pub mod work;
+
+pub use found::FoundBlock;
+pub use secret::Secret;

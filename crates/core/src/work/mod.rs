@@ -1,0 +1,10 @@
+//! Templates become jobs: one coinbase, one merkle branch and one serialized
+//! `mining.notify` per template and payout address, shared by every miner.
+
+pub mod extranonce;
+pub mod job;
+pub mod limits;
+pub mod payout;
+
+pub use extranonce::{Extranonce1, ExtranonceAllocator, Lease, EXTRANONCE1_SPACE};
+pub use job::{Job, JobConfig};

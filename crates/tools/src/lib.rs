@@ -1,0 +1,9 @@
+//! NDAS's bench and demo tools, apart from the server: the load generator
+//! ([`load`]: many miners over loopback, the stand-in node, the fan-out
+//! floor), the CPU miner ([`miner`]) and the subcommands that run them
+//! ([`cli`]). They are built on the core crate alone, so nothing here is in
+//! the server's library.
+
+pub mod cli;
+pub mod load;
+pub mod miner;
