@@ -52,10 +52,10 @@ fn rendered(url: &str, screenshot: &std::path::Path) -> String {
 }
 
 /// The page as it was drawn, frozen into an SVG of text: its style and body
-/// in a `foreignObject`, without its script. This is the README's picture
-/// (`docs/status-page.svg`, copied from `target/tmp`): text to review and
-/// diff, drawn by any browser at the width given, where a PNG would be a
-/// binary in the repository.
+/// in a `foreignObject`, without its script. This is the picture in the README
+/// and `docs/operating.md` (`docs/status-page.svg`, copied from `target/tmp`):
+/// text to review and diff, drawn by any browser at the width given, where a
+/// PNG would be a binary in the repository.
 fn svg_snapshot(dom: &str, width: u32, height: u32) -> String {
     let between = |open: &str, close: &str| {
         let start = dom.find(open).map(|i| i + open.len()).expect(open);
