@@ -133,7 +133,8 @@ fn block_assembly(c: &mut Criterion) {
 /// and notify fields once, then a coinbase and two notify lines per group.
 /// Beside them `fixed` mode's one group, today's single payout.
 fn payout_groups(c: &mut Criterion) {
-    use ndas::work::manager::{JobManager, Payouts};
+    use ndas::work::JobManager;
+    use ndas_core::work::groups::Payouts;
     use ndas_core::work::payout::Payout;
     let big = include_str!("../tests/fixtures/core-regtest-gbt-height226-3500tx.json");
     let template = template(big, 3500);
@@ -144,7 +145,7 @@ fn payout_groups(c: &mut Criterion) {
         splits: Vec::new(),
     };
     let payout = |i: usize| {
-        let address = ndas_tools::load::payout_address(i);
+        let address = ndas_core::client::payout_address(i);
         Payout::parse(&address, ndas_core::chain::Network::Regtest).unwrap()
     };
     let mut group = c.benchmark_group("publish_3500");
@@ -178,7 +179,7 @@ fn payout_groups(c: &mut Criterion) {
             },
         );
         let held: Vec<_> = (0..groups)
-            .map(|i| manager.join(&payout(i), None).unwrap())
+            .map(|i| manager.groups().join(&payout(i), None).unwrap())
             .collect();
         group.throughput(Throughput::Elements(groups as u64));
         group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {

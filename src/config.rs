@@ -92,7 +92,7 @@ impl Default for Config {
                 ban_after_drops: 3,
                 ban_seconds: 600.0,
                 resume_seconds: 600.0,
-                resume_max_bytes: crate::session::resume::DEFAULT_MAX_BYTES,
+                resume_max_bytes: ndas_core::session::resume::DEFAULT_MAX_BYTES,
             },
             difficulty: DifficultyConfig {
                 start: 1024.0,

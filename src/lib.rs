@@ -6,8 +6,7 @@
 
 pub mod blocks;
 pub mod config;
-#[doc(hidden)]
-pub mod fuzzing;
+
 pub mod history;
 pub mod http;
 mod lifecycle;
@@ -93,7 +92,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let manager = JobManager::new(
         job_config,
         first_job_id,
-        work::manager::Payouts {
+        ndas_core::work::groups::Payouts {
             fixed,
             by_username: by_username.then_some(config.network),
             max_groups: config.mining.max_payout_groups,
@@ -240,10 +239,14 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
             Duration::from_secs_f64(config.stratum.resume_seconds),
         )
         .with_max_bytes(config.stratum.resume_max_bytes)
-        .reporting(
-            stats.metrics.payouts.parked_sessions.clone(),
-            stats.metrics.payouts.parked_bytes.clone(),
-        ),
+        .reporting({
+            let sessions = stats.metrics.payouts.parked_sessions.clone();
+            let bytes = stats.metrics.payouts.parked_bytes.clone();
+            move |parked, held| {
+                sessions.set(parked as i64);
+                bytes.set(held as i64);
+            }
+        }),
     );
     let admission = server::Admission::new(server::Bounds {
         max_connections: config.stratum.max_connections,

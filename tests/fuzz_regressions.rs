@@ -25,20 +25,20 @@ fn replay(target: &str, run: fn(&[u8])) {
 
 #[test]
 fn stratum_lines_inputs_pass() {
-    replay("stratum_lines", ndas::fuzzing::stratum_lines);
+    replay("stratum_lines", ndas_tools::fuzzing::stratum_lines);
 }
 
 #[test]
 fn method_params_inputs_pass() {
-    replay("method_params", ndas::fuzzing::method_params);
+    replay("method_params", ndas_tools::fuzzing::method_params);
 }
 
 #[test]
 fn template_inputs_pass() {
-    replay("template", ndas::fuzzing::template);
+    replay("template", ndas_tools::fuzzing::template);
 }
 
 #[test]
 fn coinbase_merkle_inputs_pass() {
-    replay("coinbase_merkle", ndas::fuzzing::coinbase_merkle);
+    replay("coinbase_merkle", ndas_tools::fuzzing::coinbase_merkle);
 }

@@ -1,4 +1,4 @@
-//! Fuzz target: see `ndas::fuzzing::coinbase_merkle`.
+//! Fuzz target: see `ndas_tools::fuzzing::coinbase_merkle`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas::fuzzing::coinbase_merkle(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas_tools::fuzzing::coinbase_merkle(data));

@@ -1,4 +1,4 @@
-//! Fuzz target: see `ndas::fuzzing::method_params`.
+//! Fuzz target: see `ndas_tools::fuzzing::method_params`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas::fuzzing::method_params(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas_tools::fuzzing::method_params(data));

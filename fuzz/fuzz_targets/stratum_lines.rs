@@ -1,4 +1,4 @@
-//! Fuzz target: see `ndas::fuzzing::stratum_lines`.
+//! Fuzz target: see `ndas_tools::fuzzing::stratum_lines`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas::fuzzing::stratum_lines(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas_tools::fuzzing::stratum_lines(data));

@@ -1,4 +1,4 @@
-//! Fuzz target: see `ndas::fuzzing::template`.
+//! Fuzz target: see `ndas_tools::fuzzing::template`.
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas::fuzzing::template(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| ndas_tools::fuzzing::template(data));

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::journal::{BlockBytes, FoundWrite, Journal, JournalEntry};
 use super::triage::{Admit, Dropped, Triage};
 use crate::metrics::Metrics;
-use crate::work::manager::TemplateReceiver;
+use crate::work::TemplateReceiver;
 use ndas_core::template::Template;
 use ndas_core::FoundBlock;
 

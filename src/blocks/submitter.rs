@@ -21,7 +21,7 @@ use super::triage::Keep;
 use super::verdict::best_of;
 use crate::node::nodes::Nodes;
 use crate::stats::Stats;
-use crate::work::manager::TemplateReceiver;
+use crate::work::TemplateReceiver;
 
 /// How often the blocks found after a parent's first are summed up in the log.
 pub const SIBLINGS_LOG_EVERY: Duration = Duration::from_secs(10);

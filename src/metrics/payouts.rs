@@ -10,7 +10,7 @@ use super::build::{counter, counters, gauge};
 #[derive(Clone)]
 pub struct PayoutMetrics {
     /// Authorizes refused by `reason`: a payout group bound, or a name
-    /// that is not an address ([`crate::work::manager::JoinError::LABELS`]).
+    /// that is not an address ([`ndas_core::work::groups::JoinError::LABELS`]).
     pub refusals_total: IntCounterVec,
     /// Authorizes that mine for the fallback address (`username_fallback`).
     pub fallbacks_total: IntCounter,
@@ -29,7 +29,7 @@ impl PayoutMetrics {
             &["reason"],
         );
         // Every reason from the start, at 0, for alerts on `increase()`.
-        for reason in crate::work::manager::JoinError::LABELS {
+        for reason in ndas_core::work::groups::JoinError::LABELS {
             refusals_total.with_label_values(&[reason]);
         }
         PayoutMetrics {

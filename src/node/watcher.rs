@@ -221,7 +221,7 @@ pub async fn run(
                     height,
                     transactions,
                     job,
-                    groups = manager.group_count(),
+                    groups = manager.groups().group_count(),
                     clean = new_tip,
                     fetch_ms = started.elapsed().as_millis() as u64,
                     "new job"
@@ -238,7 +238,7 @@ pub async fn run(
 fn within_limits(template: Template, manager: &JobManager, stats: &Stats) -> Option<Template> {
     let height = template.height;
     let over_limits = &stats.metrics.templates_over_limits_total;
-    match ndas_core::work::limits::fit(template, manager.coinbase_bounds()) {
+    match ndas_core::work::limits::fit(template, manager.groups().coinbase_bounds()) {
         Ok((template, None)) => Some(template),
         Ok((template, Some(cut))) => {
             over_limits.with_label_values(&["trimmed"]).inc();

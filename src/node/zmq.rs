@@ -17,7 +17,7 @@ use zeromq::{Socket, SocketRecv};
 
 use super::rpc::Backoff;
 use crate::stats::Stats;
-use crate::work::manager::TemplateReceiver;
+use crate::work::TemplateReceiver;
 use ndas_core::chain::Hash256;
 
 /// How long after NDAS sees a new tip the node's `hashblock` may still come.

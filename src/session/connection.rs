@@ -11,10 +11,10 @@ use tokio::sync::watch;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
-use super::state::{Event, Now, Output, Session, SessionConfig};
+use super::{Event, Now, Output, Session, SessionConfig};
 use crate::blocks::BlockSink;
 use crate::stats::connection::ConnectionStats;
-use crate::work::manager::JobReceiver;
+use crate::work::JobReceiver;
 use ndas_core::stratum::message::error;
 use ndas_core::stratum::notify::reconnect;
 use ndas_core::stratum::StratumError;
@@ -233,13 +233,12 @@ where
     let mut writer = writer;
     let mut out = Output::default();
     let mut stats = ConnectionStats::open(context.stats.clone(), context.port.clone());
-    let mut first = session.jobs();
-    if let Some(job) = first
-        .as_mut()
-        .and_then(|jobs| jobs.borrow_and_update().clone())
-    {
-        session.on_job(job, Now::system(), &mut out);
-    }
+    let first = session.jobs().map(|(jobs, current)| {
+        if let Some(job) = current {
+            session.on_job(job, Now::system(), &mut out);
+        }
+        jobs
+    });
     // Each wait is registered once and kept across turns: re-creating them on
     // every line (every share) would take their locks for nothing, and a job
     // wakes every connection at the same moment.
@@ -306,8 +305,8 @@ where
                     last_heard = tokio::time::Instant::now();
                     if budget.take(last_heard) {
                         session.handle_line(&line, Now::system(), &mut out);
-                        if let Some(group) = out.group.take() {
-                            jobs = group_jobs(Some(group));
+                        if std::mem::take(&mut out.moved) {
+                            jobs = group_jobs(session.take_moved());
                         }
                         if half_open.is_some() && session.is_authorized() {
                             // Its place among the half-open is free again.

@@ -1,13 +1,10 @@
-//! One miner connection: an explicit state machine that turns lines into
-//! answers and events ([`Session`]), and the async loop that moves the bytes
-//! ([`connection`]).
+//! One miner connection: the async loop ([`connection`]) that moves the
+//! bytes between a socket and the core's session state machine
+//! ([`ndas_core::session::Session`]), and wakes it with its group's jobs.
 
 pub mod connection;
-pub mod resume;
-mod state;
 
-#[cfg(test)]
-pub(crate) mod testkit;
+pub use ndas_core::session::{Event, Now, Output, Parked, Resumptions, SessionConfig};
 
-pub use resume::Resumptions;
-pub use state::{Event, Now, Output, Parked, Session, SessionConfig};
+/// A session whose group's jobs come through a `watch` channel.
+pub type Session = ndas_core::session::Session<crate::work::JobFeed>;

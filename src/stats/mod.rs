@@ -5,7 +5,7 @@
 pub mod connection;
 pub mod fallback;
 pub mod ranking;
-pub mod rates;
+
 pub mod registry;
 mod worker;
 
@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-pub use rates::Rates;
+pub use ndas_core::rates::Rates;
 mod pages;
 pub use pages::{WorkerSort, WorkerView};
 pub use worker::{unix_now, Presence, Totals, Worker};
@@ -459,7 +459,7 @@ impl Stats {
             },
             "nodes": &*lock(&self.nodes),
             "payouts": self.payouts.get().map(|p| {
-                let mut payouts = p.snapshot(PAYOUT_ROWS);
+                let mut payouts = p.groups().snapshot(PAYOUT_ROWS);
                 payouts["fallback"] = lock(&self.fallbacks).snapshot();
                 payouts
             }),
@@ -479,6 +479,6 @@ impl Stats {
 
     /// Payout addresses mined for now.
     pub fn payout_groups(&self) -> usize {
-        self.payouts.get().map_or(0, |p| p.group_count())
+        self.payouts.get().map_or(0, |p| p.groups().group_count())
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
-use super::rates::Rates;
+use ndas_core::rates::Rates;
 
 /// One worker name; several connections may share it.
 #[derive(Debug)]

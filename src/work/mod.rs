@@ -1,6 +1,117 @@
-//! Publishes jobs: the job manager turns each template into one job per
-//! payout group and hands it to the group's miners.
+//! Publishes jobs: each template the node side accepts is built into one
+//! job per payout group (the core's [`PayoutGroups`]) and put in the group's
+//! `watch` channel, which wakes its connections; the template itself goes
+//! out on a channel of its own for what follows the tip rather than a
+//! group's jobs (the journal, ZMQ's silence check, the submitter).
 
-pub mod manager;
+use std::sync::Arc;
 
-pub use manager::JobManager;
+use tokio::sync::watch;
+
+use ndas_core::chain::coinbase::CoinbaseError;
+use ndas_core::template::Template;
+use ndas_core::work::groups::{Feed, Payouts};
+use ndas_core::work::{Job, JobConfig, PayoutGroups};
+
+/// Groups whose jobs are built on the caller's thread; more are built on
+/// the blocking pool ([`JobManager::publish_off_runtime`]). One group's job
+/// takes 1.4–2 µs beyond the template's shared work (about 380 µs on a
+/// 3,500-transaction template), and the hop to the pool about 150 µs
+/// (BENCHMARKS.md): past 256 groups the runtime thread would be held for
+/// twice what `fixed` mode holds it.
+pub const INLINE_GROUPS: usize = 256;
+
+/// The receiving end of one group's jobs.
+pub type JobReceiver = watch::Receiver<Option<Arc<Job>>>;
+/// The newest template, for what follows the tip rather than a group's jobs
+/// (the journal, ZMQ's silence check, the submitter's stale check).
+pub type TemplateReceiver = watch::Receiver<Option<Arc<Template>>>;
+
+/// A group's jobs as a `watch` channel: a connection that falls behind
+/// sees only the newest.
+#[derive(Debug)]
+pub struct JobFeed(watch::Sender<Option<Arc<Job>>>);
+
+impl Default for JobFeed {
+    fn default() -> JobFeed {
+        JobFeed(watch::channel(None).0)
+    }
+}
+
+impl Feed for JobFeed {
+    type Receiver = JobReceiver;
+
+    fn publish(&self, job: Arc<Job>) {
+        self.0.send_replace(Some(job));
+    }
+
+    fn current(&self) -> Option<Arc<Job>> {
+        self.0.borrow().clone()
+    }
+
+    fn subscribe(&self) -> (JobReceiver, Option<Arc<Job>>) {
+        let mut jobs = self.0.subscribe();
+        let current = jobs.borrow_and_update().clone();
+        (jobs, current)
+    }
+}
+
+/// The payout groups whose connections are woken by a channel.
+pub type Groups = PayoutGroups<JobFeed>;
+
+/// Builds jobs from templates and publishes them, group by group.
+pub struct JobManager {
+    groups: Arc<Groups>,
+    templates: watch::Sender<Option<Arc<Template>>>,
+}
+
+impl JobManager {
+    /// See [`PayoutGroups::new`].
+    pub fn new(config: JobConfig, first_id: u64, payouts: Payouts) -> Arc<JobManager> {
+        Arc::new(JobManager {
+            groups: PayoutGroups::new(config, first_id, payouts),
+            templates: watch::channel(None).0,
+        })
+    }
+
+    /// The payout groups, which sessions join.
+    pub fn groups(&self) -> &Arc<Groups> {
+        &self.groups
+    }
+
+    /// [`JobManager::publish`], on the blocking pool when there are more
+    /// than [`INLINE_GROUPS`] groups: building thousands of jobs would hold
+    /// a runtime thread (and the connections on it) for milliseconds.
+    pub async fn publish_off_runtime(
+        self: &Arc<Self>,
+        template: Template,
+    ) -> Result<Option<Arc<Job>>, CoinbaseError> {
+        if self.groups.group_count() <= INLINE_GROUPS {
+            return self.publish(template);
+        }
+        let manager = self.clone();
+        match tokio::task::spawn_blocking(move || manager.publish(template)).await {
+            Ok(published) => published,
+            // Only a panic in publish, passed on as if it ran here.
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+
+    /// Builds the jobs of `template` for every group with miners on it (and
+    /// the fixed one), hands each to its group, then the template to its
+    /// channel; returns the first job.
+    pub fn publish(&self, template: Template) -> Result<Option<Arc<Job>>, CoinbaseError> {
+        let template = Arc::new(template);
+        let first = self.groups.publish(template.clone())?;
+        self.templates.send_replace(Some(template));
+        Ok(first)
+    }
+
+    /// The newest template, whatever the groups.
+    pub fn templates(&self) -> TemplateReceiver {
+        self.templates.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests;

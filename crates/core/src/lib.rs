@@ -18,7 +18,9 @@
 pub mod chain;
 pub mod client;
 pub mod found;
+pub mod rates;
 pub mod secret;
+pub mod session;
 pub mod share;
 pub mod stratum;
 pub mod template;

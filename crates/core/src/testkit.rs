@@ -1,4 +1,4 @@
-//! Templates, jobs and shares for unit tests, built from real templates
+//! Templates, jobs, shares and sessions for unit tests, built from real templates
 //! and hashed by [`crate::client`]. Compiled for this crate's tests and, with
 //! the `testkit` feature, for the tests of the crates built on it.
 
@@ -7,8 +7,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use crate::client::{hash_share, parse_notify, submit_params, Share, Work};
+use crate::session::{Now, Output, Session, SessionConfig};
 use crate::stratum::method::JobId;
 use crate::template::Template;
+use crate::vardiff::VardiffConfig;
+use crate::work::Extranonce1;
 use crate::work::{Job, JobConfig};
 
 /// The payout script of a regtest P2PKH address.
@@ -43,6 +46,42 @@ pub fn job(id: u64, raw: Value) -> Arc<Job> {
         splits: Vec::new(),
     };
     Arc::new(Job::build(JobId(id), Arc::new(template), &config).unwrap())
+}
+
+/// A time inside every test template's window.
+pub fn now() -> Now {
+    Now {
+        instant: std::time::Instant::now(),
+        unix: 1_795_504_100,
+    }
+}
+
+pub fn session(difficulty: f64) -> Session {
+    let config = SessionConfig {
+        extranonce2_size: 8,
+        version_mask: 0x1fff_e000,
+        vardiff: VardiffConfig {
+            start: difficulty,
+            min: difficulty,
+            max: difficulty,
+            target_share_seconds: 10.0,
+            rounding: crate::vardiff::Rounding::None,
+        },
+        agents: Vec::new(),
+    };
+    Session::new(Arc::new(config), Extranonce1([9, 0, 0, 1]), now())
+}
+
+/// Sends one line and returns the answers as JSON.
+pub fn send(session: &mut Session, line: &str) -> (Vec<Value>, Output) {
+    let mut out = Output::default();
+    session.handle_line(line, now(), &mut out);
+    let answers = out
+        .lines
+        .iter()
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    (answers, out)
 }
 
 /// The job as a miner decodes it from the notify line.

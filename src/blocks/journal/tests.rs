@@ -1,7 +1,7 @@
 use super::record::{HEADER_LEN, MAGIC};
 use super::*;
-use crate::session::testkit;
 use ndas_core::stratum::method::{Extranonce2, JobId};
+use ndas_core::testkit;
 use ndas_core::work::{Extranonce1, Job, JobConfig};
 
 /// An entry whose hash is `name` (two hex digits) repeated to 64.

@@ -2,9 +2,11 @@
 //! `mining.notify` per template and payout address, shared by every miner.
 
 pub mod extranonce;
+pub mod groups;
 pub mod job;
 pub mod limits;
 pub mod payout;
 
 pub use extranonce::{Extranonce1, ExtranonceAllocator, Lease, EXTRANONCE1_SPACE};
+pub use groups::PayoutGroups;
 pub use job::{Job, JobConfig};

@@ -12,17 +12,17 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::resume::Resumptions;
-use crate::work::manager::{JobReceiver, Mining};
-use crate::work::JobManager;
-use ndas_core::chain::{Hash256, Target};
-use ndas_core::share::{validate, Reject, ShareContext};
-use ndas_core::stratum::message::{error, result};
-use ndas_core::stratum::method::{Authorize, Configure, Submit, Subscribe};
-use ndas_core::stratum::{ErrorCode, Method, Request, StratumError};
-use ndas_core::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
-use ndas_core::work::payout::Payout;
-use ndas_core::work::{Extranonce1, Job, Lease};
-use ndas_core::FoundBlock;
+use crate::chain::{Hash256, Target};
+use crate::share::{validate, Reject, ShareContext};
+use crate::stratum::message::{error, result};
+use crate::stratum::method::{Authorize, Configure, Submit, Subscribe};
+use crate::stratum::{ErrorCode, Method, Request, StratumError};
+use crate::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
+use crate::work::groups::{Feed, Group, Latest, Mining};
+use crate::work::payout::Payout;
+use crate::work::PayoutGroups;
+use crate::work::{Extranonce1, Job, Lease};
+use crate::FoundBlock;
 
 /// Jobs a connection remembers; older ones answer "job not found".
 const MAX_JOBS: usize = 16;
@@ -81,7 +81,7 @@ pub enum Event {
         worker: Arc<str>,
     },
     /// An authorize refused: its name cannot be paid, or a payout group
-    /// bound is reached (a [`crate::work::manager::JoinError`] label).
+    /// bound is reached (a [`crate::work::groups::JoinError`] label).
     PayoutRefused {
         reason: &'static str,
     },
@@ -110,8 +110,8 @@ pub struct Output {
     /// The connection should be closed after sending `lines`.
     pub close: bool,
     /// The session now mines for another payout group: its jobs come from
-    /// here from now on.
-    pub group: Option<JobReceiver>,
+    /// [`Session::take_moved`]'s receiver from now on.
+    pub moved: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -138,7 +138,7 @@ struct Worker {
 }
 
 /// One miner's protocol state.
-pub struct Session {
+pub struct Session<F: Feed = Latest> {
     config: Arc<SessionConfig>,
     phase: Phase,
     extranonce1: Extranonce1,
@@ -146,12 +146,15 @@ pub struct Session {
     user_agent: Option<String>,
     workers: Vec<Worker>,
     /// Where the groups are joined (none in unit tests: no payout checks).
-    manager: Option<Arc<JobManager>>,
+    manager: Option<Arc<PayoutGroups<F>>>,
     /// The miner's network address (an IPv6 host's /64), which new payout
     /// groups are bounded by (none in unit tests).
     source: Option<IpAddr>,
     /// The group whose jobs this connection is sent: its latest worker's.
-    group: Option<Mining>,
+    group: Option<Mining<F>>,
+    /// The new group's receiver, subscribed when its current job was read,
+    /// until the connection's loop takes it ([`Output::moved`]).
+    moved_to: Option<F::Receiver>,
     /// Vardiff's current choice, before the network cap.
     difficulty: f64,
     /// The least difficulty this miner asked for (BIP310
@@ -174,14 +177,14 @@ pub struct Session {
     resumptions: Option<Arc<Resumptions>>,
 }
 
-impl Session {
+impl<F: Feed> Session<F> {
     /// A session holding `lease`, parking into and resuming from `resumptions`.
     pub fn leased(
         config: Arc<SessionConfig>,
         lease: Lease,
         resumptions: Arc<Resumptions>,
         now: Now,
-    ) -> Session {
+    ) -> Session<F> {
         let mut session = Session::new(config, lease.extranonce1, now);
         session.lease = Some(lease);
         session.resumptions = Some(resumptions);
@@ -190,7 +193,7 @@ impl Session {
 
     /// Workers of this session are paid as `manager`'s groups say, and
     /// each share counts only on a job of its worker's group.
-    pub fn with_payouts(mut self, manager: Arc<JobManager>) -> Session {
+    pub fn with_payouts(mut self, manager: Arc<PayoutGroups<F>>) -> Session<F> {
         self.group = manager.starting_group().map(Mining::new);
         self.manager = Some(manager);
         self
@@ -198,18 +201,33 @@ impl Session {
 
     /// The session's miner connects from `source` (already grouped as the
     /// connection bounds group it: an IPv6 host by its /64).
-    pub fn from_source(mut self, source: IpAddr) -> Session {
+    pub fn from_source(mut self, source: IpAddr) -> Session<F> {
         self.source = Some(source);
         self
     }
 
     /// The jobs this session is sent now: its group's (none before a
     /// `username` mode worker is authorized).
-    pub fn jobs(&self) -> Option<JobReceiver> {
-        self.group.as_ref().map(|mining| mining.group().subscribe())
+    /// A new receiver of them, and the job current when it was made (the
+    /// later ones come through it).
+    pub fn jobs(&self) -> Option<(F::Receiver, Option<Arc<Job>>)> {
+        self.group
+            .as_ref()
+            .map(|mining| mining.group().feed.subscribe())
     }
 
-    pub fn new(config: Arc<SessionConfig>, extranonce1: Extranonce1, now: Now) -> Session {
+    /// The group whose jobs this session is sent now.
+    pub fn group(&self) -> Option<&Arc<Group<F>>> {
+        self.group.as_ref().map(Mining::group)
+    }
+
+    /// After [`Output::moved`]: the receiver of the new group's jobs, which
+    /// replaces the one the connection waited on.
+    pub fn take_moved(&mut self) -> Option<F::Receiver> {
+        self.moved_to.take()
+    }
+
+    pub fn new(config: Arc<SessionConfig>, extranonce1: Extranonce1, now: Now) -> Session<F> {
         let vardiff = Vardiff::new(config.vardiff, now.instant);
         Session {
             difficulty: config.vardiff.start,
@@ -224,6 +242,7 @@ impl Session {
             manager: None,
             source: None,
             group: None,
+            moved_to: None,
             sent_difficulty: None,
             latest: None,
             tip: None,

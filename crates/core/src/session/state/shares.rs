@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::*;
 
-impl Session {
+impl<F: Feed> Session<F> {
     pub(super) fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
         // By index: the payout is borrowed, never cloned (in `fixed` mode
         // every connection shares its script, and its count would be a

@@ -6,22 +6,22 @@ use serde_json::json;
 
 use super::tests::{error_of, MAINNET_BITS, REGTEST_BITS};
 use super::*;
-use crate::session::testkit::{find, now, send, session, submit_line, template, TIP_A};
-use crate::work::manager::Payouts;
-use ndas_core::chain::Network;
-use ndas_core::template::Template;
-use ndas_core::work::payout::Payout;
-use ndas_core::work::JobConfig;
+use crate::chain::Network;
+use crate::template::Template;
+use crate::testkit::{find, now, send, session, submit_line, template, TIP_A};
+use crate::work::groups::Payouts;
+use crate::work::payout::Payout;
+use crate::work::JobConfig;
 
 const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
 
-fn manager(bits: &str) -> Arc<JobManager> {
+fn manager(bits: &str) -> Arc<PayoutGroups> {
     with_fallback(bits, None)
 }
 
-fn with_fallback(bits: &str, fallback: Option<&str>) -> Arc<JobManager> {
-    let manager = JobManager::new(
+fn with_fallback(bits: &str, fallback: Option<&str>) -> Arc<PayoutGroups> {
+    let manager = <PayoutGroups>::new(
         JobConfig {
             payout_script: Vec::new(),
             coinbase_tag: b"/NDAS/".to_vec(),
@@ -37,11 +37,11 @@ fn with_fallback(bits: &str, fallback: Option<&str>) -> Arc<JobManager> {
         },
     );
     let template = Template::from_json(template(TIP_A, bits, 300)).unwrap();
-    manager.publish(template).unwrap();
+    manager.publish(Arc::new(template)).unwrap();
     manager
 }
 
-fn subscribed(manager: &Arc<JobManager>) -> Session {
+fn subscribed(manager: &Arc<PayoutGroups>) -> Session {
     let mut s = session(1e-9).with_payouts(manager.clone());
     assert!(
         s.jobs().is_none(),
@@ -81,7 +81,7 @@ fn notified(s: &Session, answers: &[Value]) -> Arc<Job> {
 /// A connection that authorized a worker of Alice's, then one of Bob's
 /// (it mines for Bob now), with the job it had for Alice.
 struct TwoWorkers {
-    manager: Arc<JobManager>,
+    manager: Arc<PayoutGroups>,
     session: Session,
     alice: String,
     bob: String,
@@ -107,10 +107,7 @@ fn two_workers(bits: &str) -> TwoWorkers {
 /// The job a connection that moved to another address was sent, with
 /// `clean_jobs` so that the miner drops the old address's work.
 fn switched(s: &Session, answers: &[Value], out: &Output) -> Arc<Job> {
-    assert!(
-        out.group.is_some(),
-        "the connection's jobs come from the new group"
-    );
+    assert!(out.moved, "the connection's jobs come from the new group");
     let notify = answers
         .iter()
         .find(|a| a["method"] == "mining.notify")
@@ -135,13 +132,13 @@ fn a_username_that_is_not_an_address_is_refused_with_its_reason_and_nothing_is_s
                 .contains(user.split('.').next().unwrap()),
             "{refusal}"
         );
-        assert!(out.group.is_none() && !s.is_authorized());
+        assert!(!out.moved && !s.is_authorized());
     }
     assert_eq!(manager.group_count(), 0);
     // The same connection may still name a real address.
     let (answers, out) = authorize(&mut s, &format!("{ALICE}.rack1"));
     assert_eq!(answers[0]["result"], json!(true));
-    assert!(out.group.is_some());
+    assert!(out.moved);
     assert_eq!(&*notified(&s, &answers).payout.address, ALICE);
 }
 
@@ -243,7 +240,7 @@ fn with_a_fallback_a_username_that_is_not_an_address_mines_for_the_pool() {
     let mut s = subscribed(&manager);
     let (answers, out) = authorize(&mut s, "acct.rig1");
     assert_eq!(answers[0]["result"], json!(true));
-    assert!(out.group.is_some());
+    assert!(out.moved);
     assert_eq!(&*notified(&s, &answers).payout.address, pool);
     // Told, with the reason, for the operator to see.
     let fell_back = |out: &Output| {
@@ -309,7 +306,7 @@ fn a_broken_share_on_another_address_s_job_gets_its_own_reason() {
 #[test]
 fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
     let manager = manager(MAINNET_BITS);
-    let allocator = Arc::new(ndas_core::work::ExtranonceAllocator::new(9));
+    let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
     let resumptions = Arc::new(crate::session::Resumptions::new(
         allocator.clone(),
         std::time::Duration::from_secs(600),
@@ -348,7 +345,7 @@ fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
 #[test]
 fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     let manager = manager(MAINNET_BITS);
-    let allocator = Arc::new(ndas_core::work::ExtranonceAllocator::new(9));
+    let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
     let config = session(1e-9).config.clone();
     let parking = |max_bytes| {
         let window = std::time::Duration::from_secs(600);
@@ -370,7 +367,7 @@ fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     // The churner: a fresh address, its job taken, the connection closed.
     let bounded = parking(10_000);
     for i in 0..20 {
-        leased(&bounded, &ndas_core::client::payout_address(i)).retire(now().instant);
+        leased(&bounded, &crate::client::payout_address(i)).retire(now().instant);
     }
     let bytes = bounded.bytes();
     assert!(bytes > 0 && bytes <= 10_000, "{bytes}");

@@ -1,5 +1,5 @@
 use super::*;
-use crate::session::testkit::{template, TIP_A, TIP_B};
+use crate::testkit::{template, TIP_A, TIP_B};
 
 const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
@@ -18,8 +18,8 @@ fn payout(address: &str) -> Payout {
     Payout::parse(address, Network::Regtest).unwrap()
 }
 
-fn by_username(fallback: Option<&str>, max_groups: usize) -> Arc<JobManager> {
-    JobManager::new(
+fn by_username(fallback: Option<&str>, max_groups: usize) -> Arc<PayoutGroups> {
+    <PayoutGroups>::new(
         config(),
         1,
         Payouts {
@@ -31,8 +31,8 @@ fn by_username(fallback: Option<&str>, max_groups: usize) -> Arc<JobManager> {
     )
 }
 
-fn tip(prev: &str) -> Template {
-    Template::from_json(template(prev, "207fffff", 200)).unwrap()
+fn tip(prev: &str) -> Arc<Template> {
+    Arc::new(Template::from_json(template(prev, "207fffff", 200)).unwrap())
 }
 
 /// The address a job's main output pays, read back from its coinbase.
@@ -45,7 +45,7 @@ fn pays(job: &Job) -> Vec<u8> {
 
 #[test]
 fn fixed_mode_has_one_group_for_every_username_and_builds_one_job() {
-    let manager = JobManager::new(
+    let manager = <PayoutGroups>::new(
         config(),
         1,
         Payouts {
@@ -85,24 +85,6 @@ fn each_address_mines_its_own_coinbase_and_a_new_group_gets_the_current_template
     let tip_b = tip(TIP_B).prev_hash;
     assert_eq!(*alice.current().unwrap().prev_hash(), tip_b);
     assert_eq!(*bob.current().unwrap().prev_hash(), tip_b);
-}
-
-#[test]
-fn a_group_whose_last_connection_left_is_not_rebuilt() {
-    let manager = by_username(None, 10);
-    let alice = manager.for_username(ALICE, None).unwrap();
-    let bob = manager.for_username(BOB, None).unwrap();
-    manager.publish(tip(TIP_A)).unwrap();
-    let bob_jobs = bob.subscribe();
-    drop(bob);
-    assert_eq!(manager.group_count(), 1);
-    manager.publish(tip(TIP_B)).unwrap();
-    assert_eq!(*alice.current().unwrap().prev_hash(), tip(TIP_B).prev_hash);
-    // Bob's channel (a receiver outlives its group here) saw no new job.
-    assert_eq!(
-        *bob_jobs.borrow().as_ref().unwrap().prev_hash(),
-        tip(TIP_A).prev_hash
-    );
 }
 
 #[test]
@@ -183,59 +165,24 @@ fn a_new_tip_goes_to_the_groups_with_the_most_hashrate_first() {
     assert!(Arc::ptr_eq(&first, &idle.current().unwrap()));
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn many_groups_are_built_off_the_runtime_thread() {
-    let manager = by_username(None, 1000);
-    let held: Vec<Arc<Group>> = (0..INLINE_GROUPS + 8)
-        .map(|i| {
-            let script = bitcoin::ScriptBuf::from(vec![0x51, (i % 256) as u8, (i / 256) as u8]);
-            let address = bitcoin::Address::p2wsh(&script, bitcoin::Network::Regtest);
-            manager.join(&payout(&address.to_string()), None).unwrap()
-        })
-        .collect();
-    assert!(
-        manager.group_count() > INLINE_GROUPS,
-        "{}",
-        manager.group_count()
-    );
-    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let other = ran.clone();
-    // Ready at once: it runs as soon as the runtime's one thread is free.
-    tokio::spawn(async move { other.store(true, Ordering::Relaxed) });
-    manager.publish_off_runtime(tip(TIP_A)).await.unwrap();
-    assert!(
-        ran.load(Ordering::Relaxed),
-        "the runtime thread served other tasks while the jobs were built"
-    );
-    assert!(held.iter().all(|group| group.current().is_some()));
-    // Few groups: built inline, no thread hop.
-    let few = by_username(None, 10);
-    let _group = few.join(&payout(ALICE), None).unwrap();
-    let ran = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let other = ran.clone();
-    tokio::spawn(async move { other.store(true, Ordering::Relaxed) });
-    few.publish_off_runtime(tip(TIP_A)).await.unwrap();
-    assert!(!ran.load(Ordering::Relaxed));
-}
-
 #[test]
 fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
     use std::time::{Duration, UNIX_EPOCH};
     let started = UNIX_EPOCH + Duration::from_secs(1_795_487_027);
     let payout = Payout::parse(
         "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn",
-        ndas_core::chain::Network::Regtest,
+        crate::chain::Network::Regtest,
     )
     .unwrap();
     let run = |at| {
-        JobManager::new(
+        <PayoutGroups>::new(
             JobConfig {
                 payout_script: Vec::new(),
                 coinbase_tag: b"/NDAS/".to_vec(),
                 extranonce2_size: 8,
                 splits: Vec::new(),
             },
-            ndas_core::work::job::first_job_id(at),
+            crate::work::job::first_job_id(at),
             Payouts {
                 fixed: Some(payout.clone()),
                 by_username: None,
@@ -245,8 +192,8 @@ fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
         )
     };
     let tip = || {
-        Template::from_json(crate::session::testkit::template(
-            crate::session::testkit::TIP_A,
+        Template::from_json(crate::testkit::template(
+            crate::testkit::TIP_A,
             "207fffff",
             200,
         ))
@@ -257,13 +204,13 @@ fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
     let first = run(started);
     let mut last = 0;
     for _ in 0..300 {
-        last = first.publish(tip()).unwrap().unwrap().id.0;
+        last = first.publish(Arc::new(tip())).unwrap().unwrap().id.0;
     }
     let second = run(started + Duration::from_secs(1));
-    let next = second.publish(tip()).unwrap().unwrap().id.0;
+    let next = second.publish(Arc::new(tip())).unwrap().unwrap().id.0;
     assert!(next > last, "restart's first id {next:x} <= {last:x}");
     // A run that starts within the same second is apart by the time between.
     let soon = run(started + Duration::from_millis(1));
-    assert!(soon.publish(tip()).unwrap().unwrap().id.0 > last);
-    assert_eq!(ndas_core::work::job::first_job_id(UNIX_EPOCH), 1);
+    assert!(soon.publish(Arc::new(tip())).unwrap().unwrap().id.0 > last);
+    assert_eq!(crate::work::job::first_job_id(UNIX_EPOCH), 1);
 }

@@ -6,13 +6,13 @@ use serde_json::json;
 
 use super::tests::{error_of, ready, MAINNET_BITS, REGTEST_BITS};
 use super::*;
-use crate::session::testkit::{find, job, now, send, session, submit_line, template, TIP_A, TIP_B};
-use ndas_core::client::{hash_share_rolled, Rolling, Share};
-use ndas_core::vardiff::VardiffConfig;
+use crate::client::{hash_share_rolled, Rolling, Share};
+use crate::testkit::{find, job, now, send, session, submit_line, template, TIP_A, TIP_B};
+use crate::vardiff::VardiffConfig;
 
 /// The first share from nonce 0 up, rolled as `rolling` firmware rolls.
 fn find_rolled(job: &Job, rolling: Rolling, bits: u32, wanted: impl Fn(&Share) -> bool) -> Share {
-    let work = crate::session::testkit::work(job);
+    let work = crate::testkit::work(job);
     (0..100_000)
         .map(|nonce| {
             let rolled = Some((rolling, bits, 0x1fff_e000));
@@ -29,7 +29,7 @@ fn every_firmware_formula_gets_the_header_it_hashed_on_a_version_with_a_bit_insi
     raw["version"] = json!(0x3000_0000u32);
     let first = job(1, raw);
     // BIP320: the job miners get has no bit inside the mask.
-    assert_eq!(crate::session::testkit::work(&first).version, 0x2000_0000);
+    assert_eq!(crate::testkit::work(&first).version, 0x2000_0000);
     for rolling in [
         Rolling::Bip310,
         Rolling::Cgminer,
@@ -103,7 +103,7 @@ fn authorize_before_subscribe_is_remembered_and_the_job_follows_the_subscription
 
 /// A session as the server makes it: leased from `allocator`, parking into `resumptions`.
 fn leased(
-    allocator: &Arc<ndas_core::work::ExtranonceAllocator>,
+    allocator: &Arc<crate::work::ExtranonceAllocator>,
     resumptions: &Arc<crate::session::Resumptions>,
 ) -> Session {
     let s = session(1e-9);
@@ -118,7 +118,7 @@ fn leased(
 
 #[test]
 fn a_miner_resubscribing_with_its_old_id_keeps_its_extranonce_and_its_work() {
-    let allocator = Arc::new(ndas_core::work::ExtranonceAllocator::new(9));
+    let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
     let resumptions = Arc::new(crate::session::Resumptions::new(
         allocator.clone(),
         std::time::Duration::from_secs(600),
@@ -137,7 +137,7 @@ fn a_miner_resubscribing_with_its_old_id_keeps_its_extranonce_and_its_work() {
     );
     let en1 = old.extranonce1();
     let hashed = |fill: u8| {
-        let work = crate::session::testkit::work(&first);
+        let work = crate::testkit::work(&first);
         (0..100_000)
             .map(|nonce| hash_share_rolled(&work, &en1.0, &[fill; 8], nonce, None))
             .find(|share| share.difficulty > 1.1e-9)
@@ -197,7 +197,7 @@ fn a_miner_resubscribing_with_its_old_id_keeps_its_extranonce_and_its_work() {
 
 /// A subscribed session with vardiff between 1 and 1e6, `rounding`, on a
 /// job whose network difficulty is far above both.
-fn wide(rounding: ndas_core::vardiff::Rounding, start: f64) -> Session {
+fn wide(rounding: crate::vardiff::Rounding, start: f64) -> Session {
     let config = SessionConfig {
         extranonce2_size: 8,
         version_mask: 0x1fff_e000,
@@ -212,7 +212,7 @@ fn wide(rounding: ndas_core::vardiff::Rounding, start: f64) -> Session {
     };
     let mut s = Session::new(
         Arc::new(config),
-        ndas_core::work::Extranonce1([9, 0, 0, 1]),
+        crate::work::Extranonce1([9, 0, 0, 1]),
         now(),
     );
     send(
@@ -238,7 +238,7 @@ fn difficulties(answers: &[Value]) -> Vec<f64> {
 
 #[test]
 fn difficulties_are_rounded_as_configured_and_the_sent_one_is_the_target() {
-    use ndas_core::vardiff::Rounding;
+    use crate::vardiff::Rounding;
     for (rounding, sent) in [
         (Rounding::Integer, 1536.0),
         (Rounding::PowerOfTwo, 1024.0),
@@ -261,7 +261,7 @@ fn difficulties_are_rounded_as_configured_and_the_sent_one_is_the_target() {
 
 #[test]
 fn a_minimum_difficulty_from_configure_or_the_password_is_the_miners_floor() {
-    use ndas_core::vardiff::Rounding;
+    use crate::vardiff::Rounding;
     // BIP310 minimum-difficulty: answered true, honoured under suggestions.
     let mut s = wide(Rounding::Integer, 16.0);
     let (answers, _) = send(
@@ -350,13 +350,13 @@ fn on_asic_port(agent: &str, before: &[&str]) -> (Session, Vec<Value>) {
             min: 1.0,
             max: 1e6,
             target_share_seconds: 10.0,
-            rounding: ndas_core::vardiff::Rounding::Integer,
+            rounding: crate::vardiff::Rounding::Integer,
         },
-        agents: ndas_core::vardiff::AgentDifficulty::defaults(),
+        agents: crate::vardiff::AgentDifficulty::defaults(),
     };
     let mut s = Session::new(
         Arc::new(config),
-        ndas_core::work::Extranonce1([9, 0, 0, 1]),
+        crate::work::Extranonce1([9, 0, 0, 1]),
         now(),
     );
     s.on_job(

@@ -20,7 +20,7 @@ impl Parked {
     }
 }
 
-impl Session {
+impl<F: Feed> Session<F> {
     /// Ends the session: an authorized one parks the jobs it was sent on
     /// the last tip for its miner's return, then its extranonce1 is freed.
     pub fn retire(mut self, now: Instant) {

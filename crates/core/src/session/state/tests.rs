@@ -1,8 +1,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::session::testkit::{find, job, now, send, session, submit_line, template, TIP_A, TIP_B};
-use ndas_core::vardiff::VardiffConfig;
+use crate::testkit::{find, job, now, send, session, submit_line, template, TIP_A, TIP_B};
+use crate::vardiff::VardiffConfig;
 
 pub(super) const MAINNET_BITS: &str = "1d00ffff";
 pub(super) const REGTEST_BITS: &str = "207fffff";
@@ -331,13 +331,13 @@ fn a_vardiff_change_is_announced_at_once_and_applies_from_the_next_job() {
             min: 1e-10,
             max: 1e-6,
             target_share_seconds: 10.0,
-            rounding: ndas_core::vardiff::Rounding::None,
+            rounding: crate::vardiff::Rounding::None,
         },
         agents: Vec::new(),
     };
     let mut s = Session::new(
         Arc::new(config),
-        ndas_core::work::Extranonce1([9, 0, 0, 1]),
+        crate::work::Extranonce1([9, 0, 0, 1]),
         now(),
     );
     let first = job(1, template(TIP_A, MAINNET_BITS, 900));

@@ -1,10 +1,10 @@
 //! A session's difficulty: the port's bounds, the miner's floor, the user
 //! agent table, and what is sent.
 
-use super::{Event, Now, Output, Phase, Session};
-use ndas_core::stratum::notify::set_difficulty;
+use super::{Event, Feed, Now, Output, Phase, Session};
+use crate::stratum::notify::set_difficulty;
 
-impl Session {
+impl<F: Feed> Session<F> {
     /// `difficulty` within the pool's bounds and above this miner's floor.
     pub(super) fn bounded(&self, difficulty: f64) -> f64 {
         let v = &self.config.vardiff;

@@ -27,17 +27,19 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prometheus::IntGauge;
-
 use super::state::Parked;
-use ndas_core::stratum::method::JobId;
-use ndas_core::work::{Extranonce1, ExtranonceAllocator, Job, Lease};
+use crate::stratum::method::JobId;
+use crate::work::{Extranonce1, ExtranonceAllocator, Job, Lease};
 
 /// Parked sessions kept at most: a connect-and-close flood cannot grow this.
 pub const MAX_PARKED: usize = 100_000;
 
 /// Parked bytes kept at most unless configured (`stratum.resume_max_bytes`).
 pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
+
+/// What [`Resumptions::reporting`] is given: the sessions parked and the
+/// bytes their jobs hold.
+type Report = Box<dyn Fn(usize, usize) + Send + Sync>;
 
 /// Sessions that ended recently, by the extranonce1 they held.
 pub struct Resumptions {
@@ -46,8 +48,9 @@ pub struct Resumptions {
     /// What the parked sessions' jobs may hold (see [`job_bytes`]).
     max_bytes: usize,
     parked: Mutex<Parking>,
-    /// `ndas_parked_sessions` and `ndas_parked_bytes`, when reported.
-    gauges: Option<(IntGauge, IntGauge)>,
+    /// Told the sessions parked and the bytes their jobs hold after each
+    /// change (the server's `ndas_parked_sessions` and `ndas_parked_bytes`).
+    report: Option<Report>,
 }
 
 #[derive(Default)]
@@ -128,7 +131,7 @@ impl Resumptions {
             window,
             max_bytes: DEFAULT_MAX_BYTES,
             parked: Mutex::new(Parking::default()),
-            gauges: None,
+            report: None,
         }
     }
 
@@ -138,16 +141,19 @@ impl Resumptions {
         self
     }
 
-    /// Reports the sessions parked and the bytes their jobs hold.
-    pub fn reporting(mut self, sessions: IntGauge, bytes: IntGauge) -> Resumptions {
-        self.gauges = Some((sessions, bytes));
+    /// Reports the sessions parked and the bytes their jobs hold to
+    /// `report`, after every change.
+    pub fn reporting(
+        mut self,
+        report: impl Fn(usize, usize) + Send + Sync + 'static,
+    ) -> Resumptions {
+        self.report = Some(Box::new(report));
         self
     }
 
     fn report(&self, parking: &Parking) {
-        if let Some((sessions, bytes)) = &self.gauges {
-            sessions.set(parking.by_extranonce.len() as i64);
-            bytes.set(parking.bytes as i64);
+        if let Some(report) = &self.report {
+            report(parking.by_extranonce.len(), parking.bytes);
         }
     }
 

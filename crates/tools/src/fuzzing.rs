@@ -11,9 +11,9 @@ use std::time::Instant;
 use bitcoin::consensus::{deserialize, serialize};
 use serde_json::{json, Value};
 
-use crate::session::{Now, Output, Session, SessionConfig};
 use ndas_core::chain::coinbase::{Coinbase, CoinbaseSpec, TxOut};
 use ndas_core::chain::{merkle, Hash256, Target};
+use ndas_core::session::{Now, Output, Session, SessionConfig};
 use ndas_core::share::{validate, ShareContext};
 use ndas_core::stratum::message::Request;
 use ndas_core::stratum::method::{Extranonce2, JobId, Method, Submit};
@@ -73,7 +73,7 @@ pub fn stratum_lines(data: &[u8]) {
     use tokio_util::codec::{Decoder, LinesCodec};
     let config = Arc::new(SessionConfig {
         extranonce2_size: 8,
-        version_mask: crate::VERSION_ROLLING_MASK,
+        version_mask: ndas_core::chain::header::BIP320_MASK,
         vardiff: VardiffConfig {
             start: 1e-9,
             min: 1e-10,
@@ -83,7 +83,7 @@ pub fn stratum_lines(data: &[u8]) {
         },
         agents: ndas_core::vardiff::AgentDifficulty::defaults(),
     });
-    let mut session = Session::new(config, Extranonce1([0, 0, 0, 1]), now());
+    let mut session: Session = Session::new(config, Extranonce1([0, 0, 0, 1]), now());
     let mut out = Output::default();
     session.on_job(JOB.clone(), now(), &mut out);
     let mut codec = LinesCodec::new_with_max_length(4096);

@@ -1,20 +1,20 @@
 //! `/api/stats` `payouts`: the operator's view of the payout groups, read
-//! from the manager off the job path.
+//! from the groups off the job path.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError, Weak};
 use std::time::Instant;
 
 use super::slots::Place;
-use super::{Group, JobManager};
+use super::{Feed, Group, PayoutGroups};
 
-impl JobManager {
+impl<F: Feed> PayoutGroups<F> {
     /// `/api/stats` `payouts`: the mode, how many groups there are, and the
     /// `limit` addresses with the most hashrate (5 minutes), each with its
     /// connections, shares and blocks.
     pub fn snapshot(&self, limit: usize) -> serde_json::Value {
         let now = Instant::now();
-        let groups: Vec<Arc<Group>> = {
+        let groups: Vec<Arc<Group<F>>> = {
             let shared = self.shared();
             shared.groups.values().filter_map(Weak::upgrade).collect()
         };

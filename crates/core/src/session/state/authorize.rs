@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::work::manager::JoinError;
+use crate::work::groups::JoinError;
 
 /// Answers an authorize that cannot be paid, with the reason, and counts it.
 fn refuse(id: &Value, refusal: &JoinError, out: &mut Output) {
@@ -18,7 +18,7 @@ fn refuse(id: &Value, refusal: &JoinError, out: &mut Output) {
     });
 }
 
-impl Session {
+impl<F: Feed> Session<F> {
     /// Whether the connection's jobs pay `payout` now.
     fn mining_for(&self, payout: &Payout) -> bool {
         self.group
@@ -72,9 +72,10 @@ impl Session {
         // The connection mines for the worker it authorized last.
         if let Some(group) = group.filter(|g| !self.mining_for(&g.payout)) {
             let moved = self.group.is_some();
-            let mut jobs = group.subscribe();
-            self.latest = jobs.borrow_and_update().clone();
-            out.group = Some(jobs);
+            let (jobs, current) = group.feed.subscribe();
+            self.latest = current;
+            self.moved_to = Some(jobs);
+            out.moved = true;
             // Jobs sent before (another worker's, or a resumed session's
             // parked ones) that pay another address: the next job goes out
             // with `clean_jobs`, so the miner drops them.

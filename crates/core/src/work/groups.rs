@@ -1,5 +1,4 @@
-//! Builds jobs from templates, one per payout group, and publishes each
-//! group's through its own `watch` channel.
+//! The payout groups, and their jobs built from each template.
 //!
 //! A group is every connection whose coinbase pays one address: in `fixed`
 //! mode there is one, held for the life of the process; in `username` mode
@@ -8,10 +7,12 @@
 //! ([`Work`]: merkle branch, notify fields), then into one coinbase and one
 //! pair of notify lines per live group, never per connection.
 //!
-//! A connection that falls behind sees only its group's newest job, which
-//! is the only one worth mining; it compares the job's previous-block hash
-//! with the last it sent to decide `clean_jobs`, so a skipped tip change is
-//! never missed.
+//! Each group's newest job is put in its [`Feed`]: the server's feed is a
+//! channel that wakes the group's connections, the core's own ([`Latest`])
+//! only keeps the job. A connection that falls behind sees only its group's
+//! newest job, which is the only one worth mining; it compares the job's
+//! previous-block hash with the last it sent to decide `clean_jobs`, so a
+//! skipped tip change is never missed.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -19,41 +20,28 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Instant;
 
-use tokio::sync::watch;
-
-use crate::stats::rates::Rates;
-use ndas_core::chain::address::AddressError;
-use ndas_core::chain::coinbase::CoinbaseError;
-use ndas_core::chain::Network;
-use ndas_core::stratum::method::JobId;
-use ndas_core::template::Template;
-use ndas_core::work::job::{Job, JobConfig, Work};
-use ndas_core::work::payout::Payout;
+use super::job::{Job, JobConfig, Work};
+use super::payout::Payout;
+use crate::chain::address::AddressError;
+use crate::chain::coinbase::CoinbaseError;
+use crate::chain::Network;
+use crate::rates::Rates;
+use crate::stratum::method::JobId;
+use crate::template::Template;
+pub use feed::{Feed, Latest};
 use slots::{Place, Slots};
 
+mod feed;
 mod slots;
 mod snapshot;
-
-/// Groups whose jobs are built on the caller's thread; more are built on
-/// the blocking pool ([`JobManager::publish_off_runtime`]). One group's job
-/// takes 1.4–2 µs beyond the template's shared work (about 380 µs on a
-/// 3,500-transaction template), and the hop to the pool about 150 µs
-/// (BENCHMARKS.md): past 256 groups the runtime thread would be held for
-/// twice what `fixed` mode holds it.
-pub const INLINE_GROUPS: usize = 256;
-
-/// The receiving end of one group's jobs.
-pub type JobReceiver = watch::Receiver<Option<Arc<Job>>>;
-/// The newest template, for what follows the tip rather than a group's jobs
-/// (the journal, ZMQ's silence check, the submitter's stale check).
-pub type TemplateReceiver = watch::Receiver<Option<Arc<Template>>>;
 
 /// The connections whose blocks pay one address. Held (as `Arc<Group>`) by
 /// each connection mining for it; the manager keeps only a weak reference.
 #[derive(Debug)]
-pub struct Group {
+pub struct Group<F = Latest> {
     pub payout: Payout,
-    jobs: watch::Sender<Option<Arc<Job>>>,
+    /// Where its newest job is put for its connections.
+    pub feed: F,
     /// Its shares and blocks, in `username` mode (in `fixed` mode the
     /// pool's own figures are the one address's: nothing is counted twice).
     figures: Option<Mutex<Figures>>,
@@ -66,20 +54,20 @@ pub struct Group {
 
 /// A connection mining a group's jobs, counted while it does.
 #[derive(Debug)]
-pub struct Mining(Arc<Group>);
+pub struct Mining<F: Feed = Latest>(Arc<Group<F>>);
 
-impl Mining {
-    pub fn new(group: Arc<Group>) -> Mining {
+impl<F: Feed> Mining<F> {
+    pub fn new(group: Arc<Group<F>>) -> Mining<F> {
         group.mining.fetch_add(1, Ordering::Relaxed);
         Mining(group)
     }
 
-    pub fn group(&self) -> &Arc<Group> {
+    pub fn group(&self) -> &Arc<Group<F>> {
         &self.0
     }
 }
 
-impl Drop for Mining {
+impl<F: Feed> Drop for Mining<F> {
     fn drop(&mut self) {
         self.0.mining.fetch_sub(1, Ordering::Relaxed);
     }
@@ -93,11 +81,11 @@ struct Figures {
     blocks: u64,
 }
 
-impl Group {
-    fn new(payout: Payout, counted: bool, place: Option<Place>) -> Group {
+impl<F: Feed> Group<F> {
+    fn new(payout: Payout, counted: bool, place: Option<Place>) -> Group<F> {
         Group {
             payout,
-            jobs: watch::channel(None).0,
+            feed: F::default(),
             mining: AtomicUsize::new(0),
             place,
             figures: counted.then(|| {
@@ -145,14 +133,9 @@ impl Group {
         }
     }
 
-    /// This group's jobs; the current one is taken with `borrow_and_update`.
-    pub fn subscribe(&self) -> JobReceiver {
-        self.jobs.subscribe()
-    }
-
     /// The job this group's miners have now.
     pub fn current(&self) -> Option<Arc<Job>> {
-        self.jobs.borrow().clone()
+        self.feed.current()
     }
 }
 
@@ -197,8 +180,8 @@ impl JoinError {
 
 /// The group a worker name mines for.
 #[derive(Debug)]
-pub struct Resolved {
-    pub group: Arc<Group>,
+pub struct Resolved<F = Latest> {
+    pub group: Arc<Group<F>>,
     /// In `username` mode, why the name is not an address the pool can
     /// pay, when it mines for the fallback address instead: a customer's
     /// typo pays the operator, and the operator should hear of it.
@@ -222,13 +205,14 @@ pub struct Payouts {
 }
 
 /// The live groups and the template they are built from.
-struct Shared {
+struct Shared<F> {
     work: Option<Arc<Work>>,
-    groups: HashMap<Arc<[u8]>, Weak<Group>>,
+    groups: HashMap<Arc<[u8]>, Weak<Group<F>>>,
 }
 
-/// Builds jobs from templates and publishes them, group by group.
-pub struct JobManager {
+/// The payout groups: joined by workers' names, each given its job for
+/// every template.
+pub struct PayoutGroups<F: Feed = Latest> {
     config: JobConfig,
     next_id: AtomicU64,
     /// The groups alive now, the fixed one not counted, and their bounds:
@@ -236,25 +220,23 @@ pub struct JobManager {
     slots: Arc<Slots>,
     by_username: Option<Network>,
     /// `fixed` mode's one group (or the fallback's), which never goes.
-    fixed: Option<Arc<Group>>,
-    shared: Mutex<Shared>,
-    templates: watch::Sender<Option<Arc<Template>>>,
+    fixed: Option<Arc<Group<F>>>,
+    shared: Mutex<Shared<F>>,
     /// The largest coinbase any group's job can have: what a template must
-    /// leave room for ([`ndas_core::work::limits::fit`]).
-    coinbase: ndas_core::work::limits::CoinbaseBounds,
+    /// leave room for ([`crate::work::limits::fit`]).
+    coinbase: crate::work::limits::CoinbaseBounds,
 }
 
-impl JobManager {
+impl<F: Feed> PayoutGroups<F> {
     /// Job ids start from `first_id`; give each process start a new range
     /// (e.g. from the clock) so a miner's share for a job of an earlier run is
     /// answered "job not found", never judged against another job.
-    pub fn new(config: JobConfig, first_id: u64, payouts: Payouts) -> Arc<JobManager> {
-        let (templates, _) = watch::channel(None);
+    pub fn new(config: JobConfig, first_id: u64, payouts: Payouts) -> Arc<PayoutGroups<F>> {
         let main = payouts
             .fixed
             .as_ref()
             .filter(|_| payouts.by_username.is_none());
-        let coinbase = ndas_core::work::limits::coinbase_bounds(&config, main);
+        let coinbase = crate::work::limits::coinbase_bounds(&config, main);
         let counted = payouts.by_username.is_some();
         let fixed = payouts
             .fixed
@@ -263,32 +245,31 @@ impl JobManager {
         if let Some(group) = &fixed {
             groups.insert(group.payout.script.clone(), Arc::downgrade(group));
         }
-        Arc::new(JobManager {
+        Arc::new(PayoutGroups {
             config,
             next_id: AtomicU64::new(first_id.max(1)),
             slots: Slots::new(payouts.max_groups, payouts.max_new_per_source),
             by_username: payouts.by_username,
             fixed,
             shared: Mutex::new(Shared { work: None, groups }),
-            templates,
             coinbase,
         })
     }
 
     /// The largest coinbase this manager's jobs can have.
-    pub fn coinbase_bounds(&self) -> ndas_core::work::limits::CoinbaseBounds {
+    pub fn coinbase_bounds(&self) -> crate::work::limits::CoinbaseBounds {
         self.coinbase
     }
 
     /// The group of `fixed` mode (or `username` mode's fallback address).
-    pub fn fixed(&self) -> Option<Arc<Group>> {
+    pub fn fixed(&self) -> Option<Arc<Group<F>>> {
         self.fixed.clone()
     }
 
     /// The group every connection mines from its start: `fixed` mode's.
     /// In `username` mode a connection has none until a worker is
     /// authorized (and counts for no address before).
-    pub fn starting_group(&self) -> Option<Arc<Group>> {
+    pub fn starting_group(&self) -> Option<Arc<Group<F>>> {
         self.fixed.clone().filter(|_| self.by_username.is_none())
     }
 
@@ -300,14 +281,18 @@ impl JobManager {
         &self,
         username: &str,
         source: Option<IpAddr>,
-    ) -> Result<Arc<Group>, JoinError> {
+    ) -> Result<Arc<Group<F>>, JoinError> {
         self.resolve(username, source)
             .map(|resolved| resolved.group)
     }
 
-    /// [`JobManager::for_username`], and why the name mines for the
+    /// [`PayoutGroups::for_username`], and why the name mines for the
     /// fallback address when it does (`username_fallback`).
-    pub fn resolve(&self, username: &str, source: Option<IpAddr>) -> Result<Resolved, JoinError> {
+    pub fn resolve(
+        &self,
+        username: &str,
+        source: Option<IpAddr>,
+    ) -> Result<Resolved<F>, JoinError> {
         let Some(network) = self.by_username else {
             // `fixed` mode: `Config::validate` requires its payout address,
             // and `lib.rs` gives it to the manager.
@@ -335,7 +320,11 @@ impl JobManager {
 
     /// The group paying `payout`, made (with its job for the current
     /// template) if no connection mines for it yet and the bounds allow.
-    pub fn join(&self, payout: &Payout, source: Option<IpAddr>) -> Result<Arc<Group>, JoinError> {
+    pub fn join(
+        &self,
+        payout: &Payout,
+        source: Option<IpAddr>,
+    ) -> Result<Arc<Group<F>>, JoinError> {
         if let Some(fixed) = self
             .fixed
             .as_ref()
@@ -357,11 +346,11 @@ impl JobManager {
         if shared.groups.len() >= 4 * self.slots.max() {
             shared.groups.retain(|_, group| group.strong_count() > 0);
         }
-        let group = Arc::new(Group::new(payout.clone(), true, Some(place)));
+        let group: Arc<Group<F>> = Arc::new(Group::new(payout.clone(), true, Some(place)));
         if let Some(work) = &shared.work {
             match self.build(work, payout) {
                 Ok(job) => {
-                    group.jobs.send_replace(Some(job));
+                    group.feed.publish(job);
                 }
                 Err(error) => {
                     tracing::error!(%error, "cannot build a job for a new payout address")
@@ -376,37 +365,18 @@ impl JobManager {
 
     /// The live group paying `script`, if any: where a block found on one
     /// of its jobs by a connection that mines for another is counted.
-    pub fn group_paying(&self, script: &[u8]) -> Option<Arc<Group>> {
+    pub fn group_paying(&self, script: &[u8]) -> Option<Arc<Group<F>>> {
         if let Some(fixed) = self.fixed.as_ref().filter(|g| *g.payout.script == *script) {
             return Some(fixed.clone());
         }
         self.shared().groups.get(script).and_then(Weak::upgrade)
     }
 
-    /// [`JobManager::publish`], on the blocking pool when there are more
-    /// than [`INLINE_GROUPS`] groups: building thousands of jobs would hold
-    /// a runtime thread (and the connections on it) for milliseconds.
-    pub async fn publish_off_runtime(
-        self: &Arc<Self>,
-        template: Template,
-    ) -> Result<Option<Arc<Job>>, CoinbaseError> {
-        if self.group_count() <= INLINE_GROUPS {
-            return self.publish(template);
-        }
-        let manager = self.clone();
-        match tokio::task::spawn_blocking(move || manager.publish(template)).await {
-            Ok(published) => published,
-            // Only a panic in publish, passed on as if it ran here.
-            Err(error) => std::panic::resume_unwind(error.into_panic()),
-        }
-    }
-
     /// Builds the jobs of `template` for every group with miners on it (and
     /// the fixed one) and hands each to its group; returns the first.
-    pub fn publish(&self, template: Template) -> Result<Option<Arc<Job>>, CoinbaseError> {
-        let template = Arc::new(template);
+    pub fn publish(&self, template: Arc<Template>) -> Result<Option<Arc<Job>>, CoinbaseError> {
         let work = Arc::new(Work::new(template.clone()));
-        let mut live: Vec<(f64, Arc<Group>)> = {
+        let mut live: Vec<(f64, Arc<Group<F>>)> = {
             let mut shared = self.shared();
             shared.work = Some(work.clone());
             shared.groups.retain(|_, group| group.strong_count() > 0);
@@ -430,7 +400,7 @@ impl JobManager {
         for (_, group) in live {
             match self.build(&work, &group.payout) {
                 Ok(job) => {
-                    group.jobs.send_replace(Some(job.clone()));
+                    group.feed.publish(job.clone());
                     first.get_or_insert(job);
                 }
                 // What fails a coinbase (the tag, the extranonce) fails
@@ -442,14 +412,13 @@ impl JobManager {
                 }
             }
         }
-        self.templates.send_replace(Some(template));
         Ok(first)
     }
 
     /// The groups and the current work; a panic elsewhere does not poison
     /// them for the rest of the process (they hold no invariant a panic
     /// could break halfway).
-    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared<F>> {
         self.shared.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -462,11 +431,6 @@ impl JobManager {
     pub fn group_count(&self) -> usize {
         let (proven, waiting) = self.slots.live();
         proven + waiting + usize::from(self.fixed.is_some())
-    }
-
-    /// The newest template, whatever the groups.
-    pub fn templates(&self) -> TemplateReceiver {
-        self.templates.subscribe()
     }
 }
 
