@@ -11,7 +11,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
 # Nothing a full test run prints carries a test credential: the licence
-# token of tests/common (fixed), the regtest nodes' RPC password (pw-<pid>),
+# token of the test kit (crates/testkit, fixed), the regtest nodes' RPC password (pw-<pid>),
 # or the HTTP Basic credentials built from them.
 token=$(printf '%s' '{"license":"3f2c8a9e-1b7d-4c6e-9a51-0d2e7f4b8c13","version":"26.0"}' | base64 -w0)
 if grep -qE "$token|pw-[0-9]+|bmRhc3Rlc3Q6cHct" "$log"; then

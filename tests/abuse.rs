@@ -3,7 +3,7 @@
 //! counted in `ndas_disconnects_total` / `ndas_connections_refused_total`,
 //! while an honest miner beside them keeps getting answers.
 
-mod common;
+use ndas_testkit as common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

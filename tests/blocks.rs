@@ -1,7 +1,7 @@
 //! A found block is never lost: journaled before submission, submitted when
 //! the node comes back, resubmitted after a restart, settled exactly once.
 
-mod common;
+use ndas_testkit as common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! The `ndas` binary: `check-config` names every bad key and never a secret;
 //! `serve` refuses to start on a bad licence.
 
-mod common;
+use ndas_testkit as common;
 
 use std::path::Path;
 use std::process::{Command, Output};

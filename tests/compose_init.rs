@@ -2,7 +2,7 @@
 //! writes for bitcoind checked against Bitcoin Core itself: the password
 //! works, another does not, and no command line carries the password.
 
-mod common;
+use ndas_testkit as common;
 
 use std::collections::HashMap;
 use std::time::Duration;

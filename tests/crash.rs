@@ -9,7 +9,7 @@
 //! block onto the node. Without the sync before `submitblock` the block's
 //! record is cut away and the block is lost, and this test fails.
 
-mod common;
+use ndas_testkit as common;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

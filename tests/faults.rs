@@ -1,7 +1,7 @@
 //! The node fails; NDAS and its miners ride it out. Each test asserts what
 //! was kept: the connections, the last job, the blocks.
 
-mod common;
+use ndas_testkit as common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! answer asserted; then the miner rolls version bits with its own formula,
 //! formats its nonce its own way, and mines a block Core accepts.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! bounded whatever the flood, through a node outage, and never hold the
 //! next tip's block behind siblings.
 
-mod common;
+use ndas_testkit as common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

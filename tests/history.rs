@@ -2,7 +2,7 @@
 //! buckets, a worker's totals across both runs, and a found block with its
 //! verdict, read back from `data_dir/history.redb` by the next NDAS.
 
-mod common;
+use ndas_testkit as common;
 
 use common::{
     http_get, http_json, ready_miner, regtest_config, start_ndas, submit_block, temp_dir,

@@ -2,7 +2,7 @@
 //! believe no block is pending, and a block found on a full disk still goes
 //! to the node, counted and alerted as not journaled (never as durable).
 
-mod common;
+use ndas_testkit as common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -1,7 +1,7 @@
 //! The `ndas serve` process: JSON logs without secrets, SIGHUP reload that
 //! says what changed, SIGTERM that reconnects miners and exits 0.
 
-mod common;
+use ndas_testkit as common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! than NDAS's `mining.block_reserved_weight` says, a full mempool, and a
 //! coinbase larger than the node's reservation.
 
-mod common;
+use ndas_testkit as common;
 
 use bitcoin::consensus::deserialize;
 use common::wallet::{Kind, Wallet};

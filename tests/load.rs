@@ -2,7 +2,7 @@
 //! short: it holds its miners, times answers and sees jobs fan out. Its
 //! figures go to BENCHMARKS.md, never into assertions.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

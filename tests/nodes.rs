@@ -2,7 +2,7 @@
 //! `[[node.backup]]`: either can stop or fall behind while miners work, and
 //! a miner sees at most one job switch; every found block goes to both.
 
-mod common;
+use ndas_testkit as common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

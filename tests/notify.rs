@@ -4,7 +4,7 @@
 //! reaches the webhook, a failing target is retried, and a target that never
 //! answers holds up neither mining nor the other targets.
 
-mod common;
+use ndas_testkit as common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

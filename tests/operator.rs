@@ -1,7 +1,7 @@
 //! The operator's surface against a running NDAS and the real regtest node:
 //! health, readiness, metrics, the JSON API and the status page.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

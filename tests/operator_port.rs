@@ -4,7 +4,7 @@
 //! rate. The node is absent on purpose (a closed port): NDAS then has an
 //! error to keep to itself.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! a revenue-share pool with an operator fee and a donation split off every
 //! block (`[[mining.split]]`), and the usernames and limits refused.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

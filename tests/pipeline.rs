@@ -2,7 +2,7 @@
 //! NDAS, negotiates version rolling, finds blocks carrying segwit and taproot
 //! spends, and the node takes them onto its active chain.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

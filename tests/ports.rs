@@ -2,7 +2,7 @@
 //! difficulty by user agent, against Bitcoin Core on a private `OP_TRUE`
 //! signet (where pool difficulties are not capped to regtest's 4.7e-10).
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

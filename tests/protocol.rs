@@ -2,7 +2,7 @@
 //! reject reason and bad input gets the server's actual answer, and abuse by
 //! one miner never stalls the others.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! accepted share) are held to the cap by evicting the longest quiet, and
 //! the honest, connected worker is never the one evicted.
 
-mod common;
+use ndas_testkit as common;
 
 use std::net::SocketAddr;
 

@@ -9,7 +9,7 @@
 //!   at most, and no page copies or sorts the registry under a lock the
 //!   miners take).
 
-mod common;
+use ndas_testkit as common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};

@@ -2,7 +2,7 @@
 //! `OP_TRUE` (`-signetchallenge=51`): a real chain where, unlike regtest,
 //! a random hash is not a block (about one in five million is).
 
-mod common;
+use ndas_testkit as common;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 

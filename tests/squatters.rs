@@ -4,7 +4,7 @@
 //! grow NDAS's memory, and a resume that would send another address's
 //! work. Each time the customers beside them are still served.
 
-mod common;
+use ndas_testkit as common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 //! chart drawn with data, the node, the block with its worker and verdict,
 //! the rigs' distinguishing names, the accounts.
 
-mod common;
+use ndas_testkit as common;
 
 use std::process::Command;
 

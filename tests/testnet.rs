@@ -6,7 +6,7 @@
 //! the suite besides the HTTP 503 answer, for the one thing a real node
 //! cannot be made to do.
 
-mod common;
+use ndas_testkit as common;
 
 use std::time::Duration;
 

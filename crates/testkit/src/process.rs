@@ -143,7 +143,7 @@ pub fn serve_with_env(
     env: &[(&str, &std::ffi::OsStr)],
 ) -> Stopped {
     Stopped(
-        Command::new(env!("CARGO_BIN_EXE_ndas"))
+        Command::new(ndas_binary())
             .args(["serve", "--config", config.to_str().unwrap()])
             .env_remove("RUST_LOG")
             .envs(env.iter().copied())
@@ -258,4 +258,22 @@ pub fn memory_bytes(pid: u32, field: &str) -> u64 {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"));
     kib << 10
+}
+
+/// The `ndas` binary Cargo built for the integration test running now: a
+/// test's own executable is `target/<profile>/deps/<test>-<hash>`, and
+/// Cargo builds the package's binary beside `deps/` before its tests.
+pub fn ndas_binary() -> std::path::PathBuf {
+    let test = std::env::current_exe().expect("the running test's path");
+    let profile = test
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let binary = profile.join(format!("ndas{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests with cargo test, which builds it",
+        binary.display()
+    );
+    binary
 }

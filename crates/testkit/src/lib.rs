@@ -1,6 +1,7 @@
-//! Shared by the integration tests: a real regtest node pair, and NDAS
-//! started in-process against it in UTEK mode.
-#![allow(dead_code)]
+//! The integration tests' kit: real regtest nodes (Bitcoin Core, the
+//! Bitcoin SV node for ZMQ) started on free ports and stopped by PID, a
+//! wallet that funds and signs on them, NDAS started in-process against
+//! them in UTEK mode or as the `ndas` binary, and the CPU miner.
 
 pub mod node;
 pub mod process;
