@@ -162,7 +162,7 @@ fn payout_groups(c: &mut Criterion) {
     );
     group.bench_function("fixed", |b| {
         b.iter_batched(
-            || template.clone(),
+            || std::sync::Arc::new(template.clone()),
             |t| fixed.publish(t).unwrap(),
             criterion::BatchSize::LargeInput,
         )
@@ -184,7 +184,7 @@ fn payout_groups(c: &mut Criterion) {
         group.throughput(Throughput::Elements(groups as u64));
         group.bench_with_input(BenchmarkId::new("groups", groups), &groups, |b, _| {
             b.iter_batched(
-                || template.clone(),
+                || std::sync::Arc::new(template.clone()),
                 |t| manager.publish(t).unwrap(),
                 criterion::BatchSize::LargeInput,
             )
@@ -196,7 +196,7 @@ fn payout_groups(c: &mut Criterion) {
             &groups,
             |b, _| {
                 b.iter_batched(
-                    || template.clone(),
+                    || std::sync::Arc::new(template.clone()),
                     |t| runtime.block_on(manager.publish_off_runtime(t)).unwrap(),
                     criterion::BatchSize::LargeInput,
                 )

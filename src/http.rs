@@ -42,6 +42,9 @@ const STATUS_PAGE: &str = include_str!("status.html");
 /// Largest request head read (hyper's own floor is 8 KiB).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 
+/// Payout addresses `/api/stats` lists, most hashrate first.
+const PAYOUT_ROWS: usize = 100;
+
 /// What the handlers need.
 pub struct HttpContext {
     pub stats: Arc<Stats>,
@@ -58,6 +61,8 @@ pub struct HttpContext {
     pub working: tokio::sync::Semaphore,
     /// The pool's history, for `/api/history*` (none when it could not be opened).
     pub history: Option<Arc<crate::history::History>>,
+    /// The payout groups, for `/api/stats` `payouts` and `ndas_payout_groups`.
+    pub payout_groups: Arc<crate::work::Groups>,
 }
 
 /// Answers worked out at once: half the cores (at least one), so however
@@ -251,7 +256,7 @@ pub fn route(
             stats
                 .metrics
                 .payout_groups
-                .set(stats.payout_groups() as i64);
+                .set(context.payout_groups.group_count() as i64);
             respond(
                 StatusCode::OK,
                 "text/plain; version=0.0.4",
@@ -260,6 +265,9 @@ pub fn route(
         }
         "/api/stats" => {
             let mut snapshot = stats.snapshot();
+            let mut payouts = context.payout_groups.snapshot(PAYOUT_ROWS);
+            payouts["fallback"] = stats.fallbacks();
+            snapshot["payouts"] = payouts;
             if !details {
                 redact_snapshot(&mut snapshot);
             }

@@ -119,7 +119,6 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config.stratum.worker_cap(),
     ));
     stats.set_offline_after(config.stratum.offline_after_share_intervals);
-    stats.set_payouts(manager.clone());
     // First, so that nothing the start does goes untold.
     stats.set_notify(notify::start(
         &config.notify,
@@ -147,11 +146,11 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         let start_check = node.rpc.timeout().min(Duration::from_secs(2));
         (
             node.name.clone(),
-            node::chain::check(&node.rpc, config.network, start_check).await,
+            node::chain_check::check(&node.rpc, config.network, start_check).await,
         )
     });
     for (name, check) in futures_util::future::join_all(checks).await {
-        if let Err(node::chain::ChainCheckError::Mismatch(mismatch)) = check {
+        if let Err(node::chain_check::ChainCheckError::Mismatch(mismatch)) = check {
             return Err(StartError::Chain { name, mismatch });
         }
     }
@@ -188,14 +187,24 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         refresh: refresh_rx,
         poll: Duration::from_millis(config.node.poll_interval_ms),
         longpoll_timeout: Duration::from_secs(300),
+        coinbase: manager.groups().coinbase_bounds(),
     };
-    let template_jobs = manager.templates();
-    let zmq_jobs = manager.templates();
+    let journal_templates = manager.templates();
+    let zmq_templates = manager.templates();
+    // The node side publishes templates; the job stage builds from the
+    // newest (one skipped while a build runs is never worth building).
+    let (new_templates, templates_for_jobs) = watch::channel(None);
     tasks.spawn(node::watcher::run(
         nodes.clone(),
-        manager.clone(),
+        new_templates,
         wake.clone(),
         watcher,
+        stats.clone(),
+        shutdown.clone(),
+    ));
+    tasks.spawn(work::run(
+        manager.clone(),
+        templates_for_jobs,
         stats.clone(),
         shutdown.clone(),
     ));
@@ -207,7 +216,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
                 endpoint,
                 wake.clone(),
                 stats.clone(),
-                zmq_jobs.clone(),
+                zmq_templates.clone(),
                 shutdown.clone(),
             ));
         }
@@ -220,7 +229,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         // Two waits of at most 40 % of the grace each: blocks from
         // connections still closing, then submissions in flight.
         drain: config.blocks.grace().mul_f64(0.4),
-        jobs: template_jobs,
+        templates: journal_templates,
         gates: (0..config.node.entries().count())
             .map(|_| blocks::gate::SubmitGate::new(blocks::gate::SUBMITS_IN_FLIGHT))
             .collect(),
@@ -306,6 +315,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         open: std::sync::atomic::AtomicUsize::new(0),
         working: http::answer_threads(),
         history: history.clone(),
+        payout_groups: manager.groups().clone(),
     });
     tasks.spawn(http::serve(
         http_listener,

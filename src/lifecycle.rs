@@ -33,7 +33,7 @@ pub enum StartError {
     #[error("refusing node {name:?}: {mismatch}")]
     Chain {
         name: String,
-        mismatch: crate::node::chain::ChainMismatch,
+        mismatch: crate::node::chain_check::ChainMismatch,
     },
     #[error("cannot use data_dir {path}: {source}")]
     DataDir {

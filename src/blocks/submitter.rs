@@ -15,8 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::deliver::{Attempt, NodeDeliveries};
-use super::found::{count_kept, submitblock_params, write_templates, BlockTriage, Prepared};
 pub use super::journal::{BlockBytes, Journal, JournalEntry, NodeOutcome, Outcome};
+use super::sink::{count_kept, submitblock_params, write_templates, BlockTriage, Prepared};
 use super::triage::Keep;
 use super::verdict::best_of;
 use crate::node::nodes::Nodes;
@@ -37,7 +37,7 @@ pub struct Submitter {
     /// then again for submissions in flight.
     pub drain: Duration,
     /// Each new template's transactions are journaled as its first job goes out.
-    pub jobs: TemplateReceiver,
+    pub templates: TemplateReceiver,
     /// Bounds the `submitblock` calls in flight to each node (by its
     /// index), blocks on the tip first.
     pub gates: Vec<super::gate::SubmitGate>,
@@ -92,7 +92,7 @@ impl Submitter {
         count_kept(&this.triage, &this.stats.metrics);
         tokio::spawn(write_templates(
             this.journal.clone(),
-            this.jobs.clone(),
+            this.templates.clone(),
             shutdown.clone(),
         ));
         let mut summaries = tokio::time::interval(SIBLINGS_LOG_EVERY);
@@ -394,7 +394,7 @@ impl Submitter {
     /// Whether `parent` is the tip miners are working on now.
     pub(super) fn on_tip(&self, parent: Option<[u8; 32]>) -> bool {
         let tip = self
-            .jobs
+            .templates
             .borrow()
             .as_ref()
             .map(|template| template.prev_hash);

@@ -1,7 +1,7 @@
 //! The UTEK backend: licence and credentials, the JSON-RPC client, the
 //! nodes and their tips, templates. Found blocks go to [`crate::blocks`].
 
-pub mod chain;
+pub mod chain_check;
 pub mod nodes;
 pub mod rpc;
 pub mod testnet;

@@ -1,4 +1,5 @@
-//! Follows the nodes' tips and mempool and turns each change into a job.
+//! Follows the nodes' tips and mempool and publishes each changed template
+//! ([`NewTemplate`], on a `watch` channel) for the job stage to build from.
 //!
 //! Four things wake the fetcher: each node's tip poll (`getbestblockhash`
 //! every `poll_interval_ms`, see [`super::nodes::follow`]), each node's ZMQ,
@@ -19,9 +20,9 @@ use tokio_util::sync::CancellationToken;
 use super::nodes::{Node, Nodes, Tip};
 use super::rpc::Backoff;
 use crate::stats::Stats;
-use crate::work::JobManager;
 use ndas_core::chain::{Hash256, Network};
 use ndas_core::template::Template;
+use ndas_core::work::limits::CoinbaseBounds;
 
 /// How the watcher runs.
 #[derive(Clone, Debug)]
@@ -32,6 +33,20 @@ pub struct WatcherConfig {
     pub poll: Duration,
     /// How long one longpoll request may wait for the node.
     pub longpoll_timeout: Duration,
+    /// The largest coinbase a job can have: what a template must leave
+    /// room for ([`ndas_core::work::limits::fit`]).
+    pub coinbase: CoinbaseBounds,
+}
+
+/// A template ready for jobs: changed since the last one, and fitted to the
+/// block's bounds with room for the coinbase.
+#[derive(Clone, Debug)]
+pub struct NewTemplate {
+    pub template: Arc<Template>,
+    /// When the change was noticed: a new tip's wake-up, or the refresh.
+    pub noticed: std::time::Instant,
+    /// Whether it builds on another block than the last one published.
+    pub new_tip: bool,
 }
 
 /// The `getblocktemplate` request: segwit always, signet where Core requires it.
@@ -62,10 +77,11 @@ struct Published {
     coinbase_value: u64,
 }
 
-/// Runs until `shutdown`; `wake` makes it fetch at once.
+/// Runs until `shutdown`, publishing each changed template on `templates`;
+/// `wake` makes it fetch at once.
 pub async fn run(
     nodes: Arc<Nodes>,
-    manager: std::sync::Arc<JobManager>,
+    templates: watch::Sender<Option<NewTemplate>>,
     wake: Arc<Notify>,
     config: WatcherConfig,
     stats: Arc<Stats>,
@@ -201,44 +217,25 @@ pub async fn run(
             txids: template.txids.clone(),
             coinbase_value: template.coinbase_value,
         };
-        let Some(template) = within_limits(template, &manager, &stats) else {
+        let Some(template) = within_limits(template, config.coinbase, &stats) else {
             continue;
         };
-        let (height, transactions, prev_hash) =
-            (template.height, template.tx_count, template.prev_hash);
-        match manager.publish_off_runtime(template).await {
-            Ok(job) => {
-                let job = job.map_or_else(|| "none".to_owned(), |job| job.id.to_string());
-                published = Some(next);
-                stats.template_published(height, transactions, prev_hash.to_string());
-                if new_tip {
-                    stats
-                        .metrics
-                        .tip_to_job_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                }
-                tracing::info!(
-                    height,
-                    transactions,
-                    job,
-                    groups = manager.groups().group_count(),
-                    clean = new_tip,
-                    fetch_ms = started.elapsed().as_millis() as u64,
-                    "new job"
-                );
-            }
-            Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
-        }
+        published = Some(next);
+        templates.send_replace(Some(NewTemplate {
+            template: Arc::new(template),
+            noticed: started,
+            new_tip,
+        }));
     }
 }
 
 /// `template` cut to what the largest coinbase leaves room for (see
 /// [`ndas_core::work::limits`]), told in the log and the metrics; `None` when
 /// it cannot be, and nothing is published from it.
-fn within_limits(template: Template, manager: &JobManager, stats: &Stats) -> Option<Template> {
+fn within_limits(template: Template, coinbase: CoinbaseBounds, stats: &Stats) -> Option<Template> {
     let height = template.height;
     let over_limits = &stats.metrics.templates_over_limits_total;
-    match ndas_core::work::limits::fit(template, manager.groups().coinbase_bounds()) {
+    match ndas_core::work::limits::fit(template, coinbase) {
         Ok((template, None)) => Some(template),
         Ok((template, Some(cut))) => {
             over_limits.with_label_values(&["trimmed"]).inc();
@@ -362,7 +359,7 @@ async fn fetch(
 ) -> Result<(Template, Option<Option<u32>>), String> {
     let rpc = &node.rpc;
     if !node.chain_checked() {
-        super::chain::check(rpc, config.network, rpc.timeout())
+        super::chain_check::check(rpc, config.network, rpc.timeout())
             .await
             .map_err(|e| e.to_string())?;
         node.set_chain_checked();

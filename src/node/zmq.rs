@@ -17,7 +17,11 @@ use zeromq::{Socket, SocketRecv};
 
 use super::rpc::Backoff;
 use crate::stats::Stats;
-use crate::work::TemplateReceiver;
+use ndas_core::template::Template;
+
+/// The newest published template (the job manager's): a tip that moved
+/// tells the silence check that work still flows.
+type TemplateReceiver = tokio::sync::watch::Receiver<Option<std::sync::Arc<Template>>>;
 use ndas_core::chain::Hash256;
 
 /// How long after NDAS sees a new tip the node's `hashblock` may still come.
@@ -33,14 +37,14 @@ enum Ended {
 }
 
 /// Subscribes to `endpoint` (`tcp://host:port`) until shutdown, reconnecting
-/// with backoff; `jobs` tells it when the tip moved.
+/// with backoff; `templates` tells it when the tip moved.
 pub async fn run(
     nodes: Arc<super::nodes::Nodes>,
     node: Arc<super::nodes::Node>,
     endpoint: String,
     wake: Arc<Notify>,
     stats: Arc<Stats>,
-    jobs: TemplateReceiver,
+    templates: TemplateReceiver,
     shutdown: CancellationToken,
 ) {
     let backoff = Backoff {
@@ -55,7 +59,7 @@ pub async fn run(
         endpoint: &endpoint,
         wake: &wake,
         stats: &stats,
-        jobs,
+        templates,
         failures: 0,
     };
     loop {
@@ -95,7 +99,7 @@ struct Subscription<'a> {
     endpoint: &'a str,
     wake: &'a Notify,
     stats: &'a Stats,
-    jobs: TemplateReceiver,
+    templates: TemplateReceiver,
     /// Subscriptions in a row that ended without announcing a tip.
     failures: u32,
 }
@@ -146,7 +150,7 @@ impl Subscription<'_> {
                     }
                     announced.push_back(hash);
                 }
-                changed = self.jobs.changed() => {
+                changed = self.templates.changed() => {
                     if changed.is_err() {
                         // The job manager is gone: NDAS is stopping.
                         std::future::pending::<()>().await;
@@ -172,7 +176,7 @@ impl Subscription<'_> {
     /// This node's tip (a job change is when to look: the tip miners are
     /// on may be another node's, and a node that lags is not silent).
     fn current_tip(&mut self) -> Option<Hash256> {
-        self.jobs.borrow_and_update();
+        self.templates.borrow_and_update();
         self.node.tip().map(|tip| tip.hash)
     }
 }

@@ -51,9 +51,6 @@ use crate::config::Port;
 use crate::metrics::Metrics;
 use crate::notify::{Event, Sink};
 
-/// Payout addresses `/api/stats` lists, most hashrate first.
-const PAYOUT_ROWS: usize = 100;
-
 /// Found blocks kept for the API.
 const RECENT_BLOCKS: usize = 50;
 
@@ -132,8 +129,6 @@ pub struct Stats {
     offline_after: AtomicU64,
     /// The `[[notify]]` targets' queues.
     notify: std::sync::OnceLock<Sink>,
-    /// The payout groups, for `payouts` and `ndas_payout_groups`.
-    payouts: std::sync::OnceLock<Arc<crate::work::JobManager>>,
     /// Workers mining for the fallback address, for `payouts.fallback`.
     fallbacks: Mutex<fallback::Fallbacks>,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
@@ -172,7 +167,6 @@ impl Stats {
             ranking: ranking::Ranking::default(),
             offline_after: AtomicU64::new(10f64.to_bits()),
             notify: std::sync::OnceLock::new(),
-            payouts: std::sync::OnceLock::new(),
             fallbacks: Mutex::default(),
             ports: Mutex::new(Vec::new()),
         }
@@ -458,11 +452,6 @@ impl Stats {
                 "last_error": node.last_error,
             },
             "nodes": &*lock(&self.nodes),
-            "payouts": self.payouts.get().map(|p| {
-                let mut payouts = p.groups().snapshot(PAYOUT_ROWS);
-                payouts["fallback"] = lock(&self.fallbacks).snapshot();
-                payouts
-            }),
         })
     }
 
@@ -472,13 +461,9 @@ impl Stats {
         lock(&self.fallbacks).record(worker, why, Instant::now(), worker::unix_now());
     }
 
-    /// Where the payout groups are, once they are made.
-    pub fn set_payouts(&self, payouts: Arc<crate::work::JobManager>) {
-        let _ = self.payouts.set(payouts);
-    }
-
-    /// Payout addresses mined for now.
-    pub fn payout_groups(&self) -> usize {
-        self.payouts.get().map_or(0, |p| p.groups().group_count())
+    /// `/api/stats` `payouts.fallback`: the workers mining for the
+    /// fallback address, and why.
+    pub fn fallbacks(&self) -> Value {
+        lock(&self.fallbacks).snapshot()
     }
 }

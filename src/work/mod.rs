@@ -1,12 +1,17 @@
-//! Publishes jobs: each template the node side accepts is built into one
-//! job per payout group (the core's [`PayoutGroups`]) and put in the group's
-//! `watch` channel, which wakes its connections; the template itself goes
-//! out on a channel of its own for what follows the tip rather than a
-//! group's jobs (the journal, ZMQ's silence check, the submitter).
+//! The job stage: each template the node side publishes ([`run`] reads
+//! the watcher's channel) is built into one job per payout group (the
+//! core's [`PayoutGroups`]) and put in the group's `watch` channel, which
+//! wakes its connections; the template itself then goes out on a channel
+//! of its own for what follows the tip rather than a group's jobs (the
+//! journal, ZMQ's silence check, the submitter).
 
 use std::sync::Arc;
 
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::node::watcher::NewTemplate;
+use crate::stats::Stats;
 
 use ndas_core::chain::coinbase::CoinbaseError;
 use ndas_core::template::Template;
@@ -84,7 +89,7 @@ impl JobManager {
     /// a runtime thread (and the connections on it) for milliseconds.
     pub async fn publish_off_runtime(
         self: &Arc<Self>,
-        template: Template,
+        template: Arc<Template>,
     ) -> Result<Option<Arc<Job>>, CoinbaseError> {
         if self.groups.group_count() <= INLINE_GROUPS {
             return self.publish(template);
@@ -100,8 +105,7 @@ impl JobManager {
     /// Builds the jobs of `template` for every group with miners on it (and
     /// the fixed one), hands each to its group, then the template to its
     /// channel; returns the first job.
-    pub fn publish(&self, template: Template) -> Result<Option<Arc<Job>>, CoinbaseError> {
-        let template = Arc::new(template);
+    pub fn publish(&self, template: Arc<Template>) -> Result<Option<Arc<Job>>, CoinbaseError> {
         let first = self.groups.publish(template.clone())?;
         self.templates.send_replace(Some(template));
         Ok(first)
@@ -110,6 +114,50 @@ impl JobManager {
     /// The newest template, whatever the groups.
     pub fn templates(&self) -> TemplateReceiver {
         self.templates.subscribe()
+    }
+}
+
+/// Builds and publishes the jobs of each new template the node side
+/// publishes on `templates`, until `shutdown`.
+pub async fn run(
+    manager: Arc<JobManager>,
+    mut templates: watch::Receiver<Option<NewTemplate>>,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            changed = templates.changed() => if changed.is_err() { return },
+        }
+        let Some(new) = templates.borrow_and_update().clone() else {
+            continue;
+        };
+        let template = &new.template;
+        let (height, transactions, prev_hash) =
+            (template.height, template.tx_count, template.prev_hash);
+        match manager.publish_off_runtime(new.template.clone()).await {
+            Ok(job) => {
+                let job = job.map_or_else(|| "none".to_owned(), |job| job.id.to_string());
+                stats.template_published(height, transactions, prev_hash.to_string());
+                if new.new_tip {
+                    stats
+                        .metrics
+                        .tip_to_job_seconds
+                        .observe(new.noticed.elapsed().as_secs_f64());
+                }
+                tracing::info!(
+                    height,
+                    transactions,
+                    job,
+                    groups = manager.groups.group_count(),
+                    clean = new.new_tip,
+                    fetch_ms = new.noticed.elapsed().as_millis() as u64,
+                    "new job"
+                );
+            }
+            Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
+        }
     }
 }
 

@@ -34,8 +34,8 @@ fn by_username(max_groups: usize) -> Arc<JobManager> {
     )
 }
 
-fn tip(prev: &str) -> Template {
-    Template::from_json(template(prev, "207fffff", 200)).unwrap()
+fn tip(prev: &str) -> Arc<Template> {
+    Arc::new(Template::from_json(template(prev, "207fffff", 200)).unwrap())
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -22,12 +22,12 @@ use ndas_core::FoundBlock;
 /// found-block path, so a block found on it journals only its head.
 pub(super) async fn write_templates(
     journal: Journal,
-    mut jobs: TemplateReceiver,
+    mut templates: TemplateReceiver,
     shutdown: CancellationToken,
 ) {
     let mut previous: Option<Arc<Template>> = None;
     loop {
-        let template = jobs.borrow_and_update().clone();
+        let template = templates.borrow_and_update().clone();
         if let Some(template) = template {
             if !previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &template)) {
                 let (journal, this, last) = (journal.clone(), template.clone(), previous.clone());
@@ -42,7 +42,7 @@ pub(super) async fn write_templates(
             }
         }
         tokio::select! {
-            changed = jobs.changed() => if changed.is_err() { return },
+            changed = templates.changed() => if changed.is_err() { return },
             _ = shutdown.cancelled() => return,
         }
     }
