@@ -8,6 +8,7 @@
 //! blocking pool, from counters the share path keeps anyway: nothing is
 //! added to a share's work, and a slow disk delays only the next write.
 
+mod schema;
 mod store;
 
 use std::sync::Arc;
@@ -16,8 +17,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
-use crate::stats::Stats;
-pub use store::{BlockRow, Bucket, HistoryError, Store, Totals, SCHEMA_VERSION};
+use crate::stats::{BlockView, Stats, Totals};
+pub use schema::{Bucket, StoredBlock, StoredTotals};
+pub use store::{HistoryError, Store, SCHEMA_VERSION};
 
 /// How often the history is written.
 pub const WRITE_EVERY: Duration = Duration::from_secs(60);
@@ -85,9 +87,10 @@ impl History {
                         .worker(&worker.name)
                         .ok()
                         .flatten()
+                        .map(Totals::from)
                         .unwrap_or_default()
                 });
-                (worker.name.to_string(), worker.totals_over(&base))
+                (worker.name.to_string(), worker.totals_over(&base).into())
             })
             .collect();
         let write = store::Write {
@@ -95,7 +98,7 @@ impl History {
             hour: now / 3600 * 3600,
             bucket,
             workers,
-            blocks: stats.recent_blocks(),
+            blocks: stats.recent_blocks().into_iter().map(From::from).collect(),
             keep_minutes: KEEP_MINUTES,
             keep_hours: KEEP_HOURS,
             max_workers: self.max_workers,
@@ -138,12 +141,14 @@ impl History {
 
     /// `/api/history/worker?name=`: totals across runs.
     pub fn worker(&self, name: &str) -> Result<Option<Totals>, String> {
-        self.store.worker(name).map_err(|e| e.to_string())
+        let row = self.store.worker(name).map_err(|e| e.to_string())?;
+        Ok(row.map(Totals::from))
     }
 
     /// `/api/history/blocks`: newest first.
-    pub fn blocks(&self) -> Result<Vec<BlockRow>, String> {
-        self.store.blocks().map_err(|e| e.to_string())
+    pub fn blocks(&self) -> Result<Vec<BlockView>, String> {
+        let rows = self.store.blocks().map_err(|e| e.to_string())?;
+        Ok(rows.into_iter().map(BlockView::from).collect())
     }
 }
 

@@ -1,14 +1,15 @@
 //! The history database, `data_dir/history.redb` (redb: an embedded,
 //! crash-safe B-tree store in pure Rust, one file, no C library to build;
 //! time buckets and per-name totals are keyed lookups and ranges, which is
-//! all this needs of a database). Its schema version is in `meta`.
+//! all this needs of a database). Its schema version is in `meta`; the rows
+//! are the types of `schema.rs`, as JSON.
 
 use std::path::Path;
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{de::DeserializeOwned, Serialize};
 
-pub use crate::stats::Totals;
+use super::schema::{Bucket, StoredBlock, StoredTotals};
 
 /// The schema this NDAS writes. A file of a higher one is refused (made by
 /// a newer NDAS); a lower one is migrated at open.
@@ -36,34 +37,6 @@ pub enum HistoryError {
 fn db_error(error: impl std::fmt::Display) -> HistoryError {
     HistoryError::Database(error.to_string())
 }
-
-/// One time bucket of the pool.
-#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
-pub struct Bucket {
-    pub accepted: u64,
-    pub rejected: u64,
-    pub stale: u64,
-    /// Accepted difficulty: the hashrate is this × 2³² over the bucket's length.
-    pub difficulty: f64,
-    /// At the bucket's last write.
-    pub workers_online: u64,
-    pub workers_connected: u64,
-}
-
-impl Bucket {
-    /// Adds `other`'s counts; its worker figures replace this one's.
-    pub fn add(&mut self, other: &Bucket) {
-        self.accepted += other.accepted;
-        self.rejected += other.rejected;
-        self.stale += other.stale;
-        self.difficulty += other.difficulty;
-        self.workers_online = other.workers_online;
-        self.workers_connected = other.workers_connected;
-    }
-}
-
-/// A found block as the history shows it.
-pub type BlockRow = crate::stats::BlockView;
 
 /// The open database.
 pub struct Store {
@@ -139,7 +112,8 @@ impl Store {
                     .map_err(db_error)?
                     .filter_map(|entry| entry.ok())
                     .filter_map(|(k, v)| {
-                        decode::<Totals>(v.value()).map(|t| (t.last_share, k.value().to_owned()))
+                        decode::<StoredTotals>(v.value())
+                            .map(|t| (t.last_share, k.value().to_owned()))
                     })
                     .collect();
                 all.sort();
@@ -176,7 +150,7 @@ impl Store {
     }
 
     /// A worker's totals, if it was ever seen.
-    pub fn worker(&self, name: &str) -> Result<Option<Totals>, HistoryError> {
+    pub fn worker(&self, name: &str) -> Result<Option<StoredTotals>, HistoryError> {
         let tx = self.db.begin_read().map_err(db_error)?;
         let workers = tx.open_table(WORKERS).map_err(db_error)?;
         let totals = workers
@@ -187,10 +161,10 @@ impl Store {
     }
 
     /// Every block, newest first.
-    pub fn blocks(&self) -> Result<Vec<BlockRow>, HistoryError> {
+    pub fn blocks(&self) -> Result<Vec<StoredBlock>, HistoryError> {
         let tx = self.db.begin_read().map_err(db_error)?;
         let blocks = tx.open_table(BLOCKS).map_err(db_error)?;
-        let mut rows: Vec<BlockRow> = blocks
+        let mut rows: Vec<StoredBlock> = blocks
             .iter()
             .map_err(db_error)?
             .filter_map(|entry| entry.ok())
@@ -206,18 +180,18 @@ pub struct Write {
     pub minute: u64,
     pub hour: u64,
     pub bucket: Bucket,
-    pub workers: Vec<(String, Totals)>,
-    pub blocks: Vec<BlockRow>,
+    pub workers: Vec<(String, StoredTotals)>,
+    pub blocks: Vec<StoredBlock>,
     /// Seconds of minute and hour buckets kept.
     pub keep_minutes: u64,
     pub keep_hours: u64,
     pub max_workers: usize,
 }
 
-fn encode(value: &impl Serialize) -> Vec<u8> {
+pub(super) fn encode(value: &impl Serialize) -> Vec<u8> {
     serde_json::to_vec(value).expect("history rows serialize")
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
+pub(super) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Option<T> {
     serde_json::from_slice(bytes).ok()
 }

@@ -17,7 +17,8 @@ pub struct Worker {
     history_base: std::sync::OnceLock<Totals>,
 }
 
-/// A worker's totals across runs, as the history keeps them.
+/// A worker's totals across runs, as the API shows them (the history
+/// stores them as its own `history::StoredTotals`).
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct Totals {
     pub accepted: u64,
