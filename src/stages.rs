@@ -1,0 +1,402 @@
+//! The stages [`crate::start`] wires together, each made from the config:
+//! the nodes and the node side (watcher, job stage, ZMQ), the block
+//! submitter, the stratum listeners and the operator's side. `start` reads
+//! as the order they come up in; the details of each are here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::blocks::{self, BlockSink, BlockTriage, Journal, JournalEntry, Submitter};
+use crate::config::NodeConfig;
+use crate::config::{self, Config, Port};
+use crate::history::{self, History};
+use crate::node::nodes::{Node, Nodes};
+use crate::node::utek::NodeEndpoint;
+use crate::node::watcher::WatcherConfig;
+use crate::session::connection::ConnectionContext;
+use crate::stats::Stats;
+use crate::work::{self, JobManager};
+use crate::{bind, http, lifecycle, node, server, session, StartError};
+use ndas_core::work::groups::Payouts;
+use ndas_core::work::{ExtranonceAllocator, JobConfig};
+
+/// How often the notification targets hear how many workers are offline.
+const WORKERS_WATCH_EVERY: Duration = Duration::from_secs(60);
+
+/// Each configured node with where to reach it.
+pub type Endpoints<'a> = Vec<(&'a NodeConfig, NodeEndpoint)>;
+
+/// Where each node is reached (the UTEK files or the RPC settings); the
+/// first that cannot be is named with its config key.
+pub fn node_endpoints(config: &Config) -> Result<Endpoints<'_>, StartError> {
+    let mut endpoints = Vec::new();
+    for (key, entry) in config.node.entries() {
+        let endpoint =
+            node::endpoint(entry, config.network).map_err(|source| StartError::Node {
+                key,
+                name: entry.name.clone(),
+                source,
+            })?;
+        endpoints.push((entry, endpoint));
+    }
+    Ok(endpoints)
+}
+
+/// The history, for display only: mining never waits on it. A file that
+/// cannot be opened (a full disk, a newer schema) is left alone and logged.
+pub fn open_history(config: &Config) -> Option<Arc<History>> {
+    match History::open(&config.data_dir, config.stratum.worker_cap()) {
+        Ok(history) => Some(Arc::new(history)),
+        Err(error) => {
+            tracing::error!(%error, file = %config.data_dir.join("history.redb").display(), "history unavailable; mining goes on without it");
+            None
+        }
+    }
+}
+
+/// The job manager and its payout groups, job ids starting from the clock.
+pub fn job_manager(config: &Config) -> Arc<JobManager> {
+    let first_job_id = ndas_core::work::job::first_job_id(std::time::SystemTime::now());
+    let job_config = JobConfig {
+        payout_script: Vec::new(),
+        coinbase_tag: config.mining.coinbase_tag.clone().into_bytes(),
+        extranonce2_size: config.stratum.extranonce2_size,
+        splits: config.mining.splits(config.network),
+    };
+    let by_username = config.mining.payout_mode == config::PayoutMode::Username;
+    JobManager::new(
+        job_config,
+        first_job_id,
+        Payouts {
+            fixed: config.mining.fixed_payout(config.network),
+            by_username: by_username.then_some(config.network),
+            max_groups: config.mining.max_payout_groups,
+            max_new_per_source: config.mining.max_new_payout_groups_per_ip,
+        },
+    )
+}
+
+/// Every stratum port bound, each with the address it got.
+pub async fn bind_ports(config: &Config) -> Result<Vec<(TcpListener, Port)>, StartError> {
+    let mut listeners = Vec::new();
+    for port in config.ports() {
+        let (listener, addr) = bind(port.listen).await?;
+        listeners.push((
+            listener,
+            Port {
+                listen: addr,
+                ..port
+            },
+        ));
+    }
+    Ok(listeners)
+}
+
+/// An RPC client per node, each node's chain checked.
+///
+/// A node on another chain, or a signet NDAS cannot sign for, is refused
+/// now when it answers; the watcher checks again whenever it returns. A
+/// node that hangs delays the start by two seconds at most (all nodes at
+/// once), not a whole RPC timeout with miners waiting in the listen backlog.
+pub async fn connect_nodes(
+    config: &Config,
+    endpoints: &Endpoints<'_>,
+    stats: &Arc<Stats>,
+) -> Result<Arc<Nodes>, StartError> {
+    let mut list = Vec::new();
+    for (index, (entry, endpoint)) in endpoints.iter().enumerate() {
+        let rpc = node::RpcClient::new(endpoint, Duration::from_secs_f64(entry.timeout_seconds))?
+            .with_metrics(stats.metrics.clone())
+            .with_max_response(entry.max_response_bytes);
+        list.push(Arc::new(Node::new(
+            entry.name.clone(),
+            index,
+            Arc::new(rpc),
+            Duration::from_millis(entry.poll_interval_ms),
+        )));
+    }
+    let checks = list.iter().map(|node| async {
+        let start_check = node.rpc.timeout().min(Duration::from_secs(2));
+        (
+            node.name.clone(),
+            node::chain_check::check(&node.rpc, config.network, start_check).await,
+        )
+    });
+    for (name, check) in futures_util::future::join_all(checks).await {
+        if let Err(node::chain_check::ChainCheckError::Mismatch(mismatch)) = check {
+            return Err(StartError::Chain { name, mismatch });
+        }
+    }
+    Ok(Nodes::new(list, stats.clone()))
+}
+
+/// The blocks an earlier run left pending. A journal that cannot be read
+/// stops the start: starting as if no block were pending could lose one
+/// for good.
+pub async fn recover_journal(
+    journal: &Journal,
+    config: &Config,
+) -> Result<Vec<JournalEntry>, StartError> {
+    let journal = journal.clone();
+    tokio::task::spawn_blocking(move || journal.recover())
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(|source| StartError::Journal {
+            path: config
+                .data_dir
+                .join("blocks/found.log")
+                .display()
+                .to_string(),
+            source,
+        })
+}
+
+/// The block submitter: every node at once, one gate and one delivery
+/// queue per node.
+pub fn submitter(
+    config: &Config,
+    nodes: Arc<Nodes>,
+    journal: &Journal,
+    wake: Arc<Notify>,
+    stats: &Arc<Stats>,
+    manager: &JobManager,
+    triage: Arc<BlockTriage>,
+) -> Submitter {
+    let count = config.node.entries().count();
+    Submitter {
+        nodes,
+        journal: journal.clone(),
+        wake,
+        stats: stats.clone(),
+        // Two waits of at most 40 % of the grace each: blocks from
+        // connections still closing, then submissions in flight.
+        drain: config.blocks.grace().mul_f64(0.4),
+        templates: manager.templates(),
+        gates: (0..count)
+            .map(|_| blocks::gate::SubmitGate::new(blocks::gate::SUBMITS_IN_FLIGHT))
+            .collect(),
+        deliveries: (0..count)
+            .map(|_| blocks::NodeDeliveries::default())
+            .collect(),
+        triage,
+        settling: tokio::sync::RwLock::new(false),
+    }
+}
+
+/// The operator port's listener and what its answers read.
+pub struct Operator<'a> {
+    pub listener: TcpListener,
+    pub addr: SocketAddr,
+    pub token: Option<ndas_core::Secret>,
+    /// `/readyz` fails when the template is older than this.
+    pub max_template_age: Duration,
+    pub history: Option<Arc<History>>,
+    pub manager: &'a JobManager,
+}
+
+/// What every stage is started with: where it reports, when it stops, and
+/// the tracker that waits for it.
+pub struct Stage<'a> {
+    pub stats: &'a Arc<Stats>,
+    pub shutdown: &'a CancellationToken,
+    pub tasks: &'a TaskTracker,
+}
+
+impl Stage<'_> {
+    /// The watcher, which publishes templates; the job stage, which builds
+    /// from the newest (one skipped while a build runs is never worth
+    /// building); and each node's ZMQ subscriber.
+    pub fn node_side(
+        &self,
+        config: &Config,
+        nodes: &Arc<Nodes>,
+        endpoints: &Endpoints<'_>,
+        manager: &Arc<JobManager>,
+        wake: &Arc<Notify>,
+        refresh: watch::Receiver<Duration>,
+    ) {
+        let watcher = WatcherConfig {
+            network: config.network,
+            refresh,
+            poll: Duration::from_millis(config.node.poll_interval_ms),
+            longpoll_timeout: Duration::from_secs(300),
+            coinbase: manager.groups().coinbase_bounds(),
+        };
+        let (new_templates, templates_for_jobs) = watch::channel(None);
+        self.tasks.spawn(node::watcher::run(
+            nodes.clone(),
+            new_templates,
+            wake.clone(),
+            watcher,
+            self.stats.clone(),
+            self.shutdown.clone(),
+        ));
+        self.tasks.spawn(work::run(
+            manager.clone(),
+            templates_for_jobs,
+            self.stats.clone(),
+            self.shutdown.clone(),
+        ));
+        for (node, (entry, _)) in nodes.list.iter().zip(endpoints) {
+            if let Some(endpoint) = entry.zmq_hashblock.clone() {
+                self.tasks.spawn(node::zmq::run(
+                    nodes.clone(),
+                    node.clone(),
+                    endpoint,
+                    wake.clone(),
+                    self.stats.clone(),
+                    manager.templates(),
+                    self.shutdown.clone(),
+                ));
+            }
+        }
+    }
+
+    /// One accept loop per stratum port; the bounds, extranonce1s and
+    /// parked sessions are shared, so a miner may come back on another
+    /// port. Returns each port as served, with the sender of its session
+    /// settings (a reload changes them).
+    pub fn stratum(
+        &self,
+        config: &Config,
+        listeners: Vec<(TcpListener, Port)>,
+        manager: &Arc<JobManager>,
+        blocks: &BlockSink,
+    ) -> Vec<(Port, watch::Sender<Arc<session::SessionConfig>>)> {
+        let stats = self.stats;
+        let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
+        let resumptions = Arc::new(
+            session::Resumptions::new(
+                extranonces.clone(),
+                Duration::from_secs_f64(config.stratum.resume_seconds),
+            )
+            .with_max_bytes(config.stratum.resume_max_bytes)
+            .reporting({
+                let sessions = stats.metrics.payouts.parked_sessions.clone();
+                let bytes = stats.metrics.payouts.parked_bytes.clone();
+                move |parked, held| {
+                    sessions.set(parked as i64);
+                    bytes.set(held as i64);
+                }
+            }),
+        );
+        let admission = server::Admission::new(server::Bounds {
+            max_connections: config.stratum.max_connections,
+            max_per_ip: config.stratum.max_connections_per_ip,
+            max_handshaking: config.stratum.handshaking_cap(),
+            accepts_per_second: config.stratum.accept_rate(),
+            ban_after_drops: config.stratum.ban_after_drops,
+            ban_for: Duration::from_secs_f64(config.stratum.ban_seconds),
+        });
+        let mut ports = Vec::new();
+        for (listener, port) in listeners {
+            let (session_tx, session_rx) =
+                watch::channel(Arc::new(lifecycle::session_config(config, &port)));
+            let context = ConnectionContext {
+                payouts: manager.clone(),
+                blocks: blocks.clone(),
+                config: session_rx,
+                shutdown: self.shutdown.clone(),
+                max_line_bytes: config.stratum.max_line_bytes,
+                write_timeout: Duration::from_secs_f64(config.stratum.write_timeout_seconds),
+                max_lines_per_second: config.stratum.max_lines_per_second,
+                handshake_timeout: Duration::from_secs_f64(
+                    config.stratum.handshake_timeout_seconds,
+                ),
+                idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
+                max_invalid_shares: config.stratum.max_invalid_shares,
+                carried_strikes: 0,
+                stats: stats.clone(),
+                port: stats.metrics.port(&port.name),
+            };
+            self.tasks.spawn(server::accept_loop(
+                listener,
+                extranonces.clone(),
+                resumptions.clone(),
+                admission.clone(),
+                context,
+                self.tasks.clone(),
+            ));
+            ports.push((port, session_tx));
+        }
+        ports
+    }
+
+    /// The operator port, and the tasks that keep its figures: the worker
+    /// registry's pruning, the history's writer, the offline-workers watch.
+    pub fn operator_side(&self, config: &Config, operator: Operator<'_>) {
+        let (stats, m) = (self.stats, &config.metrics);
+        if operator.token.is_none() && !operator.addr.ip().is_loopback() {
+            tracing::warn!(
+                metrics_addr = %operator.addr,
+                "the operator port is reachable from the network and has no metrics.token: anyone who reaches it reads /api/* and the status page"
+            );
+        }
+        let http = Arc::new(http::HttpContext {
+            stats: stats.clone(),
+            max_template_age: operator.max_template_age,
+            guard: http::Guard::new(
+                operator.token,
+                m.token_protects_metrics,
+                m.requests_per_second,
+            ),
+            max_connections: m.max_connections,
+            timeout: Duration::from_secs_f64(m.timeout_seconds),
+            open: std::sync::atomic::AtomicUsize::new(0),
+            working: http::answer_threads(),
+            history: operator.history.clone(),
+            payout_groups: operator.manager.groups().clone(),
+        });
+        self.tasks.spawn(http::serve(
+            operator.listener,
+            http,
+            self.shutdown.clone(),
+            self.tasks.clone(),
+        ));
+        self.tasks.spawn(lifecycle::prune_workers(
+            stats.clone(),
+            self.shutdown.clone(),
+        ));
+        if let Some(history) = operator.history {
+            self.tasks
+                .spawn(history::run(history, stats.clone(), self.shutdown.clone()));
+        }
+        if stats.notifies("workers_offline") {
+            self.tasks.spawn(lifecycle::watch_workers(
+                stats.clone(),
+                WORKERS_WATCH_EVERY,
+                self.shutdown.clone(),
+            ));
+        }
+    }
+}
+
+/// The start's last line: where NDAS serves, and from which nodes.
+pub fn log_serving<T>(
+    config: &Config,
+    ports: &[(Port, T)],
+    metrics_addr: SocketAddr,
+    endpoints: &Endpoints<'_>,
+) {
+    let stratum_addr = ports[0].0.listen;
+    for (port, _) in &ports[1..] {
+        tracing::info!(port = %port.name, addr = %port.listen, start = port.start, min = port.min, "stratum port");
+    }
+    tracing::info!(
+        %stratum_addr,
+        %metrics_addr,
+        network = %config.network,
+        nodes = %endpoints
+            .iter()
+            .map(|(entry, e)| format!("{} {}:{}", entry.name, e.host, e.port))
+            .collect::<Vec<_>>()
+            .join(", "),
+        "NDAS serving"
+    );
+}
