@@ -8,6 +8,7 @@
 //! stay open for probes, and a client without the token is never shown the
 //! node's error text (it can name the node's address).
 
+mod api;
 mod guard;
 
 use std::convert::Infallible;
@@ -34,16 +35,10 @@ pub use guard::Guard;
 /// Most workers one `/api/workers` page returns.
 pub const MAX_WORKERS_PAGE: usize = 1000;
 
-/// Longest `/api/workers?q=` search: a worker name's longest.
-const MAX_SEARCH_BYTES: usize = ndas_core::stratum::method::MAX_WORKER_NAME;
-
 const STATUS_PAGE: &str = include_str!("status.html");
 
 /// Largest request head read (hyper's own floor is 8 KiB).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
-
-/// Payout addresses `/api/stats` lists, most hashrate first.
-const PAYOUT_ROWS: usize = 100;
 
 /// What the handlers need.
 pub struct HttpContext {
@@ -214,252 +209,17 @@ pub fn route(
     // The node's error text may name its address: only for a client with
     // the token, or on loopback when there is none.
     let details = authenticated || (!guard.has_token() && peer.ip().to_canonical().is_loopback());
-    let stats = &context.stats;
+    let query = request.uri.query().unwrap_or("");
     match path {
         "/" => respond(StatusCode::OK, "text/html; charset=utf-8", STATUS_PAGE),
         "/healthz" => json_response(StatusCode::OK, &json!({"status": "alive"})),
-        "/readyz" => match stats.readiness(context.max_template_age) {
-            // Ready while any node serves templates; what is wrong with
-            // the others (a backup down or behind) is listed.
-            Ok(notes) if notes.is_empty() => json_response(StatusCode::OK, &json!({"ready": true})),
-            Ok(notes) => {
-                let notes: Vec<String> = if details {
-                    notes
-                } else {
-                    notes.iter().map(|r| redacted(r)).collect()
-                };
-                json_response(StatusCode::OK, &json!({"ready": true, "degraded": notes}))
-            }
-            Err(reasons) => {
-                let reasons: Vec<String> = if details {
-                    reasons
-                } else {
-                    reasons.iter().map(|r| redacted(r)).collect()
-                };
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    &json!({"ready": false, "reasons": reasons}),
-                )
-            }
-        },
-        "/metrics" => {
-            let (known, connected) = stats.workers.counts();
-            stats.metrics.workers_connected.set(connected as i64);
-            stats.metrics.workers_registered.set(known as i64);
-            let (online, offline) = stats.worker_states();
-            let by_state = &stats.metrics.workers;
-            by_state.with_label_values(&["online"]).set(online as i64);
-            by_state.with_label_values(&["offline"]).set(offline as i64);
-            if let Some(age) = stats.template_age() {
-                stats.metrics.template_age_seconds.set(age.as_secs_f64());
-            }
-            stats
-                .metrics
-                .payout_groups
-                .set(context.payout_groups.group_count() as i64);
-            respond(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                stats.metrics.render(),
-            )
+        "/readyz" => api::readyz(context, details),
+        "/metrics" => api::metrics(context),
+        "/api/stats" => api::stats(context, details),
+        "/api/workers" => api::workers(&context.stats, query),
+        "/api/history" | "/api/history/worker" | "/api/history/blocks" => {
+            api::history(context, path, query)
         }
-        "/api/stats" => {
-            let mut snapshot = stats.snapshot();
-            let mut payouts = context.payout_groups.snapshot(PAYOUT_ROWS);
-            payouts["fallback"] = stats.fallbacks();
-            snapshot["payouts"] = payouts;
-            if !details {
-                redact_snapshot(&mut snapshot);
-            }
-            json_response(StatusCode::OK, &snapshot)
-        }
-        "/api/workers" => {
-            let query = request.uri.query().unwrap_or("");
-            let (offset, limit) = page(query);
-            let (sort, search, state) = (
-                query_value(query, "sort"),
-                query_value(query, "q"),
-                query_value(query, "state"),
-            );
-            if sort.is_some() || search.is_some() || state.is_some() {
-                return match worker_view(sort.as_deref(), search.as_deref(), state.as_deref()) {
-                    Ok(view) => {
-                        json_response(StatusCode::OK, &stats.workers_ranked(&view, offset, limit))
-                    }
-                    Err(error) => json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
-                };
-            }
-            let after = query_value(query, "after");
-            let from = match &after {
-                Some(name) => crate::stats::registry::From::After(name),
-                None => crate::stats::registry::From::Offset(offset),
-            };
-            json_response(StatusCode::OK, &stats.workers_page(from, limit))
-        }
-        "/api/history" | "/api/history/worker" | "/api/history/blocks"
-            if context.history.is_none() =>
-        {
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &json!({"error": "history unavailable: the log says why"}),
-            )
-        }
-        "/api/history" => {
-            let range = query_value(request.uri.query().unwrap_or(""), "range");
-            match history_of(context)
-                .series(range.as_deref().unwrap_or("24h"), crate::stats::unix_now())
-            {
-                Ok(series) => json_response(StatusCode::OK, &series),
-                Err(error) => json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
-            }
-        }
-        "/api/history/worker" => {
-            let name = query_value(request.uri.query().unwrap_or(""), "name").unwrap_or_default();
-            match history_of(context).worker(&name) {
-                Ok(Some(totals)) => {
-                    json_response(StatusCode::OK, &json!({"name": name, "totals": totals}))
-                }
-                Ok(None) => json_response(
-                    StatusCode::NOT_FOUND,
-                    &json!({"error": "no such worker in the history"}),
-                ),
-                Err(error) => {
-                    json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": error}))
-                }
-            }
-        }
-        "/api/history/blocks" => match history_of(context).blocks() {
-            Ok(blocks) => json_response(StatusCode::OK, &json!({"blocks": blocks})),
-            Err(error) => {
-                json_response(StatusCode::INTERNAL_SERVER_ERROR, &json!({"error": error}))
-            }
-        },
         _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not found"})),
-    }
-}
-
-/// The history, once `route` has answered 503 without one.
-fn history_of(context: &HttpContext) -> &crate::history::History {
-    context.history.as_deref().expect("checked by route")
-}
-
-/// `/api/stats` for a client without the token: the node's error text can
-/// name its address anywhere in it, so none of it is shown.
-fn redact_snapshot(snapshot: &mut Value) {
-    let hidden = json!("hidden: send metrics.token to see it");
-    if !snapshot["node"]["last_error"].is_null() {
-        snapshot["node"]["last_error"] = hidden.clone();
-    }
-    if let Some(nodes) = snapshot["nodes"].as_array_mut() {
-        for node in nodes.iter_mut().filter(|n| !n["last_error"].is_null()) {
-            node["last_error"] = hidden.clone();
-        }
-    }
-}
-
-/// A reason without its detail: "node unreachable: <error>" is "node unreachable".
-fn redacted(reason: &str) -> String {
-    reason
-        .split_once(": ")
-        .map_or(reason, |(what, _)| what)
-        .to_owned()
-}
-
-/// A ranked `/api/workers` view from its query values, or what is wrong.
-fn worker_view<'a>(
-    sort: Option<&str>,
-    search: Option<&'a str>,
-    state: Option<&str>,
-) -> Result<crate::stats::WorkerView<'a>, String> {
-    use crate::stats::{Presence, WorkerSort};
-    let search = search.unwrap_or("");
-    if search.len() > MAX_SEARCH_BYTES {
-        return Err(format!("q is longer than {MAX_SEARCH_BYTES} bytes"));
-    }
-    Ok(crate::stats::WorkerView {
-        sort: match sort {
-            None | Some("hashrate") => WorkerSort::Hashrate,
-            Some("last_share") => WorkerSort::LastShare,
-            Some(other) => {
-                return Err(format!(
-                    "sort={other:.40}: hashrate or last_share (by name: no sort, paged with after=)"
-                ))
-            }
-        },
-        query: search,
-        state: match state {
-            None => None,
-            Some("online") => Some(Presence::Online),
-            Some("offline") => Some(Presence::Offline),
-            Some(other) => return Err(format!("state={other:.40}: online or offline")),
-        },
-    })
-}
-
-/// The decoded value of `key` in a query string (`+` and `%xx` decoded).
-fn query_value(query: &str, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// `offset` and `limit` from a query string; bad values fall back to defaults.
-fn page(query: &str) -> (usize, usize) {
-    let mut offset = 0;
-    let mut limit = 100;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("offset", value)) => offset = value.parse().unwrap_or(0),
-            Some(("limit", value)) => limit = value.parse().unwrap_or(100),
-            _ => {}
-        }
-    }
-    (offset, limit.clamp(1, MAX_WORKERS_PAGE))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pages_are_capped_and_bad_values_default() {
-        assert_eq!(page(""), (0, 100));
-        assert_eq!(page("offset=20&limit=5"), (20, 5));
-        assert_eq!(page("limit=1000000"), (0, MAX_WORKERS_PAGE));
-        assert_eq!(page("offset=-1&limit=abc"), (0, 100));
-    }
-
-    #[test]
-    fn the_nodes_error_text_is_never_shown_without_the_token() {
-        let mut snapshot = json!({"node": {"up": false, "last_error":
-            "node at 10.0.0.5:8332 unreachable for getblocktemplate: connection refused"},
-            "nodes": [{"name": "primary", "last_error": null},
-                      {"name": "dc2", "last_error": "node at 10.0.0.6:8332 unreachable"}]});
-        redact_snapshot(&mut snapshot);
-        assert!(!snapshot.to_string().contains("10.0.0.5"), "{snapshot}");
-        assert!(!snapshot.to_string().contains("10.0.0.6"), "{snapshot}");
-        assert_eq!(snapshot["nodes"][0]["last_error"], Value::Null);
-        assert_eq!(
-            redacted("node dc2 down: node at 10.0.0.6:8332 unreachable"),
-            "node dc2 down"
-        );
-        assert_eq!(
-            redacted("node unreachable: node at 10.0.0.5:8332 unreachable for x: refused"),
-            "node unreachable"
-        );
-        let mut fine = json!({"node": {"up": true, "last_error": null}});
-        redact_snapshot(&mut fine);
-        assert_eq!(fine["node"]["last_error"], Value::Null);
-    }
-
-    #[test]
-    fn a_cursor_is_percent_decoded() {
-        assert_eq!(
-            query_value("limit=5&after=acct.%E5%90%8D%2Brig", "after").as_deref(),
-            Some("acct.名+rig")
-        );
-        assert_eq!(query_value("after=a%2", "after").as_deref(), Some("a%2"));
-        assert_eq!(query_value("after=a+b", "after").as_deref(), Some("a b"));
-        assert_eq!(query_value("limit=5", "after"), None);
     }
 }

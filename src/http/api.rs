@@ -1,0 +1,260 @@
+//! The operator port's answers, one function per endpoint: readiness,
+//! the Prometheus text, `/api/stats`, `/api/workers` and the history.
+//! [`super::route`] checks the method, the rate and the token first.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::{json_response, respond, HttpContext, MAX_WORKERS_PAGE};
+use crate::stats::Stats;
+
+/// Longest `/api/workers?q=` search: a worker name's longest.
+const MAX_SEARCH_BYTES: usize = ndas_core::stratum::method::MAX_WORKER_NAME;
+
+/// Payout addresses `/api/stats` lists, most hashrate first.
+const PAYOUT_ROWS: usize = 100;
+
+type Answer = Response<Full<Bytes>>;
+
+/// `/readyz`: ready while any node serves templates; what is wrong with
+/// the others (a backup down or behind) is listed. The node's error text
+/// only with `details`.
+pub(super) fn readyz(context: &HttpContext, details: bool) -> Answer {
+    let shown = |reasons: Vec<String>| -> Vec<String> {
+        if details {
+            reasons
+        } else {
+            reasons.iter().map(|r| redacted(r)).collect()
+        }
+    };
+    match context.stats.readiness(context.max_template_age) {
+        Ok(notes) if notes.is_empty() => json_response(StatusCode::OK, &json!({"ready": true})),
+        Ok(notes) => json_response(
+            StatusCode::OK,
+            &json!({"ready": true, "degraded": shown(notes)}),
+        ),
+        Err(reasons) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"ready": false, "reasons": shown(reasons)}),
+        ),
+    }
+}
+
+/// `/metrics`: the gauges read at scrape time, then the registry's text.
+pub(super) fn metrics(context: &HttpContext) -> Answer {
+    let stats = &context.stats;
+    let (known, connected) = stats.workers.counts();
+    stats.metrics.workers_connected.set(connected as i64);
+    stats.metrics.workers_registered.set(known as i64);
+    let (online, offline) = stats.worker_states();
+    let by_state = &stats.metrics.workers;
+    by_state.with_label_values(&["online"]).set(online as i64);
+    by_state.with_label_values(&["offline"]).set(offline as i64);
+    if let Some(age) = stats.template_age() {
+        stats.metrics.template_age_seconds.set(age.as_secs_f64());
+    }
+    stats
+        .metrics
+        .payout_groups
+        .set(context.payout_groups.group_count() as i64);
+    respond(
+        StatusCode::OK,
+        "text/plain; version=0.0.4",
+        stats.metrics.render(),
+    )
+}
+
+/// `/api/stats`: the pool's figures and the payout groups.
+pub(super) fn stats(context: &HttpContext, details: bool) -> Answer {
+    let mut snapshot = context.stats.snapshot();
+    let mut payouts = context.payout_groups.snapshot(PAYOUT_ROWS);
+    payouts["fallback"] = context.stats.fallbacks();
+    snapshot["payouts"] = payouts;
+    if !details {
+        redact_snapshot(&mut snapshot);
+    }
+    json_response(StatusCode::OK, &snapshot)
+}
+
+/// `/api/workers`: a page of the registry, or of a ranked, searched view.
+pub(super) fn workers(stats: &Stats, query: &str) -> Answer {
+    let (offset, limit) = page(query);
+    let (sort, search, state) = (
+        query_value(query, "sort"),
+        query_value(query, "q"),
+        query_value(query, "state"),
+    );
+    if sort.is_some() || search.is_some() || state.is_some() {
+        return match worker_view(sort.as_deref(), search.as_deref(), state.as_deref()) {
+            Ok(view) => json_response(StatusCode::OK, &stats.workers_ranked(&view, offset, limit)),
+            Err(error) => json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
+        };
+    }
+    let after = query_value(query, "after");
+    let from = match &after {
+        Some(name) => crate::stats::registry::From::After(name),
+        None => crate::stats::registry::From::Offset(offset),
+    };
+    json_response(StatusCode::OK, &stats.workers_page(from, limit))
+}
+
+/// `/api/history`, `/api/history/worker` and `/api/history/blocks`; 503
+/// when the history could not be opened.
+pub(super) fn history(context: &HttpContext, path: &str, query: &str) -> Answer {
+    let Some(history) = context.history.as_deref() else {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"error": "history unavailable: the log says why"}),
+        );
+    };
+    let failed = |status, error: String| json_response(status, &json!({"error": error}));
+    match path {
+        "/api/history/worker" => {
+            let name = query_value(query, "name").unwrap_or_default();
+            match history.worker(&name) {
+                Ok(Some(totals)) => {
+                    json_response(StatusCode::OK, &json!({"name": name, "totals": totals}))
+                }
+                Ok(None) => json_response(
+                    StatusCode::NOT_FOUND,
+                    &json!({"error": "no such worker in the history"}),
+                ),
+                Err(error) => failed(StatusCode::INTERNAL_SERVER_ERROR, error),
+            }
+        }
+        "/api/history/blocks" => match history.blocks() {
+            Ok(blocks) => json_response(StatusCode::OK, &json!({"blocks": blocks})),
+            Err(error) => failed(StatusCode::INTERNAL_SERVER_ERROR, error),
+        },
+        _ => {
+            let range = query_value(query, "range");
+            match history.series(range.as_deref().unwrap_or("24h"), crate::stats::unix_now()) {
+                Ok(series) => json_response(StatusCode::OK, &series),
+                Err(error) => failed(StatusCode::BAD_REQUEST, error),
+            }
+        }
+    }
+}
+
+/// `/api/stats` for a client without the token: the node's error text can
+/// name its address anywhere in it, so none of it is shown.
+pub(super) fn redact_snapshot(snapshot: &mut Value) {
+    let hidden = json!("hidden: send metrics.token to see it");
+    if !snapshot["node"]["last_error"].is_null() {
+        snapshot["node"]["last_error"] = hidden.clone();
+    }
+    if let Some(nodes) = snapshot["nodes"].as_array_mut() {
+        for node in nodes.iter_mut().filter(|n| !n["last_error"].is_null()) {
+            node["last_error"] = hidden.clone();
+        }
+    }
+}
+
+/// A reason without its detail: "node unreachable: <error>" is "node unreachable".
+pub(super) fn redacted(reason: &str) -> String {
+    reason
+        .split_once(": ")
+        .map_or(reason, |(what, _)| what)
+        .to_owned()
+}
+
+/// A ranked `/api/workers` view from its query values, or what is wrong.
+fn worker_view<'a>(
+    sort: Option<&str>,
+    search: Option<&'a str>,
+    state: Option<&str>,
+) -> Result<crate::stats::WorkerView<'a>, String> {
+    use crate::stats::{Presence, WorkerSort};
+    let search = search.unwrap_or("");
+    if search.len() > MAX_SEARCH_BYTES {
+        return Err(format!("q is longer than {MAX_SEARCH_BYTES} bytes"));
+    }
+    Ok(crate::stats::WorkerView {
+        sort: match sort {
+            None | Some("hashrate") => WorkerSort::Hashrate,
+            Some("last_share") => WorkerSort::LastShare,
+            Some(other) => {
+                return Err(format!(
+                    "sort={other:.40}: hashrate or last_share (by name: no sort, paged with after=)"
+                ))
+            }
+        },
+        query: search,
+        state: match state {
+            None => None,
+            Some("online") => Some(Presence::Online),
+            Some("offline") => Some(Presence::Offline),
+            Some(other) => return Err(format!("state={other:.40}: online or offline")),
+        },
+    })
+}
+
+/// The decoded value of `key` in a query string (`+` and `%xx` decoded).
+fn query_value(query: &str, key: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, value)| value.into_owned())
+}
+
+/// `offset` and `limit` from a query string; bad values fall back to defaults.
+pub(super) fn page(query: &str) -> (usize, usize) {
+    let mut offset = 0;
+    let mut limit = 100;
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("offset", value)) => offset = value.parse().unwrap_or(0),
+            Some(("limit", value)) => limit = value.parse().unwrap_or(100),
+            _ => {}
+        }
+    }
+    (offset, limit.clamp(1, MAX_WORKERS_PAGE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_capped_and_bad_values_default() {
+        assert_eq!(page(""), (0, 100));
+        assert_eq!(page("offset=20&limit=5"), (20, 5));
+        assert_eq!(page("limit=1000000"), (0, MAX_WORKERS_PAGE));
+        assert_eq!(page("offset=-1&limit=abc"), (0, 100));
+    }
+
+    #[test]
+    fn the_nodes_error_text_is_never_shown_without_the_token() {
+        let mut snapshot = json!({"node": {"up": false, "last_error":
+            "node at 10.0.0.5:8332 unreachable for getblocktemplate: connection refused"},
+            "nodes": [{"name": "primary", "last_error": null},
+                      {"name": "dc2", "last_error": "node at 10.0.0.6:8332 unreachable"}]});
+        redact_snapshot(&mut snapshot);
+        assert!(!snapshot.to_string().contains("10.0.0.5"), "{snapshot}");
+        assert!(!snapshot.to_string().contains("10.0.0.6"), "{snapshot}");
+        assert_eq!(snapshot["nodes"][0]["last_error"], Value::Null);
+        assert_eq!(
+            redacted("node dc2 down: node at 10.0.0.6:8332 unreachable"),
+            "node dc2 down"
+        );
+        assert_eq!(
+            redacted("node unreachable: node at 10.0.0.5:8332 unreachable for x: refused"),
+            "node unreachable"
+        );
+        let mut fine = json!({"node": {"up": true, "last_error": null}});
+        redact_snapshot(&mut fine);
+        assert_eq!(fine["node"]["last_error"], Value::Null);
+    }
+
+    #[test]
+    fn a_cursor_is_percent_decoded() {
+        assert_eq!(
+            query_value("limit=5&after=acct.%E5%90%8D%2Brig", "after").as_deref(),
+            Some("acct.名+rig")
+        );
+        assert_eq!(query_value("after=a%2", "after").as_deref(), Some("a%2"));
+        assert_eq!(query_value("after=a+b", "after").as_deref(), Some("a b"));
+        assert_eq!(query_value("limit=5", "after"), None);
+    }
+}
