@@ -2,6 +2,7 @@
 //! nodes and their tips, templates. Found blocks go to [`crate::blocks`].
 
 pub mod chain_check;
+mod longpoll;
 pub mod nodes;
 pub mod rpc;
 pub mod testnet;

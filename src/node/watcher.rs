@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
@@ -96,7 +95,7 @@ pub async fn run(
             shutdown.clone(),
         ));
     }
-    tokio::spawn(longpoll(
+    tokio::spawn(super::longpoll::run(
         wake.clone(),
         longpoll_rx,
         config.clone(),
@@ -159,64 +158,16 @@ pub async fn run(
         if let Some(mark) = mark {
             at_mark = mark.map(after_mark);
         }
-        if nodes.set_serving(Some(node.index)) {
-            tracing::info!(node = %node.name, height = template.height, "templates now from this node");
-        }
-        // Its tip, as its template says (so a node that is polled slowly is
-        // still known to be at the tip it serves).
-        node.served(Tip {
-            hash: template.prev_hash,
-            height: template.height.saturating_sub(1),
-        });
-        nodes.publish(std::time::Instant::now());
-        stats
-            .metrics
-            .template_fetch_seconds
-            .observe(started.elapsed().as_secs_f64());
-        if stats.set_node_up(true, None) {
-            tracing::info!(
-                node = %node.name,
-                height = template.height,
-                "node state: up; templates flowing"
-            );
-        }
+        note_served(&nodes, &node, &template, &stats, started);
         failures = 0;
-        stats.template_fresh();
-        // Changed only when the node or its id is new: an open longpoll is
-        // not dropped for the same one (Core keeps a thread on it).
-        let longpoll = template.longpoll_id.clone().map(|id| (node.clone(), id));
-        longpoll_ids.send_if_modified(|current| {
-            let same = match (&*current, &longpoll) {
-                (Some((a, x)), Some((b, y))) => a.index == b.index && x == y,
-                (None, None) => true,
-                _ => false,
-            };
-            if !same {
-                *current = longpoll;
-            }
-            !same
-        });
+        super::longpoll::follow(&longpoll_ids, &node, &template);
         let new_tip = published
             .as_ref()
             .is_none_or(|p| p.prev_hash != template.prev_hash);
-        let changed = new_tip
-            || published.as_ref().is_some_and(|p| {
-                p.txids != template.txids
-                    || p.coinbase_value != template.coinbase_value
-                    || p.bits != template.bits
-                    || p.bits_time != template.bits_time
-            });
-        if !changed {
+        if !new_tip && published.as_ref().is_some_and(|p| p.same_work(&template)) {
             continue;
         }
-        let next = Published {
-            prev_hash: template.prev_hash,
-            height: template.height,
-            bits: template.bits,
-            bits_time: template.bits_time.clone(),
-            txids: template.txids.clone(),
-            coinbase_value: template.coinbase_value,
-        };
+        let next = Published::of(&template);
         let Some(template) = within_limits(template, config.coinbase, &stats) else {
             continue;
         };
@@ -227,6 +178,61 @@ pub async fn run(
             new_tip,
         }));
     }
+}
+
+impl Published {
+    fn of(template: &Template) -> Published {
+        Published {
+            prev_hash: template.prev_hash,
+            height: template.height,
+            bits: template.bits,
+            bits_time: template.bits_time.clone(),
+            txids: template.txids.clone(),
+            coinbase_value: template.coinbase_value,
+        }
+    }
+
+    /// Whether `template` (on the same tip) gives miners nothing new: the
+    /// same transactions, reward and bits.
+    fn same_work(&self, template: &Template) -> bool {
+        self.txids == template.txids
+            && self.coinbase_value == template.coinbase_value
+            && self.bits == template.bits
+            && self.bits_time == template.bits_time
+    }
+}
+
+/// A template fetched from `node`: it serves now, at the tip the template
+/// builds on, and the node side is up.
+fn note_served(
+    nodes: &Nodes,
+    node: &Arc<Node>,
+    template: &Template,
+    stats: &Stats,
+    started: std::time::Instant,
+) {
+    if nodes.set_serving(Some(node.index)) {
+        tracing::info!(node = %node.name, height = template.height, "templates now from this node");
+    }
+    // Its tip, as its template says (so a node that is polled slowly is
+    // still known to be at the tip it serves).
+    node.served(Tip {
+        hash: template.prev_hash,
+        height: template.height.saturating_sub(1),
+    });
+    nodes.publish(std::time::Instant::now());
+    stats
+        .metrics
+        .template_fetch_seconds
+        .observe(started.elapsed().as_secs_f64());
+    if stats.set_node_up(true, None) {
+        tracing::info!(
+            node = %node.name,
+            height = template.height,
+            "node state: up; templates flowing"
+        );
+    }
+    stats.template_fresh();
 }
 
 /// `template` cut to what the largest coinbase leaves room for (see
@@ -413,61 +419,3 @@ fn retry_later(wake: &Arc<Notify>, delay: Duration) {
         wake.notify_one();
     });
 }
-
-/// Holds a longpoll `getblocktemplate` open on the serving node and wakes
-/// the fetcher when it returns.
-async fn longpoll(
-    wake: Arc<Notify>,
-    mut ids: watch::Receiver<Option<(Arc<Node>, String)>>,
-    config: WatcherConfig,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let current = ids.borrow_and_update().clone();
-        let Some((node, id)) = current else {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                changed = ids.changed() => if changed.is_err() { return },
-            }
-            continue;
-        };
-        let request = template_request(config.network, Some(&id));
-        let call = node.rpc.call_with_timeout::<IgnoredAny>(
-            "getblocktemplate",
-            request,
-            config.longpoll_timeout,
-        );
-        // A node that ignores longpoll answers at once; never ask faster than this.
-        let next = tokio::time::Instant::now() + LONGPOLL_MIN_INTERVAL;
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            answer = call => if answer.is_ok() { wake.notify_one() },
-            // Templates moved to another node: its longpoll instead. (A new
-            // id from the same node is not a reason: it answers a stale one.)
-            _ = other_node(&mut ids, node.index) => {}
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep_until(next) => {}
-        }
-    }
-}
-
-/// Returns once the longpoll target is a node other than `index` (or none).
-async fn other_node(ids: &mut watch::Receiver<Option<(Arc<Node>, String)>>, index: usize) {
-    loop {
-        if ids.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-        if ids
-            .borrow()
-            .as_ref()
-            .is_none_or(|(node, _)| node.index != index)
-        {
-            return;
-        }
-    }
-}
-
-/// Least time between the starts of two longpoll requests.
-const LONGPOLL_MIN_INTERVAL: Duration = Duration::from_secs(1);
