@@ -245,15 +245,15 @@ impl Stage<'_> {
         ));
         for (node, (entry, _)) in nodes.list.iter().zip(endpoints) {
             if let Some(endpoint) = entry.zmq_hashblock.clone() {
-                self.tasks.spawn(node::zmq::run(
-                    nodes.clone(),
-                    node.clone(),
+                let subscriber = node::zmq::Subscriber {
+                    nodes: nodes.clone(),
+                    node: node.clone(),
                     endpoint,
-                    wake.clone(),
-                    self.stats.clone(),
-                    manager.templates(),
-                    self.shutdown.clone(),
-                ));
+                    wake: wake.clone(),
+                    stats: self.stats.clone(),
+                    templates: manager.templates(),
+                };
+                self.tasks.spawn(subscriber.run(self.shutdown.clone()));
             }
         }
     }

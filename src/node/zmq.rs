@@ -36,17 +36,35 @@ enum Ended {
     Silent(Hash256),
 }
 
-/// Subscribes to `endpoint` (`tcp://host:port`) until shutdown, reconnecting
-/// with backoff; `templates` tells it when the tip moved.
-pub async fn run(
-    nodes: Arc<super::nodes::Nodes>,
-    node: Arc<super::nodes::Node>,
-    endpoint: String,
-    wake: Arc<Notify>,
-    stats: Arc<Stats>,
-    templates: TemplateReceiver,
-    shutdown: CancellationToken,
-) {
+/// One node's ZMQ `hashblock` subscriber.
+pub struct Subscriber {
+    pub nodes: Arc<super::nodes::Nodes>,
+    pub node: Arc<super::nodes::Node>,
+    /// `tcp://host:port`.
+    pub endpoint: String,
+    /// The fetcher's wake-up, rung per announced block.
+    pub wake: Arc<Notify>,
+    pub stats: Arc<Stats>,
+    /// Tells it when the tip moved: one no message announced is silence.
+    pub templates: TemplateReceiver,
+}
+
+impl Subscriber {
+    /// Subscribes until shutdown, reconnecting with backoff.
+    pub async fn run(self, shutdown: CancellationToken) {
+        run(self, shutdown).await
+    }
+}
+
+async fn run(subscriber: Subscriber, shutdown: CancellationToken) {
+    let Subscriber {
+        nodes,
+        node,
+        endpoint,
+        wake,
+        stats,
+        templates,
+    } = subscriber;
     let backoff = Backoff {
         first: Duration::from_millis(500),
         max: Duration::from_secs(30),
