@@ -27,7 +27,7 @@ pub use payouts::PayoutMetrics;
 pub use port::PortMetrics;
 
 /// Every `reason` of `ndas_disconnects_total`.
-const DISCONNECT_REASONS: [&str; 9] = crate::session::connection::Closed::REASONS;
+const DISCONNECT_REASONS: [&str; 9] = ndas_core::closed::Closed::REASONS;
 /// Every `reason` of `ndas_connections_refused_total`.
 const REFUSAL_REASONS: [&str; 5] = [
     "max_connections",
@@ -51,7 +51,7 @@ pub struct Metrics {
     connections_total: IntCounterVec,
     /// `reason`: `max_connections`, `max_connections_per_ip` or `banned`.
     connections_refused_total: IntCounterVec,
-    /// `reason`: a [`crate::session::connection::Closed`] label.
+    /// `reason`: a [`ndas_core::closed::Closed`] label.
     disconnects_total: IntCounterVec,
     /// Registered workers by `state` (`online`, `offline`; set at scrape).
     pub workers: IntGaugeVec,
@@ -466,9 +466,11 @@ impl Metrics {
         let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
         ports.iter().map(figure).sum()
     }
+}
 
-    /// Counts one RPC call; `error` is the failure's kind.
-    pub fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64) {
+/// Counts every node call; `error` is the failure's kind.
+impl crate::node::rpc::ObserveRpc for Metrics {
+    fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64) {
         let ok = error.is_none();
         if let Some(kind) = error {
             self.rpc_errors_total.with_label_values(&[kind]).inc();

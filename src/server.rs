@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::session::connection::{serve, Closed, ConnectionContext, Ended};
+use crate::session::connection::{serve, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
+use ndas_core::closed::Closed;
 use ndas_core::work::ExtranonceAllocator;
 
 /// What the listener holds connections to.

@@ -85,7 +85,7 @@ impl PortMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::connection::Closed;
+    use ndas_core::closed::Closed;
     use ndas_core::share::Reject;
 
     #[test]

@@ -15,6 +15,7 @@ use super::{Event, Now, Output, Session, SessionConfig};
 use crate::blocks::BlockSink;
 use crate::stats::connection::ConnectionStats;
 use crate::work::JobReceiver;
+use ndas_core::closed::Closed;
 use ndas_core::stratum::message::error;
 use ndas_core::stratum::notify::reconnect;
 use ndas_core::stratum::StratumError;
@@ -50,57 +51,6 @@ pub struct ConnectionContext {
     pub stats: Arc<crate::stats::Stats>,
     /// The series of the port this listener serves.
     pub port: crate::metrics::PortMetrics,
-}
-
-/// Why a connection ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Closed {
-    /// The miner hung up.
-    Eof,
-    /// The miner sent a line over `max_line_bytes`.
-    LineTooLong,
-    /// Too many bad lines, or a read error.
-    Protocol,
-    /// The miner did not read what it was sent.
-    WriteStalled,
-    /// Not subscribed and authorized within `handshake_timeout`.
-    HandshakeTimeout,
-    /// Nothing received for `idle_timeout`.
-    Idle,
-    /// More lines than `max_lines_per_second` allows.
-    Flood,
-    /// `max_invalid_shares` in a row; told to reconnect.
-    InvalidShares,
-    Shutdown,
-}
-
-impl Closed {
-    /// Every label of `ndas_disconnects_total{reason=…}`.
-    pub const REASONS: [&'static str; 9] = [
-        "eof",
-        "line_too_long",
-        "protocol",
-        "write_stalled",
-        "handshake_timeout",
-        "idle",
-        "flood",
-        "invalid_shares",
-        "shutdown",
-    ];
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            Closed::Eof => "eof",
-            Closed::LineTooLong => "line_too_long",
-            Closed::Protocol => "protocol",
-            Closed::WriteStalled => "write_stalled",
-            Closed::HandshakeTimeout => "handshake_timeout",
-            Closed::Idle => "idle",
-            Closed::Flood => "flood",
-            Closed::InvalidShares => "invalid_shares",
-            Closed::Shutdown => "shutdown",
-        }
-    }
 }
 
 /// Invalid shares in a row that prove a broken or hostile client

@@ -5,7 +5,6 @@
 pub mod connection;
 pub mod fallback;
 pub mod ranking;
-
 pub mod registry;
 mod worker;
 

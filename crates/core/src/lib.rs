@@ -10,13 +10,16 @@
 //!   extranonce, merkle branch, serialized `mining.notify`), the payout
 //!   outputs, the block limits a template must fit, extranonce1 leases.
 //! - [`share`]: share judging, one pure function; [`vardiff`]: the
-//!   difficulty each miner is given; [`found`]: a block a share made.
+//!   difficulty each miner is given; [`found`]: a block a share made;
+//!   [`rates`]: hashrate from accepted difficulty, for a worker or a pool.
 //! - [`client`]: the miner's side of Stratum V1, hashed with the `bitcoin`
 //!   crate as a second implementation.
 //! - [`secret`]: a credential that never reaches a log.
+//! - [`closed`]: why a miner's connection ended, as every layer names it.
 
 pub mod chain;
 pub mod client;
+pub mod closed;
 pub mod found;
 pub mod rates;
 pub mod secret;
