@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::Stats;
+use ndas_core::clock::unix_now;
 pub use store::{BlockRow, Bucket, HistoryError, Store, Totals, SCHEMA_VERSION};
 
 /// How often the history is written.
@@ -157,9 +158,7 @@ pub async fn run(history: Arc<History>, stats: Arc<Stats>, shutdown: Cancellatio
             _ = ticks.tick() => false,
         };
         let (history, stats) = (history.clone(), stats.clone());
-        let written =
-            tokio::task::spawn_blocking(move || history.write(&stats, crate::stats::unix_now()))
-                .await;
+        let written = tokio::task::spawn_blocking(move || history.write(&stats, unix_now())).await;
         if let Ok(Err(error)) = written {
             tracing::warn!(%error, "cannot write the history; the next write tries again");
         }

@@ -30,6 +30,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::stats::Stats;
 pub use guard::Guard;
+use ndas_core::clock::unix_now;
 
 /// Most workers one `/api/workers` page returns.
 pub const MAX_WORKERS_PAGE: usize = 1000;
@@ -298,9 +299,7 @@ pub fn route(
         }
         "/api/history" => {
             let range = query_value(request.uri.query().unwrap_or(""), "range");
-            match history_of(context)
-                .series(range.as_deref().unwrap_or("24h"), crate::stats::unix_now())
-            {
+            match history_of(context).series(range.as_deref().unwrap_or("24h"), unix_now()) {
                 Ok(series) => json_response(StatusCode::OK, &series),
                 Err(error) => json_response(StatusCode::BAD_REQUEST, &json!({"error": error})),
             }

@@ -30,10 +30,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use serde::Serialize;
 
-use entry::{unix_now, SettledMeta, TransactionsMeta};
 pub use entry::{
     BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, NodeOutcome, Outcome, PaidOutput,
 };
+use entry::{SettledMeta, TransactionsMeta};
+use ndas_core::clock::unix_now;
 use ndas_core::template::Template;
 use ndas_core::FoundBlock;
 use record::{encode, scan, Kind};

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::rpc::{Backoff, RpcClient};
 use crate::stats::{NodeStatus, Stats};
 use ndas_core::chain::Hash256;
+use ndas_core::clock::unix_now;
 
 /// How long a node's tip may trail the best before it is called behind.
 pub const BEHIND_AFTER: Duration = Duration::from_secs(10);
@@ -107,7 +108,7 @@ impl Node {
     pub fn served(&self, tip: Tip) {
         let mut state = self.state();
         if state.answering != Some(true) || state.template_failures >= DOWN_AFTER_FAILURES {
-            state.since = crate::stats::unix_now();
+            state.since = unix_now();
         }
         state.template_failures = 0;
         state.passed_over_until = None;
@@ -124,7 +125,7 @@ impl Node {
         let mut state = self.state();
         state.template_failures += 1;
         if state.template_failures == DOWN_AFTER_FAILURES {
-            state.since = crate::stats::unix_now();
+            state.since = unix_now();
         }
         state.passed_over_until = Some(now + TEMPLATE_RETRY.delay(state.template_failures));
         state.chain_checked = false;
@@ -263,7 +264,7 @@ impl Nodes {
                     .is_some_and(|since| now.saturating_duration_since(since) >= BEHIND_AFTER);
                 if behind != state.behind {
                     state.behind = behind;
-                    state.since = crate::stats::unix_now();
+                    state.since = unix_now();
                 }
                 // Answering its tip poll is not enough: a node whose
                 // templates fail (in initial download, without peers) is down.
@@ -343,7 +344,7 @@ pub async fn follow(
                 {
                     let mut state = node.state();
                     if state.answering != Some(true) {
-                        state.since = crate::stats::unix_now();
+                        state.since = unix_now();
                     }
                     state.answering = Some(true);
                     if let Some(tip) = tip {
@@ -360,7 +361,7 @@ pub async fn follow(
                     let mut state = node.state();
                     let was = state.answering;
                     if was != Some(false) {
-                        state.since = crate::stats::unix_now();
+                        state.since = unix_now();
                         tracing::warn!(node = %node.name, %error, "node not answering");
                     }
                     state.answering = Some(false);

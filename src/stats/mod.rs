@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 pub use ndas_core::rates::Rates;
 mod pages;
 pub use pages::{WorkerSort, WorkerView};
-pub use worker::{unix_now, Presence, Totals, Worker};
+pub use worker::{Presence, Totals, Worker};
 
 /// A block the nodes gave their verdict on, as the journal has it.
 #[derive(Clone, Copy, Debug)]
@@ -49,6 +49,7 @@ pub struct BlockView {
 use crate::config::Port;
 use crate::metrics::Metrics;
 use crate::notify::{Event, Sink};
+use ndas_core::clock::unix_now;
 
 /// Payout addresses `/api/stats` lists, most hashrate first.
 const PAYOUT_ROWS: usize = 100;
@@ -218,7 +219,7 @@ impl Stats {
         let changed = self.node_up.swap(up, Ordering::Relaxed) != up;
         let mut node = lock(&self.node);
         if changed || node.since == 0 {
-            node.since = worker::unix_now();
+            node.since = unix_now();
         }
         node.last_error = error;
         changed
@@ -291,7 +292,7 @@ impl Stats {
             height,
             hash,
             worker: worker.to_owned(),
-            found_at: worker::unix_now(),
+            found_at: unix_now(),
             status: "pending".into(),
             payout: payout.to_owned(),
         };
@@ -468,7 +469,7 @@ impl Stats {
     /// A worker authorized to mine for the fallback address, and why.
     pub fn fell_back(&self, worker: &str, why: &str) {
         self.metrics.payouts.fallbacks_total.inc();
-        lock(&self.fallbacks).record(worker, why, Instant::now(), worker::unix_now());
+        lock(&self.fallbacks).record(worker, why, Instant::now(), unix_now());
     }
 
     /// Where the payout groups are, once they are made.

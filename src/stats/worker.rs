@@ -1,10 +1,11 @@
 //! Per-worker figures for the JSON API (never Prometheus labels).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use ndas_core::clock::unix_now;
 use ndas_core::rates::Rates;
 
 /// One worker name; several connections may share it.
@@ -93,13 +94,6 @@ pub struct Standing {
     pub since_share_seconds: f64,
     pub hashrate: f64,
     pub last_share: Instant,
-}
-
-/// Seconds since 1970.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 impl Worker {

@@ -14,11 +14,13 @@
 //!   [`rates`]: hashrate from accepted difficulty, for a worker or a pool.
 //! - [`client`]: the miner's side of Stratum V1, hashed with the `bitcoin`
 //!   crate as a second implementation.
-//! - [`secret`]: a credential that never reaches a log.
+//! - [`secret`]: a credential that never reaches a log; [`clock`]: the
+//!   wall clock, read in one place.
 //! - [`closed`]: why a miner's connection ended, as every layer names it.
 
 pub mod chain;
 pub mod client;
+pub mod clock;
 pub mod closed;
 pub mod found;
 pub mod rates;
