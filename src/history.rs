@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::stats::Stats;
 use ndas_core::clock::unix_now;
+use ndas_core::sync::LockAnyway;
 pub use store::{BlockRow, Bucket, HistoryError, Store, Totals, SCHEMA_VERSION};
 
 /// How often the history is written.
@@ -61,10 +62,7 @@ impl History {
             stale: m.shares_rejected("stale"),
             difficulty: m.accepted_difficulty(),
         };
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self.last.lock_anyway();
         let (online, _) = stats.worker_states();
         let (_, connected) = stats.workers.counts();
         let bucket = Bucket {

@@ -2,7 +2,7 @@
 //!
 //! Per-worker figures never become labels; they are in the JSON API.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use prometheus::{
     CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -14,6 +14,7 @@ mod payouts;
 mod port;
 mod read;
 use build::{counter, counters, counters_of, gauge, gauges, histogram, latency_buckets, register};
+use ndas_core::sync::LockAnyway;
 
 /// `ndas_block_siblings_total`'s outcomes (see [`Metrics::block_siblings_total`]).
 pub const SIBLING_OUTCOMES: [&str; 5] = [
@@ -452,7 +453,7 @@ impl Metrics {
     /// The series of the port named `name`, its labels created at zero the
     /// first time. Port names come from the config, so the label is bounded.
     pub fn port(&self, name: &str) -> PortMetrics {
-        let mut ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ports = self.ports.lock_anyway();
         if let Some(port) = ports.iter().find(|port| &*port.name == name) {
             return port.clone();
         }
@@ -463,7 +464,7 @@ impl Metrics {
 
     /// `figure` summed over every port, read under the lock (no copy).
     fn sum<T: std::iter::Sum<T>>(&self, figure: impl Fn(&PortMetrics) -> T) -> T {
-        let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        let ports = self.ports.lock_anyway();
         ports.iter().map(figure).sum()
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
@@ -12,6 +12,7 @@ use crate::session::connection::{serve, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
 use ndas_core::closed::Closed;
+use ndas_core::sync::LockAnyway;
 use ndas_core::work::ExtranonceAllocator;
 
 /// What the listener holds connections to.
@@ -141,7 +142,7 @@ impl Admission {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+        self.open.lock_anyway()
     }
 
     /// A place for a connection from `ip`, or the name of the bound it is over.

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
@@ -35,6 +35,7 @@ pub use entry::{
 };
 use entry::{SettledMeta, TransactionsMeta};
 use ndas_core::clock::unix_now;
+use ndas_core::sync::LockAnyway;
 use ndas_core::template::Template;
 use ndas_core::FoundBlock;
 use record::{encode, scan, Kind};
@@ -402,7 +403,7 @@ impl Journal {
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
         // A panic while holding the lock leaves at worst a torn tail, which
         // `recover` handles; the file itself is still usable.
-        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+        self.log.lock_anyway()
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use base64::Engine;
@@ -12,6 +12,7 @@ use hyper::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::server::{group, make_room};
+use ndas_core::sync::LockAnyway;
 use ndas_core::Secret;
 
 /// Addresses whose request rate is remembered; past it, the idle ones go.
@@ -50,7 +51,7 @@ impl Guard {
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
         let ip = group(ip);
         let rate = self.per_second;
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = self.buckets.lock_anyway();
         if !buckets.contains_key(&ip) {
             // Addresses whose allowance has refilled are as if never seen.
             let refilling =

@@ -10,7 +10,7 @@ mod worker;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -50,6 +50,7 @@ use crate::config::Port;
 use crate::metrics::Metrics;
 use crate::notify::{Event, Sink};
 use ndas_core::clock::unix_now;
+use ndas_core::sync::LockAnyway;
 
 /// Payout addresses `/api/stats` lists, most hashrate first.
 const PAYOUT_ROWS: usize = 100;
@@ -140,13 +141,6 @@ pub struct Stats {
     ports: Mutex<Vec<Port>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The data behind these locks stays consistent field by field: keep serving after a panic.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Workers kept when no cap is given (twice the default connection bound).
 pub const DEFAULT_MAX_WORKERS: usize = 200_000;
 
@@ -184,14 +178,14 @@ impl Stats {
     }
 
     fn add_pool_share(&self, difficulty: f64, now: Instant) {
-        lock(&self.pool_rates).add(difficulty, now);
+        self.pool_rates.lock_anyway().add(difficulty, now);
     }
 
     /// A new template was fetched and turned into a job.
     pub fn template_published(&self, height: u32, transactions: usize, prev_hash: String) {
         self.metrics.template_height.set(i64::from(height));
         self.metrics.template_transactions.set(transactions as i64);
-        *lock(&self.template) = Some(TemplateInfo {
+        *self.template.lock_anyway() = Some(TemplateInfo {
             height,
             transactions,
             prev_hash,
@@ -201,14 +195,15 @@ impl Stats {
 
     /// A template fetch succeeded, whether or not it changed anything.
     pub fn template_fresh(&self) {
-        if let Some(template) = lock(&self.template).as_mut() {
+        if let Some(template) = self.template.lock_anyway().as_mut() {
             template.fetched_at = Instant::now();
         }
     }
 
     /// Seconds since the last successful template fetch.
     pub fn template_age(&self) -> Option<Duration> {
-        lock(&self.template)
+        self.template
+            .lock_anyway()
             .as_ref()
             .map(|t| t.fetched_at.elapsed())
     }
@@ -217,7 +212,7 @@ impl Stats {
     /// that changed (each node's own state is in [`Stats::set_nodes`]).
     pub fn set_node_up(&self, up: bool, error: Option<String>) -> bool {
         let changed = self.node_up.swap(up, Ordering::Relaxed) != up;
-        let mut node = lock(&self.node);
+        let mut node = self.node.lock_anyway();
         if changed || node.since == 0 {
             node.since = unix_now();
         }
@@ -227,7 +222,7 @@ impl Stats {
 
     /// Every node's state, from the node module.
     pub fn set_nodes(&self, statuses: Vec<NodeStatus>) {
-        let mut nodes = lock(&self.nodes);
+        let mut nodes = self.nodes.lock_anyway();
         // A node that went down, or came back: told to the operator.
         for new in &statuses {
             let Some(old) = nodes.iter().find(|old| old.name == new.name) else {
@@ -245,7 +240,8 @@ impl Stats {
 
     /// The blocks found lately, with their status.
     pub fn recent_blocks(&self) -> Vec<BlockView> {
-        lock(&self.blocks)
+        self.blocks
+            .lock_anyway()
             .iter()
             .map(|b| BlockView {
                 height: b.height,
@@ -279,7 +275,7 @@ impl Stats {
     /// counted in `ndas_blocks_found_total` only, where connections count
     /// every block found): the recent list and the notification targets.
     pub fn block_found(&self, height: u32, hash: String, worker: &str, payout: &str) {
-        let mut blocks = lock(&self.blocks);
+        let mut blocks = self.blocks.lock_anyway();
         if blocks.len() == RECENT_BLOCKS {
             blocks.pop_front();
         }
@@ -313,7 +309,7 @@ impl Stats {
             worker: block.worker.to_owned(),
             outcome,
         });
-        let mut blocks = lock(&self.blocks);
+        let mut blocks = self.blocks.lock_anyway();
         match blocks.iter_mut().find(|b| b.hash == block.hash) {
             Some(known) => known.status = outcome.to_owned(),
             None => {
@@ -354,7 +350,9 @@ impl Stats {
             reasons.push("stratum listener is not accepting".to_owned());
         }
         if !self.node_up.load(Ordering::Relaxed) {
-            let error = lock(&self.node)
+            let error = self
+                .node
+                .lock_anyway()
                 .last_error
                 .clone()
                 .unwrap_or_else(|| "no template yet".into());
@@ -369,7 +367,9 @@ impl Stats {
             )),
             Some(_) => {}
         }
-        let others = lock(&self.nodes)
+        let others = self
+            .nodes
+            .lock_anyway()
             .iter()
             .filter(|n| n.state != "up")
             .map(|n| match &n.last_error {
@@ -387,12 +387,12 @@ impl Stats {
 
     /// The ports served and their difficulty, at start and on each reload.
     pub fn set_ports(&self, ports: Vec<Port>) {
-        *lock(&self.ports) = ports;
+        *self.ports.lock_anyway() = ports;
     }
 
     /// Each port: where it listens, its difficulty, its connections and shares.
     fn ports_snapshot(&self) -> Vec<Value> {
-        let ports = lock(&self.ports).clone();
+        let ports = self.ports.lock_anyway().clone();
         ports
             .iter()
             .map(|port| {
@@ -415,16 +415,16 @@ impl Stats {
     /// `/api/stats`.
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
-        let [m1, m5, h1] = lock(&self.pool_rates).hashrates(now);
+        let [m1, m5, h1] = self.pool_rates.lock_anyway().hashrates(now);
         let m = &self.metrics;
         let rejected: serde_json::Map<String, Value> = ndas_core::share::Reject::REASONS
             .iter()
             .map(|reason| ((*reason).to_owned(), json!(m.shares_rejected(reason))))
             .collect();
         let (workers, connected_workers) = self.workers.counts();
-        let template = lock(&self.template).clone();
-        let node = lock(&self.node);
-        let blocks: Vec<Value> = lock(&self.blocks)
+        let template = self.template.lock_anyway().clone();
+        let node = self.node.lock_anyway();
+        let blocks: Vec<Value> = self.blocks.lock_anyway()
             .iter()
             .rev()
             .map(|b| json!({"height": b.height, "hash": b.hash, "worker": b.worker, "found_at": b.found_at, "status": b.status, "payout": b.payout}))
@@ -457,10 +457,10 @@ impl Stats {
                 "since": node.since,
                 "last_error": node.last_error,
             },
-            "nodes": &*lock(&self.nodes),
+            "nodes": &*self.nodes.lock_anyway(),
             "payouts": self.payouts.get().map(|p| {
                 let mut payouts = p.groups().snapshot(PAYOUT_ROWS);
-                payouts["fallback"] = lock(&self.fallbacks).snapshot();
+                payouts["fallback"] = self.fallbacks.lock_anyway().snapshot();
                 payouts
             }),
         })
@@ -469,7 +469,9 @@ impl Stats {
     /// A worker authorized to mine for the fallback address, and why.
     pub fn fell_back(&self, worker: &str, why: &str) {
         self.metrics.payouts.fallbacks_total.inc();
-        lock(&self.fallbacks).record(worker, why, Instant::now(), unix_now());
+        self.fallbacks
+            .lock_anyway()
+            .record(worker, why, Instant::now(), unix_now());
     }
 
     /// Where the payout groups are, once they are made.

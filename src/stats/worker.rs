@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use ndas_core::clock::unix_now;
 use ndas_core::rates::Rates;
+use ndas_core::sync::LockAnyway;
 
 /// One worker name; several connections may share it.
 #[derive(Debug)]
@@ -121,9 +122,7 @@ impl Worker {
 
     fn state(&self) -> std::sync::MutexGuard<'_, WorkerState> {
         // A panic while holding this lock leaves plain counters behind: keep going.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock_anyway()
     }
 
     pub(super) fn connected(&self, user_agent: Option<&str>, difficulty: f64) {

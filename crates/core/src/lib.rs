@@ -15,7 +15,8 @@
 //! - [`client`]: the miner's side of Stratum V1, hashed with the `bitcoin`
 //!   crate as a second implementation.
 //! - [`secret`]: a credential that never reaches a log; [`clock`]: the
-//!   wall clock, read in one place.
+//!   wall clock, read in one place; [`sync`]: locks that keep serving
+//!   after a panic.
 //! - [`closed`]: why a miner's connection ended, as every layer names it.
 
 pub mod chain;
@@ -28,6 +29,7 @@ pub mod secret;
 pub mod session;
 pub mod share;
 pub mod stratum;
+pub mod sync;
 pub mod template;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
