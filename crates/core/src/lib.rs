@@ -16,9 +16,10 @@
 //!   crate as a second implementation.
 //! - [`secret`]: a credential that never reaches a log; [`clock`]: the
 //!   wall clock, read in one place; [`sync`]: locks that keep serving
-//!   after a panic.
+//!   after a panic; [`bucket`]: the one rate limiter.
 //! - [`closed`]: why a miner's connection ended, as every layer names it.
 
+pub mod bucket;
 pub mod chain;
 pub mod client;
 pub mod clock;
