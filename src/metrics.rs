@@ -28,7 +28,7 @@ pub use payouts::PayoutMetrics;
 pub use port::PortMetrics;
 
 /// Every `reason` of `ndas_disconnects_total`.
-const DISCONNECT_REASONS: [&str; 9] = ndas_core::closed::Closed::REASONS;
+const DISCONNECT_REASONS: &[&str] = ndas_core::closed::Closed::REASONS;
 /// Every `reason` of `ndas_connections_refused_total`.
 const REFUSAL_REASONS: [&str; 5] = [
     "max_connections",

@@ -60,26 +60,17 @@ pub enum RpcError {
 }
 
 impl RpcError {
-    /// Every [`RpcError::kind`], for metrics labels.
-    pub const KINDS: [&'static str; 6] = [
-        "unreachable",
-        "timeout",
-        "unauthorized",
-        "http",
-        "rpc",
-        "unreadable",
-    ];
-
-    /// What went wrong, in one word, as metrics label it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RpcError::Transport { .. } => "unreachable",
-            RpcError::Timeout { .. } => "timeout",
-            RpcError::Unauthorized => "unauthorized",
-            RpcError::Http { .. } => "http",
-            RpcError::Rpc { .. } => "rpc",
-            RpcError::Decode { .. } => "unreadable",
-        }
+    ndas_core::labels! {
+        /// Every [`RpcError::kind`], for metrics labels.
+        KINDS;
+        /// What went wrong, in one word, as metrics label it.
+        fn kind;
+        RpcError::Transport { .. } => "unreachable",
+        RpcError::Timeout { .. } => "timeout",
+        RpcError::Unauthorized => "unauthorized",
+        RpcError::Http { .. } => "http",
+        RpcError::Rpc { .. } => "rpc",
+        RpcError::Decode { .. } => "unreadable",
     }
 
     /// Worth retrying: the node may answer differently in a moment.

@@ -26,32 +26,20 @@ pub enum Closed {
 }
 
 impl Closed {
-    /// Every label of `ndas_disconnects_total{reason=…}`.
-    pub const REASONS: [&'static str; 9] = [
-        "eof",
-        "line_too_long",
-        "protocol",
-        "write_stalled",
-        "handshake_timeout",
-        "idle",
-        "flood",
-        "invalid_shares",
-        "shutdown",
-    ];
-
-    /// This reason's label.
-    pub fn label(&self) -> &'static str {
-        match self {
-            Closed::Eof => "eof",
-            Closed::LineTooLong => "line_too_long",
-            Closed::Protocol => "protocol",
-            Closed::WriteStalled => "write_stalled",
-            Closed::HandshakeTimeout => "handshake_timeout",
-            Closed::Idle => "idle",
-            Closed::Flood => "flood",
-            Closed::InvalidShares => "invalid_shares",
-            Closed::Shutdown => "shutdown",
-        }
+    crate::labels! {
+        /// Every label of `ndas_disconnects_total{reason=…}`.
+        REASONS;
+        /// This reason's label.
+        fn label;
+        Closed::Eof => "eof",
+        Closed::LineTooLong => "line_too_long",
+        Closed::Protocol => "protocol",
+        Closed::WriteStalled => "write_stalled",
+        Closed::HandshakeTimeout => "handshake_timeout",
+        Closed::Idle => "idle",
+        Closed::Flood => "flood",
+        Closed::InvalidShares => "invalid_shares",
+        Closed::Shutdown => "shutdown",
     }
 }
 

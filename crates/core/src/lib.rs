@@ -17,7 +17,8 @@
 //! - [`secret`]: a credential that never reaches a log; [`clock`]: the
 //!   wall clock, read in one place; [`sync`]: locks that keep serving
 //!   after a panic; [`bucket`]: the one rate limiter.
-//! - [`closed`]: why a miner's connection ended, as every layer names it.
+//! - [`closed`]: why a miner's connection ended, as every layer names it;
+//!   [`labels!`]: an enum's metric labels and their list, from one table.
 
 pub mod bucket;
 pub mod chain;
@@ -25,6 +26,7 @@ pub mod client;
 pub mod clock;
 pub mod closed;
 pub mod found;
+pub mod labels;
 pub mod rates;
 pub mod secret;
 pub mod session;
