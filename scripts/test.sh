@@ -10,6 +10,9 @@ bash scripts/install-node.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"
+# The doc tests too: the label tables' compile_fail examples prove a
+# variant without a label does not build.
+cargo test --workspace --doc "$@" 2>&1 | tee -a "$log"
 # Nothing a full test run prints carries a test credential: the licence
 # token of the test kit (crates/testkit, fixed), the regtest nodes' RPC password (pw-<pid>),
 # or the HTTP Basic credentials built from them.

@@ -364,7 +364,7 @@ mod ports;
 mod stratum;
 pub use blocks::BlocksConfig;
 pub use mining::{MiningConfig, PayoutMode, SplitConfig};
-pub use node::{Backend, NodeConfig};
+pub use node::{parse_http_url, Backend, NodeConfig, MAX_RESPONSE_BYTES};
 pub use notify::{NotifyConfig, NotifyKind};
 pub use operator::{MetricsConfig, TokenError};
 pub use stratum::StratumConfig;

@@ -18,6 +18,8 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::stats::{BlockView, Stats, Totals};
+use ndas_core::clock::unix_now;
+use ndas_core::sync::LockAnyway;
 pub use schema::{Bucket, StoredBlock, StoredTotals};
 pub use store::{HistoryError, Store, SCHEMA_VERSION};
 
@@ -62,10 +64,7 @@ impl History {
             stale: m.shares_rejected("stale"),
             difficulty: m.accepted_difficulty(),
         };
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self.last.lock_anyway();
         let (online, _) = stats.worker_states();
         let (_, connected) = stats.workers.counts();
         let bucket = Bucket {
@@ -162,9 +161,7 @@ pub async fn run(history: Arc<History>, stats: Arc<Stats>, shutdown: Cancellatio
             _ = ticks.tick() => false,
         };
         let (history, stats) = (history.clone(), stats.clone());
-        let written =
-            tokio::task::spawn_blocking(move || history.write(&stats, crate::stats::unix_now()))
-                .await;
+        let written = tokio::task::spawn_blocking(move || history.write(&stats, unix_now())).await;
         if let Ok(Err(error)) = written {
             tracing::warn!(%error, "cannot write the history; the next write tries again");
         }

@@ -4,6 +4,7 @@
 use std::io::IsTerminal;
 
 use ndas::config::{LogConfig, LogFormat};
+use ndas_core::sync::LockAnyway;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{reload, EnvFilter, Registry};
@@ -20,10 +21,7 @@ pub struct Reload {
 impl Reload {
     /// Sets the level from the file; a line saying what changed, if anything did.
     pub fn set_level(&self, level: &str) -> Option<String> {
-        let mut current = self
-            .current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut current = self.current.lock_anyway();
         if self.pinned || level == *current {
             return None;
         }

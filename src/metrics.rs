@@ -2,7 +2,7 @@
 //!
 //! Per-worker figures never become labels; they are in the JSON API.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 use prometheus::{
     CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -14,6 +14,7 @@ mod payouts;
 mod port;
 mod read;
 use build::{counter, counters, counters_of, gauge, gauges, histogram, latency_buckets, register};
+use ndas_core::sync::LockAnyway;
 
 /// `ndas_block_siblings_total`'s outcomes (see [`Metrics::block_siblings_total`]).
 pub const SIBLING_OUTCOMES: [&str; 5] = [
@@ -27,7 +28,7 @@ pub use payouts::PayoutMetrics;
 pub use port::PortMetrics;
 
 /// Every `reason` of `ndas_disconnects_total`.
-const DISCONNECT_REASONS: [&str; 9] = crate::session::connection::Closed::REASONS;
+const DISCONNECT_REASONS: &[&str] = ndas_core::closed::Closed::REASONS;
 /// Every `reason` of `ndas_connections_refused_total`.
 const REFUSAL_REASONS: [&str; 5] = [
     "max_connections",
@@ -51,7 +52,7 @@ pub struct Metrics {
     connections_total: IntCounterVec,
     /// `reason`: `max_connections`, `max_connections_per_ip` or `banned`.
     connections_refused_total: IntCounterVec,
-    /// `reason`: a [`crate::session::connection::Closed`] label.
+    /// `reason`: a [`ndas_core::closed::Closed`] label.
     disconnects_total: IntCounterVec,
     /// Registered workers by `state` (`online`, `offline`; set at scrape).
     pub workers: IntGaugeVec,
@@ -452,7 +453,7 @@ impl Metrics {
     /// The series of the port named `name`, its labels created at zero the
     /// first time. Port names come from the config, so the label is bounded.
     pub fn port(&self, name: &str) -> PortMetrics {
-        let mut ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut ports = self.ports.lock_anyway();
         if let Some(port) = ports.iter().find(|port| &*port.name == name) {
             return port.clone();
         }
@@ -463,12 +464,14 @@ impl Metrics {
 
     /// `figure` summed over every port, read under the lock (no copy).
     fn sum<T: std::iter::Sum<T>>(&self, figure: impl Fn(&PortMetrics) -> T) -> T {
-        let ports = self.ports.lock().unwrap_or_else(PoisonError::into_inner);
+        let ports = self.ports.lock_anyway();
         ports.iter().map(figure).sum()
     }
+}
 
-    /// Counts one RPC call; `error` is the failure's kind.
-    pub fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64) {
+/// Counts every node call; `error` is the failure's kind.
+impl crate::node::rpc::ObserveRpc for Metrics {
+    fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64) {
         let ok = error.is_none();
         if let Some(kind) = error {
             self.rpc_errors_total.with_label_values(&[kind]).inc();

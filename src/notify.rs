@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::NotifyConfig;
 use crate::metrics::Metrics;
+use ndas_core::clock::unix_now;
 
 /// Events a target holds while it sends; more are dropped.
 const QUEUE: usize = 64;
@@ -199,7 +200,7 @@ async fn deliver(
                 continue;
             }
         }
-        let request = format::request(&target.config, &event, crate::stats::unix_now());
+        let request = format::request(&target.config, &event, unix_now());
         let send = target.send(&request);
         tokio::pin!(send);
         // A send under way when shutdown comes has until the drain's end.

@@ -2,15 +2,18 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio_util::task::TaskTracker;
 
-use crate::session::connection::{serve, Closed, ConnectionContext, Ended};
+use crate::session::connection::{serve, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
+use ndas_core::bucket::TokenBucket;
+use ndas_core::closed::Closed;
+use ndas_core::sync::LockAnyway;
 use ndas_core::work::ExtranonceAllocator;
 
 /// What the listener holds connections to.
@@ -83,7 +86,7 @@ pub struct Admission {
 struct Open {
     total: usize,
     /// Admissions left to give before the rate refills.
-    accepts: Bucket,
+    accepts: TokenBucket,
     per_ip: HashMap<IpAddr, usize>,
     /// Drops for invalid shares: how many, since when.
     drops: HashMap<IpAddr, (u32, Instant)>,
@@ -92,26 +95,6 @@ struct Open {
     /// its next connection starts from them, so hanging up does not reset
     /// the count.
     strikes: HashMap<IpAddr, (u32, Instant)>,
-}
-
-/// A token bucket: `rate` a second, up to `burst`.
-struct Bucket {
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    /// Takes one token if there is one at `now`.
-    fn take(&mut self, rate: f64, burst: f64, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * rate).min(burst);
-        self.at = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
-    }
 }
 
 /// One admitted connection; dropping it frees its place.
@@ -126,10 +109,12 @@ impl Admission {
             bounds,
             open: Mutex::new(Open {
                 total: 0,
-                accepts: Bucket {
-                    tokens: bounds.max_connections as f64,
-                    at: Instant::now(),
-                },
+                // `accepts_per_second`, with a burst of `max_connections`.
+                accepts: TokenBucket::full(
+                    bounds.accepts_per_second,
+                    bounds.max_connections as f64,
+                    Instant::now(),
+                ),
                 per_ip: HashMap::new(),
                 drops: HashMap::new(),
                 banned: HashMap::new(),
@@ -140,7 +125,7 @@ impl Admission {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Open> {
-        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+        self.open.lock_anyway()
     }
 
     /// A place for a connection from `ip`, or the name of the bound it is over.
@@ -165,11 +150,7 @@ impl Admission {
         }
         // Spent only by a connection every other bound lets in, so a banned
         // address's flood costs honest miners nothing.
-        let burst = self.bounds.max_connections as f64;
-        if !open
-            .accepts
-            .take(self.bounds.accepts_per_second, burst, Instant::now())
-        {
+        if !open.accepts.take(Instant::now()) {
             return Err("max_accepts_per_second");
         }
         let from_ip = open.per_ip.entry(ip).or_default();
@@ -374,16 +355,13 @@ mod tests {
 
         let start = Instant::now();
         let later = |ms| start + Duration::from_millis(ms);
-        let mut bucket = Bucket {
-            tokens: 0.0,
-            at: start,
-        };
-        assert!(!bucket.take(10.0, 50.0, later(50)));
-        assert!(bucket.take(10.0, 50.0, later(120)));
-        assert!(!bucket.take(10.0, 50.0, later(130)));
+        let mut bucket = TokenBucket::empty(10.0, 50.0, start);
+        assert!(!bucket.take(later(50)));
+        assert!(bucket.take(later(120)));
+        assert!(!bucket.take(later(130)));
         // Refilled, never past the burst.
         let mut taken = 0;
-        while bucket.take(10.0, 50.0, later(3_600_000)) {
+        while bucket.take(later(3_600_000)) {
             taken += 1;
         }
         assert_eq!(taken, 50);

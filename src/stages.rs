@@ -112,7 +112,7 @@ pub async fn connect_nodes(
     let mut list = Vec::new();
     for (index, (entry, endpoint)) in endpoints.iter().enumerate() {
         let rpc = node::RpcClient::new(endpoint, Duration::from_secs_f64(entry.timeout_seconds))?
-            .with_metrics(stats.metrics.clone())
+            .with_observer(stats.metrics.clone())
             .with_max_response(entry.max_response_bytes);
         list.push(Arc::new(Node::new(
             entry.name.clone(),

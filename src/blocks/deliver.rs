@@ -4,7 +4,7 @@
 //! a line at most every [`RETRY_LOG_EVERY`] with how many were not logged.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use super::submitter::Submitter;
 use super::verdict::{judge_duplicate, verdict};
 use crate::node::nodes::Node;
 use crate::node::rpc::{Backoff, RpcError};
+use ndas_core::sync::LockAnyway;
 
 /// A settled block is still sent to a node that has not answered, for this long.
 const DELIVER_AFTER_SETTLING: Duration = Duration::from_secs(3600);
@@ -40,7 +41,7 @@ pub struct NodeDeliveries {
 impl NodeDeliveries {
     /// Whether to log this retry, and how many went unlogged before it.
     fn log_retry(&self) -> Option<u64> {
-        let mut retries = self.retries.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut retries = self.retries.lock_anyway();
         let now = Instant::now();
         match retries.0 {
             Some(last) if now.duration_since(last) < RETRY_LOG_EVERY => {

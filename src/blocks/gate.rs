@@ -8,8 +8,9 @@
 //! before blocks on a tip already replaced, each kind in arrival order.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
+use ndas_core::sync::LockAnyway;
 use tokio::sync::oneshot;
 
 /// `submitblock` calls NDAS makes at once (Core serves 16 RPC threads).
@@ -74,7 +75,7 @@ impl SubmitGate {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_anyway()
     }
 
     /// A slot to the first waiting caller still there, or back to the pool.

@@ -25,15 +25,17 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use serde::Serialize;
 
-use entry::{unix_now, SettledMeta, TransactionsMeta};
 pub use entry::{
     BlockBytes, FoundWrite, JournalEntry, JournaledTransactions, NodeOutcome, Outcome, PaidOutput,
 };
+use entry::{SettledMeta, TransactionsMeta};
+use ndas_core::clock::unix_now;
+use ndas_core::sync::LockAnyway;
 use ndas_core::template::Template;
 use ndas_core::FoundBlock;
 use record::{encode, scan, Kind};
@@ -401,7 +403,7 @@ impl Journal {
     fn lock(&self) -> std::sync::MutexGuard<'_, Log> {
         // A panic while holding the lock leaves at worst a torn tail, which
         // `recover` handles; the file itself is still usable.
-        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+        self.log.lock_anyway()
     }
 }
 

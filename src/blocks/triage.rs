@@ -19,7 +19,9 @@
 //! ([`Triage::keep`]) and the nodes' verdicts ([`Triage::settled`]).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
+
+use ndas_core::sync::LockAnyway;
 
 /// Parents remembered once nothing of theirs is kept: enough for every
 /// parent a late share can still be on, few enough to scan.
@@ -143,7 +145,7 @@ impl<T> Triage<T> {
 
     fn lock(&self) -> MutexGuard<'_, Book<T>> {
         // Every change below leaves the book whole before it can panic.
-        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+        self.book.lock_anyway()
     }
 
     /// The charge of a sibling whose head (header, count, coinbase) is

@@ -14,6 +14,18 @@ use ndas_core::Secret;
 pub const MAX_NODES: usize = 8;
 /// Longest node name (`[A-Za-z0-9_.-]`).
 pub const MAX_NODE_NAME: usize = 32;
+/// Largest answer read from the node unless configured (`node.max_response_bytes`):
+/// a full 4 MB block's template is about 10 MB of JSON.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// `http://host:port[/]` as host and port: what `node.url` must be, checked
+/// here when the file is read and taken apart by the node client.
+pub fn parse_http_url(url: &str) -> Option<(String, u16)> {
+    let rest = url.strip_prefix("http://")?.trim_end_matches('/');
+    let (host, port) = rest.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (!host.is_empty()).then(|| Some((host.to_owned(), port.parse().ok()?)))?
+}
 
 /// Which node access layer to use.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -68,7 +80,7 @@ impl Default for NodeConfig {
             timeout_seconds: 10.0,
             zmq_hashblock: None,
             poll_interval_ms: 500,
-            max_response_bytes: crate::node::rpc::MAX_RESPONSE_BYTES,
+            max_response_bytes: MAX_RESPONSE_BYTES,
             backup: Vec::new(),
         }
     }
@@ -182,7 +194,7 @@ impl NodeConfig {
         if self.backend == Backend::Rpc {
             match &self.url {
                 None => issue("url", "is required with backend = \"rpc\"".into()),
-                Some(url) if crate::node::parse_http_url(url).is_none() => {
+                Some(url) if parse_http_url(url).is_none() => {
                     issue("url", "must be http://host:port".into())
                 }
                 Some(_) => {}

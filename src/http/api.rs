@@ -130,7 +130,10 @@ pub(super) fn history(context: &HttpContext, path: &str, query: &str) -> Answer 
         },
         _ => {
             let range = query_value(query, "range");
-            match history.series(range.as_deref().unwrap_or("24h"), crate::stats::unix_now()) {
+            match history.series(
+                range.as_deref().unwrap_or("24h"),
+                ndas_core::clock::unix_now(),
+            ) {
                 Ok(series) => json_response(StatusCode::OK, &series),
                 Err(error) => failed(StatusCode::BAD_REQUEST, error),
             }

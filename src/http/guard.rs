@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use base64::Engine;
@@ -12,6 +12,8 @@ use hyper::HeaderMap;
 use subtle::ConstantTimeEq;
 
 use crate::server::{group, make_room};
+use ndas_core::bucket::TokenBucket;
+use ndas_core::sync::LockAnyway;
 use ndas_core::Secret;
 
 /// Addresses whose request rate is remembered; past it, the idle ones go.
@@ -22,13 +24,9 @@ pub struct Guard {
     token: Option<Secret>,
     /// Whether `/metrics` needs the token too.
     pub protects_metrics: bool,
+    /// Requests a second per address, with a burst of as many.
     per_second: f64,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
-}
-
-struct Bucket {
-    tokens: f64,
-    at: Instant,
+    buckets: Mutex<HashMap<IpAddr, TokenBucket>>,
 }
 
 impl Guard {
@@ -50,25 +48,21 @@ impl Guard {
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
         let ip = group(ip);
         let rate = self.per_second;
-        let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut buckets = self.buckets.lock_anyway();
         if !buckets.contains_key(&ip) {
             // Addresses whose allowance has refilled are as if never seen.
-            let refilling =
-                |b: &Bucket| b.tokens + now.duration_since(b.at).as_secs_f64() * rate < rate;
-            make_room(&mut buckets, MAX_ADDRESSES, refilling, |b| b.at);
+            let refilling = |b: &TokenBucket| !b.is_full(now);
+            make_room(
+                &mut buckets,
+                MAX_ADDRESSES,
+                refilling,
+                TokenBucket::last_taken,
+            );
         }
-        let bucket = buckets.entry(ip).or_insert(Bucket {
-            tokens: rate,
-            at: now,
-        });
-        let refilled = now.duration_since(bucket.at).as_secs_f64() * rate;
-        bucket.tokens = (bucket.tokens + refilled).min(rate);
-        bucket.at = now;
-        if bucket.tokens < 1.0 {
-            return false;
-        }
-        bucket.tokens -= 1.0;
-        true
+        buckets
+            .entry(ip)
+            .or_insert(TokenBucket::full(rate, rate, now))
+            .take(now)
     }
 
     /// Whether `headers` carry the token: `Bearer <token>`, or Basic with

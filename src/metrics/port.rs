@@ -56,7 +56,7 @@ impl PortMetrics {
                         .with_label_values(&[name, "rejected", reason])
                 })
                 .collect(),
-            disconnects: each(&metrics.disconnects_total, &super::DISCONNECT_REASONS),
+            disconnects: each(&metrics.disconnects_total, super::DISCONNECT_REASONS),
             refused: each(&metrics.connections_refused_total, &super::REFUSAL_REASONS),
         }
     }
@@ -68,7 +68,7 @@ impl PortMetrics {
 
     /// Counts a connection ended for `reason` (a `Closed` label).
     pub fn disconnected(&self, reason: &str) {
-        self.disconnects[index(&super::DISCONNECT_REASONS, reason)].inc();
+        self.disconnects[index(super::DISCONNECT_REASONS, reason)].inc();
     }
 
     /// Counts a connection refused for being over `bound`.
@@ -85,7 +85,7 @@ impl PortMetrics {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::connection::Closed;
+    use ndas_core::closed::Closed;
     use ndas_core::share::Reject;
 
     #[test]

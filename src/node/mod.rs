@@ -1,5 +1,6 @@
 //! The UTEK backend: licence and credentials, the JSON-RPC client, the
-//! nodes and their tips, templates. Found blocks go to [`crate::blocks`].
+//! nodes and their tips, templates. Found blocks are submitted to these
+//! nodes' clients by the layer above, which this module does not name.
 
 pub mod chain_check;
 mod longpoll;
@@ -16,7 +17,7 @@ use std::path::Path;
 
 use ndas_core::Secret;
 
-use crate::config::{Backend, NodeConfig};
+use crate::config::{parse_http_url, Backend, NodeConfig};
 use ndas_core::chain::Network;
 use utek::{NodeEndpoint, UtekError};
 
@@ -33,14 +34,6 @@ pub enum EndpointError {
         "node.user and node.password, or node.cookie_file, are required with backend = \"rpc\""
     )]
     Credentials,
-}
-
-/// `http://host:port[/]` as host and port.
-pub fn parse_http_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("http://")?.trim_end_matches('/');
-    let (host, port) = rest.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then(|| Some((host.to_owned(), port.parse().ok()?)))?
 }
 
 /// Where the node is and how to log in, from the UTEK files or the `rpc` keys.

@@ -10,7 +10,7 @@
 //! would cost miners a job for nothing): a recovered node of higher priority
 //! takes over at the next refresh, without `clean_jobs`, or at the next tip.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -20,6 +20,8 @@ use tokio_util::sync::CancellationToken;
 use super::rpc::{Backoff, RpcClient};
 use crate::stats::{NodeStatus, Stats};
 use ndas_core::chain::Hash256;
+use ndas_core::clock::unix_now;
+use ndas_core::sync::LockAnyway;
 
 /// How long a node's tip may trail the best before it is called behind.
 pub const BEHIND_AFTER: Duration = Duration::from_secs(10);
@@ -91,7 +93,7 @@ impl Node {
 
     fn state(&self) -> MutexGuard<'_, State> {
         // Plain fields, each consistent on its own: keep going after a panic.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state.lock_anyway()
     }
 
     /// Whether it was checked to be on NDAS's chain since it last failed.
@@ -107,7 +109,7 @@ impl Node {
     pub fn served(&self, tip: Tip) {
         let mut state = self.state();
         if state.answering != Some(true) || state.template_failures >= DOWN_AFTER_FAILURES {
-            state.since = crate::stats::unix_now();
+            state.since = unix_now();
         }
         state.template_failures = 0;
         state.passed_over_until = None;
@@ -124,7 +126,7 @@ impl Node {
         let mut state = self.state();
         state.template_failures += 1;
         if state.template_failures == DOWN_AFTER_FAILURES {
-            state.since = crate::stats::unix_now();
+            state.since = unix_now();
         }
         state.passed_over_until = Some(now + TEMPLATE_RETRY.delay(state.template_failures));
         state.chain_checked = false;
@@ -190,7 +192,7 @@ impl Nodes {
 
     /// The node templates come from now.
     pub fn serving(&self) -> Option<usize> {
-        *self.serving.lock().unwrap_or_else(PoisonError::into_inner)
+        *self.serving.lock_anyway()
     }
 
     /// The nodes to ask for a template, in the order to ask them: those
@@ -229,7 +231,7 @@ impl Nodes {
     /// Templates now come from `index`; true when that changed.
     pub fn set_serving(&self, index: Option<usize>) -> bool {
         let changed = {
-            let mut serving = self.serving.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut serving = self.serving.lock_anyway();
             std::mem::replace(&mut *serving, index) != index
         };
         if changed {
@@ -240,10 +242,7 @@ impl Nodes {
 
     /// Every node's state to `/api/stats` and the metrics.
     pub fn publish(&self, now: Instant) {
-        let _one_at_a_time = self
-            .publishing
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = self.publishing.lock_anyway();
         let best = self.best();
         let serving = self.serving();
         let statuses: Vec<NodeStatus> = self
@@ -263,7 +262,7 @@ impl Nodes {
                     .is_some_and(|since| now.saturating_duration_since(since) >= BEHIND_AFTER);
                 if behind != state.behind {
                     state.behind = behind;
-                    state.since = crate::stats::unix_now();
+                    state.since = unix_now();
                 }
                 // Answering its tip poll is not enough: a node whose
                 // templates fail (in initial download, without peers) is down.
@@ -343,7 +342,7 @@ pub async fn follow(
                 {
                     let mut state = node.state();
                     if state.answering != Some(true) {
-                        state.since = crate::stats::unix_now();
+                        state.since = unix_now();
                     }
                     state.answering = Some(true);
                     if let Some(tip) = tip {
@@ -360,7 +359,7 @@ pub async fn follow(
                     let mut state = node.state();
                     let was = state.answering;
                     if was != Some(false) {
-                        state.since = crate::stats::unix_now();
+                        state.since = unix_now();
                         tracing::warn!(node = %node.name, %error, "node not answering");
                     }
                     state.answering = Some(false);

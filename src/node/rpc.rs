@@ -19,11 +19,15 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::utek::NodeEndpoint;
-use crate::metrics::Metrics;
+use crate::config::MAX_RESPONSE_BYTES;
 
-/// Largest answer read from the node unless configured (`node.max_response_bytes`):
-/// a full 4 MB block's template is about 10 MB of JSON.
-pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
+/// Told of every call, so the client can be counted without knowing what
+/// counts it (the metrics implement it; the node layer stays below them).
+pub trait ObserveRpc: Send + Sync {
+    /// `method` was called; it failed with `error` (an [`RpcError::kind`])
+    /// or succeeded, after `seconds`.
+    fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64);
+}
 
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,26 +60,17 @@ pub enum RpcError {
 }
 
 impl RpcError {
-    /// Every [`RpcError::kind`], for metrics labels.
-    pub const KINDS: [&'static str; 6] = [
-        "unreachable",
-        "timeout",
-        "unauthorized",
-        "http",
-        "rpc",
-        "unreadable",
-    ];
-
-    /// What went wrong, in one word, as metrics label it.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            RpcError::Transport { .. } => "unreachable",
-            RpcError::Timeout { .. } => "timeout",
-            RpcError::Unauthorized => "unauthorized",
-            RpcError::Http { .. } => "http",
-            RpcError::Rpc { .. } => "rpc",
-            RpcError::Decode { .. } => "unreadable",
-        }
+    ndas_core::labels! {
+        /// Every [`RpcError::kind`], for metrics labels.
+        KINDS;
+        /// What went wrong, in one word, as metrics label it.
+        fn kind;
+        RpcError::Transport { .. } => "unreachable",
+        RpcError::Timeout { .. } => "timeout",
+        RpcError::Unauthorized => "unauthorized",
+        RpcError::Http { .. } => "http",
+        RpcError::Rpc { .. } => "rpc",
+        RpcError::Decode { .. } => "unreadable",
     }
 
     /// Worth retrying: the node may answer differently in a moment.
@@ -134,7 +129,7 @@ pub struct RpcClient {
     authorization: hyper::header::HeaderValue,
     timeout: Duration,
     next_id: AtomicU64,
-    metrics: Option<Arc<Metrics>>,
+    observer: Option<Arc<dyn ObserveRpc>>,
     /// Longest answer read.
     max_response: usize,
 }
@@ -182,7 +177,7 @@ impl RpcClient {
             authorization,
             timeout,
             next_id: AtomicU64::new(1),
-            metrics: None,
+            observer: None,
             max_response: MAX_RESPONSE_BYTES,
         })
     }
@@ -193,9 +188,10 @@ impl RpcClient {
         self
     }
 
-    /// Counts every call in `ndas_rpc_calls_total` and `ndas_rpc_seconds`.
-    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> RpcClient {
-        self.metrics = Some(metrics);
+    /// Tells `observer` of every call (the metrics count them in
+    /// `ndas_rpc_calls_total` and `ndas_rpc_seconds`).
+    pub fn with_observer(mut self, observer: Arc<dyn ObserveRpc>) -> RpcClient {
+        self.observer = Some(observer);
         self
     }
 
@@ -246,9 +242,9 @@ impl RpcClient {
                 timeout,
             }),
         };
-        if let Some(metrics) = &self.metrics {
+        if let Some(observer) = &self.observer {
             let error = answer.as_ref().err().map(RpcError::kind);
-            metrics.observe_rpc(method, error, started.elapsed().as_secs_f64());
+            observer.observe_rpc(method, error, started.elapsed().as_secs_f64());
         }
         answer
     }

@@ -282,9 +282,7 @@ async fn until(deadline: Option<tokio::time::Instant>) {
 /// node's template takes the other bits; a second from now if the node's
 /// clock is behind ours and that is past.
 fn after_mark(mark: u32) -> tokio::time::Instant {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = ndas_core::clock::since_epoch();
     let at = Duration::from_secs(u64::from(mark) + 1);
     let wait = at.checked_sub(now).filter(|wait| !wait.is_zero());
     tokio::time::Instant::now() + wait.unwrap_or(Duration::from_secs(1))

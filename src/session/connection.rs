@@ -15,6 +15,8 @@ use super::{Event, Now, Output, Session, SessionConfig};
 use crate::blocks::BlockSink;
 use crate::stats::connection::ConnectionStats;
 use crate::work::JobReceiver;
+use ndas_core::bucket::TokenBucket;
+use ndas_core::closed::Closed;
 use ndas_core::stratum::message::error;
 use ndas_core::stratum::notify::reconnect;
 use ndas_core::stratum::StratumError;
@@ -52,57 +54,6 @@ pub struct ConnectionContext {
     pub port: crate::metrics::PortMetrics,
 }
 
-/// Why a connection ended.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Closed {
-    /// The miner hung up.
-    Eof,
-    /// The miner sent a line over `max_line_bytes`.
-    LineTooLong,
-    /// Too many bad lines, or a read error.
-    Protocol,
-    /// The miner did not read what it was sent.
-    WriteStalled,
-    /// Not subscribed and authorized within `handshake_timeout`.
-    HandshakeTimeout,
-    /// Nothing received for `idle_timeout`.
-    Idle,
-    /// More lines than `max_lines_per_second` allows.
-    Flood,
-    /// `max_invalid_shares` in a row; told to reconnect.
-    InvalidShares,
-    Shutdown,
-}
-
-impl Closed {
-    /// Every label of `ndas_disconnects_total{reason=…}`.
-    pub const REASONS: [&'static str; 9] = [
-        "eof",
-        "line_too_long",
-        "protocol",
-        "write_stalled",
-        "handshake_timeout",
-        "idle",
-        "flood",
-        "invalid_shares",
-        "shutdown",
-    ];
-
-    pub fn label(&self) -> &'static str {
-        match self {
-            Closed::Eof => "eof",
-            Closed::LineTooLong => "line_too_long",
-            Closed::Protocol => "protocol",
-            Closed::WriteStalled => "write_stalled",
-            Closed::HandshakeTimeout => "handshake_timeout",
-            Closed::Idle => "idle",
-            Closed::Flood => "flood",
-            Closed::InvalidShares => "invalid_shares",
-            Closed::Shutdown => "shutdown",
-        }
-    }
-}
-
 /// Invalid shares in a row that prove a broken or hostile client
 /// ([`ndas_core::share::Reject::proves_broken_client`]); a miner's honest mistakes (stale,
 /// unknown job, duplicate, low difficulty) neither count nor reset the count.
@@ -133,43 +84,6 @@ impl Strikes {
             }
         }
         self.in_a_row >= self.limit
-    }
-}
-
-/// A token bucket: `rate` lines a second, at most `rate` saved up.
-struct LineBudget {
-    rate: f64,
-    tokens: f64,
-    at: tokio::time::Instant,
-}
-
-impl LineBudget {
-    fn new(rate: u32) -> LineBudget {
-        LineBudget {
-            rate: f64::from(rate),
-            tokens: f64::from(rate),
-            at: tokio::time::Instant::now(),
-        }
-    }
-
-    /// Gives back the line an accepted share took: a valid share cost its
-    /// sender real hashing wherever the budget matters, and on regtest a
-    /// CPU miner's every line is one (vardiff cannot slow it past the
-    /// network's difficulty).
-    fn refund(&mut self) {
-        self.tokens = (self.tokens + 1.0).min(self.rate);
-    }
-
-    /// Takes one line at `now`; false when the budget is spent.
-    fn take(&mut self, now: tokio::time::Instant) -> bool {
-        let refill = now.duration_since(self.at).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.rate);
-        self.at = now;
-        if self.tokens < 1.0 {
-            return false;
-        }
-        self.tokens -= 1.0;
-        true
     }
 }
 
@@ -255,7 +169,10 @@ where
     let idle = tokio::time::sleep(context.idle_timeout);
     tokio::pin!(idle);
     let mut last_heard = tokio::time::Instant::now();
-    let mut budget = LineBudget::new(context.max_lines_per_second);
+    // `max_lines_per_second`, with a burst of as many; read from tokio's
+    // clock, so paused time drives it in tests.
+    let lines_per_second = f64::from(context.max_lines_per_second);
+    let mut budget = TokenBucket::full(lines_per_second, lines_per_second, last_heard.into_std());
     let mut strikes = Strikes {
         limit: context.max_invalid_shares,
         in_a_row: context
@@ -303,7 +220,7 @@ where
                 Some(Ok(line)) => {
                     stats.stats().metrics.bytes_received_total.inc_by(line.len() as u64 + 1);
                     last_heard = tokio::time::Instant::now();
-                    if budget.take(last_heard) {
+                    if budget.take(last_heard.into_std()) {
                         session.handle_line(&line, Now::system(), &mut out);
                         if std::mem::take(&mut out.moved) {
                             jobs = group_jobs(session.take_moved());
@@ -312,6 +229,10 @@ where
                             // Its place among the half-open is free again.
                             half_open = None;
                         }
+                        // An accepted share gives back its line: it cost its
+                        // sender real hashing wherever the budget matters, and
+                        // on regtest a CPU miner's every line is one (vardiff
+                        // cannot slow it past the network's difficulty).
                         if out.events.iter().any(|e| matches!(e, Event::Share { verdict: Ok(_), .. })) {
                             budget.refund();
                         }

@@ -5,13 +5,12 @@
 pub mod connection;
 pub mod fallback;
 pub mod ranking;
-
 pub mod registry;
 mod worker;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -19,7 +18,7 @@ use serde_json::{json, Value};
 pub use ndas_core::rates::Rates;
 mod pages;
 pub use pages::{WorkerSort, WorkerView};
-pub use worker::{unix_now, Presence, Totals, Worker};
+pub use worker::{Presence, Totals, Worker};
 
 /// A block the nodes gave their verdict on, as the journal has it.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +49,8 @@ pub struct BlockView {
 use crate::config::Port;
 use crate::metrics::Metrics;
 use crate::notify::{Event, Sink};
+use ndas_core::clock::unix_now;
+use ndas_core::sync::LockAnyway;
 
 /// Found blocks kept for the API.
 const RECENT_BLOCKS: usize = 50;
@@ -135,13 +136,6 @@ pub struct Stats {
     ports: Mutex<Vec<Port>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // The data behind these locks stays consistent field by field: keep serving after a panic.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Workers kept when no cap is given (twice the default connection bound).
 pub const DEFAULT_MAX_WORKERS: usize = 200_000;
 
@@ -178,14 +172,14 @@ impl Stats {
     }
 
     fn add_pool_share(&self, difficulty: f64, now: Instant) {
-        lock(&self.pool_rates).add(difficulty, now);
+        self.pool_rates.lock_anyway().add(difficulty, now);
     }
 
     /// A new template was fetched and turned into a job.
     pub fn template_published(&self, height: u32, transactions: usize, prev_hash: String) {
         self.metrics.template_height.set(i64::from(height));
         self.metrics.template_transactions.set(transactions as i64);
-        *lock(&self.template) = Some(TemplateInfo {
+        *self.template.lock_anyway() = Some(TemplateInfo {
             height,
             transactions,
             prev_hash,
@@ -195,14 +189,15 @@ impl Stats {
 
     /// A template fetch succeeded, whether or not it changed anything.
     pub fn template_fresh(&self) {
-        if let Some(template) = lock(&self.template).as_mut() {
+        if let Some(template) = self.template.lock_anyway().as_mut() {
             template.fetched_at = Instant::now();
         }
     }
 
     /// Seconds since the last successful template fetch.
     pub fn template_age(&self) -> Option<Duration> {
-        lock(&self.template)
+        self.template
+            .lock_anyway()
             .as_ref()
             .map(|t| t.fetched_at.elapsed())
     }
@@ -211,9 +206,9 @@ impl Stats {
     /// that changed (each node's own state is in [`Stats::set_nodes`]).
     pub fn set_node_up(&self, up: bool, error: Option<String>) -> bool {
         let changed = self.node_up.swap(up, Ordering::Relaxed) != up;
-        let mut node = lock(&self.node);
+        let mut node = self.node.lock_anyway();
         if changed || node.since == 0 {
-            node.since = worker::unix_now();
+            node.since = unix_now();
         }
         node.last_error = error;
         changed
@@ -221,7 +216,7 @@ impl Stats {
 
     /// Every node's state, from the node module.
     pub fn set_nodes(&self, statuses: Vec<NodeStatus>) {
-        let mut nodes = lock(&self.nodes);
+        let mut nodes = self.nodes.lock_anyway();
         // A node that went down, or came back: told to the operator.
         for new in &statuses {
             let Some(old) = nodes.iter().find(|old| old.name == new.name) else {
@@ -239,7 +234,8 @@ impl Stats {
 
     /// The blocks found lately, with their status.
     pub fn recent_blocks(&self) -> Vec<BlockView> {
-        lock(&self.blocks)
+        self.blocks
+            .lock_anyway()
             .iter()
             .map(|b| BlockView {
                 height: b.height,
@@ -273,7 +269,7 @@ impl Stats {
     /// counted in `ndas_blocks_found_total` only, where connections count
     /// every block found): the recent list and the notification targets.
     pub fn block_found(&self, height: u32, hash: String, worker: &str, payout: &str) {
-        let mut blocks = lock(&self.blocks);
+        let mut blocks = self.blocks.lock_anyway();
         if blocks.len() == RECENT_BLOCKS {
             blocks.pop_front();
         }
@@ -286,7 +282,7 @@ impl Stats {
             height,
             hash,
             worker: worker.to_owned(),
-            found_at: worker::unix_now(),
+            found_at: unix_now(),
             status: "pending".into(),
             payout: payout.to_owned(),
         };
@@ -307,7 +303,7 @@ impl Stats {
             worker: block.worker.to_owned(),
             outcome,
         });
-        let mut blocks = lock(&self.blocks);
+        let mut blocks = self.blocks.lock_anyway();
         match blocks.iter_mut().find(|b| b.hash == block.hash) {
             Some(known) => known.status = outcome.to_owned(),
             None => {
@@ -348,7 +344,9 @@ impl Stats {
             reasons.push("stratum listener is not accepting".to_owned());
         }
         if !self.node_up.load(Ordering::Relaxed) {
-            let error = lock(&self.node)
+            let error = self
+                .node
+                .lock_anyway()
                 .last_error
                 .clone()
                 .unwrap_or_else(|| "no template yet".into());
@@ -363,7 +361,9 @@ impl Stats {
             )),
             Some(_) => {}
         }
-        let others = lock(&self.nodes)
+        let others = self
+            .nodes
+            .lock_anyway()
             .iter()
             .filter(|n| n.state != "up")
             .map(|n| match &n.last_error {
@@ -381,12 +381,12 @@ impl Stats {
 
     /// The ports served and their difficulty, at start and on each reload.
     pub fn set_ports(&self, ports: Vec<Port>) {
-        *lock(&self.ports) = ports;
+        *self.ports.lock_anyway() = ports;
     }
 
     /// Each port: where it listens, its difficulty, its connections and shares.
     fn ports_snapshot(&self) -> Vec<Value> {
-        let ports = lock(&self.ports).clone();
+        let ports = self.ports.lock_anyway().clone();
         ports
             .iter()
             .map(|port| {
@@ -409,16 +409,16 @@ impl Stats {
     /// `/api/stats`.
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
-        let [m1, m5, h1] = lock(&self.pool_rates).hashrates(now);
+        let [m1, m5, h1] = self.pool_rates.lock_anyway().hashrates(now);
         let m = &self.metrics;
         let rejected: serde_json::Map<String, Value> = ndas_core::share::Reject::REASONS
             .iter()
             .map(|reason| ((*reason).to_owned(), json!(m.shares_rejected(reason))))
             .collect();
         let (workers, connected_workers) = self.workers.counts();
-        let template = lock(&self.template).clone();
-        let node = lock(&self.node);
-        let blocks: Vec<Value> = lock(&self.blocks)
+        let template = self.template.lock_anyway().clone();
+        let node = self.node.lock_anyway();
+        let blocks: Vec<Value> = self.blocks.lock_anyway()
             .iter()
             .rev()
             .map(|b| json!({"height": b.height, "hash": b.hash, "worker": b.worker, "found_at": b.found_at, "status": b.status, "payout": b.payout}))
@@ -451,19 +451,21 @@ impl Stats {
                 "since": node.since,
                 "last_error": node.last_error,
             },
-            "nodes": &*lock(&self.nodes),
+            "nodes": &*self.nodes.lock_anyway(),
         })
     }
 
     /// A worker authorized to mine for the fallback address, and why.
     pub fn fell_back(&self, worker: &str, why: &str) {
         self.metrics.payouts.fallbacks_total.inc();
-        lock(&self.fallbacks).record(worker, why, Instant::now(), worker::unix_now());
+        self.fallbacks
+            .lock_anyway()
+            .record(worker, why, Instant::now(), unix_now());
     }
 
     /// `/api/stats` `payouts.fallback`: the workers mining for the
     /// fallback address, and why.
     pub fn fallbacks(&self) -> Value {
-        lock(&self.fallbacks).snapshot()
+        self.fallbacks.lock_anyway().snapshot()
     }
 }

@@ -8,12 +8,13 @@
 //! time (stratum paths wait for one chunk's copy at most), and requests page
 //! through the last ranking.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::registry::{From, Registry};
 use super::worker::{Presence, Standing};
 use super::Worker;
+use ndas_core::sync::LockAnyway;
 
 /// How old a ranking may be before a request ranks again.
 pub const RANK_EVERY: Duration = Duration::from_secs(10);
@@ -54,21 +55,18 @@ impl Ranking {
         if let Some(ranked) = fresh(&self.last()) {
             return ranked;
         }
-        let _ranking = self.ranking.lock().unwrap_or_else(PoisonError::into_inner);
+        let _ranking = self.ranking.lock_anyway();
         // Another request may have ranked while this one waited.
         if let Some(ranked) = fresh(&self.last()) {
             return ranked;
         }
         let ranked = rank(registry, now, offline_after);
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(ranked.clone());
+        *self.last.lock_anyway() = Some(ranked.clone());
         ranked
     }
 
     fn last(&self) -> Option<Ranked> {
-        self.last
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.last.lock_anyway().clone()
     }
 }
 

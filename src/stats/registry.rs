@@ -10,10 +10,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::Worker;
+use ndas_core::sync::LockAnyway;
 
 /// The registry.
 pub struct Registry {
@@ -60,7 +61,7 @@ impl Registry {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         // Each operation leaves the maps consistent before it can panic.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner.lock_anyway()
     }
 
     /// A connection's worker `name` earned its place: its entry, counted

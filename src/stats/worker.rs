@@ -1,11 +1,13 @@
 //! Per-worker figures for the JSON API (never Prometheus labels).
 
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use serde_json::{json, Value};
 
+use ndas_core::clock::unix_now;
 use ndas_core::rates::Rates;
+use ndas_core::sync::LockAnyway;
 
 /// One worker name; several connections may share it.
 #[derive(Debug)]
@@ -96,13 +98,6 @@ pub struct Standing {
     pub last_share: Instant,
 }
 
-/// Seconds since 1970.
-pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Worker {
     pub(super) fn new(name: Arc<str>, now: Instant) -> Worker {
         let state = WorkerState {
@@ -128,9 +123,7 @@ impl Worker {
 
     fn state(&self) -> std::sync::MutexGuard<'_, WorkerState> {
         // A panic while holding this lock leaves plain counters behind: keep going.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock_anyway()
     }
 
     pub(super) fn connected(&self, user_agent: Option<&str>, difficulty: f64) {

@@ -10,19 +10,29 @@
 //!   extranonce, merkle branch, serialized `mining.notify`), the payout
 //!   outputs, the block limits a template must fit, extranonce1 leases.
 //! - [`share`]: share judging, one pure function; [`vardiff`]: the
-//!   difficulty each miner is given; [`found`]: a block a share made.
+//!   difficulty each miner is given; [`found`]: a block a share made;
+//!   [`rates`]: hashrate from accepted difficulty, for a worker or a pool.
 //! - [`client`]: the miner's side of Stratum V1, hashed with the `bitcoin`
 //!   crate as a second implementation.
-//! - [`secret`]: a credential that never reaches a log.
+//! - [`secret`]: a credential that never reaches a log; [`clock`]: the
+//!   wall clock, read in one place; [`sync`]: locks that keep serving
+//!   after a panic; [`bucket`]: the one rate limiter.
+//! - [`closed`]: why a miner's connection ended, as every layer names it;
+//!   [`labels!`]: an enum's metric labels and their list, from one table.
 
+pub mod bucket;
 pub mod chain;
 pub mod client;
+pub mod clock;
+pub mod closed;
 pub mod found;
+pub mod labels;
 pub mod rates;
 pub mod secret;
 pub mod session;
 pub mod share;
 pub mod stratum;
+pub mod sync;
 pub mod template;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;

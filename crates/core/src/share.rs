@@ -65,34 +65,21 @@ pub enum Reject {
 }
 
 impl Reject {
-    /// Every label [`Reject::reason`] can give.
-    pub const REASONS: &'static [&'static str] = &[
-        "unauthorized",
-        "not_subscribed",
-        "job_not_found",
-        "stale",
-        "duplicate",
-        "low_difficulty",
-        "bad_extranonce2",
-        "bad_ntime",
-        "bad_version",
-        "other_payout",
-    ];
-
-    /// The label on `ndas_shares_total{reason=…}`.
-    pub fn reason(&self) -> &'static str {
-        match self {
-            Reject::Unauthorized => "unauthorized",
-            Reject::NotSubscribed => "not_subscribed",
-            Reject::JobNotFound => "job_not_found",
-            Reject::Stale => "stale",
-            Reject::Duplicate => "duplicate",
-            Reject::LowDifficulty { .. } => "low_difficulty",
-            Reject::Extranonce2Size { .. } => "bad_extranonce2",
-            Reject::NtimeTooOld | Reject::NtimeTooNew | Reject::NtimeOutsideBits => "bad_ntime",
-            Reject::VersionBits => "bad_version",
-            Reject::OtherPayout => "other_payout",
-        }
+    crate::labels! {
+        /// Every label [`Reject::reason`] can give, in the order of its table.
+        REASONS;
+        /// The label on `ndas_shares_total{reason=…}`.
+        fn reason;
+        Reject::Unauthorized => "unauthorized",
+        Reject::NotSubscribed => "not_subscribed",
+        Reject::JobNotFound => "job_not_found",
+        Reject::Stale => "stale",
+        Reject::Duplicate => "duplicate",
+        Reject::LowDifficulty { .. } => "low_difficulty",
+        Reject::Extranonce2Size { .. } => "bad_extranonce2",
+        Reject::NtimeTooOld | Reject::NtimeTooNew | Reject::NtimeOutsideBits => "bad_ntime",
+        Reject::VersionBits => "bad_version",
+        Reject::OtherPayout => "other_payout",
     }
 
     /// Whether the share proves a broken or hostile client: only these count

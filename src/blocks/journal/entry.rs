@@ -5,6 +5,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::json;
+use ndas_core::clock::unix_now;
 use ndas_core::FoundBlock;
 
 /// A found block, pending or settled with the node's verdict.
@@ -192,10 +193,4 @@ mod hex_block {
             .map(BlockBytes::whole)
             .map_err(serde::de::Error::custom)
     }
-}
-
-pub(super) fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use super::state::Parked;
 use crate::stratum::method::JobId;
+use crate::sync::LockAnyway;
 use crate::work::{Extranonce1, ExtranonceAllocator, Job, Lease};
 
 /// Parked sessions kept at most: a connect-and-close flood cannot grow this.
@@ -162,7 +163,7 @@ impl Resumptions {
         if self.window.is_zero() {
             return;
         }
-        let mut parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parking = self.parked.lock_anyway();
         parking.take(extranonce1);
         parking.insert(extranonce1, parked, now);
         parking.expire(now.checked_sub(self.window), MAX_PARKED, self.max_bytes);
@@ -172,7 +173,7 @@ impl Resumptions {
     /// `extranonce1` back for a resuming miner, with its parked jobs: only
     /// if it was parked within the window and no live connection holds it.
     pub fn resume(&self, extranonce1: Extranonce1, now: Instant) -> Option<(Lease, Parked)> {
-        let mut parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parking = self.parked.lock_anyway();
         parking.expire(now.checked_sub(self.window), MAX_PARKED, self.max_bytes);
         let resumed = parking
             .by_extranonce
@@ -186,13 +187,13 @@ impl Resumptions {
 
     /// About the bytes the parked sessions' jobs hold now.
     pub fn bytes(&self) -> usize {
-        let parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let parking = self.parked.lock_anyway();
         parking.bytes
     }
 
     /// Sessions parked now.
     pub fn len(&self) -> usize {
-        let parking = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        let parking = self.parked.lock_anyway();
         parking.by_extranonce.len()
     }
 

@@ -54,9 +54,7 @@ pub struct Now {
 impl Now {
     /// The real clock.
     pub fn system() -> Now {
-        let unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let unix = u32::try_from(crate::clock::unix_now()).unwrap_or(u32::MAX);
         Now {
             instant: Instant::now(),
             unix,

@@ -146,3 +146,29 @@ fn every_form_of_the_sixth_param_rebuilds_the_same_version() {
         Err(Reject::VersionBits)
     );
 }
+
+/// The labels are Prometheus label values that dashboards and alerts name:
+/// neither their spelling nor their order may drift.
+#[test]
+fn the_reject_labels_are_the_published_ones_in_their_order() {
+    assert_eq!(
+        Reject::REASONS,
+        [
+            "unauthorized",
+            "not_subscribed",
+            "job_not_found",
+            "stale",
+            "duplicate",
+            "low_difficulty",
+            "bad_extranonce2",
+            "bad_ntime",
+            "bad_version",
+            "other_payout",
+        ]
+    );
+    assert_eq!(Reject::NtimeOutsideBits.reason(), "bad_ntime");
+    assert_eq!(
+        Reject::LowDifficulty { achieved: 1.0 }.reason(),
+        "low_difficulty"
+    );
+}

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use super::job::{Job, JobConfig, Work};
@@ -27,6 +27,7 @@ use crate::chain::coinbase::CoinbaseError;
 use crate::chain::Network;
 use crate::rates::Rates;
 use crate::stratum::method::JobId;
+use crate::sync::LockAnyway;
 use crate::template::Template;
 pub use feed::{Feed, Latest};
 use slots::{Place, Slots};
@@ -105,7 +106,7 @@ impl<F: Feed> Group<F> {
             place.prove();
         }
         if let Some(figures) = &self.figures {
-            let mut figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut figures = figures.lock_anyway();
             figures.rates.add(difficulty, now);
             figures.accepted += 1;
             figures.blocks += u64::from(block);
@@ -118,7 +119,7 @@ impl<F: Feed> Group<F> {
         let Some(figures) = &self.figures else {
             return 0.0;
         };
-        let figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
+        let figures = figures.lock_anyway();
         figures.rates.hashrates(now)[1]
     }
 
@@ -126,10 +127,7 @@ impl<F: Feed> Group<F> {
     /// another address: counted here, as the share was not.
     pub fn record_block(&self) {
         if let Some(figures) = &self.figures {
-            figures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .blocks += 1;
+            figures.lock_anyway().blocks += 1;
         }
     }
 
@@ -419,7 +417,7 @@ impl<F: Feed> PayoutGroups<F> {
     /// them for the rest of the process (they hold no invariant a panic
     /// could break halfway).
     fn shared(&self) -> std::sync::MutexGuard<'_, Shared<F>> {
-        self.shared.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock_anyway()
     }
 
     fn build(&self, work: &Work, payout: &Payout) -> Result<Arc<Job>, CoinbaseError> {

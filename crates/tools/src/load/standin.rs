@@ -91,9 +91,7 @@ impl StandIn {
             let _ = tokio::time::timeout(Duration::from_secs(60), changes.changed()).await;
         }
         let tip = *self.tip.borrow();
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = ndas_core::clock::unix_now();
         let mut template = self.template.clone();
         let bits = self.bits_at(now);
         let target = Target::from_compact(bits).expect("checked when set");

@@ -7,8 +7,9 @@
 //! which hand jobs to their sessions themselves.
 
 use std::fmt::Debug;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
+use crate::sync::LockAnyway;
 use crate::work::Job;
 
 /// A group's newest job, as its connections read it.
@@ -33,14 +34,11 @@ impl Feed for Latest {
     type Receiver = ();
 
     fn publish(&self, job: Arc<Job>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = Some(job);
+        *self.0.lock_anyway() = Some(job);
     }
 
     fn current(&self) -> Option<Arc<Job>> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.0.lock_anyway().clone()
     }
 
     fn subscribe(&self) -> ((), Option<Arc<Job>>) {

@@ -23,10 +23,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::JoinError;
+use crate::sync::LockAnyway;
 
 /// How long an address whose group was proven is let back in as proven
 /// after its last connection went: a day covers a machine's maintenance,
@@ -82,7 +83,7 @@ impl Slots {
     /// The groups' counts hold no invariant a panic elsewhere could break
     /// halfway: keep serving after one.
     fn counts(&self) -> MutexGuard<'_, Counts> {
-        self.counts.lock().unwrap_or_else(PoisonError::into_inner)
+        self.counts.lock_anyway()
     }
 
     /// Proven groups at most.

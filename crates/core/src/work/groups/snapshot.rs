@@ -2,11 +2,12 @@
 //! from the groups off the job path.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use super::slots::Place;
 use super::{Feed, Group, PayoutGroups};
+use crate::sync::LockAnyway;
 
 impl<F: Feed> PayoutGroups<F> {
     /// `/api/stats` `payouts`: the mode, how many groups there are, and the
@@ -22,7 +23,7 @@ impl<F: Feed> PayoutGroups<F> {
             .iter()
             .filter_map(|group| {
                 let figures = group.figures.as_ref()?;
-                let figures = figures.lock().unwrap_or_else(PoisonError::into_inner);
+                let figures = figures.lock_anyway();
                 let [_, m5, h1] = figures.rates.hashrates(now);
                 let connections = group.mining.load(Ordering::Relaxed);
                 let proven = group.place.as_ref().is_none_or(Place::is_proven);

@@ -1,0 +1,70 @@
+//! Why a miner's connection ended: shared vocabulary between the loop that
+//! ends a connection, the listener that bans for it, and the metrics that
+//! count it (`ndas_disconnects_total{reason=…}`), so none of them has to
+//! import another to name a reason.
+
+/// Why a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The miner hung up.
+    Eof,
+    /// The miner sent a line over `max_line_bytes`.
+    LineTooLong,
+    /// Too many bad lines, or a read error.
+    Protocol,
+    /// The miner did not read what it was sent.
+    WriteStalled,
+    /// Not subscribed and authorized within `handshake_timeout`.
+    HandshakeTimeout,
+    /// Nothing received for `idle_timeout`.
+    Idle,
+    /// More lines than `max_lines_per_second` allows.
+    Flood,
+    /// `max_invalid_shares` in a row; told to reconnect.
+    InvalidShares,
+    Shutdown,
+}
+
+impl Closed {
+    crate::labels! {
+        /// Every label of `ndas_disconnects_total{reason=…}`.
+        REASONS;
+        /// This reason's label.
+        fn label;
+        Closed::Eof => "eof",
+        Closed::LineTooLong => "line_too_long",
+        Closed::Protocol => "protocol",
+        Closed::WriteStalled => "write_stalled",
+        Closed::HandshakeTimeout => "handshake_timeout",
+        Closed::Idle => "idle",
+        Closed::Flood => "flood",
+        Closed::InvalidShares => "invalid_shares",
+        Closed::Shutdown => "shutdown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Closed;
+
+    /// Prometheus label values that dashboards and alerts name: neither
+    /// their spelling nor their order may drift.
+    #[test]
+    fn the_close_labels_are_the_published_ones_in_their_order() {
+        assert_eq!(
+            Closed::REASONS,
+            [
+                "eof",
+                "line_too_long",
+                "protocol",
+                "write_stalled",
+                "handshake_timeout",
+                "idle",
+                "flood",
+                "invalid_shares",
+                "shutdown",
+            ]
+        );
+        assert_eq!(Closed::InvalidShares.label(), "invalid_shares");
+    }
+}
