@@ -281,7 +281,7 @@ pub async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let config = context.config.borrow().clone();
         let session = Session::leased(config, lease, resumptions.clone(), Now::system())
-            .with_payouts(context.payouts.groups().clone())
+            .with_payouts(context.payout_groups.clone())
             .from_source(group(peer.ip()));
         let context = context.clone();
         let admission = admission.clone();

@@ -19,7 +19,7 @@ use crate::history::{self, History};
 use crate::node::nodes::{Node, Nodes};
 use crate::node::utek::NodeEndpoint;
 use crate::node::watcher::WatcherConfig;
-use crate::session::connection::ConnectionContext;
+use crate::session::connection::{ConnectionContext, ConnectionLimits};
 use crate::stats::Stats;
 use crate::work::{self, JobManager};
 use crate::{bind, http, lifecycle, node, server, session, StartError};
@@ -294,23 +294,24 @@ impl Stage<'_> {
             ban_after_drops: config.stratum.ban_after_drops,
             ban_for: Duration::from_secs_f64(config.stratum.ban_seconds),
         });
+        let limits = ConnectionLimits {
+            max_line_bytes: config.stratum.max_line_bytes,
+            write_timeout: Duration::from_secs_f64(config.stratum.write_timeout_seconds),
+            max_lines_per_second: config.stratum.max_lines_per_second,
+            handshake_timeout: Duration::from_secs_f64(config.stratum.handshake_timeout_seconds),
+            idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
+            max_invalid_shares: config.stratum.max_invalid_shares,
+        };
         let mut ports = Vec::new();
         for (listener, port) in listeners {
             let (session_tx, session_rx) =
                 watch::channel(Arc::new(lifecycle::session_config(config, &port)));
             let context = ConnectionContext {
-                payouts: manager.clone(),
+                payout_groups: manager.groups().clone(),
                 blocks: blocks.clone(),
                 config: session_rx,
                 shutdown: self.shutdown.clone(),
-                max_line_bytes: config.stratum.max_line_bytes,
-                write_timeout: Duration::from_secs_f64(config.stratum.write_timeout_seconds),
-                max_lines_per_second: config.stratum.max_lines_per_second,
-                handshake_timeout: Duration::from_secs_f64(
-                    config.stratum.handshake_timeout_seconds,
-                ),
-                idle_timeout: Duration::from_secs_f64(config.stratum.idle_timeout_seconds),
-                max_invalid_shares: config.stratum.max_invalid_shares,
+                limits,
                 carried_strikes: 0,
                 stats: stats.clone(),
                 port: stats.metrics.port(&port.name),

@@ -30,11 +30,24 @@ const LINGER_BYTES: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct ConnectionContext {
     /// The payout groups: each session mines its group's jobs.
-    pub payouts: Arc<crate::work::JobManager>,
+    pub payout_groups: Arc<crate::work::Groups>,
     pub blocks: BlockSink,
     /// Session settings; changed by a config reload.
     pub config: watch::Receiver<Arc<SessionConfig>>,
     pub shutdown: CancellationToken,
+    pub limits: ConnectionLimits,
+    /// Those its address's last connection ended with (strikes are kept
+    /// per address: hanging up does not reset them).
+    pub carried_strikes: u32,
+    pub stats: Arc<crate::stats::Stats>,
+    /// The series of the port this listener serves.
+    pub port: crate::metrics::PortMetrics,
+}
+
+/// What one miner's connection is bounded by (the `[stratum]` keys).
+#[derive(Clone, Copy, Debug)]
+pub struct ConnectionLimits {
+    /// Longest line read (`max_line_bytes`).
     pub max_line_bytes: usize,
     /// A miner that cannot take a line within this long is dropped.
     pub write_timeout: Duration,
@@ -46,12 +59,6 @@ pub struct ConnectionContext {
     pub idle_timeout: Duration,
     /// Invalid shares in a row before the miner is told to reconnect.
     pub max_invalid_shares: u32,
-    /// Those its address's last connection ended with (strikes are kept
-    /// per address: hanging up does not reset them).
-    pub carried_strikes: u32,
-    pub stats: Arc<crate::stats::Stats>,
-    /// The series of the port this listener serves.
-    pub port: crate::metrics::PortMetrics,
 }
 
 /// Invalid shares in a row that prove a broken or hostile client
@@ -131,7 +138,7 @@ async fn serve_session<R, W>(
     session: &mut Session,
     context: ConnectionContext,
     // Held until the miner is subscribed and authorized (`max_handshaking`).
-    mut half_open: Option<tokio::sync::OwnedSemaphorePermit>,
+    half_open: Option<tokio::sync::OwnedSemaphorePermit>,
     strikes_at_end: &mut u32,
 ) -> Closed
 where
@@ -140,7 +147,7 @@ where
 {
     let mut lines = FramedRead::with_capacity(
         reader,
-        LinesCodec::new_with_max_length(context.max_line_bytes),
+        LinesCodec::new_with_max_length(context.limits.max_line_bytes),
         512,
     );
     // Unbuffered: lines are whole `Bytes` already, and 4 KiB per miner adds up.
@@ -163,22 +170,12 @@ where
     // Fused: a stream that ended (its sender dropped at shutdown) is never
     // polled again, which `unfold` forbids.
     let mut configs = Box::pin(changes(context.config.clone()).fuse());
-    let handshake = tokio::time::sleep(context.handshake_timeout);
+    let handshake = tokio::time::sleep(context.limits.handshake_timeout);
     tokio::pin!(handshake);
     // Re-armed lazily when it fires, not on every line (every share).
-    let idle = tokio::time::sleep(context.idle_timeout);
+    let idle = tokio::time::sleep(context.limits.idle_timeout);
     tokio::pin!(idle);
-    let mut last_heard = tokio::time::Instant::now();
-    // `max_lines_per_second`, with a burst of as many; read from tokio's
-    // clock, so paused time drives it in tests.
-    let lines_per_second = f64::from(context.max_lines_per_second);
-    let mut budget = TokenBucket::full(lines_per_second, lines_per_second, last_heard.into_std());
-    let mut strikes = Strikes {
-        limit: context.max_invalid_shares,
-        in_a_row: context
-            .carried_strikes
-            .min(context.max_invalid_shares.saturating_sub(1)),
-    };
+    let mut reading = Reading::new(&context, half_open);
     loop {
         let closed = tokio::select! {
             biased;
@@ -192,7 +189,7 @@ where
                 Some(Closed::HandshakeTimeout)
             }
             _ = &mut idle => {
-                let quiet_until = last_heard + context.idle_timeout;
+                let quiet_until = reading.last_heard + context.limits.idle_timeout;
                 if tokio::time::Instant::now() >= quiet_until {
                     Some(Closed::Idle)
                 } else {
@@ -216,51 +213,16 @@ where
                 session.set_config(config, Now::system(), &mut out);
                 None
             }
-            line = lines.next() => match line {
-                Some(Ok(line)) => {
-                    stats.stats().metrics.bytes_received_total.inc_by(line.len() as u64 + 1);
-                    last_heard = tokio::time::Instant::now();
-                    if budget.take(last_heard.into_std()) {
-                        session.handle_line(&line, Now::system(), &mut out);
-                        if std::mem::take(&mut out.moved) {
-                            jobs = group_jobs(session.take_moved());
-                        }
-                        if half_open.is_some() && session.is_authorized() {
-                            // Its place among the half-open is free again.
-                            half_open = None;
-                        }
-                        // An accepted share gives back its line: it cost its
-                        // sender real hashing wherever the budget matters, and
-                        // on regtest a CPU miner's every line is one (vardiff
-                        // cannot slow it past the network's difficulty).
-                        if out.events.iter().any(|e| matches!(e, Event::Share { verdict: Ok(_), .. })) {
-                            budget.refund();
-                        }
-                        if out.close {
-                            Some(Closed::Protocol)
-                        } else if strikes.judge(&out.events) {
-                            out.lines.push(reconnect());
-                            Some(Closed::InvalidShares)
-                        } else {
-                            None
-                        }
-                    } else {
-                        let refusal = StratumError::other("too many lines");
-                        out.lines.push(error(&serde_json::Value::Null, &refusal));
-                        Some(Closed::Flood)
-                    }
+            line = lines.next() => {
+                let closed = reading.line(line, session, &mut out, &stats);
+                if std::mem::take(&mut out.moved) {
+                    jobs = group_jobs(session.take_moved());
                 }
-                Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
-                    let refusal = StratumError::other("line too long");
-                    out.lines.push(error(&serde_json::Value::Null, &refusal));
-                    Some(Closed::LineTooLong)
-                }
-                Some(Err(LinesCodecError::Io(_))) => Some(Closed::Protocol),
-                None => Some(Closed::Eof),
-            },
+                closed
+            }
         };
         hand_over_blocks(&out, &context);
-        let written = flush(&mut writer, &mut out, context.write_timeout).await;
+        let written = flush(&mut writer, &mut out, context.limits.write_timeout).await;
         stats
             .stats()
             .metrics
@@ -269,23 +231,12 @@ where
         for event in out.events.drain(..) {
             stats.record(&event, session.user_agent());
         }
-        *strikes_at_end = strikes.in_a_row;
+        *strikes_at_end = reading.strikes.in_a_row;
         if written.is_none() {
             return Closed::WriteStalled;
         }
         if let Some(closed) = closed {
-            if matches!(
-                closed,
-                // At shutdown too: a miner with shares in flight gets
-                // every answer and the reconnect, then a FIN, not a reset
-                // that would throw away answers it has not read.
-                Closed::Shutdown
-                    | Closed::LineTooLong
-                    | Closed::Protocol
-                    | Closed::Flood
-                    | Closed::HandshakeTimeout
-                    | Closed::InvalidShares
-            ) {
+            if lingers(&closed) {
                 linger(&mut writer, lines.get_mut()).await;
             }
             return closed;
@@ -308,6 +259,111 @@ async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, rea
         }
     };
     let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+}
+
+/// Whether the miner is left time to read what was last sent before the
+/// socket closes. At shutdown too: a miner with shares in flight gets
+/// every answer and the reconnect, then a FIN, not a reset that would
+/// throw away answers it has not read.
+fn lingers(closed: &Closed) -> bool {
+    matches!(
+        closed,
+        Closed::Shutdown
+            | Closed::LineTooLong
+            | Closed::Protocol
+            | Closed::Flood
+            | Closed::HandshakeTimeout
+            | Closed::InvalidShares
+    )
+}
+
+/// What the loop keeps between a miner's lines.
+struct Reading {
+    /// `max_lines_per_second`, with a burst of as many; read from tokio's
+    /// clock, so paused time drives it in tests.
+    budget: TokenBucket,
+    strikes: Strikes,
+    /// Held until the miner is subscribed and authorized (`max_handshaking`).
+    half_open: Option<tokio::sync::OwnedSemaphorePermit>,
+    last_heard: tokio::time::Instant,
+}
+
+impl Reading {
+    fn new(
+        context: &ConnectionContext,
+        half_open: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Reading {
+        let last_heard = tokio::time::Instant::now();
+        let lines_per_second = f64::from(context.limits.max_lines_per_second);
+        let max_invalid = context.limits.max_invalid_shares;
+        Reading {
+            budget: TokenBucket::full(lines_per_second, lines_per_second, last_heard.into_std()),
+            strikes: Strikes {
+                limit: max_invalid,
+                in_a_row: context.carried_strikes.min(max_invalid.saturating_sub(1)),
+            },
+            half_open,
+            last_heard,
+        }
+    }
+
+    /// What the reader gave (a line, an error, or the end), answered into
+    /// `out`; why the connection closes, if it does.
+    fn line(
+        &mut self,
+        line: Option<Result<String, LinesCodecError>>,
+        session: &mut Session,
+        out: &mut Output,
+        stats: &ConnectionStats,
+    ) -> Option<Closed> {
+        match line {
+            Some(Ok(line)) => {
+                stats
+                    .stats()
+                    .metrics
+                    .bytes_received_total
+                    .inc_by(line.len() as u64 + 1);
+                self.last_heard = tokio::time::Instant::now();
+                if self.budget.take(self.last_heard.into_std()) {
+                    session.handle_line(&line, Now::system(), out);
+                    if self.half_open.is_some() && session.is_authorized() {
+                        // Its place among the half-open is free again.
+                        self.half_open = None;
+                    }
+                    // An accepted share gives back its line: it cost its
+                    // sender real hashing wherever the budget matters, and
+                    // on regtest a CPU miner's every line is one (vardiff
+                    // cannot slow it past the network's difficulty).
+                    if out
+                        .events
+                        .iter()
+                        .any(|e| matches!(e, Event::Share { verdict: Ok(_), .. }))
+                    {
+                        self.budget.refund();
+                    }
+                    if out.close {
+                        Some(Closed::Protocol)
+                    } else if self.strikes.judge(&out.events) {
+                        out.lines.push(reconnect());
+                        Some(Closed::InvalidShares)
+                    } else {
+                        None
+                    }
+                } else {
+                    let refusal = StratumError::other("too many lines");
+                    out.lines.push(error(&serde_json::Value::Null, &refusal));
+                    Some(Closed::Flood)
+                }
+            }
+            Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
+                let refusal = StratumError::other("line too long");
+                out.lines.push(error(&serde_json::Value::Null, &refusal));
+                Some(Closed::LineTooLong)
+            }
+            Some(Err(LinesCodecError::Io(_))) => Some(Closed::Protocol),
+            None => Some(Closed::Eof),
+        }
+    }
 }
 
 /// A payout group's jobs as they change; none at all before the session
