@@ -12,7 +12,7 @@ pub mod http;
 mod lifecycle;
 pub mod metrics;
 pub mod node;
-pub mod notify;
+pub mod notifications;
 pub mod server;
 pub mod session;
 mod stages;
@@ -69,7 +69,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     ));
     stats.set_offline_after(config.stratum.offline_after_share_intervals);
     // First, so that nothing the start does goes untold.
-    stats.set_notify(notify::start(
+    stats.set_notifications(notifications::start(
         &config.notify,
         stats.metrics.clone(),
         shutdown.clone(),

@@ -145,7 +145,7 @@ pub(crate) async fn watch_workers(stats: Arc<Stats>, every: Duration, shutdown: 
         if let Ok((online, offline)) =
             tokio::task::spawn_blocking(move || counting.worker_states()).await
         {
-            stats.notify(crate::notify::Event::Workers { online, offline });
+            stats.tell(crate::notifications::Notice::Workers { online, offline });
         }
     }
 }

@@ -5,25 +5,20 @@
 use std::sync::Mutex;
 
 use prometheus::{
-    CounterVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry,
+    CounterVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
+mod blocks;
 mod build;
+mod nodes;
 mod payouts;
 mod port;
 mod read;
 use build::{counter, counters, counters_of, gauge, gauges, histogram, latency_buckets, register};
 use ndas_core::sync::LockAnyway;
 
-/// `ndas_block_siblings_total`'s outcomes (see [`Metrics::block_siblings_total`]).
-pub const SIBLING_OUTCOMES: [&str; 5] = [
-    "kept",
-    "dropped_full",
-    "dropped_superseded",
-    "discarded",
-    "submitted",
-];
+pub use blocks::{BlockMetrics, SIBLING_OUTCOMES};
+pub use nodes::NodeMetrics;
 pub use payouts::PayoutMetrics;
 pub use port::PortMetrics;
 
@@ -37,9 +32,6 @@ const REFUSAL_REASONS: [&str; 5] = [
     "banned",
     "max_accepts_per_second",
 ];
-
-/// RPC methods named in labels; any other is counted as `other`.
-const RPC_METHODS: &[&str] = &["getblocktemplate", "getbestblockhash", "submitblock"];
 
 /// Every metric NDAS exports.
 pub struct Metrics {
@@ -71,30 +63,15 @@ pub struct Metrics {
     pub sessions_resumed_total: IntCounter,
     /// Payout group refusals and fallbacks, and the parked sessions.
     pub payouts: PayoutMetrics,
+    /// Found blocks: journaled, submitted, settled, their siblings.
+    pub blocks: BlockMetrics,
+    /// The nodes: RPC calls, up and behind, ZMQ, verdicts on blocks.
+    pub nodes: NodeMetrics,
     pub authorizes_total: IntCounter,
     /// `result` is `accepted` or `rejected`; `reason` is a [`ndas_core::share::Reject`] label or `none`.
     shares_total: IntCounterVec,
     /// Sum of accepted share difficulty: `rate(...) * 2^32` is the hashrate.
     accepted_difficulty_total: CounterVec,
-    pub blocks_found_total: IntCounter,
-    pub blocks_submitted_total: IntCounter,
-    /// Found blocks the journal could not make durable (a full or failing
-    /// disk): submitted anyway, their hex in the error log line.
-    pub blocks_unjournaled_total: IntCounter,
-    /// Blocks found after the first on their parent (`blocks::triage`), by
-    /// `outcome`: `kept`, `dropped_full` (a bound reached), `dropped_superseded`
-    /// (a block on the parent was taken), `discarded` (kept, then a block on
-    /// the parent was taken), `submitted` (the block before was rejected).
-    pub block_siblings_total: IntCounterVec,
-    /// Siblings kept now (journaled, not submitted), and what they hold.
-    pub block_siblings_kept: IntGauge,
-    pub block_siblings_kept_bytes: IntGauge,
-    /// From reading the block's share to its first `submitblock` call.
-    pub block_submit_delay_seconds: Histogram,
-    /// Writing found blocks to the journal and flushing it, per flush.
-    pub block_journal_seconds: Histogram,
-    /// `outcome`: `accepted`, `duplicate`, `inconclusive`, `rejected`.
-    pub blocks_total: IntCounterVec,
     pub template_fetch_seconds: Histogram,
     pub template_age_seconds: prometheus::Gauge,
     pub template_height: IntGauge,
@@ -106,25 +83,7 @@ pub struct Metrics {
     pub tip_to_job_seconds: Histogram,
     /// From a job's creation to its notify written to one connection.
     pub notify_delay_seconds: Histogram,
-    pub rpc_calls_total: IntCounterVec,
-    pub rpc_seconds: HistogramVec,
-    /// Failed node calls by what went wrong (see [`crate::node::RpcError::kind`]).
-    pub rpc_errors_total: IntCounterVec,
-    /// Per node (its config name): 1 while it answers.
-    pub node_up: IntGaugeVec,
-    /// Per node: 1 while its tip has trailed the best for a while.
-    pub node_behind: IntGaugeVec,
-    /// Which node templates come from: its place in the config (0 is
-    /// `[node]`, 1 the first backup), -1 none.
-    pub template_source: IntGauge,
-    /// Each node's verdict on each found block, by node and outcome.
-    pub node_blocks_total: IntCounterVec,
     pub vardiff_retargets_total: IntCounter,
-    pub zmq_hashblocks_total: IntCounterVec,
-    /// Per node: 1 while its ZMQ subscription is connected and announcing tips.
-    pub zmq_up: IntGaugeVec,
-    /// Per node: tips its ZMQ did not announce, each one a resubscription.
-    pub zmq_silent_total: IntCounterVec,
     /// Notifications by target (its config name) and outcome.
     pub notifications_total: IntCounterVec,
     pub bytes_received_total: IntCounter,
@@ -168,47 +127,6 @@ impl Metrics {
                 &["port"],
             ),
         );
-        let blocks_total = register(
-            r,
-            IntCounterVec::new(
-                Opts::new("ndas_blocks_total", "Blocks settled, by the node's verdict"),
-                &["outcome"],
-            ),
-        );
-        let block_siblings_total = counters(
-            r,
-            "ndas_block_siblings_total",
-            "Blocks found after the first on their parent, by what became of them",
-            &["outcome"],
-        );
-        let rpc_calls_total = register(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "ndas_rpc_calls_total",
-                    "Node RPC calls by method and outcome",
-                ),
-                &["method", "outcome"],
-            ),
-        );
-        let rpc_seconds = register(
-            r,
-            HistogramVec::new(
-                HistogramOpts::new("ndas_rpc_seconds", "Node RPC latency by method")
-                    .buckets(latency_buckets()),
-                &["method"],
-            ),
-        );
-        let rpc_errors_total = register(
-            r,
-            IntCounterVec::new(
-                Opts::new(
-                    "ndas_rpc_errors_total",
-                    "Failed node RPC calls by kind: unreachable, timeout, unauthorized, http, rpc, unreadable",
-                ),
-                &["kind"],
-            ),
-        );
         let accepted_difficulty_total = register(
             r,
             CounterVec::new(
@@ -233,20 +151,6 @@ impl Metrics {
         }
         // Every labelled series exists from the start, at zero, so rates
         // work at once (a port's, when it is declared: `Metrics::port`).
-        for outcome in ["accepted", "duplicate", "inconclusive", "rejected"] {
-            blocks_total.with_label_values(&[outcome]);
-        }
-        for outcome in SIBLING_OUTCOMES {
-            block_siblings_total.with_label_values(&[outcome]);
-        }
-        for method in RPC_METHODS.iter().chain(&["other"]) {
-            rpc_calls_total.with_label_values(&[method, "ok"]);
-            rpc_calls_total.with_label_values(&[method, "error"]);
-            rpc_seconds.with_label_values(&[method]);
-        }
-        for kind in crate::node::RpcError::KINDS {
-            rpc_errors_total.with_label_values(&[kind]);
-        }
         Metrics {
             ports: Mutex::new(Vec::new()),
             connections,
@@ -301,54 +205,11 @@ impl Metrics {
                 "Subscribes that resumed a recent session (its extranonce1 and jobs)",
             ),
             payouts: PayoutMetrics::new(r),
+            blocks: BlockMetrics::new(r),
+            nodes: NodeMetrics::new(r),
             authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
             shares_total,
             accepted_difficulty_total,
-            blocks_found_total: counter(
-                r,
-                "ndas_blocks_found_total",
-                "Shares that met the network target",
-            ),
-            blocks_submitted_total: counter(
-                r,
-                "ndas_blocks_submitted_total",
-                "submitblock calls made",
-            ),
-            blocks_unjournaled_total: counter(
-                r,
-                "ndas_blocks_unjournaled_total",
-                "Found blocks the journal could not make durable (full or failing disk), submitted anyway",
-            ),
-            block_siblings_total,
-            block_siblings_kept: gauge(
-                r,
-                "ndas_block_siblings_kept",
-                "Blocks kept (journaled, not submitted) until their parent's first block is judged",
-            ),
-            block_siblings_kept_bytes: gauge(
-                r,
-                "ndas_block_siblings_kept_bytes",
-                "What the kept blocks hold in memory and in the journal (blocks.max_kept_bytes bounds it)",
-            ),
-            block_journal_seconds: histogram(
-                r,
-                "ndas_block_journal_seconds",
-                "Writing found blocks to the journal and flushing it to disk, per flush",
-                vec![
-                    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.01,
-                    0.025, 0.1, 1.0,
-                ],
-            ),
-            block_submit_delay_seconds: histogram(
-                r,
-                "ndas_block_submit_delay_seconds",
-                "From reading a block's share to its first submitblock call",
-                vec![
-                    0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.004, 0.005, 0.0075,
-                    0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
-                ],
-            ),
-            blocks_total,
             template_fetch_seconds: histogram(
                 r,
                 "ndas_template_fetch_seconds",
@@ -381,49 +242,10 @@ impl Metrics {
                 "From job creation to its notify written to a connection (fan-out)",
                 latency_buckets(),
             ),
-            rpc_calls_total,
-            rpc_seconds,
-            rpc_errors_total,
-            node_up: gauges(r, "ndas_node_up", "1 while the node answers", &["node"]),
-            node_behind: gauges(
-                r,
-                "ndas_node_behind",
-                "1 while the node's tip has trailed the best any node reports for 10 s or more",
-                &["node"],
-            ),
-            template_source: gauge(
-                r,
-                "ndas_template_source",
-                "Which node templates come from: 0 is [node], 1 the first [[node.backup]], ...; -1 none",
-            ),
-            node_blocks_total: counters(
-                r,
-                "ndas_node_blocks_total",
-                "Each node's verdict on each found block",
-                &["node", "outcome"],
-            ),
             vardiff_retargets_total: counter(
                 r,
                 "ndas_vardiff_retargets_total",
                 "Difficulty changes by vardiff",
-            ),
-            zmq_hashblocks_total: counters(
-                r,
-                "ndas_zmq_hashblocks_total",
-                "hashblock announcements received over ZMQ",
-                &["node"],
-            ),
-            zmq_up: gauges(
-                r,
-                "ndas_zmq_up",
-                "1 while the node's ZMQ hashblock subscription is connected and announcing tips (0 when lost or silent)",
-                &["node"],
-            ),
-            zmq_silent_total: counters(
-                r,
-                "ndas_zmq_silent_total",
-                "Tip changes the node's ZMQ did not announce within the grace time",
-                &["node"],
             ),
             notifications_total: counters(
                 r,
@@ -440,14 +262,7 @@ impl Metrics {
     /// Creates the series of the node named `name` at zero. Node names come
     /// from the config, so the label is bounded.
     pub fn node(&self, name: &str) {
-        self.node_up.with_label_values(&[name]).set(0);
-        self.node_behind.with_label_values(&[name]).set(0);
-        self.zmq_up.with_label_values(&[name]).set(0);
-        self.zmq_silent_total.with_label_values(&[name]);
-        self.zmq_hashblocks_total.with_label_values(&[name]);
-        for outcome in ["accepted", "duplicate", "inconclusive", "rejected"] {
-            self.node_blocks_total.with_label_values(&[name, outcome]);
-        }
+        self.nodes.declare(name);
     }
 
     /// The series of the port named `name`, its labels created at zero the
@@ -474,17 +289,19 @@ impl crate::node::rpc::ObserveRpc for Metrics {
     fn observe_rpc(&self, method: &str, error: Option<&'static str>, seconds: f64) {
         let ok = error.is_none();
         if let Some(kind) = error {
-            self.rpc_errors_total.with_label_values(&[kind]).inc();
+            self.nodes.rpc_errors_total.with_label_values(&[kind]).inc();
         }
-        let method = RPC_METHODS
+        let method = nodes::RPC_METHODS
             .iter()
             .find(|m| **m == method)
             .copied()
             .unwrap_or("other");
-        self.rpc_calls_total
+        self.nodes
+            .rpc_calls_total
             .with_label_values(&[method, if ok { "ok" } else { "error" }])
             .inc();
-        self.rpc_seconds
+        self.nodes
+            .rpc_seconds
             .with_label_values(&[method])
             .observe(seconds);
     }

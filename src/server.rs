@@ -12,6 +12,7 @@ use crate::session::connection::{serve, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
 use ndas_core::bucket::TokenBucket;
+use ndas_core::by_address::{make_room, network_of};
 use ndas_core::closed::Closed;
 use ndas_core::sync::LockAnyway;
 use ndas_core::work::ExtranonceAllocator;
@@ -36,42 +37,6 @@ pub struct Bounds {
 /// Most addresses remembered for drops, bans or strikes; past it, expired
 /// ones go, then the oldest.
 const MAX_REMEMBERED: usize = 65_536;
-
-/// The address a bound, a ban or a strike count is kept for: an IPv6 client
-/// by its /64, the least a site is given, so one host cannot rotate through
-/// its prefix; IPv4 (and IPv4-mapped IPv6) by the address.
-pub fn group(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(bits.into())
-        }
-        v4 => v4,
-    }
-}
-
-/// Makes room in `map` (a table by address, at most `max`) for one more:
-/// the expired go (`live` says which stay), then the oldest eighth by `age`,
-/// never all at once, so a flood of new addresses costs one sort per eighth
-/// of the table, not a scan per address, and resets no one.
-pub(crate) fn make_room<V, K: Ord + Copy>(
-    map: &mut HashMap<IpAddr, V>,
-    max: usize,
-    live: impl Fn(&V) -> bool,
-    age: impl Fn(&V) -> K,
-) {
-    if map.len() < max {
-        return;
-    }
-    map.retain(|_, v| live(v));
-    if map.len() < max {
-        return;
-    }
-    let mut ages: Vec<K> = map.values().map(&age).collect();
-    let (_, cutoff, _) = ages.select_nth_unstable(max / 8);
-    let cutoff = *cutoff;
-    map.retain(|_, v| age(v) > cutoff);
-}
 
 /// Counts open connections, in all and per address, remembers addresses
 /// dropped for invalid shares, and refuses a connection over a bound or from
@@ -130,7 +95,7 @@ impl Admission {
 
     /// A place for a connection from `ip`, or the name of the bound it is over.
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Admitted, &'static str> {
-        let ip = group(ip);
+        let ip = network_of(ip);
         let mut open = self.lock();
         if let Some(until) = open.banned.get(&ip) {
             if Instant::now() < *until {
@@ -167,7 +132,7 @@ impl Admission {
         if self.bounds.ban_after_drops == 0 {
             return false;
         }
-        let (ip, now) = (group(ip), Instant::now());
+        let (ip, now) = (network_of(ip), Instant::now());
         let ban_for = self.bounds.ban_for;
         let mut open = self.lock();
         let recent = |(_, since): &(u32, Instant)| now.duration_since(*since) < ban_for;
@@ -198,7 +163,7 @@ impl Admission {
     /// then on and reports its own count when it ends.
     pub fn take_strikes(&self, ip: IpAddr) -> u32 {
         let mut open = self.lock();
-        match open.strikes.remove(&group(ip)) {
+        match open.strikes.remove(&network_of(ip)) {
             Some((strikes, since)) if since.elapsed() < self.bounds.ban_for => strikes,
             _ => 0,
         }
@@ -210,7 +175,7 @@ impl Admission {
         if strikes == 0 {
             return;
         }
-        let (ip, now) = (group(ip), Instant::now());
+        let (ip, now) = (network_of(ip), Instant::now());
         let ban_for = self.bounds.ban_for;
         let mut open = self.lock();
         let recent = |(_, since): &(u32, Instant)| now.duration_since(*since) < ban_for;
@@ -282,7 +247,7 @@ pub async fn accept_loop(
         let config = context.config.borrow().clone();
         let session = Session::leased(config, lease, resumptions.clone(), Now::system())
             .with_payouts(context.payout_groups.clone())
-            .from_source(group(peer.ip()));
+            .from_source(network_of(peer.ip()));
         let context = context.clone();
         let admission = admission.clone();
         let mut context = context;

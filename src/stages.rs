@@ -368,7 +368,7 @@ impl Stage<'_> {
             self.tasks
                 .spawn(history::run(history, stats.clone(), self.shutdown.clone()));
         }
-        if stats.notifies("workers_offline") {
+        if stats.tells("workers_offline") {
             self.tasks.spawn(lifecycle::watch_workers(
                 stats.clone(),
                 WORKERS_WATCH_EVERY,

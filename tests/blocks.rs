@@ -194,7 +194,7 @@ async fn a_stale_block_is_settled_as_the_node_judged_it_and_never_retried() {
     let metrics = running.stats().metrics.clone();
     // Settled: a second look a while later finds no further attempt.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(metrics.blocks_submitted_total.get(), 1);
+    assert_eq!(metrics.blocks.submitted_total.get(), 1);
     running.shutdown().await;
     let settled = journal.settled().unwrap();
     assert_eq!(settled.len(), 1);
@@ -203,7 +203,8 @@ async fn a_stale_block_is_settled_as_the_node_judged_it_and_never_retried() {
     assert_eq!(outcome, Outcome::Inconclusive);
     assert_eq!(
         metrics
-            .blocks_total
+            .blocks
+            .settled_total
             .with_label_values(&[outcome.label()])
             .get(),
         1
@@ -228,7 +229,7 @@ async fn a_block_whose_submission_timed_out_but_reached_the_node_is_settled_acce
     pair.main.signal("STOP");
     let share = common::submit_block(&mut client, &work, "w", 1).await;
     wait_for(
-        || metrics.blocks_submitted_total.get() >= 2,
+        || metrics.blocks.submitted_total.get() >= 2,
         "a submission timed out and was retried",
     )
     .await;

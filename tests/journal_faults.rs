@@ -136,7 +136,7 @@ async fn a_block_found_on_a_full_disk_still_reaches_the_node_and_is_counted_as_n
         serde_json::json!(block.hash.to_string()),
         "the node has the block"
     );
-    assert_eq!(metrics.blocks_unjournaled_total.get(), 1);
+    assert_eq!(metrics.blocks.unjournaled_total.get(), 1);
     let pending = journal.pending().unwrap();
     assert!(
         pending.iter().all(|e| e.hash != block.hash.to_string()),
@@ -159,7 +159,7 @@ async fn a_block_found_on_a_full_disk_still_reaches_the_node_and_is_counted_as_n
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(metrics.blocks_unjournaled_total.get(), 1);
+    assert_eq!(metrics.blocks.unjournaled_total.get(), 1);
     running.shutdown().await;
     // What the full disk took of the first block's record was cut back:
     // the log reads clean, nothing moved aside as damaged.

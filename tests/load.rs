@@ -54,6 +54,6 @@ async fn miners_are_held_answered_and_see_new_jobs() {
     // moves during the window and every miner receives the new jobs.
     assert!(report.fanout_ms.count >= 1, "{report}");
     let stats = running.stats();
-    assert!(stats.metrics.blocks_found_total.get() >= 1);
+    assert!(stats.metrics.blocks.found_total.get() >= 1);
     running.shutdown().await;
 }

@@ -245,6 +245,7 @@ async fn zmq_hashblock_moves_miners_to_a_new_tip() {
     let zmq = running
         .stats()
         .metrics
+        .nodes
         .zmq_hashblocks_total
         .with_label_values(&["primary"])
         .get();

@@ -88,7 +88,7 @@ async fn on_signet_shares_are_not_blocks_until_one_meets_the_network_target() {
         let answer = client.submit("acct.rig", &share).await.unwrap();
         assert_eq!(answer["result"], json!(true), "{answer}");
     }
-    assert_eq!(metrics.blocks_submitted_total.get(), 0);
+    assert_eq!(metrics.blocks.submitted_total.get(), 0);
     assert_eq!(node.height().await, 0);
 
     // A hash that meets signet's target is a block the node takes: no
@@ -115,7 +115,7 @@ async fn on_signet_shares_are_not_blocks_until_one_meets_the_network_target() {
     let mined = node.call("getblock", json!([best, 2])).await;
     let coinbase_out = &mined["tx"][0]["vout"][0]["scriptPubKey"]["address"];
     assert_eq!(coinbase_out, &json!(payout));
-    assert_eq!(metrics.blocks_submitted_total.get(), 1);
+    assert_eq!(metrics.blocks.submitted_total.get(), 1);
     running.shutdown().await;
 }
 

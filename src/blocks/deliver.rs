@@ -104,7 +104,7 @@ impl Submitter {
             let permit = self.gates[node.index]
                 .enter(self.on_tip(block.parent))
                 .await;
-            self.stats.metrics.blocks_submitted_total.inc();
+            self.stats.metrics.blocks.submitted_total.inc();
             // Share read to this node's submitblock going out (logged once
             // it is out): the last node's is what a second node costs.
             let sent = block

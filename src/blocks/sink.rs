@@ -98,7 +98,7 @@ impl BlockSink {
         // Header, transaction count, coinbase: an upper bound of its head.
         let bytes = BlockTriage::charge(80 + 9 + block.job.coinbase.weight());
         let admit = self.triage.admit(parent, block.job.template.height, bytes);
-        let siblings = &self.metrics.block_siblings_total;
+        let siblings = &self.metrics.blocks.siblings_total;
         let first = match admit {
             Admit::First => true,
             Admit::Sibling => {
@@ -135,8 +135,8 @@ impl BlockSink {
 /// Sets the kept-siblings gauges from the triage.
 pub(super) fn count_kept(triage: &BlockTriage, metrics: &Metrics) {
     let (kept, bytes) = triage.kept();
-    metrics.block_siblings_kept.set(kept as i64);
-    metrics.block_siblings_kept_bytes.set(bytes as i64);
+    metrics.blocks.siblings_kept.set(kept as i64);
+    metrics.blocks.siblings_kept_bytes.set(bytes as i64);
 }
 
 /// Starts the journal thread. It ends when every [`BlockSink`] is dropped,
@@ -158,7 +158,8 @@ pub fn start_journal_thread(
                 let started = std::time::Instant::now();
                 let prepared_blocks = prepare(&journal, &batch);
                 thread_metrics
-                    .block_journal_seconds
+                    .blocks
+                    .journal_seconds
                     .observe(started.elapsed().as_secs_f64());
                 for block in prepared_blocks {
                     // Once journaled, a block the submitter is gone for is

@@ -152,7 +152,7 @@ impl Submitter {
     /// stands).
     async fn take(&self, block: Prepared) -> Option<Prepared> {
         if let Err(error) = &block.durable {
-            self.stats.metrics.blocks_unjournaled_total.inc();
+            self.stats.metrics.blocks.unjournaled_total.inc();
             tracing::error!(hash = %block.entry.hash, %error, block = %faster_hex::hex_string(&block.entry.block.to_vec()), "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
         }
         if block.first {
@@ -191,7 +191,11 @@ impl Submitter {
         // Share read to submitblock sent; 0 for blocks from an earlier run.
         let delay = received.map_or(0.0, |received| received.elapsed().as_secs_f64());
         if received.is_some() {
-            self.stats.metrics.block_submit_delay_seconds.observe(delay);
+            self.stats
+                .metrics
+                .blocks
+                .submit_delay_seconds
+                .observe(delay);
             // The main output is the last one paid.
             let payout = entry.paid.last().map_or("", |paid| paid.address.as_str());
             self.stats
@@ -316,7 +320,8 @@ impl Submitter {
         }
         self.stats
             .metrics
-            .block_siblings_total
+            .blocks
+            .siblings_total
             .with_label_values(&["discarded"])
             .inc_by(count);
     }
@@ -324,7 +329,8 @@ impl Submitter {
     fn count_sibling(&self, outcome: &str) {
         self.stats
             .metrics
-            .block_siblings_total
+            .blocks
+            .siblings_total
             .with_label_values(&[outcome])
             .inc();
     }
@@ -347,7 +353,8 @@ impl Submitter {
     fn node_verdict(&self, entry: &JournalEntry, node: &str, outcome: &Outcome) {
         self.stats
             .metrics
-            .node_blocks_total
+            .nodes
+            .blocks_total
             .with_label_values(&[node, outcome.label()])
             .inc();
         if let Outcome::Rejected(reason) = outcome {

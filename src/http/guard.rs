@@ -11,8 +11,8 @@ use hyper::header::AUTHORIZATION;
 use hyper::HeaderMap;
 use subtle::ConstantTimeEq;
 
-use crate::server::{group, make_room};
 use ndas_core::bucket::TokenBucket;
+use ndas_core::by_address::{make_room, network_of};
 use ndas_core::sync::LockAnyway;
 use ndas_core::Secret;
 
@@ -46,7 +46,7 @@ impl Guard {
 
     /// Takes one request from `ip`'s allowance: false when it is spent.
     pub fn allow(&self, ip: IpAddr, now: Instant) -> bool {
-        let ip = group(ip);
+        let ip = network_of(ip);
         let rate = self.per_second;
         let mut buckets = self.buckets.lock_anyway();
         if !buckets.contains_key(&ip) {
@@ -141,7 +141,7 @@ mod tests {
         );
         assert!(guard.allow(other, start));
         assert!(guard.allow(one, start + Duration::from_millis(250)));
-        assert_eq!(group("::ffff:192.0.2.7".parse().unwrap()), other);
+        assert_eq!(network_of("::ffff:192.0.2.7".parse().unwrap()), other);
     }
 
     #[test]

@@ -271,12 +271,14 @@ impl Nodes {
                 let label = &[node.name.as_str()];
                 self.stats
                     .metrics
-                    .node_up
+                    .nodes
+                    .up
                     .with_label_values(label)
                     .set(i64::from(up));
                 self.stats
                     .metrics
-                    .node_behind
+                    .nodes
+                    .behind
                     .with_label_values(label)
                     .set(i64::from(behind));
                 NodeStatus {
@@ -297,6 +299,7 @@ impl Nodes {
             .collect();
         self.stats
             .metrics
+            .nodes
             .template_source
             .set(serving.map_or(-1, |i| i as i64));
         self.stats.set_nodes(statuses);

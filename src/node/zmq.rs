@@ -85,7 +85,7 @@ async fn run(subscriber: Subscriber, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             ended = subscription.listen() => ended,
         };
-        stats.metrics.zmq_up.with_label_values(&label).set(0);
+        stats.metrics.nodes.zmq_up.with_label_values(&label).set(0);
         subscription.failures += 1;
         let first = subscription.failures == 1;
         match ended {
@@ -95,6 +95,7 @@ async fn run(subscriber: Subscriber, shutdown: CancellationToken) {
             Ended::Silent(tip) => {
                 stats
                     .metrics
+                    .nodes
                     .zmq_silent_total
                     .with_label_values(&label)
                     .inc();
@@ -147,7 +148,7 @@ impl Subscription<'_> {
                     };
                     let Some(hash) = hashblock(&message) else { continue };
                     let label = [self.node.name.as_str()];
-                    self.stats.metrics.zmq_hashblocks_total.with_label_values(&label).inc();
+                    self.stats.metrics.nodes.zmq_hashblocks_total.with_label_values(&label).inc();
                     // The fetcher at once when templates come from this
                     // node; and its own tip poll, which tells the fetcher
                     // when it is now ahead of the node they come from.
@@ -159,7 +160,7 @@ impl Subscription<'_> {
                         tracing::info!(node = %self.node.name, endpoint = self.endpoint, %hash, "ZMQ hashblock subscription restored");
                         self.failures = 0;
                     }
-                    self.stats.metrics.zmq_up.with_label_values(&label).set(1);
+                    self.stats.metrics.nodes.zmq_up.with_label_values(&label).set(1);
                     if unannounced.is_some_and(|(waiting, _)| waiting == hash) {
                         unannounced = None;
                     }

@@ -158,7 +158,7 @@ impl ConnectionStats {
             },
             // Listed and told by the submitter, for the first block of a
             // parent only: a flood of siblings must not push real blocks out.
-            Event::Block(_) => metrics.blocks_found_total.inc(),
+            Event::Block(_) => metrics.blocks.found_total.inc(),
             Event::JobSent { created } => metrics
                 .notify_delay_seconds
                 .observe(created.elapsed().as_secs_f64()),

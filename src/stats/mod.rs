@@ -48,7 +48,7 @@ pub struct BlockView {
 
 use crate::config::Port;
 use crate::metrics::Metrics;
-use crate::notify::{Event, Sink};
+use crate::notifications::{Notice, Sink};
 use ndas_core::clock::unix_now;
 use ndas_core::sync::LockAnyway;
 
@@ -129,7 +129,7 @@ pub struct Stats {
     /// `stratum.offline_after_share_intervals`, as f64 bits.
     offline_after: AtomicU64,
     /// The `[[notify]]` targets' queues.
-    notify: std::sync::OnceLock<Sink>,
+    notifications: std::sync::OnceLock<Sink>,
     /// Workers mining for the fallback address, for `payouts.fallback`.
     fallbacks: Mutex<fallback::Fallbacks>,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
@@ -160,7 +160,7 @@ impl Stats {
             workers: registry::Registry::new(max_workers),
             ranking: ranking::Ranking::default(),
             offline_after: AtomicU64::new(10f64.to_bits()),
-            notify: std::sync::OnceLock::new(),
+            notifications: std::sync::OnceLock::new(),
             fallbacks: Mutex::default(),
             ports: Mutex::new(Vec::new()),
         }
@@ -224,8 +224,8 @@ impl Stats {
             };
             let node = new.name.clone();
             match (old.state == "down", new.state == "down") {
-                (false, true) => self.notify(Event::NodeDown { node }),
-                (true, false) => self.notify(Event::NodeUp { node }),
+                (false, true) => self.tell(Notice::NodeDown { node }),
+                (true, false) => self.tell(Notice::NodeUp { node }),
                 _ => {}
             }
         }
@@ -249,20 +249,22 @@ impl Stats {
     }
 
     /// Where notifications go (set once, at start).
-    pub fn set_notify(&self, sink: Sink) {
-        let _ = self.notify.set(sink);
+    pub fn set_notifications(&self, sink: Sink) {
+        let _ = self.notifications.set(sink);
     }
 
     /// Tells the operator's notification targets, if any.
-    pub fn notify(&self, event: Event) {
-        if let Some(sink) = self.notify.get() {
-            sink.send(event);
+    pub fn tell(&self, notice: Notice) {
+        if let Some(sink) = self.notifications.get() {
+            sink.send(notice);
         }
     }
 
-    /// Whether a notification target takes events named `name`.
-    pub fn notifies(&self, name: &str) -> bool {
-        self.notify.get().is_some_and(|sink| sink.wants(name))
+    /// Whether a notification target takes notices named `name`.
+    pub fn tells(&self, name: &str) -> bool {
+        self.notifications
+            .get()
+            .is_some_and(|sink| sink.wants(name))
     }
 
     /// A block submitted as the first on its parent (its siblings are
@@ -273,7 +275,7 @@ impl Stats {
         if blocks.len() == RECENT_BLOCKS {
             blocks.pop_front();
         }
-        let found = Event::BlockFound {
+        let found = Notice::BlockFound {
             height,
             hash: hash.clone(),
             worker: worker.to_owned(),
@@ -288,16 +290,17 @@ impl Stats {
         };
         blocks.push_back(record);
         drop(blocks);
-        self.notify(found);
+        self.tell(found);
     }
 
     /// The nodes' verdict on a block (`accepted`, `duplicate`, `inconclusive`, `rejected`).
     pub fn block_settled(&self, block: SettledBlock<'_>, outcome: &'static str) {
         self.metrics
-            .blocks_total
+            .blocks
+            .settled_total
             .with_label_values(&[outcome])
             .inc();
-        self.notify(Event::BlockSettled {
+        self.tell(Notice::BlockSettled {
             height: block.height,
             hash: block.hash.to_owned(),
             worker: block.worker.to_owned(),
@@ -331,7 +334,7 @@ impl Stats {
             shares_accepted: m.shares_accepted(),
             shares_rejected: rejected,
             accepted_difficulty: m.accepted_difficulty(),
-            blocks_found: m.blocks_found_total.get(),
+            blocks_found: m.blocks.found_total.get(),
         }
     }
 
@@ -435,9 +438,9 @@ impl Stats {
             },
             "ports": self.ports_snapshot(),
             "blocks": {
-                "found": m.blocks_found_total.get(),
-                "accepted": m.blocks_total.with_label_values(&["accepted"]).get(),
-                "rejected": m.blocks_total.with_label_values(&["rejected"]).get(),
+                "found": m.blocks.found_total.get(),
+                "accepted": m.blocks.settled_total.with_label_values(&["accepted"]).get(),
+                "rejected": m.blocks.settled_total.with_label_values(&["rejected"]).get(),
                 "recent": blocks,
             },
             "template": template.map(|t| json!({

@@ -21,6 +21,7 @@
 //!   [`labels!`]: an enum's metric labels and their list, from one table.
 
 pub mod bucket;
+pub mod by_address;
 pub mod chain;
 pub mod client;
 pub mod clock;

@@ -105,7 +105,8 @@ fn a_node_trailing_for_long_enough_is_behind_in_the_metrics_and_the_api() {
         nodes
             .stats
             .metrics
-            .node_behind
+            .nodes
+            .behind
             .with_label_values(&["a"])
             .get()
     };

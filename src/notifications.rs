@@ -36,7 +36,7 @@ const DRAIN: Duration = Duration::from_secs(5);
 
 /// Something the operator is told.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Event {
+pub enum Notice {
     BlockFound {
         height: u32,
         hash: String,
@@ -63,19 +63,19 @@ pub enum Event {
     },
 }
 
-impl Event {
+impl Notice {
     /// The `events` name a target takes it by.
     pub fn name(&self) -> &'static str {
         match self {
-            Event::BlockFound { .. } => "block_found",
-            Event::BlockSettled {
+            Notice::BlockFound { .. } => "block_found",
+            Notice::BlockSettled {
                 outcome: "accepted" | "duplicate",
                 ..
             } => "block_accepted",
-            Event::BlockSettled { .. } => "block_rejected",
-            Event::NodeDown { .. } => "node_down",
-            Event::NodeUp { .. } => "node_up",
-            Event::Workers { .. } => "workers_offline",
+            Notice::BlockSettled { .. } => "block_rejected",
+            Notice::NodeDown { .. } => "node_down",
+            Notice::NodeUp { .. } => "node_up",
+            Notice::Workers { .. } => "workers_offline",
         }
     }
 }
@@ -87,14 +87,14 @@ pub struct Sink(Arc<Vec<Queue>>);
 
 struct Queue {
     config: NotifyConfig,
-    sender: mpsc::Sender<Event>,
+    sender: mpsc::Sender<Notice>,
     metrics: Arc<Metrics>,
 }
 
 impl Sink {
     /// Puts `event` on the queue of every target that takes it, never
     /// waiting: a full queue drops it (`ndas_notifications_total{outcome="dropped"}`).
-    pub fn send(&self, event: Event) {
+    pub fn send(&self, event: Notice) {
         for queue in self.0.iter().filter(|q| q.config.takes(event.name())) {
             if queue.sender.try_send(event.clone()).is_err() {
                 queue.count("dropped");
@@ -176,7 +176,7 @@ struct Target {
 /// [`DRAIN`] more.
 async fn deliver(
     mut target: Target,
-    mut receiver: mpsc::Receiver<Event>,
+    mut receiver: mpsc::Receiver<Notice>,
     shutdown: CancellationToken,
 ) {
     let mut until: Option<tokio::time::Instant> = None;
@@ -195,7 +195,7 @@ async fn deliver(
                 .flatten(),
         };
         let Some(event) = event else { return };
-        if let Event::Workers { online, offline } = event {
+        if let Notice::Workers { online, offline } = event {
             if !target.workers_news(online, offline) {
                 continue;
             }
@@ -322,7 +322,7 @@ mod tests {
 
     #[test]
     fn each_verdict_goes_by_its_event_name() {
-        let settled = |outcome| Event::BlockSettled {
+        let settled = |outcome| Notice::BlockSettled {
             height: 1,
             hash: "h".into(),
             worker: "w".into(),

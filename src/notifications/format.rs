@@ -5,7 +5,7 @@
 
 use serde_json::json;
 
-use super::Event;
+use super::Notice;
 use crate::config::{NotifyConfig, NotifyKind};
 use ndas_core::Secret;
 
@@ -20,9 +20,9 @@ pub struct Request {
 }
 
 /// A short title and a one-line message for `event`.
-fn words(event: &Event) -> (String, String) {
+fn words(event: &Notice) -> (String, String) {
     match event {
-        Event::BlockFound {
+        Notice::BlockFound {
             height,
             hash,
             worker,
@@ -30,7 +30,7 @@ fn words(event: &Event) -> (String, String) {
             format!("Block {height} found"),
             format!("{worker} found block {height} ({hash}); it is journaled and sent to the node"),
         ),
-        Event::BlockSettled {
+        Notice::BlockSettled {
             height,
             hash,
             worker,
@@ -39,15 +39,15 @@ fn words(event: &Event) -> (String, String) {
             format!("Block {height} {outcome}"),
             format!("The node says {outcome} to block {height} ({hash}) by {worker}"),
         ),
-        Event::NodeDown { node } => (
+        Notice::NodeDown { node } => (
             format!("Node {node} down"),
             format!("Node {node} does not answer, or gives no templates; /readyz and /api/stats say more"),
         ),
-        Event::NodeUp { node } => (
+        Notice::NodeUp { node } => (
             format!("Node {node} up"),
             format!("Node {node} answers and gives templates again"),
         ),
-        Event::Workers { online, offline } => (
+        Notice::Workers { online, offline } => (
             format!("{offline} workers offline"),
             format!(
                 "{offline} of {} workers have stopped sharing at their pace; /api/workers?state=offline lists them",
@@ -58,7 +58,7 @@ fn words(event: &Event) -> (String, String) {
 }
 
 /// How loud ntfy should be, and its tags.
-fn ntfy_style(event: &Event) -> (&'static str, &'static str) {
+fn ntfy_style(event: &Notice) -> (&'static str, &'static str) {
     match event.name() {
         "block_found" | "block_accepted" => ("4", "tada"),
         "block_rejected" | "node_down" => ("5", "rotating_light"),
@@ -68,7 +68,7 @@ fn ntfy_style(event: &Event) -> (&'static str, &'static str) {
 }
 
 /// The request `config` takes for `event` at Unix time `at`.
-pub fn request(config: &NotifyConfig, event: &Event, at: u64) -> Request {
+pub fn request(config: &NotifyConfig, event: &Notice, at: u64) -> Request {
     let (title, message) = words(event);
     let url = config.url.as_ref().map(|u| u.expose()).unwrap_or("");
     let bearer = config.token.as_ref().map(|t| {
@@ -134,20 +134,20 @@ pub fn request(config: &NotifyConfig, event: &Event, at: u64) -> Request {
 }
 
 /// The event's fields, for the JSON webhook.
-fn details(event: &Event) -> Option<serde_json::Value> {
+fn details(event: &Notice) -> Option<serde_json::Value> {
     Some(match event {
-        Event::BlockFound {
+        Notice::BlockFound {
             height,
             hash,
             worker,
         } => json!({"height": height, "hash": hash, "worker": worker}),
-        Event::BlockSettled {
+        Notice::BlockSettled {
             height,
             hash,
             worker,
             outcome,
         } => json!({"height": height, "hash": hash, "worker": worker, "outcome": outcome}),
-        Event::NodeDown { node } | Event::NodeUp { node } => json!({"node": node}),
-        Event::Workers { online, offline } => json!({"online": online, "offline": offline}),
+        Notice::NodeDown { node } | Notice::NodeUp { node } => json!({"node": node}),
+        Notice::Workers { online, offline } => json!({"online": online, "offline": offline}),
     })
 }
