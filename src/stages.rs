@@ -209,9 +209,9 @@ pub struct Stage<'a> {
 }
 
 impl Stage<'_> {
-    /// The watcher, which publishes templates; the job stage, which builds
-    /// from the newest (one skipped while a build runs is never worth
-    /// building); and each node's ZMQ subscriber.
+    /// The watcher, which hands each changed template to the job stage
+    /// and fetches again once its jobs are built; the job stage; and each
+    /// node's ZMQ subscriber.
     pub fn node_side(
         &self,
         config: &Config,
@@ -228,10 +228,10 @@ impl Stage<'_> {
             longpoll_timeout: Duration::from_secs(300),
             coinbase: manager.groups().coinbase_bounds(),
         };
-        let (new_templates, templates_for_jobs) = watch::channel(None);
+        let (handoff, jobs_in) = node::watcher::handoff();
         self.tasks.spawn(node::watcher::run(
             nodes.clone(),
-            new_templates,
+            handoff,
             wake.clone(),
             watcher,
             self.stats.clone(),
@@ -239,7 +239,7 @@ impl Stage<'_> {
         ));
         self.tasks.spawn(work::run(
             manager.clone(),
-            templates_for_jobs,
+            jobs_in,
             self.stats.clone(),
             self.shutdown.clone(),
         ));

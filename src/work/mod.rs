@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::node::watcher::NewTemplate;
+use crate::node::watcher::JobsIn;
 use crate::stats::Stats;
 
 use ndas_core::chain::coinbase::CoinbaseError;
@@ -117,14 +117,18 @@ impl JobManager {
     }
 }
 
-/// Builds and publishes the jobs of each new template the node side
-/// publishes on `templates`, until `shutdown`.
+/// Builds and publishes the jobs of each new template the node side hands
+/// over, and says which one it has built, until `shutdown`.
 pub async fn run(
     manager: Arc<JobManager>,
-    mut templates: watch::Receiver<Option<NewTemplate>>,
+    jobs_in: JobsIn,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
+    let JobsIn {
+        mut templates,
+        built,
+    } = jobs_in;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -158,6 +162,7 @@ pub async fn run(
             }
             Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
         }
+        built.send_replace(new.seq);
     }
 }
 
