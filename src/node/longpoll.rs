@@ -6,12 +6,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::IgnoredAny;
+use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::nodes::Node;
-use super::watcher::{template_request, WatcherConfig};
+use ndas_core::chain::Network;
 use ndas_core::template::Template;
+
+/// The `getblocktemplate` request: segwit always, signet where Core requires it.
+pub fn template_request(network: Network, longpoll_id: Option<&str>) -> Value {
+    let mut rules = vec!["segwit"];
+    if network == Network::Signet {
+        rules.push("signet");
+    }
+    let mut request = json!({ "rules": rules });
+    if let Some(id) = longpoll_id {
+        request["longpollid"] = json!(id);
+    }
+    json!([request])
+}
 
 /// Points the longpoll at `template`'s id on `node`. Changed only when the
 /// node or its id is new: an open longpoll is not dropped for the same one
@@ -40,7 +54,9 @@ pub fn follow(
 pub async fn run(
     wake: Arc<Notify>,
     mut ids: watch::Receiver<Option<(Arc<Node>, String)>>,
-    config: WatcherConfig,
+    network: Network,
+    // How long one longpoll request may wait for the node.
+    timeout: Duration,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -52,12 +68,10 @@ pub async fn run(
             }
             continue;
         };
-        let request = template_request(config.network, Some(&id));
-        let call = node.rpc.call_with_timeout::<IgnoredAny>(
-            "getblocktemplate",
-            request,
-            config.longpoll_timeout,
-        );
+        let request = template_request(network, Some(&id));
+        let call = node
+            .rpc
+            .call_with_timeout::<IgnoredAny>("getblocktemplate", request, timeout);
         // A node that ignores longpoll answers at once; never ask faster than this.
         let next = tokio::time::Instant::now() + LONGPOLL_MIN_INTERVAL;
         tokio::select! {

@@ -12,7 +12,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{json, Value};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -112,19 +111,6 @@ impl Handoff {
     }
 }
 
-/// The `getblocktemplate` request: segwit always, signet where Core requires it.
-pub fn template_request(network: Network, longpoll_id: Option<&str>) -> Value {
-    let mut rules = vec!["segwit"];
-    if network == Network::Signet {
-        rules.push("signet");
-    }
-    let mut request = json!({ "rules": rules });
-    if let Some(id) = longpoll_id {
-        request["longpollid"] = json!(id);
-    }
-    json!([request])
-}
-
 /// What the last published job was built from, to tell changes apart.
 struct Published {
     prev_hash: Hash256,
@@ -162,7 +148,8 @@ pub async fn run(
     tokio::spawn(super::longpoll::run(
         wake.clone(),
         longpoll_rx,
-        config.clone(),
+        config.network,
+        config.longpoll_timeout,
         shutdown.clone(),
     ));
 
@@ -431,7 +418,7 @@ async fn fetch(
     let raw = rpc
         .call::<ndas_core::template::RawTemplate>(
             "getblocktemplate",
-            template_request(config.network, None),
+            super::longpoll::template_request(config.network, None),
         )
         .await
         .map_err(|e| e.to_string())?;
