@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::*;
 use ndas_core::chain::Network;
-use ndas_core::testkit::{template, TIP_A, TIP_B};
+use ndas_core::testkit::{job_config, template, TIP_A, TIP_B};
 use ndas_core::work::groups::Group;
 use ndas_core::work::payout::Payout;
 
@@ -18,12 +18,7 @@ fn payout(address: &str) -> Payout {
 
 fn by_username(max_groups: usize) -> Arc<JobManager> {
     JobManager::new(
-        JobConfig {
-            payout_script: Vec::new(),
-            coinbase_tag: b"/NDAS/".to_vec(),
-            extranonce2_size: 8,
-            splits: Vec::new(),
-        },
+        job_config(),
         1,
         Payouts {
             fixed: None,

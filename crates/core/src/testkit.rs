@@ -14,6 +14,17 @@ use crate::vardiff::VardiffConfig;
 use crate::work::Extranonce1;
 use crate::work::{Job, JobConfig};
 
+/// How test jobs are built: the `/NDAS/` tag, an 8-byte extranonce2, no
+/// splits, and the payout script each payout group gives.
+pub fn job_config() -> JobConfig {
+    JobConfig {
+        payout_script: Vec::new(),
+        coinbase_tag: b"/NDAS/".to_vec(),
+        extranonce2_size: 8,
+        splits: Vec::new(),
+    }
+}
+
 /// The payout script of a regtest P2PKH address.
 pub const PAYOUT: &str = "76a9147af7d2a45dab23c78e3a5846dd4671aab308044d88ac";
 

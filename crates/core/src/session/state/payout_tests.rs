@@ -11,7 +11,6 @@ use crate::template::Template;
 use crate::testkit::{find, now, send, session, submit_line, template, TIP_A};
 use crate::work::groups::Payouts;
 use crate::work::payout::Payout;
-use crate::work::JobConfig;
 
 const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
@@ -22,12 +21,7 @@ fn manager(bits: &str) -> Arc<PayoutGroups> {
 
 fn with_fallback(bits: &str, fallback: Option<&str>) -> Arc<PayoutGroups> {
     let manager = <PayoutGroups>::new(
-        JobConfig {
-            payout_script: Vec::new(),
-            coinbase_tag: b"/NDAS/".to_vec(),
-            extranonce2_size: 8,
-            splits: Vec::new(),
-        },
+        crate::testkit::job_config(),
         1,
         Payouts {
             fixed: fallback.map(|address| Payout::parse(address, Network::Regtest).unwrap()),

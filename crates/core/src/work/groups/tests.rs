@@ -1,18 +1,9 @@
 use super::*;
-use crate::testkit::{template, TIP_A, TIP_B};
+use crate::testkit::{job_config, template, TIP_A, TIP_B};
 
 const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
 const POOL: &str = "mipcBbFg9gMiCh81Kj8tqqdgoZub1ZJRfn";
-
-fn config() -> JobConfig {
-    JobConfig {
-        payout_script: Vec::new(),
-        coinbase_tag: b"/NDAS/".to_vec(),
-        extranonce2_size: 8,
-        splits: Vec::new(),
-    }
-}
 
 fn payout(address: &str) -> Payout {
     Payout::parse(address, Network::Regtest).unwrap()
@@ -20,7 +11,7 @@ fn payout(address: &str) -> Payout {
 
 fn by_username(fallback: Option<&str>, max_groups: usize) -> Arc<PayoutGroups> {
     <PayoutGroups>::new(
-        config(),
+        job_config(),
         1,
         Payouts {
             fixed: fallback.map(payout),
@@ -46,7 +37,7 @@ fn pays(job: &Job) -> Vec<u8> {
 #[test]
 fn fixed_mode_has_one_group_for_every_username_and_builds_one_job() {
     let manager = <PayoutGroups>::new(
-        config(),
+        job_config(),
         1,
         Payouts {
             fixed: Some(payout(POOL)),
@@ -176,12 +167,7 @@ fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
     .unwrap();
     let run = |at| {
         <PayoutGroups>::new(
-            JobConfig {
-                payout_script: Vec::new(),
-                coinbase_tag: b"/NDAS/".to_vec(),
-                extranonce2_size: 8,
-                splits: Vec::new(),
-            },
+            job_config(),
             crate::work::job::first_job_id(at),
             Payouts {
                 fixed: Some(payout.clone()),
