@@ -50,10 +50,6 @@ impl Feed for JobFeed {
         self.0.send_replace(Some(job));
     }
 
-    fn current(&self) -> Option<Arc<Job>> {
-        self.0.borrow().clone()
-    }
-
     fn subscribe(&self) -> (JobReceiver, Option<Arc<Job>>) {
         let mut jobs = self.0.subscribe();
         let current = jobs.borrow_and_update().clone();

@@ -133,7 +133,7 @@ impl<F: Feed> Group<F> {
 
     /// The job this group's miners have now.
     pub fn current(&self) -> Option<Arc<Job>> {
-        self.feed.current()
+        self.feed.subscribe().1
     }
 }
 

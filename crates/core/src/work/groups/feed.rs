@@ -18,8 +18,6 @@ pub trait Feed: Default + Debug + Send + Sync + 'static {
     type Receiver: Send + 'static;
     /// The group's new job: from now on the only one worth mining.
     fn publish(&self, job: Arc<Job>);
-    /// The group's newest job, if it has had one.
-    fn current(&self) -> Option<Arc<Job>>;
     /// A new receiver, and the job that was current when it was made: the
     /// receiver brings every job after that one, so none is missed between.
     fn subscribe(&self) -> (Self::Receiver, Option<Arc<Job>>);
@@ -37,11 +35,7 @@ impl Feed for Latest {
         *self.0.lock_anyway() = Some(job);
     }
 
-    fn current(&self) -> Option<Arc<Job>> {
-        self.0.lock_anyway().clone()
-    }
-
     fn subscribe(&self) -> ((), Option<Arc<Job>>) {
-        ((), self.current())
+        ((), self.0.lock_anyway().clone())
     }
 }
