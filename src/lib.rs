@@ -19,30 +19,22 @@ mod stages;
 pub mod stats;
 pub mod work;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use blocks::Journal;
 use config::Config;
+use ndas_core::events::Events;
 use stats::Stats;
 
 pub use lifecycle::{session_config, Running, StartError};
 
 /// Version bits miners may roll (BIP310's recommended general-purpose mask).
 pub const VERSION_ROLLING_MASK: u32 = ndas_core::chain::header::BIP320_MASK;
-
-async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
-    let error = |source| StartError::Listen { addr, source };
-    let listener = TcpListener::bind(addr).await.map_err(error)?;
-    let local = listener.local_addr().map_err(error)?;
-    Ok((listener, local))
-}
 
 /// Validates `config`, checks the licence, takes the instance lock, binds the
 /// stratum and metrics ports, and starts the watcher, submitter and listeners.
@@ -59,23 +51,25 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let history = stages::open_history(&config);
     let manager = stages::job_manager(&config);
     let listeners = stages::bind_ports(&config).await?;
-    let (http_listener, metrics_addr) = bind(config.metrics.listen).await?;
+    let (http_listener, metrics_addr) = stages::bind(config.metrics.listen).await?;
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    let metrics = Arc::new(metrics::Metrics::new());
     let stats = Arc::new(Stats::with_max_workers(
-        Arc::new(metrics::Metrics::new()),
+        metrics.clone(),
         config.stratum.worker_cap(),
     ));
     stats.set_offline_after(config.stratum.offline_after_share_intervals);
-    // First, so that nothing the start does goes untold.
-    stats.set_notifications(notifications::start(
-        &config.notify,
-        stats.metrics.clone(),
-        shutdown.clone(),
-        &tasks,
-    ));
-    let nodes = stages::connect_nodes(&config, &endpoints, &stats).await?;
+    let notifications =
+        notifications::start(&config.notify, metrics.clone(), shutdown.clone(), &tasks);
+    // The read models, before any stage: nothing the start does goes untold.
+    let events = Events::new(vec![
+        metrics.clone(),
+        stats.clone(),
+        Arc::new(notifications::Notifier::new(notifications.clone())),
+    ]);
+    let nodes = stages::connect_nodes(&config, &endpoints, &events, &metrics).await?;
     let wake = Arc::new(Notify::new());
     let pending = stages::recover_journal(&journal, &config).await?;
     let triage = Arc::new(blocks::BlockTriage::new(blocks::triage::Bounds {
@@ -83,17 +77,19 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         kept_bytes: config.blocks.max_kept_bytes,
     }));
     let (blocks, prepared) =
-        blocks::start_journal_thread(journal.clone(), triage.clone(), stats.metrics.clone())
+        blocks::start_journal_thread(journal.clone(), triage.clone(), events.clone())
             .map_err(StartError::JournalThread)?;
     let refresh = Duration::from_secs(config.mining.job_refresh_seconds);
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
     let stage = stages::Stage {
+        events: &events,
         stats: &stats,
+        notifications: &notifications,
         shutdown: &shutdown,
         tasks: &tasks,
     };
     stage.node_side(&config, &nodes, &endpoints, &manager, &wake, refresh_rx);
-    let submitter = stages::submitter(&config, nodes, &journal, wake, &stats, &manager, triage);
+    let submitter = stages::submitter(&config, nodes, &journal, wake, &events, &manager, triage);
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
     let ports = stage.stratum(&config, listeners, &manager, &blocks);
     stats.set_ports(ports.iter().map(|(port, _)| port.clone()).collect());

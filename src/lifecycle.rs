@@ -14,7 +14,6 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, Port};
 use crate::session::SessionConfig;
 use crate::stats::Stats;
-use crate::VERSION_ROLLING_MASK;
 use ndas_core::vardiff::VardiffConfig;
 
 /// Why NDAS could not start.
@@ -107,7 +106,7 @@ pub fn session_config(config: &Config, port: &Port) -> SessionConfig {
     let d = &config.difficulty;
     SessionConfig {
         extranonce2_size: config.stratum.extranonce2_size,
-        version_mask: VERSION_ROLLING_MASK,
+        version_mask: ndas_core::chain::header::BIP320_MASK,
         vardiff: VardiffConfig {
             start: port.start,
             min: port.min,
@@ -132,7 +131,12 @@ pub(crate) async fn prune_workers(stats: Arc<Stats>, shutdown: CancellationToken
 
 /// Tells the notification targets how many workers are offline, each
 /// `every` (they decide against their own thresholds whether that is news).
-pub(crate) async fn watch_workers(stats: Arc<Stats>, every: Duration, shutdown: CancellationToken) {
+pub(crate) async fn watch_workers(
+    stats: Arc<Stats>,
+    notifications: crate::notifications::Sink,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.tick().await;
     loop {
@@ -145,7 +149,7 @@ pub(crate) async fn watch_workers(stats: Arc<Stats>, every: Duration, shutdown: 
         if let Ok((online, offline)) =
             tokio::task::spawn_blocking(move || counting.worker_states()).await
         {
-            stats.tell(crate::notifications::Notice::Workers { online, offline });
+            notifications.send(crate::notifications::Notice::Workers { online, offline });
         }
     }
 }

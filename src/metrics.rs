@@ -10,6 +10,7 @@ use prometheus::{
 
 mod blocks;
 mod build;
+mod events;
 mod nodes;
 mod payouts;
 mod port;

@@ -7,7 +7,10 @@
 //! has its own task that sends, retries with backoff, and gives up. A
 //! target's URL and token are secrets: logs name the target, never them.
 
+mod events;
 mod format;
+
+pub use events::Notifier;
 
 use std::sync::Arc;
 use std::time::Duration;

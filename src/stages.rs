@@ -16,13 +16,17 @@ use crate::blocks::{self, BlockSink, BlockTriage, Journal, JournalEntry, Submitt
 use crate::config::NodeConfig;
 use crate::config::{self, Config, Port};
 use crate::history::{self, History};
+use crate::lifecycle::{self, StartError};
+use crate::metrics::Metrics;
 use crate::node::nodes::{Node, Nodes};
 use crate::node::utek::NodeEndpoint;
 use crate::node::watcher::WatcherConfig;
+use crate::notifications::Sink;
 use crate::session::connection::{ConnectionContext, ConnectionLimits};
 use crate::stats::Stats;
 use crate::work::{self, JobManager};
-use crate::{bind, http, lifecycle, node, server, session, StartError};
+use crate::{http, node, server, session};
+use ndas_core::events::{Events, PayoutEvent};
 use ndas_core::work::groups::Payouts;
 use ndas_core::work::{ExtranonceAllocator, JobConfig};
 
@@ -82,6 +86,14 @@ pub fn job_manager(config: &Config) -> Arc<JobManager> {
     )
 }
 
+/// `addr` bound, with the address it got (a port 0 chosen).
+pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let error = |source| StartError::Listen { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(error)?;
+    let local = listener.local_addr().map_err(error)?;
+    Ok((listener, local))
+}
+
 /// Every stratum port bound, each with the address it got.
 pub async fn bind_ports(config: &Config) -> Result<Vec<(TcpListener, Port)>, StartError> {
     let mut listeners = Vec::new();
@@ -107,12 +119,13 @@ pub async fn bind_ports(config: &Config) -> Result<Vec<(TcpListener, Port)>, Sta
 pub async fn connect_nodes(
     config: &Config,
     endpoints: &Endpoints<'_>,
-    stats: &Arc<Stats>,
+    events: &Events,
+    metrics: &Arc<Metrics>,
 ) -> Result<Arc<Nodes>, StartError> {
     let mut list = Vec::new();
     for (index, (entry, endpoint)) in endpoints.iter().enumerate() {
         let rpc = node::RpcClient::new(endpoint, Duration::from_secs_f64(entry.timeout_seconds))?
-            .with_observer(stats.metrics.clone())
+            .with_observer(metrics.clone())
             .with_max_response(entry.max_response_bytes);
         list.push(Arc::new(Node::new(
             entry.name.clone(),
@@ -133,7 +146,7 @@ pub async fn connect_nodes(
             return Err(StartError::Chain { name, mismatch });
         }
     }
-    Ok(Nodes::new(list, stats.clone()))
+    Ok(Nodes::new(list, events.clone()))
 }
 
 /// The blocks an earlier run left pending. A journal that cannot be read
@@ -164,7 +177,7 @@ pub fn submitter(
     nodes: Arc<Nodes>,
     journal: &Journal,
     wake: Arc<Notify>,
-    stats: &Arc<Stats>,
+    events: &Events,
     manager: &JobManager,
     triage: Arc<BlockTriage>,
 ) -> Submitter {
@@ -173,7 +186,7 @@ pub fn submitter(
         nodes,
         journal: journal.clone(),
         wake,
-        stats: stats.clone(),
+        events: events.clone(),
         // Two waits of at most 40 % of the grace each: blocks from
         // connections still closing, then submissions in flight.
         drain: config.blocks.grace().mul_f64(0.4),
@@ -200,10 +213,13 @@ pub struct Operator<'a> {
     pub manager: &'a JobManager,
 }
 
-/// What every stage is started with: where it reports, when it stops, and
-/// the tracker that waits for it.
+/// What every stage is started with: where it tells what happens, the
+/// read models the operator side answers from, when it stops, and the
+/// tracker that waits for it.
 pub struct Stage<'a> {
+    pub events: &'a Events,
     pub stats: &'a Arc<Stats>,
+    pub notifications: &'a Sink,
     pub shutdown: &'a CancellationToken,
     pub tasks: &'a TaskTracker,
 }
@@ -234,13 +250,12 @@ impl Stage<'_> {
             handoff,
             wake.clone(),
             watcher,
-            self.stats.clone(),
             self.shutdown.clone(),
         ));
         self.tasks.spawn(work::run(
             manager.clone(),
             jobs_in,
-            self.stats.clone(),
+            self.events.clone(),
             self.shutdown.clone(),
         ));
         for (node, (entry, _)) in nodes.list.iter().zip(endpoints) {
@@ -250,7 +265,6 @@ impl Stage<'_> {
                     node: node.clone(),
                     endpoint,
                     wake: wake.clone(),
-                    stats: self.stats.clone(),
                     templates: manager.templates(),
                 };
                 self.tasks.spawn(subscriber.run(self.shutdown.clone()));
@@ -278,12 +292,8 @@ impl Stage<'_> {
             )
             .with_max_bytes(config.stratum.resume_max_bytes)
             .reporting({
-                let sessions = stats.metrics.payouts.parked_sessions.clone();
-                let bytes = stats.metrics.payouts.parked_bytes.clone();
-                move |parked, held| {
-                    sessions.set(parked as i64);
-                    bytes.set(held as i64);
-                }
+                let events = self.events.clone();
+                move |sessions, bytes| events.payout(PayoutEvent::Parked { sessions, bytes })
             }),
         );
         let admission = server::Admission::new(server::Bounds {
@@ -368,9 +378,10 @@ impl Stage<'_> {
             self.tasks
                 .spawn(history::run(history, stats.clone(), self.shutdown.clone()));
         }
-        if stats.tells("workers_offline") {
+        if self.notifications.wants("workers_offline") {
             self.tasks.spawn(lifecycle::watch_workers(
                 stats.clone(),
+                self.notifications.clone(),
                 WORKERS_WATCH_EVERY,
                 self.shutdown.clone(),
             ));

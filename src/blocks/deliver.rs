@@ -17,6 +17,7 @@ use super::submitter::Submitter;
 use super::verdict::{judge_duplicate, verdict};
 use crate::node::nodes::Node;
 use crate::node::rpc::{Backoff, RpcError};
+use ndas_core::events::BlockEvent;
 use ndas_core::sync::LockAnyway;
 
 /// A settled block is still sent to a node that has not answered, for this long.
@@ -104,7 +105,7 @@ impl Submitter {
             let permit = self.gates[node.index]
                 .enter(self.on_tip(block.parent))
                 .await;
-            self.stats.metrics.blocks.submitted_total.inc();
+            self.events.block(BlockEvent::Submitting);
             // Share read to this node's submitblock going out (logged once
             // it is out): the last node's is what a second node costs.
             let sent = block

@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::journal::{BlockBytes, FoundWrite, Journal, JournalEntry};
 use super::triage::{Admit, Dropped, Triage};
-use crate::metrics::Metrics;
 use crate::work::TemplateReceiver;
+use ndas_core::events::{BlockEvent, Events};
 use ndas_core::template::Template;
 use ndas_core::FoundBlock;
 
@@ -79,7 +79,7 @@ struct Queued {
 pub struct BlockSink {
     queue: std::sync::mpsc::Sender<Queued>,
     triage: Arc<BlockTriage>,
-    metrics: Arc<Metrics>,
+    events: Events,
 }
 
 impl std::fmt::Debug for BlockSink {
@@ -98,11 +98,14 @@ impl BlockSink {
         // Header, transaction count, coinbase: an upper bound of its head.
         let bytes = BlockTriage::charge(80 + 9 + block.job.coinbase.weight());
         let admit = self.triage.admit(parent, block.job.template.height, bytes);
-        let siblings = &self.metrics.blocks.siblings_total;
+        let siblings = |outcome| {
+            let event = BlockEvent::Siblings { outcome, count: 1 };
+            self.events.block(event);
+        };
         let first = match admit {
             Admit::First => true,
             Admit::Sibling => {
-                siblings.with_label_values(&["kept"]).inc();
+                siblings("kept");
                 self.count_kept();
                 false
             }
@@ -111,7 +114,7 @@ impl BlockSink {
                     Dropped::Full => "dropped_full",
                     Dropped::Superseded => "dropped_superseded",
                 };
-                siblings.with_label_values(&[label]).inc();
+                siblings(label);
                 return Ok(admit);
             }
         };
@@ -128,15 +131,14 @@ impl BlockSink {
 
     /// Sets the kept-siblings gauges from the triage.
     pub(super) fn count_kept(&self) {
-        count_kept(&self.triage, &self.metrics);
+        count_kept(&self.triage, &self.events);
     }
 }
 
 /// Sets the kept-siblings gauges from the triage.
-pub(super) fn count_kept(triage: &BlockTriage, metrics: &Metrics) {
-    let (kept, bytes) = triage.kept();
-    metrics.blocks.siblings_kept.set(kept as i64);
-    metrics.blocks.siblings_kept_bytes.set(bytes as i64);
+pub(super) fn count_kept(triage: &BlockTriage, events: &Events) {
+    let (blocks, bytes) = triage.kept();
+    events.block(BlockEvent::Kept { blocks, bytes });
 }
 
 /// Starts the journal thread. It ends when every [`BlockSink`] is dropped,
@@ -144,11 +146,11 @@ pub(super) fn count_kept(triage: &BlockTriage, metrics: &Metrics) {
 pub fn start_journal_thread(
     journal: Journal,
     triage: Arc<BlockTriage>,
-    metrics: Arc<Metrics>,
+    events: Events,
 ) -> std::io::Result<(BlockSink, mpsc::UnboundedReceiver<Prepared>)> {
     let (sink, queue) = std::sync::mpsc::channel::<Queued>();
     let (prepared, receiver) = mpsc::unbounded_channel();
-    let thread_metrics = metrics.clone();
+    let thread_events = events.clone();
     std::thread::Builder::new()
         .name("ndas-block-journal".into())
         .spawn(move || {
@@ -157,10 +159,8 @@ pub fn start_journal_thread(
                 let batch: Vec<Queued> = std::iter::once(first).chain(queue.try_iter()).collect();
                 let started = std::time::Instant::now();
                 let prepared_blocks = prepare(&journal, &batch);
-                thread_metrics
-                    .blocks
-                    .journal_seconds
-                    .observe(started.elapsed().as_secs_f64());
+                let seconds = started.elapsed().as_secs_f64();
+                thread_events.block(BlockEvent::Journaled { seconds });
                 for block in prepared_blocks {
                     // Once journaled, a block the submitter is gone for is
                     // submitted on the next start.
@@ -171,7 +171,7 @@ pub fn start_journal_thread(
     let sink = BlockSink {
         queue: sink,
         triage,
-        metrics,
+        events,
     };
     Ok((sink, receiver))
 }

@@ -20,8 +20,8 @@ use super::sink::{count_kept, submitblock_params, write_templates, BlockTriage, 
 use super::triage::Keep;
 use super::verdict::best_of;
 use crate::node::nodes::Nodes;
-use crate::stats::Stats;
 use crate::work::TemplateReceiver;
+use ndas_core::events::{BlockEvent, Events, NodeEvent};
 
 /// How often the blocks found after a parent's first are summed up in the log.
 pub const SIBLINGS_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -32,7 +32,8 @@ pub struct Submitter {
     pub journal: Journal,
     /// Woken after an accepted block so miners move to the new tip at once.
     pub wake: Arc<Notify>,
-    pub stats: Arc<Stats>,
+    /// Where the blocks' way is told.
+    pub events: Events,
     /// How long shutdown waits for blocks from connections still closing,
     /// then again for submissions in flight.
     pub drain: Duration,
@@ -89,7 +90,7 @@ impl Submitter {
                 Keep::Discard(block) => this.discard(vec![block]).await,
             }
         }
-        count_kept(&this.triage, &this.stats.metrics);
+        count_kept(&this.triage, &this.events);
         tokio::spawn(write_templates(
             this.journal.clone(),
             this.templates.clone(),
@@ -152,7 +153,7 @@ impl Submitter {
     /// stands).
     async fn take(&self, block: Prepared) -> Option<Prepared> {
         if let Err(error) = &block.durable {
-            self.stats.metrics.blocks.unjournaled_total.inc();
+            self.events.block(BlockEvent::Unjournaled);
             tracing::error!(hash = %block.entry.hash, %error, block = %faster_hex::hex_string(&block.entry.block.to_vec()), "CANNOT JOURNAL FOUND BLOCK; submitting anyway");
         }
         if block.first {
@@ -170,7 +171,7 @@ impl Submitter {
                 None
             }
         };
-        count_kept(&self.triage, &self.stats.metrics);
+        count_kept(&self.triage, &self.events);
         now
     }
 
@@ -191,15 +192,13 @@ impl Submitter {
         // Share read to submitblock sent; 0 for blocks from an earlier run.
         let delay = received.map_or(0.0, |received| received.elapsed().as_secs_f64());
         if received.is_some() {
-            self.stats
-                .metrics
-                .blocks
-                .submit_delay_seconds
-                .observe(delay);
-            // The main output is the last one paid.
-            let payout = entry.paid.last().map_or("", |paid| paid.address.as_str());
-            self.stats
-                .block_found(entry.height, entry.hash.clone(), &entry.worker, payout);
+            self.events.block(BlockEvent::Found {
+                height: entry.height,
+                hash: entry.hash.clone(),
+                worker: entry.worker.clone(),
+                payout: main_payout(&entry),
+                delay,
+            });
         }
         let parent = parent_of(&entry);
         let settled = CancellationToken::new();
@@ -250,14 +249,14 @@ impl Submitter {
         entry.outcome = Some(outcome);
         self.write_settled(&entry, true).await;
         drop(abandoned);
-        let block = crate::stats::SettledBlock {
-            hash: &entry.hash,
+        self.events.block(BlockEvent::Settled {
             height: entry.height,
-            worker: &entry.worker,
+            hash: entry.hash.clone(),
+            worker: entry.worker.clone(),
             found_at: entry.found_at,
-            payout: entry.paid.last().map_or("", |paid| paid.address.as_str()),
-        };
-        self.stats.block_settled(block, label);
+            payout: main_payout(&entry),
+            outcome: label,
+        });
         // The nodes still trying deliver it when they are back; their
         // verdicts are added to the settled copy.
         settled.cancel();
@@ -299,7 +298,7 @@ impl Submitter {
             );
             self.discard(settled.discard).await;
         }
-        count_kept(&self.triage, &self.stats.metrics);
+        count_kept(&self.triage, &self.events);
     }
 
     /// Marks kept siblings settled in the journal, never submitted.
@@ -318,21 +317,15 @@ impl Submitter {
                 "cannot mark discarded blocks in the journal; they are triaged again on restart"
             );
         }
-        self.stats
-            .metrics
-            .blocks
-            .siblings_total
-            .with_label_values(&["discarded"])
-            .inc_by(count);
+        self.events.block(BlockEvent::Siblings {
+            outcome: "discarded",
+            count,
+        });
     }
 
-    fn count_sibling(&self, outcome: &str) {
-        self.stats
-            .metrics
-            .blocks
-            .siblings_total
-            .with_label_values(&[outcome])
-            .inc();
+    fn count_sibling(&self, outcome: &'static str) {
+        let event = BlockEvent::Siblings { outcome, count: 1 };
+        self.events.block(event);
     }
 
     /// One line per parent that saw blocks after its first since the last.
@@ -351,12 +344,10 @@ impl Submitter {
 
     /// Logs and counts one node's verdict.
     fn node_verdict(&self, entry: &JournalEntry, node: &str, outcome: &Outcome) {
-        self.stats
-            .metrics
-            .nodes
-            .blocks_total
-            .with_label_values(&[node, outcome.label()])
-            .inc();
+        self.events.node(NodeEvent::BlockVerdict {
+            node: node.to_owned(),
+            outcome: outcome.label(),
+        });
         if let Outcome::Rejected(reason) = outcome {
             tracing::warn!(%node, hash = %entry.hash, %reason, "this node rejected the block");
         }
@@ -425,4 +416,12 @@ fn display_hash(hash: &[u8; 32]) -> String {
     let mut shown = *hash;
     shown.reverse();
     faster_hex::hex_string(&shown)
+}
+
+/// The address a block's main output pays (the last one paid).
+fn main_payout(entry: &JournalEntry) -> String {
+    entry
+        .paid
+        .last()
+        .map_or_else(String::new, |paid| paid.address.clone())
 }

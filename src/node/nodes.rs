@@ -10,6 +10,7 @@
 //! would cost miners a job for nothing): a recovered node of higher priority
 //! takes over at the next refresh, without `clean_jobs`, or at the next tip.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,9 +19,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::rpc::{Backoff, RpcClient};
-use crate::stats::{NodeStatus, Stats};
 use ndas_core::chain::Hash256;
 use ndas_core::clock::unix_now;
+use ndas_core::events::{Events, NodeEvent, NodeStatus};
 use ndas_core::sync::LockAnyway;
 
 /// How long a node's tip may trail the best before it is called behind.
@@ -147,7 +148,10 @@ impl Node {
 /// Every node, in the config's order.
 pub struct Nodes {
     pub list: Vec<Arc<Node>>,
-    stats: Arc<Stats>,
+    /// Where the nodes' states and the templates' flow are told.
+    pub events: Events,
+    /// Whether templates come from any node (as last told).
+    flowing: AtomicBool,
     /// The node templates come from now.
     serving: Mutex<Option<usize>>,
     /// Held from reading every node's state to handing it on, so two
@@ -156,13 +160,13 @@ pub struct Nodes {
 }
 
 impl Nodes {
-    pub fn new(list: Vec<Arc<Node>>, stats: Arc<Stats>) -> Arc<Nodes> {
-        for node in &list {
-            stats.metrics.node(&node.name);
-        }
+    pub fn new(list: Vec<Arc<Node>>, events: Events) -> Arc<Nodes> {
+        let names = list.iter().map(|node| node.name.clone()).collect();
+        events.node(NodeEvent::Configured { names });
         let nodes = Arc::new(Nodes {
             list,
-            stats,
+            events,
+            flowing: AtomicBool::new(false),
             serving: Mutex::new(None),
             publishing: Mutex::new(()),
         });
@@ -240,7 +244,16 @@ impl Nodes {
         changed
     }
 
-    /// Every node's state to `/api/stats` and the metrics.
+    /// Tells whether templates flow (`why` not, when they do not);
+    /// true when that changed.
+    pub fn tell_flowing(&self, event: NodeEvent) -> bool {
+        let flowing = matches!(event, NodeEvent::TemplateFetched { .. });
+        let changed = self.flowing.swap(flowing, Ordering::Relaxed) != flowing;
+        self.events.node(event);
+        changed
+    }
+
+    /// Every node's state, told to the read models.
     pub fn publish(&self, now: Instant) {
         let _one_at_a_time = self.publishing.lock_anyway();
         let best = self.best();
@@ -268,19 +281,6 @@ impl Nodes {
                 // templates fail (in initial download, without peers) is down.
                 let up =
                     state.answering == Some(true) && state.template_failures < DOWN_AFTER_FAILURES;
-                let label = &[node.name.as_str()];
-                self.stats
-                    .metrics
-                    .nodes
-                    .up
-                    .with_label_values(label)
-                    .set(i64::from(up));
-                self.stats
-                    .metrics
-                    .nodes
-                    .behind
-                    .with_label_values(label)
-                    .set(i64::from(behind));
                 NodeStatus {
                     name: node.name.clone(),
                     state: match (state.answering, up, behind) {
@@ -294,15 +294,15 @@ impl Nodes {
                     tip: state.tip.map(|t| t.hash.to_string()),
                     last_error: state.last_error.clone(),
                     since: state.since,
+                    up,
+                    behind,
                 }
             })
             .collect();
-        self.stats
-            .metrics
-            .nodes
-            .template_source
-            .set(serving.map_or(-1, |i| i as i64));
-        self.stats.set_nodes(statuses);
+        self.events.node(NodeEvent::States {
+            nodes: statuses,
+            serving,
+        });
     }
 }
 

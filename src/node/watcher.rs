@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::nodes::{Node, Nodes, Tip};
 use super::rpc::Backoff;
-use crate::stats::Stats;
 use ndas_core::chain::{Hash256, Network};
+use ndas_core::events::{Events, NodeEvent};
 use ndas_core::template::Template;
 use ndas_core::work::limits::CoinbaseBounds;
 
@@ -133,7 +133,6 @@ pub async fn run(
     mut jobs: Handoff,
     wake: Arc<Notify>,
     config: WatcherConfig,
-    stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) {
     let (longpoll_ids, longpoll_rx) = watch::channel(None::<(Arc<Node>, String)>);
@@ -201,7 +200,7 @@ pub async fn run(
             }
             Fetched::Nothing => {
                 failures += 1;
-                note_failure(&nodes, &stats, failures);
+                note_failure(&nodes, failures);
                 retry_later(&wake, retry.delay(failures));
                 continue;
             }
@@ -209,7 +208,7 @@ pub async fn run(
         if let Some(mark) = mark {
             at_mark = mark.map(after_mark);
         }
-        note_served(&nodes, &node, &template, &stats, started);
+        note_served(&nodes, &node, &template, started);
         failures = 0;
         super::longpoll::follow(&longpoll_ids, &node, &template);
         let new_tip = published
@@ -219,7 +218,7 @@ pub async fn run(
             continue;
         }
         let next = Published::of(&template);
-        let Some(template) = within_limits(template, config.coinbase, &stats) else {
+        let Some(template) = within_limits(template, config.coinbase, &nodes.events) else {
             continue;
         };
         published = Some(next);
@@ -251,13 +250,7 @@ impl Published {
 
 /// A template fetched from `node`: it serves now, at the tip the template
 /// builds on, and the node side is up.
-fn note_served(
-    nodes: &Nodes,
-    node: &Arc<Node>,
-    template: &Template,
-    stats: &Stats,
-    started: std::time::Instant,
-) {
+fn note_served(nodes: &Nodes, node: &Arc<Node>, template: &Template, started: std::time::Instant) {
     if nodes.set_serving(Some(node.index)) {
         tracing::info!(node = %node.name, height = template.height, "templates now from this node");
     }
@@ -268,30 +261,30 @@ fn note_served(
         height: template.height.saturating_sub(1),
     });
     nodes.publish(std::time::Instant::now());
-    stats
-        .metrics
-        .template_fetch_seconds
-        .observe(started.elapsed().as_secs_f64());
-    if stats.set_node_up(true, None) {
+    let seconds = started.elapsed().as_secs_f64();
+    if nodes.tell_flowing(NodeEvent::TemplateFetched { seconds }) {
         tracing::info!(
             node = %node.name,
             height = template.height,
             "node state: up; templates flowing"
         );
     }
-    stats.template_fresh();
 }
 
 /// `template` cut to what the largest coinbase leaves room for (see
 /// [`ndas_core::work::limits`]), told in the log and the metrics; `None` when
 /// it cannot be, and nothing is published from it.
-fn within_limits(template: Template, coinbase: CoinbaseBounds, stats: &Stats) -> Option<Template> {
+fn within_limits(
+    template: Template,
+    coinbase: CoinbaseBounds,
+    events: &Events,
+) -> Option<Template> {
     let height = template.height;
-    let over_limits = &stats.metrics.templates_over_limits_total;
+    let over_limits = |outcome| events.node(NodeEvent::OverLimits { outcome });
     match ndas_core::work::limits::fit(template, coinbase) {
         Ok((template, None)) => Some(template),
         Ok((template, Some(cut))) => {
-            over_limits.with_label_values(&["trimmed"]).inc();
+            over_limits("trimmed");
             tracing::error!(
                 height,
                 left_out = cut.transactions,
@@ -306,7 +299,7 @@ fn within_limits(template: Template, coinbase: CoinbaseBounds, stats: &Stats) ->
             Some(template)
         }
         Err(error) => {
-            over_limits.with_label_values(&["refused"]).inc();
+            over_limits("refused");
             tracing::error!(
                 height,
                 "template refused, miners keep their last job: {error}; {}",
@@ -440,7 +433,7 @@ async fn fetch(
 }
 
 /// Marks the pool without templates, with every node's reason.
-fn note_failure(nodes: &Nodes, stats: &Stats, failures: u32) {
+fn note_failure(nodes: &Nodes, failures: u32) {
     nodes.set_serving(None);
     let why = nodes
         .list
@@ -451,7 +444,7 @@ fn note_failure(nodes: &Nodes, stats: &Stats, failures: u32) {
     if failures == 1 {
         tracing::warn!(error = %why, "no node gives a block template; miners keep the last job");
     }
-    if stats.set_node_up(false, Some(why.clone())) {
+    if nodes.tell_flowing(NodeEvent::NoTemplates { why: why.clone() }) {
         tracing::warn!(error = %why, "node state: down");
     }
 }

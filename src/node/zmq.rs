@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use zeromq::{Socket, SocketRecv};
 
 use super::rpc::Backoff;
-use crate::stats::Stats;
+use ndas_core::events::NodeEvent;
 use ndas_core::template::Template;
 
 /// The newest published template (the job manager's): a tip that moved
@@ -44,7 +44,6 @@ pub struct Subscriber {
     pub endpoint: String,
     /// The fetcher's wake-up, rung per announced block.
     pub wake: Arc<Notify>,
-    pub stats: Arc<Stats>,
     /// Tells it when the tip moved: one no message announced is silence.
     pub templates: TemplateReceiver,
 }
@@ -62,7 +61,6 @@ async fn run(subscriber: Subscriber, shutdown: CancellationToken) {
         node,
         endpoint,
         wake,
-        stats,
         templates,
     } = subscriber;
     let backoff = Backoff {
@@ -70,13 +68,13 @@ async fn run(subscriber: Subscriber, shutdown: CancellationToken) {
         max: Duration::from_secs(30),
         attempts: u32::MAX,
     };
-    let label = [node.name.as_str()];
+    let events = nodes.events.clone();
+    let name = || node.name.clone();
     let mut subscription = Subscription {
         nodes: &nodes,
         node: &node,
         endpoint: &endpoint,
         wake: &wake,
-        stats: &stats,
         templates,
         failures: 0,
     };
@@ -85,7 +83,10 @@ async fn run(subscriber: Subscriber, shutdown: CancellationToken) {
             _ = shutdown.cancelled() => return,
             ended = subscription.listen() => ended,
         };
-        stats.metrics.nodes.zmq_up.with_label_values(&label).set(0);
+        events.node(NodeEvent::Zmq {
+            node: name(),
+            up: false,
+        });
         subscription.failures += 1;
         let first = subscription.failures == 1;
         match ended {
@@ -93,12 +94,7 @@ async fn run(subscriber: Subscriber, shutdown: CancellationToken) {
                 tracing::warn!(node = %node.name, %endpoint, %error, "ZMQ hashblock subscription lost; polling and longpoll continue");
             }
             Ended::Silent(tip) => {
-                stats
-                    .metrics
-                    .nodes
-                    .zmq_silent_total
-                    .with_label_values(&label)
-                    .inc();
+                events.node(NodeEvent::ZmqSilent { node: name() });
                 if first {
                     tracing::warn!(node = %node.name, %endpoint, %tip, grace_seconds = ANNOUNCE_GRACE.as_secs(), "ZMQ hashblock subscription silent: the tip moved and no hashblock announced it; subscribing again, polling and longpoll continue");
                 }
@@ -117,7 +113,6 @@ struct Subscription<'a> {
     node: &'a super::nodes::Node,
     endpoint: &'a str,
     wake: &'a Notify,
-    stats: &'a Stats,
     templates: TemplateReceiver,
     /// Subscriptions in a row that ended without announcing a tip.
     failures: u32,
@@ -147,8 +142,8 @@ impl Subscription<'_> {
                         Err(error) => return Ended::Lost(error),
                     };
                     let Some(hash) = hashblock(&message) else { continue };
-                    let label = [self.node.name.as_str()];
-                    self.stats.metrics.nodes.zmq_hashblocks_total.with_label_values(&label).inc();
+                    let events = &self.nodes.events;
+                    events.node(NodeEvent::Hashblock { node: self.node.name.clone() });
                     // The fetcher at once when templates come from this
                     // node; and its own tip poll, which tells the fetcher
                     // when it is now ahead of the node they come from.
@@ -160,7 +155,7 @@ impl Subscription<'_> {
                         tracing::info!(node = %self.node.name, endpoint = self.endpoint, %hash, "ZMQ hashblock subscription restored");
                         self.failures = 0;
                     }
-                    self.stats.metrics.nodes.zmq_up.with_label_values(&label).set(1);
+                    events.node(NodeEvent::Zmq { node: self.node.name.clone(), up: true });
                     if unannounced.is_some_and(|(waiting, _)| waiting == hash) {
                         unannounced = None;
                     }

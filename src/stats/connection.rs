@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::registry::Joined;
 use super::{Stats, Worker};
 use crate::metrics::PortMetrics;
-use crate::session::Event;
+use ndas_core::session::Event;
 use ndas_core::share::Reject;
 
 /// Held by a connection for its lifetime; counts it open until dropped.

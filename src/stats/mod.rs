@@ -17,20 +17,10 @@ use serde_json::{json, Value};
 
 pub use ndas_core::rates::Rates;
 mod pages;
+pub use ndas_core::events::NodeStatus;
 pub use pages::{WorkerSort, WorkerView};
+mod events;
 pub use worker::{Presence, Totals, Worker};
-
-/// A block the nodes gave their verdict on, as the journal has it.
-#[derive(Clone, Copy, Debug)]
-pub struct SettledBlock<'a> {
-    pub hash: &'a str,
-    pub height: u32,
-    pub worker: &'a str,
-    /// Unix seconds its share arrived.
-    pub found_at: u64,
-    /// The address its main output pays.
-    pub payout: &'a str,
-}
 
 /// A found block as the API and the history show it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -48,7 +38,6 @@ pub struct BlockView {
 
 use crate::config::Port;
 use crate::metrics::Metrics;
-use crate::notifications::{Notice, Sink};
 use ndas_core::clock::unix_now;
 use ndas_core::sync::LockAnyway;
 
@@ -73,23 +62,6 @@ struct TemplateInfo {
     transactions: usize,
     prev_hash: String,
     fetched_at: Instant,
-}
-
-/// One configured node, as `/api/stats` shows it.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct NodeStatus {
-    /// Its config name (never its address).
-    pub name: String,
-    /// `up`, `behind` (its tip trails the best for a while), `down`, or
-    /// `unknown` before it first answers.
-    pub state: &'static str,
-    /// Whether templates come from it now.
-    pub serving: bool,
-    pub height: Option<u32>,
-    pub tip: Option<String>,
-    pub last_error: Option<String>,
-    /// Unix seconds it last started or stopped answering.
-    pub since: u64,
 }
 
 #[derive(Debug, Default)]
@@ -128,8 +100,6 @@ pub struct Stats {
     ranking: ranking::Ranking,
     /// `stratum.offline_after_share_intervals`, as f64 bits.
     offline_after: AtomicU64,
-    /// The `[[notify]]` targets' queues.
-    notifications: std::sync::OnceLock<Sink>,
     /// Workers mining for the fallback address, for `payouts.fallback`.
     fallbacks: Mutex<fallback::Fallbacks>,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
@@ -160,7 +130,6 @@ impl Stats {
             workers: registry::Registry::new(max_workers),
             ranking: ranking::Ranking::default(),
             offline_after: AtomicU64::new(10f64.to_bits()),
-            notifications: std::sync::OnceLock::new(),
             fallbacks: Mutex::default(),
             ports: Mutex::new(Vec::new()),
         }
@@ -175,61 +144,12 @@ impl Stats {
         self.pool_rates.lock_anyway().add(difficulty, now);
     }
 
-    /// A new template was fetched and turned into a job.
-    pub fn template_published(&self, height: u32, transactions: usize, prev_hash: String) {
-        self.metrics.template_height.set(i64::from(height));
-        self.metrics.template_transactions.set(transactions as i64);
-        *self.template.lock_anyway() = Some(TemplateInfo {
-            height,
-            transactions,
-            prev_hash,
-            fetched_at: Instant::now(),
-        });
-    }
-
-    /// A template fetch succeeded, whether or not it changed anything.
-    pub fn template_fresh(&self) {
-        if let Some(template) = self.template.lock_anyway().as_mut() {
-            template.fetched_at = Instant::now();
-        }
-    }
-
     /// Seconds since the last successful template fetch.
     pub fn template_age(&self) -> Option<Duration> {
         self.template
             .lock_anyway()
             .as_ref()
             .map(|t| t.fetched_at.elapsed())
-    }
-
-    /// Records whether templates come from any node; returns true when
-    /// that changed (each node's own state is in [`Stats::set_nodes`]).
-    pub fn set_node_up(&self, up: bool, error: Option<String>) -> bool {
-        let changed = self.node_up.swap(up, Ordering::Relaxed) != up;
-        let mut node = self.node.lock_anyway();
-        if changed || node.since == 0 {
-            node.since = unix_now();
-        }
-        node.last_error = error;
-        changed
-    }
-
-    /// Every node's state, from the node module.
-    pub fn set_nodes(&self, statuses: Vec<NodeStatus>) {
-        let mut nodes = self.nodes.lock_anyway();
-        // A node that went down, or came back: told to the operator.
-        for new in &statuses {
-            let Some(old) = nodes.iter().find(|old| old.name == new.name) else {
-                continue;
-            };
-            let node = new.name.clone();
-            match (old.state == "down", new.state == "down") {
-                (false, true) => self.tell(Notice::NodeDown { node }),
-                (true, false) => self.tell(Notice::NodeUp { node }),
-                _ => {}
-            }
-        }
-        *nodes = statuses;
     }
 
     /// The blocks found lately, with their status.
@@ -246,84 +166,6 @@ impl Stats {
                 payout: b.payout.clone(),
             })
             .collect()
-    }
-
-    /// Where notifications go (set once, at start).
-    pub fn set_notifications(&self, sink: Sink) {
-        let _ = self.notifications.set(sink);
-    }
-
-    /// Tells the operator's notification targets, if any.
-    pub fn tell(&self, notice: Notice) {
-        if let Some(sink) = self.notifications.get() {
-            sink.send(notice);
-        }
-    }
-
-    /// Whether a notification target takes notices named `name`.
-    pub fn tells(&self, name: &str) -> bool {
-        self.notifications
-            .get()
-            .is_some_and(|sink| sink.wants(name))
-    }
-
-    /// A block submitted as the first on its parent (its siblings are
-    /// counted in `ndas_blocks_found_total` only, where connections count
-    /// every block found): the recent list and the notification targets.
-    pub fn block_found(&self, height: u32, hash: String, worker: &str, payout: &str) {
-        let mut blocks = self.blocks.lock_anyway();
-        if blocks.len() == RECENT_BLOCKS {
-            blocks.pop_front();
-        }
-        let found = Notice::BlockFound {
-            height,
-            hash: hash.clone(),
-            worker: worker.to_owned(),
-        };
-        let record = BlockRecord {
-            height,
-            hash,
-            worker: worker.to_owned(),
-            found_at: unix_now(),
-            status: "pending".into(),
-            payout: payout.to_owned(),
-        };
-        blocks.push_back(record);
-        drop(blocks);
-        self.tell(found);
-    }
-
-    /// The nodes' verdict on a block (`accepted`, `duplicate`, `inconclusive`, `rejected`).
-    pub fn block_settled(&self, block: SettledBlock<'_>, outcome: &'static str) {
-        self.metrics
-            .blocks
-            .settled_total
-            .with_label_values(&[outcome])
-            .inc();
-        self.tell(Notice::BlockSettled {
-            height: block.height,
-            hash: block.hash.to_owned(),
-            worker: block.worker.to_owned(),
-            outcome,
-        });
-        let mut blocks = self.blocks.lock_anyway();
-        match blocks.iter_mut().find(|b| b.hash == block.hash) {
-            Some(known) => known.status = outcome.to_owned(),
-            None => {
-                // A block from an earlier run: its worker and time from the journal.
-                if blocks.len() == RECENT_BLOCKS {
-                    blocks.pop_front();
-                }
-                blocks.push_back(BlockRecord {
-                    height: block.height,
-                    hash: block.hash.to_owned(),
-                    worker: block.worker.to_owned(),
-                    found_at: block.found_at,
-                    status: outcome.into(),
-                    payout: block.payout.to_owned(),
-                });
-            }
-        }
     }
 
     /// Pool totals since start, for the last log line.

@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::node::watcher::JobsIn;
-use crate::stats::Stats;
+use ndas_core::events::{Events, JobEvent};
 
 use ndas_core::chain::coinbase::CoinbaseError;
 use ndas_core::template::Template;
@@ -118,7 +118,7 @@ impl JobManager {
 pub async fn run(
     manager: Arc<JobManager>,
     jobs_in: JobsIn,
-    stats: Arc<Stats>,
+    events: Events,
     shutdown: CancellationToken,
 ) {
     let JobsIn {
@@ -139,13 +139,13 @@ pub async fn run(
         match manager.publish_off_runtime(new.template.clone()).await {
             Ok(job) => {
                 let job = job.map_or_else(|| "none".to_owned(), |job| job.id.to_string());
-                stats.template_published(height, transactions, prev_hash.to_string());
-                if new.new_tip {
-                    stats
-                        .metrics
-                        .tip_to_job_seconds
-                        .observe(new.noticed.elapsed().as_secs_f64());
-                }
+                let tip_to_job = new.new_tip.then(|| new.noticed.elapsed().as_secs_f64());
+                events.job(JobEvent::Published {
+                    height,
+                    transactions,
+                    prev_hash: prev_hash.to_string(),
+                    tip_to_job,
+                });
                 tracing::info!(
                     height,
                     transactions,

@@ -19,6 +19,8 @@
 //!   after a panic; [`bucket`]: the one rate limiter.
 //! - [`closed`]: why a miner's connection ended, as every layer names it;
 //!   [`labels!`]: an enum's metric labels and their list, from one table.
+//! - [`events`]: what the node side, the job stage, the block path and the
+//!   payout side tell the operator side's read models.
 
 pub mod bucket;
 pub mod by_address;
@@ -26,6 +28,7 @@ pub mod chain;
 pub mod client;
 pub mod clock;
 pub mod closed;
+pub mod events;
 pub mod found;
 pub mod labels;
 pub mod rates;

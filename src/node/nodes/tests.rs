@@ -1,8 +1,14 @@
 use super::*;
 use crate::node::utek::NodeEndpoint;
+use crate::stats::Stats;
 use ndas_core::Secret;
 
 fn nodes(names: &[&str]) -> Arc<Nodes> {
+    watched(names).0
+}
+
+/// Nodes whose events the stats and metrics read.
+fn watched(names: &[&str]) -> (Arc<Nodes>, Arc<Stats>) {
     let endpoint = NodeEndpoint {
         host: "127.0.0.1".into(),
         port: 1,
@@ -23,7 +29,8 @@ fn nodes(names: &[&str]) -> Arc<Nodes> {
         })
         .collect();
     let stats = Arc::new(Stats::new(Arc::new(crate::metrics::Metrics::new())));
-    Nodes::new(list, stats)
+    let events = Events::new(vec![stats.metrics.clone(), stats.clone()]);
+    (Nodes::new(list, events), stats)
 }
 
 fn at(height: u32) -> Tip {
@@ -96,27 +103,19 @@ fn a_node_whose_template_failed_is_passed_over_for_a_while_then_asked_again() {
 
 #[test]
 fn a_node_trailing_for_long_enough_is_behind_in_the_metrics_and_the_api() {
-    let nodes = nodes(&["a", "b"]);
+    let (nodes, stats) = watched(&["a", "b"]);
     let now = Instant::now();
     nodes.list[0].served(at(10));
     nodes.list[1].served(at(11));
     nodes.publish(now);
-    let behind = |nodes: &Nodes| {
-        nodes
-            .stats
-            .metrics
-            .nodes
-            .behind
-            .with_label_values(&["a"])
-            .get()
-    };
-    assert_eq!(behind(&nodes), 0);
+    let behind = |stats: &Stats| stats.metrics.nodes.behind.with_label_values(&["a"]).get();
+    assert_eq!(behind(&stats), 0);
     nodes.publish(now + BEHIND_AFTER);
-    assert_eq!(behind(&nodes), 1);
-    let snapshot = nodes.stats.snapshot();
+    assert_eq!(behind(&stats), 1);
+    let snapshot = stats.snapshot();
     assert_eq!(snapshot["nodes"][0]["state"], "behind");
     // Caught up: no longer behind.
     nodes.list[0].served(at(11));
     nodes.publish(now + BEHIND_AFTER * 2);
-    assert_eq!(behind(&nodes), 0);
+    assert_eq!(behind(&stats), 0);
 }
