@@ -270,7 +270,8 @@ fn note_served(
     nodes.publish(std::time::Instant::now());
     stats
         .metrics
-        .template_fetch_seconds
+        .templates
+        .fetch_seconds
         .observe(started.elapsed().as_secs_f64());
     if stats.set_node_up(true, None) {
         tracing::info!(
@@ -287,7 +288,7 @@ fn note_served(
 /// it cannot be, and nothing is published from it.
 fn within_limits(template: Template, coinbase: CoinbaseBounds, stats: &Stats) -> Option<Template> {
     let height = template.height;
-    let over_limits = &stats.metrics.templates_over_limits_total;
+    let over_limits = &stats.metrics.templates.over_limits_total;
     match ndas_core::work::limits::fit(template, coinbase) {
         Ok((template, None)) => Some(template),
         Ok((template, Some(cut))) => {

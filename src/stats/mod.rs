@@ -177,8 +177,8 @@ impl Stats {
 
     /// A new template was fetched and turned into a job.
     pub fn template_published(&self, height: u32, transactions: usize, prev_hash: String) {
-        self.metrics.template_height.set(i64::from(height));
-        self.metrics.template_transactions.set(transactions as i64);
+        self.metrics.templates.height.set(i64::from(height));
+        self.metrics.templates.transactions.set(transactions as i64);
         *self.template.lock_anyway() = Some(TemplateInfo {
             height,
             transactions,

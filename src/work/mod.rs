@@ -143,6 +143,7 @@ pub async fn run(
                 if new.new_tip {
                     stats
                         .metrics
+                        .templates
                         .tip_to_job_seconds
                         .observe(new.noticed.elapsed().as_secs_f64());
                 }
