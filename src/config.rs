@@ -295,7 +295,7 @@ mod notify;
 mod operator;
 mod ports;
 mod stratum;
-pub use blocks::BlocksConfig;
+pub use blocks::{BlocksConfig, MAX_KEPT_BLOCKS};
 pub use mining::{MiningConfig, PayoutMode, SplitConfig};
 pub use node::{parse_http_url, Backend, NodeConfig, MAX_RESPONSE_BYTES};
 pub use notify::{NotifyConfig, NotifyKind};
