@@ -66,6 +66,64 @@ pub struct DifficultyConfig {
     pub agents: Vec<AgentDifficulty>,
 }
 
+impl LogConfig {
+    /// Whether `level` is a filter `tracing` can use.
+    fn issues(&self) -> Option<ConfigIssue> {
+        tracing_subscriber::EnvFilter::try_new(&self.level)
+            .is_err()
+            .then(|| ConfigIssue {
+                key: "log.level".into(),
+                why: format!(
+                    "`{}` is not a log filter (e.g. info, ndas=debug)",
+                    self.level
+                ),
+            })
+    }
+}
+
+impl DifficultyConfig {
+    /// What cannot work in `[difficulty]`'s bounds (its agents are checked
+    /// with the ports, which they share the bounds with).
+    fn issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: &str, why: String| {
+            issues.push(ConfigIssue {
+                key: key.into(),
+                why,
+            })
+        };
+        for (key, value) in [
+            ("difficulty.start", self.start),
+            ("difficulty.min", self.min),
+            ("difficulty.max", self.max),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                issue(key, format!("{value} must be a positive number"));
+            }
+        }
+        if self.min > self.max {
+            issue(
+                "difficulty.min",
+                format!("{} is above difficulty.max {}", self.min, self.max),
+            );
+        }
+        if self.start < self.min || self.start > self.max {
+            issue(
+                "difficulty.start",
+                format!("{} is outside [difficulty.min, difficulty.max]", self.start),
+            );
+        }
+        let seconds = self.target_share_seconds;
+        if !(seconds.is_finite() && (0.1..=3600.0).contains(&seconds)) {
+            issue(
+                "difficulty.target_share_seconds",
+                format!("{seconds} is outside 0.1..=3600"),
+            );
+        }
+        issues
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -200,147 +258,22 @@ impl Config {
         Ok(config)
     }
 
-    /// Every value that cannot work, each with its key.
+    /// Every value that cannot work, each with its key, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut issues = Vec::new();
-        let mut issue = |key: &str, why: String| {
-            issues.push(ConfigIssue {
-                key: key.into(),
-                why,
-            })
-        };
         let s = &self.stratum;
-        if !(2..=8).contains(&s.extranonce2_size) {
-            issue(
-                "stratum.extranonce2_size",
-                format!("{} is outside 2..=8", s.extranonce2_size),
-            );
-        }
-        if !(512..=1_048_576).contains(&s.max_line_bytes) {
-            issue(
-                "stratum.max_line_bytes",
-                format!("{} is outside 512..=1048576", s.max_line_bytes),
-            );
-        }
-        let space = ndas_core::work::EXTRANONCE1_SPACE as usize;
-        if s.max_connections == 0 || s.max_connections > space {
-            issue(
-                "stratum.max_connections",
-                format!(
-                    "{} is outside 1..={space} (one extranonce1 each, per instance)",
-                    s.max_connections
-                ),
-            );
-        }
-        if s.max_connections_per_ip == 0 {
-            issue(
-                "stratum.max_connections_per_ip",
-                "must be at least 1".into(),
-            );
-        }
-        if s.max_lines_per_second == 0 {
-            issue("stratum.max_lines_per_second", "must be at least 1".into());
-        }
-        if s.max_invalid_shares < 2 {
-            issue("stratum.max_invalid_shares", "must be at least 2".into());
-        }
-        if !(s.ban_seconds.is_finite() && (1.0..=604_800.0).contains(&s.ban_seconds)) {
-            issue(
-                "stratum.ban_seconds",
-                format!("{} is outside 1..=604800", s.ban_seconds),
-            );
-        }
-        if !(s.resume_seconds.is_finite() && (0.0..=86_400.0).contains(&s.resume_seconds)) {
-            issue(
-                "stratum.resume_seconds",
-                format!("{} is outside 0..=86400", s.resume_seconds),
-            );
-        }
-        for (key, value) in [
-            (
-                "stratum.handshake_timeout_seconds",
-                s.handshake_timeout_seconds,
-            ),
-            ("stratum.idle_timeout_seconds", s.idle_timeout_seconds),
-            ("stratum.write_timeout_seconds", s.write_timeout_seconds),
-        ] {
-            if !(value.is_finite() && (0.1..=86_400.0).contains(&value)) {
-                issue(key, format!("{value} is outside 0.1..=86400"));
-            }
-        }
-        let d = &self.difficulty;
-        for (key, value) in [
-            ("difficulty.start", d.start),
-            ("difficulty.min", d.min),
-            ("difficulty.max", d.max),
-        ] {
-            if !(value.is_finite() && value > 0.0) {
-                issue(key, format!("{value} must be a positive number"));
-            }
-        }
-        if d.min > d.max {
-            issue(
-                "difficulty.min",
-                format!("{} is above difficulty.max {}", d.min, d.max),
-            );
-        }
-        if d.start < d.min || d.start > d.max {
-            issue(
-                "difficulty.start",
-                format!("{} is outside [difficulty.min, difficulty.max]", d.start),
-            );
-        }
-        if !(d.target_share_seconds.is_finite() && (0.1..=3600.0).contains(&d.target_share_seconds))
-        {
-            issue(
-                "difficulty.target_share_seconds",
-                format!("{} is outside 0.1..=3600", d.target_share_seconds),
-            );
-        }
-        let m = &self.mining;
-        // Saturating: a huge extranonce2_size is reported above, not a panic.
-        let tag_room = (ndas_core::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - 2)
-            .saturating_sub(s.extranonce2_size);
-        if m.coinbase_tag.len() > tag_room {
-            issue(
-                "mining.coinbase_tag",
-                format!(
-                    "{} bytes; at most {tag_room} fit the coinbase",
-                    m.coinbase_tag.len()
-                ),
-            );
-        }
-        if !(1..=3600).contains(&m.job_refresh_seconds) {
-            issue(
-                "mining.job_refresh_seconds",
-                format!("{} is outside 1..=3600", m.job_refresh_seconds),
-            );
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            issue(
-                "log.level",
-                format!(
-                    "`{}` is not a log filter (e.g. info, ndas=debug)",
-                    self.log.level
-                ),
-            );
-        }
-        if self.metrics.listen == self.stratum.listen && self.stratum.listen.port() != 0 {
-            issue(
-                "metrics.listen",
-                "is the same address as stratum.listen".into(),
-            );
-        }
-        issues.extend(self.stratum.issues());
-        issues.extend(
-            self.mining.issues(
-                self.network,
-                // Saturating: an extranonce2_size near usize::MAX (from the
-                // environment) is reported above, not an overflow.
-                ndas_core::work::extranonce::EXTRANONCE1_LEN
-                    .saturating_add(self.stratum.extranonce2_size),
-            ),
-        );
+        let mut issues = s.connection_issues();
+        issues.extend(s.time_issues());
+        issues.extend(self.difficulty.issues());
+        issues.extend(self.mining.job_issues(s.extranonce2_size));
+        issues.extend(self.log.issues());
+        issues.extend(self.metrics.listen_issue(s.listen));
+        issues.extend(s.issues());
+        issues.extend(self.mining.issues(
+            self.network,
+            // Saturating: an extranonce2_size near usize::MAX (from the
+            // environment) is reported above, not an overflow.
+            ndas_core::work::extranonce::EXTRANONCE1_LEN.saturating_add(s.extranonce2_size),
+        ));
         issues.extend(notify::issues(&self.notify));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
@@ -362,7 +295,7 @@ mod notify;
 mod operator;
 mod ports;
 mod stratum;
-pub use blocks::BlocksConfig;
+pub use blocks::{BlocksConfig, MAX_KEPT_BLOCKS};
 pub use mining::{MiningConfig, PayoutMode, SplitConfig};
 pub use node::{parse_http_url, Backend, NodeConfig, MAX_RESPONSE_BYTES};
 pub use notify::{NotifyConfig, NotifyKind};

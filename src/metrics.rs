@@ -4,9 +4,7 @@
 
 use std::sync::Mutex;
 
-use prometheus::{
-    CounterVec, Histogram, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-};
+use prometheus::{IntCounter, IntCounterVec, Registry};
 
 mod blocks;
 mod build;
@@ -15,13 +13,18 @@ mod nodes;
 mod payouts;
 mod port;
 mod read;
-use build::{counter, counters, counters_of, gauge, gauges, histogram, latency_buckets, register};
+mod scrape;
+mod templates;
+use build::{counter, counters};
 use ndas_core::sync::LockAnyway;
+use port::PortFamilies;
 
 pub use blocks::{BlockMetrics, SIBLING_OUTCOMES};
 pub use nodes::NodeMetrics;
 pub use payouts::PayoutMetrics;
 pub use port::PortMetrics;
+pub use scrape::ScrapedGauges;
+pub use templates::TemplateMetrics;
 
 /// Every `reason` of `ndas_disconnects_total`.
 const DISCONNECT_REASONS: &[&str] = ndas_core::closed::Closed::REASONS;
@@ -39,22 +42,11 @@ pub struct Metrics {
     registry: Registry,
     /// The ports' resolved series (see [`Metrics::port`]), for totals.
     ports: Mutex<Vec<PortMetrics>>,
-    /// By `port` (a configured port's name, so bounded), like every
-    /// connection and share metric.
-    connections: IntGaugeVec,
-    connections_total: IntCounterVec,
-    /// `reason`: `max_connections`, `max_connections_per_ip` or `banned`.
-    connections_refused_total: IntCounterVec,
-    /// `reason`: a [`ndas_core::closed::Closed`] label.
-    disconnects_total: IntCounterVec,
-    /// Registered workers by `state` (`online`, `offline`; set at scrape).
-    pub workers: IntGaugeVec,
-    /// Workers with at least one connection (set at scrape).
-    pub workers_connected: IntGauge,
-    /// Workers kept in the registry, connected or not (set at scrape).
-    pub workers_registered: IntGauge,
-    /// Payout addresses with a coinbase of their own now (set at scrape).
-    pub payout_groups: IntGauge,
+    /// The connection and share families, by `port`.
+    by_port: PortFamilies,
+    /// The template's age and the workers' and payout groups' counts, set
+    /// at scrape.
+    pub scraped: ScrapedGauges,
     /// Disconnected workers dropped from a full registry to make room.
     pub workers_evicted_total: IntCounter,
     /// Names not kept because the registry was full of connected workers.
@@ -69,21 +61,9 @@ pub struct Metrics {
     /// The nodes: RPC calls, up and behind, ZMQ, verdicts on blocks.
     pub nodes: NodeMetrics,
     pub authorizes_total: IntCounter,
-    /// `result` is `accepted` or `rejected`; `reason` is a [`ndas_core::share::Reject`] label or `none`.
-    shares_total: IntCounterVec,
-    /// Sum of accepted share difficulty: `rate(...) * 2^32` is the hashrate.
-    accepted_difficulty_total: CounterVec,
-    pub template_fetch_seconds: Histogram,
-    pub template_age_seconds: prometheus::Gauge,
-    pub template_height: IntGauge,
-    pub template_transactions: IntGauge,
-    /// Templates the largest coinbase did not fit, by what was done:
-    /// `trimmed` (last transactions left out) or `refused`.
-    pub templates_over_limits_total: IntCounterVec,
-    /// From noticing a new tip to the new job being handed to connections.
-    pub tip_to_job_seconds: Histogram,
-    /// From a job's creation to its notify written to one connection.
-    pub notify_delay_seconds: Histogram,
+    /// Templates: fetched, held, over the coinbase's limits, and a new
+    /// tip's time to the miners.
+    pub templates: TemplateMetrics,
     pub vardiff_retargets_total: IntCounter,
     /// Notifications by target (its config name) and outcome.
     pub notifications_total: IntCounterVec,
@@ -95,96 +75,12 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         let r = &registry;
-        let by_port = |name: &str, help: &str, labels: &[&str]| {
-            let labels: Vec<&str> = std::iter::once("port")
-                .chain(labels.iter().copied())
-                .collect();
-            register(r, IntCounterVec::new(Opts::new(name, help), &labels))
-        };
-        let shares_total = by_port(
-            "ndas_shares_total",
-            "Shares judged, by port, result and reject reason",
-            &["result", "reason"],
-        );
-        let connections_refused_total = by_port(
-            "ndas_connections_refused_total",
-            "Connections closed on arrival, by port and the bound they were over",
-            &["reason"],
-        );
-        let disconnects_total = by_port(
-            "ndas_disconnects_total",
-            "Miner connections ended, by port and why",
-            &["reason"],
-        );
-        let connections_total = by_port(
-            "ndas_connections_total",
-            "Miner connections accepted, by port",
-            &[],
-        );
-        let connections = register(
-            r,
-            IntGaugeVec::new(
-                Opts::new("ndas_connections", "Miner connections open now, by port"),
-                &["port"],
-            ),
-        );
-        let accepted_difficulty_total = register(
-            r,
-            CounterVec::new(
-                Opts::new(
-                    "ndas_accepted_difficulty_total",
-                    "Sum of accepted share difficulty, by port",
-                ),
-                &["port"],
-            ),
-        );
-        let template_age_seconds = register(
-            r,
-            prometheus::Gauge::new(
-                "ndas_template_age_seconds",
-                "Seconds since the last template was fetched",
-            ),
-        );
-        #[cfg(target_os = "linux")]
-        {
-            let process = prometheus::process_collector::ProcessCollector::for_self();
-            let _ = registry.register(Box::new(process));
-        }
-        // Every labelled series exists from the start, at zero, so rates
-        // work at once (a port's, when it is declared: `Metrics::port`).
+        let by_port = PortFamilies::new(r);
+        let scraped = ScrapedGauges::new(r);
         Metrics {
             ports: Mutex::new(Vec::new()),
-            connections,
-            connections_total,
-            connections_refused_total,
-            disconnects_total,
-            workers: {
-                let workers = gauges(
-                    r,
-                    "ndas_workers",
-                    "Registered workers: online, or offline (no accepted share for stratum.offline_after_share_intervals of its expected share interval)",
-                    &["state"],
-                );
-                for state in ["online", "offline"] {
-                    workers.with_label_values(&[state]);
-                }
-                workers
-            },
-            workers_connected: gauge(
-                r,
-                "ndas_workers_connected",
-                "Workers with at least one connection",
-            ),
-            workers_registered: gauge(
-                r,
-                "ndas_workers_registered",
-                "Workers kept (an accepted share earns a place), connected or not",
-            ),
-            payout_groups: gauge(
-                r,
-                "ndas_payout_groups",
-                "Payout addresses mined for now, each with a coinbase of its own (1 in fixed mode)",
-            ),
+            by_port,
+            scraped,
             workers_evicted_total: counter(
                 r,
                 "ndas_workers_evicted_total",
@@ -209,40 +105,7 @@ impl Metrics {
             blocks: BlockMetrics::new(r),
             nodes: NodeMetrics::new(r),
             authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
-            shares_total,
-            accepted_difficulty_total,
-            template_fetch_seconds: histogram(
-                r,
-                "ndas_template_fetch_seconds",
-                "getblocktemplate round trip and validation",
-                latency_buckets(),
-            ),
-            template_age_seconds,
-            template_height: gauge(r, "ndas_template_height", "Height of the current template"),
-            template_transactions: gauge(
-                r,
-                "ndas_template_transactions",
-                "Transactions in the current template",
-            ),
-            templates_over_limits_total: counters_of(
-                r,
-                "ndas_templates_over_limits_total",
-                "Templates whose weightlimit or sigoplimit the largest coinbase did not fit (the node reserves less than mining.block_reserved_weight), by action: trimmed (last transactions left out) or refused",
-                "action",
-                &["trimmed", "refused"],
-            ),
-            tip_to_job_seconds: histogram(
-                r,
-                "ndas_tip_to_job_seconds",
-                "From noticing a new tip to the new job handed to connections",
-                latency_buckets(),
-            ),
-            notify_delay_seconds: histogram(
-                r,
-                "ndas_notify_delay_seconds",
-                "From job creation to its notify written to a connection (fan-out)",
-                latency_buckets(),
-            ),
+            templates: TemplateMetrics::new(r),
             vardiff_retargets_total: counter(
                 r,
                 "ndas_vardiff_retargets_total",
@@ -273,7 +136,7 @@ impl Metrics {
         if let Some(port) = ports.iter().find(|port| &*port.name == name) {
             return port.clone();
         }
-        let port = PortMetrics::new(self, name);
+        let port = PortMetrics::new(&self.by_port, name);
         ports.push(port.clone());
         port
     }

@@ -23,12 +23,11 @@ use std::sync::{Mutex, MutexGuard};
 
 use ndas_core::sync::LockAnyway;
 
+use crate::config::MAX_KEPT_BLOCKS;
+
 /// Parents remembered once nothing of theirs is kept: enough for every
 /// parent a late share can still be on, few enough to scan.
 const PARENTS_REMEMBERED: usize = 256;
-
-/// Siblings kept in all, whatever their size.
-pub const MAX_KEPT_BLOCKS: usize = 4096;
 
 /// What a kept sibling is counted as beyond its head (its entry, record
 /// header and hex): its template's transactions are shared, not copied.

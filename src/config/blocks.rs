@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigIssue;
 
+/// Siblings (later blocks found on one parent) kept in all, whatever their
+/// size: the triage of found blocks holds them to it, and so it is the most
+/// `blocks.siblings_per_parent` may be.
+pub const MAX_KEPT_BLOCKS: usize = 4096;
+
 /// Bounds on found blocks waiting for their parent's first block's verdict
 /// (see `blocks::triage`), and the shutdown's grace period.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -35,11 +40,10 @@ impl BlocksConfig {
     /// The values that cannot work, each with its key.
     pub(crate) fn issues(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
-        let max = crate::blocks::triage::MAX_KEPT_BLOCKS;
-        if self.siblings_per_parent > max {
+        if self.siblings_per_parent > MAX_KEPT_BLOCKS {
             issues.push(ConfigIssue {
                 key: "blocks.siblings_per_parent".into(),
-                why: format!("{} is above {max}", self.siblings_per_parent),
+                why: format!("{} is above {MAX_KEPT_BLOCKS}", self.siblings_per_parent),
             });
         }
         if self.max_kept_bytes > 1 << 40 {

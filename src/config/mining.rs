@@ -108,6 +108,33 @@ impl MiningConfig {
             .collect()
     }
 
+    /// What cannot work in every job's coinbase tag, which shares the
+    /// coinbase's script with an `extranonce2_size`-byte extranonce2, and
+    /// in how often jobs are refreshed.
+    pub(super) fn job_issues(&self, extranonce2_size: usize) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        // Saturating: a huge extranonce2_size is reported with `[stratum]`,
+        // not a panic.
+        let tag_room = (ndas_core::chain::coinbase::MAX_SCRIPT_SIG_LEN - 5 - 1 - 4 - 2)
+            .saturating_sub(extranonce2_size);
+        if self.coinbase_tag.len() > tag_room {
+            issues.push(ConfigIssue {
+                key: "mining.coinbase_tag".into(),
+                why: format!(
+                    "{} bytes; at most {tag_room} fit the coinbase",
+                    self.coinbase_tag.len()
+                ),
+            });
+        }
+        if !(1..=3600).contains(&self.job_refresh_seconds) {
+            issues.push(ConfigIssue {
+                key: "mining.job_refresh_seconds".into(),
+                why: format!("{} is outside 1..=3600", self.job_refresh_seconds),
+            });
+        }
+        issues
+    }
+
     pub(super) fn issues(&self, network: Network, extranonce_len: usize) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let mut issue = |key: &str, why: String| {

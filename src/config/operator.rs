@@ -80,6 +80,15 @@ impl MetricsConfig {
         Ok(Some(Secret::new(token)))
     }
 
+    /// Whether `listen` is taken by `stratum.listen` (the further stratum
+    /// ports are checked with the ports).
+    pub(super) fn listen_issue(&self, stratum: SocketAddr) -> Option<ConfigIssue> {
+        (self.listen == stratum && stratum.port() != 0).then(|| ConfigIssue {
+            key: "metrics.listen".into(),
+            why: "is the same address as stratum.listen".into(),
+        })
+    }
+
     pub(super) fn issues(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let mut issue = |key: &str, why: String| {

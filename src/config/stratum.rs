@@ -88,7 +88,76 @@ impl StratumConfig {
         }
     }
 
-    /// What cannot work in the values `[stratum]` alone decides.
+    /// What cannot work in the bounds on each connection and on all of
+    /// them: extranonce2, line length, connections, lines, invalid shares.
+    pub(super) fn connection_issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: &str, why: String| {
+            issues.push(ConfigIssue {
+                key: format!("stratum.{key}"),
+                why,
+            })
+        };
+        if !(2..=8).contains(&self.extranonce2_size) {
+            issue(
+                "extranonce2_size",
+                format!("{} is outside 2..=8", self.extranonce2_size),
+            );
+        }
+        if !(512..=1_048_576).contains(&self.max_line_bytes) {
+            issue(
+                "max_line_bytes",
+                format!("{} is outside 512..=1048576", self.max_line_bytes),
+            );
+        }
+        let space = ndas_core::work::EXTRANONCE1_SPACE as usize;
+        if self.max_connections == 0 || self.max_connections > space {
+            issue(
+                "max_connections",
+                format!(
+                    "{} is outside 1..={space} (one extranonce1 each, per instance)",
+                    self.max_connections
+                ),
+            );
+        }
+        if self.max_connections_per_ip == 0 {
+            issue("max_connections_per_ip", "must be at least 1".into());
+        }
+        if self.max_lines_per_second == 0 {
+            issue("max_lines_per_second", "must be at least 1".into());
+        }
+        if self.max_invalid_shares < 2 {
+            issue("max_invalid_shares", "must be at least 2".into());
+        }
+        issues
+    }
+
+    /// What cannot work in the durations: bans, resumption, timeouts.
+    pub(super) fn time_issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut outside = |key: &str, value: f64, range: std::ops::RangeInclusive<f64>| {
+            if !(value.is_finite() && range.contains(&value)) {
+                let (low, high) = range.into_inner();
+                issues.push(ConfigIssue {
+                    key: format!("stratum.{key}"),
+                    why: format!("{value} is outside {low}..={high}"),
+                });
+            }
+        };
+        outside("ban_seconds", self.ban_seconds, 1.0..=604_800.0);
+        outside("resume_seconds", self.resume_seconds, 0.0..=86_400.0);
+        for (key, value) in [
+            ("handshake_timeout_seconds", self.handshake_timeout_seconds),
+            ("idle_timeout_seconds", self.idle_timeout_seconds),
+            ("write_timeout_seconds", self.write_timeout_seconds),
+        ] {
+            outside(key, value, 0.1..=86_400.0);
+        }
+        issues
+    }
+
+    /// What cannot work in what a worker's shares say and in the parked
+    /// sessions' bound.
     pub(super) fn issues(&self) -> Vec<ConfigIssue> {
         let mut issues = Vec::new();
         let k = self.offline_after_share_intervals;

@@ -45,18 +45,18 @@ pub(super) fn readyz(context: &HttpContext, details: bool) -> Answer {
 /// `/metrics`: the gauges read at scrape time, then the registry's text.
 pub(super) fn metrics(context: &HttpContext) -> Answer {
     let stats = &context.stats;
+    let scraped = &stats.metrics.scraped;
     let (known, connected) = stats.workers.counts();
-    stats.metrics.workers_connected.set(connected as i64);
-    stats.metrics.workers_registered.set(known as i64);
+    scraped.workers_connected.set(connected as i64);
+    scraped.workers_registered.set(known as i64);
     let (online, offline) = stats.worker_states();
-    let by_state = &stats.metrics.workers;
+    let by_state = &scraped.workers;
     by_state.with_label_values(&["online"]).set(online as i64);
     by_state.with_label_values(&["offline"]).set(offline as i64);
     if let Some(age) = stats.template_age() {
-        stats.metrics.template_age_seconds.set(age.as_secs_f64());
+        scraped.template_age_seconds.set(age.as_secs_f64());
     }
-    stats
-        .metrics
+    scraped
         .payout_groups
         .set(context.payout_groups.group_count() as i64);
     respond(

@@ -16,10 +16,10 @@ impl ReadModel for Metrics {
                 tip_to_job,
                 ..
             }) => {
-                self.template_height.set(i64::from(*height));
-                self.template_transactions.set(*transactions as i64);
+                self.templates.height.set(i64::from(*height));
+                self.templates.transactions.set(*transactions as i64);
                 if let Some(seconds) = tip_to_job {
-                    self.tip_to_job_seconds.observe(*seconds);
+                    self.templates.tip_to_job_seconds.observe(*seconds);
                 }
             }
             Event::Block(event) => self.block_event(event),
@@ -49,10 +49,13 @@ impl Metrics {
                 let source = serving.map_or(-1, |index| index as i64);
                 nodes.template_source.set(source);
             }
-            NodeEvent::TemplateFetched { seconds } => self.template_fetch_seconds.observe(*seconds),
+            NodeEvent::TemplateFetched { seconds } => {
+                self.templates.fetch_seconds.observe(*seconds)
+            }
             NodeEvent::NoTemplates { .. } => {}
             NodeEvent::OverLimits { outcome } => self
-                .templates_over_limits_total
+                .templates
+                .over_limits_total
                 .with_label_values(&[outcome])
                 .inc(),
             NodeEvent::Zmq { node, up } => {

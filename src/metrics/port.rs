@@ -1,13 +1,83 @@
-//! One stratum port's series: the `port` label of the connection and share
-//! metrics, resolved once per port so a share does no label lookup.
+//! The connection and share families, labelled by `port`, and one stratum
+//! port's series in them, resolved once per port so a share does no label
+//! lookup.
 
 use std::sync::Arc;
 
-use prometheus::{Counter, IntCounter, IntGauge};
+use prometheus::{
+    Counter, CounterVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
-use super::Metrics;
+use super::build::register;
 
-/// A port's handles into the labelled families of [`Metrics`].
+/// The connection and share families, each labelled by `port` (a configured
+/// port's name, so bounded); a port's series are created when it is
+/// declared ([`super::Metrics::port`]).
+pub(super) struct PortFamilies {
+    /// `result` is `accepted` or `rejected`; `reason` is a
+    /// [`ndas_core::share::Reject`] label or `none`.
+    shares_total: IntCounterVec,
+    /// `reason`: a `REFUSAL_REASONS` bound.
+    connections_refused_total: IntCounterVec,
+    /// `reason`: a [`ndas_core::closed::Closed`] label.
+    disconnects_total: IntCounterVec,
+    connections_total: IntCounterVec,
+    connections: IntGaugeVec,
+    /// Sum of accepted share difficulty: `rate(...) * 2^32` is the hashrate.
+    accepted_difficulty_total: CounterVec,
+}
+
+impl PortFamilies {
+    pub(super) fn new(r: &Registry) -> PortFamilies {
+        let by_port = |name: &str, help: &str, labels: &[&str]| {
+            let labels: Vec<&str> = std::iter::once("port")
+                .chain(labels.iter().copied())
+                .collect();
+            register(r, IntCounterVec::new(Opts::new(name, help), &labels))
+        };
+        PortFamilies {
+            shares_total: by_port(
+                "ndas_shares_total",
+                "Shares judged, by port, result and reject reason",
+                &["result", "reason"],
+            ),
+            connections_refused_total: by_port(
+                "ndas_connections_refused_total",
+                "Connections closed on arrival, by port and the bound they were over",
+                &["reason"],
+            ),
+            disconnects_total: by_port(
+                "ndas_disconnects_total",
+                "Miner connections ended, by port and why",
+                &["reason"],
+            ),
+            connections_total: by_port(
+                "ndas_connections_total",
+                "Miner connections accepted, by port",
+                &[],
+            ),
+            connections: register(
+                r,
+                IntGaugeVec::new(
+                    Opts::new("ndas_connections", "Miner connections open now, by port"),
+                    &["port"],
+                ),
+            ),
+            accepted_difficulty_total: register(
+                r,
+                CounterVec::new(
+                    Opts::new(
+                        "ndas_accepted_difficulty_total",
+                        "Sum of accepted share difficulty, by port",
+                    ),
+                    &["port"],
+                ),
+            ),
+        }
+    }
+}
+
+/// A port's handles into the labelled families of [`super::Metrics`].
 #[derive(Clone)]
 pub struct PortMetrics {
     pub name: Arc<str>,
@@ -33,7 +103,7 @@ fn index(reasons: &[&str], reason: &str) -> usize {
 }
 
 impl PortMetrics {
-    pub(super) fn new(metrics: &Metrics, name: &str) -> PortMetrics {
+    pub(super) fn new(families: &PortFamilies, name: &str) -> PortMetrics {
         let each = |family: &prometheus::IntCounterVec, reasons: &[&str]| {
             reasons
                 .iter()
@@ -42,22 +112,24 @@ impl PortMetrics {
         };
         PortMetrics {
             name: name.into(),
-            connections: metrics.connections.with_label_values(&[name]),
-            connections_total: metrics.connections_total.with_label_values(&[name]),
-            accepted: metrics
+            connections: families.connections.with_label_values(&[name]),
+            connections_total: families.connections_total.with_label_values(&[name]),
+            accepted: families
                 .shares_total
                 .with_label_values(&[name, "accepted", "none"]),
-            accepted_difficulty: metrics.accepted_difficulty_total.with_label_values(&[name]),
+            accepted_difficulty: families
+                .accepted_difficulty_total
+                .with_label_values(&[name]),
             rejected: ndas_core::share::Reject::REASONS
                 .iter()
                 .map(|reason| {
-                    metrics
+                    families
                         .shares_total
                         .with_label_values(&[name, "rejected", reason])
                 })
                 .collect(),
-            disconnects: each(&metrics.disconnects_total, super::DISCONNECT_REASONS),
-            refused: each(&metrics.connections_refused_total, &super::REFUSAL_REASONS),
+            disconnects: each(&families.disconnects_total, super::DISCONNECT_REASONS),
+            refused: each(&families.connections_refused_total, &super::REFUSAL_REASONS),
         }
     }
 
@@ -84,7 +156,7 @@ impl PortMetrics {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::metrics::Metrics;
     use ndas_core::closed::Closed;
     use ndas_core::share::Reject;
 

@@ -160,6 +160,7 @@ impl ConnectionStats {
             // parent only: a flood of siblings must not push real blocks out.
             Event::Block(_) => metrics.blocks.found_total.inc(),
             Event::JobSent { created } => metrics
+                .templates
                 .notify_delay_seconds
                 .observe(created.elapsed().as_secs_f64()),
         }

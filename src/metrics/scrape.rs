@@ -1,0 +1,67 @@
+//! The gauges `/metrics` sets just before it renders (see
+//! `http::api::metrics`): the template's age, the worker registry's size and
+//! the payout groups mined for now. The process collector (CPU, memory, open
+//! files) is registered with them: it too is read at scrape.
+
+use prometheus::{IntGauge, IntGaugeVec, Registry};
+
+use super::build::{gauge, gauges, register};
+
+/// Figures read when `/metrics` is scraped, not counted as they happen.
+pub struct ScrapedGauges {
+    pub template_age_seconds: prometheus::Gauge,
+    /// Registered workers by `state` (`online`, `offline`).
+    pub workers: IntGaugeVec,
+    /// Workers with at least one connection.
+    pub workers_connected: IntGauge,
+    /// Workers kept in the registry, connected or not.
+    pub workers_registered: IntGauge,
+    /// Payout addresses with a coinbase of their own now.
+    pub payout_groups: IntGauge,
+}
+
+impl ScrapedGauges {
+    pub(super) fn new(r: &Registry) -> ScrapedGauges {
+        let template_age_seconds = register(
+            r,
+            prometheus::Gauge::new(
+                "ndas_template_age_seconds",
+                "Seconds since the last template was fetched",
+            ),
+        );
+        #[cfg(target_os = "linux")]
+        {
+            let process = prometheus::process_collector::ProcessCollector::for_self();
+            let _ = r.register(Box::new(process));
+        }
+        let workers = gauges(
+            r,
+            "ndas_workers",
+            "Registered workers: online, or offline (no accepted share for stratum.offline_after_share_intervals of its expected share interval)",
+            &["state"],
+        );
+        // Both states from the start, at zero.
+        for state in ["online", "offline"] {
+            workers.with_label_values(&[state]);
+        }
+        ScrapedGauges {
+            template_age_seconds,
+            workers,
+            workers_connected: gauge(
+                r,
+                "ndas_workers_connected",
+                "Workers with at least one connection",
+            ),
+            workers_registered: gauge(
+                r,
+                "ndas_workers_registered",
+                "Workers kept (an accepted share earns a place), connected or not",
+            ),
+            payout_groups: gauge(
+                r,
+                "ndas_payout_groups",
+                "Payout addresses mined for now, each with a coinbase of its own (1 in fixed mode)",
+            ),
+        }
+    }
+}
