@@ -9,6 +9,10 @@
 //! - [`work`]: templates become jobs (coinbase split around the
 //!   extranonce, merkle branch, serialized `mining.notify`), the payout
 //!   outputs, the block limits a template must fit, extranonce1 leases.
+//! - [`channel`]: one miner's wire-agnostic state (workers and their
+//!   payout group, the jobs sent and their targets, difficulty, share
+//!   judging, extranonce1); [`session`]: Stratum V1's state machine
+//!   around it, and the parking of ended sessions.
 //! - [`share`]: share judging, one pure function; [`vardiff`]: the
 //!   difficulty each miner is given; [`found`]: a block a share made;
 //!   [`rates`]: hashrate from accepted difficulty, for a worker or a pool.
@@ -25,6 +29,7 @@
 pub mod bucket;
 pub mod by_address;
 pub mod chain;
+pub mod channel;
 pub mod client;
 pub mod clock;
 pub mod closed;

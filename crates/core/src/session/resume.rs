@@ -27,7 +27,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::state::Parked;
+use crate::channel::Parked;
 use crate::stratum::method::JobId;
 use crate::sync::LockAnyway;
 use crate::work::{Extranonce1, ExtranonceAllocator, Job, Lease};

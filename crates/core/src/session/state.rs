@@ -1,9 +1,11 @@
-//! The session state machine: `Connected → Subscribed → Authorized`.
+//! The Stratum V1 session state machine: `Connected → Subscribed →
+//! Authorized`, around the wire-agnostic [`Channel`] (workers, jobs,
+//! difficulty, share judging, extranonce1): this file parses lines, keeps
+//! the handshake and turns what the channel returns into lines.
 //!
 //! Synchronous and free of I/O: every method takes the current time and
 //! appends what to send and what happened to an [`Output`].
 
-use std::collections::{HashSet, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -12,93 +14,19 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::resume::Resumptions;
-use crate::chain::{Hash256, Target};
-use crate::share::{validate, Reject, ShareContext};
+use crate::channel::{Channel, Work};
+pub use crate::channel::{Event, Now, Parked, SessionConfig};
+use crate::share::Reject;
 use crate::stratum::message::{error, result};
 use crate::stratum::method::{Authorize, Configure, Submit, Subscribe};
+use crate::stratum::notify::set_difficulty;
 use crate::stratum::{ErrorCode, Method, Request, StratumError};
-use crate::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
-use crate::work::groups::{Feed, Group, Latest, Mining};
-use crate::work::payout::Payout;
+use crate::work::groups::{Feed, Group, Latest};
 use crate::work::PayoutGroups;
 use crate::work::{Extranonce1, Job, Lease};
-use crate::FoundBlock;
 
-/// Jobs a connection remembers; older ones answer "job not found".
-const MAX_JOBS: usize = 16;
-/// Worker names one connection may authorize.
-const MAX_WORKERS: usize = 32;
 /// Unparseable lines tolerated before the connection is closed.
 const MAX_BAD_LINES: u32 = 16;
-
-/// Settings shared by every session.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SessionConfig {
-    pub extranonce2_size: usize,
-    /// Version bits miners may roll (BIP310), e.g. `0x1fffe000`.
-    pub version_mask: u32,
-    /// This port's difficulty bounds and start.
-    pub vardiff: VardiffConfig,
-    /// Starting difficulty by user agent family; the first match counts.
-    pub agents: Vec<AgentDifficulty>,
-}
-
-/// The time, given by the caller so tests control it.
-#[derive(Clone, Copy, Debug)]
-pub struct Now {
-    pub instant: Instant,
-    /// Seconds since the Unix epoch.
-    pub unix: u32,
-}
-
-impl Now {
-    /// The real clock.
-    pub fn system() -> Now {
-        let unix = u32::try_from(crate::clock::unix_now()).unwrap_or(u32::MAX);
-        Now {
-            instant: Instant::now(),
-            unix,
-        }
-    }
-}
-
-/// What a session reports besides its answers.
-#[derive(Debug)]
-pub enum Event {
-    /// A share was judged; `difficulty` is what it is credited with when accepted.
-    Share {
-        worker: Option<Arc<str>>,
-        difficulty: f64,
-        verdict: Result<f64, Reject>,
-    },
-    Block(Box<FoundBlock>),
-    Subscribed,
-    /// The subscribe took back a recent session's extranonce1 and jobs.
-    Resumed,
-    Authorized {
-        worker: Arc<str>,
-    },
-    /// An authorize refused: its name cannot be paid, or a payout group
-    /// bound is reached (a [`crate::work::groups::JoinError`] label).
-    PayoutRefused {
-        reason: &'static str,
-    },
-    /// `username_fallback`: the worker just authorized mines for the
-    /// fallback address, because its name is not an address (`why`).
-    FellBack {
-        worker: Arc<str>,
-        why: Arc<str>,
-    },
-    /// `mining.set_difficulty` was sent; `vardiff` when vardiff chose it.
-    Difficulty {
-        difficulty: f64,
-        vardiff: bool,
-    },
-    /// A new job was broadcast to this miner; `created` is when it was built.
-    JobSent {
-        created: Instant,
-    },
-}
 
 /// Lines to send and events to report, filled by each session call.
 #[derive(Debug, Default)]
@@ -119,60 +47,29 @@ enum Phase {
     Authorized,
 }
 
-struct SentJob {
-    job: Arc<Job>,
-    difficulty: f64,
-    target: Target,
-    /// Leading bytes of accepted share hashes, to refuse duplicates.
-    accepted: HashSet<u128>,
-}
-
-/// A worker name the connection authorized, and the address it is paid
-/// to (the group itself is held only while the connection mines for it, so
-/// a connection keeps one group alive, not one per name).
-struct Worker {
-    name: Arc<str>,
-    payout: Option<Payout>,
-}
-
-/// One miner's protocol state.
+/// One miner's Stratum V1 protocol state around its [`Channel`].
 pub struct Session<F: Feed = Latest> {
-    config: Arc<SessionConfig>,
     phase: Phase,
-    extranonce1: Extranonce1,
+    /// The version bits this miner negotiated (BIP310), for its answer.
     version_mask: u32,
     user_agent: Option<String>,
-    workers: Vec<Worker>,
-    /// Where the groups are joined (none in unit tests: no payout checks).
-    manager: Option<Arc<PayoutGroups<F>>>,
-    /// The miner's network address (an IPv6 host's /64), which new payout
-    /// groups are bounded by (none in unit tests).
-    source: Option<IpAddr>,
-    /// The group whose jobs this connection is sent: its latest worker's.
-    group: Option<Mining<F>>,
-    /// The new group's receiver, subscribed when its current job was read,
-    /// until the connection's loop takes it ([`Output::moved`]).
-    moved_to: Option<F::Receiver>,
-    /// Vardiff's current choice, before the network cap.
-    difficulty: f64,
-    /// The least difficulty this miner asked for (BIP310
-    /// `minimum-difficulty`, or `d=N` in its password), within the pool's bounds.
-    floor: Option<f64>,
-    /// The miner asked for a starting difficulty (suggested one, or `d=N`):
-    /// the user agent table does not override it.
-    asked: bool,
-    /// The difficulty last sent with `mining.set_difficulty`.
-    sent_difficulty: Option<f64>,
-    latest: Option<Arc<Job>>,
-    /// Previous-block hash of the last job sent: jobs on another are stale.
-    tip: Option<Hash256>,
-    jobs: VecDeque<SentJob>,
-    vardiff: Vardiff,
     bad_lines: u32,
     /// The extranonce1 held for this connection (none in unit tests).
     lease: Option<Lease>,
     /// Where ended sessions are parked and resumed.
     resumptions: Option<Arc<Resumptions>>,
+    /// What any wire would keep: workers, jobs, difficulty, judging.
+    pub(crate) channel: Channel<F>,
+}
+
+/// Puts `work` on the wire: the difficulty first, then the job.
+fn send(work: Work<'_>, out: &mut Output) {
+    if let Some(difficulty) = work.difficulty {
+        out.lines.push(set_difficulty(difficulty));
+    }
+    if let Some((job, clean)) = work.job {
+        out.lines.push(job.notify(clean));
+    }
 }
 
 impl<F: Feed> Session<F> {
@@ -192,15 +89,14 @@ impl<F: Feed> Session<F> {
     /// Workers of this session are paid as `manager`'s groups say, and
     /// each share counts only on a job of its worker's group.
     pub fn with_payouts(mut self, manager: Arc<PayoutGroups<F>>) -> Session<F> {
-        self.group = manager.starting_group().map(Mining::new);
-        self.manager = Some(manager);
+        self.channel = self.channel.with_payouts(manager);
         self
     }
 
     /// The session's miner connects from `source` (already grouped as the
     /// connection bounds group it: an IPv6 host by its /64).
     pub fn from_source(mut self, source: IpAddr) -> Session<F> {
-        self.source = Some(source);
+        self.channel = self.channel.from_source(source);
         self
     }
 
@@ -209,51 +105,34 @@ impl<F: Feed> Session<F> {
     /// A new receiver of them, and the job current when it was made (the
     /// later ones come through it).
     pub fn jobs(&self) -> Option<(F::Receiver, Option<Arc<Job>>)> {
-        self.group
-            .as_ref()
-            .map(|mining| mining.group().feed.subscribe())
+        self.channel.jobs()
     }
 
     /// The group whose jobs this session is sent now.
     pub fn group(&self) -> Option<&Arc<Group<F>>> {
-        self.group.as_ref().map(Mining::group)
+        self.channel.group()
     }
 
     /// After [`Output::moved`]: the receiver of the new group's jobs, which
     /// replaces the one the connection waited on.
     pub fn take_moved(&mut self) -> Option<F::Receiver> {
-        self.moved_to.take()
+        self.channel.take_moved()
     }
 
     pub fn new(config: Arc<SessionConfig>, extranonce1: Extranonce1, now: Now) -> Session<F> {
-        let vardiff = Vardiff::new(config.vardiff, now.instant);
         Session {
-            difficulty: config.vardiff.start,
-            floor: None,
-            asked: false,
-            config,
             phase: Phase::Connected,
-            extranonce1,
             version_mask: 0,
             user_agent: None,
-            workers: Vec::new(),
-            manager: None,
-            source: None,
-            group: None,
-            moved_to: None,
-            sent_difficulty: None,
-            latest: None,
-            tip: None,
-            jobs: VecDeque::with_capacity(MAX_JOBS),
-            vardiff,
             bad_lines: 0,
             lease: None,
             resumptions: None,
+            channel: Channel::new(config, extranonce1, now),
         }
     }
 
     pub fn extranonce1(&self) -> Extranonce1 {
-        self.extranonce1
+        self.channel.extranonce1()
     }
 
     pub fn user_agent(&self) -> Option<&str> {
@@ -294,13 +173,9 @@ impl<F: Feed> Session<F> {
             Method::Configure(configure) => self.configure(id, &configure, now, out),
             Method::Submit(submit) => self.submit(id, &submit, now, out),
             Method::SuggestDifficulty(suggested) => {
-                self.asked = true;
-                self.difficulty = self.bounded(suggested.difficulty);
-                self.vardiff.reset(now.instant);
+                self.channel.suggest_difficulty(suggested.difficulty, now);
                 out.lines.push(result(id, true));
-                if self.phase == Phase::Authorized {
-                    self.send_difficulty(false, out);
-                }
+                self.announce_difficulty(out);
             }
             Method::ExtranonceSubscribe => out.lines.push(result(id, true)),
             Method::Unknown(name) => {
@@ -315,27 +190,28 @@ impl<F: Feed> Session<F> {
     /// New settings from a config reload: difficulty bounds apply at once and
     /// a changed difficulty is announced now, for the jobs that follow.
     pub fn set_config(&mut self, config: Arc<SessionConfig>, now: Now, out: &mut Output) {
-        self.vardiff = Vardiff::new(config.vardiff, now.instant);
-        self.config = config;
-        self.difficulty = self.bounded(self.difficulty);
-        if self.phase == Phase::Authorized {
-            self.send_difficulty(false, out);
-        }
+        self.channel.set_config(config, now);
+        self.announce_difficulty(out);
     }
 
     /// A new job from the job manager.
     pub fn on_job(&mut self, job: Arc<Job>, now: Now, out: &mut Output) {
-        self.latest = Some(job.clone());
         if self.phase == Phase::Authorized {
-            let retarget = self.vardiff.on_tick(self.difficulty, now.instant);
-            if let Some(next) = retarget {
-                self.difficulty = self.bounded(next);
-            }
-            // Fan-out is timed for broadcasts only, not a late joiner's first job.
-            out.events.push(Event::JobSent {
-                created: job.created,
-            });
-            self.send_job(job, retarget.is_some(), out);
+            send(self.channel.broadcast(job, now, &mut out.events), out);
+        } else {
+            self.channel.set_latest(job);
+        }
+    }
+
+    /// A changed difficulty to a mining miner (not vardiff's choice).
+    fn announce_difficulty(&mut self, out: &mut Output) {
+        if self.phase == Phase::Authorized {
+            let difficulty = self.channel.difficulty_to_send(false, &mut out.events);
+            let work = Work {
+                difficulty,
+                job: None,
+            };
+            send(work, out);
         }
     }
 
@@ -354,24 +230,24 @@ impl<F: Feed> Session<F> {
         }
         self.phase = Phase::Subscribed;
         self.user_agent = subscribe.user_agent;
-        self.start_for_agent();
+        self.channel.start_for_agent(self.user_agent.as_deref());
         out.events.push(Event::Subscribed);
         if let Some(previous) = subscribe.session_id {
             self.resume(Extranonce1(previous), now, out);
         }
-        let subscription = self.extranonce1.to_hex();
+        let subscription = self.channel.extranonce1().to_hex();
         let answer = json!([
             [
                 ["mining.set_difficulty", subscription],
                 ["mining.notify", subscription]
             ],
             subscription,
-            self.config.extranonce2_size
+            self.channel.config().extranonce2_size
         ]);
         out.lines.push(result(id, answer));
         // Authorized before subscribing (old proxies do; ckpool accepts it):
         // the work follows the subscription.
-        if !self.workers.is_empty() {
+        if self.channel.has_workers() {
             self.start_work(now, out);
         }
     }
@@ -379,18 +255,13 @@ impl<F: Feed> Session<F> {
     /// Enters `Authorized`: difficulty and the current job go out.
     fn start_work(&mut self, now: Now, out: &mut Output) {
         self.phase = Phase::Authorized;
-        self.vardiff.reset(now.instant);
-        if let Some(job) = self.latest.clone() {
-            self.send_job(job, false, out);
-        } else {
-            self.send_difficulty(false, out);
-        }
+        send(self.channel.start(now, &mut out.events), out);
     }
 
     fn configure(&mut self, id: &Value, configure: &Configure, now: Now, out: &mut Output) {
         let mut answer = Map::new();
         if let Some(rolling) = configure.version_rolling {
-            self.version_mask = rolling.mask & self.config.version_mask;
+            self.version_mask = rolling.mask & self.channel.config().version_mask;
             answer.insert("version-rolling".into(), Value::Bool(true));
             answer.insert(
                 "version-rolling.mask".into(),
@@ -406,45 +277,34 @@ impl<F: Feed> Session<F> {
         out.lines.push(result(id, Value::Object(answer)));
         // After the answer: the difficulty the floor raised, if mining.
         if let Some(minimum) = configure.minimum_difficulty {
-            self.set_floor(minimum, false, now, out);
+            self.channel.set_floor(minimum, false, now);
+            self.announce_difficulty(out);
         }
     }
 
-    fn send_job(&mut self, job: Arc<Job>, vardiff: bool, out: &mut Output) {
-        // A new tip, or new bits at the same tip (testnet's 20-minute rule:
-        // blocks are easy from now, so miners drop what they have queued;
-        // the old job's shares are still taken).
-        let last_bits = self.jobs.back().map(|sent| sent.job.template.bits);
-        let clean = self.tip != Some(*job.prev_hash())
-            || last_bits.is_some_and(|bits| bits != job.template.bits);
-        self.send_difficulty(vardiff, out);
-        let difficulty = self.sent_difficulty.unwrap_or(self.difficulty);
-        out.lines.push(job.notify(clean));
-        self.tip = Some(*job.prev_hash());
-        let target = Target::from_difficulty(difficulty);
-        // A job sent again (a resumed session's) keeps the shares accepted on it.
-        if let Some(sent) = self.jobs.iter_mut().find(|sent| sent.job.id == job.id) {
-            (sent.difficulty, sent.target) = (difficulty, target);
-            return;
+    /// `mining.submit`: the share judged by the channel, answered.
+    fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
+        let ready = match self.phase {
+            Phase::Connected => Err(Reject::NotSubscribed),
+            Phase::Subscribed => Err(Reject::Unauthorized),
+            Phase::Authorized => Ok(()),
+        };
+        match self.channel.submit(submit, ready, now, &mut out.events) {
+            Ok(difficulty) => {
+                out.lines.push(result(id, true));
+                let work = Work {
+                    difficulty,
+                    job: None,
+                };
+                send(work, out);
+            }
+            Err(reject) => out.lines.push(error(id, &reject.to_stratum())),
         }
-        if self.jobs.len() == MAX_JOBS {
-            self.jobs.pop_front();
-        }
-        self.jobs.push_back(SentJob {
-            job,
-            difficulty,
-            target,
-            accepted: HashSet::new(),
-        });
     }
 }
 
 mod authorize;
-mod difficulty;
 mod parked;
-mod shares;
-
-pub use parked::Parked;
 
 #[cfg(test)]
 mod firmware_tests;

@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::tests::{error_of, ready, MAINNET_BITS, REGTEST_BITS};
 use super::*;
+use crate::chain::Target;
 use crate::client::{hash_share_rolled, Rolling, Share};
 use crate::testkit::{find, job, now, send, session, submit_line, template, TIP_A, TIP_B};
 use crate::vardiff::VardiffConfig;
@@ -107,7 +108,7 @@ fn leased(
     resumptions: &Arc<crate::session::Resumptions>,
 ) -> Session {
     let s = session(1e-9);
-    let config = s.config.clone();
+    let config = s.channel.config().clone();
     Session::leased(
         config,
         allocator.allocate().unwrap(),
@@ -255,7 +256,10 @@ fn difficulties_are_rounded_as_configured_and_the_sent_one_is_the_target() {
             .iter()
             .any(|e| matches!(e, Event::Difficulty { difficulty, .. } if *difficulty == sent)));
         // The job's share target is that difficulty's.
-        assert_eq!(s.jobs.back().unwrap().target, Target::from_difficulty(sent));
+        assert_eq!(
+            s.channel.jobs.back().unwrap().target,
+            Target::from_difficulty(sent)
+        );
     }
 }
 
@@ -410,7 +414,7 @@ fn a_familys_floor_holds_against_vardiff_and_the_miners_own_ask_wins_over_the_ta
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
     assert_eq!(difficulties(&sent), Vec::<f64>::new(), "{sent:?}");
-    assert_eq!(s.difficulty, 500_000.0);
+    assert_eq!(s.channel.difficulty, 500_000.0);
 
     // cgminer negotiates a minimum before it subscribes; a suggestion
     // before subscribing counts too; so does d=N after it.

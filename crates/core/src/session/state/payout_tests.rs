@@ -64,7 +64,8 @@ fn notified(s: &Session, answers: &[Value]) -> Arc<Job> {
         .as_str()
         .unwrap()
         .to_owned();
-    s.jobs
+    s.channel
+        .jobs
         .iter()
         .find(|sent| sent.job.id.to_string() == id)
         .unwrap()
@@ -217,7 +218,7 @@ fn a_block_on_a_job_of_an_address_no_worker_names_is_recorded_for_the_address() 
     } = two_workers(REGTEST_BITS);
     // The Alice worker's name is gone (as after a resume that restored
     // her parked jobs to a connection of Bob's).
-    s.workers.retain(|w| *w.name == *bob);
+    s.channel.workers.retain(|w| *w.name == *bob);
     let block = find(&alice_job, [5; 8], None, |share| share.is_block);
     let (_, out) = send(&mut s, &submit_line(&bob, &block));
     let found = out.events.iter().find_map(|e| match e {
@@ -305,7 +306,7 @@ fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
         allocator.clone(),
         std::time::Duration::from_secs(600),
     ));
-    let config = session(1e-9).config.clone();
+    let config = session(1e-9).channel.config().clone();
     let leased = || {
         let lease = allocator.allocate().unwrap();
         Session::leased(config.clone(), lease, resumptions.clone(), now())
@@ -340,7 +341,7 @@ fn a_resume_after_authorizing_another_address_drops_the_parked_work() {
 fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     let manager = manager(MAINNET_BITS);
     let allocator = Arc::new(crate::work::ExtranonceAllocator::new(9));
-    let config = session(1e-9).config.clone();
+    let config = session(1e-9).channel.config().clone();
     let parking = |max_bytes| {
         let window = std::time::Duration::from_secs(600);
         let resumptions = crate::session::Resumptions::new(allocator.clone(), window);
@@ -371,7 +372,7 @@ fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     // group while others churn).
     let shared = parking(10_000);
     let alice: Vec<Session> = (0..6).map(|_| leased(&shared, ALICE)).collect();
-    let one_job = crate::session::resume::job_bytes(&alice[0].jobs[0].job);
+    let one_job = crate::session::resume::job_bytes(&alice[0].channel.jobs[0].job);
     alice.into_iter().for_each(|s| s.retire(now().instant));
     assert_eq!((shared.len(), shared.bytes()), (6, one_job));
 }

@@ -1,32 +1,42 @@
-//! `mining.submit`: a share judged against the job it names, with the
-//! connection's history (stale, duplicate) around the pure [`validate`].
+//! A share judged against the job it names, with the channel's history
+//! (stale, duplicate, whose address the job pays) around the pure
+//! [`validate`].
 
-use serde_json::Value;
+use std::sync::Arc;
 
-use super::*;
+use super::{Channel, Event, Feed, Now, Worker};
+use crate::chain::Target;
+use crate::share::{validate, Reject, ShareContext};
+use crate::stratum::method::Submit;
+use crate::work::payout::Payout;
+use crate::FoundBlock;
 
-impl<F: Feed> Session<F> {
-    pub(super) fn submit(&mut self, id: &Value, submit: &Submit, now: Now, out: &mut Output) {
+impl<F: Feed> Channel<F> {
+    /// Judges `submit` after the wire's own checks (`ready`: SV1's handshake
+    /// phase); reports the share (and a block) in `events`. Accepted: the
+    /// difficulty vardiff now wants announced, if any.
+    pub fn submit(
+        &mut self,
+        submit: &Submit,
+        ready: Result<(), Reject>,
+        now: Now,
+        events: &mut Vec<Event>,
+    ) -> Result<Option<f64>, Reject> {
         // By index: the payout is borrowed, never cloned (in `fixed` mode
         // every connection shares its script, and its count would be a
         // contended atomic on every share).
         let found = self.workers.iter().position(|w| *w.name == *submit.worker);
         let worker = found.map(|i| self.workers[i].name.clone());
-        match self.judge(submit, worker.as_ref(), found, now, out) {
-            Ok(()) => {
-                out.lines.push(result(id, true));
-                if let Some(next) = self.vardiff.on_share(self.difficulty, now.instant) {
-                    self.difficulty = self.bounded(next);
-                    self.send_difficulty(true, out);
-                }
-            }
+        let judged = ready.and_then(|()| self.judge(submit, worker.as_ref(), found, now, events));
+        match judged {
+            Ok(()) => Ok(self.after_share(now, events)),
             Err(reject) => {
-                out.lines.push(error(id, &reject.to_stratum()));
-                out.events.push(Event::Share {
+                events.push(Event::Share {
                     worker,
                     difficulty: 0.0,
                     verdict: Err(reject),
                 });
+                Err(reject)
             }
         }
     }
@@ -39,13 +49,8 @@ impl<F: Feed> Session<F> {
         worker: Option<&Arc<str>>,
         index: Option<usize>,
         now: Now,
-        out: &mut Output,
+        events: &mut Vec<Event>,
     ) -> Result<(), Reject> {
-        match self.phase {
-            Phase::Connected => return Err(Reject::NotSubscribed),
-            Phase::Subscribed => return Err(Reject::Unauthorized),
-            Phase::Authorized => {}
-        }
         let worker = worker.ok_or(Reject::Unauthorized)?;
         let job_id = submit.job_id.ok_or(Reject::JobNotFound)?;
         let payout = index.and_then(|i| self.workers[i].payout.as_ref());
@@ -110,7 +115,7 @@ impl<F: Feed> Session<F> {
                     recorded = true;
                 }
             }
-            out.events.push(Event::Share {
+            events.push(Event::Share {
                 worker: Some(worker.clone()),
                 difficulty,
                 verdict: Ok(accepted.achieved),
@@ -133,7 +138,7 @@ impl<F: Feed> Session<F> {
             } else {
                 worker.clone()
             };
-            out.events.push(Event::Block(Box::new(FoundBlock {
+            events.push(Event::Block(Box::new(FoundBlock {
                 job: sent.job.clone(),
                 header: accepted.header,
                 hash: accepted.hash,
