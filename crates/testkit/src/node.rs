@@ -269,6 +269,12 @@ impl RegtestNode {
     }
 }
 
+impl super::wallet::Rpc for RegtestNode {
+    async fn call(&self, method: &str, params: Value) -> Value {
+        RegtestNode::call(self, method, params).await
+    }
+}
+
 impl Drop for RegtestNode {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -16,7 +16,12 @@ use bitcoin::{
 };
 use serde_json::{json, Value};
 
-use super::node::RegtestNode;
+/// What the wallet asks of a node: its JSON-RPC (the kit's
+/// `RegtestNode` answers it; the wallet names no node type).
+pub trait Rpc {
+    /// The answer's `result`; a failed call panics (it is a test's).
+    fn call(&self, method: &str, params: Value) -> impl std::future::Future<Output = Value>;
+}
 
 /// The kinds of output the wallet pays to and spends from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,12 +97,13 @@ impl Wallet {
 
     /// Mines `blocks` to the wallet's P2WPKH address on `node` and keeps the
     /// coinbase coins that are mature at the new tip.
-    pub async fn fund(&self, node: &RegtestNode, blocks: u64) {
+    pub async fn fund(&self, node: &impl Rpc, blocks: u64) {
         let address = self.address(Kind::P2wpkh).to_string();
         let hashes = node
             .call("generatetoaddress", json!([blocks, address]))
             .await;
-        let tip = node.height().await;
+        let tip = node.call("getblockcount", json!([])).await;
+        let tip = tip.as_u64().unwrap();
         for hash in hashes.as_array().unwrap() {
             let block = node.call("getblock", json!([hash, 2])).await;
             let height = block["height"].as_u64().unwrap();
@@ -121,7 +127,7 @@ impl Wallet {
     /// Sends transactions that spend every kind of output: a payment from
     /// a wallet coin into one output of each kind (plus change), then a
     /// transaction spending each of those. Returns every txid, parents first.
-    pub async fn send_every_kind(&self, node: &RegtestNode) -> Vec<Txid> {
+    pub async fn send_every_kind(&self, node: &impl Rpc) -> Vec<Txid> {
         let coin = self
             .coins
             .lock()
@@ -171,7 +177,7 @@ impl Wallet {
     /// and `small` of about 440 (one input, one output; the worst paying),
     /// which fill the gap the big ones leave. Needs `big + 1` coins; mines
     /// one block (the small ones' coins).
-    pub async fn fill_blocks(&self, node: &RegtestNode, big: usize, small: usize) {
+    pub async fn fill_blocks(&self, node: &impl Rpc, big: usize, small: usize) {
         let coin = self
             .coins
             .lock()
@@ -221,7 +227,7 @@ impl Wallet {
         }
     }
 
-    async fn broadcast(&self, node: &RegtestNode, tx: &Transaction) -> Txid {
+    async fn broadcast(&self, node: &impl Rpc, tx: &Transaction) -> Txid {
         let hex = bitcoin::consensus::encode::serialize_hex(tx);
         let txid = node.call("sendrawtransaction", json!([hex])).await;
         assert_eq!(txid.as_str().unwrap(), tx.compute_txid().to_string());
