@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{Channel, Event, Feed, SentJob, Work, Worker, MAX_WORKERS};
+use super::{Announce, Channel, Event, Feed, SentJob, Worker, MAX_WORKERS};
 use crate::work::groups::{JoinError, Mining};
 use crate::work::payout::Payout;
 
@@ -24,7 +24,7 @@ pub struct Authorized<'a> {
     /// [`Channel::take_moved`]'s receiver from now on.
     pub moved: bool,
     /// The new group's job, when the channel was mining already.
-    pub work: Work<'a>,
+    pub announce: Announce<'a>,
 }
 
 impl<F: Feed> Channel<F> {
@@ -80,7 +80,7 @@ impl<F: Feed> Channel<F> {
         let Some(group) = group.filter(|g| !self.mining_for(&g.payout)) else {
             return Ok(Authorized {
                 moved: false,
-                work: Work::default(),
+                announce: Announce::default(),
             });
         };
         let moved = self.group.is_some();
@@ -95,10 +95,13 @@ impl<F: Feed> Channel<F> {
             self.tip = None;
         }
         self.group = Some(Mining::new(group));
-        let work = match self.latest.clone() {
+        let announce = match self.latest.clone() {
             Some(job) if moved && mining => self.send_job(job, false, events),
-            _ => Work::default(),
+            _ => Announce::default(),
         };
-        Ok(Authorized { moved: true, work })
+        Ok(Authorized {
+            moved: true,
+            announce,
+        })
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! A wire's state machine holds one and speaks for it: Stratum V1's
 //! [`crate::session::Session`] parses lines, keeps its handshake's phase
-//! and turns what the channel returns into lines (a [`Work`] into
+//! and turns what the channel returns into lines (an [`Announce`] into
 //! `mining.set_difficulty` and `mining.notify`, a verdict into an answer).
 //! A second wire (Stratum V2's mining channels) is a second state machine
 //! around the same channel. Synchronous and free of I/O: every call takes
@@ -112,7 +112,7 @@ pub enum Event {
 /// of its own (every miner of a group shares the job's count).
 #[derive(Debug, Default)]
 #[must_use = "the miner is sent this"]
-pub struct Work<'a> {
+pub struct Announce<'a> {
     /// A new share difficulty.
     pub difficulty: Option<f64>,
     /// A job, and whether the miner drops what it had (`clean_jobs`).
@@ -254,7 +254,7 @@ impl<F: Feed> Channel<F> {
 
     /// A new job broadcast to a mining channel: vardiff's periodic retarget
     /// first, then the job.
-    pub fn broadcast(&mut self, job: Arc<Job>, now: Now, events: &mut Vec<Event>) -> Work<'_> {
+    pub fn broadcast(&mut self, job: Arc<Job>, now: Now, events: &mut Vec<Event>) -> Announce<'_> {
         self.latest = Some(job.clone());
         let retarget = self.vardiff.on_tick(self.difficulty, now.instant);
         if let Some(next) = retarget {
@@ -269,11 +269,11 @@ impl<F: Feed> Channel<F> {
 
     /// The channel starts mining: the current job with its difficulty, or
     /// the difficulty alone before the first job.
-    pub fn start(&mut self, now: Now, events: &mut Vec<Event>) -> Work<'_> {
+    pub fn start(&mut self, now: Now, events: &mut Vec<Event>) -> Announce<'_> {
         self.vardiff.reset(now.instant);
         match self.latest.clone() {
             Some(job) => self.send_job(job, false, events),
-            None => Work {
+            None => Announce {
                 difficulty: self.difficulty_to_send(false, events),
                 job: None,
             },
@@ -281,7 +281,7 @@ impl<F: Feed> Channel<F> {
     }
 
     /// `job` to the miner, at the difficulty it is to mine it at.
-    fn send_job(&mut self, job: Arc<Job>, vardiff: bool, events: &mut Vec<Event>) -> Work<'_> {
+    fn send_job(&mut self, job: Arc<Job>, vardiff: bool, events: &mut Vec<Event>) -> Announce<'_> {
         // A new tip, or new bits at the same tip (testnet's 20-minute rule:
         // blocks are easy from now, so miners drop what they have queued;
         // the old job's shares are still taken).
@@ -312,7 +312,7 @@ impl<F: Feed> Channel<F> {
                 self.jobs.len() - 1
             }
         };
-        Work {
+        Announce {
             difficulty: announced,
             job: Some((&self.jobs[index].job, clean)),
         }

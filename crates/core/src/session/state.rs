@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::resume::Resumptions;
-use crate::channel::{Channel, Work};
+use crate::channel::{Announce, Channel};
 pub use crate::channel::{Event, Now, Parked, SessionConfig};
 use crate::share::Reject;
 use crate::stratum::message::{error, result};
@@ -62,12 +62,12 @@ pub struct Session<F: Feed = Latest> {
     pub(crate) channel: Channel<F>,
 }
 
-/// Puts `work` on the wire: the difficulty first, then the job.
-fn send(work: Work<'_>, out: &mut Output) {
-    if let Some(difficulty) = work.difficulty {
+/// Puts `announce` on the wire: the difficulty first, then the job.
+fn send(announce: Announce<'_>, out: &mut Output) {
+    if let Some(difficulty) = announce.difficulty {
         out.lines.push(set_difficulty(difficulty));
     }
-    if let Some((job, clean)) = work.job {
+    if let Some((job, clean)) = announce.job {
         out.lines.push(job.notify(clean));
     }
 }
@@ -207,11 +207,11 @@ impl<F: Feed> Session<F> {
     fn announce_difficulty(&mut self, out: &mut Output) {
         if self.phase == Phase::Authorized {
             let difficulty = self.channel.difficulty_to_send(false, &mut out.events);
-            let work = Work {
+            let announce = Announce {
                 difficulty,
                 job: None,
             };
-            send(work, out);
+            send(announce, out);
         }
     }
 
@@ -292,11 +292,11 @@ impl<F: Feed> Session<F> {
         match self.channel.submit(submit, ready, now, &mut out.events) {
             Ok(difficulty) => {
                 out.lines.push(result(id, true));
-                let work = Work {
+                let announce = Announce {
                     difficulty,
                     job: None,
                 };
-                send(work, out);
+                send(announce, out);
             }
             Err(reject) => out.lines.push(error(id, &reject.to_stratum())),
         }

@@ -22,7 +22,7 @@ impl<F: Feed> Session<F> {
             Ok(authorized) => {
                 out.lines.push(result(id, true));
                 out.moved |= authorized.moved;
-                send(authorized.work, out);
+                send(authorized.announce, out);
             }
             Err(Refused::TooManyWorkers) => {
                 let refusal = StratumError::new(
