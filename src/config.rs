@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use ndas_core::chain::Network;
 pub use ndas_core::vardiff::{AgentDifficulty, Rounding};
-pub use ports::{Port, PortConfig};
+pub use ports::{Port, PortConfig, TlsFiles};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ pub mod server;
 pub mod session;
 mod stages;
 pub mod stats;
+pub mod tls;
 pub mod work;
 
 use std::sync::Arc;
@@ -91,6 +92,10 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     stage.node_side(&config, &nodes, &endpoints, &manager, &wake, refresh_rx);
     let submitter = stages::submitter(&config, nodes, &journal, wake, &events, &manager, triage);
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
+    let tls = listeners
+        .iter()
+        .filter_map(|bound| Some((bound.port.name.clone(), bound.tls.clone()?)))
+        .collect();
     let ports = stage.stratum(&config, listeners, &manager, &blocks);
     stats.set_ports(ports.iter().map(|(port, _)| port.clone()).collect());
     stats
@@ -114,6 +119,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         config,
         refresh: refresh_tx,
         ports,
+        tls,
         lock,
         journal,
     }))

@@ -50,6 +50,11 @@ pub enum StartError {
     },
     #[error("cannot start the block journal thread: {0}")]
     JournalThread(std::io::Error),
+    #[error("stratum port {port}: {source}")]
+    Tls {
+        port: String,
+        source: crate::tls::TlsError,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -163,6 +168,8 @@ pub(crate) struct Parts {
     pub refresh: watch::Sender<Duration>,
     /// Each port as bound, with its sessions' settings; `stratum.listen` first.
     pub ports: Vec<(Port, watch::Sender<Arc<SessionConfig>>)>,
+    /// Each TLS port's certificate, by port name, read again on reload.
+    pub tls: Vec<(String, Arc<crate::tls::Tls>)>,
     pub lock: File,
     pub journal: crate::blocks::Journal,
 }
@@ -254,6 +261,14 @@ impl Running {
             ));
             self.parts.stats.set_offline_after(now);
         }
+        for (name, tls) in &self.parts.tls {
+            match tls.reload() {
+                Ok(()) => said.push(format!("stratum.ports {name}: certificate read again")),
+                Err(error) => said.push(format!(
+                    "stratum.ports {name}: {error}; the certificate served before stays"
+                )),
+            }
+        }
         for (key, changed) in restart_keys(old, &new) {
             if changed {
                 said.push(format!("{key} changed in the file; restart to apply it"));
@@ -335,11 +350,18 @@ impl Running {
 /// Whether both configs declare the same ports at the same addresses (their
 /// difficulties may differ: those apply live).
 fn same_ports(old: &Config, new: &Config) -> bool {
-    let shape = |c: &Config| -> Vec<(String, SocketAddr)> {
+    let shape = |c: &Config| -> Vec<_> {
         c.stratum
             .ports
             .iter()
-            .map(|p| (p.name.clone(), p.listen))
+            .map(|p| {
+                (
+                    p.name.clone(),
+                    p.listen,
+                    p.tls_cert.clone(),
+                    p.tls_key.clone(),
+                )
+            })
             .collect()
     };
     shape(old) == shape(new)
@@ -383,7 +405,7 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
             old.stratum.max_line_bytes != new.stratum.max_line_bytes,
         ),
         (
-            "stratum.ports (names or addresses; their difficulties wait for it too)",
+            "stratum.ports (names, addresses or TLS files; their difficulties wait for it too)",
             !same_ports(old, new),
         ),
         ("stratum.name", old.stratum.name != new.stratum.name),

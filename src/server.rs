@@ -1,16 +1,18 @@
 //! The stratum listener: accepts miners and gives each its session task.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::task::TaskTracker;
 
 use crate::session::connection::{serve, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
+use crate::tls::Tls;
 use ndas_core::bucket::TokenBucket;
 use ndas_core::by_address::{make_room, network_of};
 use ndas_core::closed::Closed;
@@ -254,10 +256,14 @@ pub async fn accept_loop(
         context.carried_strikes = admission.take_strikes(peer.ip());
         tracker.spawn(async move {
             let extranonce1 = session.extranonce1();
-            let (reader, writer) = stream.into_split();
             let port = context.port.clone();
-            let Ended { closed, strikes } =
-                serve(reader, writer, session, context, Some(handshake)).await;
+            let Ended { closed, strikes } = match context.tls.clone() {
+                None => {
+                    let (reader, writer) = stream.into_split();
+                    serve(reader, writer, session, context, Some(handshake)).await
+                }
+                Some(tls) => serve_tls(&tls, stream, peer, session, context, handshake).await,
+            };
             // Its strikes are the address's next connection's (it took the
             // address's when it started); none when it was dropped for them.
             if closed != Closed::InvalidShares {
@@ -273,6 +279,37 @@ pub async fn accept_loop(
             port.disconnected(closed.label());
             tracing::debug!(%peer, extranonce1 = %extranonce1.to_hex(), ?closed, "miner disconnected");
         });
+    }
+}
+
+/// A TLS port's connection: the handshake, within the handshake timeout
+/// and holding the connection's place among those handshaking, then the
+/// same loop as a plain port's.
+async fn serve_tls(
+    tls: &Tls,
+    stream: TcpStream,
+    peer: SocketAddr,
+    session: Session,
+    context: ConnectionContext,
+    handshake: OwnedSemaphorePermit,
+) -> Ended {
+    let strikes = context.carried_strikes;
+    let limit = context.limits.handshake_timeout;
+    match tokio::time::timeout(limit, tls.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let (reader, writer) = tokio::io::split(stream);
+            serve(reader, writer, session, context, Some(handshake)).await
+        }
+        Ok(Err(error)) => {
+            tracing::debug!(%peer, %error, "TLS handshake failed");
+            let closed = Closed::Tls;
+            Ended { closed, strikes }
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake not done within the handshake timeout");
+            let closed = Closed::HandshakeTimeout;
+            Ended { closed, strikes }
+        }
     }
 }
 

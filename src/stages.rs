@@ -24,6 +24,7 @@ use crate::node::watcher::WatcherConfig;
 use crate::notifications::Sink;
 use crate::session::connection::{ConnectionContext, ConnectionLimits};
 use crate::stats::Stats;
+use crate::tls::Tls;
 use crate::work::{self, JobManager};
 use crate::{http, node, server, session};
 use ndas_core::events::{Events, PayoutEvent};
@@ -94,20 +95,39 @@ pub async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartEr
     Ok((listener, local))
 }
 
-/// Every stratum port bound, each with the address it got.
-pub async fn bind_ports(config: &Config) -> Result<Vec<(TcpListener, Port)>, StartError> {
-    let mut listeners = Vec::new();
+/// A stratum port bound, with the address it got, and its certificate
+/// when it speaks TLS.
+pub struct Bound {
+    pub listener: TcpListener,
+    pub port: Port,
+    pub tls: Option<Arc<Tls>>,
+}
+
+/// Every stratum port bound; a TLS port's certificate and key read (a port
+/// that cannot serve them stops the start, naming the file).
+pub async fn bind_ports(config: &Config) -> Result<Vec<Bound>, StartError> {
+    let mut bound = Vec::new();
     for port in config.ports() {
+        let tls = match port.tls.clone() {
+            Some(files) => Some(Arc::new(Tls::load(files).map_err(|source| {
+                StartError::Tls {
+                    port: port.name.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
         let (listener, addr) = bind(port.listen).await?;
-        listeners.push((
+        bound.push(Bound {
             listener,
-            Port {
+            port: Port {
                 listen: addr,
                 ..port
             },
-        ));
+            tls,
+        });
     }
-    Ok(listeners)
+    Ok(bound)
 }
 
 /// An RPC client per node, each node's chain checked.
@@ -279,7 +299,7 @@ impl Stage<'_> {
     pub fn stratum(
         &self,
         config: &Config,
-        listeners: Vec<(TcpListener, Port)>,
+        listeners: Vec<Bound>,
         manager: &Arc<JobManager>,
         blocks: &BlockSink,
     ) -> Vec<(Port, watch::Sender<Arc<session::SessionConfig>>)> {
@@ -313,7 +333,12 @@ impl Stage<'_> {
             max_invalid_shares: config.stratum.max_invalid_shares,
         };
         let mut ports = Vec::new();
-        for (listener, port) in listeners {
+        for Bound {
+            listener,
+            port,
+            tls,
+        } in listeners
+        {
             let (session_tx, session_rx) =
                 watch::channel(Arc::new(lifecycle::session_config(config, &port)));
             let context = ConnectionContext {
@@ -325,6 +350,7 @@ impl Stage<'_> {
                 carried_strikes: 0,
                 stats: stats.clone(),
                 port: stats.metrics.port(&port.name),
+                tls,
             };
             self.tasks.spawn(server::accept_loop(
                 listener,

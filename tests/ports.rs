@@ -52,6 +52,8 @@ fn two_ports(config: &mut Config, bitaxe_min: f64) {
         start: 2e-6,
         min: Some(bitaxe_min),
         max: None,
+        tls_cert: None,
+        tls_key: None,
     }];
     config.difficulty.agents = vec![AgentDifficulty {
         prefix: "nicehash".into(),

@@ -2,6 +2,7 @@
 //! the starting difficulty by user agent family.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,20 @@ pub struct PortConfig {
     /// Defaults to `difficulty.max`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max: Option<f64>,
+    /// With `tls_key`: the port speaks Stratum over TLS (`stratum+tls`)
+    /// with this PEM certificate chain, read again on each reload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of `tls_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Where a TLS port's certificate chain and private key are read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// A port as it is served: `stratum.listen` is the first, named `stratum.name`.
@@ -39,6 +54,8 @@ pub struct Port {
     pub start: f64,
     pub min: f64,
     pub max: f64,
+    /// Its certificate and key, when it speaks TLS.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Config {
@@ -51,6 +68,7 @@ impl Config {
             start: d.start,
             min: d.min,
             max: d.max,
+            tls: None,
         };
         let more = self.stratum.ports.iter().map(|port| Port {
             name: port.name.clone(),
@@ -58,6 +76,11 @@ impl Config {
             start: port.start,
             min: port.min.unwrap_or(d.min),
             max: port.max.unwrap_or(d.max),
+            tls: port
+                .tls_cert
+                .clone()
+                .zip(port.tls_key.clone())
+                .map(|(cert, key)| TlsFiles { cert, key }),
         });
         std::iter::once(main).chain(more).collect()
     }
@@ -116,6 +139,14 @@ impl Config {
                         "{} is outside its [min, max] = [{}, {}]",
                         port.start, port.min, port.max
                     ),
+                );
+            }
+        }
+        for (i, port) in self.stratum.ports.iter().enumerate() {
+            if port.tls_cert.is_some() != port.tls_key.is_some() {
+                issue(
+                    format!("stratum.ports[{i}].tls_cert"),
+                    "set both tls_cert and tls_key (PEM files), or neither".into(),
                 );
             }
         }

@@ -130,6 +130,29 @@ fn a_bad_port_is_named_by_its_index_and_field() {
 }
 
 #[test]
+fn a_tls_port_needs_its_certificate_and_its_key() {
+    let port = |files: &str| {
+        format!(
+            "{}\n[[stratum.ports]]\nname = \"tls\"\nlisten = \"0.0.0.0:4443\"\nstart = 512\n{files}",
+            minimal()
+        )
+    };
+    let both = port("tls_cert = \"/etc/ndas/pool.crt\"\ntls_key = \"/etc/ndas/pool.key\"\n");
+    let config = Config::from_toml(&both).unwrap();
+    config.validate().unwrap();
+    let tls = config.ports()[1].tls.clone().expect("a TLS port");
+    assert_eq!(tls.cert, std::path::Path::new("/etc/ndas/pool.crt"));
+    assert!(
+        config.ports()[0].tls.is_none(),
+        "stratum.listen stays plain"
+    );
+    let half = Config::from_toml(&port("tls_cert = \"/etc/ndas/pool.crt\"\n")).unwrap();
+    let issues = half.validate().unwrap_err().0;
+    assert_eq!(issues[0].key, "stratum.ports[0].tls_cert", "{issues:?}");
+    assert!(issues[0].why.contains("tls_key"), "{issues:?}");
+}
+
+#[test]
 fn the_agent_table_has_defaults_that_a_file_replaces_or_empties() {
     let config = Config::from_toml(&minimal()).unwrap();
     let prefixes: Vec<&str> = config

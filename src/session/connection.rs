@@ -42,6 +42,8 @@ pub struct ConnectionContext {
     pub stats: Arc<crate::stats::Stats>,
     /// The series of the port this listener serves.
     pub port: crate::metrics::PortMetrics,
+    /// The port's certificate, when it speaks TLS.
+    pub tls: Option<Arc<crate::tls::Tls>>,
 }
 
 /// What one miner's connection is bounded by (the `[stratum]` keys).

@@ -23,6 +23,9 @@ pub enum Closed {
     /// `max_invalid_shares` in a row; told to reconnect.
     InvalidShares,
     Shutdown,
+    /// A TLS port's handshake failed: a plain-text miner, or a client that
+    /// refused the certificate.
+    Tls,
 }
 
 impl Closed {
@@ -40,6 +43,7 @@ impl Closed {
         Closed::Flood => "flood",
         Closed::InvalidShares => "invalid_shares",
         Closed::Shutdown => "shutdown",
+        Closed::Tls => "tls",
     }
 }
 
@@ -63,6 +67,7 @@ mod tests {
                 "flood",
                 "invalid_shares",
                 "shutdown",
+                "tls",
             ]
         );
         assert_eq!(Closed::InvalidShares.label(), "invalid_shares");

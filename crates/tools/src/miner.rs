@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
@@ -19,8 +18,8 @@ pub use ndas_core::client::{
 
 /// A stratum connection with the state a miner keeps.
 pub struct Client {
-    lines: FramedRead<OwnedReadHalf, LinesCodec>,
-    writer: OwnedWriteHalf,
+    lines: FramedRead<Reader, LinesCodec>,
+    writer: Writer,
     next_id: u64,
     pub extranonce1: Vec<u8>,
     pub extranonce2_size: usize,
@@ -33,6 +32,10 @@ pub struct Client {
 }
 
 type Io<T> = std::io::Result<T>;
+/// The transport's halves: a TCP socket's, or any other's (a TLS client
+/// process's output and input, in the tests of TLS ports).
+type Reader = Box<dyn AsyncRead + Send + Unpin>;
+type Writer = Box<dyn AsyncWrite + Send + Unpin>;
 
 fn invalid(what: impl Into<String>) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, what.into())
@@ -43,7 +46,12 @@ impl Client {
         let stream = TcpStream::connect(addr).await?;
         stream.set_nodelay(true)?;
         let (reader, writer) = stream.into_split();
-        Ok(Client {
+        Ok(Client::over(Box::new(reader), Box::new(writer)))
+    }
+
+    /// A client speaking through `reader` and `writer`.
+    pub fn over(reader: Reader, writer: Writer) -> Client {
+        Client {
             lines: FramedRead::new(reader, LinesCodec::new_with_max_length(1 << 20)),
             writer,
             next_id: 1,
@@ -53,7 +61,7 @@ impl Client {
             version_mask: 0,
             jobs: VecDeque::new(),
             notifications: Vec::new(),
-        })
+        }
     }
 
     /// Sends raw bytes (for tests of bad input).
