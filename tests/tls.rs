@@ -94,13 +94,43 @@ async fn ready(client: &mut Client, worker: &str) -> ndas_tools::miner::Work {
         .expect("a job after authorize")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_tls_miner_mines_a_block_core_accepts() {
+/// A regtest pair, a directory, a payout address and a config with a TLS
+/// port serving a fresh `pool.crt`/`pool.key` from that directory.
+struct Pool {
+    pair: RegtestPair,
+    dir: tempfile::TempDir,
+    payout: String,
+    cert: PathBuf,
+    key: PathBuf,
+    config: Config,
+}
+
+async fn pool() -> Pool {
     let pair = RegtestPair::start().await;
     let dir = temp_dir();
     let payout = pair.new_address().await;
     let (cert, key) = certificate(dir.path(), "pool");
     let config = with_tls_port(regtest_config(&pair, dir.path(), &payout), &cert, &key);
+    Pool {
+        pair,
+        dir,
+        payout,
+        cert,
+        key,
+        config,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_miner_mines_a_block_core_accepts() {
+    let Pool {
+        pair,
+        dir: _dir,
+        payout,
+        cert,
+        key: _,
+        config,
+    } = pool().await;
     let running = start_ndas(config).await;
     let tls = running.port_addr("tls").unwrap();
     let (mut client, _openssl) = through_openssl(tls, &cert);
@@ -113,11 +143,14 @@ async fn a_tls_miner_mines_a_block_core_accepts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plain_text_miner_on_a_tls_port_is_closed_counted_and_disturbs_no_one() {
-    let pair = RegtestPair::start().await;
-    let dir = temp_dir();
-    let payout = pair.new_address().await;
-    let (cert, key) = certificate(dir.path(), "pool");
-    let config = with_tls_port(regtest_config(&pair, dir.path(), &payout), &cert, &key);
+    let Pool {
+        pair: _pair,
+        dir: _dir,
+        payout,
+        cert: _,
+        key: _,
+        config,
+    } = pool().await;
     let running = start_ndas(config).await;
     let (tls, metrics) = (running.port_addr("tls").unwrap(), running.metrics_addr());
     // A miner on the plain port, mining before and after.
@@ -147,11 +180,14 @@ async fn a_plain_text_miner_on_a_tls_port_is_closed_counted_and_disturbs_no_one(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_serves_a_renewed_certificate_and_keeps_it_when_the_next_is_broken() {
-    let pair = RegtestPair::start().await;
-    let dir = temp_dir();
-    let payout = pair.new_address().await;
-    let (old, key) = certificate(dir.path(), "pool");
-    let config = with_tls_port(regtest_config(&pair, dir.path(), &payout), &old, &key);
+    let Pool {
+        pair: _pair,
+        dir,
+        payout,
+        cert: old,
+        key,
+        config,
+    } = pool().await;
     let mut running = start_ndas(config.clone()).await;
     let tls = running.port_addr("tls").unwrap();
     let old_copy = dir.path().join("old.crt");
