@@ -36,24 +36,28 @@ async fn block(pair: &RegtestPair, hash: &str) -> bitcoin::Block {
     deserialize(&hex::decode(raw.as_str().unwrap()).unwrap()).unwrap()
 }
 
-/// Grinds a block on `work` as `worker` and waits for the node to take it.
+/// Grinds a block on `work` as `worker`, waits for the node to take it and
+/// for NDAS to hand out work on it (so that a miner connecting next is not
+/// given the old tip's job, which the new tip would make stale); the block
+/// and the client's job on it.
 async fn mine_one(
     pair: &RegtestPair,
     client: &mut Client,
     work: &Work,
     worker: &str,
     fill: u8,
-) -> bitcoin::Block {
+) -> (bitcoin::Block, Work) {
     let height = pair.main.height().await;
     let share = common::submit_block(client, work, worker, fill).await;
     pair.wait_height(height + 1).await;
+    let next = next_tip(client, work).await;
     let best = pair.main.call("getbestblockhash", json!([])).await;
     assert_eq!(
         best.as_str().unwrap(),
         share.hash.to_string(),
         "the node's tip is the miner's block"
     );
-    block(pair, &share.hash.to_string()).await
+    (block(pair, &share.hash.to_string()).await, next)
 }
 
 /// The coinbase's outputs as (script, satoshis), the witness commitment left out.
@@ -104,7 +108,7 @@ async fn each_hosted_miner_mines_blocks_that_pay_its_own_address_and_the_fee() {
 
     for i in 0..customers.len() {
         let (client, work, worker) = &mut miners[i];
-        let found = mine_one(&pair, client, work, worker, 1 + i as u8).await;
+        let (found, _) = mine_one(&pair, client, work, worker, 1 + i as u8).await;
         let outputs = paid(&found);
         let total: u64 = outputs.iter().map(|(_, value)| value).sum();
         assert_eq!(outputs.len(), 2, "the fee, then the customer: {outputs:?}");
@@ -188,7 +192,7 @@ async fn a_revenue_share_pool_pays_its_fee_and_donation_first_every_block() {
         ready_miner(running.stratum_addr(), "cpuminer/2.5.1", "anyone.rig").await;
     let mut work = common::job_with_transactions(&mut client, Some(work), 3).await;
     for round in 0..2u8 {
-        let found = mine_one(&pair, &mut client, &work, "anyone.rig", 9 + round).await;
+        let (found, next) = mine_one(&pair, &mut client, &work, "anyone.rig", 9 + round).await;
         let outputs = paid(&found);
         let total: u64 = outputs.iter().map(|(_, value)| value).sum();
         let (to_fee, to_donation) = (total * 150 / 10_000, total * 25 / 10_000);
@@ -203,7 +207,7 @@ async fn a_revenue_share_pool_pays_its_fee_and_donation_first_every_block() {
         if round == 0 {
             assert!(found.txdata.len() >= 5 && found.check_witness_commitment());
         }
-        work = next_tip(&mut client, &work).await;
+        work = next;
     }
     // The journal's settled copy records who each block paid.
     common::wait_for_metric(
@@ -295,7 +299,7 @@ async fn usernames_that_cannot_be_paid_and_addresses_beyond_the_limit_are_refuse
     }
 
     // Nothing of this touched the honest miner, who still mines to its address.
-    let found = mine_one(&pair, &mut miner, &work, &format!("{honest}.bitaxe"), 3).await;
+    let (found, _) = mine_one(&pair, &mut miner, &work, &format!("{honest}.bitaxe"), 3).await;
     assert_eq!(paid(&found)[0].0, script(&honest));
     drop((miner, client));
     running.shutdown().await;
@@ -321,7 +325,7 @@ async fn a_customer_s_typo_that_pays_the_fallback_is_told_to_the_operator() {
     let wrong_network = format!("{mainnet}.rig");
     for username in [&typo, &wrong_network, &typo] {
         let (mut miner, work) = ready_miner(addr, "cgminer/4.12.1", username).await;
-        let found = mine_one(&pair, &mut miner, &work, username, 4).await;
+        let (found, _) = mine_one(&pair, &mut miner, &work, username, 4).await;
         assert_eq!(paid(&found)[0].0, script(&pool));
     }
     // Counted at each authorize, listed once per worker with the reason.

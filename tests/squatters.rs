@@ -88,8 +88,9 @@ impl Raw {
     }
 }
 
-/// Grinds a block on the miner's job as `worker`; the address its coinbase
-/// pays, as the node has it on its active chain.
+/// Grinds a block on the miner's job as `worker` and waits for NDAS to hand
+/// out work on it (a miner connecting next gets no stale job); the address
+/// its coinbase pays, as the node has it on its active chain.
 async fn mine_block(
     pair: &RegtestPair,
     client: &mut ndas_tools::miner::Client,
@@ -100,6 +101,7 @@ async fn mine_block(
     let height = pair.main.height().await;
     let block = common::submit_block(client, work, worker, fill).await;
     pair.wait_height(height + 1).await;
+    common::next_tip(client, work).await;
     let found = pair
         .main
         .call("getblock", json!([block.hash.to_string(), 2]))
