@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The test command: installs the regtest nodes if missing (Bitcoin Core, built
-# once per machine, about 20 minutes; the Bitcoin SV node for the ZMQ tests),
-# then runs every test of every crate (unit, integration against the real
-# nodes, and the benches in test mode).
+# The test command: installs the peers if missing (Bitcoin Core, built once
+# per machine, about 20 minutes; the Bitcoin SV node for the ZMQ tests; the
+# Stratum Reference Implementation's SV1 -> SV2 translator, built once, a few
+# minutes), then runs every test of every crate (unit, integration against
+# the real nodes and translator, and the benches in test mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-core.sh
 bash scripts/install-node.sh
+bash scripts/install-translator.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"

@@ -1,10 +1,12 @@
 //! The integration tests' kit: real regtest nodes (Bitcoin Core, the
 //! Bitcoin SV node for ZMQ) started on free ports and stopped by PID, a
 //! wallet that funds and signs on them, NDAS started in-process against
-//! them in UTEK mode or as the `ndas` binary, and the CPU miner.
+//! them in UTEK mode or as the `ndas` binary, the CPU miner, and the
+//! Stratum Reference Implementation's SV1 -> SV2 translator.
 
 pub mod node;
 pub mod process;
+pub mod translator;
 pub mod wallet;
 
 use std::path::Path;
