@@ -90,8 +90,10 @@ fn record_share(c: &mut Criterion) {
     let stats = Arc::new(ndas::stats::Stats::new(Arc::new(
         ndas::metrics::Metrics::new(),
     )));
-    let mut connection =
-        ndas::stats::connection::ConnectionStats::open(stats.clone(), stats.metrics.port("main"));
+    let mut connection = ndas::stats::connection::ConnectionStats::open(
+        stats.clone(),
+        stats.metrics.port("main", 0),
+    );
     let worker: Arc<str> = "bc1qexampleaccount.rack12-s19-004".into();
     connection.record(
         &Event::Authorized {

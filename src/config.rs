@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use ndas_core::chain::Network;
 pub use ndas_core::vardiff::{AgentDifficulty, Rounding};
-pub use ports::{Port, PortConfig, TlsFiles};
+pub use ports::{Port, PortConfig, TlsFiles, PROTOCOLS};
+pub use sv2::{Sv2Config, DEFAULT_MAX_CHANNELS};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -33,6 +34,9 @@ pub struct Config {
     pub blocks: BlocksConfig,
     /// Where blocks, node changes and offline workers are told (`[[notify]]`).
     pub notify: Vec<NotifyConfig>,
+    /// The Stratum V2 endpoint; none when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sv2: Option<Sv2Config>,
 }
 
 /// How log lines are written.
@@ -164,6 +168,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             metrics: MetricsConfig::default(),
             notify: Vec::new(),
+            sv2: None,
             blocks: BlocksConfig::default(),
             log: LogConfig {
                 format: LogFormat::Human,
@@ -277,6 +282,7 @@ impl Config {
         issues.extend(notify::issues(&self.notify));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
+        issues.extend(self.sv2_issues());
         issues.extend(self.metrics.issues());
         issues.extend(self.blocks.issues());
         if issues.is_empty() {
@@ -295,6 +301,7 @@ mod notify;
 mod operator;
 mod ports;
 mod stratum;
+mod sv2;
 pub use blocks::{BlocksConfig, MAX_KEPT_BLOCKS};
 pub use mining::{MiningConfig, PayoutMode, SplitConfig};
 pub use node::{parse_http_url, Backend, NodeConfig, MAX_RESPONSE_BYTES};

@@ -17,6 +17,7 @@ pub mod server;
 pub mod session;
 mod stages;
 pub mod stats;
+pub mod sv2;
 pub mod tls;
 pub mod work;
 

@@ -55,6 +55,8 @@ pub enum StartError {
         port: String,
         source: crate::tls::TlsError,
     },
+    #[error("the Stratum V2 authority key: {0}")]
+    Sv2Key(#[from] crate::sv2::keys::KeyError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,

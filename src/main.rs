@@ -32,6 +32,15 @@ enum Command {
         #[arg(long, default_value = "config/ndas.toml")]
         config: PathBuf,
     },
+    /// Print the Stratum V2 authority public key and the URL miners are
+    /// given (the key is made in data_dir if there is none yet).
+    Sv2Key {
+        #[arg(long, default_value = "config/ndas.toml")]
+        config: PathBuf,
+        /// The host miners connect to (default: the listen address's IP).
+        #[arg(long)]
+        host: Option<String>,
+    },
     /// GET a URL and exit 0 on a 2xx answer (the container health check).
     Health {
         #[arg(long, default_value = "http://127.0.0.1:9100/healthz")]
@@ -119,6 +128,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
+        Command::Sv2Key { config, host } => sv2_key(&config, host),
         Command::Serve { config: path } => {
             let config = match ndas::config::Config::load(&path) {
                 Ok(config) => config,
@@ -399,4 +409,40 @@ async fn run_miner(
             tokio::time::timeout(Duration::from_millis(1), client.read_message()).await
         {}
     }
+}
+
+/// `ndas sv2-key`: the authority key's public half and the miners' URL.
+fn sv2_key(path: &std::path::Path, host: Option<String>) -> ExitCode {
+    let config = match ndas::config::Config::load(path) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Some(sv2) = &config.sv2 else {
+        eprintln!(
+            "{}: no [sv2] section: the Stratum V2 endpoint is off",
+            path.display()
+        );
+        return ExitCode::FAILURE;
+    };
+    let key = match ndas::sv2::keys::AuthorityKey::load_or_create(&config.data_dir) {
+        Ok(key) => key,
+        Err(error) => {
+            eprintln!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let host = host.unwrap_or_else(|| match sv2.listen.ip() {
+        ip if ip.is_unspecified() => "<host>".into(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    });
+    println!("authority public key: {}", key.public_text());
+    println!(
+        "miners' URL: {}",
+        ndas::sv2::keys::url(&host, sv2.listen.port(), &key)
+    );
+    ExitCode::SUCCESS
 }

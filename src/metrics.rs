@@ -129,14 +129,16 @@ impl Metrics {
         self.nodes.declare(name);
     }
 
-    /// The series of the port named `name`, its labels created at zero the
+    /// The series of the port named `name`, speaking `protocol` (where it is
+    /// in [`crate::config::PROTOCOLS`]), its labels created at zero the
     /// first time. Port names come from the config, so the label is bounded.
-    pub fn port(&self, name: &str) -> PortMetrics {
+    pub fn port(&self, name: &str, protocol: usize) -> PortMetrics {
         let mut ports = self.ports.lock_anyway();
-        if let Some(port) = ports.iter().find(|port| &*port.name == name) {
+        let same = |port: &&PortMetrics| &*port.name == name && port.protocol == protocol;
+        if let Some(port) = ports.iter().find(same) {
             return port.clone();
         }
-        let port = PortMetrics::new(&self.by_port, name);
+        let port = PortMetrics::new(&self.by_port, name, protocol);
         ports.push(port.clone());
         port
     }

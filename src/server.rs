@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::session::connection::{serve, ConnectionContext, Ended};
 use crate::session::Now;
 use crate::session::{Resumptions, Session};
+use crate::sv2::connection::{serve as sv2_serve, Sv2Session};
 use crate::tls::Tls;
 use ndas_core::bucket::TokenBucket;
 use ndas_core::by_address::{make_room, network_of};
@@ -201,6 +202,14 @@ impl Drop for Admitted {
     }
 }
 
+/// A new connection's state machine, by the wire its port speaks.
+// The larger variant is V1's: a V1 task holds no more than it did.
+#[allow(clippy::large_enum_variant)]
+enum Wire {
+    V1(Session),
+    V2(Sv2Session),
+}
+
 /// Accepts until shutdown; each connection runs on `tracker`.
 pub async fn accept_loop(
     listener: TcpListener,
@@ -239,33 +248,57 @@ pub async fn accept_loop(
             tracing::debug!(%peer, "connection refused: max_handshaking");
             continue;
         };
-        let Some(lease) = extranonces.allocate() else {
-            // Every extranonce1 is held: more connections than any bound allows.
-            context.port.refused("max_connections");
-            tracing::warn!(%peer, "connection refused: every extranonce1 is in use");
-            continue;
-        };
         let _ = stream.set_nodelay(true);
         let config = context.config.borrow().clone();
-        let session = Session::leased(config, lease, resumptions.clone(), Now::system())
-            .with_payouts(context.payout_groups.clone())
-            .from_source(network_of(peer.ip()));
+        let source = network_of(peer.ip());
+        // Stratum V2's channels lease their extranonce1s as they open.
+        let wire = match &context.sv2 {
+            Some(endpoint) => Wire::V2(
+                Sv2Session::new(config, endpoint.limits.clone(), extranonces.clone())
+                    .with_payouts(context.payout_groups.clone())
+                    .from_source(source),
+            ),
+            None => {
+                let Some(lease) = extranonces.allocate() else {
+                    // Every extranonce1 is held: more connections than any bound allows.
+                    context.port.refused("max_connections");
+                    tracing::warn!(%peer, "connection refused: every extranonce1 is in use");
+                    continue;
+                };
+                Wire::V1(
+                    Session::leased(config, lease, resumptions.clone(), Now::system())
+                        .with_payouts(context.payout_groups.clone())
+                        .from_source(source),
+                )
+            }
+        };
         let context = context.clone();
         let admission = admission.clone();
         let mut context = context;
         context.carried_strikes = admission.take_strikes(peer.ip());
         tracker.spawn(async move {
-            let extranonce1 = session.extranonce1();
             let port = context.port.clone();
-            let Ended { closed, strikes } = match context.tls.clone() {
-                None => {
-                    let (reader, writer) = stream.into_split();
-                    serve(reader, writer, session, context, Some(handshake)).await
+            let (Ended { closed, strikes }, extranonce1) = match wire {
+                Wire::V2(session) => {
+                    // Boxed, as TLS is: its state stays out of every V1 task.
+                    let ended = Box::pin(sv2_serve(stream, session, context, handshake)).await;
+                    (ended, None)
                 }
-                // Boxed: a TLS connection's state stays out of every plain
-                // connection's task (about 2 KiB each when it was inline).
-                Some(tls) => {
-                    Box::pin(serve_tls(&tls, stream, peer, session, context, handshake)).await
+                Wire::V1(session) => {
+                    let extranonce1 = Some(session.extranonce1());
+                    let ended = match context.tls.clone() {
+                        None => {
+                            let (reader, writer) = stream.into_split();
+                            serve(reader, writer, session, context, Some(handshake)).await
+                        }
+                        // Boxed: a TLS connection's state stays out of every plain
+                        // connection's task (about 2 KiB each when it was inline).
+                        Some(tls) => {
+                            Box::pin(serve_tls(&tls, stream, peer, session, context, handshake))
+                                .await
+                        }
+                    };
+                    (ended, extranonce1)
                 }
             };
             // Its strikes are the address's next connection's (it took the
@@ -281,7 +314,8 @@ pub async fn accept_loop(
             }
             drop(admitted);
             port.disconnected(closed.label());
-            tracing::debug!(%peer, extranonce1 = %extranonce1.to_hex(), ?closed, "miner disconnected");
+            let extranonce1 = extranonce1.map(|e| e.to_hex());
+            tracing::debug!(%peer, ?extranonce1, ?closed, "miner disconnected");
         });
     }
 }

@@ -101,6 +101,8 @@ pub struct Bound {
     pub listener: TcpListener,
     pub port: Port,
     pub tls: Option<Arc<Tls>>,
+    /// The authority key and bounds, when it speaks Stratum V2.
+    pub sv2: Option<Arc<crate::sv2::Endpoint>>,
 }
 
 /// Every stratum port bound; a TLS port's certificate and key read (a port
@@ -117,7 +119,29 @@ pub async fn bind_ports(config: &Config) -> Result<Vec<Bound>, StartError> {
             })?)),
             None => None,
         };
+        let sv2 = match (port.sv2, &config.sv2) {
+            (true, Some(sv2)) => Some(Arc::new(crate::sv2::Endpoint {
+                key: crate::sv2::keys::AuthorityKey::load_or_create(&config.data_dir)?,
+                limits: ndas_core::sv2::Sv2Limits {
+                    max_channels: sv2.max_channels_per_connection,
+                    // Their extranonce1s come from the space Stratum V1's
+                    // connections are bounded in.
+                    budget: ndas_core::sv2::ChannelBudget::new(config.stratum.max_connections),
+                },
+                max_frame_bytes: config.stratum.max_line_bytes,
+            })),
+            _ => None,
+        };
         let (listener, addr) = bind(port.listen).await?;
+        if let Some(endpoint) = &sv2 {
+            tracing::info!(
+                %addr,
+                authority_key = %endpoint.key.public_text(),
+                "Stratum V2: miners are given stratum2+tcp://<host>:{}/{}",
+                addr.port(),
+                endpoint.key.public_text()
+            );
+        }
         bound.push(Bound {
             listener,
             port: Port {
@@ -125,6 +149,7 @@ pub async fn bind_ports(config: &Config) -> Result<Vec<Bound>, StartError> {
                 ..port
             },
             tls,
+            sv2,
         });
     }
     Ok(bound)
@@ -337,6 +362,7 @@ impl Stage<'_> {
             listener,
             port,
             tls,
+            sv2,
         } in listeners
         {
             let (session_tx, session_rx) =
@@ -349,8 +375,9 @@ impl Stage<'_> {
                 limits,
                 carried_strikes: 0,
                 stats: stats.clone(),
-                port: stats.metrics.port(&port.name),
+                port: stats.metrics.port(&port.name, port.protocol_index()),
                 tls,
+                sv2,
             };
             self.tasks.spawn(server::accept_loop(
                 listener,

@@ -160,3 +160,51 @@ fn check_config_covers_each_backup_node_and_its_env_overrides() {
         all_output(&output)
     );
 }
+
+#[test]
+fn sv2_key_prints_one_key_for_good_and_the_url_miners_are_given() {
+    let dir = common::temp_dir();
+    let path = write_config(dir.path(), "[sv2]\nlisten = \"0.0.0.0:3336\"\n");
+    let first = ndas(
+        &["sv2-key", "--config", &path, "--host", "pool.example"],
+        &[],
+    );
+    assert!(first.status.success(), "{}", all_output(&first));
+    let text = String::from_utf8_lossy(&first.stdout).to_string();
+    let key = ndas::sv2::keys::AuthorityKey::load_or_create(&dir.path().join("data")).unwrap();
+    assert!(
+        text.contains(&format!(
+            "stratum2+tcp://pool.example:3336/{}",
+            key.public_text()
+        )),
+        "{text}"
+    );
+    // Made once, private, and the same key every time after.
+    use std::os::unix::fs::PermissionsExt;
+    let file = dir.path().join("data").join(ndas::sv2::keys::FILE_NAME);
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let again = ndas(&["sv2-key", "--config", &path], &[]);
+    let again = String::from_utf8_lossy(&again.stdout).to_string();
+    assert!(
+        again.contains(&format!("<host>:3336/{}", key.public_text())),
+        "{again}"
+    );
+    // The secret itself is never printed.
+    let secret = std::fs::read_to_string(&file).unwrap();
+    let secret = secret.lines().last().unwrap();
+    assert!(!text.contains(secret) && !again.contains(secret));
+
+    // Without [sv2] there is no endpoint to give miners.
+    let dir = common::temp_dir();
+    let path = write_config(dir.path(), "");
+    let off = ndas(&["sv2-key", "--config", &path], &[]);
+    assert!(!off.status.success());
+    assert!(
+        all_output(&off).contains("no [sv2] section"),
+        "{}",
+        all_output(&off)
+    );
+}

@@ -37,12 +37,18 @@ fn config_keys() -> BTreeSet<String> {
             }
         }
     }
+    // With every optional section present, each of its keys set.
+    let mut config = ndas::config::Config::default();
+    config.sv2 = Some(ndas::config::Sv2Config {
+        listen: "0.0.0.0:3336".parse().unwrap(),
+        name: "sv2".into(),
+        start: Some(1.0),
+        min: Some(1.0),
+        max: Some(1.0),
+        max_channels_per_connection: 1,
+    });
     let mut keys = BTreeSet::new();
-    walk(
-        "",
-        &serde_json::to_value(ndas::config::Config::default()).unwrap(),
-        &mut keys,
-    );
+    walk("", &serde_json::to_value(config).unwrap(), &mut keys);
     keys
 }
 
@@ -135,7 +141,7 @@ fn every_alert_watches_only_metrics_ndas_exports() {
 /// Every metric family NDAS exports (with its one port and its one node).
 fn exported_names() -> BTreeSet<String> {
     let metrics = ndas::metrics::Metrics::new();
-    metrics.port("main");
+    metrics.port("main", 0);
     metrics.node("primary");
     metrics
         .render()

@@ -96,7 +96,15 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
-    let config = regtest_config(&pair, dir.path(), &payout);
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.sv2 = Some(ndas::config::Sv2Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        name: "sv2".into(),
+        start: None,
+        min: None,
+        max: None,
+        max_channels_per_connection: 8,
+    });
     let (bitaxe, cpu) = (
         "bc1qfarmaccount.rack12-s19-004",
         "bc1qfarmaccount.garage-cpu-1",
@@ -181,6 +189,20 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
         account.contains("<td>2</td>"),
         "two workers in the account: {account}"
     );
+    // Each wire the pool speaks, with its ports, connections and shares
+    // (this run's: the counters start again with the process).
+    for (protocol, figures) in [
+        ("stratum", "<td>1</td><td>2</td>"),
+        ("stratum2", "<td>1</td><td>0</td>"),
+    ] {
+        let cells = format!("<td>{protocol}</td>{figures}");
+        assert!(dom.contains(&cells), "{cells} in {dom}");
+    }
+    let v1 = dom
+        .split("<tr>")
+        .find(|r| r.starts_with("<td>stratum</td>"))
+        .expect("the stratum row");
+    assert!(v1.contains("<td>6</td><td>0</td>"), "six accepted: {v1}");
     drop((one, two));
     running.shutdown().await;
 }

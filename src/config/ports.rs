@@ -56,6 +56,28 @@ pub struct Port {
     pub max: f64,
     /// Its certificate and key, when it speaks TLS.
     pub tls: Option<TlsFiles>,
+    /// It speaks Stratum V2 (`[sv2]`), not Stratum V1.
+    pub sv2: bool,
+}
+
+/// Every `protocol` label value, in the order of [`Port::protocol_index`].
+pub const PROTOCOLS: [&str; 3] = ["stratum", "stratum+tls", "stratum2"];
+
+impl Port {
+    /// What the port speaks: Stratum V1, V1 over TLS, or Stratum V2 (the
+    /// URL scheme miners are given).
+    pub fn protocol(&self) -> &'static str {
+        PROTOCOLS[self.protocol_index()]
+    }
+
+    /// Where [`Port::protocol`] is in [`PROTOCOLS`].
+    pub fn protocol_index(&self) -> usize {
+        match (self.sv2, self.tls.is_some()) {
+            (true, _) => 2,
+            (false, true) => 1,
+            (false, false) => 0,
+        }
+    }
 }
 
 impl Config {
@@ -69,6 +91,7 @@ impl Config {
             min: d.min,
             max: d.max,
             tls: None,
+            sv2: false,
         };
         let more = self.stratum.ports.iter().map(|port| Port {
             name: port.name.clone(),
@@ -81,8 +104,18 @@ impl Config {
                 .clone()
                 .zip(port.tls_key.clone())
                 .map(|(cert, key)| TlsFiles { cert, key }),
+            sv2: false,
         });
-        std::iter::once(main).chain(more).collect()
+        let sv2 = self.sv2.iter().map(|sv2| Port {
+            name: sv2.name.clone(),
+            listen: sv2.listen,
+            start: sv2.start.unwrap_or(d.start),
+            min: sv2.min.unwrap_or(d.min),
+            max: sv2.max.unwrap_or(d.max),
+            tls: None,
+            sv2: true,
+        });
+        std::iter::once(main).chain(more).chain(sv2).collect()
     }
 
     /// What is wrong with the ports and the agent table.
@@ -96,7 +129,8 @@ impl Config {
             );
         }
         let keys = std::iter::once("stratum".to_owned())
-            .chain((0..self.stratum.ports.len()).map(|i| format!("stratum.ports[{i}]")));
+            .chain((0..self.stratum.ports.len()).map(|i| format!("stratum.ports[{i}]")))
+            .chain(self.sv2.iter().map(|_| "sv2".to_owned()));
         let ports = self.ports();
         for (i, (port, key)) in ports.iter().zip(keys).enumerate() {
             if let Some(why) = super::label_name_issue(&port.name, MAX_PORT_NAME) {

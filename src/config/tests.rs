@@ -412,3 +412,42 @@ fn the_new_payout_groups_per_address_are_bounded() {
     ));
     assert_eq!(issues[0].key, "mining.max_new_payout_groups_per_ip");
 }
+
+#[test]
+fn the_sv2_endpoint_is_a_port_checked_as_the_others_are() {
+    let text = format!("{}[sv2]\nlisten = \"0.0.0.0:3336\"\nmin = 4\n", minimal());
+    let config = Config::from_toml(&text).unwrap();
+    config.validate().unwrap();
+    let sv2 = config.ports().pop().unwrap();
+    assert!(sv2.sv2 && sv2.tls.is_none());
+    assert_eq!((sv2.name.as_str(), sv2.min), ("sv2", 4.0));
+    assert_eq!(sv2.start, config.difficulty.start);
+    assert_eq!(
+        config.sv2.as_ref().unwrap().max_channels_per_connection,
+        DEFAULT_MAX_CHANNELS
+    );
+    // Off unless asked for.
+    let config = Config::from_toml(&minimal()).unwrap();
+    assert!(config.ports().iter().all(|port| !port.sv2));
+
+    // Another port's name or address, no channels, a start outside its bounds.
+    let text = format!(
+        "{}[sv2]\nlisten = \"0.0.0.0:3333\"\nname = \"main\"\nmax_channels_per_connection = 0\nstart = 1\nmin = 2\n",
+        minimal()
+    );
+    let issues = Config::from_toml(&text).unwrap().validate().unwrap_err().0;
+    let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+    for key in [
+        "sv2.name",
+        "sv2.listen",
+        "sv2.max_channels_per_connection",
+        "sv2.start",
+    ] {
+        assert!(keys.contains(&key), "{key} in {issues:?}");
+    }
+    let typo = format!(
+        "{}[sv2]\nlisten = \"0.0.0.0:3336\"\nmax_channel = 4\n",
+        minimal()
+    );
+    assert!(Config::from_toml(&typo).is_err());
+}

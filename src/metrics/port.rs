@@ -1,6 +1,6 @@
-//! The connection and share families, labelled by `port`, and one stratum
-//! port's series in them, resolved once per port so a share does no label
-//! lookup.
+//! The connection and share families, labelled by `port` and the
+//! `protocol` it speaks, and one stratum port's series in them, resolved
+//! once per port so a share does no label lookup.
 
 use std::sync::Arc;
 
@@ -30,7 +30,8 @@ pub(super) struct PortFamilies {
 impl PortFamilies {
     pub(super) fn new(r: &Registry) -> PortFamilies {
         let by_port = |name: &str, help: &str, labels: &[&str]| {
-            let labels: Vec<&str> = std::iter::once("port")
+            let labels: Vec<&str> = ["port", "protocol"]
+                .into_iter()
                 .chain(labels.iter().copied())
                 .collect();
             register(r, IntCounterVec::new(Opts::new(name, help), &labels))
@@ -60,7 +61,7 @@ impl PortFamilies {
                 r,
                 IntGaugeVec::new(
                     Opts::new("ndas_connections", "Miner connections open now, by port"),
-                    &["port"],
+                    &["port", "protocol"],
                 ),
             ),
             accepted_difficulty_total: register(
@@ -70,7 +71,7 @@ impl PortFamilies {
                         "ndas_accepted_difficulty_total",
                         "Sum of accepted share difficulty, by port",
                     ),
-                    &["port"],
+                    &["port", "protocol"],
                 ),
             ),
         }
@@ -81,6 +82,8 @@ impl PortFamilies {
 #[derive(Clone)]
 pub struct PortMetrics {
     pub name: Arc<str>,
+    /// Where its `protocol` label is in [`crate::config::PROTOCOLS`].
+    pub protocol: usize,
     pub connections: IntGauge,
     pub connections_total: IntCounter,
     pub accepted: IntCounter,
@@ -103,29 +106,33 @@ fn index(reasons: &[&str], reason: &str) -> usize {
 }
 
 impl PortMetrics {
-    pub(super) fn new(families: &PortFamilies, name: &str) -> PortMetrics {
+    pub(super) fn new(families: &PortFamilies, name: &str, protocol: usize) -> PortMetrics {
+        let speaks = crate::config::PROTOCOLS[protocol];
         let each = |family: &prometheus::IntCounterVec, reasons: &[&str]| {
             reasons
                 .iter()
-                .map(|reason| family.with_label_values(&[name, reason]))
+                .map(|reason| family.with_label_values(&[name, speaks, reason]))
                 .collect()
         };
         PortMetrics {
             name: name.into(),
-            connections: families.connections.with_label_values(&[name]),
-            connections_total: families.connections_total.with_label_values(&[name]),
+            protocol,
+            connections: families.connections.with_label_values(&[name, speaks]),
+            connections_total: families
+                .connections_total
+                .with_label_values(&[name, speaks]),
             accepted: families
                 .shares_total
-                .with_label_values(&[name, "accepted", "none"]),
+                .with_label_values(&[name, speaks, "accepted", "none"]),
             accepted_difficulty: families
                 .accepted_difficulty_total
-                .with_label_values(&[name]),
+                .with_label_values(&[name, speaks]),
             rejected: ndas_core::share::Reject::REASONS
                 .iter()
                 .map(|reason| {
                     families
                         .shares_total
-                        .with_label_values(&[name, "rejected", reason])
+                        .with_label_values(&[name, speaks, "rejected", reason])
                 })
                 .collect(),
             disconnects: each(&families.disconnects_total, super::DISCONNECT_REASONS),
@@ -193,14 +200,18 @@ mod tests {
             assert!(super::super::DISCONNECT_REASONS.contains(&closed.label()));
         }
         let metrics = Metrics::new();
-        let port = metrics.port("main");
+        let port = metrics.port("main", 0);
         port.rejected("stale").inc();
         port.disconnected("flood");
         port.refused("banned");
         assert_eq!(metrics.shares_rejected("stale"), 1);
         assert_eq!(metrics.shares_rejected("unauthorized"), 0);
         let text = metrics.render();
-        assert!(text.contains(r#"ndas_disconnects_total{port="main",reason="flood"} 1"#));
-        assert!(text.contains(r#"ndas_connections_refused_total{port="main",reason="banned"} 1"#));
+        assert!(text.contains(
+            r#"ndas_disconnects_total{port="main",protocol="stratum",reason="flood"} 1"#
+        ));
+        assert!(text.contains(
+            r#"ndas_connections_refused_total{port="main",protocol="stratum",reason="banned"} 1"#
+        ));
     }
 }

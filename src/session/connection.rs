@@ -44,6 +44,8 @@ pub struct ConnectionContext {
     pub port: crate::metrics::PortMetrics,
     /// The port's certificate, when it speaks TLS.
     pub tls: Option<Arc<crate::tls::Tls>>,
+    /// The port's authority key and bounds, when it speaks Stratum V2.
+    pub sv2: Option<Arc<crate::sv2::Endpoint>>,
 }
 
 /// What one miner's connection is bounded by (the `[stratum]` keys).
@@ -66,14 +68,14 @@ pub struct ConnectionLimits {
 /// Invalid shares in a row that prove a broken or hostile client
 /// ([`ndas_core::share::Reject::proves_broken_client`]); a miner's honest mistakes (stale,
 /// unknown job, duplicate, low difficulty) neither count nor reset the count.
-struct Strikes {
-    limit: u32,
-    in_a_row: u32,
+pub(crate) struct Strikes {
+    pub(crate) limit: u32,
+    pub(crate) in_a_row: u32,
 }
 
 impl Strikes {
     /// Counts the shares judged in `events`; true when the limit is reached.
-    fn judge(&mut self, events: &[Event]) -> bool {
+    pub(crate) fn judge(&mut self, events: &[Event]) -> bool {
         for event in events {
             if let Event::Share { verdict, .. } = event {
                 match verdict {
@@ -223,7 +225,7 @@ where
                 closed
             }
         };
-        hand_over_blocks(&out, &context);
+        hand_over_blocks(&out.events, &context);
         let written = flush(&mut writer, &mut out, context.limits.write_timeout).await;
         stats
             .stats()
@@ -248,7 +250,10 @@ where
 
 /// Closes our side, then discards what the miner still sends for a moment, so
 /// the kernel does not reset the connection before the miner reads our error.
-async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, reader: &mut R) {
+pub(crate) async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(
+    writer: &mut W,
+    reader: &mut R,
+) {
     let _ = writer.shutdown().await;
     let mut sink = [0u8; 1024];
     let drain = async {
@@ -267,7 +272,7 @@ async fn linger<W: AsyncWrite + Unpin, R: AsyncRead + Unpin>(writer: &mut W, rea
 /// socket closes. At shutdown too: a miner with shares in flight gets
 /// every answer and the reconnect, then a FIN, not a reset that would
 /// throw away answers it has not read.
-fn lingers(closed: &Closed) -> bool {
+pub(crate) fn lingers(closed: &Closed) -> bool {
     matches!(
         closed,
         Closed::Shutdown
@@ -381,7 +386,7 @@ fn group_jobs(
 
 /// Every new value of a watch channel, as a stream whose wait persists
 /// between polls.
-fn changes<T: Clone + Send + Sync + 'static>(
+pub(crate) fn changes<T: Clone + Send + Sync + 'static>(
     receiver: watch::Receiver<T>,
 ) -> impl futures_util::Stream<Item = T> {
     futures_util::stream::unfold(receiver, |mut receiver| async move {
@@ -392,8 +397,8 @@ fn changes<T: Clone + Send + Sync + 'static>(
 }
 
 /// Sends found blocks to the submitter before anything else is done.
-fn hand_over_blocks(out: &Output, context: &ConnectionContext) {
-    for event in &out.events {
+pub(crate) fn hand_over_blocks(events: &[Event], context: &ConnectionContext) {
+    for event in events {
         if let Event::Block(block) = event {
             // Handed over first, logged after: the log line is not on the
             // block's critical path. The journal thread outlives every

@@ -132,7 +132,8 @@ impl ConnectionStats {
                     let now = Instant::now();
                     self.port.accepted.inc();
                     self.port.accepted_difficulty.inc_by(*difficulty);
-                    self.stats.add_pool_share(*difficulty, now);
+                    self.stats
+                        .add_pool_share(*difficulty, now, self.port.protocol);
                     let entry = worker
                         .as_ref()
                         .and_then(|name| self.earned(name, user_agent, now));

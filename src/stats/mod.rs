@@ -92,7 +92,9 @@ pub struct Stats {
     /// Each configured node as the operator sees it, in the config's order.
     nodes: Mutex<Vec<NodeStatus>>,
     template: Mutex<Option<TemplateInfo>>,
-    pool_rates: Mutex<Rates>,
+    /// The pool's hashrate, and each protocol's (in the order of
+    /// [`crate::config::PROTOCOLS`]), under one lock.
+    pool_rates: Mutex<(Rates, [Rates; 3])>,
     blocks: Mutex<VecDeque<BlockRecord>>,
     /// Workers that earned a place (an accepted share), bounded.
     pub workers: registry::Registry,
@@ -125,7 +127,7 @@ impl Stats {
             node: Mutex::new(NodeState::default()),
             nodes: Mutex::new(Vec::new()),
             template: Mutex::new(None),
-            pool_rates: Mutex::new(Rates::new(now)),
+            pool_rates: Mutex::new((Rates::new(now), std::array::from_fn(|_| Rates::new(now)))),
             blocks: Mutex::new(VecDeque::new()),
             workers: registry::Registry::new(max_workers),
             ranking: ranking::Ranking::default(),
@@ -140,8 +142,13 @@ impl Stats {
         self.workers.prune(Instant::now(), idle);
     }
 
-    fn add_pool_share(&self, difficulty: f64, now: Instant) {
-        self.pool_rates.lock_anyway().add(difficulty, now);
+    /// An accepted share on a port speaking protocol number `protocol`.
+    fn add_pool_share(&self, difficulty: f64, now: Instant, protocol: usize) {
+        let mut rates = self.pool_rates.lock_anyway();
+        rates.0.add(difficulty, now);
+        if let Some(rates) = rates.1.get_mut(protocol) {
+            rates.add(difficulty, now);
+        }
     }
 
     /// Seconds since the last successful template fetch.
@@ -235,9 +242,10 @@ impl Stats {
         ports
             .iter()
             .map(|port| {
-                let series = self.metrics.port(&port.name);
+                let series = self.metrics.port(&port.name, port.protocol_index());
                 json!({
                     "name": port.name,
+                    "protocol": port.protocol(),
                     "listen": port.listen.to_string(),
                     "difficulty": {"start": port.start, "min": port.min, "max": port.max},
                     "connections": series.connections.get(),
@@ -251,10 +259,45 @@ impl Stats {
             .collect()
     }
 
+    /// Each protocol served: its ports' connections and shares summed, and
+    /// its hashrate (`by_protocol`, 1 m, 5 m and 1 h).
+    fn protocols_snapshot(&self, by_protocol: [[f64; 3]; 3]) -> Value {
+        let ports = self.ports.lock_anyway().clone();
+        let mut out = serde_json::Map::new();
+        for (index, name) in crate::config::PROTOCOLS.iter().enumerate() {
+            let served: Vec<_> = ports
+                .iter()
+                .filter(|port| port.protocol_index() == index)
+                .map(|port| self.metrics.port(&port.name, index))
+                .collect();
+            if served.is_empty() {
+                continue;
+            }
+            let [m1, m5, h1] = by_protocol[index];
+            out.insert(
+                (*name).to_owned(),
+                json!({
+                    "ports": served.len(),
+                    "connections": served.iter().map(|s| s.connections.get()).sum::<i64>(),
+                    "shares": {
+                        "accepted": served.iter().map(|s| s.accepted.get()).sum::<u64>(),
+                        "rejected": served.iter().map(|s| s.rejected_total()).sum::<u64>(),
+                    },
+                    "hashrate": {"1m": m1, "5m": m5, "1h": h1},
+                }),
+            );
+        }
+        Value::Object(out)
+    }
+
     /// `/api/stats`.
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
-        let [m1, m5, h1] = self.pool_rates.lock_anyway().hashrates(now);
+        let (pool, by_protocol) = {
+            let rates = self.pool_rates.lock_anyway();
+            (rates.0.hashrates(now), rates.1.map(|r| r.hashrates(now)))
+        };
+        let [m1, m5, h1] = pool;
         let m = &self.metrics;
         let rejected: serde_json::Map<String, Value> = ndas_core::share::Reject::REASONS
             .iter()
@@ -279,6 +322,7 @@ impl Stats {
                 "accepted_difficulty": m.accepted_difficulty(),
             },
             "ports": self.ports_snapshot(),
+            "protocols": self.protocols_snapshot(by_protocol),
             "blocks": {
                 "found": m.blocks.found_total.get(),
                 "accepted": m.blocks.settled_total.with_label_values(&["accepted"]).get(),

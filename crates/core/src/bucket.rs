@@ -57,6 +57,17 @@ impl TokenBucket {
         self.tokens = (self.tokens + 1.0).min(self.burst);
     }
 
+    /// From `now` on, `rate` a second and at most `burst` saved up: a
+    /// connection that carries more miners is given more. A larger burst
+    /// comes saved up at once (a miner joining brings its burst, as a new
+    /// connection does); a smaller one cuts what was saved.
+    pub fn set_rate(&mut self, rate: f64, burst: f64, now: Instant) {
+        let grown = (burst - self.burst).max(0.0);
+        self.tokens = (self.tokens_at(now) + grown).min(burst);
+        self.at = self.at.max(now);
+        (self.rate, self.burst) = (rate, burst);
+    }
+
     /// Whether the whole burst is saved up again at `now`: such a bucket
     /// is as if never used, and a table of buckets may forget it.
     pub fn is_full(&self, now: Instant) -> bool {
@@ -137,5 +148,23 @@ mod tests {
         assert!(bucket.take(s(11)));
         // Second 10 to 11 was counted once: nothing is left for it.
         assert!(!bucket.take(s(11)));
+    }
+
+    #[test]
+    fn a_new_rate_brings_its_added_burst_and_counts_from_its_moment() {
+        let start = Instant::now();
+        let mut bucket = TokenBucket::full(1.0, 2.0, start);
+        assert!(bucket.take(start) && bucket.take(start) && !bucket.take(start));
+        // Half a token from the old rate, and the 2 more of the new burst.
+        let later = start + Duration::from_millis(500);
+        bucket.set_rate(10.0, 4.0, later);
+        assert!(bucket.take(later) && bucket.take(later) && !bucket.take(later));
+        // Then ten a second.
+        let after = later + Duration::from_millis(60);
+        assert!(bucket.take(after) && !bucket.take(after));
+        // A lower burst cuts what was saved up.
+        let full = after + Duration::from_secs(10);
+        bucket.set_rate(1.0, 1.0, full);
+        assert!(bucket.take(full) && !bucket.take(full));
     }
 }

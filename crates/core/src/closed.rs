@@ -26,6 +26,9 @@ pub enum Closed {
     /// A TLS port's handshake failed: a plain-text miner, or a client that
     /// refused the certificate.
     Tls,
+    /// A Stratum V2 connection's Noise handshake failed, or a frame did
+    /// not decrypt: a plain-text client, or one pinning another key.
+    Noise,
 }
 
 impl Closed {
@@ -44,6 +47,7 @@ impl Closed {
         Closed::InvalidShares => "invalid_shares",
         Closed::Shutdown => "shutdown",
         Closed::Tls => "tls",
+        Closed::Noise => "noise",
     }
 }
 
@@ -68,6 +72,7 @@ mod tests {
                 "invalid_shares",
                 "shutdown",
                 "tls",
+                "noise",
             ]
         );
         assert_eq!(Closed::InvalidShares.label(), "invalid_shares");

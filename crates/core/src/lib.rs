@@ -41,6 +41,7 @@ pub mod secret;
 pub mod session;
 pub mod share;
 pub mod stratum;
+pub mod sv2;
 pub mod sync;
 pub mod template;
 #[cfg(any(test, feature = "testkit"))]

@@ -6,6 +6,7 @@
 
 pub mod node;
 pub mod process;
+pub mod sv2;
 pub mod translator;
 pub mod wallet;
 

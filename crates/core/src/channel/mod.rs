@@ -213,6 +213,11 @@ impl<F: Feed> Channel<F> {
         self.extranonce1
     }
 
+    /// The difficulty last announced to the miner.
+    pub fn sent_difficulty(&self) -> Option<f64> {
+        self.sent_difficulty
+    }
+
     /// Whether a worker was authorized.
     pub fn has_workers(&self) -> bool {
         !self.workers.is_empty()

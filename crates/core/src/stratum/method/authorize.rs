@@ -7,6 +7,20 @@ use super::{optional_str, required_str, StratumError};
 /// Longest worker name NDAS accepts.
 pub const MAX_WORKER_NAME: usize = 128;
 
+/// Why `name` cannot be a worker's name (every wire's: Stratum V1's
+/// username, Stratum V2's `user_identity`), if it cannot.
+pub fn worker_name_issue(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("username is empty")
+    } else if name.len() > MAX_WORKER_NAME {
+        Some("username is longer than 128 bytes")
+    } else if name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        Some("username has control or space characters")
+    } else {
+        None
+    }
+}
+
 /// An authorization request for a worker, conventionally `account.worker`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Authorize {
@@ -23,23 +37,8 @@ impl Authorize {
         // The password is conventionally "x"; it must still be a string if
         // present, and may carry `d=N`.
         let password = optional_str(method, params, 1, "password")?;
-        if username.is_empty() {
-            return Err(StratumError::bad_param(method, "username is empty"));
-        }
-        if username.len() > MAX_WORKER_NAME {
-            return Err(StratumError::bad_param(
-                method,
-                "username is longer than 128 bytes",
-            ));
-        }
-        if username
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
-        {
-            return Err(StratumError::bad_param(
-                method,
-                "username has control or space characters",
-            ));
+        if let Some(why) = worker_name_issue(username) {
+            return Err(StratumError::bad_param(method, why));
         }
         Ok(Authorize {
             username: username.to_owned(),

@@ -6,7 +6,7 @@ mod submit;
 mod subscribe;
 mod suggest_difficulty;
 
-pub use authorize::{Authorize, MAX_WORKER_NAME};
+pub use authorize::{worker_name_issue, Authorize, MAX_WORKER_NAME};
 pub use configure::{Configure, VersionRolling};
 pub use submit::{Extranonce2, JobId, Submit};
 pub use subscribe::Subscribe;

@@ -1,0 +1,242 @@
+//! The Stratum V2 authority key: the secp256k1 key whose public half
+//! miners are given (in the `stratum2+tcp://host:port/<key>` URL) and
+//! which signs each connection's Noise certificate, so a man in the middle
+//! cannot pose as NDAS.
+//!
+//! Kept in `data_dir/sv2_authority.key` as ckpool keeps its own: comment
+//! lines, then the secret as 64 hex characters; written once, `0600`,
+//! never replaced (a new key means every miner is given a new URL), never
+//! logged. The public key is written as ckpool and the Stratum Reference
+//! Implementation write it: base58check of `[1, 0]` and the 32-byte x-only
+//! key.
+
+use std::io::Write;
+use std::path::Path;
+
+use bitcoin::secp256k1::{Keypair, Parity, Secp256k1, SecretKey};
+
+/// The file's name in `data_dir`.
+pub const FILE_NAME: &str = "sv2_authority.key";
+
+/// Why the authority key cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} does not hold a secp256k1 secret key as 64 hex characters")]
+    Malformed { path: String },
+    #[error("{path} can be read by others (mode {mode:o}); chmod 600 it")]
+    Exposed { path: String, mode: u32 },
+    #[error("the operating system gave no random bytes: {0}")]
+    Random(String),
+}
+
+/// The authority key pair.
+pub struct AuthorityKey {
+    secret: [u8; 32],
+    public: [u8; 32],
+}
+
+impl std::fmt::Debug for AuthorityKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secret never reaches a log.
+        write!(f, "AuthorityKey({})", self.public_text())
+    }
+}
+
+impl AuthorityKey {
+    /// The key in `data_dir`, created there when there is none.
+    pub fn load_or_create(data_dir: &Path) -> Result<AuthorityKey, KeyError> {
+        let path = data_dir.join(FILE_NAME);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                refuse_exposed(&path)?;
+                parse(&text).ok_or_else(|| KeyError::Malformed { path: shown(&path) })
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => create(data_dir, &path),
+            Err(source) => Err(KeyError::Read {
+                path: shown(&path),
+                source,
+            }),
+        }
+    }
+
+    /// The 32-byte x-only public key.
+    pub fn public(&self) -> &[u8; 32] {
+        &self.public
+    }
+
+    /// The 32-byte secret, for the Noise responder alone.
+    pub(super) fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    /// The public key as miners are given it.
+    pub fn public_text(&self) -> String {
+        public_text(&self.public)
+    }
+}
+
+/// base58check of `[1, 0]` (version 1, little-endian) and the x-only key.
+pub fn public_text(public: &[u8; 32]) -> String {
+    let mut bytes = vec![1, 0];
+    bytes.extend_from_slice(public);
+    bitcoin::base58::encode_check(&bytes)
+}
+
+/// The URL a miner is given for `host:port`.
+pub fn url(host: &str, port: u16, key: &AuthorityKey) -> String {
+    format!("stratum2+tcp://{host}:{port}/{}", key.public_text())
+}
+
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// A key file others can read is refused, as ssh refuses one.
+fn refuse_exposed(path: &Path) -> Result<(), KeyError> {
+    use std::os::unix::fs::PermissionsExt;
+    let metadata = std::fs::metadata(path).map_err(|source| KeyError::Read {
+        path: shown(path),
+        source,
+    })?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(KeyError::Exposed {
+            path: shown(path),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// The secret from the file's text: `#` lines skipped, one hex line.
+fn parse(text: &str) -> Option<AuthorityKey> {
+    let mut lines = text
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'));
+    let line = lines.next()?;
+    if lines.next().is_some() || line.len() != 64 {
+        return None;
+    }
+    let mut secret = [0u8; 32];
+    faster_hex::hex_decode(line.as_bytes(), &mut secret).ok()?;
+    from_secret(secret)
+}
+
+/// The pair of `secret`, negated if need be so that its public key is
+/// even, as the Stratum Reference Implementation's keys are.
+fn from_secret(secret: [u8; 32]) -> Option<AuthorityKey> {
+    let secp = Secp256k1::signing_only();
+    let mut key = SecretKey::from_slice(&secret).ok()?;
+    if Keypair::from_secret_key(&secp, &key).x_only_public_key().1 == Parity::Odd {
+        key = key.negate();
+    }
+    let (public, _) = Keypair::from_secret_key(&secp, &key).x_only_public_key();
+    Some(AuthorityKey {
+        secret: key.secret_bytes(),
+        public: public.serialize(),
+    })
+}
+
+/// A new key, written where no file was (never over one another process
+/// wrote meanwhile).
+fn create(data_dir: &Path, path: &Path) -> Result<AuthorityKey, KeyError> {
+    let key = loop {
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
+        if let Some(key) = from_secret(secret) {
+            break key;
+        }
+    };
+    let write = |source| KeyError::Write {
+        path: shown(path),
+        source,
+    };
+    std::fs::create_dir_all(data_dir).map_err(write)?;
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+    };
+    let mut file = match opened {
+        Ok(file) => file,
+        // Another start wrote it first: that one is the key.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            return AuthorityKey::load_or_create(data_dir);
+        }
+        Err(error) => return Err(write(error)),
+    };
+    let text = format!(
+        "# NDAS Stratum V2 authority key: keep it secret; miners are given\n\
+         # its public key {}\n{}\n",
+        key.public_text(),
+        faster_hex::hex_string(&key.secret)
+    );
+    file.write_all(text.as_bytes()).map_err(write)?;
+    file.sync_all().map_err(write)?;
+    Ok(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_public_key_is_written_as_the_reference_implementation_writes_it() {
+        // key-utils' own test vector (stratum-apps key_utils): this secret
+        // gives this public key.
+        let secret =
+            bitcoin::base58::decode_check("zmBEmPhqo3A92FkiLVvyCz6htc3e53ph3ZbD4ASqGaLjwnFLi")
+                .unwrap();
+        let key = from_secret(secret.try_into().unwrap()).unwrap();
+        assert_eq!(
+            key.public_text(),
+            "9bDuixKmZqAJnrmP746n8zU1wyAQRrus7th9dxnkPg6RzQvCnan"
+        );
+    }
+
+    #[test]
+    fn a_key_is_created_once_private_and_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = AuthorityKey::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let again = AuthorityKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(first.public(), again.public());
+        assert_eq!(first.secret(), again.secret());
+        assert!(!format!("{first:?}").contains(&faster_hex::hex_string(first.secret())));
+    }
+
+    #[test]
+    fn a_key_file_others_can_read_or_that_holds_no_key_stops_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        AuthorityKey::load_or_create(dir.path()).unwrap();
+        let path = dir.path().join(FILE_NAME);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let error = AuthorityKey::load_or_create(dir.path()).unwrap_err();
+        assert!(
+            matches!(error, KeyError::Exposed { mode: 0o644, .. }),
+            "{error}"
+        );
+        std::fs::write(&path, "# a comment\nnot hex\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let error = AuthorityKey::load_or_create(dir.path()).unwrap_err();
+        assert!(matches!(error, KeyError::Malformed { .. }), "{error}");
+    }
+}
