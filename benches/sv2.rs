@@ -2,7 +2,8 @@
 //! machine on a 3,500-transaction job: one share judged (V1's line parsed
 //! first; V2's message comes decoded from the wire), and a new job handed
 //! to 100 miners (100 V1 sessions, or one proxy's connection with 100
-//! extended channels).
+//! extended channels); and the wire's part, a job encrypted for a channel
+//! (V1 sends one shared line to all).
 
 use std::sync::Arc;
 
@@ -210,5 +211,43 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, share, fan_out);
+/// One `NewExtendedMiningJob` serialized and encrypted, on a connection
+/// set up over loopback with the test kit's client.
+fn encrypt_job(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = ndas::sv2::keys::AuthorityKey::load_or_create(dir.path()).unwrap();
+    let public = *key.public();
+    let (mut writer, _client) = runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = tokio::spawn(ndas_testkit::sv2::Client::connect(addr, public));
+        let (stream, _) = listener.accept().await.unwrap();
+        let (reader, mut write_half) = stream.into_split();
+        let (_, writer) = ndas::sv2::wire::accept(reader, &mut write_half, &key, 4096)
+            .await
+            .unwrap();
+        (writer, (client.await.unwrap().unwrap(), write_half))
+    });
+    let manager = manager();
+    let job = job(&manager);
+    let message = ndas_core::sv2::Outbound::NewExtendedJob {
+        channel_id: 2,
+        job_id: 7,
+        min_ntime: Some(job.template.cur_time),
+        job,
+    };
+    let mut bytes = Vec::with_capacity(4096);
+    c.bench_function("sv2_encrypt_extended_job_3500tx", |b| {
+        b.iter(|| {
+            bytes.clear();
+            writer.encode(&message, &mut bytes).unwrap();
+        })
+    });
+}
+
+criterion_group!(benches, share, fan_out, encrypt_job);
 criterion_main!(benches);

@@ -203,7 +203,7 @@ impl Drop for Admitted {
 }
 
 /// A new connection's state machine, by the wire its port speaks.
-// The larger variant is V1's: a V1 task holds no more than it did.
+// Only until its task is spawned: each wire's task holds its own alone.
 #[allow(clippy::large_enum_variant)]
 enum Wire {
     V1(Session),
@@ -276,48 +276,59 @@ pub async fn accept_loop(
         let admission = admission.clone();
         let mut context = context;
         context.carried_strikes = admission.take_strikes(peer.ip());
-        tracker.spawn(async move {
-            let port = context.port.clone();
-            let (Ended { closed, strikes }, extranonce1) = match wire {
-                Wire::V2(session) => {
-                    // Boxed, as TLS is: its state stays out of every V1 task.
-                    let ended = Box::pin(sv2_serve(stream, session, context, handshake)).await;
-                    (ended, None)
-                }
-                Wire::V1(session) => {
-                    let extranonce1 = Some(session.extranonce1());
-                    let ended = match context.tls.clone() {
-                        None => {
-                            let (reader, writer) = stream.into_split();
-                            serve(reader, writer, session, context, Some(handshake)).await
-                        }
-                        // Boxed: a TLS connection's state stays out of every plain
-                        // connection's task (about 2 KiB each when it was inline).
-                        Some(tls) => {
-                            Box::pin(serve_tls(&tls, stream, peer, session, context, handshake))
-                                .await
-                        }
-                    };
-                    (ended, extranonce1)
-                }
-            };
-            // Its strikes are the address's next connection's (it took the
-            // address's when it started); none when it was dropped for them.
-            if closed != Closed::InvalidShares {
-                admission.connection_ended(peer.ip(), strikes);
-            }
-            if closed == Closed::InvalidShares {
-                tracing::warn!(%peer, "miner closed after too many invalid shares in a row");
-                if admission.dropped_for_invalid_shares(peer.ip()) {
-                    tracing::warn!(ip = %peer.ip(), "address banned for repeated invalid shares");
-                }
-            }
-            drop(admitted);
-            port.disconnected(closed.label());
-            let extranonce1 = extranonce1.map(|e| e.to_hex());
-            tracing::debug!(%peer, ?extranonce1, ?closed, "miner disconnected");
-        });
+        // One task type per wire: a V1 task holds only what V1 needs.
+        match wire {
+            Wire::V1(session) => tracker.spawn(async move {
+                let extranonce1 = session.extranonce1();
+                let port = context.port.clone();
+                let ended = match context.tls.clone() {
+                    None => {
+                        let (reader, writer) = stream.into_split();
+                        serve(reader, writer, session, context, Some(handshake)).await
+                    }
+                    // Boxed: a TLS connection's state stays out of every plain
+                    // connection's task (about 2 KiB each when it was inline).
+                    Some(tls) => {
+                        Box::pin(serve_tls(&tls, stream, peer, session, context, handshake)).await
+                    }
+                };
+                let extranonce1 = Some(extranonce1);
+                ended_connection(ended, peer, &admission, admitted, &port, extranonce1);
+            }),
+            Wire::V2(session) => tracker.spawn(async move {
+                let port = context.port.clone();
+                let ended = sv2_serve(stream, session, context, handshake).await;
+                // Its channels' extranonce1s were freed as they closed.
+                ended_connection(ended, peer, &admission, admitted, &port, None);
+            }),
+        };
     }
+}
+
+/// What every ended connection leaves: its strikes for its address's next
+/// connection (none when it was dropped for them, and maybe a ban), its
+/// place among the address's connections, its close reason counted.
+fn ended_connection(
+    Ended { closed, strikes }: Ended,
+    peer: SocketAddr,
+    admission: &Admission,
+    admitted: Admitted,
+    port: &crate::metrics::PortMetrics,
+    extranonce1: Option<ndas_core::work::Extranonce1>,
+) {
+    if closed != Closed::InvalidShares {
+        admission.connection_ended(peer.ip(), strikes);
+    }
+    if closed == Closed::InvalidShares {
+        tracing::warn!(%peer, "miner closed after too many invalid shares in a row");
+        if admission.dropped_for_invalid_shares(peer.ip()) {
+            tracing::warn!(ip = %peer.ip(), "address banned for repeated invalid shares");
+        }
+    }
+    drop(admitted);
+    port.disconnected(closed.label());
+    let extranonce1 = extranonce1.map(|e| e.to_hex());
+    tracing::debug!(%peer, ?extranonce1, ?closed, "miner disconnected");
 }
 
 /// A TLS port's connection: the handshake, within the handshake timeout

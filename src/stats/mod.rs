@@ -95,6 +95,9 @@ pub struct Stats {
     /// The pool's hashrate, and each protocol's (in the order of
     /// [`crate::config::PROTOCOLS`]), under one lock.
     pool_rates: Mutex<(Rates, [Rates; 3])>,
+    /// Ports of more than one protocol are served: only then are the
+    /// protocols' rates kept apart from the pool's (a share pays for it).
+    mixed: AtomicBool,
     blocks: Mutex<VecDeque<BlockRecord>>,
     /// Workers that earned a place (an accepted share), bounded.
     pub workers: registry::Registry,
@@ -134,6 +137,7 @@ impl Stats {
             offline_after: AtomicU64::new(10f64.to_bits()),
             fallbacks: Mutex::default(),
             ports: Mutex::new(Vec::new()),
+            mixed: AtomicBool::new(false),
         }
     }
 
@@ -146,8 +150,10 @@ impl Stats {
     fn add_pool_share(&self, difficulty: f64, now: Instant, protocol: usize) {
         let mut rates = self.pool_rates.lock_anyway();
         rates.0.add(difficulty, now);
-        if let Some(rates) = rates.1.get_mut(protocol) {
-            rates.add(difficulty, now);
+        if self.mixed.load(Ordering::Relaxed) {
+            if let Some(rates) = rates.1.get_mut(protocol) {
+                rates.add(difficulty, now);
+            }
         }
     }
 
@@ -233,6 +239,11 @@ impl Stats {
 
     /// The ports served and their difficulty, at start and on each reload.
     pub fn set_ports(&self, ports: Vec<Port>) {
+        let first = ports.first().map(Port::protocol_index);
+        let mixed = ports
+            .iter()
+            .any(|port| Some(port.protocol_index()) != first);
+        self.mixed.store(mixed, Ordering::Relaxed);
         *self.ports.lock_anyway() = ports;
     }
 
@@ -259,9 +270,8 @@ impl Stats {
             .collect()
     }
 
-    /// Each protocol served: its ports' connections and shares summed, and
     /// its hashrate (`by_protocol`, 1 m, 5 m and 1 h).
-    fn protocols_snapshot(&self, by_protocol: [[f64; 3]; 3]) -> Value {
+    fn protocols_snapshot(&self, pool: [f64; 3], by_protocol: [[f64; 3]; 3]) -> Value {
         let ports = self.ports.lock_anyway().clone();
         let mut out = serde_json::Map::new();
         for (index, name) in crate::config::PROTOCOLS.iter().enumerate() {
@@ -273,7 +283,9 @@ impl Stats {
             if served.is_empty() {
                 continue;
             }
-            let [m1, m5, h1] = by_protocol[index];
+            // One protocol served: its hashrate is the pool's.
+            let mixed = self.mixed.load(Ordering::Relaxed);
+            let [m1, m5, h1] = if mixed { by_protocol[index] } else { pool };
             out.insert(
                 (*name).to_owned(),
                 json!({
@@ -322,7 +334,7 @@ impl Stats {
                 "accepted_difficulty": m.accepted_difficulty(),
             },
             "ports": self.ports_snapshot(),
-            "protocols": self.protocols_snapshot(by_protocol),
+            "protocols": self.protocols_snapshot(pool, by_protocol),
             "blocks": {
                 "found": m.blocks.found_total.get(),
                 "accepted": m.blocks.settled_total.with_label_values(&["accepted"]).get(),
