@@ -96,15 +96,7 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
-    let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.sv2 = Some(ndas::config::Sv2Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        name: "sv2".into(),
-        start: None,
-        min: None,
-        max: None,
-        max_channels_per_connection: 8,
-    });
+    let config = common::sv2::with_sv2(regtest_config(&pair, dir.path(), &payout), 8);
     let (bitaxe, cpu) = (
         "bc1qfarmaccount.rack12-s19-004",
         "bc1qfarmaccount.garage-cpu-1",

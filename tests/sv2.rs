@@ -44,6 +44,30 @@ async fn opened(client: &mut Client) -> (Received, Received, Received) {
     (success, job, prev)
 }
 
+/// The share `sequence` was accepted (other channels' messages passed
+/// over), and Core's tip is its block, `header`, above `height`.
+async fn accepted_and_taken(
+    client: &mut Client,
+    sequence: u32,
+    pair: &RegtestPair,
+    height: u64,
+    header: &Header,
+) {
+    let answer = |m: &Received| {
+        let answered = matches!(
+            m,
+            Received::SubmitSuccess { .. } | Received::SubmitError { .. }
+        );
+        answered.then(|| m.clone())
+    };
+    let answer = client.until(WAIT, answer).await.unwrap();
+    let accepted = Received::SubmitSuccess {
+        last_sequence_number: sequence,
+    };
+    assert_eq!(answer, accepted);
+    core_took(pair, height, header.block_hash()).await;
+}
+
 /// The first nonce whose header meets the network target.
 fn grind(version: u32, prev: [u8; 32], root: [u8; 32], time: u32, bits: u32) -> Header {
     let mut header = Header {
@@ -113,23 +137,7 @@ async fn standard_and_extended_channels_each_mine_a_block_core_accepts() {
         .submit_standard(channel_id, 1, job_id, header.nonce, header.time, version)
         .await
         .unwrap();
-    let answer = client
-        .until(WAIT, |m| {
-            matches!(
-                m,
-                Received::SubmitSuccess { .. } | Received::SubmitError { .. }
-            )
-            .then(|| m.clone())
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        answer,
-        Received::SubmitSuccess {
-            last_sequence_number: 1
-        }
-    );
-    core_took(&pair, height, header.block_hash()).await;
+    accepted_and_taken(&mut client, 1, &pair, height, &header).await;
 
     // A proxy's extended channel on the new tip: it builds the coinbase
     // around the extranonce and folds the merkle path itself.
@@ -200,23 +208,7 @@ async fn standard_and_extended_channels_each_mine_a_block_core_accepts() {
         )
         .await
         .unwrap();
-    let answer = client
-        .until(WAIT, |m| {
-            matches!(
-                m,
-                Received::SubmitSuccess { .. } | Received::SubmitError { .. }
-            )
-            .then(|| m.clone())
-        })
-        .await
-        .unwrap();
-    assert_eq!(
-        answer,
-        Received::SubmitSuccess {
-            last_sequence_number: 2
-        }
-    );
-    core_took(&pair, height, header.block_hash()).await;
+    accepted_and_taken(&mut client, 2, &pair, height, &header).await;
 
     // The connection's channel bound holds.
     client

@@ -273,7 +273,7 @@ impl FrameWriter {
             Outbound::SetupError { flags, code } => {
                 common(CommonMessages::SetupConnectionError(SetupConnectionError {
                     flags: *flags,
-                    error_code: Str0255::new(code.as_bytes()).map_err(bad)?,
+                    error_code: error_code(code)?,
                 }))
             }
             Outbound::OpenStandardSuccess {
@@ -311,7 +311,7 @@ impl FrameWriter {
             Outbound::OpenError { request_id, code } => {
                 mining(Mining::OpenMiningChannelError(OpenMiningChannelError {
                     request_id: *request_id,
-                    error_code: Str0255::new(code.as_bytes()).map_err(bad)?,
+                    error_code: error_code(code)?,
                 }))
             }
             Outbound::NewMiningJob {
@@ -381,7 +381,7 @@ impl FrameWriter {
             } => mining(Mining::SubmitSharesError(SubmitSharesError {
                 channel_id: *channel_id,
                 sequence_number: *sequence_number,
-                error_code: Str0255::new(code.as_bytes()).map_err(bad)?,
+                error_code: error_code(code)?,
             })),
             Outbound::Reconnect { new_host, new_port } => {
                 common(CommonMessages::Reconnect(Reconnect {
@@ -392,7 +392,7 @@ impl FrameWriter {
             Outbound::UpdateChannelError { channel_id, code } => {
                 mining(Mining::UpdateChannelError(UpdateChannelError {
                     channel_id: *channel_id,
-                    error_code: Str0255::new(code.as_bytes()).map_err(bad)?,
+                    error_code: error_code(code)?,
                 }))
             }
         }
@@ -404,6 +404,11 @@ impl FrameWriter {
         out.extend_from_slice(bytes.as_ref());
         Ok(())
     }
+}
+
+/// An error code as the wire writes it.
+fn error_code(code: &str) -> Result<Str0255<'_>, WireError> {
+    Str0255::new(code.as_bytes()).map_err(|e| WireError::Encode(text(e)))
 }
 
 fn common(message: CommonMessages<'_>) -> Result<MessageFrame<AnyMessage<'_>>, String> {
