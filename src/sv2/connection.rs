@@ -24,6 +24,11 @@ use ndas_core::closed::Closed;
 use ndas_core::sv2::{GroupKey, Output};
 use ndas_core::work::Job;
 
+/// Longest a connection with channels goes without a frame from NDAS:
+/// then each channel is sent its job again (ESP-Miner drops a connection
+/// silent for 180 s).
+const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// A connection's state machine, its groups' jobs coming through `watch`.
 pub type Sv2Session = ndas_core::sv2::Sv2Session<crate::work::JobFeed>;
 type Out = Output<JobReceiver>;
@@ -116,6 +121,8 @@ async fn serve_session(
     tokio::pin!(handshake);
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
+    let keepalive = tokio::time::sleep(KEEPALIVE);
+    tokio::pin!(keepalive);
     let mut last_heard = tokio::time::Instant::now();
     let per_second = f64::from(limits.max_lines_per_second);
     let mut budget = TokenBucket::full(per_second, per_second, last_heard.into_std());
@@ -145,6 +152,10 @@ async fn serve_session(
                     idle.as_mut().reset(quiet_until);
                     None
                 }
+            }
+            _ = &mut keepalive => {
+                session.keepalive(&mut out);
+                None
             }
             (key, job) = jobs.next() => {
                 session.on_job(key, job, Now::system(), &mut out);
@@ -214,6 +225,9 @@ async fn serve_session(
                 .bytes_sent_total
                 .inc_by(bytes.len() as u64);
             bytes.clear();
+            keepalive.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE);
+        } else if keepalive.is_elapsed() {
+            keepalive.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE);
         }
         for event in out.events.drain(..) {
             stats.record(&event, session.user_agent());

@@ -252,6 +252,11 @@ impl<F: Feed> Channel<F> {
         self.difficulty = self.bounded(self.difficulty);
     }
 
+    /// The newest job the channel was given.
+    pub fn latest(&self) -> Option<&Arc<Job>> {
+        self.latest.as_ref()
+    }
+
     /// The newest job of the channel's group, sent with the next [`Channel::work`].
     pub fn set_latest(&mut self, job: Arc<Job>) {
         self.latest = Some(job);

@@ -305,6 +305,18 @@ impl<F: Feed> Sv2Session<F> {
         }
     }
 
+    /// Nothing was sent for a while: every channel is sent its newest job
+    /// again, under a new id with `min_ntime` (the same work), so a client
+    /// that drops a silent connection keeps this one (ESP-Miner gives up
+    /// after 180 s without a frame; ckpool sends every 30 s).
+    pub fn keepalive(&mut self, out: &mut Output<F::Receiver>) {
+        for open in &mut self.channels {
+            if let Some(job) = open.channel.latest().cloned() {
+                open.send(None, Some((&job, false)), &mut out.messages);
+            }
+        }
+    }
+
     /// A new job of group `key`, to every channel mining for it.
     pub fn on_job(
         &mut self,

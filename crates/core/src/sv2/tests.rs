@@ -447,3 +447,38 @@ fn shares_naming_an_unknown_channel_job_or_extranonce_size_are_refused_with_thei
         ]
     );
 }
+
+#[test]
+fn a_keepalive_sends_each_channel_its_job_again_under_a_new_id_that_shares_are_judged_on() {
+    let manager = manager(HARD);
+    let mut s = ready(&manager);
+    let (channel, prefix, first) = opened(&send(&mut s, extended(1)));
+    let mut out = Out::default();
+    s.keepalive(&mut out);
+    let again = match &out.messages[..] {
+        [Outbound::NewExtendedJob {
+            channel_id,
+            job_id,
+            min_ntime: Some(_),
+            ..
+        }] if *channel_id == channel && *job_id != first => *job_id,
+        other => panic!("{other:?}"),
+    };
+    // The same work: a share under either id is judged, a duplicate under
+    // the other refused.
+    let job = manager.fixed().unwrap().current().unwrap();
+    let share = (0..100)
+        .map(|nonce| hash_share(&work(&job), &prefix, &[3; 8], nonce, None, 0))
+        .find(|share| share.difficulty > 1e-8)
+        .unwrap();
+    let out = send(
+        &mut s,
+        Inbound::SubmitExtended(submitted(channel, again, &share, job.version)),
+    );
+    assert!(matches!(out.messages[..], [Outbound::SubmitSuccess { .. }]));
+    let out = send(
+        &mut s,
+        Inbound::SubmitExtended(submitted(channel, first, &share, job.version)),
+    );
+    assert_eq!(codes(&out), ["duplicate-share"]);
+}
