@@ -225,9 +225,13 @@ async fn serve_session(
                 .bytes_sent_total
                 .inc_by(bytes.len() as u64);
             bytes.clear();
-            keepalive.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE);
+            keepalive
+                .as_mut()
+                .reset(tokio::time::Instant::now() + KEEPALIVE);
         } else if keepalive.is_elapsed() {
-            keepalive.as_mut().reset(tokio::time::Instant::now() + KEEPALIVE);
+            keepalive
+                .as_mut()
+                .reset(tokio::time::Instant::now() + KEEPALIVE);
         }
         for event in out.events.drain(..) {
             stats.record(&event, session.user_agent());

@@ -147,6 +147,27 @@ impl Client {
         self.stream.write_all(bytes.as_ref()).await.map_err(text)
     }
 
+    /// A frame built by hand (`extension_type`, `msg_type`, the payload as
+    /// a firmware serializes it), encrypted as any other.
+    pub async fn send_frame(
+        &mut self,
+        extension_type: u16,
+        msg_type: u8,
+        payload: &[u8],
+    ) -> Result<(), String> {
+        let length = u32::try_from(payload.len()).map_err(text)?.to_le_bytes();
+        let mut bytes = extension_type.to_le_bytes().to_vec();
+        bytes.push(msg_type);
+        bytes.extend_from_slice(&length[..3]);
+        bytes.extend_from_slice(payload);
+        let frame = codec_sv2::SerializedFrame::from_bytes(bytes).map_err(text)?;
+        let bytes = self
+            .encoder
+            .encode_transport(frame, &mut self.encrypt)
+            .map_err(text)?;
+        self.stream.write_all(bytes.as_ref()).await.map_err(text)
+    }
+
     /// Raw bytes, for a client that breaks the framing on purpose.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), String> {
         self.stream.write_all(bytes).await.map_err(text)
