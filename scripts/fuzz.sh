@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS each (default 60; CI runs the default).
+# Runs every fuzz target for SECONDS each (default 60; CI runs 40).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]
 #
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(stratum_lines method_params template coinbase_merkle)
+[ ${#targets[@]} -gt 0 ] || targets=(stratum_lines method_params template coinbase_merkle sv2_session sv2_frames)
 
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 # libFuzzer and the sanitizers need nightly flags: the nightly toolchain where
@@ -26,14 +26,18 @@ else
     export RUSTC_BOOTSTRAP=1
     fuzz=(cargo fuzz)
 fi
-"${fuzz[@]}" build
+# Built outside the clone, once per machine (the fuzz build carries the
+# server crate for sv2_frames, minutes when cold): a clone rebuilds only
+# its own crates.
+fuzz_target="${NDAS_FUZZ_TARGET_DIR:-$HOME/.cache/ndas/fuzz-target}"
+"${fuzz[@]}" build --target-dir "$fuzz_target"
 for target in "${targets[@]}"; do
     work="target/fuzz-corpus/$target"
     artifacts="target/fuzz-artifacts/$target/"
     mkdir -p "$work" "$artifacts"
     started=$(date +%s)
     # The seeds are read, never written: new inputs go to the work corpus.
-    "${fuzz[@]}" run "$target" "$work" "fuzz/corpus/$target" -- \
+    "${fuzz[@]}" run --target-dir "$fuzz_target" "$target" "$work" "fuzz/corpus/$target" -- \
         -max_total_time="$seconds" -rss_limit_mb=4096 -timeout=10 \
         -artifact_prefix="$artifacts" -print_final_stats=1 2>&1 |
         tee "target/fuzz-$target.log" | grep -E '^(#[0-9]+\s+DONE|INFO: Seed|==[0-9]+==|SUMMARY|stat::number_of_executed_units)' || true

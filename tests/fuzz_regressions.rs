@@ -42,3 +42,34 @@ fn template_inputs_pass() {
 fn coinbase_merkle_inputs_pass() {
     replay("coinbase_merkle", ndas_tools::fuzzing::coinbase_merkle);
 }
+
+#[test]
+fn sv2_session_inputs_pass() {
+    replay("sv2_session", ndas_tools::fuzzing::sv2_session);
+}
+
+#[test]
+fn sv2_frames_inputs_pass() {
+    replay("sv2_frames", |data| {
+        let _ = ndas::sv2::wire::decode_plain(data);
+    });
+}
+
+/// The seeds are what they say: ESP-Miner's three frames, serialized as its
+/// source does, read as its setup, standard open and standard share.
+#[test]
+fn the_esp_miner_seed_reads_as_its_three_messages() {
+    use ndas_core::sv2::Inbound;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/sv2_frames");
+    let data = std::fs::read(root.join("esp_miner_standard")).unwrap();
+    let messages = ndas::sv2::wire::decode_plain(&data);
+    match &messages[..] {
+        [Ok(Inbound::SetupConnection(setup)), Ok(Inbound::OpenStandard(open)), Ok(Inbound::SubmitStandard(share))] =>
+        {
+            assert_eq!((setup.flags, setup.vendor.as_str()), (1, "bitaxe"));
+            assert!(open.user_identity.ends_with(".bitaxe"));
+            assert_eq!(share.version, 0x3000_0000);
+        }
+        other => panic!("{other:?}"),
+    }
+}

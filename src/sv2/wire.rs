@@ -189,6 +189,27 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 }
 
+/// The messages of plain (unencrypted) frames laid end to end in `bytes`,
+/// each read as [`FrameReader::next`] reads a decrypted one: what the
+/// `sv2_frames` fuzz target feeds hostile payloads to. At most 64 frames;
+/// a frame cut short ends the input.
+pub fn decode_plain(mut bytes: &[u8]) -> Vec<Result<Inbound, WireError>> {
+    let mut messages = Vec::new();
+    while bytes.len() >= 6 && messages.len() < 64 {
+        let length =
+            usize::from(bytes[3]) | usize::from(bytes[4]) << 8 | usize::from(bytes[5]) << 16;
+        let Some(frame) = bytes.get(..6 + length) else {
+            break;
+        };
+        messages.push(match SerializedFrame::from_bytes(frame.to_vec()) {
+            Ok(frame) => decode(frame),
+            Err(hint) => Err(WireError::Malformed(text(hint))),
+        });
+        bytes = &bytes[6 + length..];
+    }
+    messages
+}
+
 /// One frame's message as NDAS's own.
 fn decode(mut frame: SerializedFrame) -> Result<Inbound, WireError> {
     let header = frame.header();

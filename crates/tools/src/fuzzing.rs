@@ -22,6 +22,9 @@ use ndas_core::vardiff::VardiffConfig;
 use ndas_core::work::{Extranonce1, Job, JobConfig};
 use ndas_core::FoundBlock;
 
+mod sv2;
+pub use sv2::sv2_session;
+
 /// Most lines one input feeds a session.
 const MAX_LINES: usize = 64;
 
@@ -56,6 +59,23 @@ static JOB: LazyLock<Arc<Job>> = LazyLock::new(|| {
     Arc::new(Job::build(JobId(1), Arc::new(template), &job_config()).expect("the fixed job builds"))
 });
 
+/// A port's settings for the session targets: any difficulty a share may
+/// have, the user agent table of the defaults.
+fn session_config() -> SessionConfig {
+    SessionConfig {
+        extranonce2_size: 8,
+        version_mask: ndas_core::chain::header::BIP320_MASK,
+        vardiff: VardiffConfig {
+            start: 1e-9,
+            min: 1e-10,
+            max: 1e6,
+            target_share_seconds: 5.0,
+            rounding: ndas_core::vardiff::Rounding::None,
+        },
+        agents: ndas_core::vardiff::AgentDifficulty::defaults(),
+    }
+}
+
 /// The time the session targets run at: the job's own, so ntime checks pass.
 fn now() -> Now {
     Now {
@@ -71,18 +91,7 @@ fn now() -> Now {
 /// a connection.
 pub fn stratum_lines(data: &[u8]) {
     use tokio_util::codec::{Decoder, LinesCodec};
-    let config = Arc::new(SessionConfig {
-        extranonce2_size: 8,
-        version_mask: ndas_core::chain::header::BIP320_MASK,
-        vardiff: VardiffConfig {
-            start: 1e-9,
-            min: 1e-10,
-            max: 1e6,
-            target_share_seconds: 5.0,
-            rounding: ndas_core::vardiff::Rounding::None,
-        },
-        agents: ndas_core::vardiff::AgentDifficulty::defaults(),
-    });
+    let config = Arc::new(session_config());
     let mut session: Session = Session::new(config, Extranonce1([0, 0, 0, 1]), now());
     let mut out = Output::default();
     session.on_job(JOB.clone(), now(), &mut out);
