@@ -54,6 +54,9 @@ pub struct Metrics {
     pub subscribes_total: IntCounter,
     /// Subscribes that took back a recent session's extranonce1 and jobs.
     pub sessions_resumed_total: IntCounter,
+    /// Stratum V2 channels not opened, by `reason` (an
+    /// [`ndas_core::sv2::OpenRefusal`] code).
+    pub channel_refusals_total: IntCounterVec,
     /// Payout group refusals and fallbacks, and the parked sessions.
     pub payouts: PayoutMetrics,
     /// Found blocks: journaled, submitted, settled, their siblings.
@@ -69,6 +72,20 @@ pub struct Metrics {
     pub notifications_total: IntCounterVec,
     pub bytes_received_total: IntCounter,
     pub bytes_sent_total: IntCounter,
+}
+
+/// `ndas_channel_refusals_total`, every reason at 0 from the start.
+fn channel_refusals(r: &Registry) -> IntCounterVec {
+    let refusals = counters(
+        r,
+        "ndas_channel_refusals_total",
+        "Stratum V2 mining channels not opened, by the code the client was sent",
+        &["reason"],
+    );
+    for reason in ndas_core::sv2::OpenRefusal::CODES {
+        refusals.with_label_values(&[reason]);
+    }
+    refusals
 }
 
 impl Metrics {
@@ -101,6 +118,7 @@ impl Metrics {
                 "ndas_sessions_resumed_total",
                 "Subscribes that resumed a recent session (its extranonce1 and jobs)",
             ),
+            channel_refusals_total: channel_refusals(r),
             payouts: PayoutMetrics::new(r),
             blocks: BlockMetrics::new(r),
             nodes: NodeMetrics::new(r),

@@ -223,6 +223,8 @@ async fn standard_and_extended_channels_each_mine_a_block_core_accepts() {
         .await
         .unwrap();
     assert_eq!(refused, "channel-limit-reached");
+    let refusals = "ndas_channel_refusals_total{reason=\"channel-limit-reached\"}";
+    assert_eq!(common::metric(running.metrics_addr(), refusals).await, 1.0);
     // Both blocks are the pool's, counted on the sv2 port.
     let metrics = running.metrics_addr();
     wait_for_metric(metrics, "ndas_blocks_total{outcome=\"accepted\"}", |n| {

@@ -106,6 +106,10 @@ impl ConnectionStats {
                 });
             }
             Event::FellBack { worker, why } => self.stats.fell_back(worker, why),
+            Event::ChannelRefused { reason } => metrics
+                .channel_refusals_total
+                .with_label_values(&[reason])
+                .inc(),
             Event::PayoutRefused { reason } => metrics
                 .payouts
                 .refusals_total

@@ -96,6 +96,11 @@ pub enum Event {
         worker: Arc<str>,
         why: Arc<str>,
     },
+    /// A mining channel was not opened (Stratum V2), for `reason` (an
+    /// [`crate::sv2::OpenRefusal`] code).
+    ChannelRefused {
+        reason: &'static str,
+    },
     /// A new difficulty was sent; `vardiff` when vardiff chose it.
     Difficulty {
         difficulty: f64,

@@ -6,12 +6,24 @@ use std::sync::Arc;
 use super::message::Open as OpenRequest;
 use super::{GroupKey, Open, Outbound, Output, Sv2Session, EXTENDED_GROUP, STANDARD_GROUP};
 use crate::chain::Target;
-use crate::channel::{Channel, Now};
+use crate::channel::{Channel, Event, Now};
 use crate::stratum::method::worker_name_issue;
 use crate::work::groups::Feed;
 
 /// 2^32: hashes per unit of difficulty.
 const HASHES_PER_DIFFICULTY: f64 = 4_294_967_296.0;
+
+/// Refuses an open: the error the client is sent, the event the operator
+/// counts.
+pub(super) fn refuse<R>(out: &mut Output<R>, request_id: u32, refusal: OpenRefusal) {
+    out.messages.push(Outbound::OpenError {
+        request_id,
+        code: refusal.code(),
+    });
+    out.events.push(Event::ChannelRefused {
+        reason: refusal.code(),
+    });
+}
 
 /// The difficulty a little-endian target asks for.
 pub(super) fn difficulty_of(target: &[u8; 32]) -> f64 {
@@ -25,6 +37,40 @@ pub(super) fn target_le(difficulty: f64) -> [u8; 32] {
     bytes
 }
 
+/// Why a channel was not opened: the `OpenMiningChannel.Error` code, and
+/// the `reason` label of `ndas_channel_refusals_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpenRefusal {
+    /// The connection's channels, or all connections' together, are at
+    /// their bound; or no extranonce1 is free.
+    ChannelLimit,
+    /// The `user_identity` cannot be a worker's name.
+    InvalidUsername,
+    /// Its name cannot be paid, or a payout group bound is reached.
+    UnknownUser,
+    /// It rolls more extranonce than the port gives.
+    MinExtranonceSize,
+    /// Its `max_target` asks for more than the port's greatest difficulty.
+    MaxTargetOutOfRange,
+    /// An extended channel after a setup for standard jobs only.
+    ChannelFlags,
+}
+
+impl OpenRefusal {
+    crate::labels! {
+        /// Every code [`OpenRefusal::code`] gives.
+        CODES;
+        /// The code sent, and the metric label.
+        fn code;
+        OpenRefusal::ChannelLimit => "channel-limit-reached",
+        OpenRefusal::InvalidUsername => "invalid-username",
+        OpenRefusal::UnknownUser => "unknown-user",
+        OpenRefusal::MinExtranonceSize => "unsupported-min-extranonce-size",
+        OpenRefusal::MaxTargetOutOfRange => "max-target-out-of-range",
+        OpenRefusal::ChannelFlags => "unsupported-channel-flags",
+    }
+}
+
 impl<F: Feed> Sv2Session<F> {
     /// Opens a channel: standard when `extended` is `None`, else extended
     /// with the least extranonce size its client rolls.
@@ -36,31 +82,31 @@ impl<F: Feed> Sv2Session<F> {
         out: &mut Output<F::Receiver>,
     ) {
         let request_id = request.request_id;
-        let refuse = |out: &mut Output<F::Receiver>, code| {
-            out.messages.push(Outbound::OpenError { request_id, code });
+        let refuse = |out: &mut Output<F::Receiver>, refusal: OpenRefusal| {
+            refuse(out, request_id, refusal);
         };
         if self.channels.len() >= self.limits.max_channels {
-            return refuse(out, "channel-limit-reached");
+            return refuse(out, OpenRefusal::ChannelLimit);
         }
         // Bound and printable as a Stratum V1 username must be: it is the
         // worker's name in the registry, the logs and the page.
         if worker_name_issue(&request.user_identity).is_some() {
-            return refuse(out, "invalid-username");
+            return refuse(out, OpenRefusal::InvalidUsername);
         }
         let extranonce2_size = self.config.extranonce2_size;
         if extended.is_some_and(|min| usize::from(min) > extranonce2_size) {
-            return refuse(out, "unsupported-min-extranonce-size");
+            return refuse(out, OpenRefusal::MinExtranonceSize);
         }
         // The easiest target the client takes is a floor on its difficulty.
         let floor = difficulty_of(&request.max_target);
         if floor.is_nan() || floor > self.config.vardiff.max {
-            return refuse(out, "max-target-out-of-range");
+            return refuse(out, OpenRefusal::MaxTargetOutOfRange);
         }
         let Some(slot) = self.limits.budget.take() else {
-            return refuse(out, "channel-limit-reached");
+            return refuse(out, OpenRefusal::ChannelLimit);
         };
         let Some(lease) = self.extranonces.allocate() else {
-            return refuse(out, "channel-limit-reached");
+            return refuse(out, OpenRefusal::ChannelLimit);
         };
         let mut channel = Channel::new(self.config.clone(), lease.extranonce1, now);
         if let Some(manager) = &self.manager {
@@ -87,7 +133,7 @@ impl<F: Feed> Sv2Session<F> {
         {
             // Its name cannot be paid, or a payout group bound is reached
             // (the event says which).
-            return refuse(out, "unknown-user");
+            return refuse(out, OpenRefusal::UnknownUser);
         }
         let _ = channel.take_moved();
         let mut group = None;

@@ -15,7 +15,15 @@ fn channels_past_the_bound_sizes_past_the_port_s_and_targets_past_its_range_are_
     send(&mut s, setup(0));
     send(&mut s, extended(1));
     send(&mut s, Inbound::OpenStandard(open_request(2)));
-    assert_eq!(codes(&send(&mut s, extended(3))), ["channel-limit-reached"]);
+    let refused = send(&mut s, extended(3));
+    assert_eq!(codes(&refused), ["channel-limit-reached"]);
+    // Told to the operator with the same code.
+    assert!(matches!(
+        refused.events[..],
+        [Event::ChannelRefused {
+            reason: "channel-limit-reached"
+        }]
+    ));
     assert_eq!(s.channel_count(), 2);
 
     let mut s = ready(&manager);

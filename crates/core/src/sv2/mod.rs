@@ -36,6 +36,7 @@ pub mod message;
 #[cfg(test)]
 mod tests;
 
+pub use channels::OpenRefusal;
 use message::{flags, Setup, MINING_PROTOCOL, PROTOCOL_VERSION};
 pub use message::{Inbound, Outbound};
 
@@ -236,10 +237,8 @@ impl<F: Feed> Sv2Session<F> {
             } => {
                 if setup_flags & flags::REQUIRES_STANDARD_JOBS != 0 {
                     // It said it takes standard jobs only.
-                    out.messages.push(Outbound::OpenError {
-                        request_id: open.request_id,
-                        code: "unsupported-channel-flags",
-                    });
+                    let refusal = OpenRefusal::ChannelFlags;
+                    channels::refuse(out, open.request_id, refusal);
                 } else {
                     self.open(open, Some(min_extranonce_size), now, out);
                 }
