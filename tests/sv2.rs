@@ -10,10 +10,10 @@ use ndas_testkit as common;
 use std::time::Duration;
 
 use bitcoin::block::{Header, Version};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
 use common::node::RegtestPair;
-use common::sv2::{connected, with_sv2};
+use common::sv2::{connected, extended_root, with_sv2};
 use common::sv2::{Client, Received};
 use common::translator::{Settings, Translator};
 use common::{
@@ -182,17 +182,13 @@ async fn standard_and_extended_channels_each_mine_a_block_core_accepts() {
         unreachable!()
     };
     let rolled = [7u8; 8];
-    let coinbase = [
-        &coinbase_prefix[..],
+    let root = extended_root(
+        &coinbase_prefix,
         &extranonce_prefix,
         &rolled,
         &coinbase_suffix,
-    ]
-    .concat();
-    let mut root = sha256d::Hash::hash(&coinbase).to_byte_array();
-    for step in &merkle_path {
-        root = sha256d::Hash::hash(&[root, *step].concat()).to_byte_array();
-    }
+        &merkle_path,
+    );
     let version = version | 0x0010_0000; // a rolled BIP320 bit
     let height = pair.main.height().await;
     let header = grind(version, prev_hash, root, min_ntime, nbits);

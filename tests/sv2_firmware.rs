@@ -17,10 +17,10 @@ use ndas_testkit as common;
 use std::time::Duration;
 
 use bitcoin::block::{Header, Version};
-use bitcoin::hashes::{sha256d, Hash};
+use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
 use common::node::RegtestPair;
-use common::sv2::{with_sv2, Client, Received};
+use common::sv2::{extended_root, with_sv2, Client, Received};
 use common::{regtest_config, start_ndas, temp_dir};
 use ndas::sv2::keys::AuthorityKey;
 use serde_json::json;
@@ -200,17 +200,13 @@ async fn mine_as(
             ..
         } if id == job_id => {
             let rolled = vec![0x5a; usize::from(extranonce_size.unwrap())];
-            let coinbase = [
-                &coinbase_prefix[..],
+            let root = extended_root(
+                &coinbase_prefix,
                 &extranonce_prefix,
                 &rolled,
                 &coinbase_suffix,
-            ]
-            .concat();
-            let mut root = sha256d::Hash::hash(&coinbase).to_byte_array();
-            for step in &merkle_path {
-                root = sha256d::Hash::hash(&[root, *step].concat()).to_byte_array();
-            }
+                &merkle_path,
+            );
             (version, root, rolled)
         }
         other => panic!("{name}: a future job named by the SetNewPrevHash: {other:?}"),

@@ -419,3 +419,22 @@ pub async fn connected(addr: std::net::SocketAddr, data_dir: &std::path::Path) -
     );
     client
 }
+
+/// The merkle root an extended channel's miner hashes, built as a miner
+/// builds it with the `bitcoin` crate's hashing (not NDAS's): the coinbase
+/// `prefix ‖ extranonce_prefix ‖ rolled ‖ suffix`, folded up `path`.
+pub fn extended_root(
+    prefix: &[u8],
+    extranonce_prefix: &[u8],
+    rolled: &[u8],
+    suffix: &[u8],
+    path: &[[u8; 32]],
+) -> [u8; 32] {
+    use bitcoin::hashes::{sha256d, Hash};
+    let coinbase = [prefix, extranonce_prefix, rolled, suffix].concat();
+    let mut root = sha256d::Hash::hash(&coinbase).to_byte_array();
+    for step in path {
+        root = sha256d::Hash::hash(&[root, *step].concat()).to_byte_array();
+    }
+    root
+}
