@@ -207,7 +207,7 @@ impl Drop for Admitted {
 #[allow(clippy::large_enum_variant)]
 enum Wire {
     V1(Session),
-    V2(Sv2Session),
+    V2(Sv2Session, Arc<crate::sv2::Endpoint>),
 }
 
 /// Accepts until shutdown; each connection runs on `tracker`.
@@ -257,6 +257,7 @@ pub async fn accept_loop(
                 Sv2Session::new(config, endpoint.limits.clone(), extranonces.clone())
                     .with_payouts(context.payout_groups.clone())
                     .from_source(source),
+                endpoint.clone(),
             ),
             None => {
                 let Some(lease) = extranonces.allocate() else {
@@ -295,9 +296,9 @@ pub async fn accept_loop(
                 let extranonce1 = Some(extranonce1);
                 ended_connection(ended, peer, &admission, admitted, &port, extranonce1);
             }),
-            Wire::V2(session) => tracker.spawn(async move {
+            Wire::V2(session, endpoint) => tracker.spawn(async move {
                 let port = context.port.clone();
-                let ended = sv2_serve(stream, session, context, handshake).await;
+                let ended = sv2_serve(stream, session, endpoint, context, handshake).await;
                 // Its channels' extranonce1s were freed as they closed.
                 ended_connection(ended, peer, &admission, admitted, &port, None);
             }),

@@ -70,6 +70,7 @@ impl GroupJobs {
 pub async fn serve(
     stream: TcpStream,
     mut session: Sv2Session,
+    endpoint: Arc<super::Endpoint>,
     context: ConnectionContext,
     half_open: OwnedSemaphorePermit,
 ) -> Ended {
@@ -79,7 +80,15 @@ pub async fn serve(
             .carried_strikes
             .min(context.limits.max_invalid_shares.saturating_sub(1)),
     };
-    let closed = serve_session(stream, &mut session, &context, half_open, &mut strikes).await;
+    let closed = serve_session(
+        stream,
+        &mut session,
+        &endpoint,
+        &context,
+        half_open,
+        &mut strikes,
+    )
+    .await;
     Ended {
         closed,
         strikes: strikes.in_a_row,
@@ -89,11 +98,11 @@ pub async fn serve(
 async fn serve_session(
     stream: TcpStream,
     session: &mut Sv2Session,
+    endpoint: &super::Endpoint,
     context: &ConnectionContext,
     half_open: OwnedSemaphorePermit,
     strikes: &mut Strikes,
 ) -> Closed {
-    let endpoint = context.sv2.clone().expect("a Stratum V2 port's context");
     let limits = context.limits;
     let (reader, mut writer) = stream.into_split();
     let handshake_until = tokio::time::Instant::now() + limits.handshake_timeout;
