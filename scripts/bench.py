@@ -92,9 +92,12 @@ def histogram_quantile(values, name, q):
     return float("inf")
 
 
-def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format, network="regtest", mining=""):
+def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format, network="regtest", mining="",
+                     sv2_port=None):
     """A UTEK licence and conf for the node on `node_port`, and an NDAS config
-    serving stratum and metrics on `ports` at a fixed share difficulty."""
+    serving stratum and metrics on `ports` (and Stratum V2 on `sv2_port`) at
+    a fixed share difficulty."""
+    sv2 = f'[sv2]\nlisten = "127.0.0.1:{sv2_port}"' if sv2_port else ""
     licence = str(uuid.uuid4())
     token = base64.b64encode(json.dumps({"license": licence, "version": "26.0"}).encode()).decode()
     with open(os.path.join(folder, "metadata.json"), "w") as f:
@@ -118,6 +121,7 @@ max = {difficulty}
 [mining]
 payout_address = "{payout}"
 {mining}
+{sv2}
 [node]
 utek_metadata = "{folder}/metadata.json"
 utek_conf = "{folder}/utek.conf"
@@ -147,9 +151,10 @@ class Stack:
     `tip_every` seconds, or, for `bits` "signet", Bitcoin Core itself on a
     private OP_TRUE signet (tips move when the load finds a block)."""
 
-    def __init__(self, bits, tip_every, difficulty, mining=""):
+    def __init__(self, bits, tip_every, difficulty, mining="", sv2=False):
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-")
         self.stratum_port, self.metrics_port = free_port(), free_port()
+        self.sv2_port = free_port() if sv2 else None
         self.standin = self.core = None
         if bits == "signet":
             self.core = CoreNode("signet")
@@ -163,10 +168,15 @@ class Stack:
                 stdout=log, stderr=log)
             time.sleep(1.0)
         write_ndas_files(self.dir, node_port, (self.stratum_port, self.metrics_port), difficulty, payout,
-                         log_format="human", network=network, mining=mining)
+                         log_format="human", network=network, mining=mining, sv2_port=self.sv2_port)
         log = open(os.path.join(self.dir, "ndas.log"), "w")
         self.ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(self.dir, "ndas.toml")], stdout=log, stderr=log)
         wait_ready(self.metrics_port, self.dir)
+
+    def sv2_url(self):
+        """The miners' URL as `ndas sv2-key` prints it (NDAS made the key)."""
+        out = run([NDAS, "sv2-key", "--config", os.path.join(self.dir, "ndas.toml")]).stdout
+        return next(word for word in out.split() if word.startswith("stratum2+tcp://"))
 
     def metrics(self):
         return metrics(self.metrics_port)
@@ -197,8 +207,12 @@ def answers(values):
 
 def load_scenario(bits, tip_every, difficulty, load_args, mining=""):
     """One run: idle figures, load with RSS sampling, figures after."""
-    stack = Stack(bits, tip_every, difficulty, mining)
+    sv2 = "sv2" in load_args
+    stack = Stack(bits, tip_every, difficulty, mining, sv2=sv2)
     try:
+        target = stack.sv2_port if sv2 else stack.stratum_port
+        if sv2:
+            load_args = [*load_args, "--authority", stack.sv2_url()]
         time.sleep(1.0)
         idle = stack.metrics()
         cpu_before = cpu_seconds(stack.ndas.pid)
@@ -219,7 +233,7 @@ def load_scenario(bits, tip_every, difficulty, load_args, mining=""):
         sampler = threading.Thread(target=sample)
         sampler.start()
         out = subprocess.run(
-            [NDAS, "load", "--target", f"127.0.0.1:{stack.stratum_port}", "--json", *load_args],
+            [NDAS, "load", "--target", f"127.0.0.1:{target}", "--json", *load_args],
             cwd=ROOT, check=True, text=True, capture_output=True)
         done.set()
         sampler.join()
@@ -228,6 +242,8 @@ def load_scenario(bits, tip_every, difficulty, load_args, mining=""):
         report = json.loads(out.stdout)
         served = answers(after) - answers(idle)
         report["server_cpu_ms_per_1000_answers"] = cpu / served * 1e6 if served else None
+        # Handshake, set-up, opens and first jobs, per TCP connection.
+        report["server_cpu_us_per_connection"] = cpu / report["connections"] * 1e6 if report["connections"] else None
         report["server_idle_rss_mib"] = idle["process_resident_memory_bytes"] / 2**20
         report["server_peak_rss_mib"] = peak["rss"] / 2**20
         report["peak_connections"] = peak["connections"]
@@ -492,6 +508,8 @@ password = "bench"
 
 
 FANOUT_LOAD = ["--miners", "10000", "--rate", "500", "--seconds", "15", "--sources", "2", "--connect-rate", "5000"]
+SV2_STANDARD = ["--protocol", "sv2", "--channel", "standard"]
+SV2_EXTENDED = ["--protocol", "sv2", "--channel", "extended"]
 FLOOR_SHOWN = ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]
 
 SCENARIOS = [
@@ -516,6 +534,23 @@ SCENARIOS = [
      "2.5e-10", FANOUT_LOAD + ["--payout-addresses", "1"],
      ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"],
      'payout_mode = "username"'),
+    ("throughput, Stratum V2: 1,000 connections of one extended channel submitting 50,000/s", "17034219", 30,
+     "2.5e-10", ["--miners", "1000", "--rate", "50000", "--seconds", "15"] + SV2_EXTENDED,
+     ["answers_per_second", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "server_cpu_ms_per_1000_answers"]),
+    ("throughput, Stratum V2: 1,000 connections of one standard channel submitting 50,000/s", "17034219", 30,
+     "2.5e-10", ["--miners", "1000", "--rate", "50000", "--seconds", "15"] + SV2_STANDARD,
+     ["answers_per_second", "latency_ms.p50", "latency_ms.p99", "latency_ms.max", "server_cpu_ms_per_1000_answers"]),
+    ("fan-out, Stratum V2: 10,000 standard channels (a connection each, own merkle root each), a new block every 2 s",
+     "17034219", 2, "2.5e-10", FANOUT_LOAD + SV2_STANDARD,
+     ["connections_held", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]),
+    ("fan-out, Stratum V2: 10,000 extended channels (10 connections of 1,000), a new block every 2 s", "17034219", 2,
+     "2.5e-10", FANOUT_LOAD + SV2_EXTENDED + ["--channels-per-connection", "1000"],
+     ["connections_held", "connections", "fanout_ms.count", "fanout_ms.p50", "fanout_ms.p99", "fanout_ms.max"]),
+    ("handshakes, Stratum V2: 10,000 miners reconnecting at once (a farm after a power cut)", "17034219", 30,
+     "2.5e-10", ["--miners", "10000", "--rate", "0", "--seconds", "1", "--sources", "2", "--connect-rate", "100000"]
+     + SV2_STANDARD,
+     ["connections_held", "handshakes_per_second", "ramp_seconds", "server_cpu_us_per_connection",
+      "rss_kib_per_connection"]),
     ("connections: 19,000 idle miners (this machine's open-file limit is 20,000)", "17034219", 3, "2.5e-10",
      ["--miners", "19000", "--rate", "0", "--seconds", "10", "--sources", "2", "--connect-rate", "5000"],
      ["connections_held", "server_idle_rss_mib", "server_peak_rss_mib", "rss_kib_per_connection", "fanout_ms.p99"]),

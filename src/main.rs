@@ -71,6 +71,18 @@ enum Command {
         /// Authorize as `<address>.m<i>` over N regtest addresses (a pool in `username` mode).
         #[arg(long, default_value_t = 0)]
         payout_addresses: usize,
+        /// `stratum` (V1) or `sv2` (Stratum V2; `--miners` then counts channels).
+        #[arg(long, default_value = "stratum")]
+        protocol: String,
+        /// SV2: the server's authority key, as `ndas sv2-key` prints it (or its URL).
+        #[arg(long)]
+        authority: Option<String>,
+        /// SV2: `standard` channels (a firmware's) or `extended` (a proxy's).
+        #[arg(long, default_value = "standard")]
+        channel: String,
+        /// SV2: channels each connection opens.
+        #[arg(long, default_value_t = 1)]
+        channels_per_connection: usize,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -169,8 +181,23 @@ fn main() -> ExitCode {
             connect_rate,
             mode,
             payout_addresses,
+            protocol,
+            authority,
+            channel,
+            channels_per_connection,
             json,
         } => {
+            let sv2 = match load_protocol(&protocol, authority.as_deref(), &channel) {
+                Ok(sv2) => sv2.map(|(authority, extended)| ndas_tools::load::Sv2Load {
+                    authority,
+                    extended,
+                    channels_per_connection,
+                }),
+                Err(error) => {
+                    eprintln!("{error}");
+                    return ExitCode::FAILURE;
+                }
+            };
             let mode = match mode.as_str() {
                 "random" => ndas_tools::load::Mode::Random,
                 "shares" => ndas_tools::load::Mode::Shares,
@@ -189,6 +216,7 @@ fn main() -> ExitCode {
                 ramp_timeout: Duration::from_secs(120),
                 mode,
                 payout_addresses,
+                sv2,
             };
             runtime.block_on(ndas_tools::cli::load(config, json))
         }
@@ -412,6 +440,31 @@ async fn run_miner(
 }
 
 /// `ndas sv2-key`: the authority key's public half and the miners' URL.
+/// `ndas load`'s protocol: `None` for V1, or SV2's authority key and
+/// whether its channels are extended.
+fn load_protocol(
+    protocol: &str,
+    authority: Option<&str>,
+    channel: &str,
+) -> Result<Option<([u8; 32], bool)>, String> {
+    match protocol {
+        "stratum" => Ok(None),
+        "sv2" => {
+            let authority =
+                authority.ok_or("--protocol sv2 needs --authority (what `ndas sv2-key` prints)")?;
+            let key = ndas::sv2::keys::parse_public(authority)?;
+            match channel {
+                "standard" => Ok(Some((key, false))),
+                "extended" => Ok(Some((key, true))),
+                other => Err(format!(
+                    "--channel must be standard or extended, not {other}"
+                )),
+            }
+        }
+        other => Err(format!("--protocol must be stratum or sv2, not {other}")),
+    }
+}
+
 fn sv2_key(path: &std::path::Path, host: Option<String>) -> ExitCode {
     let config = match ndas::config::Config::load(path) {
         Ok(config) => config,

@@ -92,6 +92,20 @@ pub fn public_text(public: &[u8; 32]) -> String {
     bitcoin::base58::encode_check(&bytes)
 }
 
+/// The x-only key in [`public_text`]'s form, or at the end of a miner's
+/// `stratum2+tcp://host:port/<key>` URL.
+pub fn parse_public(text: &str) -> Result<[u8; 32], String> {
+    let key = text.rsplit('/').next().unwrap_or(text);
+    let bytes = bitcoin::base58::decode_check(key)
+        .map_err(|e| format!("{key:?} is not a base58check key: {e}"))?;
+    match bytes.split_first_chunk::<2>() {
+        Some(([1, 0], public)) => public
+            .try_into()
+            .map_err(|_| format!("{key:?} holds {} bytes, not 2 + 32", bytes.len())),
+        _ => Err(format!("{key:?} is not a version-1 authority key")),
+    }
+}
+
 /// The URL a miner is given for `host:port`.
 pub fn url(host: &str, port: u16, key: &AuthorityKey) -> String {
     format!("stratum2+tcp://{host}:{port}/{}", key.public_text())
@@ -206,6 +220,27 @@ mod tests {
             key.public_text(),
             "9bDuixKmZqAJnrmP746n8zU1wyAQRrus7th9dxnkPg6RzQvCnan"
         );
+    }
+
+    #[test]
+    fn a_public_key_is_read_back_from_its_text_or_a_miner_s_url_and_nothing_else() {
+        let secret =
+            bitcoin::base58::decode_check("zmBEmPhqo3A92FkiLVvyCz6htc3e53ph3ZbD4ASqGaLjwnFLi")
+                .unwrap();
+        let key = from_secret(secret.try_into().unwrap()).unwrap();
+        assert_eq!(parse_public(&key.public_text()).unwrap(), *key.public());
+        assert_eq!(
+            parse_public(&url("10.0.0.1", 3336, &key)).unwrap(),
+            *key.public()
+        );
+        // A typo breaks the checksum; a secret's text is not a public key.
+        let mut typo = key.public_text();
+        typo.replace_range(5..6, if &typo[5..6] == "a" { "b" } else { "a" });
+        assert!(parse_public(&typo).unwrap_err().contains("base58check"));
+        let secret_text = "zmBEmPhqo3A92FkiLVvyCz6htc3e53ph3ZbD4ASqGaLjwnFLi";
+        assert!(parse_public(secret_text).unwrap_err().contains("version-1"));
+        let short = bitcoin::base58::encode_check(&[1, 0, 7]);
+        assert!(parse_public(&short).unwrap_err().contains("not 2 + 32"));
     }
 
     #[test]

@@ -10,3 +10,4 @@ pub mod cli;
 pub mod fuzzing;
 pub mod load;
 pub mod miner;
+pub mod sv2_client;

@@ -22,18 +22,31 @@ pub use ndas_core::client::payout_address;
 /// What one miner saw.
 #[derive(Default)]
 pub struct MinerResult {
-    pub held: bool,
+    /// Miners (SV1 connections or SV2 channels) that got work.
+    pub held: usize,
     pub connect_error: Option<String>,
     /// Answer latencies in the measured window, microseconds.
     pub latencies_us: Vec<u32>,
     pub submitted: u64,
     pub accepted: u64,
-    /// Rejections by stratum code.
-    pub rejected: Vec<(i64, u64)>,
+    /// Rejections by error code (SV1's number or SV2's text).
+    pub rejected: Vec<(String, u64)>,
     /// When the first job on each new tip (its previous-block hash, as
     /// sent) arrived, measured window only: every miner's first job on a
     /// tip, whatever payout group's job it is.
     pub tips: Vec<(String, Instant)>,
+    /// When an SV2 connection's Noise handshake completed.
+    pub handshake_done: Option<Instant>,
+}
+
+impl MinerResult {
+    /// Counts a rejection by its code.
+    pub fn reject(&mut self, code: String) {
+        match self.rejected.iter_mut().find(|(c, _)| *c == code) {
+            Some((_, n)) => *n += 1,
+            None => self.rejected.push((code, 1)),
+        }
+    }
 }
 
 pub struct Miner {
@@ -115,7 +128,7 @@ impl Miner {
 
     pub async fn run(mut self) -> MinerResult {
         let mut result = MinerResult::default();
-        let socket = match self.connect().await {
+        let socket = match connect(&self.config, self.index).await {
             Ok(socket) => socket,
             Err(error) => {
                 result.connect_error = Some(error.to_string());
@@ -124,10 +137,7 @@ impl Miner {
         };
         let (reader, mut writer) = socket.into_split();
         let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(1 << 20));
-        let user = match self.config.payout_addresses {
-            0 => format!("load.m{}", self.index),
-            n => format!("{}.m{}", payout_address(self.index % n), self.index),
-        };
+        let user = user(&self.config, self.index);
         let handshake = format!(
             "{}\n{}\n{}\n",
             json!({"id": 1, "method": "mining.configure", "params": [["version-rolling"], {"version-rolling.mask": "1fffe000"}]}),
@@ -181,7 +191,7 @@ impl Miner {
                                 last_tip = tip;
                             }
                             if work.is_none() && authorized {
-                                result.held = true;
+                                result.held = 1;
                                 self.ready.fetch_add(1, Ordering::Relaxed);
                             }
                             work = Some(parsed);
@@ -199,8 +209,8 @@ impl Miner {
                             }
                             Some(3) => {
                                 authorized = answer.result == json!(true);
-                                if authorized && work.is_some() && !result.held {
-                                    result.held = true;
+                                if authorized && work.is_some() && result.held == 0 {
+                                    result.held = 1;
                                     self.ready.fetch_add(1, Ordering::Relaxed);
                                 }
                             }
@@ -211,11 +221,7 @@ impl Miner {
                                     if answer.result == json!(true) {
                                         result.accepted += 1;
                                     } else {
-                                        let code = answer.error[0].as_i64().unwrap_or(-1);
-                                        match result.rejected.iter_mut().find(|(c, _)| *c == code) {
-                                            Some((_, n)) => *n += 1,
-                                            None => result.rejected.push((code, 1)),
-                                        }
+                                        result.reject(answer.error[0].as_i64().unwrap_or(-1).to_string());
                                     }
                                 }
                             }
@@ -255,21 +261,32 @@ impl Miner {
         }
         result
     }
+}
 
-    async fn connect(&self) -> std::io::Result<tokio::net::TcpStream> {
-        let target = self.config.target;
-        let socket = if target.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.bind(std::net::SocketAddr::new(self.config.source(self.index), 0))?;
-        let stream = tokio::time::timeout(Duration::from_secs(30), socket.connect(target))
-            .await
-            .map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-            })??;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+/// The name miner `index` authorizes as: `load.m<i>`, or `<address>.m<i>`
+/// over the run's payout addresses.
+pub(super) fn user(config: &LoadConfig, index: usize) -> String {
+    match config.payout_addresses {
+        0 => format!("load.m{index}"),
+        n => format!("{}.m{index}", payout_address(index % n)),
     }
+}
+
+/// A connection to the target from the source address of miner `index`.
+pub(super) async fn connect(
+    config: &LoadConfig,
+    index: usize,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let target = config.target;
+    let socket = if target.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.bind(std::net::SocketAddr::new(config.source(index), 0))?;
+    let stream = tokio::time::timeout(Duration::from_secs(30), socket.connect(target))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    stream.set_nodelay(true)?;
+    Ok(stream)
 }

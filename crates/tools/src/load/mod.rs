@@ -7,6 +7,7 @@ pub mod floor;
 mod miner;
 mod report;
 pub mod standin;
+mod sv2_miner;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ pub use report::Report;
 
 /// Most miners one run may simulate.
 pub const MAX_MINERS: usize = 250_000;
+/// Most channels one simulated SV2 connection may open.
+pub const MAX_CHANNELS_PER_CONNECTION: usize = 100_000;
 /// Longest measured window.
 pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 
@@ -50,6 +53,19 @@ pub struct LoadConfig {
     /// Miners authorize as `<address>.m<i>` over this many regtest
     /// addresses, for a pool in `username` mode (0: as `load.m<i>`).
     pub payout_addresses: usize,
+    /// Stratum V2 instead of V1: then `miners` counts channels.
+    pub sv2: Option<Sv2Load>,
+}
+
+/// How the miners speak Stratum V2.
+#[derive(Clone, Debug)]
+pub struct Sv2Load {
+    /// The authority key the server's certificate must be signed with (x-only).
+    pub authority: [u8; 32],
+    /// Extended channels (a proxy's) rather than standard ones (a firmware's).
+    pub extended: bool,
+    /// Channels each connection opens: 1 for a firmware, many for a proxy.
+    pub channels_per_connection: usize,
 }
 
 /// A run that must not start.
@@ -63,6 +79,10 @@ pub enum LoadError {
     TooLong(Duration),
     #[error("sources must be 1 to 254")]
     Sources,
+    #[error("channels per connection must be 1 to {MAX_CHANNELS_PER_CONNECTION}")]
+    Channels,
+    #[error("Stratum V2 miners send random nonces only; ground shares are SV1's")]
+    Sv2Shares,
 }
 
 impl LoadConfig {
@@ -78,6 +98,14 @@ impl LoadConfig {
         }
         if self.sources == 0 || self.sources == 255 {
             return Err(LoadError::Sources);
+        }
+        if let Some(sv2) = &self.sv2 {
+            if !(1..=MAX_CHANNELS_PER_CONNECTION).contains(&sv2.channels_per_connection) {
+                return Err(LoadError::Channels);
+            }
+            if self.mode == Mode::Shares {
+                return Err(LoadError::Sv2Shares);
+            }
         }
         Ok(())
     }
@@ -117,15 +145,33 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
     } else {
         None
     };
-    for index in 0..config.miners {
-        let miner = miner::Miner::new(
-            index,
-            config.clone(),
-            per_miner,
-            phase.clone(),
-            ready.clone(),
-        );
-        tasks.spawn(miner.run());
+    let per_connection = config
+        .sv2
+        .as_ref()
+        .map_or(1, |sv2| sv2.channels_per_connection);
+    for index in 0..config.miners.div_ceil(per_connection) {
+        let (phase, ready) = (phase.clone(), ready.clone());
+        match &config.sv2 {
+            None => {
+                let miner = miner::Miner::new(index, config.clone(), per_miner, phase, ready);
+                tasks.spawn(miner.run());
+            }
+            Some(sv2) => {
+                let first = index * per_connection;
+                let channels = per_connection.min(config.miners - first);
+                let miner = sv2_miner::Sv2Miner::new(
+                    index,
+                    first,
+                    channels,
+                    sv2.clone(),
+                    config.clone(),
+                    per_miner,
+                    phase,
+                    ready,
+                );
+                tasks.spawn(miner.run());
+            }
+        }
         if index % 64 == 63 {
             tokio::time::sleep(spacing * 64).await;
         }
@@ -148,5 +194,11 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
             results.push(result);
         }
     }
-    Ok(Report::from_results(&config, results, ramp, window))
+    Ok(Report::from_results(
+        &config,
+        results,
+        ramp_started,
+        ramp,
+        window,
+    ))
 }

@@ -36,8 +36,15 @@ impl Spread {
 /// The figures of one run.
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// Miners asked for: SV1 connections, or SV2 channels.
     pub miners: usize,
+    /// Miners that got work.
     pub connections_held: usize,
+    /// TCP connections opened (SV2 carries several channels on one).
+    pub connections: usize,
+    /// SV2 Noise handshakes completed per second of the ramp (they start as
+    /// fast as `connect_rate` lets them).
+    pub handshakes_per_second: Option<f64>,
     pub connect_failures: usize,
     pub first_connect_error: Option<String>,
     pub ramp_seconds: f64,
@@ -46,8 +53,8 @@ pub struct Report {
     pub answers: u64,
     pub answers_per_second: f64,
     pub accepted: u64,
-    /// Rejections by stratum error code.
-    pub rejected: BTreeMap<i64, u64>,
+    /// Rejections by error code (SV1's number or SV2's text).
+    pub rejected: BTreeMap<String, u64>,
     /// Submit to answer, milliseconds.
     pub latency_ms: Spread,
     /// Per job: last miner's receipt minus first miner's, milliseconds, over
@@ -59,10 +66,15 @@ impl Report {
     pub(super) fn from_results(
         config: &LoadConfig,
         results: Vec<MinerResult>,
+        ramp_started: Instant,
         ramp: Duration,
         window: Duration,
     ) -> Report {
-        let held = results.iter().filter(|r| r.held).count();
+        let held = results.iter().map(|r| r.held).sum();
+        let handshakes: Vec<Instant> = results.iter().filter_map(|r| r.handshake_done).collect();
+        let handshakes_per_second = handshakes.iter().max().map(|last| {
+            handshakes.len() as f64 / last.duration_since(ramp_started).as_secs_f64().max(1e-3)
+        });
         let failures: Vec<&MinerResult> = results
             .iter()
             .filter(|r| r.connect_error.is_some())
@@ -72,7 +84,7 @@ impl Report {
         let mut jobs: HashMap<&str, (Instant, Instant, usize)> = HashMap::new();
         for result in &results {
             for (code, count) in &result.rejected {
-                *rejected.entry(*code).or_insert(0) += count;
+                *rejected.entry(code.clone()).or_insert(0) += count;
             }
             latencies.extend(result.latencies_us.iter().map(|&us| f64::from(us) / 1000.0));
             for (id, at) in &result.tips {
@@ -91,6 +103,8 @@ impl Report {
         Report {
             miners: config.miners,
             connections_held: held,
+            connections: results.len(),
+            handshakes_per_second,
             connect_failures: failures.len(),
             first_connect_error: failures.first().and_then(|r| r.connect_error.clone()),
             ramp_seconds: ramp.as_secs_f64(),
@@ -113,6 +127,12 @@ impl std::fmt::Display for Report {
             "miners: {} held of {} ({} failed to connect)",
             self.connections_held, self.miners, self.connect_failures
         )?;
+        if self.connections != self.miners {
+            writeln!(f, "connections: {}", self.connections)?;
+        }
+        if let Some(rate) = self.handshakes_per_second {
+            writeln!(f, "Noise handshakes: {rate:.0}/s over the ramp")?;
+        }
         if let Some(error) = &self.first_connect_error {
             writeln!(f, "first connect error: {error}")?;
         }
