@@ -220,6 +220,7 @@ fn encrypt_job(c: &mut Criterion) {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let key = ndas::sv2::keys::AuthorityKey::load_or_create(dir.path()).unwrap();
+    let kept = ndas::sv2::keys::StaticKey::load_or_create(dir.path()).unwrap();
     let public = *key.public();
     let (mut writer, _client) = runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -227,7 +228,7 @@ fn encrypt_job(c: &mut Criterion) {
         let client = tokio::spawn(ndas_testkit::sv2::Client::connect(addr, public));
         let (stream, _) = listener.accept().await.unwrap();
         let (reader, mut write_half) = stream.into_split();
-        let (_, writer) = ndas::sv2::wire::accept(reader, &mut write_half, &key, 4096)
+        let (_, writer) = ndas::sv2::wire::accept(reader, &mut write_half, &key, &kept, 4096)
             .await
             .unwrap();
         (writer, (client.await.unwrap().unwrap(), write_half))

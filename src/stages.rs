@@ -122,6 +122,7 @@ pub async fn bind_ports(config: &Config) -> Result<Vec<Bound>, StartError> {
         let sv2 = match (port.sv2, &config.sv2) {
             (true, Some(sv2)) => Some(Arc::new(crate::sv2::Endpoint {
                 key: crate::sv2::keys::AuthorityKey::load_or_create(&config.data_dir)?,
+                static_key: crate::sv2::keys::StaticKey::load_or_create(&config.data_dir)?,
                 limits: ndas_core::sv2::Sv2Limits {
                     max_channels: sv2.max_channels_per_connection,
                     // Their extranonce1s come from the space Stratum V1's

@@ -108,7 +108,13 @@ async fn serve_session(
     let handshake_until = tokio::time::Instant::now() + limits.handshake_timeout;
     let accepted = tokio::time::timeout_at(
         handshake_until,
-        wire::accept(reader, &mut writer, &endpoint.key, endpoint.max_frame_bytes),
+        wire::accept(
+            reader,
+            &mut writer,
+            &endpoint.key,
+            &endpoint.static_key,
+            endpoint.max_frame_bytes,
+        ),
     )
     .await;
     let (mut frames, mut encrypt) = match accepted {

@@ -1,12 +1,17 @@
-//! The Stratum V2 authority key: the secp256k1 key whose public half
-//! miners are given (in the `stratum2+tcp://host:port/<key>` URL) and
-//! which signs each connection's Noise certificate, so a man in the middle
-//! cannot pose as NDAS.
+//! The Stratum V2 keys, each a secp256k1 key in a file of `data_dir`:
 //!
-//! Kept in `data_dir/sv2_authority.key` as ckpool keeps its own: comment
-//! lines, then the secret as 64 hex characters; written once, `0600`,
-//! never replaced (a new key means every miner is given a new URL), never
-//! logged. The public key is written as ckpool and the Stratum Reference
+//! - the authority key (`sv2_authority.key`), whose public half miners are
+//!   given (in the `stratum2+tcp://host:port/<key>` URL) and which signs
+//!   each connection's Noise certificate, so a man in the middle cannot
+//!   pose as NDAS; a new one means every miner is given a new URL;
+//! - the server static key (`sv2_static.key`), the key NDAS proves it holds
+//!   in each handshake. Miners never see it outside the handshake: the
+//!   certificate binds it to the authority key. Deleting the file and
+//!   restarting rotates it; miners' URLs stay the same.
+//!
+//! Kept as ckpool keeps its own: comment lines, then the secret as 64 hex
+//! characters; written once, `0600`, never replaced by NDAS, never logged.
+//! The public key is written as ckpool and the Stratum Reference
 //! Implementation write it: base58check of `[1, 0]` and the 32-byte x-only
 //! key.
 
@@ -15,10 +20,12 @@ use std::path::Path;
 
 use bitcoin::secp256k1::{Keypair, Parity, Secp256k1, SecretKey};
 
-/// The file's name in `data_dir`.
+/// The authority key's file in `data_dir`.
 pub const FILE_NAME: &str = "sv2_authority.key";
+/// The server static key's file in `data_dir`.
+pub const STATIC_FILE_NAME: &str = "sv2_static.key";
 
-/// Why the authority key cannot be had.
+/// Why a key cannot be had.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read {path}: {source}")]
@@ -52,21 +59,83 @@ impl std::fmt::Debug for AuthorityKey {
     }
 }
 
+/// The server static key: NDAS's Noise identity, signed by the authority
+/// key in each connection's certificate.
+pub struct StaticKey {
+    secret: [u8; 32],
+}
+
+impl std::fmt::Debug for StaticKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StaticKey(..)")
+    }
+}
+
+impl StaticKey {
+    /// The key in `data_dir`, created there when there is none.
+    pub fn load_or_create(data_dir: &Path) -> Result<StaticKey, KeyError> {
+        let header = |_: &AuthorityKey| {
+            "# NDAS Stratum V2 server static key (Noise): keep it secret. Miners\n\
+             # are not given it (the authority key signs it); delete this file\n\
+             # and restart to rotate it.\n"
+                .to_owned()
+        };
+        let key = load_or_create_at(data_dir, STATIC_FILE_NAME, header)?;
+        Ok(StaticKey { secret: key.secret })
+    }
+
+    /// The 32-byte secret, for the Noise responder alone.
+    pub(super) fn secret(&self) -> &[u8; 32] {
+        &self.secret
+    }
+
+    /// The key of `secret` (negated to an even key if need be).
+    #[cfg(test)]
+    pub(super) fn from_bytes(secret: [u8; 32]) -> Option<StaticKey> {
+        from_secret(secret).map(|key| StaticKey { secret: key.secret })
+    }
+}
+
+/// The key in `data_dir/name`, created there when there is none with
+/// `header`'s comment lines.
+fn load_or_create_at(
+    data_dir: &Path,
+    name: &str,
+    header: fn(&AuthorityKey) -> String,
+) -> Result<AuthorityKey, KeyError> {
+    let path = data_dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            refuse_exposed(&path)?;
+            parse(&text).ok_or_else(|| KeyError::Malformed { path: shown(&path) })
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            create(data_dir, name, header)
+        }
+        Err(source) => Err(KeyError::Read {
+            path: shown(&path),
+            source,
+        }),
+    }
+}
+
 impl AuthorityKey {
     /// The key in `data_dir`, created there when there is none.
     pub fn load_or_create(data_dir: &Path) -> Result<AuthorityKey, KeyError> {
-        let path = data_dir.join(FILE_NAME);
-        match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                refuse_exposed(&path)?;
-                parse(&text).ok_or_else(|| KeyError::Malformed { path: shown(&path) })
-            }
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => create(data_dir, &path),
-            Err(source) => Err(KeyError::Read {
-                path: shown(&path),
-                source,
-            }),
-        }
+        let header = |key: &AuthorityKey| {
+            format!(
+                "# NDAS Stratum V2 authority key: keep it secret; miners are given\n\
+                 # its public key {}\n",
+                key.public_text()
+            )
+        };
+        load_or_create_at(data_dir, FILE_NAME, header)
+    }
+
+    /// The key of `secret` (negated to an even key if need be).
+    #[cfg(test)]
+    pub(super) fn from_bytes(secret: [u8; 32]) -> Option<AuthorityKey> {
+        from_secret(secret)
     }
 
     /// The 32-byte x-only public key.
@@ -164,7 +233,12 @@ fn from_secret(secret: [u8; 32]) -> Option<AuthorityKey> {
 
 /// A new key, written where no file was (never over one another process
 /// wrote meanwhile).
-fn create(data_dir: &Path, path: &Path) -> Result<AuthorityKey, KeyError> {
+fn create(
+    data_dir: &Path,
+    name: &str,
+    header: fn(&AuthorityKey) -> String,
+) -> Result<AuthorityKey, KeyError> {
+    let path = &data_dir.join(name);
     let key = loop {
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
@@ -189,16 +263,11 @@ fn create(data_dir: &Path, path: &Path) -> Result<AuthorityKey, KeyError> {
         Ok(file) => file,
         // Another start wrote it first: that one is the key.
         Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-            return AuthorityKey::load_or_create(data_dir);
+            return load_or_create_at(data_dir, name, header);
         }
         Err(error) => return Err(write(error)),
     };
-    let text = format!(
-        "# NDAS Stratum V2 authority key: keep it secret; miners are given\n\
-         # its public key {}\n{}\n",
-        key.public_text(),
-        faster_hex::hex_string(&key.secret)
-    );
+    let text = format!("{}{}\n", header(&key), faster_hex::hex_string(&key.secret));
     file.write_all(text.as_bytes()).map_err(write)?;
     file.sync_all().map_err(write)?;
     Ok(key)
@@ -255,6 +324,34 @@ mod tests {
         assert_eq!(first.public(), again.public());
         assert_eq!(first.secret(), again.secret());
         assert!(!format!("{first:?}").contains(&faster_hex::hex_string(first.secret())));
+    }
+
+    #[test]
+    fn the_static_key_is_its_own_private_file_kept_across_starts() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let authority = AuthorityKey::load_or_create(dir.path()).unwrap();
+        let first = StaticKey::load_or_create(dir.path()).unwrap();
+        assert_ne!(first.secret(), authority.secret());
+        let path = dir.path().join(STATIC_FILE_NAME);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(
+            StaticKey::load_or_create(dir.path()).unwrap().secret(),
+            first.secret()
+        );
+        assert!(!format!("{first:?}").contains(&faster_hex::hex_string(first.secret())));
+        // Rotation: the file deleted, the next start makes another.
+        std::fs::remove_file(&path).unwrap();
+        assert_ne!(
+            StaticKey::load_or_create(dir.path()).unwrap().secret(),
+            first.secret()
+        );
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(matches!(
+            StaticKey::load_or_create(dir.path()),
+            Err(KeyError::Exposed { .. })
+        ));
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //! ([`ndas_core::sv2::message`]). The only module that names the Stratum
 //! Reference Implementation's crates (pinned exactly in Cargo.toml).
 //!
-//! The noise_sv2 responder makes a fresh static key for each connection
-//! and signs its certificate with the authority key; only the authority
-//! key is kept ([`super::keys`]).
+//! The Noise responder ([`responder`]) presents the static key kept in
+//! `data_dir` and signs its certificate with the authority key
+//! ([`super::keys`]).
+
+mod responder;
 
 use std::time::Duration;
 
@@ -26,7 +28,7 @@ use noise_sv2::{Responder, ELLSWIFT_ENCODING_SIZE};
 use parsers_sv2::{AnyMessage, CommonMessages, Mining};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::keys::AuthorityKey;
+use super::keys::{AuthorityKey, StaticKey};
 use ndas_core::stratum::method::Extranonce2;
 use ndas_core::sv2::message::{Open, Setup, Submitted};
 use ndas_core::sv2::{Inbound, Outbound};
@@ -87,14 +89,14 @@ pub async fn accept<R, W>(
     mut reader: R,
     writer: &mut W,
     key: &AuthorityKey,
+    kept: &StaticKey,
     max_frame: usize,
 ) -> Result<(FrameReader<R>, FrameWriter), WireError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let responder = Responder::from_authority_kp(key.public(), key.secret(), CERTIFICATE_VALIDITY)
-        .map_err(|e| WireError::Handshake(text(e)))?;
+    let responder = responder::responder(key, kept)?;
     let mut decoder = NoiseDecoder::new();
     let first = loop {
         reader.read_exact(decoder.writable()).await.map_err(eof)?;
