@@ -1,7 +1,8 @@
 //! Clients the Stratum V2 endpoint turns away, against Bitcoin Core
-//! regtest: another pool's key, plain text, oversized frames, frames
-//! before the setup, handshakes never finished, and floods (while a
-//! proxy's many channels each get their own budget).
+//! regtest: another pool's key, plain text, oversized and malformed
+//! frames, frames before the setup, handshakes never finished, and floods
+//! (while a proxy's many channels each get their own budget); and the
+//! frames it discards (extensions, unknown message types).
 
 use ndas_testkit as common;
 
@@ -168,5 +169,49 @@ async fn a_frame_flood_is_closed_but_a_proxy_s_many_channels_get_a_budget_each()
         }
     }
     drop((flood, proxy));
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_extensions_and_message_types_are_discarded_but_malformed_ones_close() {
+    let pair = RegtestPair::start().await;
+    let dir = temp_dir();
+    let config = with_sv2(regtest_config(&pair, dir.path(), POOL), 8);
+    let data_dir = config.data_dir.clone();
+    let running = start_ndas(config).await;
+    let addr = running.port_addr("sv2").expect("the sv2 port");
+    let metrics = running.metrics_addr();
+    // Each before a channel's open, which must still be answered: a
+    // message type no protocol has; `RequestExtensions` for extension
+    // 0x0002 (SRI's translator sends it when configured to require one;
+    // unanswered, it mines without); the same extension and type as
+    // Braiins' old telemetry open, a payload that is no `RequestExtensions`;
+    // an extension nobody has defined, with the channel bit.
+    let discarded: [(u16, u8, &[u8]); 4] = [
+        (0x0000, 0x7f, &[]),
+        (0x0001, 0x00, &[1, 0, 1, 0, 2, 0]),
+        (0x0001, 0x00, &[0xff; 3]),
+        (0x8123, 0x05, &[1, 2, 3]),
+    ];
+    for (extension, kind, payload) in discarded {
+        let mut client = connected(addr, &data_dir).await;
+        client.send_frame(extension, kind, payload).await.unwrap();
+        client.open(1, POOL, Some(4)).await.unwrap();
+        let answer = client.next(WAIT).await;
+        assert!(
+            matches!(answer, Ok(Received::OpenSuccess { .. })),
+            "{extension:#x}/{kind:#x}: {answer:?}"
+        );
+    }
+    // A Mining Protocol message whose bytes do not parse: closed.
+    let mut broken = connected(addr, &data_dir).await;
+    broken.send_frame(0x8000, 0x1b, &[1, 2, 3]).await.unwrap();
+    assert!(broken.next(WAIT).await.is_err(), "closed without an answer");
+    wait_for_metric(
+        metrics,
+        "ndas_disconnects_total{port=\"sv2\",reason=\"protocol\"}",
+        |n| n == 1.0,
+    )
+    .await;
     running.shutdown().await;
 }

@@ -367,7 +367,7 @@ impl Reading {
                 out.lines.push(error(&serde_json::Value::Null, &refusal));
                 Some(Closed::LineTooLong)
             }
-            Some(Err(LinesCodecError::Io(_))) => Some(Closed::Protocol),
+            Some(Err(LinesCodecError::Io(error))) => Some(Closed::from_read_error(&error)),
             None => Some(Closed::Eof),
         }
     }

@@ -207,6 +207,7 @@ async fn serve_session(
                 Err(WireError::Eof) => Some(Closed::Eof),
                 Err(WireError::TooLong(_)) => Some(Closed::LineTooLong),
                 Err(WireError::Decrypt(_)) => Some(Closed::Noise),
+                Err(WireError::Io(error)) => Some(Closed::from_read_error(&error)),
                 Err(error) => {
                     tracing::debug!(%error, "Stratum V2 frame refused");
                     Some(Closed::Protocol)

@@ -25,7 +25,7 @@ use mining_sv2::{
     SubmitSharesSuccess, UpdateChannelError,
 };
 use noise_sv2::{Responder, ELLSWIFT_ENCODING_SIZE};
-use parsers_sv2::{AnyMessage, CommonMessages, Mining};
+use parsers_sv2::{AnyMessage, CommonMessages, Mining, ParserError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::keys::{AuthorityKey, StaticKey};
@@ -216,9 +216,21 @@ pub fn decode_plain(mut bytes: &[u8]) -> Vec<Result<Inbound, WireError>> {
 fn decode(mut frame: SerializedFrame) -> Result<Inbound, WireError> {
     let header = frame.header();
     let kind = header.msg_type();
-    let message: AnyMessage<'_> = (header, frame.payload())
-        .try_into()
-        .map_err(|e| WireError::Malformed(text(e)))?;
+    // No protocol extension is served: their messages are discarded, as
+    // the spec (3.4.1) requires of an unknown extension; a client that
+    // asks for extensions (`RequestExtensions`) is not answered, which
+    // extension 0x0001 allows, and mines without them.
+    if header.ext_type_without_channel_msg() != 0 {
+        return Ok(Inbound::Unsupported(kind));
+    }
+    let message: AnyMessage<'_> = match (header, frame.payload()).try_into() {
+        Ok(message) => message,
+        // A message type no protocol has: discarded, as SRI's pool does
+        // (the spec says nothing). A known type that does not parse is
+        // malformed.
+        Err(ParserError::UnexpectedMessage(_)) => return Ok(Inbound::Unsupported(kind)),
+        Err(error) => return Err(WireError::Malformed(text(error))),
+    };
     Ok(match message {
         AnyMessage::Common(CommonMessages::SetupConnection(m)) => Inbound::SetupConnection(Setup {
             protocol: match m.protocol {

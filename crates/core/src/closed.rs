@@ -6,11 +6,12 @@
 /// Why a connection ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Closed {
-    /// The miner hung up.
+    /// The miner hung up (closed, or reset the connection).
     Eof,
     /// The miner sent a line over `max_line_bytes`.
     LineTooLong,
-    /// Too many bad lines, or a read error.
+    /// Too many bad lines, bytes that are not the protocol, or a read
+    /// error other than the miner hanging up.
     Protocol,
     /// The miner did not read what it was sent.
     WriteStalled,
@@ -49,11 +50,31 @@ impl Closed {
         Closed::Tls => "tls",
         Closed::Noise => "noise",
     }
+
+    /// Why a connection whose read failed with `error` ended: a miner that
+    /// resets the connection (a power cycle, a firmware closing with our
+    /// job unread) hung up; anything else is the protocol's.
+    pub fn from_read_error(error: &std::io::Error) -> Closed {
+        use std::io::ErrorKind::*;
+        match error.kind() {
+            ConnectionReset | ConnectionAborted | UnexpectedEof => Closed::Eof,
+            _ => Closed::Protocol,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::Closed;
+
+    #[test]
+    fn a_reset_is_a_hang_up_and_bytes_that_are_not_text_are_the_protocol_s() {
+        use std::io::{Error, ErrorKind};
+        let reset = Error::from(ErrorKind::ConnectionReset);
+        assert_eq!(Closed::from_read_error(&reset), Closed::Eof);
+        let not_utf8 = Error::new(ErrorKind::InvalidData, "stream did not contain valid UTF-8");
+        assert_eq!(Closed::from_read_error(&not_utf8), Closed::Protocol);
+    }
 
     /// Prometheus label values that dashboards and alerts name: neither
     /// their spelling nor their order may drift.
