@@ -10,6 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
+pub use failover::{parse_reconnect_to, WhenNoNode};
 use ndas_core::chain::Network;
 pub use ndas_core::vardiff::{AgentDifficulty, Rounding};
 pub use ports::{Port, PortConfig, TlsFiles, PROTOCOLS};
@@ -279,6 +280,11 @@ impl Config {
             // environment) is reported above, not an overflow.
             ndas_core::work::extranonce::EXTRANONCE1_LEN.saturating_add(s.extranonce2_size),
         ));
+        issues.extend(failover::issues(
+            self.mining.when_no_node,
+            self.mining.failover_after_seconds,
+            self.mining.reconnect_to.as_deref(),
+        ));
         issues.extend(notify::issues(&self.notify));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
@@ -294,6 +300,7 @@ impl Config {
 }
 
 mod blocks;
+mod failover;
 mod indexed;
 mod mining;
 mod node;

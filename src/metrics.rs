@@ -29,12 +29,13 @@ pub use templates::TemplateMetrics;
 /// Every `reason` of `ndas_disconnects_total`.
 const DISCONNECT_REASONS: &[&str] = ndas_core::closed::Closed::REASONS;
 /// Every `reason` of `ndas_connections_refused_total`.
-const REFUSAL_REASONS: [&str; 5] = [
+const REFUSAL_REASONS: [&str; 6] = [
     "max_connections",
     "max_connections_per_ip",
     "max_handshaking",
     "banned",
     "max_accepts_per_second",
+    "no_node",
 ];
 
 /// Every metric NDAS exports.

@@ -64,6 +64,11 @@ pub enum Notice {
         online: usize,
         offline: usize,
     },
+    /// No node served for the bound: miners closed and refused
+    /// (`mining.when_no_node = "disconnect"`).
+    MinersSentAway,
+    /// A node serves again after that: miners are let back in.
+    MinersBack,
 }
 
 impl Notice {
@@ -79,6 +84,8 @@ impl Notice {
             Notice::NodeDown { .. } => "node_down",
             Notice::NodeUp { .. } => "node_up",
             Notice::Workers { .. } => "workers_offline",
+            Notice::MinersSentAway => "miners_sent_away",
+            Notice::MinersBack => "miners_back",
         }
     }
 }

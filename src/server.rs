@@ -233,6 +233,13 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        if context.payout_groups.is_withdrawn() {
+            // No node serves: a miner let in would only wait on no work,
+            // where its firmware's backup pool has some.
+            context.port.refused("no_node");
+            tracing::debug!(%peer, "connection refused: no node serves");
+            continue;
+        }
         let admitted = match admission.admit(peer.ip()) {
             Ok(admitted) => admitted,
             Err(bound) => {

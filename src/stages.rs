@@ -289,6 +289,8 @@ impl Stage<'_> {
             poll: Duration::from_millis(config.node.poll_interval_ms),
             longpoll_timeout: Duration::from_secs(300),
             coinbase: manager.groups().coinbase_bounds(),
+            withdraw_after: (config.mining.when_no_node == crate::config::WhenNoNode::Disconnect)
+                .then(|| Duration::from_secs(config.mining.failover_after_seconds)),
         };
         let (handoff, jobs_in) = node::watcher::handoff();
         self.tasks.spawn(node::watcher::run(
@@ -379,6 +381,12 @@ impl Stage<'_> {
                 port: stats.metrics.port(&port.name, port.protocol_index()),
                 tls,
                 sv2,
+                reconnect_to: config
+                    .mining
+                    .reconnect_to
+                    .as_deref()
+                    .and_then(|target| crate::config::parse_reconnect_to(target).ok())
+                    .map(Arc::new),
             };
             self.tasks.spawn(server::accept_loop(
                 listener,

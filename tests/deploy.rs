@@ -47,6 +47,7 @@ fn config_keys() -> BTreeSet<String> {
         max: Some(1.0),
         max_channels_per_connection: 1,
     });
+    config.mining.reconnect_to = Some("backup.example:3333".into());
     let mut keys = BTreeSet::new();
     walk("", &serde_json::to_value(config).unwrap(), &mut keys);
     keys

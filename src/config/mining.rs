@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::ConfigIssue;
+use super::{ConfigIssue, WhenNoNode};
 use ndas_core::chain::Network;
 use ndas_core::work::payout::{
     coinbase_weight_budget, worst_case_weight, Payout, Split, BASIS_POINTS, LONGEST_PAYOUT_SCRIPT,
@@ -50,6 +50,17 @@ pub struct MiningConfig {
     pub coinbase_tag: String,
     /// How often to pick up new transactions without a new block.
     pub job_refresh_seconds: u64,
+    /// What miners get when no node has served a template for
+    /// `failover_after_seconds`.
+    pub when_no_node: WhenNoNode,
+    /// How long no node may serve before `when_no_node` acts: a node's
+    /// restart should not scatter the farm, and minutes of hashing on a
+    /// job that may be stale must not happen.
+    pub failover_after_seconds: u64,
+    /// `host:port` miners closed for want of a node are told to go to
+    /// (`client.reconnect`, SV2's `Reconnect`); none: closed only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconnect_to: Option<String>,
 }
 
 /// Whose address the coinbase pays.
@@ -81,6 +92,9 @@ impl Default for MiningConfig {
             block_reserved_weight: 8000,
             coinbase_tag: "/NDAS/".into(),
             job_refresh_seconds: 30,
+            when_no_node: WhenNoNode::Disconnect,
+            failover_after_seconds: 60,
+            reconnect_to: None,
         }
     }
 }

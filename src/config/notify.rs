@@ -26,13 +26,15 @@ pub enum NotifyKind {
 }
 
 /// Every event a target may take, as `events` names them.
-pub const EVENTS: [&str; 6] = [
+pub const EVENTS: [&str; 8] = [
     "block_found",
     "block_accepted",
     "block_rejected",
     "node_down",
     "node_up",
     "workers_offline",
+    "miners_sent_away",
+    "miners_back",
 ];
 
 /// One target. Its URL and token are secrets: never logged.

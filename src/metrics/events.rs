@@ -16,11 +16,16 @@ impl ReadModel for Metrics {
                 tip_to_job,
                 ..
             }) => {
+                self.templates.work_withdrawn.set(0);
                 self.templates.height.set(i64::from(*height));
                 self.templates.transactions.set(*transactions as i64);
                 if let Some(seconds) = tip_to_job {
                     self.templates.tip_to_job_seconds.observe(*seconds);
                 }
+            }
+            Event::Job(JobEvent::Withdrawn) => {
+                self.templates.work_withdrawn.set(1);
+                self.templates.withdrawals_total.inc();
             }
             Event::Block(event) => self.block_event(event),
             Event::Payout(PayoutEvent::Parked { sessions, bytes }) => {

@@ -2,9 +2,9 @@
 //! template, what it holds, the ones the coinbase did not fit, and the time
 //! from a tip to its job and from a job to each connection.
 
-use prometheus::{Histogram, IntCounterVec, IntGauge, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use super::build::{counters_of, gauge, histogram, latency_buckets};
+use super::build::{counter, counters_of, gauge, histogram, latency_buckets};
 
 /// Every template's and new tip's series.
 pub struct TemplateMetrics {
@@ -19,6 +19,10 @@ pub struct TemplateMetrics {
     pub tip_to_job_seconds: Histogram,
     /// From a job's creation to its notify written to one connection.
     pub notify_delay_seconds: Histogram,
+    /// 1 while miners' work is withdrawn (no node served for
+    /// `mining.failover_after_seconds`).
+    pub work_withdrawn: IntGauge,
+    pub withdrawals_total: IntCounter,
 }
 
 impl TemplateMetrics {
@@ -54,6 +58,16 @@ impl TemplateMetrics {
                 "ndas_notify_delay_seconds",
                 "From job creation to its notify written to a connection (fan-out)",
                 latency_buckets(),
+            ),
+            work_withdrawn: gauge(
+                r,
+                "ndas_work_withdrawn",
+                "1 while no node has served for mining.failover_after_seconds: miners are closed and new ones refused (mining.when_no_node = disconnect)",
+            ),
+            withdrawals_total: counter(
+                r,
+                "ndas_work_withdrawals_total",
+                "Times miners' work was withdrawn for want of a node",
             ),
         }
     }

@@ -34,6 +34,10 @@ pub struct WatcherConfig {
     /// The largest coinbase a job can have: what a template must leave
     /// room for ([`ndas_core::work::limits::fit`]).
     pub coinbase: CoinbaseBounds,
+    /// How long no node may give a template before miners' work is
+    /// withdrawn (`mining.when_no_node = "disconnect"`); none: they keep
+    /// the last job.
+    pub withdraw_after: Option<Duration>,
 }
 
 /// A template ready for jobs: changed since the last one, and fitted to the
@@ -57,9 +61,9 @@ pub struct Handoff {
     seq: u64,
 }
 
-/// The job stage's end: the newest template, and where it says which one
-/// it has built (the template's `seq`, whether its jobs could be built or
-/// not).
+/// The job stage's end: the newest template (none after one: no node
+/// serves, the work is withdrawn), and where it says which one it has
+/// built (the template's `seq`, whether its jobs could be built or not).
 pub struct JobsIn {
     pub templates: watch::Receiver<Option<NewTemplate>>,
     pub built: watch::Sender<u64>,
@@ -111,6 +115,14 @@ impl Handoff {
     }
 }
 
+impl Handoff {
+    /// No node has served for the bound: miners' work is withdrawn until
+    /// the next template.
+    fn withdraw(&mut self) {
+        self.templates.send_replace(None);
+    }
+}
+
 /// What the last published job was built from, to tell changes apart.
 struct Published {
     prev_hash: Hash256,
@@ -158,6 +170,8 @@ pub async fn run(
         attempts: u32::MAX,
     };
     let mut failures = 0u32;
+    // When the work is withdrawn if no node serves by then.
+    let mut withdraw_at: Option<tokio::time::Instant> = None;
     let mut published: Option<Published> = None;
     let mut rule = super::testnet::MinDifficultyRule::default();
     // Testnet: when the template's bits stop being valid (the 20-minute mark).
@@ -173,6 +187,17 @@ pub async fn run(
             _ = wake.notified() => {}
             _ = refresh.tick() => stay = false,
             _ = until(at_mark) => at_mark = None,
+            _ = until(withdraw_at) => {
+                withdraw_at = None;
+                // The next template is a new tip's: miners get clean jobs.
+                published = None;
+                tracing::warn!(
+                    after_seconds = config.withdraw_after.unwrap_or_default().as_secs(),
+                    "no node has given a template: miners are closed until one does (mining.when_no_node)"
+                );
+                jobs.withdraw();
+                continue;
+            }
             Ok(()) = refresh_every.changed() => {
                 refresh = refresh_timer(*refresh_every.borrow_and_update());
                 continue;
@@ -200,6 +225,11 @@ pub async fn run(
             }
             Fetched::Nothing => {
                 failures += 1;
+                if failures == 1 {
+                    withdraw_at = config
+                        .withdraw_after
+                        .map(|after| tokio::time::Instant::from_std(started) + after);
+                }
                 note_failure(&nodes, failures);
                 retry_later(&wake, retry.delay(failures));
                 continue;
@@ -210,6 +240,7 @@ pub async fn run(
         }
         note_served(&nodes, &node, &template, started);
         failures = 0;
+        withdraw_at = None;
         super::longpoll::follow(&longpoll_ids, &node, &template);
         let new_tip = published
             .as_ref()

@@ -2,9 +2,10 @@
 //! node going down or coming back, from the stages' events. The workers
 //! notice is a periodic count, sent by its own task.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Mutex;
 
-use ndas_core::events::{BlockEvent, Event, NodeEvent, ReadModel};
+use ndas_core::events::{BlockEvent, Event, JobEvent, NodeEvent, ReadModel};
 use ndas_core::sync::LockAnyway;
 
 use super::{Notice, Sink};
@@ -15,6 +16,8 @@ pub struct Notifier {
     /// Each node's name and whether it was down at the last poll (empty
     /// before the first: a node down at start is not news).
     down: Mutex<Vec<(String, bool)>>,
+    /// Whether miners' work is withdrawn (no node served for the bound).
+    withdrawn: AtomicBool,
 }
 
 impl Notifier {
@@ -22,6 +25,7 @@ impl Notifier {
         Notifier {
             sink,
             down: Mutex::new(Vec::new()),
+            withdrawn: AtomicBool::new(false),
         }
     }
 }
@@ -48,6 +52,12 @@ impl ReadModel for Notifier {
                     .iter()
                     .map(|n| (n.name.clone(), n.state == "down"))
                     .collect();
+            }
+            Event::Job(JobEvent::Withdrawn) if !self.withdrawn.swap(true, Relaxed) => {
+                self.sink.send(Notice::MinersSentAway);
+            }
+            Event::Job(JobEvent::Published { .. }) if self.withdrawn.swap(false, Relaxed) => {
+                self.sink.send(Notice::MinersBack);
             }
             Event::Block(BlockEvent::Found {
                 height,
@@ -144,6 +154,27 @@ mod tests {
         // Still down, or behind (not down): no news.
         states(&events, &[("a", "behind"), ("b", "down")]);
         assert_eq!(told(&mut receiver), []);
+    }
+
+    #[test]
+    fn miners_sent_away_and_let_back_are_news_once_each() {
+        use ndas_core::events::JobEvent;
+        let (events, mut receiver) = notifier();
+        let published = || JobEvent::Published {
+            height: 1,
+            transactions: 0,
+            prev_hash: String::new(),
+            tip_to_job: None,
+        };
+        // Jobs as usual: no news.
+        events.job(published());
+        assert_eq!(told(&mut receiver), []);
+        events.job(JobEvent::Withdrawn);
+        events.job(JobEvent::Withdrawn);
+        assert_eq!(told(&mut receiver), [Notice::MinersSentAway]);
+        events.job(published());
+        events.job(published());
+        assert_eq!(told(&mut receiver), [Notice::MinersBack]);
     }
 
     #[test]

@@ -47,6 +47,14 @@ fn words(event: &Notice) -> (String, String) {
             format!("Node {node} up"),
             format!("Node {node} answers and gives templates again"),
         ),
+        Notice::MinersSentAway => (
+            "Miners sent away".to_owned(),
+            "No node has given a template within mining.failover_after_seconds: miners are closed (and told mining.reconnect_to, when set) so their backup pools take over; new ones are refused until a node serves".to_owned(),
+        ),
+        Notice::MinersBack => (
+            "Miners let back in".to_owned(),
+            "A node gives templates again: miners are let in and get its work".to_owned(),
+        ),
         Notice::Workers { online, offline } => (
             format!("{offline} workers offline"),
             format!(
@@ -61,7 +69,7 @@ fn words(event: &Notice) -> (String, String) {
 fn ntfy_style(event: &Notice) -> (&'static str, &'static str) {
     match event.name() {
         "block_found" | "block_accepted" => ("4", "tada"),
-        "block_rejected" | "node_down" => ("5", "rotating_light"),
+        "block_rejected" | "node_down" | "miners_sent_away" => ("5", "rotating_light"),
         "workers_offline" => ("4", "warning"),
         _ => ("3", "white_check_mark"),
     }
@@ -149,5 +157,6 @@ fn details(event: &Notice) -> Option<serde_json::Value> {
         } => json!({"height": height, "hash": hash, "worker": worker, "outcome": outcome}),
         Notice::NodeDown { node } | Notice::NodeUp { node } => json!({"node": node}),
         Notice::Workers { online, offline } => json!({"online": online, "offline": offline}),
+        Notice::MinersSentAway | Notice::MinersBack => return None,
     })
 }

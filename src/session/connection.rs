@@ -18,7 +18,7 @@ use crate::work::JobReceiver;
 use ndas_core::bucket::TokenBucket;
 use ndas_core::closed::Closed;
 use ndas_core::stratum::message::error;
-use ndas_core::stratum::notify::reconnect;
+use ndas_core::stratum::notify::{reconnect, reconnect_to};
 use ndas_core::stratum::StratumError;
 
 /// Longest a closing connection waits for the miner to read our last error.
@@ -46,6 +46,9 @@ pub struct ConnectionContext {
     pub tls: Option<Arc<crate::tls::Tls>>,
     /// The port's authority key and bounds, when it speaks Stratum V2.
     pub sv2: Option<Arc<crate::sv2::Endpoint>>,
+    /// Where miners closed for want of a node are told to go
+    /// (`mining.reconnect_to`).
+    pub reconnect_to: Option<Arc<(String, u16)>>,
 }
 
 /// What one miner's connection is bounded by (the `[stratum]` keys).
@@ -206,7 +209,13 @@ where
                     session.on_job(job, Now::system(), &mut out);
                     None
                 }
-                Some(None) => None,
+                // The work is withdrawn: no node serves.
+                Some(None) => {
+                    if let Some(target) = &context.reconnect_to {
+                        out.lines.push(reconnect_to(&target.0, target.1));
+                    }
+                    Some(Closed::NoNode)
+                }
                 // The job source ends only at shutdown.
                 None => {
                     out.lines.push(reconnect());
@@ -276,6 +285,7 @@ pub(crate) fn lingers(closed: &Closed) -> bool {
     matches!(
         closed,
         Closed::Shutdown
+            | Closed::NoNode
             | Closed::LineTooLong
             | Closed::Protocol
             | Closed::Flood

@@ -49,14 +49,13 @@ impl GroupJobs {
         }
     }
 
-    /// The next job of any group; pending while there is none.
-    async fn next(&mut self) -> (GroupKey, Arc<Job>) {
+    /// The next job of any group (none: its work is withdrawn, no node
+    /// serves); pending while there is none.
+    async fn next(&mut self) -> (GroupKey, Option<Arc<Job>>) {
         std::future::poll_fn(|cx| {
             for (key, jobs) in &mut self.0 {
-                while let Poll::Ready(Some(job)) = jobs.poll_next_unpin(cx) {
-                    if let Some(job) = job {
-                        return Poll::Ready((*key, job));
-                    }
+                if let Poll::Ready(Some(job)) = jobs.poll_next_unpin(cx) {
+                    return Poll::Ready((*key, job));
                 }
             }
             Poll::Pending
@@ -172,10 +171,18 @@ async fn serve_session(
                 session.keepalive(&mut out);
                 None
             }
-            (key, job) = jobs.next() => {
-                session.on_job(key, job, Now::system(), &mut out);
-                None
-            }
+            (key, job) = jobs.next() => match job {
+                Some(job) => {
+                    session.on_job(key, job, Now::system(), &mut out);
+                    None
+                }
+                None => {
+                    if let Some(target) = &context.reconnect_to {
+                        session.reconnect_to(&target.0, target.1, &mut out);
+                    }
+                    Some(Closed::NoNode)
+                }
+            },
             Some(config) = configs.next() => {
                 session.set_config(config, Now::system(), &mut out);
                 None

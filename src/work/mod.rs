@@ -50,6 +50,10 @@ impl Feed for JobFeed {
         self.0.send_replace(Some(job));
     }
 
+    fn withdraw(&self) {
+        self.0.send_replace(None);
+    }
+
     fn subscribe(&self) -> (JobReceiver, Option<Arc<Job>>) {
         let mut jobs = self.0.subscribe();
         let current = jobs.borrow_and_update().clone();
@@ -131,6 +135,10 @@ pub async fn run(
             changed = templates.changed() => if changed.is_err() { return },
         }
         let Some(new) = templates.borrow_and_update().clone() else {
+            // No node serves: every group's work goes, which closes its
+            // connections; the next template brings it back.
+            manager.groups.withdraw();
+            events.job(JobEvent::Withdrawn);
             continue;
         };
         let template = &new.template;

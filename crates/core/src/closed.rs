@@ -30,6 +30,9 @@ pub enum Closed {
     /// A Stratum V2 connection's Noise handshake failed, or a frame did
     /// not decrypt: a plain-text client, or one pinning another key.
     Noise,
+    /// No node served for `mining.failover_after_seconds`: closed so the
+    /// miner's firmware fails over to its backup pool.
+    NoNode,
 }
 
 impl Closed {
@@ -49,6 +52,7 @@ impl Closed {
         Closed::Shutdown => "shutdown",
         Closed::Tls => "tls",
         Closed::Noise => "noise",
+        Closed::NoNode => "no_node",
     }
 
     /// Why a connection whose read failed with `error` ended: a miner that
@@ -94,6 +98,7 @@ mod tests {
                 "shutdown",
                 "tls",
                 "noise",
+                "no_node",
             ]
         );
         assert_eq!(Closed::InvalidShares.label(), "invalid_shares");

@@ -85,6 +85,10 @@ pub enum JobEvent {
         /// For a new tip: seconds from noticing it to its jobs.
         tip_to_job: Option<f64>,
     },
+    /// No node served for `mining.failover_after_seconds`: every group's
+    /// work is withdrawn and its connections closed, until the next
+    /// template is published.
+    Withdrawn,
 }
 
 /// A found block's way from the journal to the nodes' verdict.

@@ -22,6 +22,14 @@ pub fn reconnect() -> Bytes {
     notification("client.reconnect", json!([]))
 }
 
+/// `client.reconnect` to another pool: `[host, port, 0]`, the port as a
+/// string as cgminer reads it (it takes a number for "the same port") and
+/// ckpool's redirect sends it. cgminer and its descendants follow it only
+/// to a host of the same domain as the pool's.
+pub fn reconnect_to(host: &str, port: u16) -> Bytes {
+    notification("client.reconnect", json!([host, port.to_string(), 0]))
+}
+
 /// The fields of `mining.notify`, already in their wire form.
 pub struct NotifyFields<'a> {
     pub job_id: &'a str,

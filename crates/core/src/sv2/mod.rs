@@ -296,10 +296,17 @@ impl<F: Feed> Sv2Session<F> {
     /// translator 0.6.0 panics on `Reconnect` (`todo!()`), and the closed
     /// connection sends it to its next upstream all the same.
     pub fn shutdown(&mut self, out: &mut Output<F::Receiver>) {
+        self.reconnect_to("", 0, out);
+    }
+
+    /// The client is told to connect to `new_host:new_port` (an empty
+    /// host: to this server again), as [`Sv2Session::shutdown`] tells it,
+    /// before its connection is closed.
+    pub fn reconnect_to(&mut self, new_host: &str, new_port: u16, out: &mut Output<F::Receiver>) {
         if self.is_set_up() && !self.reference_client {
             out.messages.push(Outbound::Reconnect {
-                new_host: String::new(),
-                new_port: 0,
+                new_host: new_host.to_owned(),
+                new_port,
             });
         }
     }

@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
@@ -220,6 +220,8 @@ pub struct PayoutGroups<F: Feed = Latest> {
     /// `fixed` mode's one group (or the fallback's), which never goes.
     fixed: Option<Arc<Group<F>>>,
     shared: Mutex<Shared<F>>,
+    /// Between [`PayoutGroups::withdraw`] and the next publish.
+    withdrawn: AtomicBool,
     /// The largest coinbase any group's job can have: what a template must
     /// leave room for ([`crate::work::limits::fit`]).
     coinbase: crate::work::limits::CoinbaseBounds,
@@ -250,6 +252,7 @@ impl<F: Feed> PayoutGroups<F> {
             by_username: payouts.by_username,
             fixed,
             shared: Mutex::new(Shared { work: None, groups }),
+            withdrawn: AtomicBool::new(false),
             coinbase,
         })
     }
@@ -377,6 +380,7 @@ impl<F: Feed> PayoutGroups<F> {
         let mut live: Vec<(f64, Arc<Group<F>>)> = {
             let mut shared = self.shared();
             shared.work = Some(work.clone());
+            self.withdrawn.store(false, Ordering::Relaxed);
             shared.groups.retain(|_, group| group.strong_count() > 0);
             shared
                 .groups
@@ -411,6 +415,28 @@ impl<F: Feed> PayoutGroups<F> {
             }
         }
         Ok(first)
+    }
+
+    /// Takes every group's job away (no node serves): each group's feed is
+    /// emptied, which tells its connections to close, and a group joined
+    /// meanwhile gets no job. The next [`PayoutGroups::publish`] gives work
+    /// again.
+    pub fn withdraw(&self) {
+        let live: Vec<Arc<Group<F>>> = {
+            let mut shared = self.shared();
+            shared.work = None;
+            self.withdrawn.store(true, Ordering::Relaxed);
+            shared.groups.values().filter_map(Weak::upgrade).collect()
+        };
+        for group in live {
+            group.feed.withdraw();
+        }
+    }
+
+    /// Whether the work is withdrawn ([`PayoutGroups::withdraw`]) and not
+    /// published since.
+    pub fn is_withdrawn(&self) -> bool {
+        self.withdrawn.load(Ordering::Relaxed)
     }
 
     /// The groups and the current work; a panic elsewhere does not poison

@@ -18,6 +18,9 @@ pub trait Feed: Default + Debug + Send + Sync + 'static {
     type Receiver: Send + 'static;
     /// The group's new job: from now on the only one worth mining.
     fn publish(&self, job: Arc<Job>);
+    /// No job any more: the work is withdrawn (no node serves), and its
+    /// connections are to be closed.
+    fn withdraw(&self);
     /// A new receiver, and the job that was current when it was made: the
     /// receiver brings every job after that one, so none is missed between.
     fn subscribe(&self) -> (Self::Receiver, Option<Arc<Job>>);
@@ -33,6 +36,10 @@ impl Feed for Latest {
 
     fn publish(&self, job: Arc<Job>) {
         *self.0.lock_anyway() = Some(job);
+    }
+
+    fn withdraw(&self) {
+        *self.0.lock_anyway() = None;
     }
 
     fn subscribe(&self) -> ((), Option<Arc<Job>>) {

@@ -1,0 +1,121 @@
+//! `[mining]`'s keys for when no node serves: what miners get, and after
+//! how long.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigIssue;
+
+/// What miners get when no node has served a template for
+/// `mining.failover_after_seconds`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenNoNode {
+    /// Closed (told to go to `mining.reconnect_to` first, when set), and
+    /// new connections refused until a node serves: their firmware's
+    /// backup pool takes over. Firmware fails over only when the pool
+    /// closes, never when it goes quiet.
+    Disconnect,
+    /// Kept on the last job until a node serves again.
+    Wait,
+}
+
+/// The longest `mining.failover_after_seconds` may be.
+pub const MAX_FAILOVER_AFTER_SECONDS: u64 = 3600;
+
+/// `host:port` as `mining.reconnect_to` gives it: the host as miners are
+/// to be told it (a name, an IPv4 address, or an IPv6 address without its
+/// brackets), and the port.
+pub fn parse_reconnect_to(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not host:port"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|port| *port > 0)
+        .ok_or_else(|| format!("{text:?}: the port must be 1 to 65535"))?;
+    let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
+    if host.is_empty() || host.len() > 255 || !host.chars().all(fits) {
+        return Err(format!(
+            "{text:?}: the host must be a name or an address of up to 255 characters"
+        ));
+    }
+    Ok((host.to_owned(), port))
+}
+
+/// What cannot work in these keys.
+pub(super) fn issues(
+    when: WhenNoNode,
+    after_seconds: u64,
+    reconnect_to: Option<&str>,
+) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    if !(1..=MAX_FAILOVER_AFTER_SECONDS).contains(&after_seconds) {
+        issues.push(ConfigIssue {
+            key: "mining.failover_after_seconds".into(),
+            why: format!("{after_seconds} is outside 1..={MAX_FAILOVER_AFTER_SECONDS}"),
+        });
+    }
+    if let Some(target) = reconnect_to {
+        if when != WhenNoNode::Disconnect {
+            issues.push(ConfigIssue {
+                key: "mining.reconnect_to".into(),
+                why: "is used only with mining.when_no_node = \"disconnect\"".into(),
+            });
+        }
+        if let Err(why) = parse_reconnect_to(target) {
+            issues.push(ConfigIssue {
+                key: "mining.reconnect_to".into(),
+                why,
+            });
+        }
+    }
+    issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reconnect_targets_are_host_and_port_and_nothing_else() {
+        assert_eq!(
+            parse_reconnect_to("backup.example:3333").unwrap(),
+            ("backup.example".to_owned(), 3333)
+        );
+        assert_eq!(
+            parse_reconnect_to("[2001:db8::1]:3333").unwrap(),
+            ("2001:db8::1".to_owned(), 3333)
+        );
+        for bad in [
+            "backup.example",
+            "backup.example:0",
+            "backup.example:70000",
+            ":3333",
+            "a b:3333",
+            "evil\",\"x:3333",
+        ] {
+            assert!(parse_reconnect_to(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_bound_and_a_target_that_would_never_be_used_are_reported() {
+        let keys = |issues: Vec<ConfigIssue>| -> Vec<String> {
+            issues.into_iter().map(|i| i.key).collect()
+        };
+        assert!(issues(WhenNoNode::Disconnect, 60, Some("pool.example:3333")).is_empty());
+        assert_eq!(
+            keys(issues(WhenNoNode::Disconnect, 0, None)),
+            ["mining.failover_after_seconds"]
+        );
+        assert_eq!(
+            keys(issues(WhenNoNode::Wait, 60, Some("pool.example:3333"))),
+            ["mining.reconnect_to"]
+        );
+    }
+}
