@@ -81,6 +81,8 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
         wait_for_metric(http, &series, |n| n == 1.0).await;
     }
     assert_eq!(metric(http, "ndas_work_withdrawn").await, 1.0);
+    let (_, stats) = common::http_json(http, "/api/stats").await;
+    assert_eq!(stats["node"]["miners_sent_away"], json!(true), "{stats}");
 
     // A miner arriving meanwhile is closed before a line is read.
     let mut late = tokio::net::TcpStream::connect(running.stratum_addr())
@@ -107,5 +109,7 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
         "the job builds on the node's tip"
     );
     assert_eq!(metric(http, "ndas_work_withdrawals_total").await, 1.0);
+    let (_, stats) = common::http_json(http, "/api/stats").await;
+    assert_eq!(stats["node"]["miners_sent_away"], json!(false), "{stats}");
     running.shutdown().await;
 }

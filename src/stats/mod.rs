@@ -351,6 +351,9 @@ impl Stats {
                 "up": self.node_up.load(Ordering::Relaxed),
                 "since": node.since,
                 "last_error": node.last_error,
+                // No node for mining.failover_after_seconds: miners closed
+                // and refused (mining.when_no_node = "disconnect").
+                "miners_sent_away": m.templates.work_withdrawn.get() == 1,
             },
             "nodes": &*self.nodes.lock_anyway(),
         })
