@@ -17,7 +17,8 @@
 //!   difficulty each miner is given; [`found`]: a block a share made;
 //!   [`rates`]: hashrate from accepted difficulty, for a worker or a pool.
 //! - [`client`]: the miner's side of Stratum V1, hashed with the `bitcoin`
-//!   crate as a second implementation.
+//!   crate as a second implementation; [`upstream`]: the same side toward
+//!   an upstream pool NDAS mines for when its nodes fail.
 //! - [`secret`]: a credential that never reaches a log; [`clock`]: the
 //!   wall clock, read in one place; [`sync`]: locks that keep serving
 //!   after a panic; [`bucket`]: the one rate limiter.
@@ -46,6 +47,7 @@ pub mod sync;
 pub mod template;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod upstream;
 pub mod vardiff;
 pub mod work;
 
