@@ -7,12 +7,18 @@
 # built (about 20 minutes on 2 cores). Idempotent: a cached build whose
 # binaries answer --version is used as it is.
 #
+# With ZMQ: para's pool (the upstream pool of the tests) refuses a node that
+# does not publish `hashblock`. The crate's 31.x source leaves out src/zmq;
+# its 0.2.0 (Core 30.99) still ships it, and that folder is put back, with
+# the one name 31 changed (`RPCHelpMan` is `RPCMethod`).
+#
 #   scripts/install-core.sh          # prints "bitcoin core: <dir>" last
 #   REGTEST_CORE_DIR=/path ...          # cache somewhere else
 set -euo pipefail
 crate=libbitcoinkernel-sys
 version=0.4.1
-dir="${REGTEST_CORE_DIR:-$HOME/.cache/ndas/core-$crate-$version}"
+zmq_version=0.2.0
+dir="${REGTEST_CORE_DIR:-$HOME/.cache/ndas/core-$crate-$version-zmq}"
 bin="$dir/bin"
 if [ -x "$bin/bitcoind" ] && [ -x "$bin/bitcoin-cli" ] && "$bin/bitcoind" -version >/dev/null 2>&1; then
     "$bin/bitcoind" -version | head -1
@@ -28,6 +34,7 @@ command -v g++ >/dev/null && command -v make >/dev/null || need+=(build-essentia
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -f /usr/include/boost/multi_index_container.hpp ] || need+=(libboost-dev)
 [ -f /usr/include/event2/event.h ] || need+=(libevent-dev)
+[ -f /usr/include/zmq.h ] || need+=(libzmq3-dev)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "install-core: installing ${need[*]}" >&2
@@ -40,31 +47,38 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
-# The source: cargo fetches the pinned crate into its registry cache.
+# The sources: cargo fetches each pinned crate into its registry cache (one
+# manifest each: two versions of a `links` crate cannot share a graph).
 work="${dir}.build"
-mkdir -p "$work/fetch/src"
-cat >"$work/fetch/Cargo.toml" <<EOF
-[package]
-name = "ndas-core-source"
-version = "0.0.0"
-edition = "2021"
-publish = false
-[dependencies]
-$crate = "=$version"
-EOF
-: >"$work/fetch/src/lib.rs"
-cargo fetch --quiet --manifest-path "$work/fetch/Cargo.toml"
-cache=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$crate-$version.crate" | head -1)
-[ -f "$cache" ] || { echo "install-core: cargo fetched $crate $version but its .crate is not in the registry cache" >&2; exit 1; }
 rm -rf "$work/src"
 mkdir -p "$work/src"
-tar -xzf "$cache" -C "$work/src"
+unpack() {
+    local v=$1 cache
+    mkdir -p "$work/fetch-$v/src"
+    printf '[package]\nname = "ndas-core-source"\nversion = "0.0.0"\nedition = "2021"\npublish = false\n[dependencies]\n%s = "=%s"\n' \
+        "$crate" "$v" >"$work/fetch-$v/Cargo.toml"
+    : >"$work/fetch-$v/src/lib.rs"
+    cargo fetch --quiet --manifest-path "$work/fetch-$v/Cargo.toml"
+    cache=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/cache/*/"$crate-$v.crate" | head -1)
+    [ -f "$cache" ] || { echo "install-core: cargo fetched $crate $v but its .crate is not in the registry cache" >&2; exit 1; }
+    tar -xzf "$cache" -C "$work/src"
+}
+unpack "$version"
+unpack "$zmq_version"
 src="$work/src/$crate-$version/bitcoin"
 [ -f "$src/CMakeLists.txt" ] || { echo "install-core: no bitcoin/CMakeLists.txt in $crate $version" >&2; exit 1; }
+zmq="$work/src/$crate-$zmq_version/bitcoin/src/zmq"
+[ -f "$zmq/zmqrpc.cpp" ] || { echo "install-core: no bitcoin/src/zmq in $crate $zmq_version" >&2; exit 1; }
+if [ -e "$src/src/zmq" ]; then
+    echo "install-core: $crate $version ships src/zmq itself: drop the $zmq_version graft" >&2
+    exit 1
+fi
+cp -r "$zmq" "$src/src/zmq"
+sed -i 's/RPCHelpMan/RPCMethod/g' "$src/src/zmq/"*.cpp "$src/src/zmq/"*.h
 
 echo "install-core: building bitcoind and bitcoin-cli from $crate $version (about 20 minutes on 2 cores)" >&2
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
-    -DENABLE_WALLET=OFF -DWITH_ZMQ=OFF -DWITH_EMBEDDED_ASMAP=OFF -DBUILD_TESTS=OFF \
+    -DENABLE_WALLET=OFF -DWITH_ZMQ=ON -DWITH_EMBEDDED_ASMAP=OFF -DBUILD_TESTS=OFF \
     -DBUILD_BENCH=OFF -DBUILD_GUI=OFF -DENABLE_IPC=OFF -DBUILD_DAEMON=ON -DBUILD_CLI=ON \
     -DBUILD_UTIL=OFF -DBUILD_TX=OFF -DBUILD_WALLET_TOOL=OFF -DBUILD_KERNEL_LIB=OFF \
     >"$work/configure.log" 2>&1 || { tail -30 "$work/configure.log" >&2; echo "install-core: cmake configure failed (log: $work/configure.log)" >&2; exit 1; }

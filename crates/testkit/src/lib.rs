@@ -5,6 +5,7 @@
 //! Stratum Reference Implementation's SV1 -> SV2 translator.
 
 pub mod node;
+pub mod para;
 pub mod process;
 pub mod sv2;
 pub mod translator;

@@ -27,7 +27,7 @@ pub enum Kind {
 }
 
 /// Where `scripts/install-core.sh` caches Bitcoin Core (keep the version in step).
-const CORE_DIR: &str = ".cache/ndas/core-libbitcoinkernel-sys-0.4.1";
+const CORE_DIR: &str = ".cache/ndas/core-libbitcoinkernel-sys-0.4.1-zmq";
 
 fn home() -> PathBuf {
     PathBuf::from(std::env::var("HOME").unwrap())
@@ -124,8 +124,14 @@ impl RegtestNode {
 
     /// Bitcoin Core on a private signet with block challenge `challenge` (hex).
     pub async fn start_signet_with(challenge: &str) -> RegtestNode {
-        let challenge = format!("-signetchallenge={challenge}");
-        let node = Self::start_chain(Kind::Core, "-signet", None, &[challenge]);
+        Self::start_signet_args(challenge, &[]).await
+    }
+
+    /// [`RegtestNode::start_signet_with`], with `extra` arguments.
+    pub async fn start_signet_args(challenge: &str, extra: &[String]) -> RegtestNode {
+        let mut args = vec![format!("-signetchallenge={challenge}")];
+        args.extend_from_slice(extra);
+        let node = Self::start_chain(Kind::Core, "-signet", None, &args);
         node.wait_ready().await;
         node
     }
