@@ -15,6 +15,7 @@ use ndas_core::chain::Network;
 pub use ndas_core::vardiff::{AgentDifficulty, Rounding};
 pub use ports::{Port, PortConfig, TlsFiles, PROTOCOLS};
 pub use sv2::{Sv2Config, DEFAULT_MAX_CHANNELS};
+pub use upstream::{UpstreamConfig, MAX_UPSTREAMS};
 
 /// The whole configuration.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -38,6 +39,8 @@ pub struct Config {
     /// The Stratum V2 endpoint; none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sv2: Option<Sv2Config>,
+    /// The pools mined for when no node serves (`[[upstream]]`), in order.
+    pub upstream: Vec<UpstreamConfig>,
 }
 
 /// How log lines are written.
@@ -169,6 +172,7 @@ impl Default for Config {
             node: NodeConfig::default(),
             metrics: MetricsConfig::default(),
             notify: Vec::new(),
+            upstream: Vec::new(),
             sv2: None,
             blocks: BlocksConfig::default(),
             log: LogConfig {
@@ -261,6 +265,10 @@ impl Config {
         for (i, entry) in notify.overridden(&figment)? {
             config.notify[i] = notify.apply(i, entry, None::<NotifyConfig>)?;
         }
+        let upstreams = &indexed::LISTS[2];
+        for (i, entry) in upstreams.overridden(&figment)? {
+            config.upstream[i] = upstreams.apply(i, entry, None::<UpstreamConfig>)?;
+        }
         Ok(config)
     }
 
@@ -286,6 +294,7 @@ impl Config {
             self.mining.reconnect_to.as_deref(),
         ));
         issues.extend(notify::issues(&self.notify));
+        issues.extend(upstream::issues(&self.upstream));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
         issues.extend(self.sv2_issues());
@@ -309,6 +318,7 @@ mod operator;
 mod ports;
 mod stratum;
 mod sv2;
+mod upstream;
 pub use blocks::{BlocksConfig, MAX_KEPT_BLOCKS};
 pub use mining::{MiningConfig, PayoutMode, SplitConfig};
 pub use node::{parse_http_url, Backend, NodeConfig, MAX_RESPONSE_BYTES};

@@ -19,6 +19,7 @@ mod stages;
 pub mod stats;
 pub mod sv2;
 pub mod tls;
+pub mod upstream;
 pub mod work;
 
 use std::sync::Arc;
@@ -91,6 +92,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         tasks: &tasks,
     };
     stage.node_side(&config, &nodes, &endpoints, &manager, &wake, refresh_rx);
+    stage.upstream_side(&config);
     let submitter = stages::submitter(&config, nodes, &journal, wake, &events, &manager, triage);
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
     let tls = listeners

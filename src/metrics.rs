@@ -15,6 +15,7 @@ mod port;
 mod read;
 mod scrape;
 mod templates;
+mod upstreams;
 use build::{counter, counters};
 use ndas_core::sync::LockAnyway;
 use port::PortFamilies;
@@ -64,6 +65,8 @@ pub struct Metrics {
     pub blocks: BlockMetrics,
     /// The nodes: RPC calls, up and behind, ZMQ, verdicts on blocks.
     pub nodes: NodeMetrics,
+    /// The upstream pools: up, difficulty, failures.
+    pub upstreams: upstreams::UpstreamMetrics,
     pub authorizes_total: IntCounter,
     /// Templates: fetched, held, over the coinbase's limits, and a new
     /// tip's time to the miners.
@@ -123,6 +126,7 @@ impl Metrics {
             payouts: PayoutMetrics::new(r),
             blocks: BlockMetrics::new(r),
             nodes: NodeMetrics::new(r),
+            upstreams: upstreams::UpstreamMetrics::new(r),
             authorizes_total: counter(r, "ndas_authorizes_total", "Workers authorized"),
             templates: TemplateMetrics::new(r),
             vardiff_retargets_total: counter(

@@ -271,6 +271,26 @@ pub struct Stage<'a> {
 }
 
 impl Stage<'_> {
+    /// A connection to each upstream pool, kept and watched (their status
+    /// for `/api/stats`).
+    pub fn upstream_side(&self, config: &Config) {
+        let upstreams = crate::upstream::Upstreams::new(&config.upstream);
+        let _ = self.stats.upstreams.set(upstreams.clone());
+        // A 4-byte slice per miner, then the miners' own extranonce2.
+        let needed = ndas_core::work::extranonce::EXTRANONCE1_LEN + config.stratum.extranonce2_size;
+        for (index, upstream) in config.upstream.iter().enumerate() {
+            self.stats.metrics.upstreams.configured(&upstream.name);
+            self.tasks.spawn(crate::upstream::run(
+                upstream.clone(),
+                index,
+                needed,
+                upstreams.clone(),
+                self.stats.metrics.clone(),
+                self.shutdown.clone(),
+            ));
+        }
+    }
+
     /// The watcher, which hands each changed template to the job stage
     /// and fetches again once its jobs are built; the job stage; and each
     /// node's ZMQ subscriber.

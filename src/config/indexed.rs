@@ -24,7 +24,7 @@ pub struct List {
 }
 
 /// Every list that takes overrides by index.
-pub const LISTS: [List; 2] = [
+pub const LISTS: [List; 3] = [
     List {
         key: "node.backup",
         infix: "NODE__BACKUP__",
@@ -34,6 +34,11 @@ pub const LISTS: [List; 2] = [
         key: "notify",
         infix: "NOTIFY__",
         table: "[[notify]]",
+    },
+    List {
+        key: "upstream",
+        infix: "UPSTREAM__",
+        table: "[[upstream]]",
     },
 ];
 

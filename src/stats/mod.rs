@@ -109,6 +109,8 @@ pub struct Stats {
     fallbacks: Mutex<fallback::Fallbacks>,
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
+    /// The upstream pools' status, once their connections are started.
+    pub upstreams: std::sync::OnceLock<Arc<crate::upstream::Upstreams>>,
 }
 
 /// Workers kept when no cap is given (twice the default connection bound).
@@ -138,6 +140,7 @@ impl Stats {
             fallbacks: Mutex::default(),
             ports: Mutex::new(Vec::new()),
             mixed: AtomicBool::new(false),
+            upstreams: std::sync::OnceLock::new(),
         }
     }
 
@@ -356,6 +359,7 @@ impl Stats {
                 "miners_sent_away": m.templates.work_withdrawn.get() == 1,
             },
             "nodes": &*self.nodes.lock_anyway(),
+            "upstreams": self.upstreams.get().map(|u| u.snapshot()).unwrap_or_default(),
         })
     }
 

@@ -1,0 +1,133 @@
+//! `[[upstream]]`: the pools NDAS mines for when its nodes fail, in the
+//! order written.
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigIssue;
+use ndas_core::Secret;
+
+/// The most upstream pools one NDAS keeps connections to.
+pub const MAX_UPSTREAMS: usize = 8;
+
+/// One `[[upstream]]` pool.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// In the logs, the page and the `upstream` label; unique.
+    pub name: String,
+    /// `stratum+tcp://host:port`.
+    pub url: String,
+    /// The pool account (and worker) NDAS mines as.
+    pub user: String,
+    /// A secret: never logged (`NDAS_UPSTREAM__<i>__PASSWORD`).
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+impl UpstreamConfig {
+    /// The pool's host and port, from `url`.
+    pub fn address(&self) -> Result<(String, u16), String> {
+        let rest = self.url.strip_prefix("stratum+tcp://").ok_or_else(|| {
+            if self.url.starts_with("stratum2+tcp://") {
+                "Stratum V2 upstreams are not served yet: give the pool's stratum+tcp:// URL"
+                    .to_owned()
+            } else {
+                format!("{:?} is not a stratum+tcp://host:port URL", self.url)
+            }
+        })?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        super::parse_reconnect_to(rest)
+    }
+}
+
+/// What cannot work in the `[[upstream]]` entries.
+pub(super) fn issues(upstreams: &[UpstreamConfig]) -> Vec<ConfigIssue> {
+    let mut issues = Vec::new();
+    if upstreams.len() > MAX_UPSTREAMS {
+        issues.push(ConfigIssue {
+            key: "upstream".into(),
+            why: format!("{} entries; at most {MAX_UPSTREAMS}", upstreams.len()),
+        });
+    }
+    for (i, upstream) in upstreams.iter().enumerate() {
+        let mut issue = |field: &str, why: String| {
+            issues.push(ConfigIssue {
+                key: format!("upstream[{i}].{field}"),
+                why,
+            })
+        };
+        let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+        if upstream.name.is_empty() || upstream.name.len() > 32 || !upstream.name.chars().all(fits)
+        {
+            issue(
+                "name",
+                format!(
+                    "{:?}: 1 to 32 letters, digits, '-', '_' or '.' (it labels metrics)",
+                    upstream.name
+                ),
+            );
+        } else if upstreams[..i].iter().any(|u| u.name == upstream.name) {
+            issue(
+                "name",
+                format!("{:?} names another upstream too", upstream.name),
+            );
+        }
+        if let Err(why) = upstream.address() {
+            issue("url", why);
+        }
+        if upstream.user.is_empty()
+            || upstream.user.len() > 256
+            || upstream.user.chars().any(|c| c.is_control() || c == ' ')
+        {
+            issue(
+                "user",
+                "1 to 256 printable characters without spaces".into(),
+            );
+        }
+    }
+    issues
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(name: &str, url: &str, user: &str) -> UpstreamConfig {
+        UpstreamConfig {
+            name: name.into(),
+            url: url.into(),
+            user: user.into(),
+            password: None,
+        }
+    }
+
+    #[test]
+    fn an_upstream_is_a_named_stratum_url_and_an_account() {
+        let good = upstream("para", "stratum+tcp://pool.example:3333", "tb1qxyz.ndas");
+        assert_eq!(good.address().unwrap(), ("pool.example".into(), 3333));
+        assert!(issues(std::slice::from_ref(&good)).is_empty());
+        let keys = |list: &[UpstreamConfig]| -> Vec<String> {
+            issues(list).into_iter().map(|i| i.key).collect()
+        };
+        assert_eq!(
+            keys(&[upstream("a", "stratum2+tcp://p.example:3336/9b", "u")]),
+            ["upstream[0].url"]
+        );
+        assert!(
+            issues(&[upstream("a", "stratum2+tcp://p.example:3336/9b", "u")])[0]
+                .why
+                .contains("not served yet")
+        );
+        assert_eq!(
+            keys(&[upstream("a b", "stratum+tcp://p.example", "u")]),
+            ["upstream[0].name", "upstream[0].url"]
+        );
+        assert_eq!(keys(&[good.clone(), good.clone()]), ["upstream[1].name"]);
+        assert_eq!(
+            keys(&[upstream("a", "stratum+tcp://p.example:3333", "two words")]),
+            ["upstream[0].user"]
+        );
+        let many = vec![good; MAX_UPSTREAMS + 1];
+        assert!(keys(&many).contains(&"upstream".to_owned()));
+    }
+}
