@@ -144,6 +144,8 @@ fn exported_names() -> BTreeSet<String> {
     let metrics = ndas::metrics::Metrics::new();
     metrics.port("main", 0);
     metrics.node("primary");
+    metrics.upstreams.configured("backup");
+    metrics.upstreams.difficulty("backup", 1.0);
     metrics
         .render()
         .lines()
