@@ -51,14 +51,33 @@ fn invalid(what: impl Into<String>) -> std::io::Error {
 
 /// The params of `mining.submit` for a share: 5, or 6 with rolled version bits.
 pub fn submit_params(worker: &str, share: &Share) -> Value {
+    submit_fields(
+        worker,
+        &share.job_id,
+        &share.extranonce2,
+        share.ntime,
+        share.nonce,
+        share.version_bits,
+    )
+}
+
+/// `mining.submit`'s params from their parts, in their wire form.
+pub fn submit_fields(
+    worker: &str,
+    job_id: &str,
+    extranonce2: &[u8],
+    ntime: u32,
+    nonce: u32,
+    version_bits: Option<u32>,
+) -> Value {
     let mut params = vec![
         json!(worker),
-        json!(share.job_id),
-        json!(hex::encode(&share.extranonce2)),
-        json!(format!("{:08x}", share.ntime)),
-        json!(format!("{:08x}", share.nonce)),
+        json!(job_id),
+        json!(hex::encode(extranonce2)),
+        json!(format!("{ntime:08x}")),
+        json!(format!("{nonce:08x}")),
     ];
-    if let Some(bits) = share.version_bits {
+    if let Some(bits) = version_bits {
         params.push(json!(format!("{bits:08x}")));
     }
     Value::Array(params)

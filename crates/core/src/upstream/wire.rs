@@ -38,17 +38,14 @@ pub(super) fn request(id: u64, method: &str, params: Value) -> Bytes {
 
 /// `mining.submit`'s params: 5, or 6 with rolled version bits.
 pub(super) fn submit_params(user: &str, share: &UpstreamShare) -> Value {
-    let mut params = vec![
-        json!(user),
-        json!(share.job_id),
-        json!(hex::encode(&share.extranonce2)),
-        json!(format!("{:08x}", share.ntime)),
-        json!(format!("{:08x}", share.nonce)),
-    ];
-    if let Some(bits) = share.version_bits {
-        params.push(json!(format!("{bits:08x}")));
-    }
-    Value::Array(params)
+    crate::client::submit_fields(
+        user,
+        &share.job_id,
+        &share.extranonce2,
+        share.ntime,
+        share.nonce,
+        share.version_bits,
+    )
 }
 
 pub(super) fn protocol(what: impl Into<String>) -> Refusal {
