@@ -25,6 +25,17 @@ fn config(target: std::net::SocketAddr) -> LoadConfig {
     }
 }
 
+/// All 8 miners held and answered; at regtest difficulty about half the
+/// random nonces are blocks, so the tip moves in the window and every
+/// miner (or channel) hears of it.
+fn held_answered_and_told_of_tips(report: &ndas_tools::load::Report) {
+    assert_eq!(report.connections_held, 8, "{report}");
+    assert_eq!(report.connect_failures, 0, "{report}");
+    assert!(report.answers >= 10, "{report}");
+    assert!(report.accepted > 0, "{report}");
+    assert!(report.fanout_ms.count >= 1, "{report}");
+}
+
 #[tokio::test]
 async fn only_loopback_targets_and_bounded_runs_are_accepted() {
     let remote = config("10.1.2.3:3333".parse().unwrap());
@@ -64,13 +75,7 @@ async fn miners_are_held_answered_and_see_new_jobs() {
     let dir = temp_dir();
     let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
     let report = run(config(running.stratum_addr())).await.unwrap();
-    assert_eq!(report.connections_held, 8, "{report}");
-    assert_eq!(report.connect_failures, 0);
-    assert!(report.answers >= 10, "{report}");
-    assert!(report.accepted > 0, "{report}");
-    // At regtest difficulty about half the random nonces are blocks: the tip
-    // moves during the window and every miner receives the new jobs.
-    assert!(report.fanout_ms.count >= 1, "{report}");
+    held_answered_and_told_of_tips(&report);
     let stats = running.stats();
     assert!(stats.metrics.blocks.found_total.get() >= 1);
     running.shutdown().await;
@@ -99,15 +104,9 @@ async fn sv2_channels_standard_and_extended_are_held_answered_and_see_new_tips()
             ..config(target)
         };
         let report = run(load).await.unwrap();
-        assert_eq!(report.connections_held, 8, "{report}");
+        held_answered_and_told_of_tips(&report);
         assert_eq!(report.connections, connections, "{report}");
-        assert_eq!(report.connect_failures, 0, "{report}");
         assert!(report.handshakes_per_second.is_some(), "{report}");
-        assert!(report.answers >= 10, "{report}");
-        assert!(report.accepted > 0, "{report}");
-        // Regtest: about half the random nonces are blocks, so the tip
-        // moves in the window and every channel hears of it.
-        assert!(report.fanout_ms.count >= 1, "{report}");
     }
     let stats = running.stats();
     assert!(stats.metrics.blocks.found_total.get() >= 1);
