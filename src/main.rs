@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod logging;
 mod signals;
+mod sv2_commands;
 
 #[derive(Parser)]
 #[command(
@@ -140,7 +141,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig { config } => check_config(&config),
-        Command::Sv2Key { config, host } => sv2_key(&config, host),
+        Command::Sv2Key { config, host } => sv2_commands::sv2_key(&config, host),
         Command::Serve { config: path } => {
             let config = match ndas::config::Config::load(&path) {
                 Ok(config) => config,
@@ -187,7 +188,7 @@ fn main() -> ExitCode {
             channels_per_connection,
             json,
         } => {
-            let sv2 = match load_protocol(&protocol, authority.as_deref(), &channel) {
+            let sv2 = match sv2_commands::load_protocol(&protocol, authority.as_deref(), &channel) {
                 Ok(sv2) => sv2.map(|(authority, extended)| ndas_tools::load::Sv2Load {
                     authority,
                     extended,
@@ -437,65 +438,4 @@ async fn run_miner(
             tokio::time::timeout(Duration::from_millis(1), client.read_message()).await
         {}
     }
-}
-
-/// `ndas sv2-key`: the authority key's public half and the miners' URL.
-/// `ndas load`'s protocol: `None` for V1, or SV2's authority key and
-/// whether its channels are extended.
-fn load_protocol(
-    protocol: &str,
-    authority: Option<&str>,
-    channel: &str,
-) -> Result<Option<([u8; 32], bool)>, String> {
-    match protocol {
-        "stratum" => Ok(None),
-        "sv2" => {
-            let authority =
-                authority.ok_or("--protocol sv2 needs --authority (what `ndas sv2-key` prints)")?;
-            let key = ndas::sv2::keys::parse_public(authority)?;
-            match channel {
-                "standard" => Ok(Some((key, false))),
-                "extended" => Ok(Some((key, true))),
-                other => Err(format!(
-                    "--channel must be standard or extended, not {other}"
-                )),
-            }
-        }
-        other => Err(format!("--protocol must be stratum or sv2, not {other}")),
-    }
-}
-
-fn sv2_key(path: &std::path::Path, host: Option<String>) -> ExitCode {
-    let config = match ndas::config::Config::load(path) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let Some(sv2) = &config.sv2 else {
-        eprintln!(
-            "{}: no [sv2] section: the Stratum V2 endpoint is off",
-            path.display()
-        );
-        return ExitCode::FAILURE;
-    };
-    let key = match ndas::sv2::keys::AuthorityKey::load_or_create(&config.data_dir) {
-        Ok(key) => key,
-        Err(error) => {
-            eprintln!("{error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let host = host.unwrap_or_else(|| match sv2.listen.ip() {
-        ip if ip.is_unspecified() => "<host>".into(),
-        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
-        ip => ip.to_string(),
-    });
-    println!("authority public key: {}", key.public_text());
-    println!(
-        "miners' URL: {}",
-        ndas::sv2::keys::url(&host, sv2.listen.port(), &key)
-    );
-    ExitCode::SUCCESS
 }
