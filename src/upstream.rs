@@ -30,6 +30,10 @@ const MAX_LINE_BYTES: usize = 64 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a connection's timeouts are checked.
 const TICK: Duration = Duration::from_secs(1);
+/// A pool that sends nothing for this long is taken for gone: pools send
+/// a job at least every minute or so (para every 10 s, ckpool every 30 s),
+/// and a stopped pool's socket stays open.
+const SILENCE: Duration = Duration::from_secs(180);
 /// The user agent pools see.
 const AGENT: &str = concat!("NDAS/", env!("CARGO_PKG_VERSION"));
 
@@ -182,14 +186,23 @@ async fn connection(
         }
     }
     let mut tick = tokio::time::interval(TICK);
+    let mut heard = Instant::now();
     loop {
         tokio::select! {
             line = lines.next() => match line {
-                Some(Ok(line)) => session.handle_line(&line, ndas_core::upstream::Now::system(), &mut events),
+                Some(Ok(line)) => {
+                    heard = Instant::now();
+                    session.handle_line(&line, ndas_core::upstream::Now::system(), &mut events);
+                }
                 Some(Err(error)) => return Ended::Refused(format!("the pool's line cannot be read: {error}")),
                 None => return Ended::Down("the pool closed the connection".into()),
             },
-            _ = tick.tick() => session.tick(ndas_core::upstream::Now::system(), &mut events),
+            _ = tick.tick() => {
+                if heard.elapsed() > SILENCE {
+                    return Ended::Down(format!("the pool sent nothing for {SILENCE:?}"));
+                }
+                session.tick(ndas_core::upstream::Now::system(), &mut events);
+            }
         }
         for event in events.drain(..) {
             match event {

@@ -14,7 +14,8 @@ use common::{http_json, metric, regtest_config, start_ndas, temp_dir, RegtestPai
 use ndas::config::UpstreamConfig;
 use serde_json::{json, Value};
 
-const WAIT: Duration = Duration::from_secs(30);
+/// Longer than the handshake bound (30 s) and a retry after it.
+const WAIT: Duration = Duration::from_secs(45);
 
 fn upstream(name: &str, addr: std::net::SocketAddr, user: &str) -> UpstreamConfig {
     UpstreamConfig {
@@ -121,5 +122,33 @@ async fn each_upstream_pool_is_connected_and_said_to_take_refuse_or_miss_ndas() 
         metric(http, "ndas_upstream_up{upstream=\"para\"}").await,
         0.0
     );
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_that_never_answers_is_refused_at_the_handshake_bound_and_taken_once_it_does() {
+    let node = ParaNode::start().await;
+    let para = ParaPool::start(&node, 0.001).await;
+    // Stopped: the kernel still accepts connections, para answers none.
+    common::process::signal(para.pid(), "STOP");
+    let address = Wallet::new(22)
+        .address_on(Kind::P2wpkh, KnownHrp::Testnets)
+        .to_string();
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.extranonce2_size = 4;
+    config.upstream = vec![upstream("para", para.stratum(), &format!("{address}.ndas"))];
+    let running = start_ndas(config).await;
+    let http = running.metrics_addr();
+    let list = upstreams_when(http, |list| list[0]["state"] != json!("connecting")).await;
+    assert_eq!(list[0]["state"], json!("refused"), "{list:?}");
+    let reason = list[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("not ready within"), "{reason}");
+
+    // It answers again: taken at the next try.
+    common::process::signal(para.pid(), "CONT");
+    upstreams_when(http, |list| list[0]["state"] == json!("ready")).await;
     running.shutdown().await;
 }
