@@ -24,6 +24,8 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let mut config = with_sv2(regtest_config(&pair, dir.path(), &payout), 8);
+    // A node that hangs while it stops is known to be gone this soon.
+    config.node.timeout_seconds = 2.0;
     config.mining.when_no_node = WhenNoNode::Disconnect;
     config.mining.failover_after_seconds = BOUND.as_secs();
     config.mining.reconnect_to = Some("backup.example:3334".into());
@@ -41,10 +43,10 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
     .await
     .unwrap();
 
-    // From the moment the node starts to stop: NDAS cannot see it gone
-    // earlier.
+    // From the moment the node is told to stop (NDAS cannot see it gone
+    // earlier); read while it shuts down, which can take Core seconds.
     let stopped = tokio::time::Instant::now();
-    pair.main.stop();
+    pair.main.signal("TERM");
     // Stratum V1: told to go to the backup, as cgminer reads it, then closed.
     let mut told = None;
     loop {
@@ -95,6 +97,7 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
     wait_for_metric(http, refused, |n| n >= 1.0).await;
 
     // The node is back: miners are let in again and get its tip's work.
+    pair.main.stop();
     pair.main.restart().await;
     wait_for_readyz(http, 200).await;
     wait_for_metric(http, "ndas_work_withdrawn", |n| n == 0.0).await;
@@ -111,5 +114,55 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
     assert_eq!(metric(http, "ndas_work_withdrawals_total").await, 1.0);
     let (_, stats) = common::http_json(http, "/api/stats").await;
     assert_eq!(stats["node"]["miners_sent_away"], json!(false), "{stats}");
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_node_sends_miners_away_once_its_calls_time_out_and_the_bound_passes() {
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.node.timeout_seconds = 2.0;
+    config.mining.when_no_node = WhenNoNode::Disconnect;
+    config.mining.failover_after_seconds = BOUND.as_secs();
+    let running = start_ndas(config).await;
+    let http = running.metrics_addr();
+    let worker = format!("{payout}.rig");
+    let (mut miner, _) = ready_miner(running.stratum_addr(), "bmminer/2.0.0", &worker).await;
+
+    // Stopped, not gone: its sockets accept and never answer, so NDAS
+    // knows only when its calls time out (2 s), then waits the bound.
+    let stopped = tokio::time::Instant::now();
+    pair.main.signal("STOP");
+    loop {
+        match tokio::time::timeout(WAIT, miner.read_message()).await {
+            Ok(Ok(Some(message))) => assert_ne!(
+                message["method"],
+                json!("client.reconnect"),
+                "no mining.reconnect_to: closed only"
+            ),
+            Ok(_) => break,
+            Err(_) => panic!("still open {WAIT:?} after the node hung"),
+        }
+    }
+    let closed_after = stopped.elapsed();
+    assert!(closed_after >= BOUND, "closed after {closed_after:?}");
+    assert!(
+        closed_after < BOUND + Duration::from_secs(2 + 10),
+        "closed after {closed_after:?}"
+    );
+    wait_for_metric(
+        http,
+        "ndas_disconnects_total{port=\"main\",reason=\"no_node\"}",
+        |n| n == 1.0,
+    )
+    .await;
+
+    pair.main.signal("CONT");
+    wait_for_readyz(http, 200).await;
+    wait_for_metric(http, "ndas_work_withdrawn", |n| n == 0.0).await;
+    let (_back, work) = ready_miner(running.stratum_addr(), "bmminer/2.0.0", &worker).await;
+    assert!(work.clean);
     running.shutdown().await;
 }

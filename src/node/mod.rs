@@ -3,6 +3,7 @@
 //! nodes' clients by the layer above, which this module does not name.
 
 pub mod chain_check;
+pub mod handoff;
 mod longpoll;
 pub mod nodes;
 pub mod rpc;

@@ -194,6 +194,13 @@ impl Nodes {
         best
     }
 
+    /// Whether every node's last poll failed.
+    pub fn none_answering(&self) -> bool {
+        self.list
+            .iter()
+            .all(|node| node.state().answering == Some(false))
+    }
+
     /// The node templates come from now.
     pub fn serving(&self) -> Option<usize> {
         *self.serving.lock_anyway()

@@ -15,12 +15,16 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
+pub use super::handoff::{handoff, Handoff, JobsIn, NewTemplate};
 use super::nodes::{Node, Nodes, Tip};
 use super::rpc::Backoff;
 use ndas_core::chain::{Hash256, Network};
 use ndas_core::events::{Events, NodeEvent};
 use ndas_core::template::Template;
 use ndas_core::work::limits::CoinbaseBounds;
+
+/// How often a waiting fetch looks whether every node's poll has failed.
+const NONE_ANSWERING_CHECK: Duration = Duration::from_millis(250);
 
 /// How the watcher runs.
 #[derive(Clone, Debug)]
@@ -38,89 +42,6 @@ pub struct WatcherConfig {
     /// withdrawn (`mining.when_no_node = "disconnect"`); none: they keep
     /// the last job.
     pub withdraw_after: Option<Duration>,
-}
-
-/// A template ready for jobs: changed since the last one, and fitted to the
-/// block's bounds with room for the coinbase.
-#[derive(Clone, Debug)]
-pub struct NewTemplate {
-    pub template: Arc<Template>,
-    /// When the change was noticed: a new tip's wake-up, or the refresh.
-    pub noticed: std::time::Instant,
-    /// Whether it builds on another block than the last one published.
-    pub new_tip: bool,
-    /// Its place in the watcher's sequence, which the job stage reports
-    /// back once its jobs are built ([`JobsIn::built`]).
-    pub seq: u64,
-}
-
-/// The watcher's end of the hand-off to the job stage.
-pub struct Handoff {
-    templates: watch::Sender<Option<NewTemplate>>,
-    built: watch::Receiver<u64>,
-    seq: u64,
-}
-
-/// The job stage's end: the newest template (none after one: no node
-/// serves, the work is withdrawn), and where it says which one it has
-/// built (the template's `seq`, whether its jobs could be built or not).
-pub struct JobsIn {
-    pub templates: watch::Receiver<Option<NewTemplate>>,
-    pub built: watch::Sender<u64>,
-}
-
-/// The two ends of the hand-off from the watcher to the job stage.
-pub fn handoff() -> (Handoff, JobsIn) {
-    let (templates, receiver) = watch::channel(None);
-    let (done, built) = watch::channel(0);
-    let handoff = Handoff {
-        templates,
-        built,
-        seq: 0,
-    };
-    (
-        handoff,
-        JobsIn {
-            templates: receiver,
-            built: done,
-        },
-    )
-}
-
-impl Handoff {
-    /// Publishes `template` and waits until the job stage has built it (or
-    /// gone, or `shutdown`). The watcher fetches nothing meanwhile: a fetch
-    /// parses a whole template (25 ms for 3,500 transactions) on a runtime
-    /// thread, and during the build and hand-out of thousands of payout
-    /// groups' jobs it would take a core the fan-out needs.
-    async fn publish(
-        &mut self,
-        template: Template,
-        noticed: std::time::Instant,
-        new_tip: bool,
-        shutdown: &CancellationToken,
-    ) {
-        self.seq += 1;
-        let seq = self.seq;
-        self.templates.send_replace(Some(NewTemplate {
-            template: Arc::new(template),
-            noticed,
-            new_tip,
-            seq,
-        }));
-        tokio::select! {
-            _ = shutdown.cancelled() => {}
-            _ = self.built.wait_for(|built| *built >= seq) => {}
-        }
-    }
-}
-
-impl Handoff {
-    /// No node has served for the bound: miners' work is withdrawn until
-    /// the next template.
-    fn withdraw(&mut self) {
-        self.templates.send_replace(None);
-    }
 }
 
 /// What the last published job was built from, to tell changes apart.
@@ -191,11 +112,7 @@ pub async fn run(
                 withdraw_at = None;
                 // The next template is a new tip's: miners get clean jobs.
                 published = None;
-                tracing::warn!(
-                    after_seconds = config.withdraw_after.unwrap_or_default().as_secs(),
-                    "no node has given a template: miners are closed until one does (mining.when_no_node)"
-                );
-                jobs.withdraw();
+                withdraw(&mut jobs, &config);
                 continue;
             }
             Ok(()) = refresh_every.changed() => {
@@ -214,8 +131,32 @@ pub async fn run(
         {
             stay = false;
         }
-        let (node, template, mark) = match fetch_from_first(&nodes, stay, &config, &mut rule).await
-        {
+        // The bound runs from the first sign that no node serves: every
+        // node's poll failing (checked while a fetch waits too), or a fetch
+        // failing, whichever comes first. A fetch from a node that hangs
+        // must not hold the bound back: the work is withdrawn on time
+        // while the fetch goes on.
+        let fetch = fetch_from_first(&nodes, stay, &config, &mut rule);
+        tokio::pin!(fetch);
+        let mut check = tokio::time::interval(NONE_ANSWERING_CHECK);
+        let fetched = loop {
+            tokio::select! {
+                fetched = &mut fetch => break fetched,
+                _ = until(withdraw_at) => {
+                    withdraw_at = None;
+                    published = None;
+                    withdraw(&mut jobs, &config);
+                }
+                _ = check.tick(), if withdraw_at.is_none() && !withdrawn(&published) => {
+                    if nodes.none_answering() {
+                        withdraw_at = config
+                            .withdraw_after
+                            .map(|after| tokio::time::Instant::now() + after);
+                    }
+                }
+            }
+        };
+        let (node, template, mark) = match fetched {
             Fetched::Template(node, template, mark) => (node, *template, mark),
             // The template was made before the tip a poll has since seen:
             // asked again shortly, nothing failed.
@@ -225,7 +166,7 @@ pub async fn run(
             }
             Fetched::Nothing => {
                 failures += 1;
-                if failures == 1 {
+                if failures == 1 && withdraw_at.is_none() {
                     withdraw_at = config
                         .withdraw_after
                         .map(|after| tokio::time::Instant::from_std(started) + after);
@@ -461,6 +402,21 @@ async fn fetch(
         );
     }
     Ok((template, mark))
+}
+
+/// Whether the work is withdrawn now: nothing published since (or ever).
+fn withdrawn(published: &Option<Published>) -> bool {
+    published.is_none()
+}
+
+/// No node has served for the bound: miners' work is withdrawn until the
+/// next template.
+fn withdraw(jobs: &mut Handoff, config: &WatcherConfig) {
+    tracing::warn!(
+        after_seconds = config.withdraw_after.unwrap_or_default().as_secs(),
+        "no node has given a template: miners are closed until one does (mining.when_no_node)"
+    );
+    jobs.withdraw();
 }
 
 /// Marks the pool without templates, with every node's reason.
