@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-pub use failover::{parse_reconnect_to, WhenNoNode};
+pub use failover::WhenNoNode;
 use ndas_core::chain::Network;
 pub use ndas_core::vardiff::{AgentDifficulty, Rounding};
 pub use ports::{Port, PortConfig, TlsFiles, PROTOCOLS};
@@ -211,6 +211,32 @@ pub(crate) fn config_error(errors: figment::Error) -> ConfigError {
             })
             .collect(),
     )
+}
+
+/// `host:port` as the config gives an address after its scheme (a node's
+/// `http://`, an upstream's `stratum+tcp://`, `mining.reconnect_to`): the
+/// host (a name, an IPv4 address, or an IPv6 address without its
+/// brackets) and a port that is not 0.
+pub fn parse_host_port(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = text
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{text:?} is not host:port"))?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|port| *port > 0)
+        .ok_or_else(|| format!("{text:?}: the port must be 1 to 65535"))?;
+    let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
+    if host.is_empty() || host.len() > 255 || !host.chars().all(fits) {
+        return Err(format!(
+            "{text:?}: the host must be a name or an address of up to 255 characters"
+        ));
+    }
+    Ok((host.to_owned(), port))
 }
 
 /// Why `name` cannot be a label value (a port's, a node's, a notification

@@ -405,7 +405,7 @@ impl Stage<'_> {
                     .mining
                     .reconnect_to
                     .as_deref()
-                    .and_then(|target| crate::config::parse_reconnect_to(target).ok())
+                    .and_then(|target| crate::config::parse_host_port(target).ok())
                     .map(Arc::new),
             };
             self.tasks.spawn(server::accept_loop(

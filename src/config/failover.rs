@@ -22,31 +22,6 @@ pub enum WhenNoNode {
 /// The longest `mining.failover_after_seconds` may be.
 pub const MAX_FAILOVER_AFTER_SECONDS: u64 = 3600;
 
-/// `host:port` as `mining.reconnect_to` gives it: the host as miners are
-/// to be told it (a name, an IPv4 address, or an IPv6 address without its
-/// brackets), and the port.
-pub fn parse_reconnect_to(text: &str) -> Result<(String, u16), String> {
-    let (host, port) = text
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{text:?} is not host:port"))?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let port: u16 = port
-        .parse()
-        .ok()
-        .filter(|port| *port > 0)
-        .ok_or_else(|| format!("{text:?}: the port must be 1 to 65535"))?;
-    let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '_');
-    if host.is_empty() || host.len() > 255 || !host.chars().all(fits) {
-        return Err(format!(
-            "{text:?}: the host must be a name or an address of up to 255 characters"
-        ));
-    }
-    Ok((host.to_owned(), port))
-}
-
 /// What cannot work in these keys.
 pub(super) fn issues(
     when: WhenNoNode,
@@ -67,7 +42,7 @@ pub(super) fn issues(
                 why: "is used only with mining.when_no_node = \"disconnect\"".into(),
             });
         }
-        if let Err(why) = parse_reconnect_to(target) {
+        if let Err(why) = super::parse_host_port(target) {
             issues.push(ConfigIssue {
                 key: "mining.reconnect_to".into(),
                 why,
@@ -84,11 +59,11 @@ mod tests {
     #[test]
     fn reconnect_targets_are_host_and_port_and_nothing_else() {
         assert_eq!(
-            parse_reconnect_to("backup.example:3333").unwrap(),
+            super::super::parse_host_port("backup.example:3333").unwrap(),
             ("backup.example".to_owned(), 3333)
         );
         assert_eq!(
-            parse_reconnect_to("[2001:db8::1]:3333").unwrap(),
+            super::super::parse_host_port("[2001:db8::1]:3333").unwrap(),
             ("2001:db8::1".to_owned(), 3333)
         );
         for bad in [
@@ -99,7 +74,7 @@ mod tests {
             "a b:3333",
             "evil\",\"x:3333",
         ] {
-            assert!(parse_reconnect_to(bad).is_err(), "{bad}");
+            assert!(super::super::parse_host_port(bad).is_err(), "{bad}");
         }
     }
 

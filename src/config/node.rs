@@ -22,9 +22,7 @@ pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
 /// here when the file is read and taken apart by the node client.
 pub fn parse_http_url(url: &str) -> Option<(String, u16)> {
     let rest = url.strip_prefix("http://")?.trim_end_matches('/');
-    let (host, port) = rest.rsplit_once(':')?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    (!host.is_empty()).then(|| Some((host.to_owned(), port.parse().ok()?)))?
+    super::parse_host_port(rest).ok()
 }
 
 /// Which node access layer to use.
@@ -184,10 +182,8 @@ impl NodeConfig {
             );
         }
         if let Some(zmq) = &self.zmq_hashblock {
-            if !zmq.strip_prefix("tcp://").is_some_and(|rest| {
-                rest.rsplit_once(':')
-                    .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
-            }) {
+            let endpoint = zmq.strip_prefix("tcp://").map(super::parse_host_port);
+            if !matches!(endpoint, Some(Ok(_))) {
                 issue("zmq_hashblock", "must be tcp://host:port".into());
             }
         }

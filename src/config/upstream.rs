@@ -8,6 +8,8 @@ use ndas_core::Secret;
 
 /// The most upstream pools one NDAS keeps connections to.
 pub const MAX_UPSTREAMS: usize = 8;
+/// Longest upstream name (it labels metrics).
+const MAX_UPSTREAM_NAME: usize = 32;
 
 /// One `[[upstream]]` pool.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -36,7 +38,7 @@ impl UpstreamConfig {
             }
         })?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        super::parse_reconnect_to(rest)
+        super::parse_host_port(rest)
     }
 }
 
@@ -56,16 +58,8 @@ pub(super) fn issues(upstreams: &[UpstreamConfig]) -> Vec<ConfigIssue> {
                 why,
             })
         };
-        let fits = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-        if upstream.name.is_empty() || upstream.name.len() > 32 || !upstream.name.chars().all(fits)
-        {
-            issue(
-                "name",
-                format!(
-                    "{:?}: 1 to 32 letters, digits, '-', '_' or '.' (it labels metrics)",
-                    upstream.name
-                ),
-            );
+        if let Some(why) = super::label_name_issue(&upstream.name, MAX_UPSTREAM_NAME) {
+            issue("name", why);
         } else if upstreams[..i].iter().any(|u| u.name == upstream.name) {
             issue(
                 "name",
