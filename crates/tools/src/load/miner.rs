@@ -40,13 +40,59 @@ pub struct MinerResult {
 }
 
 impl MinerResult {
-    /// Counts a rejection by its code.
-    pub fn reject(&mut self, code: String) {
-        match self.rejected.iter_mut().find(|(c, _)| *c == code) {
-            Some((_, n)) => *n += 1,
-            None => self.rejected.push((code, 1)),
+    /// An answer to the submit sent at `sent`: accepted, or rejected with
+    /// the server's code.
+    pub fn answered(&mut self, sent: Instant, rejected: Option<String>) {
+        let waited = sent.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        self.latencies_us.push(waited);
+        match rejected {
+            None => self.accepted += 1,
+            Some(code) => match self.rejected.iter_mut().find(|(c, _)| *c == code) {
+                Some((_, n)) => *n += 1,
+                None => self.rejected.push((code, 1)),
+            },
         }
     }
+}
+
+/// A miner's shares: a counter for its extranonces and a xorshift stream
+/// for its nonces and version bits, both from its index, so no two miners
+/// send the same share.
+pub(super) struct Nonces {
+    counter: u64,
+    random: u64,
+}
+
+impl Nonces {
+    pub(super) fn new(index: usize) -> Nonces {
+        Nonces {
+            counter: (index as u64) << 32,
+            random: 0x9e37_79b9_7f4a_7c15u64 ^ index as u64,
+        }
+    }
+
+    /// The next share's counter and random bits.
+    pub(super) fn next(&mut self) -> (u64, u64) {
+        self.counter += 1;
+        self.random ^= self.random << 13;
+        self.random ^= self.random >> 7;
+        self.random ^= self.random << 17;
+        (self.counter, self.random)
+    }
+}
+
+/// The timer a miner submits on, once `every` (none: never), its first
+/// tick offset by its index so that miners spread over the period.
+pub(super) fn submit_timer(index: usize, every: Option<Duration>) -> tokio::time::Interval {
+    let offset = every
+        .map(|every| every.mul_f64((index % 997) as f64 / 997.0))
+        .unwrap_or_default();
+    let mut timer = tokio::time::interval_at(
+        tokio::time::Instant::now() + offset,
+        every.unwrap_or(Duration::from_secs(3600)),
+    );
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    timer
 }
 
 pub struct Miner {
@@ -154,18 +200,9 @@ impl Miner {
         let mut last_tip = String::new();
         let mut authorized = false;
         let mut sent: VecDeque<Instant> = VecDeque::new();
-        let mut counter: u64 = (self.index as u64) << 32;
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ self.index as u64;
+        let mut nonces = Nonces::new(self.index);
         let mut next_id = 10u64;
-        let offset = self
-            .every
-            .map(|every| every.mul_f64((self.index % 997) as f64 / 997.0))
-            .unwrap_or_default();
-        let mut timer = tokio::time::interval_at(
-            tokio::time::Instant::now() + offset,
-            self.every.unwrap_or(Duration::from_secs(3600)),
-        );
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut timer = submit_timer(self.index, self.every);
         loop {
             let phase = *self.phase.borrow();
             tokio::select! {
@@ -217,12 +254,9 @@ impl Miner {
                             Some(id) if id >= 10 => {
                                 let Some(at) = sent.pop_front() else { continue };
                                 if phase == Phase::Measure {
-                                    result.latencies_us.push(at.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                                    if answer.result == json!(true) {
-                                        result.accepted += 1;
-                                    } else {
-                                        result.reject(answer.error[0].as_i64().unwrap_or(-1).to_string());
-                                    }
+                                    let rejected = (answer.result != json!(true))
+                                        .then(|| answer.error[0].as_i64().unwrap_or(-1).to_string());
+                                    result.answered(at, rejected);
                                 }
                             }
                             _ => {}
@@ -231,10 +265,7 @@ impl Miner {
                 }
                 _ = timer.tick(), if self.every.is_some() && phase == Phase::Measure && work.is_some() => {
                     let Some(job) = &work else { continue };
-                    counter += 1;
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
+                    let (counter, rng) = nonces.next();
                     let en2 = &counter.to_be_bytes()[8 - extranonce2_size.min(8)..];
                     let version_bits = ((rng >> 32) as u32) & 0x1fff_e000;
                     let nonce = match self.config.mode {

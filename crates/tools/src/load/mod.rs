@@ -158,17 +158,16 @@ pub async fn run(config: LoadConfig) -> Result<Report, LoadError> {
             }
             Some(sv2) => {
                 let first = index * per_connection;
-                let channels = per_connection.min(config.miners - first);
-                let miner = sv2_miner::Sv2Miner::new(
+                let miner = sv2_miner::Sv2Miner {
                     index,
                     first,
-                    channels,
-                    sv2.clone(),
-                    config.clone(),
-                    per_miner,
+                    channels: per_connection.min(config.miners - first),
+                    sv2: sv2.clone(),
+                    config: config.clone(),
+                    every: per_miner,
                     phase,
                     ready,
-                );
+                };
                 tasks.spawn(miner.run());
             }
         }

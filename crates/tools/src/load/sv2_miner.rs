@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
-use super::miner::{connect, user, MinerResult};
+use super::miner::{connect, submit_timer, user, MinerResult, Nonces};
 use super::{LoadConfig, Phase, Sv2Load};
 use crate::sv2_client::{Client, Received};
 
@@ -34,45 +34,21 @@ struct Work {
     held: bool,
 }
 
+/// Connection `index` carrying channels `first..first + channels`, all of
+/// them sending one share every `every` (`None`: none).
 pub struct Sv2Miner {
-    /// The connection's index.
-    index: usize,
+    pub index: usize,
     /// Index of its first channel among all the run's channels.
-    first: usize,
-    channels: usize,
-    sv2: Sv2Load,
-    config: Arc<LoadConfig>,
-    every: Option<Duration>,
-    phase: watch::Receiver<Phase>,
-    ready: Arc<AtomicUsize>,
+    pub first: usize,
+    pub channels: usize,
+    pub sv2: Sv2Load,
+    pub config: Arc<LoadConfig>,
+    pub every: Option<Duration>,
+    pub phase: watch::Receiver<Phase>,
+    pub ready: Arc<AtomicUsize>,
 }
 
 impl Sv2Miner {
-    /// Connection `index` carrying channels `first..first + channels`, all
-    /// of them sending one share every `every` (`None`: none).
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        index: usize,
-        first: usize,
-        channels: usize,
-        sv2: Sv2Load,
-        config: Arc<LoadConfig>,
-        every: Option<Duration>,
-        phase: watch::Receiver<Phase>,
-        ready: Arc<AtomicUsize>,
-    ) -> Sv2Miner {
-        Sv2Miner {
-            index,
-            first,
-            channels,
-            sv2,
-            config,
-            every,
-            phase,
-            ready,
-        }
-    }
-
     pub async fn run(mut self) -> MinerResult {
         let mut result = MinerResult::default();
         let mut client = match self.open().await {
@@ -92,18 +68,10 @@ impl Sv2Miner {
         let mut sent: VecDeque<Instant> = VecDeque::new();
         let mut sequence = 0u32;
         let mut turn = 0usize;
-        let mut counter: u64 = (self.index as u64) << 32;
-        let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ self.index as u64;
+        let mut nonces = Nonces::new(self.index);
         // All channels share one timer: a tick is one channel's share.
         let every = self.every.map(|every| every / self.channels.max(1) as u32);
-        let offset = every
-            .map(|every| every.mul_f64((self.index % 997) as f64 / 997.0))
-            .unwrap_or_default();
-        let mut timer = tokio::time::interval_at(
-            tokio::time::Instant::now() + offset,
-            every.unwrap_or(Duration::from_secs(3600)),
-        );
-        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut timer = submit_timer(self.index, every);
         loop {
             let phase = *self.phase.borrow();
             tokio::select! {
@@ -163,11 +131,11 @@ impl Sv2Miner {
                         Received::SubmitSuccess { .. } | Received::SubmitError { .. } => {
                             let Some(at) = sent.pop_front() else { continue };
                             if phase == Phase::Measure {
-                                result.latencies_us.push(at.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                                match message {
-                                    Received::SubmitError { code, .. } => result.reject(code),
-                                    _ => result.accepted += 1,
-                                }
+                                let rejected = match message {
+                                    Received::SubmitError { code, .. } => Some(code),
+                                    _ => None,
+                                };
+                                result.answered(at, rejected);
                             }
                         }
                         _ => {}
@@ -182,10 +150,7 @@ impl Sv2Miner {
                     turn = (turn + 1) % works.len();
                     let work = &works[turn];
                     let Some(job_id) = work.job_id else { continue };
-                    counter += 1;
-                    rng ^= rng << 13;
-                    rng ^= rng >> 7;
-                    rng ^= rng << 17;
+                    let (counter, rng) = nonces.next();
                     let version = (work.version & !MASK) | ((rng >> 32) as u32 & MASK);
                     sequence = sequence.wrapping_add(1);
                     let sent_ok = if self.sv2.extended {
