@@ -22,7 +22,7 @@ use crate::config::UpstreamConfig;
 use crate::node::rpc::Backoff;
 use ndas_core::clock::unix_now;
 use ndas_core::sync::LockAnyway;
-use ndas_core::upstream::{Event, State, UpstreamLimits, UpstreamSession, UpstreamSettings};
+use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSession, UpstreamSettings};
 
 /// Longest line a pool may send: a job is a few kilobytes.
 const MAX_LINE_BYTES: usize = 64 * 1024;
@@ -34,6 +34,8 @@ const TICK: Duration = Duration::from_secs(1);
 /// a job at least every minute or so (para every 10 s, ckpool every 30 s),
 /// and a stopped pool's socket stays open.
 const SILENCE: Duration = Duration::from_secs(180);
+/// `client.show_message` texts logged per connection.
+const MAX_MESSAGES_LOGGED: usize = 16;
 /// The user agent pools see.
 const AGENT: &str = concat!("NDAS/", env!("CARGO_PKG_VERSION"));
 
@@ -187,6 +189,7 @@ async fn connection(
     }
     let mut tick = tokio::time::interval(TICK);
     let mut heard = Instant::now();
+    let mut messages = 0;
     loop {
         tokio::select! {
             line = lines.next() => match line {
@@ -224,17 +227,17 @@ async fn connection(
                     upstreams.set(index, |s| s.difficulty = Some(difficulty));
                 }
                 Event::Refused { reason } => return Ended::Refused(reason.to_string()),
-                Event::Message(text) => {
-                    tracing::info!(upstream = %config.name, message = %text, "upstream pool says")
+                // A pool may send messages at its line rate: the log takes
+                // the first few of each connection.
+                Event::Message(text) if messages < MAX_MESSAGES_LOGGED => {
+                    messages += 1;
+                    tracing::info!(upstream = %config.name, message = %text, "upstream pool says");
                 }
                 Event::Reconnect { .. } => {
                     return Ended::Down("the pool asked NDAS to reconnect".into())
                 }
                 _ => {}
             }
-        }
-        if matches!(session.state(), State::Refused(_)) {
-            return Ended::Refused("refused".into());
         }
     }
 }

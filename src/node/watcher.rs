@@ -147,7 +147,7 @@ pub async fn run(
                     published = None;
                     withdraw(&mut jobs, &config);
                 }
-                _ = check.tick(), if withdraw_at.is_none() && !withdrawn(&published) => {
+                _ = check.tick(), if withdraw_at.is_none() && published.is_some() => {
                     if nodes.none_answering() {
                         withdraw_at = config
                             .withdraw_after
@@ -402,11 +402,6 @@ async fn fetch(
         );
     }
     Ok((template, mark))
-}
-
-/// Whether the work is withdrawn now: nothing published since (or ever).
-fn withdrawn(published: &Option<Published>) -> bool {
-    published.is_none()
 }
 
 /// No node has served for the bound: miners' work is withdrawn until the
