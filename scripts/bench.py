@@ -93,7 +93,7 @@ def histogram_quantile(values, name, q):
 
 
 def write_ndas_files(folder, node_port, ports, difficulty, payout, log_format, network="regtest", mining="",
-                     sv2_port=None):
+                     sv2_port=None, stratum=""):
     """A UTEK licence and conf for the node on `node_port`, and an NDAS config
     serving stratum and metrics on `ports` (and Stratum V2 on `sv2_port`) at
     a fixed share difficulty."""
@@ -112,6 +112,7 @@ listen = "127.0.0.1:{ports[0]}"
 # The generator is one farm behind a few addresses.
 max_connections_per_ip = 250000
 max_connections = 250000
+{stratum}
 [metrics]
 listen = "127.0.0.1:{ports[1]}"
 [difficulty]
@@ -151,7 +152,7 @@ class Stack:
     `tip_every` seconds, or, for `bits` "signet", Bitcoin Core itself on a
     private OP_TRUE signet (tips move when the load finds a block)."""
 
-    def __init__(self, bits, tip_every, difficulty, mining="", sv2=False):
+    def __init__(self, bits, tip_every, difficulty, mining="", sv2=False, stratum=""):
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-")
         self.stratum_port, self.metrics_port = free_port(), free_port()
         self.sv2_port = free_port() if sv2 else None
@@ -168,7 +169,8 @@ class Stack:
                 stdout=log, stderr=log)
             time.sleep(1.0)
         write_ndas_files(self.dir, node_port, (self.stratum_port, self.metrics_port), difficulty, payout,
-                         log_format="human", network=network, mining=mining, sv2_port=self.sv2_port)
+                         log_format="human", network=network, mining=mining, sv2_port=self.sv2_port,
+                         stratum=stratum)
         log = open(os.path.join(self.dir, "ndas.log"), "w")
         self.ndas = subprocess.Popen([NDAS, "serve", "--config", os.path.join(self.dir, "ndas.toml")], stdout=log, stderr=log)
         wait_ready(self.metrics_port, self.dir)
@@ -321,7 +323,7 @@ class CoreNode:
     regtest, or a private signet whose challenge is OP_TRUE (`51`), where a
     random hash is not a block (about one in five million is)."""
 
-    def __init__(self, chain="regtest", connect=None):
+    def __init__(self, chain="regtest", connect=None, extra=()):
         binary = os.path.join(CORE_DIR, "bin", "bitcoind")
         if not os.path.exists(binary):
             raise RuntimeError(f"Bitcoin Core missing at {binary}: run scripts/install-core.sh")
@@ -334,6 +336,7 @@ class CoreNode:
                 f"-rpcport={self.rpc_port}"]
         if connect:
             args.append(f"-connect=127.0.0.1:{connect}")
+        args.extend(extra)
         self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 60
         while True:

@@ -298,6 +298,19 @@ impl Config {
         Ok(config)
     }
 
+    /// What miners get when no node serves: `mining.when_no_node`, or by
+    /// default an upstream pool when one is configured and closed
+    /// otherwise.
+    pub fn when_no_node(&self) -> WhenNoNode {
+        self.mining
+            .when_no_node
+            .unwrap_or(if self.upstream.is_empty() {
+                WhenNoNode::Disconnect
+            } else {
+                WhenNoNode::Upstream
+            })
+    }
+
     /// Every value that cannot work, each with its key, section by section.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.stratum;
@@ -315,9 +328,10 @@ impl Config {
             ndas_core::work::extranonce::EXTRANONCE1_LEN.saturating_add(s.extranonce2_size),
         ));
         issues.extend(failover::issues(
-            self.mining.when_no_node,
+            self.when_no_node(),
             self.mining.failover_after_seconds,
             self.mining.reconnect_to.as_deref(),
+            self.upstream.len(),
         ));
         issues.extend(notify::issues(&self.notify));
         issues.extend(upstream::issues(&self.upstream));

@@ -91,15 +91,22 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown: &shutdown,
         tasks: &tasks,
     };
-    stage.node_side(&config, &nodes, &endpoints, &manager, &wake, refresh_rx);
-    stage.upstream_side(&config);
+    let (pools, forwarders) = stage.upstream_side(&config);
+    stage.node_side(
+        &config,
+        &nodes,
+        &endpoints,
+        &manager,
+        (&wake, refresh_rx),
+        pools,
+    );
     let submitter = stages::submitter(&config, nodes, &journal, wake, &events, &manager, triage);
     tasks.spawn(submitter.run(pending, prepared, shutdown.clone()));
     let tls = listeners
         .iter()
         .filter_map(|bound| Some((bound.port.name.clone(), bound.tls.clone()?)))
         .collect();
-    let ports = stage.stratum(&config, listeners, &manager, &blocks);
+    let ports = stage.stratum(&config, listeners, &manager, &blocks, forwarders);
     stats.set_ports(ports.iter().map(|(port, _)| port.clone()).collect());
     stats
         .listening

@@ -67,8 +67,14 @@ pub enum Notice {
     /// No node served for the bound: miners closed and refused
     /// (`mining.when_no_node = "disconnect"`).
     MinersSentAway,
-    /// A node serves again after that: miners are let back in.
+    /// A node serves again after that: miners are let back in (or back
+    /// from an upstream pool).
     MinersBack,
+    /// No node served for the bound: miners mine upstream pool `upstream`'s
+    /// jobs (`mining.when_no_node = "upstream"`).
+    MinersOnUpstream {
+        upstream: String,
+    },
 }
 
 impl Notice {
@@ -86,6 +92,7 @@ impl Notice {
             Notice::Workers { .. } => "workers_offline",
             Notice::MinersSentAway => "miners_sent_away",
             Notice::MinersBack => "miners_back",
+            Notice::MinersOnUpstream { .. } => "miners_on_upstream",
         }
     }
 }

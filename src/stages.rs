@@ -272,23 +272,42 @@ pub struct Stage<'a> {
 
 impl Stage<'_> {
     /// A connection to each upstream pool, kept and watched (their status
-    /// for `/api/stats`).
-    pub fn upstream_side(&self, config: &Config) {
+    /// for `/api/stats`). Returns each pool's jobs for the job stage and
+    /// where miners' connections send their shares.
+    pub fn upstream_side(
+        &self,
+        config: &Config,
+    ) -> (work::Pools, Option<Arc<crate::upstream::links::Forwarders>>) {
         let upstreams = crate::upstream::Upstreams::new(&config.upstream);
         let _ = self.stats.upstreams.set(upstreams.clone());
+        let names: Vec<String> = config.upstream.iter().map(|u| u.name.clone()).collect();
+        let (feeds, forwarders, ends) =
+            crate::upstream::links::links(&names, self.stats.metrics.clone());
         // A 4-byte slice per miner, then the miners' own extranonce2.
         let needed = ndas_core::work::extranonce::EXTRANONCE1_LEN + config.stratum.extranonce2_size;
-        for (index, upstream) in config.upstream.iter().enumerate() {
+        for ((index, upstream), ends) in config.upstream.iter().enumerate().zip(ends) {
             self.stats.metrics.upstreams.configured(&upstream.name);
             self.tasks.spawn(crate::upstream::run(
                 upstream.clone(),
                 index,
                 needed,
                 upstreams.clone(),
-                self.stats.metrics.clone(),
+                self.stats.clone(),
+                ends,
                 self.shutdown.clone(),
             ));
         }
+        let forwarders = (!config.upstream.is_empty()).then_some(forwarders);
+        // The pools' jobs, for the job stage when miners go to them.
+        let pools = work::Pools {
+            feeds: if config.when_no_node() == crate::config::WhenNoNode::Upstream {
+                feeds
+            } else {
+                Vec::new()
+            },
+            names,
+        };
+        (pools, forwarders)
     }
 
     /// The watcher, which hands each changed template to the job stage
@@ -300,8 +319,8 @@ impl Stage<'_> {
         nodes: &Arc<Nodes>,
         endpoints: &Endpoints<'_>,
         manager: &Arc<JobManager>,
-        wake: &Arc<Notify>,
-        refresh: watch::Receiver<Duration>,
+        (wake, refresh): (&Arc<Notify>, watch::Receiver<Duration>),
+        pools: work::Pools,
     ) {
         let watcher = WatcherConfig {
             network: config.network,
@@ -309,7 +328,7 @@ impl Stage<'_> {
             poll: Duration::from_millis(config.node.poll_interval_ms),
             longpoll_timeout: Duration::from_secs(300),
             coinbase: manager.groups().coinbase_bounds(),
-            withdraw_after: (config.mining.when_no_node == crate::config::WhenNoNode::Disconnect)
+            withdraw_after: (config.when_no_node() != crate::config::WhenNoNode::Wait)
                 .then(|| Duration::from_secs(config.mining.failover_after_seconds)),
         };
         let (handoff, jobs_in) = node::watcher::handoff();
@@ -323,6 +342,7 @@ impl Stage<'_> {
         self.tasks.spawn(work::run(
             manager.clone(),
             jobs_in,
+            pools,
             self.events.clone(),
             self.shutdown.clone(),
         ));
@@ -350,6 +370,7 @@ impl Stage<'_> {
         listeners: Vec<Bound>,
         manager: &Arc<JobManager>,
         blocks: &BlockSink,
+        upstreams: Option<Arc<crate::upstream::links::Forwarders>>,
     ) -> Vec<(Port, watch::Sender<Arc<session::SessionConfig>>)> {
         let stats = self.stats;
         let extranonces = Arc::new(ExtranonceAllocator::new(config.instance_id));
@@ -407,6 +428,7 @@ impl Stage<'_> {
                     .as_deref()
                     .and_then(|target| crate::config::parse_host_port(target).ok())
                     .map(Arc::new),
+                upstreams: upstreams.clone(),
             };
             self.tasks.spawn(server::accept_loop(
                 listener,

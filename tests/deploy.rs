@@ -48,6 +48,7 @@ fn config_keys() -> BTreeSet<String> {
         max_channels_per_connection: 1,
     });
     config.mining.reconnect_to = Some("backup.example:3333".into());
+    config.mining.when_no_node = Some(ndas::config::WhenNoNode::Disconnect);
     let mut keys = BTreeSet::new();
     walk("", &serde_json::to_value(config).unwrap(), &mut keys);
     keys

@@ -26,7 +26,7 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
     let mut config = with_sv2(regtest_config(&pair, dir.path(), &payout), 8);
     // A node that hangs while it stops is known to be gone this soon.
     config.node.timeout_seconds = 2.0;
-    config.mining.when_no_node = WhenNoNode::Disconnect;
+    config.mining.when_no_node = Some(WhenNoNode::Disconnect);
     config.mining.failover_after_seconds = BOUND.as_secs();
     config.mining.reconnect_to = Some("backup.example:3334".into());
     let data_dir = config.data_dir.clone();
@@ -124,7 +124,7 @@ async fn a_hung_node_sends_miners_away_once_its_calls_time_out_and_the_bound_pas
     let dir = temp_dir();
     let mut config = regtest_config(&pair, dir.path(), &payout);
     config.node.timeout_seconds = 2.0;
-    config.mining.when_no_node = WhenNoNode::Disconnect;
+    config.mining.when_no_node = Some(WhenNoNode::Disconnect);
     config.mining.failover_after_seconds = BOUND.as_secs();
     let running = start_ndas(config).await;
     let http = running.metrics_addr();

@@ -34,7 +34,7 @@ async fn in_wait_mode_a_node_gone_past_the_bound_keeps_miners_connected_and_work
     let dir = temp_dir();
     let mut config = regtest_config(&pair, dir.path(), &payout);
     // `wait`: the bound is not used (`disconnect` would close at 2 s).
-    config.mining.when_no_node = ndas::config::WhenNoNode::Wait;
+    config.mining.when_no_node = Some(ndas::config::WhenNoNode::Wait);
     config.mining.failover_after_seconds = 2;
     let running = start_ndas(config).await;
     let http = running.metrics_addr();

@@ -73,11 +73,21 @@ async fn miners_are_held_answered_and_see_new_jobs() {
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
-    let running = start_ndas(regtest_config(&pair, dir.path(), &payout)).await;
+    let mut ndas = regtest_config(&pair, dir.path(), &payout);
+    // Not the generator's own default: it takes the size NDAS subscribes
+    // it with (the subscribe answer names `mining.notify` too).
+    ndas.stratum.extranonce2_size = 4;
+    let running = start_ndas(ndas).await;
     let report = run(config(running.stratum_addr())).await.unwrap();
     held_answered_and_told_of_tips(&report);
     let stats = running.stats();
     assert!(stats.metrics.blocks.found_total.get() >= 1);
+    let wrong_size = "ndas_shares_total{port=\"main\",protocol=\"stratum\",reason=\"bad_extranonce2\",result=\"rejected\"}";
+    assert_eq!(
+        common::metric(running.metrics_addr(), wrong_size).await,
+        0.0,
+        "{report}"
+    );
     running.shutdown().await;
 }
 

@@ -17,6 +17,10 @@ pub enum WhenNoNode {
     Disconnect,
     /// Kept on the last job until a node serves again.
     Wait,
+    /// Moved to the first upstream pool that gives a job (`[[upstream]]`,
+    /// in order), with `clean_jobs`; back to the node when one serves.
+    /// When no pool has a job, as `disconnect`.
+    Upstream,
 }
 
 /// The longest `mining.failover_after_seconds` may be.
@@ -27,8 +31,15 @@ pub(super) fn issues(
     when: WhenNoNode,
     after_seconds: u64,
     reconnect_to: Option<&str>,
+    upstreams: usize,
 ) -> Vec<ConfigIssue> {
     let mut issues = Vec::new();
+    if when == WhenNoNode::Upstream && upstreams == 0 {
+        issues.push(ConfigIssue {
+            key: "mining.when_no_node".into(),
+            why: "\"upstream\" needs at least one [[upstream]] pool".into(),
+        });
+    }
     if !(1..=MAX_FAILOVER_AFTER_SECONDS).contains(&after_seconds) {
         issues.push(ConfigIssue {
             key: "mining.failover_after_seconds".into(),
@@ -36,10 +47,10 @@ pub(super) fn issues(
         });
     }
     if let Some(target) = reconnect_to {
-        if when != WhenNoNode::Disconnect {
+        if when == WhenNoNode::Wait {
             issues.push(ConfigIssue {
                 key: "mining.reconnect_to".into(),
-                why: "is used only with mining.when_no_node = \"disconnect\"".into(),
+                why: "is used only with mining.when_no_node = \"disconnect\" or \"upstream\" (when no pool has a job)".into(),
             });
         }
         if let Err(why) = super::parse_host_port(target) {
@@ -83,14 +94,19 @@ mod tests {
         let keys = |issues: Vec<ConfigIssue>| -> Vec<String> {
             issues.into_iter().map(|i| i.key).collect()
         };
-        assert!(issues(WhenNoNode::Disconnect, 60, Some("pool.example:3333")).is_empty());
+        assert!(issues(WhenNoNode::Disconnect, 60, Some("pool.example:3333"), 0).is_empty());
+        assert!(issues(WhenNoNode::Upstream, 60, Some("pool.example:3333"), 1).is_empty());
         assert_eq!(
-            keys(issues(WhenNoNode::Disconnect, 0, None)),
+            keys(issues(WhenNoNode::Disconnect, 0, None, 0)),
             ["mining.failover_after_seconds"]
         );
         assert_eq!(
-            keys(issues(WhenNoNode::Wait, 60, Some("pool.example:3333"))),
+            keys(issues(WhenNoNode::Wait, 60, Some("pool.example:3333"), 0)),
             ["mining.reconnect_to"]
+        );
+        assert_eq!(
+            keys(issues(WhenNoNode::Upstream, 60, None, 0)),
+            ["mining.when_no_node"]
         );
     }
 }

@@ -51,8 +51,10 @@ pub struct MiningConfig {
     /// How often to pick up new transactions without a new block.
     pub job_refresh_seconds: u64,
     /// What miners get when no node has served a template for
-    /// `failover_after_seconds`.
-    pub when_no_node: WhenNoNode,
+    /// `failover_after_seconds`; none: `upstream` when an upstream pool is
+    /// configured, `disconnect` otherwise ([`super::Config::when_no_node`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_no_node: Option<WhenNoNode>,
     /// How long no node may serve before `when_no_node` acts: a node's
     /// restart should not scatter the farm, and minutes of hashing on a
     /// job that may be stale must not happen.
@@ -92,7 +94,7 @@ impl Default for MiningConfig {
             block_reserved_weight: 8000,
             coinbase_tag: "/NDAS/".into(),
             job_refresh_seconds: 30,
-            when_no_node: WhenNoNode::Disconnect,
+            when_no_node: None,
             failover_after_seconds: 60,
             reconnect_to: None,
         }

@@ -26,7 +26,7 @@ pub enum NotifyKind {
 }
 
 /// Every event a target may take, as `events` names them.
-pub const EVENTS: [&str; 8] = [
+pub const EVENTS: [&str; 9] = [
     "block_found",
     "block_accepted",
     "block_rejected",
@@ -35,6 +35,7 @@ pub const EVENTS: [&str; 8] = [
     "workers_offline",
     "miners_sent_away",
     "miners_back",
+    "miners_on_upstream",
 ];
 
 /// One target. Its URL and token are secrets: never logged.

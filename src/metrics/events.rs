@@ -17,6 +17,7 @@ impl ReadModel for Metrics {
                 ..
             }) => {
                 self.templates.work_withdrawn.set(0);
+                self.upstreams.mining_on(None);
                 self.templates.height.set(i64::from(*height));
                 self.templates.transactions.set(*transactions as i64);
                 if let Some(seconds) = tip_to_job {
@@ -26,6 +27,11 @@ impl ReadModel for Metrics {
             Event::Job(JobEvent::Withdrawn) => {
                 self.templates.work_withdrawn.set(1);
                 self.templates.withdrawals_total.inc();
+                self.upstreams.mining_on(None);
+            }
+            Event::Job(JobEvent::OnUpstream { name }) => {
+                self.templates.work_withdrawn.set(0);
+                self.upstreams.mining_on(Some(name));
             }
             Event::Block(event) => self.block_event(event),
             Event::Payout(PayoutEvent::Parked { sessions, bytes }) => {

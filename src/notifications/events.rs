@@ -56,6 +56,12 @@ impl ReadModel for Notifier {
             Event::Job(JobEvent::Withdrawn) if !self.withdrawn.swap(true, Relaxed) => {
                 self.sink.send(Notice::MinersSentAway);
             }
+            Event::Job(JobEvent::OnUpstream { name }) => {
+                self.withdrawn.store(true, Relaxed);
+                self.sink.send(Notice::MinersOnUpstream {
+                    upstream: name.clone(),
+                });
+            }
             Event::Job(JobEvent::Published { .. }) if self.withdrawn.swap(false, Relaxed) => {
                 self.sink.send(Notice::MinersBack);
             }

@@ -51,6 +51,10 @@ fn words(event: &Notice) -> (String, String) {
             "Miners sent away".to_owned(),
             "No node has given a template within mining.failover_after_seconds: miners are closed (and told mining.reconnect_to, when set) so their backup pools take over; new ones are refused until a node serves".to_owned(),
         ),
+        Notice::MinersOnUpstream { upstream } => (
+            format!("Miners on upstream pool {upstream}"),
+            format!("No node has given a template within mining.failover_after_seconds: miners mine upstream pool {upstream}'s jobs until a node serves"),
+        ),
         Notice::MinersBack => (
             "Miners let back in".to_owned(),
             "A node gives templates again: miners are let in and get its work".to_owned(),
@@ -70,6 +74,7 @@ fn ntfy_style(event: &Notice) -> (&'static str, &'static str) {
     match event.name() {
         "block_found" | "block_accepted" => ("4", "tada"),
         "block_rejected" | "node_down" | "miners_sent_away" => ("5", "rotating_light"),
+        "miners_on_upstream" => ("4", "warning"),
         "workers_offline" => ("4", "warning"),
         _ => ("3", "white_check_mark"),
     }
@@ -157,6 +162,7 @@ fn details(event: &Notice) -> Option<serde_json::Value> {
         } => json!({"height": height, "hash": hash, "worker": worker, "outcome": outcome}),
         Notice::NodeDown { node } | Notice::NodeUp { node } => json!({"node": node}),
         Notice::Workers { online, offline } => json!({"online": online, "offline": offline}),
+        Notice::MinersOnUpstream { upstream } => json!({"upstream": upstream}),
         Notice::MinersSentAway | Notice::MinersBack => return None,
     })
 }

@@ -49,6 +49,9 @@ pub struct ConnectionContext {
     /// Where miners closed for want of a node are told to go
     /// (`mining.reconnect_to`).
     pub reconnect_to: Option<Arc<(String, u16)>>,
+    /// Where shares on an upstream pool's jobs go, when pools are
+    /// configured.
+    pub upstreams: Option<Arc<crate::upstream::links::Forwarders>>,
 }
 
 /// What one miner's connection is bounded by (the `[stratum]` keys).
@@ -406,9 +409,13 @@ pub(crate) fn changes<T: Clone + Send + Sync + 'static>(
     })
 }
 
-/// Sends found blocks to the submitter before anything else is done.
+/// Sends found blocks to the submitter before anything else is done, and
+/// shares on an upstream pool's jobs to its connection.
 pub(crate) fn hand_over_blocks(events: &[Event], context: &ConnectionContext) {
     for event in events {
+        if let (Event::Forward(forward), Some(upstreams)) = (event, &context.upstreams) {
+            upstreams.send(forward);
+        }
         if let Event::Block(block) = event {
             // Handed over first, logged after: the log line is not on the
             // block's critical path. The journal thread outlives every

@@ -164,6 +164,8 @@ impl ConnectionStats {
             // Listed and told by the submitter, for the first block of a
             // parent only: a flood of siblings must not push real blocks out.
             Event::Block(_) => metrics.blocks.found_total.inc(),
+            // Counted by the upstream's connection, with the pool's answer.
+            Event::Forward(_) => {}
             Event::JobSent { created } => metrics
                 .templates
                 .notify_delay_seconds

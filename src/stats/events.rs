@@ -27,12 +27,25 @@ impl ReadModel for Stats {
             Event::Node(NodeEvent::NoTemplates { why }) => {
                 self.templates_flowing(false, Some(why.clone()));
             }
+            Event::Job(JobEvent::OnUpstream { name }) => {
+                if let Some(upstreams) = self.upstreams.get() {
+                    upstreams.mining_on(Some(name));
+                }
+            }
+            Event::Job(JobEvent::Withdrawn) => {
+                if let Some(upstreams) = self.upstreams.get() {
+                    upstreams.mining_on(None);
+                }
+            }
             Event::Job(JobEvent::Published {
                 height,
                 transactions,
                 prev_hash,
                 ..
             }) => {
+                if let Some(upstreams) = self.upstreams.get() {
+                    upstreams.mining_on(None);
+                }
                 *self.template.lock_anyway() = Some(TemplateInfo {
                     height: *height,
                     transactions: *transactions,

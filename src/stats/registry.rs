@@ -94,6 +94,14 @@ impl Registry {
         Joined::Entry(worker, evicted)
     }
 
+    /// The entry of `name`, if kept.
+    pub fn get(&self, name: &str) -> Option<Arc<Worker>> {
+        self.lock()
+            .by_name
+            .get(name)
+            .map(|entry| entry.worker.clone())
+    }
+
     /// A connection that joined as `name` ended.
     pub fn leave(&self, name: &Arc<str>) {
         let mut inner = self.lock();

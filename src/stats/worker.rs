@@ -45,6 +45,9 @@ struct WorkerState {
     last_seen: Instant,
     rates: Rates,
     pace: Pace,
+    /// Its shares an upstream pool answered (no node served).
+    upstream_accepted: u64,
+    upstream_rejected: u64,
 }
 
 /// How fast a worker finds shares: seconds per unit of difficulty (the
@@ -113,6 +116,8 @@ impl Worker {
             last_seen: now,
             rates: Rates::new(now),
             pace: Pace::default(),
+            upstream_accepted: 0,
+            upstream_rejected: 0,
         };
         Worker {
             name,
@@ -166,6 +171,16 @@ impl Worker {
         state.rejected += 1;
         if stale {
             state.stale += 1;
+        }
+    }
+
+    /// An upstream pool's answer to one of its shares.
+    pub fn upstream_answered(&self, accepted: bool) {
+        let mut state = self.state();
+        if accepted {
+            state.upstream_accepted += 1;
+        } else {
+            state.upstream_rejected += 1;
         }
     }
 
@@ -254,6 +269,10 @@ impl Worker {
             "accepted": state.accepted,
             "rejected": state.rejected,
             "stale": state.stale,
+            "upstream": {
+                "accepted": state.upstream_accepted,
+                "rejected": state.upstream_rejected,
+            },
             "best_share": state.best_share,
             "last_share": state.last_share,
             "user_agent": state.user_agent,

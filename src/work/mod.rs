@@ -16,6 +16,7 @@ use ndas_core::events::{Events, JobEvent};
 use ndas_core::chain::coinbase::CoinbaseError;
 use ndas_core::template::Template;
 use ndas_core::work::groups::{Feed, Payouts};
+use ndas_core::work::pool::PoolWork;
 use ndas_core::work::{Job, JobConfig, PayoutGroups};
 
 /// Groups whose jobs are built on the caller's thread; more are built on
@@ -117,11 +118,23 @@ impl JobManager {
     }
 }
 
+/// The upstream pools' jobs, for when no node serves
+/// (`mining.when_no_node = "upstream"`): each pool's newest job, in the
+/// config's order (none: miners are closed instead), and their names.
+#[derive(Default)]
+pub struct Pools {
+    pub feeds: Vec<crate::upstream::links::PoolFeed>,
+    pub names: Vec<String>,
+}
+
 /// Builds and publishes the jobs of each new template the node side hands
-/// over, and says which one it has built, until `shutdown`.
+/// over, and says which one it has built, until `shutdown`. When the node
+/// side says no node serves, miners mine the first upstream pool with a
+/// job ([`Pools`]), or are closed when there is none.
 pub async fn run(
     manager: Arc<JobManager>,
     jobs_in: JobsIn,
+    mut pools: Pools,
     events: Events,
     shutdown: CancellationToken,
 ) {
@@ -129,16 +142,22 @@ pub async fn run(
         mut templates,
         built,
     } = jobs_in;
+    // Whether the node side handed over something not read yet.
+    let mut pending = false;
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            changed = templates.changed() => if changed.is_err() { return },
+        if !std::mem::take(&mut pending) {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = templates.changed() => if changed.is_err() { return },
+            }
         }
         let Some(new) = templates.borrow_and_update().clone() else {
-            // No node serves: every group's work goes, which closes its
-            // connections; the next template brings it back.
-            manager.groups.withdraw();
-            events.job(JobEvent::Withdrawn);
+            // No node serves: the pools' jobs until a template comes, or
+            // every group's work goes, which closes its connections.
+            if !on_pools(&manager, &mut templates, &mut pools, &events, &shutdown).await {
+                return;
+            }
+            pending = true;
             continue;
         };
         let template = &new.template;
@@ -167,6 +186,83 @@ pub async fn run(
             Err(error) => tracing::error!(%error, height, "cannot build a job from the template"),
         }
         built.send_replace(new.seq);
+    }
+}
+
+/// While no node serves: every group mines the newest job of the first
+/// pool that has one (each change of pool told once), or its work is
+/// withdrawn while none has. Returns when the node side hands over again
+/// (true: the caller reads it), or false at `shutdown` or when the node
+/// side is gone.
+async fn on_pools(
+    manager: &JobManager,
+    templates: &mut watch::Receiver<Option<crate::node::handoff::NewTemplate>>,
+    pools: &mut Pools,
+    events: &Events,
+    shutdown: &CancellationToken,
+) -> bool {
+    let mut mined: Option<(usize, Arc<PoolWork>)> = None;
+    let mut withdrawn = false;
+    loop {
+        let first = pools
+            .feeds
+            .iter_mut()
+            .enumerate()
+            .find_map(|(i, feed)| feed.borrow_and_update().clone().map(|work| (i, work)));
+        match first {
+            Some((pool, work)) => {
+                let same = mined
+                    .as_ref()
+                    .is_some_and(|(_, last)| Arc::ptr_eq(last, &work));
+                if !same {
+                    let name = &pools.names[pool];
+                    match manager.groups.publish_pool(&work) {
+                        Ok(job) => {
+                            if mined.as_ref().map(|(p, _)| *p) != Some(pool) {
+                                tracing::warn!(upstream = %name, job = %job.id, "no node serves: miners mine the upstream pool's jobs");
+                                events.job(JobEvent::OnUpstream { name: name.clone() });
+                            }
+                            withdrawn = false;
+                        }
+                        Err(error) => {
+                            tracing::error!(upstream = %name, %error, "cannot build a job from the upstream pool's")
+                        }
+                    }
+                    mined = Some((pool, work));
+                }
+            }
+            None if !withdrawn => {
+                if !pools.feeds.is_empty() {
+                    tracing::warn!(
+                        "no node serves and no upstream pool has a job: miners are closed"
+                    );
+                }
+                manager.groups.withdraw();
+                events.job(JobEvent::Withdrawn);
+                withdrawn = true;
+                mined = None;
+            }
+            None => {}
+        }
+        let pool_changed = async {
+            if pools.feeds.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = pools.feeds.iter_mut().map(|feed| {
+                Box::pin(async move {
+                    // A pool whose task is gone never changes again.
+                    if feed.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                })
+            });
+            futures_util::future::select_all(waits).await;
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            changed = templates.changed() => return changed.is_ok(),
+            _ = pool_changed => {}
+        }
     }
 }
 

@@ -89,6 +89,10 @@ pub enum JobEvent {
     /// work is withdrawn and its connections closed, until the next
     /// template is published.
     Withdrawn,
+    /// No node served for `mining.failover_after_seconds`: every group
+    /// mines the jobs of upstream pool `name` (once per move, not per job)
+    /// until the next template is published.
+    OnUpstream { name: String },
 }
 
 /// A found block's way from the journal to the nodes' verdict.

@@ -32,7 +32,8 @@ pub struct ShareContext<'a> {
 pub struct Accepted {
     pub hash: Hash256,
     pub header: [u8; 80],
-    /// Whether the hash also meets the network target.
+    /// Whether the hash also meets the network target on a node's job (a
+    /// pool's job is the pool's to submit).
     pub is_block: bool,
     /// The difficulty the hash achieved (for best-share display).
     pub achieved: f64,
@@ -190,7 +191,7 @@ pub fn validate(
     Ok(Accepted {
         hash,
         header,
-        is_block: job.network_target().is_met_by(&hash),
+        is_block: job.pool.is_none() && job.network_target().is_met_by(&hash),
         achieved: hash_difficulty(&hash),
     })
 }

@@ -118,6 +118,18 @@ impl Coinbase {
         })
     }
 
+    /// A coinbase another party split: an upstream pool's halves, its
+    /// extranonce1 already at the end of `coinb1`. Hashed as NDAS's own
+    /// are; NDAS never puts it in a block (the pool does).
+    pub fn from_parts(coinb1: Vec<u8>, coinb2: Vec<u8>, extranonce_len: usize) -> Coinbase {
+        Coinbase {
+            coinb1,
+            coinb2,
+            extranonce_len,
+            witness: false,
+        }
+    }
+
     /// Everything before the extranonce.
     pub fn coinb1(&self) -> &[u8] {
         &self.coinb1

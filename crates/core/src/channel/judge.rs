@@ -54,7 +54,7 @@ impl<F: Feed> Channel<F> {
         let worker = worker.ok_or(Reject::Unauthorized)?;
         let job_id = submit.job_id.ok_or(Reject::JobNotFound)?;
         let payout = index.and_then(|i| self.workers[i].payout.as_ref());
-        let tip = self.tip;
+        let (tip, work_source) = (self.tip, self.work_source);
         let sent_difficulty = self.sent_difficulty;
         let sent = self
             .jobs
@@ -62,14 +62,17 @@ impl<F: Feed> Channel<F> {
             .rev()
             .find(|sent| sent.job.id == job_id)
             .ok_or(Reject::JobNotFound)?;
-        let stale = Some(*sent.job.prev_hash()) != tip;
+        let stale = Some(*sent.job.prev_hash()) != tip || super::source(&sent.job) != work_source;
         // The job pays this worker's address, or the share is not its (a
         // block on it is still submitted: it pays an address of this
         // connection's, and a block is never thrown away).
-        let other_payout = payout.is_some_and(|payout| {
-            !Arc::ptr_eq(&payout.script, &sent.job.payout.script)
-                && payout.script != sent.job.payout.script
-        });
+        // A pool's job pays the pool, whoever mines it.
+        let pool = sent.job.pool.clone();
+        let other_payout = pool.is_none()
+            && payout.is_some_and(|payout| {
+                !Arc::ptr_eq(&payout.script, &sent.job.payout.script)
+                    && payout.script != sent.job.payout.script
+            });
         // A share on a job whose tip was just replaced is stale as a share,
         // but if it meets the network target it is still submitted as a
         // block (as ckpool does): it may win the race for its height.
@@ -110,7 +113,7 @@ impl<F: Feed> Channel<F> {
             // (a share on an earlier worker's job counts for the pool alone).
             if let Some(mining) = &self.group {
                 let group = mining.group();
-                if Arc::ptr_eq(&group.payout.script, &sent.job.payout.script) {
+                if pool.is_some() || Arc::ptr_eq(&group.payout.script, &sent.job.payout.script) {
                     group.record_share(difficulty, accepted.is_block, now.instant);
                     recorded = true;
                 }
@@ -120,6 +123,16 @@ impl<F: Feed> Channel<F> {
                 difficulty,
                 verdict: Ok(accepted.achieved),
             });
+        }
+        if let Some(pool) = pool.filter(|pool| !stale && pool.target.is_met_by(&accepted.hash)) {
+            let version = u32::from_le_bytes(accepted.header[..4].try_into().expect("4 bytes"));
+            events.push(Event::Forward(Box::new(super::Forward {
+                pool: pool.pool,
+                connection: pool.connection,
+                share: pool.share(&self.extranonce1.0, submit, version),
+                worker: worker.clone(),
+                difficulty,
+            })));
         }
         if accepted.is_block {
             // A block counts for the address it pays, whoever sent it.

@@ -69,6 +69,18 @@ impl Now {
     }
 }
 
+/// A share for an upstream pool, and who sent it.
+#[derive(Clone, Debug)]
+pub struct Forward {
+    /// The upstream's place in the config, and its connection then.
+    pub pool: usize,
+    pub connection: u64,
+    pub share: crate::upstream::UpstreamShare,
+    pub worker: Arc<str>,
+    /// The difficulty the miner is credited with for it.
+    pub difficulty: f64,
+}
+
 /// What a connection reports besides what it sends.
 #[derive(Debug)]
 pub enum Event {
@@ -79,6 +91,9 @@ pub enum Event {
         verdict: Result<f64, Reject>,
     },
     Block(Box<FoundBlock>),
+    /// A share on a pool's job that meets the pool's target: to be sent
+    /// to the pool ([`crate::work::pool`]).
+    Forward(Box<Forward>),
     Subscribed,
     /// The subscribe took back a recent session's extranonce1 and jobs.
     Resumed,
@@ -169,6 +184,9 @@ pub struct Channel<F: Feed = Latest> {
     latest: Option<Arc<Job>>,
     /// Previous-block hash of the last job sent: jobs on another are stale.
     tip: Option<Hash256>,
+    /// The upstream pool connection the last job came from (none: a
+    /// node's): jobs of another source are stale even on the same tip.
+    work_source: Option<(usize, u64)>,
     pub(crate) jobs: VecDeque<SentJob>,
     vardiff: Vardiff,
 }
@@ -190,6 +208,7 @@ impl<F: Feed> Channel<F> {
             sent_difficulty: None,
             latest: None,
             tip: None,
+            work_source: None,
             jobs: VecDeque::with_capacity(MAX_JOBS),
             vardiff,
         }
@@ -301,11 +320,16 @@ impl<F: Feed> Channel<F> {
         // blocks are easy from now, so miners drop what they have queued;
         // the old job's shares are still taken).
         let last_bits = self.jobs.back().map(|sent| sent.job.template.bits);
+        // Or another pool (or a pool's new connection): its shares go
+        // nowhere else.
+        let source = source(&job);
         let clean = self.tip != Some(*job.prev_hash())
+            || self.work_source != source
             || last_bits.is_some_and(|bits| bits != job.template.bits);
         let announced = self.difficulty_to_send(vardiff, events);
         let difficulty = self.sent_difficulty.unwrap_or(self.difficulty);
         self.tip = Some(*job.prev_hash());
+        self.work_source = source;
         let target = Target::from_difficulty(difficulty);
         // A job sent again (a resumed session's) keeps the shares accepted on it.
         let index = match self.jobs.iter().position(|sent| sent.job.id == job.id) {
@@ -332,4 +356,9 @@ impl<F: Feed> Channel<F> {
             job: Some((&self.jobs[index].job, clean)),
         }
     }
+}
+
+/// The upstream pool connection `job` came from; none for a node's.
+fn source(job: &Job) -> Option<(usize, u64)> {
+    job.pool.as_ref().map(|pool| (pool.pool, pool.connection))
 }

@@ -311,4 +311,6 @@ mod firmware_tests;
 #[cfg(test)]
 mod payout_tests;
 #[cfg(test)]
+mod pool_tests;
+#[cfg(test)]
 mod tests;

@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use super::job::{Job, JobConfig, Work};
 use super::payout::Payout;
+use super::pool::{PoolJobError, PoolWork};
 use crate::chain::address::AddressError;
 use crate::chain::coinbase::CoinbaseError;
 use crate::chain::Network;
@@ -205,6 +206,9 @@ pub struct Payouts {
 /// The live groups and the template they are built from.
 struct Shared<F> {
     work: Option<Arc<Work>>,
+    /// The upstream pool's job every group mines instead, while no node
+    /// serves ([`PayoutGroups::publish_pool`]).
+    pool: Option<Arc<Job>>,
     groups: HashMap<Arc<[u8]>, Weak<Group<F>>>,
 }
 
@@ -251,7 +255,11 @@ impl<F: Feed> PayoutGroups<F> {
             slots: Slots::new(payouts.max_groups, payouts.max_new_per_source),
             by_username: payouts.by_username,
             fixed,
-            shared: Mutex::new(Shared { work: None, groups }),
+            shared: Mutex::new(Shared {
+                work: None,
+                pool: None,
+                groups,
+            }),
             withdrawn: AtomicBool::new(false),
             coinbase,
         })
@@ -348,7 +356,9 @@ impl<F: Feed> PayoutGroups<F> {
             shared.groups.retain(|_, group| group.strong_count() > 0);
         }
         let group: Arc<Group<F>> = Arc::new(Group::new(payout.clone(), true, Some(place)));
-        if let Some(work) = &shared.work {
+        if let Some(job) = &shared.pool {
+            group.feed.publish(job.clone());
+        } else if let Some(work) = &shared.work {
             match self.build(work, payout) {
                 Ok(job) => {
                     group.feed.publish(job);
@@ -380,6 +390,7 @@ impl<F: Feed> PayoutGroups<F> {
         let mut live: Vec<(f64, Arc<Group<F>>)> = {
             let mut shared = self.shared();
             shared.work = Some(work.clone());
+            shared.pool = None;
             self.withdrawn.store(false, Ordering::Relaxed);
             shared.groups.retain(|_, group| group.strong_count() > 0);
             shared
@@ -417,6 +428,31 @@ impl<F: Feed> PayoutGroups<F> {
         Ok(first)
     }
 
+    /// Gives every group (and any joined until the next publish) one job
+    /// made from an upstream pool's: a pool's job pays the pool, so it is
+    /// the same for every group, and built once. Returns it.
+    pub fn publish_pool(&self, from: &PoolWork) -> Result<Arc<Job>, PoolJobError> {
+        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let job = Arc::new(Job::from_pool(id, from, self.config.extranonce2_size)?);
+        let live: Vec<Arc<Group<F>>> = {
+            let mut shared = self.shared();
+            shared.work = None;
+            shared.pool = Some(job.clone());
+            self.withdrawn.store(false, Ordering::Relaxed);
+            shared.groups.retain(|_, group| group.strong_count() > 0);
+            shared.groups.values().filter_map(Weak::upgrade).collect()
+        };
+        for group in live {
+            group.feed.publish(job.clone());
+        }
+        Ok(job)
+    }
+
+    /// Whether the groups mine an upstream pool's job now.
+    pub fn on_pool(&self) -> bool {
+        self.shared().pool.is_some()
+    }
+
     /// Takes every group's job away (no node serves): each group's feed is
     /// emptied, which tells its connections to close, and a group joined
     /// meanwhile gets no job. The next [`PayoutGroups::publish`] gives work
@@ -425,6 +461,7 @@ impl<F: Feed> PayoutGroups<F> {
         let live: Vec<Arc<Group<F>>> = {
             let mut shared = self.shared();
             shared.work = None;
+            shared.pool = None;
             self.withdrawn.store(true, Ordering::Relaxed);
             shared.groups.values().filter_map(Weak::upgrade).collect()
         };

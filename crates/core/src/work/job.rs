@@ -144,8 +144,12 @@ pub struct Job {
     /// Network difficulty of the template, for capping share difficulty.
     pub network_difficulty: f64,
     pub created: Instant,
-    notify_clean: Bytes,
-    notify_update: Bytes,
+    pub(super) notify_clean: Bytes,
+    pub(super) notify_update: Bytes,
+    /// Set on a job of an upstream pool ([`super::pool`]): its template
+    /// has the header's fields alone, its shares go to the pool, and it
+    /// is never a block NDAS submits.
+    pub pool: Option<Arc<super::pool::PoolJob>>,
 }
 
 impl Job {
@@ -221,6 +225,7 @@ impl Job {
             created: Instant::now(),
             notify_clean,
             notify_update,
+            pool: None,
         })
     }
 

@@ -6,6 +6,7 @@ pub mod groups;
 pub mod job;
 pub mod limits;
 pub mod payout;
+pub mod pool;
 
 pub use extranonce::{Extranonce1, ExtranonceAllocator, Lease, EXTRANONCE1_SPACE};
 pub use groups::PayoutGroups;

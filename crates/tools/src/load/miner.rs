@@ -215,7 +215,9 @@ impl Miner {
                     let Some(Ok(line)) = line else { break };
                     // Timed before any parsing, so the fan-out is the server's, not ours.
                     let arrived = Instant::now();
-                    if line.contains("\"mining.notify\"") {
+                    // The method, not the subscribe answer's subscription
+                    // list (which names it too).
+                    if line.contains("\"method\":\"mining.notify\"") {
                         let parsed = match self.config.mode {
                             Mode::Shares => serde_json::from_str::<Value>(&line).ok().and_then(|v| parse_notify(&v["params"]).ok()),
                             Mode::Random => light_notify(&line),

@@ -60,6 +60,20 @@ pub struct Report {
     /// Per job: last miner's receipt minus first miner's, milliseconds, over
     /// jobs every held miner received in the window.
     pub fanout_ms: Spread,
+    /// Each new tip seen in the window, by wall clock: when the first and
+    /// the last miner got it (a failover's timing is read from these).
+    pub tips: Vec<TipSeen>,
+}
+
+/// One previous-block hash as the miners got its first job.
+#[derive(Debug, Serialize)]
+pub struct TipSeen {
+    /// As the notify carries it.
+    pub prev_hash: String,
+    pub miners: usize,
+    /// Milliseconds since the Unix epoch.
+    pub first_unix_ms: f64,
+    pub last_unix_ms: f64,
 }
 
 impl Report {
@@ -99,6 +113,22 @@ impl Report {
             .filter(|(_, _, seen)| *seen == held && held > 0)
             .map(|(first, last, _)| last.duration_since(*first).as_secs_f64() * 1000.0)
             .collect();
+        let (now, unix_now) = (Instant::now(), std::time::SystemTime::now());
+        let unix_ms = |at: Instant| {
+            let at = unix_now - now.duration_since(at);
+            at.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+        };
+        let mut tips: Vec<TipSeen> = jobs
+            .iter()
+            .map(|(id, (first, last, seen))| TipSeen {
+                prev_hash: (*id).to_owned(),
+                miners: *seen,
+                first_unix_ms: unix_ms(*first),
+                last_unix_ms: unix_ms(*last),
+            })
+            .collect();
+        tips.sort_by(|a, b| a.first_unix_ms.total_cmp(&b.first_unix_ms));
         let answers = latencies.len() as u64;
         Report {
             miners: config.miners,
@@ -116,6 +146,7 @@ impl Report {
             rejected,
             latency_ms: Spread::of(latencies),
             fanout_ms: Spread::of(fanout),
+            tips,
         }
     }
 }

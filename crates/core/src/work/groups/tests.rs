@@ -200,3 +200,40 @@ fn a_run_restarted_a_second_later_reuses_none_of_its_ids() {
     assert!(soon.publish(Arc::new(tip())).unwrap().unwrap().id.0 > last);
     assert_eq!(crate::work::job::first_job_id(UNIX_EPOCH), 1);
 }
+
+#[test]
+fn a_pool_s_job_is_every_group_s_a_group_joined_meanwhile_s_too_until_a_template_returns() {
+    let manager = by_username(None, 10);
+    manager.publish(tip(TIP_A)).unwrap();
+    let alice = manager.for_username(ALICE, None).unwrap();
+    // A node's job's fields stand for a pool's.
+    let fields = crate::testkit::work(&alice.current().unwrap());
+    manager.withdraw();
+    assert!(manager.is_withdrawn());
+    let mut from = crate::work::pool::PoolWork {
+        pool: 0,
+        connection: 1,
+        work: fields,
+        extranonce1: vec![1; 4],
+        extranonce2_size: 12,
+        difficulty: 2.0,
+        version_mask: 0x1fff_e000,
+    };
+    let job = manager.publish_pool(&from).unwrap();
+    assert!(!manager.is_withdrawn() && manager.on_pool());
+    assert!(Arc::ptr_eq(&alice.current().unwrap(), &job));
+    let bob = manager.for_username(BOB, None).unwrap();
+    assert!(
+        Arc::ptr_eq(&bob.current().unwrap(), &job),
+        "one job for all"
+    );
+    // A pool whose extranonce2 leaves no slice is refused, and the groups
+    // keep the job they had.
+    from.extranonce2_size = 11;
+    assert!(manager.publish_pool(&from).is_err());
+    assert!(Arc::ptr_eq(&alice.current().unwrap(), &job));
+
+    manager.publish(tip(TIP_B)).unwrap();
+    assert!(!manager.on_pool());
+    assert_eq!(pays(&bob.current().unwrap()), &*payout(BOB).script);
+}

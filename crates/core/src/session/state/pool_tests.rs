@@ -1,0 +1,109 @@
+//! A miner on an upstream pool's job (issue 24): its shares are judged as
+//! on a node's job, and those meeting the pool's target are handed on for
+//! the pool, with the pool's extranonce2 put back together.
+
+use serde_json::json;
+
+use super::tests::ready;
+use super::*;
+use crate::client::Work;
+use crate::stratum::method::JobId;
+use crate::testkit::{find, send, submit_line};
+use crate::work::pool::PoolWork;
+use crate::work::Job;
+
+fn pool_job(difficulty: f64) -> Arc<Job> {
+    let from = PoolWork {
+        pool: 0,
+        connection: 3,
+        work: Work {
+            job_id: "p7".into(),
+            prev_hash: [0x44; 32],
+            coinb1: [
+                &[1, 0, 0, 0, 1][..],
+                &[0; 32],
+                &[0xff; 4],
+                &[0x10, 0x01, 0x05],
+            ]
+            .concat(),
+            coinb2: vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0],
+            branch: vec![[0x55; 32]],
+            version: 0x2000_0000,
+            bits: 0x207f_ffff,
+            ntime: 1_795_504_000,
+            clean: true,
+        },
+        extranonce1: vec![0xee; 4],
+        // The session's 8 bytes and the 4-byte slice.
+        extranonce2_size: 12,
+        difficulty,
+        version_mask: 0x1fff_e000,
+    };
+    Arc::new(Job::from_pool(JobId(77), &from, 8).unwrap())
+}
+
+fn forwards(out: &Output) -> Vec<&crate::channel::Forward> {
+    out.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Forward(forward) => Some(&**forward),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_share_meeting_the_pool_s_target_is_handed_on_and_never_a_block() {
+    let job = pool_job(1e-9);
+    let mut s = ready(1e-9, job.clone());
+    let share = find(&job, [3; 8], None, |s| s.is_block);
+    let (answers, out) = send(&mut s, &submit_line("w", &share));
+    assert_eq!(answers[0]["result"], json!(true), "{answers:?}");
+    assert!(!out.events.iter().any(|e| matches!(e, Event::Block(_))));
+    let sent = forwards(&out);
+    assert_eq!(sent.len(), 1);
+    let forward = sent[0];
+    assert_eq!((forward.pool, forward.connection), (0, 3));
+    assert_eq!(&*forward.worker, "w");
+    assert_eq!(forward.share.job_id, "p7");
+    assert_eq!(
+        forward.share.extranonce2,
+        [&[9, 0, 0, 1][..], &[3; 8]].concat()
+    );
+    assert_eq!(forward.share.nonce, share.nonce);
+}
+
+#[test]
+fn a_share_below_the_pool_s_target_is_the_miner_s_alone() {
+    // The pool's difficulty far above any share found here.
+    let job = pool_job(1e12);
+    let mut s = ready(1e-9, job.clone());
+    let share = find(&job, [4; 8], None, |_| true);
+    let (answers, out) = send(&mut s, &submit_line("w", &share));
+    assert_eq!(answers[0]["result"], json!(true), "{answers:?}");
+    assert!(forwards(&out).is_empty());
+}
+
+#[test]
+fn another_pool_s_job_on_the_same_tip_is_clean_and_the_first_pool_s_shares_are_stale() {
+    let first = pool_job(1e-9);
+    let mut s = ready(1e-9, first.clone());
+    let share = find(&first, [5; 8], None, |_| true);
+    // The next pool in the config, its job on the same block.
+    let mut other = pool_job(1e-9);
+    {
+        let job = Arc::get_mut(&mut other).unwrap();
+        job.id = JobId(78);
+        let mut pool = crate::work::pool::PoolJob::clone(job.pool.as_ref().unwrap());
+        pool.pool = 1;
+        job.pool = Some(Arc::new(pool));
+    }
+    assert_eq!(other.prev_hash(), first.prev_hash());
+    let mut out = Output::default();
+    s.on_job(other, crate::testkit::now(), &mut out);
+    let notify: serde_json::Value = serde_json::from_slice(out.lines.last().unwrap()).unwrap();
+    assert_eq!(notify["params"][8], json!(true), "{notify}");
+    let (answers, out) = send(&mut s, &submit_line("w", &share));
+    assert_eq!(answers[0]["error"][1], json!("Stale share"), "{answers:?}");
+    assert!(forwards(&out).is_empty());
+}

@@ -1,0 +1,201 @@
+//! `mining.when_no_node = "upstream"` against a real pool that is not
+//! NDAS: para's, on a Bitcoin Core signet node of its own. NDAS's node
+//! (regtest) stops while a miner mines through NDAS: within the bound the
+//! miner gets para's work with `clean_jobs`, its shares reach para under
+//! NDAS's account, a block it finds there is taken by para's node; the
+//! node comes back and the miner is on solo work again, with `clean_jobs`.
+
+use ndas_testkit as common;
+
+use std::time::{Duration, Instant};
+
+use bitcoin::KnownHrp;
+use common::para::{ParaNode, ParaPool};
+use common::wallet::{Kind, Wallet};
+use common::{http_json, metric, ready_miner, regtest_config, start_ndas, temp_dir};
+use common::{wait_for_metric, RegtestPair};
+use ndas::config::UpstreamConfig;
+use ndas_tools::miner::{Client, Work};
+use serde_json::json;
+
+const BOUND: Duration = Duration::from_secs(3);
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The node's best block hash as a job's previous-block field holds it.
+async fn tip(node: &common::node::RegtestNode) -> [u8; 32] {
+    let hash = node.call("getbestblockhash", json!([])).await;
+    let mut bytes: [u8; 32] = hex::decode(hash.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    bytes.reverse();
+    bytes
+}
+
+/// The first job on `prev_hash`; panics after [`WAIT`].
+async fn job_on(client: &mut Client, prev_hash: [u8; 32]) -> Work {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let work = client
+            .next_job(left)
+            .await
+            .expect("the connection stays open")
+            .unwrap_or_else(|| panic!("no job on {} within {WAIT:?}", hex::encode(prev_hash)));
+        if work.prev_hash == prev_hash {
+            return work;
+        }
+    }
+}
+
+/// A share of at least the miner's difficulty and `least` on `work`, a
+/// block of its chain or not, found off the runtime.
+async fn share(
+    client: &Client,
+    work: &Work,
+    fill: u8,
+    least: f64,
+    block: bool,
+) -> ndas_tools::miner::Share {
+    let (work, en1, en2, wanted) = (
+        work.clone(),
+        client.extranonce1.clone(),
+        vec![fill; client.extranonce2_size],
+        client.difficulty.max(least),
+    );
+    tokio::task::spawn_blocking(move || {
+        ndas_tools::miner::grind(&work, &en1, &en2, (None, 0), u32::MAX, |s| {
+            s.is_block == block && s.difficulty >= wanted
+        })
+        .expect("a share within 2^32 nonces")
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
+    let para_node = ParaNode::start().await;
+    // Every share NDAS's miner finds meets para's difficulty.
+    let para = ParaPool::start(&para_node, 0.000_001).await;
+    let address = Wallet::new(24)
+        .address_on(Kind::P2wpkh, KnownHrp::Testnets)
+        .to_string();
+
+    let mut pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.extranonce2_size = 4;
+    config.node.timeout_seconds = 2.0;
+    config.mining.failover_after_seconds = BOUND.as_secs();
+    // No `when_no_node`: with an upstream configured, it is "upstream".
+    config.upstream = vec![UpstreamConfig {
+        name: "para".into(),
+        url: format!("stratum+tcp://{}", para.stratum()),
+        user: format!("{address}.ndas"),
+        password: None,
+    }];
+    let running = start_ndas(config).await;
+    let http = running.metrics_addr();
+    wait_for_metric(http, "ndas_upstream_up{upstream=\"para\"}", |n| n == 1.0).await;
+    let worker = format!("{payout}.rig");
+    let (mut miner, solo) = ready_miner(running.stratum_addr(), "cgminer/4.12.1", &worker).await;
+    assert_eq!(solo.prev_hash, tip(&pair.main).await);
+
+    let stopped = Instant::now();
+    pair.main.signal("TERM");
+    let para_tip = tip(&para_node.node).await;
+    let pooled = job_on(&mut miner, para_tip).await;
+    let moved_after = stopped.elapsed();
+    assert!(pooled.clean, "the first job of the pool is clean_jobs");
+    assert!(moved_after >= BOUND, "moved after {moved_after:?}");
+    assert!(
+        moved_after < BOUND + Duration::from_secs(10),
+        "moved after {moved_after:?}"
+    );
+    // The miner keeps its connection, extranonce1 and extranonce2 size.
+    wait_for_metric(http, "ndas_upstream_mining{upstream=\"para\"}", |n| {
+        n == 1.0
+    })
+    .await;
+
+    // Shares that meet para's difficulty reach para, under NDAS's account
+    // (the miner's own difficulty is lower: regtest's).
+    let (_, stats) = http_json(http, "/api/stats").await;
+    let para_difficulty = stats["upstreams"][0]["difficulty"].as_f64().unwrap();
+    assert!(miner.difficulty < para_difficulty, "{stats}");
+    for fill in 0..3 {
+        let found = share(&miner, &pooled, fill, para_difficulty, false).await;
+        let answer = miner.submit(&worker, &found).await.unwrap();
+        assert_eq!(answer["result"], json!(true), "{answer}");
+    }
+    let user = para.wait_for_accepted(&address, 3).await;
+    assert!(
+        user["stats"]["accepted_shares"].as_u64().unwrap() >= 3,
+        "{user}"
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, stats) = http_json(http, "/api/stats").await;
+        let upstream = &stats["upstreams"][0];
+        if upstream["shares_accepted"].as_u64() >= Some(3) {
+            assert_eq!(upstream["mining"], json!(true), "{upstream}");
+            assert_eq!(upstream["shares_rejected"], json!(0), "{upstream}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{upstream}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, workers) = http_json(http, "/api/workers").await;
+    let listed = workers["workers"]
+        .as_array()
+        .and_then(|w| w.iter().find(|w| w["name"] == json!(worker)).cloned())
+        .unwrap_or_else(|| panic!("{worker} in {workers}"));
+    assert!(
+        listed["upstream"]["accepted"].as_u64() >= Some(3),
+        "{listed}"
+    );
+
+    // A block found on para's job is para's: NDAS sends it on as a share,
+    // para submits it, and its node takes it.
+    let height = para_node.node.call("getblockcount", json!([])).await;
+    let block = share(&miner, &pooled, 9, para_difficulty, true).await;
+    let answer = miner.submit(&worker, &block).await.unwrap();
+    assert_eq!(answer["result"], json!(true), "{answer}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = para_node.node.call("getblockcount", json!([])).await;
+        if now.as_u64() > height.as_u64() {
+            let best = para_node.node.call("getbestblockhash", json!([])).await;
+            assert_eq!(best, json!(block.hash.to_string()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "para's node is still at {height}; para's log:\n{}",
+            para.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Not a block of NDAS's: nothing journaled or submitted to its node.
+    assert_eq!(metric(http, "ndas_blocks_found_total").await, 0.0);
+
+    // The node is back: solo work again, with clean_jobs.
+    pair.main.stop();
+    pair.main.restart().await;
+    let back = job_on(&mut miner, tip(&pair.main).await).await;
+    assert!(back.clean, "the first job after the pool is clean_jobs");
+    wait_for_metric(http, "ndas_upstream_mining{upstream=\"para\"}", |n| {
+        n == 0.0
+    })
+    .await;
+    let height = pair.main.call("getblockcount", json!([])).await;
+    common::submit_block(&mut miner, &back, &worker, 1).await;
+    let deadline = Instant::now() + WAIT;
+    while pair.main.call("getblockcount", json!([])).await.as_u64() <= height.as_u64() {
+        assert!(Instant::now() < deadline, "no block on NDAS's node");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    running.shutdown().await;
+}
