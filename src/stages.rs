@@ -306,6 +306,7 @@ impl Stage<'_> {
                 Vec::new()
             },
             names,
+            grace: Duration::from_secs(config.mining.failover_after_seconds),
         };
         (pools, forwarders)
     }

@@ -15,12 +15,14 @@ use ndas_tools::miner::{grind, Client, Work};
 use serde_json::json;
 
 /// Mines a share per extranonce2 fill in `fills` at the miner's difficulty on `work`; each accepted.
+/// Never a block (about one share in 140 would be at these difficulties):
+/// a new tip would make the next share on `work` stale.
 async fn mine(client: &mut Client, work: &Work, worker: &str, fills: std::ops::Range<u8>) {
     for n in fills {
         let en2 = vec![n; client.extranonce2_size];
         let wanted = client.difficulty;
         let share = grind(work, &client.extranonce1, &en2, (None, 0), 1_000_000, |s| {
-            s.difficulty >= wanted
+            s.difficulty >= wanted && !s.is_block
         })
         .expect("a share at the miner's difficulty");
         let answer = client.submit(worker, &share).await.unwrap();

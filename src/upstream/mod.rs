@@ -49,7 +49,7 @@ const AGENT: &str = concat!("NDAS/", env!("CARGO_PKG_VERSION"));
 pub mod links;
 mod pool_state;
 
-use pool_state::PoolState;
+use pool_state::{too_narrow, PoolState};
 
 /// One upstream pool as the operator sees it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -141,13 +141,15 @@ pub async fn run(
     };
     let metrics = stats.metrics.clone();
     let mut failures = 0u32;
-    let mut number = 0u64;
+    let mut numbers = 0u64;
     loop {
-        number += 1;
+        numbers += 1;
+        let number = numbers;
         let mut link = Link {
             config: &config,
             index,
             number,
+            numbers: &mut numbers,
             upstreams: &upstreams,
             stats: &stats,
             ends: &mut ends,
@@ -185,8 +187,21 @@ pub async fn run(
     }
 }
 
+/// Longest a line to the pool may take to write: a pool that stops
+/// reading must not hold the connection (and its miners) on its last job.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes `line` to the pool within [`WRITE_TIMEOUT`]; why not, if not.
+async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, line: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(line)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("cannot write to the pool: {error}")),
+        Err(_) => Err(format!("the pool took no line for {WRITE_TIMEOUT:?}")),
+    }
+}
+
 /// How one connection ended.
-enum Ended {
+pub(super) enum Ended {
     Refused(String),
     Down(String),
 }
@@ -195,9 +210,12 @@ enum Ended {
 struct Link<'a> {
     config: &'a UpstreamConfig,
     index: usize,
-    /// This connection's number: a share on a job of an earlier one is
-    /// not sent.
+    /// This connection's number (a new one at the pool's
+    /// `set_extranonce`): a share on a job of an earlier one is not sent,
+    /// and miners drop those jobs.
     number: u64,
+    /// The upstream's count of numbers given.
+    numbers: &'a mut u64,
     upstreams: &'a Upstreams,
     stats: &'a Stats,
     ends: &'a mut links::UpstreamEnds,
@@ -240,15 +258,15 @@ impl Link<'_> {
         let started = Instant::now();
         let mut events = Vec::new();
         for line in session.start(ndas_core::upstream::Now::system()) {
-            if let Err(error) = writer.write_all(&line).await {
-                return Ended::Down(format!("cannot write to the pool: {error}"));
+            if let Err(why) = write(&mut writer, &line).await {
+                return Ended::Down(why);
             }
         }
         let mut tick = tokio::time::interval(TICK);
         let mut heard = Instant::now();
         let mut messages = 0;
         let mut pool = PoolState::default();
-        loop {
+        let ended = 'serve: loop {
             let mut out = None;
             tokio::select! {
                 line = lines.next() => match line {
@@ -256,22 +274,25 @@ impl Link<'_> {
                         heard = Instant::now();
                         session.handle_line(&line, ndas_core::upstream::Now::system(), &mut events);
                     }
-                    Some(Err(error)) => return Ended::Refused(format!("the pool's line cannot be read: {error}")),
-                    None => return Ended::Down("the pool closed the connection".into()),
+                    Some(Err(error)) => break 'serve Ended::Refused(format!("the pool's line cannot be read: {error}")),
+                    None => break 'serve Ended::Down("the pool closed the connection".into()),
                 },
                 Some(forward) = self.ends.shares.recv() => out = self.submit(&mut session, forward),
                 _ = tick.tick() => {
                     if heard.elapsed() > SILENCE {
-                        return Ended::Down(format!("the pool sent nothing for {SILENCE:?}"));
+                        break 'serve Ended::Down(format!("the pool sent nothing for {SILENCE:?}"));
                     }
                     session.tick(ndas_core::upstream::Now::system(), &mut events);
                 }
             }
             if let Some(line) = out {
-                if let Err(error) = writer.write_all(&line).await {
-                    return Ended::Down(format!("cannot write to the pool: {error}"));
+                if let Err(why) = write(&mut writer, &line).await {
+                    break 'serve Ended::Down(why);
                 }
             }
+            // Set by the first event that ends the connection; the rest are
+            // still handled (a refusal's given-up submits follow it).
+            let mut end: Option<Ended> = None;
             for event in events.drain(..) {
                 match event {
                     Event::Ready {
@@ -290,6 +311,7 @@ impl Link<'_> {
                         });
                         pool.extranonce = Some((extranonce1, extranonce2_size));
                         pool.version_mask = version_mask;
+                        end = end.or(too_narrow(version_mask));
                     }
                     Event::Difficulty(difficulty) => {
                         self.stats
@@ -303,17 +325,27 @@ impl Link<'_> {
                         // now: its newest job again, at it.
                         self.publish(&pool);
                     }
-                    Event::VersionMask(mask) => pool.version_mask = mask,
+                    Event::VersionMask(mask) => {
+                        pool.version_mask = mask;
+                        end = end.or(too_narrow(mask));
+                    }
                     Event::Extranonce {
                         extranonce1,
                         extranonce2_size,
                     } => {
                         if extranonce2_size < min_extranonce2 {
-                            return Ended::Refused(format!("the pool's new extranonce2 is {extranonce2_size} bytes; NDAS needs {min_extranonce2} to give each miner a slice"));
+                            end = end.or(Some(Ended::Refused(format!("the pool's new extranonce2 is {extranonce2_size} bytes; NDAS needs {min_extranonce2} to give each miner a slice"))));
+                            continue;
                         }
-                        // Every job is invalid until the pool's next.
+                        // Every job is invalid: taken from miners (who stay
+                        // on it for the job stage's grace), the pool's next
+                        // one goes to them as clean, and shares on earlier
+                        // ones are not sent.
                         pool.extranonce = Some((extranonce1, extranonce2_size));
                         pool.job = None;
+                        pool.jobs = 0;
+                        *self.numbers += 1;
+                        self.number = *self.numbers;
                         self.ends.work.send_replace(None);
                     }
                     Event::Job { work, .. } => {
@@ -321,7 +353,9 @@ impl Link<'_> {
                         pool.jobs += 1;
                         self.publish(&pool);
                     }
-                    Event::Refused { reason } => return Ended::Refused(reason.to_string()),
+                    Event::Refused { reason } => {
+                        end = end.or(Some(Ended::Refused(reason.to_string())))
+                    }
                     // A pool may send messages at its line rate: the log takes
                     // the first few of each connection.
                     Event::Message(text) if messages < MAX_MESSAGES_LOGGED => {
@@ -330,7 +364,7 @@ impl Link<'_> {
                     }
                     Event::Message(_) => {}
                     Event::Reconnect { .. } => {
-                        return Ended::Down("the pool asked NDAS to reconnect".into())
+                        end = end.or(Some(Ended::Down("the pool asked NDAS to reconnect".into())))
                     }
                     Event::Answered {
                         tag,
@@ -345,7 +379,18 @@ impl Link<'_> {
                         .share(&config.name, "unanswered"),
                 }
             }
+            if let Some(end) = end {
+                break 'serve end;
+            }
+        };
+        // Submits still waiting are not going to be answered.
+        for _ in 0..session.in_flight() {
+            self.stats
+                .metrics
+                .upstreams
+                .share(&config.name, "unanswered");
         }
+        ended
     }
 
     /// The pool's newest job for the job stage, once it can be mined.

@@ -3,9 +3,23 @@
 
 use ndas_core::work::pool::PoolWork;
 
+use super::Ended;
+
 /// The difficulty a pool's jobs are mined at before it sends one
 /// (Stratum V1's default).
 pub(super) const DEFAULT_DIFFICULTY: f64 = 1.0;
+
+/// A refusal when the pool lets miners roll fewer version bits than
+/// BIP320's, which ASIC firmware rolls once version rolling is agreed (as
+/// with NDAS): their shares would be refused by the pool.
+pub(super) fn too_narrow(mask: u32) -> Option<Ended> {
+    let wanted = ndas_core::upstream::REQUESTED_VERSION_MASK;
+    (mask & wanted != wanted).then(|| {
+        Ended::Refused(format!(
+            "the pool lets miners roll version bits {mask:08x}; NDAS's miners roll {wanted:08x}, and the pool would refuse their shares"
+        ))
+    })
+}
 
 /// What the pool gave this connection: its extranonce, version bits,
 /// difficulty and newest job.
@@ -60,6 +74,17 @@ mod tests {
             bits: 0x207f_ffff,
             ntime: 1,
             clean: true,
+        }
+    }
+
+    #[test]
+    fn a_pool_that_lets_miners_roll_fewer_bits_than_bip320_s_is_refused() {
+        assert!(too_narrow(0x1fff_e000).is_none());
+        for narrow in [0, 0x00ff_e000, 0x1fff_c000] {
+            let Some(Ended::Refused(why)) = too_narrow(narrow) else {
+                panic!("{narrow:08x} taken")
+            };
+            assert!(why.contains(&format!("{narrow:08x}")), "{why}");
         }
     }
 

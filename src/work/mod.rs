@@ -27,6 +27,10 @@ use ndas_core::work::{Job, JobConfig, PayoutGroups};
 /// twice what `fixed` mode holds it.
 pub const INLINE_GROUPS: usize = 256;
 
+/// A pool's jobs on the same block go out at most this often (a new block's
+/// at once): each goes to every miner.
+pub const MIN_POOL_JOB_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// The receiving end of one group's jobs.
 pub type JobReceiver = watch::Receiver<Option<Arc<Job>>>;
 /// The newest template, for what follows the tip rather than a group's jobs
@@ -125,6 +129,10 @@ impl JobManager {
 pub struct Pools {
     pub feeds: Vec<crate::upstream::links::PoolFeed>,
     pub names: Vec<String>,
+    /// How long miners stay on a pool's last job once no pool has one (a
+    /// pool reconnecting, or changing its extranonce1) before they are
+    /// closed: `mining.failover_after_seconds`, the bound on stale work.
+    pub grace: std::time::Duration,
 }
 
 /// Builds and publishes the jobs of each new template the node side hands
@@ -191,7 +199,8 @@ pub async fn run(
 
 /// While no node serves: every group mines the newest job of the first
 /// pool that has one (each change of pool told once), or its work is
-/// withdrawn while none has. Returns when the node side hands over again
+/// withdrawn while none has (after [`Pools::grace`] on a pool's last
+/// job, when one was mined). Returns when the node side hands over again
 /// (true: the caller reads it), or false at `shutdown` or when the node
 /// side is gone.
 async fn on_pools(
@@ -203,18 +212,39 @@ async fn on_pools(
 ) -> bool {
     let mut mined: Option<(usize, Arc<PoolWork>)> = None;
     let mut withdrawn = false;
+    // When miners on a pool's last job are closed, if no pool has one by then.
+    let mut closing: Option<tokio::time::Instant> = None;
+    // When the last pool job went out, and a newer one on the same block
+    // waits for its turn.
+    let mut published = tokio::time::Instant::now();
+    let mut held: Option<tokio::time::Instant> = None;
+    // Each pool's job that could not be built: passed over until it
+    // sends another.
+    let mut unusable: Vec<Option<Arc<PoolWork>>> = vec![None; pools.feeds.len()];
     loop {
-        let first = pools
-            .feeds
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, feed)| feed.borrow_and_update().clone().map(|work| (i, work)));
+        let first = pools.feeds.iter_mut().enumerate().find_map(|(i, feed)| {
+            let work = feed.borrow_and_update().clone()?;
+            let passed_over = unusable[i]
+                .as_ref()
+                .is_some_and(|bad| Arc::ptr_eq(bad, &work));
+            (!passed_over).then_some((i, work))
+        });
         match first {
             Some((pool, work)) => {
+                closing = None;
                 let same = mined
                     .as_ref()
                     .is_some_and(|(_, last)| Arc::ptr_eq(last, &work));
-                if !same {
+                // The same pool's update on the same block waits its turn:
+                // a pool cannot make the farm's fan-out run at its line rate.
+                let update = mined.as_ref().is_some_and(|(p, last)| {
+                    *p == pool && last.work.prev_hash == work.work.prev_hash
+                });
+                let turn = published + MIN_POOL_JOB_INTERVAL;
+                if !same && update && tokio::time::Instant::now() < turn {
+                    held = Some(turn);
+                } else if !same {
+                    held = None;
                     let name = &pools.names[pool];
                     match manager.groups.publish_pool(&work) {
                         Ok(job) => {
@@ -223,15 +253,28 @@ async fn on_pools(
                                 events.job(JobEvent::OnUpstream { name: name.clone() });
                             }
                             withdrawn = false;
+                            published = tokio::time::Instant::now();
+                            mined = Some((pool, work));
                         }
                         Err(error) => {
-                            tracing::error!(upstream = %name, %error, "cannot build a job from the upstream pool's")
+                            // The next pool, or the grace on the last job.
+                            tracing::error!(upstream = %name, %error, "cannot build a job from the upstream pool's; passed over");
+                            unusable[pool] = Some(work);
+                            continue;
                         }
                     }
-                    mined = Some((pool, work));
                 }
             }
-            None if !withdrawn => {
+            // A pool's last job is mined on for the grace first.
+            None if mined.is_some() && closing.is_none() => {
+                tracing::warn!(
+                    grace_seconds = pools.grace.as_secs_f64(),
+                    "no upstream pool has a job: miners stay on the last one for the grace"
+                );
+                closing = Some(tokio::time::Instant::now() + pools.grace);
+            }
+            None if !withdrawn && closing.is_none_or(|at| at <= tokio::time::Instant::now()) => {
+                closing = None;
                 if !pools.feeds.is_empty() {
                     tracing::warn!(
                         "no node serves and no upstream pool has a job: miners are closed"
@@ -258,10 +301,17 @@ async fn on_pools(
             });
             futures_util::future::select_all(waits).await;
         };
+        let closes = async {
+            match closing.into_iter().chain(held).min() {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = shutdown.cancelled() => return false,
             changed = templates.changed() => return changed.is_ok(),
             _ = pool_changed => {}
+            _ = closes => {}
         }
     }
 }

@@ -141,7 +141,8 @@ pub struct Job {
     /// Core sets bits there while a deployment on bits 13–28 signals
     /// (regtest's `testdummy`, heights 144–431); BIP320 gives them to miners.
     pub version: u32,
-    /// Network difficulty of the template, for capping share difficulty.
+    /// Network difficulty of the template, for capping share difficulty
+    /// (on a pool's job, the pool's difficulty if lower).
     pub network_difficulty: f64,
     pub created: Instant,
     pub(super) notify_clean: Bytes,

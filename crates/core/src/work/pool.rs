@@ -129,7 +129,9 @@ impl Job {
         let template = Arc::new(header_only(work, network_target));
         Ok(Job {
             id,
-            network_difficulty: network_target.difficulty(),
+            // Miners' difficulty is capped at this: at most the pool's, or
+            // the pool would get fewer shares than it credits hashrate for.
+            network_difficulty: network_target.difficulty().min(from.difficulty),
             template,
             coinbase,
             branch,

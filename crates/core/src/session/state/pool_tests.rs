@@ -13,6 +13,10 @@ use crate::work::pool::PoolWork;
 use crate::work::Job;
 
 fn pool_job(difficulty: f64) -> Arc<Job> {
+    pool_job_with_bits(difficulty, 0x207f_ffff)
+}
+
+fn pool_job_with_bits(difficulty: f64, bits: u32) -> Arc<Job> {
     let from = PoolWork {
         pool: 0,
         connection: 3,
@@ -29,7 +33,7 @@ fn pool_job(difficulty: f64) -> Arc<Job> {
             coinb2: vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0],
             branch: vec![[0x55; 32]],
             version: 0x2000_0000,
-            bits: 0x207f_ffff,
+            bits,
             ntime: 1_795_504_000,
             clean: true,
         },
@@ -106,4 +110,36 @@ fn another_pool_s_job_on_the_same_tip_is_clean_and_the_first_pool_s_shares_are_s
     let (answers, out) = send(&mut s, &submit_line("w", &share));
     assert_eq!(answers[0]["error"][1], json!("Stale share"), "{answers:?}");
     assert!(forwards(&out).is_empty());
+}
+
+#[test]
+fn a_miner_s_difficulty_is_capped_at_the_pool_s() {
+    // Vardiff would have 1.0; the pool credits shares at 0.001: a miner
+    // above it would send the pool fewer shares than its hashrate earns.
+    let mut s = crate::testkit::session(1.0);
+    let (_, mut out) = send(
+        &mut s,
+        r#"{"id":1,"method":"mining.subscribe","params":["test/1"]}"#,
+    );
+    // Mainnet's bits: the network's difficulty is far above the pool's.
+    s.on_job(
+        pool_job_with_bits(0.001, 0x1d00_ffff),
+        crate::testkit::now(),
+        &mut out,
+    );
+    let (_, authorized) = send(
+        &mut s,
+        r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#,
+    );
+    let announced: Vec<f64> = out
+        .lines
+        .iter()
+        .chain(&authorized.lines)
+        .filter_map(|line| {
+            let message: serde_json::Value = serde_json::from_slice(line).unwrap();
+            (message["method"] == json!("mining.set_difficulty"))
+                .then(|| message["params"][0].as_f64().unwrap())
+        })
+        .collect();
+    assert_eq!(announced.last(), Some(&0.001), "{announced:?}");
 }
