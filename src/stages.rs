@@ -278,37 +278,15 @@ impl Stage<'_> {
         &self,
         config: &Config,
     ) -> (work::Pools, Option<Arc<crate::upstream::links::Forwarders>>) {
-        let upstreams = crate::upstream::Upstreams::new(&config.upstream);
-        let _ = self.stats.upstreams.set(upstreams.clone());
-        let names: Vec<String> = config.upstream.iter().map(|u| u.name.clone()).collect();
-        let (feeds, forwarders, ends) =
-            crate::upstream::links::links(&names, self.stats.metrics.clone());
-        // A 4-byte slice per miner, then the miners' own extranonce2.
-        let needed = ndas_core::work::extranonce::EXTRANONCE1_LEN + config.stratum.extranonce2_size;
-        for ((index, upstream), ends) in config.upstream.iter().enumerate().zip(ends) {
-            self.stats.metrics.upstreams.configured(&upstream.name);
-            self.tasks.spawn(crate::upstream::run(
-                upstream.clone(),
-                index,
-                needed,
-                upstreams.clone(),
-                self.stats.clone(),
-                ends,
-                self.shutdown.clone(),
-            ));
-        }
-        let forwarders = (!config.upstream.is_empty()).then_some(forwarders);
-        // The pools' jobs, for the job stage when miners go to them.
-        let pools = work::Pools {
-            feeds: if config.when_no_node() == crate::config::WhenNoNode::Upstream {
-                feeds
-            } else {
-                Vec::new()
-            },
-            names,
-            grace: Duration::from_secs(config.mining.failover_after_seconds),
-        };
-        (pools, forwarders)
+        let (feeds, forwarders) = crate::upstream::start(
+            &config.upstream,
+            config.stratum.extranonce2_size,
+            self.stats,
+            self.tasks,
+            self.shutdown,
+        );
+        let pools = work::Pools::for_config(config, feeds);
+        (pools, (!config.upstream.is_empty()).then_some(forwarders))
     }
 
     /// The watcher, which hands each changed template to the job stage

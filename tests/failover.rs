@@ -48,17 +48,7 @@ async fn with_no_node_miners_are_sent_away_within_the_bound_and_refused_until_it
     let stopped = tokio::time::Instant::now();
     pair.main.signal("TERM");
     // Stratum V1: told to go to the backup, as cgminer reads it, then closed.
-    let mut told = None;
-    loop {
-        match tokio::time::timeout(WAIT, v1.read_message()).await {
-            Ok(Ok(Some(message))) if message["method"] == json!("client.reconnect") => {
-                told = Some(message["params"].clone());
-            }
-            Ok(Ok(Some(_))) => {}
-            Ok(_) => break,
-            Err(_) => panic!("still open {WAIT:?} after the node stopped"),
-        }
-    }
+    let told = common::told_then_closed(&mut v1, WAIT).await;
     let closed_after = stopped.elapsed();
     assert_eq!(told, Some(json!(["backup.example", "3334", 0])));
     // Not before the bound (a node's restart must not scatter the farm);

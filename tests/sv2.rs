@@ -53,14 +53,7 @@ async fn accepted_and_taken(
     height: u64,
     header: &Header,
 ) {
-    let answer = |m: &Received| {
-        let answered = matches!(
-            m,
-            Received::SubmitSuccess { .. } | Received::SubmitError { .. }
-        );
-        answered.then(|| m.clone())
-    };
-    let answer = client.until(WAIT, answer).await.unwrap();
+    let answer = common::sv2::share_answer(client, WAIT).await;
     let accepted = Received::SubmitSuccess {
         last_sequence_number: sequence,
     };

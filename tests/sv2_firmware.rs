@@ -224,16 +224,7 @@ async fn mine_as(
         )
         .await
         .unwrap();
-    let answer = client
-        .until(WAIT, |m| {
-            matches!(
-                m,
-                Received::SubmitSuccess { .. } | Received::SubmitError { .. }
-            )
-            .then(|| m.clone())
-        })
-        .await
-        .unwrap();
+    let answer = common::sv2::share_answer(&mut client, WAIT).await;
     assert_eq!(
         answer,
         Received::SubmitSuccess {

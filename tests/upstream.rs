@@ -5,17 +5,13 @@
 
 use ndas_testkit as common;
 
-use std::time::{Duration, Instant};
-
 use bitcoin::KnownHrp;
 use common::para::{ParaNode, ParaPool};
+use common::upstream::upstreams_when;
 use common::wallet::{Kind, Wallet};
-use common::{http_json, metric, regtest_config, start_ndas, temp_dir, RegtestPair};
+use common::{metric, regtest_config, start_ndas, temp_dir, RegtestPair};
 use ndas::config::UpstreamConfig;
-use serde_json::{json, Value};
-
-/// Longer than the handshake bound (30 s) and a retry after it.
-const WAIT: Duration = Duration::from_secs(45);
+use serde_json::json;
 
 fn upstream(name: &str, addr: std::net::SocketAddr, user: &str) -> UpstreamConfig {
     UpstreamConfig {
@@ -23,23 +19,6 @@ fn upstream(name: &str, addr: std::net::SocketAddr, user: &str) -> UpstreamConfi
         url: format!("stratum+tcp://{addr}"),
         user: user.into(),
         password: None,
-    }
-}
-
-/// `/api/stats` `upstreams`, once `done` holds for them.
-async fn upstreams_when(http: std::net::SocketAddr, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, stats) = http_json(http, "/api/stats").await;
-        let list = stats["upstreams"].as_array().cloned().unwrap_or_default();
-        if done(&list) {
-            return list;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "upstreams after {WAIT:?}: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 

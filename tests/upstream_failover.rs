@@ -147,11 +147,7 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
         assert!(Instant::now() < deadline, "{upstream}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, workers) = http_json(http, "/api/workers").await;
-    let listed = workers["workers"]
-        .as_array()
-        .and_then(|w| w.iter().find(|w| w["name"] == json!(worker)).cloned())
-        .unwrap_or_else(|| panic!("{worker} in {workers}"));
+    let listed = common::upstream::worker(http, &worker).await;
     assert!(
         listed["upstream"]["accepted"].as_u64() >= Some(3),
         "{listed}"

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 use bitcoin::block::{Header, Version};
 use bitcoin::hashes::Hash;
 use bitcoin::{BlockHash, CompactTarget, TxMerkleNode};
-use common::sv2::{connected, with_sv2, Received};
-use common::{http_json, metric, ready_miner, regtest_config, start_ndas, temp_dir};
+use common::sv2::{connected, share_answer, with_sv2, Received};
+use common::upstream::{upstreams_when, worker as listed_worker};
+use common::{metric, ready_miner, regtest_config, start_ndas, temp_dir};
 use common::{wait_for_metric, RegtestPair};
 use ndas::config::UpstreamConfig;
 use serde_json::{json, Value};
@@ -45,6 +46,8 @@ enum Script {
 struct Scripted {
     addr: std::net::SocketAddr,
     submits: Arc<AtomicUsize>,
+    /// Lines the test has every connection send, when it says so.
+    push: tokio::sync::broadcast::Sender<Value>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -54,17 +57,20 @@ impl Scripted {
         let addr = listener.local_addr().unwrap();
         let submits = Arc::new(AtomicUsize::new(0));
         let counted = submits.clone();
+        let (push, _) = tokio::sync::broadcast::channel(16);
+        let pushed = push.clone();
         let task = tokio::spawn(async move {
             // Aborting this task drops every connection with it.
             let mut connections = tokio::task::JoinSet::new();
             loop {
                 let (stream, _) = listener.accept().await.unwrap();
-                connections.spawn(serve(stream, script, counted.clone()));
+                connections.spawn(serve(stream, script, counted.clone(), pushed.subscribe()));
             }
         });
         Scripted {
             addr,
             submits,
+            push,
             task,
         }
     }
@@ -79,7 +85,12 @@ impl Scripted {
     }
 }
 
-async fn serve(stream: tokio::net::TcpStream, script: Script, submits: Arc<AtomicUsize>) {
+async fn serve(
+    stream: tokio::net::TcpStream,
+    script: Script,
+    submits: Arc<AtomicUsize>,
+    mut pushed: tokio::sync::broadcast::Receiver<Value>,
+) {
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();
     let send = |value: Value| {
@@ -87,7 +98,17 @@ async fn serve(stream: tokio::net::TcpStream, script: Script, submits: Arc<Atomi
         line.push(b'\n');
         line
     };
-    while let Ok(Some(line)) = lines.next_line().await {
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line,
+            Ok(line) = pushed.recv() => {
+                if writer.write_all(&send(line)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let Ok(Some(line)) = line else { return };
         let message: Value = serde_json::from_str(&line).unwrap();
         let id = message["id"].clone();
         let mut out = Vec::new();
@@ -107,7 +128,7 @@ async fn serve(stream: tokio::net::TcpStream, script: Script, submits: Arc<Atomi
             (_, Some("mining.authorize")) => {
                 out.push(send(json!({"id": id, "result": true, "error": null})));
                 // The job before the difficulty, as some pools send them.
-                out.push(send(job()));
+                out.push(send(job("j1")));
                 out.push(send(json!({"id": null, "method": "mining.set_difficulty",
                     "params": [POOL_DIFFICULTY]})));
             }
@@ -126,8 +147,8 @@ async fn serve(stream: tokio::net::TcpStream, script: Script, submits: Arc<Atomi
     }
 }
 
-/// A job on [`POOL_PREV`] at the current time, with regtest's bits.
-fn job() -> Value {
+/// Job `id` on [`POOL_PREV`] at the current time, with regtest's bits.
+fn job(id: &str) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -137,7 +158,7 @@ fn job() -> Value {
         word.reverse();
     }
     json!({"id": null, "method": "mining.notify", "params": [
-        "j1",
+        id,
         hex::encode(prev),
         "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff1c03",
         "ffffffff0100f2052a010000001976a914000000000000000000000000000000000000000088ac00000000",
@@ -147,6 +168,19 @@ fn job() -> Value {
         format!("{now:08x}"),
         true
     ]})
+}
+
+/// A share of at least `wanted` on `work` with extranonce2 `en2`.
+fn share_of(
+    miner: &ndas_tools::miner::Client,
+    work: &ndas_tools::miner::Work,
+    en2: &[u8],
+    wanted: f64,
+) -> ndas_tools::miner::Share {
+    ndas_tools::miner::grind(work, &miner.extranonce1, en2, (None, 0), u32::MAX, |s| {
+        s.difficulty >= wanted
+    })
+    .unwrap()
 }
 
 /// Waits for the pool's job on the channel, finds a share meeting the
@@ -192,37 +226,11 @@ async fn v2_share_to_the_pool(v2: &mut common::sv2::Client) {
     v2.submit_standard(channel_id, 1, job_id, header.nonce, header.time, version)
         .await
         .unwrap();
-    let answer = v2
-        .until(WAIT, |m| {
-            matches!(
-                m,
-                Received::SubmitSuccess { .. } | Received::SubmitError { .. }
-            )
-            .then(|| m.clone())
-        })
-        .await
-        .unwrap();
+    let answer = share_answer(v2, WAIT).await;
     assert!(
         matches!(answer, Received::SubmitSuccess { .. }),
         "{answer:?}"
     );
-}
-
-/// `/api/stats` `upstreams`, once `done` holds for them.
-async fn upstreams_when(http: std::net::SocketAddr, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let (_, stats) = http_json(http, "/api/stats").await;
-        let list = stats["upstreams"].as_array().cloned().unwrap_or_default();
-        if done(&list) {
-            return list;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "upstreams after {WAIT:?}: {list:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,15 +292,7 @@ async fn hostile_pools_are_refused_with_reasons_rejections_counted_and_a_dead_po
     assert!(wanted < 1.0);
     for fill in 0..3u8 {
         let en2 = vec![fill; miner.extranonce2_size];
-        let share = ndas_tools::miner::grind(
-            &pooled,
-            &miner.extranonce1,
-            &en2,
-            (None, 0),
-            u32::MAX,
-            |s| s.difficulty >= wanted,
-        )
-        .unwrap();
+        let share = share_of(&miner, &pooled, &en2, wanted);
         let answer = miner.submit(&worker, &share).await.unwrap();
         assert_eq!(answer["result"], json!(true), "{answer}");
     }
@@ -302,14 +302,38 @@ async fn hostile_pools_are_refused_with_reasons_rejections_counted_and_a_dead_po
     // The SV2 channel mines the pool's job too, and its share goes on.
     v2_share_to_the_pool(&mut v2).await;
     wait_for_metric(http, rejected, |n| n == 4.0).await;
-    let (_, workers) = http_json(http, "/api/workers").await;
-    let listed = workers["workers"]
-        .as_array()
-        .and_then(|w| w.iter().find(|w| w["name"] == json!(worker)).cloned())
-        .unwrap_or_else(|| panic!("{worker} in {workers}"));
+
+    // The pool's new extranonce1, then its next job: miners get that job
+    // as clean, with the new extranonce1 in their coinbase; a share on the
+    // job before is stale, and one on the new job goes to the pool.
+    rejecter
+        .push
+        .send(json!({"id": null, "method": "mining.set_extranonce", "params": ["e1e2e3e4", 8]}))
+        .unwrap();
+    rejecter.push.send(job("j2")).unwrap();
+    let renewed = loop {
+        let work = miner
+            .next_job(WAIT)
+            .await
+            .unwrap()
+            .expect("the pool's next job");
+        if work.coinb1.ends_with(&[0xe1, 0xe2, 0xe3, 0xe4]) {
+            break work;
+        }
+    };
+    assert!(renewed.clean, "a new extranonce1's job is clean_jobs");
+    let en2 = vec![7; miner.extranonce2_size];
+    let on_old = share_of(&miner, &pooled, &en2, wanted);
+    let answer = miner.submit(&worker, &on_old).await.unwrap();
+    assert_eq!(answer["error"][1], json!("Stale share"), "{answer}");
+    let on_new = share_of(&miner, &renewed, &en2, wanted);
+    let answer = miner.submit(&worker, &on_new).await.unwrap();
+    assert_eq!(answer["result"], json!(true), "{answer}");
+    wait_for_metric(http, rejected, |n| n == 5.0).await;
+    let listed = listed_worker(http, &worker).await;
     assert_eq!(
         listed["upstream"],
-        json!({"accepted": 0, "rejected": 3}),
+        json!({"accepted": 0, "rejected": 4}),
         "{listed}"
     );
 
@@ -329,17 +353,7 @@ async fn hostile_pools_are_refused_with_reasons_rejections_counted_and_a_dead_po
     // where to go and closed, never left on it longer.
     rejecter.task.abort();
     let died = Instant::now();
-    let mut told = None;
-    loop {
-        match tokio::time::timeout(WAIT, miner.read_message()).await {
-            Ok(Ok(Some(message))) if message["method"] == json!("client.reconnect") => {
-                told = Some(message["params"].clone());
-            }
-            Ok(Ok(Some(_))) => {}
-            Ok(_) => break,
-            Err(_) => panic!("still open {WAIT:?} after the pool died"),
-        }
-    }
+    let told = common::told_then_closed(&mut miner, WAIT).await;
     assert_eq!(told, Some(json!(["backup.example", "3334", 0])));
     let closed_after = died.elapsed();
     assert!(closed_after >= BOUND, "{closed_after:?}");

@@ -6,6 +6,7 @@ pub mod connection;
 pub mod fallback;
 pub mod ranking;
 pub mod registry;
+pub mod upstreams;
 mod worker;
 
 use std::collections::VecDeque;
@@ -110,7 +111,7 @@ pub struct Stats {
     /// The stratum ports as served (bound addresses), for `/api/stats`.
     ports: Mutex<Vec<Port>>,
     /// The upstream pools' status, once their connections are started.
-    pub upstreams: std::sync::OnceLock<Arc<crate::upstream::Upstreams>>,
+    pub upstreams: std::sync::OnceLock<Arc<upstreams::Upstreams>>,
 }
 
 /// Workers kept when no cap is given (twice the default connection bound).

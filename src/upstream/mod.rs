@@ -13,11 +13,10 @@
 //! (`mining.when_no_node = "upstream"`), and sends the pool the shares
 //! miners find on it, crediting each answer to the miner's worker.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use serde::Serialize;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LinesCodec};
@@ -25,10 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::UpstreamConfig;
 use crate::node::rpc::Backoff;
+use crate::stats::upstreams::Upstreams;
 use crate::stats::Stats;
 use ndas_core::channel::Forward;
-use ndas_core::clock::unix_now;
-use ndas_core::sync::LockAnyway;
 use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSession, UpstreamSettings};
 
 /// Longest line a pool may send: a job is a few kilobytes.
@@ -51,81 +49,42 @@ mod pool_state;
 
 use pool_state::{too_narrow, PoolState};
 
-/// One upstream pool as the operator sees it.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct UpstreamStatus {
-    pub name: String,
-    /// `connecting`, `ready` (subscribed and authorized), `refused` (the
-    /// pool cannot be used: `reason` says why) or `down` (unreachable or
-    /// gone).
-    pub state: &'static str,
-    pub reason: Option<String>,
-    /// The pool's share difficulty for NDAS.
-    pub difficulty: Option<f64>,
-    /// From the handshake sent to the pool's authorize answer.
-    pub handshake_ms: Option<f64>,
-    pub extranonce2_size: Option<usize>,
-    /// Unix seconds of the last change of state.
-    pub since: u64,
-    /// Miners' shares sent to the pool, and its answers.
-    pub shares_sent: u64,
-    pub shares_accepted: u64,
-    pub shares_rejected: u64,
-    /// From a share sent to the pool's answer, the last one.
-    pub latency_ms: Option<f64>,
-    /// Whether miners mine its jobs now (no node serves).
-    pub mining: bool,
-}
-
-/// Every upstream's status, in the config's order.
-#[derive(Default)]
-pub struct Upstreams(Vec<Mutex<UpstreamStatus>>);
-
-impl Upstreams {
-    pub fn new(configs: &[UpstreamConfig]) -> Arc<Upstreams> {
-        Arc::new(Upstreams(
-            configs
-                .iter()
-                .map(|c| {
-                    Mutex::new(UpstreamStatus {
-                        name: c.name.clone(),
-                        state: "connecting",
-                        since: unix_now(),
-                        ..UpstreamStatus::default()
-                    })
-                })
-                .collect(),
-        ))
+/// A task per upstream in `configs`, keeping its connection, and their
+/// status in `stats`; each pool's jobs (for the job stage) and where
+/// miners' connections send their shares. `extranonce2_size` is the
+/// miners' own: NDAS needs a 4-byte slice per miner beside it.
+pub fn start(
+    configs: &[UpstreamConfig],
+    extranonce2_size: usize,
+    stats: &Arc<Stats>,
+    tasks: &tokio_util::task::TaskTracker,
+    shutdown: &CancellationToken,
+) -> (Vec<links::PoolFeed>, Arc<links::Forwarders>) {
+    let names: Vec<String> = configs.iter().map(|u| u.name.clone()).collect();
+    let upstreams = Upstreams::new(&names);
+    let _ = stats.upstreams.set(upstreams.clone());
+    let (feeds, forwarders, ends) = links::links(&names, stats.metrics.clone());
+    let needed = ndas_core::work::extranonce::EXTRANONCE1_LEN + extranonce2_size;
+    for ((index, upstream), ends) in configs.iter().enumerate().zip(ends) {
+        stats.metrics.upstreams.configured(&upstream.name);
+        tasks.spawn(run(
+            upstream.clone(),
+            index,
+            needed,
+            upstreams.clone(),
+            stats.clone(),
+            ends,
+            shutdown.clone(),
+        ));
     }
-
-    /// Every upstream's status now.
-    pub fn snapshot(&self) -> Vec<UpstreamStatus> {
-        self.0.iter().map(|s| s.lock_anyway().clone()).collect()
-    }
-
-    /// Which upstream miners mine on now, if any.
-    pub fn mining_on(&self, name: Option<&str>) {
-        for status in &self.0 {
-            let mut status = status.lock_anyway();
-            status.mining = name == Some(status.name.as_str());
-        }
-    }
-
-    fn set(&self, index: usize, change: impl FnOnce(&mut UpstreamStatus)) {
-        let mut status = self.0[index].lock_anyway();
-        let before = status.state;
-        change(&mut status);
-        if status.state != before {
-            status.since = unix_now();
-        }
-    }
+    (feeds, forwarders)
 }
 
 /// Keeps a connection to upstream `index` until `shutdown`, trying again
 /// after a backoff whenever the pool refuses NDAS or goes away.
 /// `min_extranonce2` is what NDAS needs of the pool's extranonce2: a
 /// 4-byte slice per miner and the miners' own extranonce2.
-pub async fn run(
+async fn run(
     config: UpstreamConfig,
     index: usize,
     min_extranonce2: usize,
@@ -443,7 +402,7 @@ impl Link<'_> {
         if !accepted {
             tracing::debug!(upstream = %name, worker = %worker.escape_debug(), reason = ?reason, "the upstream pool rejected a share");
         }
-        let difficulty = self.upstreams.0[self.index].lock_anyway().difficulty;
+        let difficulty = self.upstreams.difficulty(self.index);
         if let (true, Some(difficulty)) = (accepted, difficulty) {
             metrics
                 .accepted_difficulty_total

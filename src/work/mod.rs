@@ -135,6 +135,22 @@ pub struct Pools {
     pub grace: std::time::Duration,
 }
 
+impl Pools {
+    /// `feeds` (each `[[upstream]]` pool's, in order) when miners go to
+    /// pools with no node (`mining.when_no_node = "upstream"`), else none.
+    pub fn for_config(
+        config: &crate::config::Config,
+        feeds: Vec<crate::upstream::links::PoolFeed>,
+    ) -> Pools {
+        let upstream = config.when_no_node() == crate::config::WhenNoNode::Upstream;
+        Pools {
+            feeds: if upstream { feeds } else { Vec::new() },
+            names: config.upstream.iter().map(|u| u.name.clone()).collect(),
+            grace: std::time::Duration::from_secs(config.mining.failover_after_seconds),
+        }
+    }
+}
+
 /// Builds and publishes the jobs of each new template the node side hands
 /// over, and says which one it has built, until `shutdown`. When the node
 /// side says no node serves, miners mine the first upstream pool with a

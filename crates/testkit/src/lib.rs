@@ -9,6 +9,7 @@ pub mod para;
 pub mod process;
 pub mod sv2;
 pub mod translator;
+pub mod upstream;
 pub mod wallet;
 
 use std::path::Path;
@@ -286,6 +287,26 @@ pub async fn ready_miner(
         .unwrap()
         .expect("a job after authorize");
     (client, work)
+}
+
+/// Reads until the server closes the connection; the params of the last
+/// `client.reconnect` it sent first, if any. Panics when it is still open
+/// after `wait` of silence.
+pub async fn told_then_closed(
+    client: &mut ndas_tools::miner::Client,
+    wait: Duration,
+) -> Option<serde_json::Value> {
+    let mut told = None;
+    loop {
+        match tokio::time::timeout(wait, client.read_message()).await {
+            Ok(Ok(Some(message))) if message["method"] == "client.reconnect" => {
+                told = Some(message["params"].clone());
+            }
+            Ok(Ok(Some(_))) => {}
+            Ok(_) => return told,
+            Err(_) => panic!("still open after {wait:?} of silence"),
+        }
+    }
 }
 
 /// Reads until the server sends `client.reconnect`; panics if it closes first.

@@ -33,6 +33,21 @@ pub async fn connected(addr: std::net::SocketAddr, data_dir: &std::path::Path) -
     client
 }
 
+/// The answer to a share: `SubmitSuccess` or `SubmitError` (other
+/// messages passed over).
+pub async fn share_answer(client: &mut Client, wait: Duration) -> Received {
+    client
+        .until(wait, |m| {
+            matches!(
+                m,
+                Received::SubmitSuccess { .. } | Received::SubmitError { .. }
+            )
+            .then(|| m.clone())
+        })
+        .await
+        .unwrap()
+}
+
 /// The merkle root an extended channel's miner hashes, built as a miner
 /// builds it with the `bitcoin` crate's hashing (not NDAS's): the coinbase
 /// `prefix ‖ extranonce_prefix ‖ rolled ‖ suffix`, folded up `path`.

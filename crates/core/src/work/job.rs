@@ -7,13 +7,14 @@ use bytes::Bytes;
 
 use super::extranonce::EXTRANONCE1_LEN;
 use super::payout::{reward_outputs, Paid, Payout, Split};
+use super::pool::{PoolJob, PoolJobError, PoolWork};
 use crate::chain::coinbase::{Coinbase, CoinbaseError, CoinbaseSpec};
 use crate::chain::header::BIP320_MASK;
 use crate::chain::merkle::branch;
 use crate::chain::{Hash256, Target};
 use crate::stratum::method::JobId;
 use crate::stratum::notify::{notify, NotifyFields};
-use crate::template::Template;
+use crate::template::{BlockLimits, Template};
 
 /// What the operator decides about every coinbase.
 #[derive(Clone, Debug)]
@@ -145,12 +146,12 @@ pub struct Job {
     /// (on a pool's job, the pool's difficulty if lower).
     pub network_difficulty: f64,
     pub created: Instant,
-    pub(super) notify_clean: Bytes,
-    pub(super) notify_update: Bytes,
+    notify_clean: Bytes,
+    notify_update: Bytes,
     /// Set on a job of an upstream pool ([`super::pool`]): its template
     /// has the header's fields alone, its shares go to the pool, and it
     /// is never a block NDAS submits.
-    pub pool: Option<Arc<super::pool::PoolJob>>,
+    pub pool: Option<Arc<PoolJob>>,
 }
 
 impl Job {
@@ -246,6 +247,136 @@ impl Job {
     pub fn network_target(&self) -> &Target {
         &self.template.network_target
     }
+}
+
+impl Job {
+    /// The job miners with `extranonce2_size` bytes of their own mine for
+    /// the pool's `from`.
+    pub fn from_pool(
+        id: JobId,
+        from: &PoolWork,
+        extranonce2_size: usize,
+    ) -> Result<Job, PoolJobError> {
+        let needed = EXTRANONCE1_LEN + extranonce2_size;
+        let padding =
+            from.extranonce2_size
+                .checked_sub(needed)
+                .ok_or(PoolJobError::Extranonce2TooSmall {
+                    given: from.extranonce2_size,
+                    needed,
+                })?;
+        if !(from.difficulty.is_finite() && from.difficulty > 0.0) {
+            return Err(PoolJobError::Difficulty(from.difficulty));
+        }
+        let work = &from.work;
+        let network_target =
+            Target::from_compact(work.bits).map_err(|_| PoolJobError::Bits(work.bits))?;
+        let mut coinb1 = Vec::with_capacity(work.coinb1.len() + from.extranonce1.len());
+        coinb1.extend_from_slice(&work.coinb1);
+        coinb1.extend_from_slice(&from.extranonce1);
+        let mut coinb2 = vec![0u8; padding];
+        coinb2.extend_from_slice(&work.coinb2);
+        let coinbase = Coinbase::from_parts(coinb1, coinb2, needed);
+        let branch: Arc<[Hash256]> = work.branch.iter().map(|h| Hash256(*h)).collect();
+        let prev_hash = Hash256(work.prev_hash);
+        let job_id = id.to_string();
+        let (coinb1, coinb2) = (
+            hex::encode(coinbase.coinb1()),
+            hex::encode(coinbase.coinb2()),
+        );
+        let merkle_branch: Vec<String> = branch.iter().map(|h| hex::encode(h.0)).collect();
+        let (prev, version, bits, ntime) = (
+            stratum_prev_hash(&prev_hash),
+            format!("{:08x}", work.version),
+            format!("{:08x}", work.bits),
+            format!("{:08x}", work.ntime),
+        );
+        let line = |clean_jobs| {
+            notify(&NotifyFields {
+                job_id: &job_id,
+                prev_hash: &prev,
+                coinb1: &coinb1,
+                coinb2: &coinb2,
+                merkle_branch: &merkle_branch,
+                version: &version,
+                bits: &bits,
+                ntime: &ntime,
+                clean_jobs,
+            })
+        };
+        let (notify_clean, notify_update) = (line(true), line(false));
+        let template = Arc::new(header_only(work, network_target));
+        Ok(Job {
+            id,
+            // Miners' difficulty is capped at this: at most the pool's, or
+            // the pool would get fewer shares than it credits hashrate for.
+            network_difficulty: network_target.difficulty().min(from.difficulty),
+            template,
+            coinbase,
+            branch,
+            payout: Payout {
+                address: "".into(),
+                script: Arc::from(&[][..]),
+            },
+            paid: Vec::new(),
+            version: work.version,
+            created: Instant::now(),
+            notify_clean,
+            notify_update,
+            pool: Some(Arc::new(PoolJob {
+                pool: from.pool,
+                connection: from.connection,
+                job_id: work.job_id.clone(),
+                target: Target::from_difficulty(from.difficulty),
+                version: work.version,
+                version_mask: from.version_mask,
+                padding,
+            })),
+        })
+    }
+}
+
+/// A template of a pool's header fields alone: what share checks read
+/// (previous block, bits, times). No transactions, no value: a pool's job
+/// is never put in a block by NDAS.
+fn header_only(work: &crate::client::Work, network_target: Target) -> Template {
+    Template {
+        version: work.version,
+        prev_hash: Hash256(work.prev_hash),
+        bits: work.bits,
+        network_target,
+        height: bip34_height(&work.coinb1).unwrap_or(0),
+        cur_time: work.ntime,
+        // Miners roll the time forward from the job's; the pool judges
+        // how far.
+        min_time: work.ntime,
+        bits_time: 0..=u32::MAX,
+        coinbase_value: 0,
+        txids: Vec::new(),
+        witness_commitment: None,
+        tx_data: bytes::Bytes::new(),
+        tx_count: 0,
+        longpoll_id: None,
+        limits: BlockLimits {
+            weight: 0,
+            sigops: 0,
+        },
+        costs: Vec::new(),
+    }
+}
+
+/// The height a coinbase's first half starts its scriptSig with (BIP34),
+/// if it reads as one: for the operator's display only.
+pub(crate) fn bip34_height(coinb1: &[u8]) -> Option<u32> {
+    // version (4), input count (1), outpoint (36), scriptSig length (1).
+    let script = coinb1.get(42..)?;
+    let len = usize::from(*script.first()?);
+    if !(1..=4).contains(&len) {
+        return None;
+    }
+    let mut bytes = [0u8; 4];
+    bytes[..len].copy_from_slice(script.get(1..1 + len)?);
+    Some(u32::from_le_bytes(bytes))
 }
 
 /// The first job id of a process started at `now`: nanoseconds since the

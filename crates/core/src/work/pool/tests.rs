@@ -1,10 +1,14 @@
-use super::*;
 use bitcoin::hashes::Hash;
 
+use super::*;
+use crate::chain::Target;
 use crate::client::{hash_share_rolled, Work};
 use crate::share::{validate, ShareContext};
+use crate::stratum::method::JobId;
 use crate::stratum::method::Submit;
+use crate::work::job::bip34_height;
 use crate::work::Extranonce1;
+use crate::work::Job;
 
 /// A pool's job as para sends one: a 4-byte extranonce1, an 8-byte
 /// extranonce2, a signet-like target.
