@@ -124,7 +124,10 @@ impl<F: Feed> Channel<F> {
                 verdict: Ok(accepted.achieved),
             });
         }
-        if let Some(pool) = pool.filter(|pool| !stale && pool.target.is_met_by(&accepted.hash)) {
+        // A stale share gets here only when it meets the network's target
+        // (a block, on a pool's job the pool's block): it still goes to the
+        // pool, which judges whether its job still stands.
+        if let Some(pool) = pool.filter(|pool| pool.target.is_met_by(&accepted.hash)) {
             let version = u32::from_le_bytes(accepted.header[..4].try_into().expect("4 bytes"));
             events.push(Event::Forward(Box::new(super::Forward {
                 pool: pool.pool,

@@ -92,7 +92,7 @@ fn a_share_below_the_pool_s_target_is_the_miner_s_alone() {
 fn another_pool_s_job_on_the_same_tip_is_clean_and_the_first_pool_s_shares_are_stale() {
     let first = pool_job(1e-9);
     let mut s = ready(1e-9, first.clone());
-    let share = find(&first, [5; 8], None, |_| true);
+    let share = find(&first, [5; 8], None, |s| !s.is_block);
     // The next pool in the config, its job on the same block.
     let mut other = pool_job(1e-9);
     {
@@ -110,6 +110,16 @@ fn another_pool_s_job_on_the_same_tip_is_clean_and_the_first_pool_s_shares_are_s
     let (answers, out) = send(&mut s, &submit_line("w", &share));
     assert_eq!(answers[0]["error"][1], json!("Stale share"), "{answers:?}");
     assert!(forwards(&out).is_empty());
+    // A block on the first pool's job is still that pool's to judge: the
+    // miner hears it is stale here, and the pool gets it.
+    // (Regtest's bits are easier than this pool's difficulty: a block that
+    // meets both, as every block does on a real chain.)
+    let block = find(&first, [6; 8], None, |s| s.is_block && s.difficulty >= 1e-9);
+    let (answers, out) = send(&mut s, &submit_line("w", &block));
+    assert_eq!(answers[0]["error"][1], json!("Stale share"), "{answers:?}");
+    let sent = forwards(&out);
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].pool, sent[0].share.nonce), (0, block.nonce));
 }
 
 #[test]
