@@ -45,6 +45,14 @@ class Pool:
             raise RuntimeError(f"para missing at {PARA}: run scripts/install-para.sh")
         zmq = f"tcp://127.0.0.1:{bench.free_port()}"
         self.core = bench.CoreNode("signet", extra=[f"-zmqpubhashblock={zmq}"])
+        try:
+            self._start_para(zmq, start_diff)
+        except BaseException:
+            # Never leave the node behind when para does not come up.
+            self.core.stop()
+            raise
+
+    def _start_para(self, zmq, start_diff):
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-para-")
         self.port, http = bench.free_port(), bench.free_port()
         log = open(os.path.join(self.dir, "para.log"), "w")
@@ -63,6 +71,8 @@ class Pool:
                 break
             except OSError:
                 if self.process.poll() is not None or time.time() > deadline:
+                    if self.process.poll() is None:
+                        self.process.kill()
                     raise RuntimeError(f"para did not listen; see {self.dir}/para.log")
                 time.sleep(0.1)
 
