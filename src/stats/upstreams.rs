@@ -70,11 +70,6 @@ impl Upstreams {
         }
     }
 
-    /// Upstream `index`'s difficulty now.
-    pub fn difficulty(&self, index: usize) -> Option<f64> {
-        self.0[index].lock_anyway().difficulty
-    }
-
     /// Changes upstream `index`'s status; a change of state is dated.
     pub fn set(&self, index: usize, change: impl FnOnce(&mut UpstreamStatus)) {
         let mut status = self.0[index].lock_anyway();

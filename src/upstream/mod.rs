@@ -259,6 +259,11 @@ impl Link<'_> {
                         extranonce2_size,
                         version_mask,
                     } => {
+                        // Never shown ready when it cannot be used.
+                        if let Some(refused) = too_narrow(version_mask) {
+                            end = end.or(Some(refused));
+                            continue;
+                        }
                         let handshake = started.elapsed().as_secs_f64() * 1000.0;
                         tracing::info!(upstream = %config.name, extranonce2_size, handshake_ms = handshake, "upstream pool ready");
                         self.stats.metrics.upstreams.up(&config.name, true);
@@ -270,7 +275,6 @@ impl Link<'_> {
                         });
                         pool.extranonce = Some((extranonce1, extranonce2_size));
                         pool.version_mask = version_mask;
-                        end = end.or(too_narrow(version_mask));
                     }
                     Event::Difficulty(difficulty) => {
                         self.stats
@@ -402,21 +406,22 @@ impl Link<'_> {
         if !accepted {
             tracing::debug!(upstream = %name, worker = %worker.escape_debug(), reason = ?reason, "the upstream pool rejected a share");
         }
-        let difficulty = self.upstreams.difficulty(self.index);
-        if let (true, Some(difficulty)) = (accepted, difficulty) {
+        let mut credited = None;
+        self.upstreams.set(self.index, |s| {
+            s.latency_ms = Some(latency.as_secs_f64() * 1000.0);
+            if accepted {
+                s.shares_accepted += 1;
+                credited = s.difficulty;
+            } else {
+                s.shares_rejected += 1;
+            }
+        });
+        if let Some(difficulty) = credited {
             metrics
                 .accepted_difficulty_total
                 .with_label_values(&[name])
                 .inc_by(difficulty);
         }
-        self.upstreams.set(self.index, |s| {
-            s.latency_ms = Some(latency.as_secs_f64() * 1000.0);
-            if accepted {
-                s.shares_accepted += 1;
-            } else {
-                s.shares_rejected += 1;
-            }
-        });
         if let Some(entry) = self.stats.workers.get(worker) {
             entry.upstream_answered(accepted);
         }

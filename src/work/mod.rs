@@ -230,14 +230,14 @@ async fn on_pools(
     let mut withdrawn = false;
     // When miners on a pool's last job are closed, if no pool has one by then.
     let mut closing: Option<tokio::time::Instant> = None;
-    // When the last pool job went out, and a newer one on the same block
-    // waits for its turn.
+    // When the last pool job went out.
     let mut published = tokio::time::Instant::now();
-    let mut held: Option<tokio::time::Instant> = None;
     // Each pool's job that could not be built: passed over until it
     // sends another.
     let mut unusable: Vec<Option<Arc<PoolWork>>> = vec![None; pools.feeds.len()];
     loop {
+        // When a newer job on the same block gets its turn, while one waits.
+        let mut held: Option<tokio::time::Instant> = None;
         let first = pools.feeds.iter_mut().enumerate().find_map(|(i, feed)| {
             let work = feed.borrow_and_update().clone()?;
             let passed_over = unusable[i]
@@ -260,7 +260,6 @@ async fn on_pools(
                 if !same && update && tokio::time::Instant::now() < turn {
                     held = Some(turn);
                 } else if !same {
-                    held = None;
                     let name = &pools.names[pool];
                     match manager.groups.publish_pool(&work) {
                         Ok(job) => {

@@ -224,6 +224,17 @@ async fn an_unusable_pool_job_is_passed_over_and_same_block_updates_are_paced() 
         ndas_core::chain::Target::from_difficulty(4.0)
     );
     assert_eq!(newest.id.0, on.id.0 + 1, "one job between");
+
+    // An update held for its turn, then the pool gone: the grace runs
+    // from then (the held turn must not keep the stage awake), and the
+    // work is withdrawn after it.
+    second.send_replace(pool_work(&fields, 1, 12, 5.0));
+    settle().await;
+    second.send_replace(None);
+    tokio::time::sleep(GRACE - std::time::Duration::from_secs(1)).await;
+    assert!(alice.current().is_some(), "on the last job for the grace");
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(manager.groups().is_withdrawn());
     stage.shutdown.cancel();
     stage.task.await.unwrap();
 }

@@ -128,7 +128,11 @@ impl<F: Feed> Channel<F> {
         // (a block, on a pool's job the pool's block): it still goes to the
         // pool, which judges whether its job still stands.
         if let Some(pool) = pool.filter(|pool| pool.target.is_met_by(&accepted.hash)) {
-            let version = u32::from_le_bytes(accepted.header[..4].try_into().expect("4 bytes"));
+            let version = u32::from_le_bytes(
+                accepted.header[..4]
+                    .try_into()
+                    .expect("an 80-byte header starts with its 4-byte version"),
+            );
             events.push(Event::Forward(Box::new(super::Forward {
                 pool: pool.pool,
                 connection: pool.connection,

@@ -448,11 +448,6 @@ impl<F: Feed> PayoutGroups<F> {
         Ok(job)
     }
 
-    /// Whether the groups mine an upstream pool's job now.
-    pub fn on_pool(&self) -> bool {
-        self.shared().pool.is_some()
-    }
-
     /// Takes every group's job away (no node serves): each group's feed is
     /// emptied, which tells its connections to close, and a group joined
     /// meanwhile gets no job. The next [`PayoutGroups::publish`] gives work

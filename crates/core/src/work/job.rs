@@ -89,8 +89,14 @@ impl NotifyPieces {
 impl Work {
     /// The merkle branch and the notify lines' shared pieces of `template`.
     pub fn new(template: Arc<Template>) -> Work {
-        let branch: Arc<[Hash256]> = branch(&template.txids).into();
+        let branch = branch(&template.txids).into();
         let version = template.version & !BIP320_MASK;
+        Work::from_parts(template, branch, version)
+    }
+
+    /// The notify lines' shared pieces of a header's fields, a merkle
+    /// branch and the version miners are sent.
+    fn from_parts(template: Arc<Template>, branch: Arc<[Hash256]>, version: u32) -> Work {
         let merkle_branch: Vec<String> = branch.iter().map(|h| hex::encode(h.0)).collect();
         let (prev_hash, version_hex, bits, ntime) = (
             stratum_prev_hash(&template.prev_hash),
@@ -119,6 +125,20 @@ impl Work {
             room: template.coinbase_room(),
             template,
         }
+    }
+}
+
+impl Work {
+    /// Job `id`'s notify lines on `coinbase`, `clean_jobs` false and true.
+    fn notify_lines(&self, id: JobId, coinbase: &Coinbase) -> [Bytes; 2] {
+        // Hex and a hex job id: nothing the serializer would escape.
+        let job_id = id.to_string();
+        let (coinb1, coinb2) = (
+            hex::encode(coinbase.coinb1()),
+            hex::encode(coinbase.coinb2()),
+        );
+        let own = [job_id.as_bytes(), coinb1.as_bytes(), coinb2.as_bytes()];
+        [self.lines[0].line(own), self.lines[1].line(own)]
     }
 }
 
@@ -206,15 +226,7 @@ impl Job {
                 return Err(CoinbaseError::OverTemplateLimit { unit, needed, room });
             }
         }
-        // Hex and a hex job id: nothing the serializer would escape.
-        let job_id = id.to_string();
-        let (coinb1, coinb2) = (
-            hex::encode(coinbase.coinb1()),
-            hex::encode(coinbase.coinb2()),
-        );
-        let own = [job_id.as_bytes(), coinb1.as_bytes(), coinb2.as_bytes()];
-        let notify_update = work.lines[0].line(own);
-        let notify_clean = work.lines[1].line(own);
+        let [notify_update, notify_clean] = work.notify_lines(id, &coinbase);
         Ok(Job {
             id,
             version: work.version,
@@ -277,43 +289,22 @@ impl Job {
         let mut coinb2 = vec![0u8; padding];
         coinb2.extend_from_slice(&work.coinb2);
         let coinbase = Coinbase::from_parts(coinb1, coinb2, needed);
-        let branch: Arc<[Hash256]> = work.branch.iter().map(|h| Hash256(*h)).collect();
-        let prev_hash = Hash256(work.prev_hash);
-        let job_id = id.to_string();
-        let (coinb1, coinb2) = (
-            hex::encode(coinbase.coinb1()),
-            hex::encode(coinbase.coinb2()),
+        // The pool's version as it is: the pool puts the rolled bits back
+        // into it, and its bits outside the mask are the pool's.
+        let shared = Work::from_parts(
+            Arc::new(header_only(work, network_target)),
+            work.branch.iter().map(|h| Hash256(*h)).collect(),
+            work.version,
         );
-        let merkle_branch: Vec<String> = branch.iter().map(|h| hex::encode(h.0)).collect();
-        let (prev, version, bits, ntime) = (
-            stratum_prev_hash(&prev_hash),
-            format!("{:08x}", work.version),
-            format!("{:08x}", work.bits),
-            format!("{:08x}", work.ntime),
-        );
-        let line = |clean_jobs| {
-            notify(&NotifyFields {
-                job_id: &job_id,
-                prev_hash: &prev,
-                coinb1: &coinb1,
-                coinb2: &coinb2,
-                merkle_branch: &merkle_branch,
-                version: &version,
-                bits: &bits,
-                ntime: &ntime,
-                clean_jobs,
-            })
-        };
-        let (notify_clean, notify_update) = (line(true), line(false));
-        let template = Arc::new(header_only(work, network_target));
+        let [notify_update, notify_clean] = shared.notify_lines(id, &coinbase);
         Ok(Job {
             id,
             // Miners' difficulty is capped at this: at most the pool's, or
             // the pool would get fewer shares than it credits hashrate for.
-            network_difficulty: network_target.difficulty().min(from.difficulty),
-            template,
+            network_difficulty: shared.network_difficulty.min(from.difficulty),
+            template: shared.template.clone(),
             coinbase,
-            branch,
+            branch: shared.branch.clone(),
             payout: Payout {
                 address: "".into(),
                 script: Arc::from(&[][..]),
