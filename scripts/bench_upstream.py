@@ -6,7 +6,8 @@ signet (`scripts/install-core.sh`).
 
 - failover: N idle miners; the stand-in is killed; from that moment to the
   first and the last miner's first job on the pool's block (the bound,
-  `mining.failover_after_seconds`, is 1 s here).
+  `mining.failover_after_seconds`, is 1 s here), and to every connection
+  the miners need to the pool (one per 50) being ready.
 - throughput: 1,000 miners submitting 50,000/s on the pool's jobs: answers
   per second, server CPU per 1,000 answers, shares sent to the pool.
 
@@ -129,6 +130,14 @@ def failover(miners):
         time.sleep(2)
         failed_at = time.time() * 1000
         stop_node(stack)
+        # Every connection the miners need to para (50 miners each) ready.
+        lanes = -(-miners // 50)
+        lanes_ms = None
+        while time.time() * 1000 - failed_at < 30000:
+            if stack.metrics().get('ndas_upstream_connections{upstream="para"}', 0) >= lanes:
+                lanes_ms = time.time() * 1000 - failed_at
+                break
+            time.sleep(0.1)
         out, err = load.communicate(timeout=seconds + 120)
         if load.returncode != 0:
             raise RuntimeError(err)
@@ -144,6 +153,8 @@ def failover(miners):
             "first_job_ms": tip["first_unix_ms"] - failed_at,
             "last_job_ms": tip["last_unix_ms"] - failed_at,
             "spread_ms": tip["last_unix_ms"] - tip["first_unix_ms"],
+            "connections": lanes,
+            "connections_ready_ms": lanes_ms,
         }
     finally:
         stack.stop()

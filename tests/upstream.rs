@@ -19,6 +19,8 @@ fn upstream(name: &str, addr: std::net::SocketAddr, user: &str) -> UpstreamConfi
         url: format!("stratum+tcp://{addr}"),
         user: user.into(),
         password: None,
+        miners_per_connection: 50,
+        max_connections: 2000,
     }
 }
 

@@ -95,6 +95,8 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
         url: format!("stratum+tcp://{}", para.stratum()),
         user: format!("{address}.ndas"),
         password: None,
+        miners_per_connection: 50,
+        max_connections: 2000,
     }];
     let running = start_ndas(config).await;
     let http = running.metrics_addr();

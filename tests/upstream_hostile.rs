@@ -81,6 +81,8 @@ impl Scripted {
             url: format!("stratum+tcp://{}", self.addr),
             user: "farm.ndas".into(),
             password: None,
+            miners_per_connection: 50,
+            max_connections: 2000,
         }
     }
 }
@@ -128,7 +130,7 @@ async fn serve(
             (_, Some("mining.authorize")) => {
                 out.push(send(json!({"id": id, "result": true, "error": null})));
                 // The job before the difficulty, as some pools send them.
-                out.push(send(job("j1")));
+                out.push(send(common::upstream::notify("j1", POOL_PREV)));
                 out.push(send(json!({"id": null, "method": "mining.set_difficulty",
                     "params": [POOL_DIFFICULTY]})));
             }
@@ -145,29 +147,6 @@ async fn serve(
             }
         }
     }
-}
-
-/// Job `id` on [`POOL_PREV`] at the current time, with regtest's bits.
-fn job(id: &str) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as u32;
-    let mut prev = POOL_PREV;
-    for word in prev.chunks_exact_mut(4) {
-        word.reverse();
-    }
-    json!({"id": null, "method": "mining.notify", "params": [
-        id,
-        hex::encode(prev),
-        "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff1c03",
-        "ffffffff0100f2052a010000001976a914000000000000000000000000000000000000000088ac00000000",
-        [],
-        "20000000",
-        "207fffff",
-        format!("{now:08x}"),
-        true
-    ]})
 }
 
 /// A share of at least `wanted` on `work` with extranonce2 `en2`.
@@ -310,7 +289,10 @@ async fn hostile_pools_are_refused_with_reasons_rejections_counted_and_a_dead_po
         .push
         .send(json!({"id": null, "method": "mining.set_extranonce", "params": ["e1e2e3e4", 8]}))
         .unwrap();
-    rejecter.push.send(job("j2")).unwrap();
+    rejecter
+        .push
+        .send(common::upstream::notify("j2", POOL_PREV))
+        .unwrap();
     let renewed = loop {
         let work = miner
             .next_job(WAIT)

@@ -24,7 +24,28 @@ pub struct UpstreamConfig {
     /// A secret: never logged (`NDAS_UPSTREAM__<i>__PASSWORD`).
     #[serde(default)]
     pub password: Option<Secret>,
+    /// Most of NDAS's miners on one connection to the pool: more open
+    /// another, so the pool's vardiff, its limits per connection and a
+    /// dropped connection each touch a bounded part of the farm.
+    #[serde(default = "default_miners_per_connection")]
+    pub miners_per_connection: usize,
+    /// Most connections to the pool; past them each holds more miners.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
+
+/// Braiins Farm Proxy's aggregation: 50 miners per upstream connection.
+fn default_miners_per_connection() -> usize {
+    50
+}
+
+/// Enough for 100,000 miners (`stratum.max_connections`) at 50 each.
+fn default_max_connections() -> usize {
+    2000
+}
+
+/// The most connections one pool may be given.
+const MAX_CONNECTIONS: usize = 10_000;
 
 impl UpstreamConfig {
     /// The pool's host and port, from `url`.
@@ -69,6 +90,21 @@ pub(super) fn issues(upstreams: &[UpstreamConfig]) -> Vec<ConfigIssue> {
         if let Err(why) = upstream.address() {
             issue("url", why);
         }
+        if !(1..=100_000).contains(&upstream.miners_per_connection) {
+            issue(
+                "miners_per_connection",
+                format!("{} is outside 1..=100000", upstream.miners_per_connection),
+            );
+        }
+        if !(1..=MAX_CONNECTIONS).contains(&upstream.max_connections) {
+            issue(
+                "max_connections",
+                format!(
+                    "{} is outside 1..={MAX_CONNECTIONS}",
+                    upstream.max_connections
+                ),
+            );
+        }
         if upstream.user.is_empty()
             || upstream.user.len() > 256
             || upstream.user.chars().any(|c| c.is_control() || c == ' ')
@@ -92,6 +128,8 @@ mod tests {
             url: url.into(),
             user: user.into(),
             password: None,
+            miners_per_connection: 50,
+            max_connections: 2000,
         }
     }
 
@@ -120,6 +158,15 @@ mod tests {
         assert_eq!(
             keys(&[upstream("a", "stratum+tcp://p.example:3333", "two words")]),
             ["upstream[0].user"]
+        );
+        let mut crowded = good.clone();
+        (crowded.miners_per_connection, crowded.max_connections) = (0, MAX_CONNECTIONS + 1);
+        assert_eq!(
+            keys(&[crowded]),
+            [
+                "upstream[0].miners_per_connection",
+                "upstream[0].max_connections"
+            ]
         );
         let many = vec![good; MAX_UPSTREAMS + 1];
         assert!(keys(&many).contains(&"upstream".to_owned()));

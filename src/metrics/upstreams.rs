@@ -26,6 +26,10 @@ pub struct UpstreamMetrics {
     pub accepted_difficulty_total: prometheus::CounterVec,
     /// Per upstream: 1 while miners mine its jobs (no node serves).
     pub mining: IntGaugeVec,
+    /// Per upstream: its ready connections.
+    pub connections: IntGaugeVec,
+    /// Per upstream: NDAS's miners on its jobs.
+    pub miners: IntGaugeVec,
     /// The configured names, for [`UpstreamMetrics::mining_on`].
     names: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -80,6 +84,18 @@ impl UpstreamMetrics {
                 "1 while miners mine the upstream pool's jobs because no node serves",
                 &["upstream"],
             ),
+            connections: gauges(
+                r,
+                "ndas_upstream_connections",
+                "The upstream pool's ready connections: one per miners_per_connection miners on its jobs, one while none is",
+                &["upstream"],
+            ),
+            miners: gauges(
+                r,
+                "ndas_upstream_miners",
+                "NDAS's miners on the upstream pool's jobs",
+                &["upstream"],
+            ),
             names: Default::default(),
         }
     }
@@ -104,6 +120,8 @@ impl UpstreamMetrics {
         }
         self.accepted_difficulty_total.with_label_values(&[name]);
         self.mining.with_label_values(&[name]).set(0);
+        self.connections.with_label_values(&[name]).set(0);
+        self.miners.with_label_values(&[name]).set(0);
         use ndas_core::sync::LockAnyway;
         self.names.lock_anyway().push(name.to_owned());
     }

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use ndas_core::clock::unix_now;
 use ndas_core::sync::LockAnyway;
+use ndas_core::work::lanes::Seats;
 
 /// One upstream pool as the operator sees it.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -33,25 +34,33 @@ pub struct UpstreamStatus {
     pub latency_ms: Option<f64>,
     /// Whether miners mine its jobs now (no node serves).
     pub mining: bool,
+    /// Its connections that are ready: one per `miners_per_connection`
+    /// miners on it (one while none is).
+    pub connections: usize,
+    /// NDAS's miners on its jobs now.
+    pub miners: usize,
 }
 
-/// Every upstream's status, in the config's order.
+/// Every upstream's status, in the config's order, and the seats on its
+/// connections.
 #[derive(Default)]
-pub struct Upstreams(Vec<Mutex<UpstreamStatus>>);
+pub struct Upstreams(Vec<(Mutex<UpstreamStatus>, Arc<Seats>)>);
 
 impl Upstreams {
-    /// The upstreams named `names`, in the config's order, connecting.
-    pub fn new(names: &[String]) -> Arc<Upstreams> {
+    /// The upstreams `pools` (each a name and its seats), in the config's
+    /// order, connecting.
+    pub fn new(pools: &[(String, Arc<Seats>)]) -> Arc<Upstreams> {
         Arc::new(Upstreams(
-            names
+            pools
                 .iter()
-                .map(|name| {
-                    Mutex::new(UpstreamStatus {
+                .map(|(name, seats)| {
+                    let status = Mutex::new(UpstreamStatus {
                         name: name.clone(),
                         state: "connecting",
                         since: unix_now(),
                         ..UpstreamStatus::default()
-                    })
+                    });
+                    (status, seats.clone())
                 })
                 .collect(),
         ))
@@ -59,12 +68,18 @@ impl Upstreams {
 
     /// Every upstream's status now.
     pub fn snapshot(&self) -> Vec<UpstreamStatus> {
-        self.0.iter().map(|s| s.lock_anyway().clone()).collect()
+        self.0
+            .iter()
+            .map(|(status, seats)| UpstreamStatus {
+                miners: seats.seated(),
+                ..status.lock_anyway().clone()
+            })
+            .collect()
     }
 
     /// Which upstream miners mine on now, if any.
     pub fn mining_on(&self, name: Option<&str>) {
-        for status in &self.0 {
+        for (status, _) in &self.0 {
             let mut status = status.lock_anyway();
             status.mining = name == Some(status.name.as_str());
         }
@@ -72,7 +87,7 @@ impl Upstreams {
 
     /// Changes upstream `index`'s status; a change of state is dated.
     pub fn set(&self, index: usize, change: impl FnOnce(&mut UpstreamStatus)) {
-        let mut status = self.0[index].lock_anyway();
+        let mut status = self.0[index].0.lock_anyway();
         let before = status.state;
         change(&mut status);
         if status.state != before {

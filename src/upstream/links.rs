@@ -1,70 +1,91 @@
 //! What the rest of NDAS holds of the upstream connections: each pool's
-//! newest job for the job stage (a `watch` channel per upstream, none
-//! while it has no usable job), and a queue per upstream for the shares
-//! miners find on its jobs.
+//! newest job per connection ("lane", [`ndas_core::work::lanes`]) for the
+//! job stage, the seats miners take on its lanes, and a queue per lane for
+//! the shares miners find on its jobs.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::{mpsc, watch};
 
 use ndas_core::channel::Forward;
+use ndas_core::work::lanes::Seats;
 use ndas_core::work::pool::PoolWork;
 
 /// Shares queued for one upstream connection at most: a pool answers in
 /// milliseconds, and past this the connection is not keeping up.
 pub const QUEUED_SHARES: usize = 4096;
 
-/// One upstream's newest job, as the job stage reads it.
-pub type PoolFeed = watch::Receiver<Option<Arc<PoolWork>>>;
+/// A pool's lanes' newest jobs, by lane (none while a lane has no usable
+/// job, or is closed).
+pub type LaneWork = Vec<Option<Arc<PoolWork>>>;
 
-/// The sending ends, kept by each upstream's task.
-pub struct UpstreamEnds {
-    pub work: watch::Sender<Option<Arc<PoolWork>>>,
-    pub shares: mpsc::Receiver<Forward>,
+/// One upstream's jobs as the job stage reads them, and its seats.
+#[derive(Clone)]
+pub struct PoolFeed {
+    pub work: watch::Receiver<LaneWork>,
+    pub seats: Arc<Seats>,
 }
 
-/// Where miners' connections send shares for each upstream.
+/// Where miners' connections send shares for each upstream's lanes.
 pub struct Forwarders {
-    queues: Vec<mpsc::Sender<Forward>>,
+    /// By pool, then lane: set when the lane's task starts.
+    queues: Vec<Box<[OnceLock<mpsc::Sender<Forward>>]>>,
     names: Vec<String>,
     metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Forwarders {
-    /// Hands `forward` to its upstream's connection; a share for an
-    /// upstream whose queue is full is counted `dropped`, never waited on.
+    /// Hands `forward` to its lane's connection; a share for a lane whose
+    /// queue is full (or that never opened) is counted `dropped`, never
+    /// waited on.
     pub fn send(&self, forward: &Forward) {
-        let Some(queue) = self.queues.get(forward.pool) else {
+        let Some(lanes) = self.queues.get(forward.pool) else {
             return;
         };
-        if queue.try_send(forward.clone()).is_err() {
+        let sent = lanes
+            .get(forward.lane)
+            .and_then(OnceLock::get)
+            .is_some_and(|queue| queue.try_send(forward.clone()).is_ok());
+        if !sent {
             self.metrics
                 .upstreams
                 .share(&self.names[forward.pool], "dropped");
         }
     }
+
+    /// The receiving end of lane `lane` of pool `pool`'s queue, made now;
+    /// none if it was made before or is past the pool's lanes.
+    pub(super) fn open(&self, pool: usize, lane: usize) -> Option<mpsc::Receiver<Forward>> {
+        let (queue, shares) = mpsc::channel(QUEUED_SHARES);
+        self.queues[pool].get(lane)?.set(queue).ok()?;
+        Some(shares)
+    }
 }
 
-/// The links of `names`, in order: the job stage's feeds, the
-/// connections' forwarders, and each upstream task's ends.
+/// The links of `pools` (each a name and its seats), in order: the job
+/// stage's feeds, the connections' forwarders, and each pool's sending
+/// end of its lanes' jobs.
 pub fn links(
-    names: &[String],
+    pools: &[(String, Arc<Seats>)],
     metrics: Arc<crate::metrics::Metrics>,
-) -> (Vec<PoolFeed>, Arc<Forwarders>, Vec<UpstreamEnds>) {
+) -> (Vec<PoolFeed>, Arc<Forwarders>, Vec<watch::Sender<LaneWork>>) {
     let mut feeds = Vec::new();
-    let mut queues = Vec::new();
-    let mut ends = Vec::new();
-    for _ in names {
-        let (work, feed) = watch::channel(None);
-        let (queue, shares) = mpsc::channel(QUEUED_SHARES);
-        feeds.push(feed);
-        queues.push(queue);
-        ends.push(UpstreamEnds { work, shares });
+    let mut senders = Vec::new();
+    for (_, seats) in pools {
+        let (work, feed) = watch::channel(Vec::new());
+        feeds.push(PoolFeed {
+            work: feed,
+            seats: seats.clone(),
+        });
+        senders.push(work);
     }
     let forwarders = Arc::new(Forwarders {
-        queues,
-        names: names.to_vec(),
+        queues: pools
+            .iter()
+            .map(|(_, seats)| (0..seats.max_lanes()).map(|_| OnceLock::new()).collect())
+            .collect(),
+        names: pools.iter().map(|(name, _)| name.clone()).collect(),
         metrics,
     });
-    (feeds, forwarders, ends)
+    (feeds, forwarders, senders)
 }

@@ -41,7 +41,7 @@ impl PoolState {
     /// job handed out at the default and then at the pool's lower
     /// difficulty would leave miners that keep to the first one with
     /// shares that are never sent.)
-    pub(super) fn work(&self, pool: usize, connection: u64) -> Option<PoolWork> {
+    pub(super) fn work(&self, pool: usize, lane: usize, connection: u64) -> Option<PoolWork> {
         let ((extranonce1, extranonce2_size), job) =
             (self.extranonce.as_ref()?, self.job.as_ref()?);
         if self.difficulty.is_none() && self.jobs < 2 {
@@ -49,6 +49,7 @@ impl PoolState {
         }
         Some(PoolWork {
             pool,
+            lane,
             connection,
             work: job.clone(),
             extranonce1: extranonce1.clone(),
@@ -94,14 +95,14 @@ mod tests {
             extranonce: Some((vec![7; 4], 8)),
             ..PoolState::default()
         };
-        assert!(pool.work(0, 1).is_none(), "no job yet");
+        assert!(pool.work(0, 0, 1).is_none(), "no job yet");
         (pool.job, pool.jobs) = (Some(work("a")), 1);
-        assert!(pool.work(0, 1).is_none(), "its difficulty may follow");
+        assert!(pool.work(0, 0, 1).is_none(), "its difficulty may follow");
         pool.difficulty = Some(0.5);
-        let mined = pool.work(2, 9).unwrap();
+        let mined = pool.work(2, 3, 9).unwrap();
         assert_eq!(
-            (mined.pool, mined.connection, mined.difficulty),
-            (2, 9, 0.5)
+            (mined.pool, mined.lane, mined.connection, mined.difficulty),
+            (2, 3, 9, 0.5)
         );
         assert_eq!(mined.extranonce1, [7; 4]);
 
@@ -111,11 +112,11 @@ mod tests {
             ..PoolState::default()
         };
         (silent.job, silent.jobs) = (Some(work("a")), 1);
-        assert!(silent.work(0, 1).is_none());
+        assert!(silent.work(0, 0, 1).is_none());
         (silent.job, silent.jobs) = (Some(work("b")), 2);
-        assert_eq!(silent.work(0, 1).unwrap().difficulty, DEFAULT_DIFFICULTY);
+        assert_eq!(silent.work(0, 0, 1).unwrap().difficulty, DEFAULT_DIFFICULTY);
         // Not before the connection is ready.
         silent.extranonce = None;
-        assert!(silent.work(0, 1).is_none());
+        assert!(silent.work(0, 0, 1).is_none());
     }
 }

@@ -16,7 +16,6 @@ use ndas_core::events::{Events, JobEvent};
 use ndas_core::chain::coinbase::CoinbaseError;
 use ndas_core::template::Template;
 use ndas_core::work::groups::{Feed, Payouts};
-use ndas_core::work::pool::PoolWork;
 use ndas_core::work::{Job, JobConfig, PayoutGroups};
 
 /// Groups whose jobs are built on the caller's thread; more are built on
@@ -26,10 +25,6 @@ use ndas_core::work::{Job, JobConfig, PayoutGroups};
 /// (BENCHMARKS.md): past 256 groups the runtime thread would be held for
 /// twice what `fixed` mode holds it.
 pub const INLINE_GROUPS: usize = 256;
-
-/// A pool's jobs on the same block go out at most this often (a new block's
-/// at once): each goes to every miner.
-pub const MIN_POOL_JOB_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The receiving end of one group's jobs.
 pub type JobReceiver = watch::Receiver<Option<Arc<Job>>>;
@@ -122,35 +117,6 @@ impl JobManager {
     }
 }
 
-/// The upstream pools' jobs, for when no node serves
-/// (`mining.when_no_node = "upstream"`): each pool's newest job, in the
-/// config's order (none: miners are closed instead), and their names.
-#[derive(Default)]
-pub struct Pools {
-    pub feeds: Vec<crate::upstream::links::PoolFeed>,
-    pub names: Vec<String>,
-    /// How long miners stay on a pool's last job once no pool has one (a
-    /// pool reconnecting, or changing its extranonce1) before they are
-    /// closed: `mining.failover_after_seconds`, the bound on stale work.
-    pub grace: std::time::Duration,
-}
-
-impl Pools {
-    /// `feeds` (each `[[upstream]]` pool's, in order) when miners go to
-    /// pools with no node (`mining.when_no_node = "upstream"`), else none.
-    pub fn for_config(
-        config: &crate::config::Config,
-        feeds: Vec<crate::upstream::links::PoolFeed>,
-    ) -> Pools {
-        let upstream = config.when_no_node() == crate::config::WhenNoNode::Upstream;
-        Pools {
-            feeds: if upstream { feeds } else { Vec::new() },
-            names: config.upstream.iter().map(|u| u.name.clone()).collect(),
-            grace: std::time::Duration::from_secs(config.mining.failover_after_seconds),
-        }
-    }
-}
-
 /// Builds and publishes the jobs of each new template the node side hands
 /// over, and says which one it has built, until `shutdown`. When the node
 /// side says no node serves, miners mine the first upstream pool with a
@@ -213,123 +179,10 @@ pub async fn run(
     }
 }
 
-/// While no node serves: every group mines the newest job of the first
-/// pool that has one (each change of pool told once), or its work is
-/// withdrawn while none has (after [`Pools::grace`] on a pool's last
-/// job, when one was mined). Returns when the node side hands over again
-/// (true: the caller reads it), or false at `shutdown` or when the node
-/// side is gone.
-async fn on_pools(
-    manager: &JobManager,
-    templates: &mut watch::Receiver<Option<crate::node::handoff::NewTemplate>>,
-    pools: &mut Pools,
-    events: &Events,
-    shutdown: &CancellationToken,
-) -> bool {
-    let mut mined: Option<(usize, Arc<PoolWork>)> = None;
-    let mut withdrawn = false;
-    // When miners on a pool's last job are closed, if no pool has one by then.
-    let mut closing: Option<tokio::time::Instant> = None;
-    // When the last pool job went out.
-    let mut published = tokio::time::Instant::now();
-    // Each pool's job that could not be built: passed over until it
-    // sends another.
-    let mut unusable: Vec<Option<Arc<PoolWork>>> = vec![None; pools.feeds.len()];
-    loop {
-        // When a newer job on the same block gets its turn, while one waits.
-        let mut held: Option<tokio::time::Instant> = None;
-        let first = pools.feeds.iter_mut().enumerate().find_map(|(i, feed)| {
-            let work = feed.borrow_and_update().clone()?;
-            let passed_over = unusable[i]
-                .as_ref()
-                .is_some_and(|bad| Arc::ptr_eq(bad, &work));
-            (!passed_over).then_some((i, work))
-        });
-        match first {
-            Some((pool, work)) => {
-                closing = None;
-                let same = mined
-                    .as_ref()
-                    .is_some_and(|(_, last)| Arc::ptr_eq(last, &work));
-                // The same pool's update on the same block waits its turn:
-                // a pool cannot make the farm's fan-out run at its line rate.
-                let update = mined.as_ref().is_some_and(|(p, last)| {
-                    *p == pool && last.work.prev_hash == work.work.prev_hash
-                });
-                let turn = published + MIN_POOL_JOB_INTERVAL;
-                if !same && update && tokio::time::Instant::now() < turn {
-                    held = Some(turn);
-                } else if !same {
-                    let name = &pools.names[pool];
-                    match manager.groups.publish_pool(&work) {
-                        Ok(job) => {
-                            if mined.as_ref().map(|(p, _)| *p) != Some(pool) {
-                                tracing::warn!(upstream = %name, job = %job.id, "no node serves: miners mine the upstream pool's jobs");
-                                events.job(JobEvent::OnUpstream { name: name.clone() });
-                            }
-                            withdrawn = false;
-                            published = tokio::time::Instant::now();
-                            mined = Some((pool, work));
-                        }
-                        Err(error) => {
-                            // The next pool, or the grace on the last job.
-                            tracing::error!(upstream = %name, %error, "cannot build a job from the upstream pool's; passed over");
-                            unusable[pool] = Some(work);
-                            continue;
-                        }
-                    }
-                }
-            }
-            // A pool's last job is mined on for the grace first.
-            None if mined.is_some() && closing.is_none() => {
-                tracing::warn!(
-                    grace_seconds = pools.grace.as_secs_f64(),
-                    "no upstream pool has a job: miners stay on the last one for the grace"
-                );
-                closing = Some(tokio::time::Instant::now() + pools.grace);
-            }
-            None if !withdrawn && closing.is_none_or(|at| at <= tokio::time::Instant::now()) => {
-                closing = None;
-                if !pools.feeds.is_empty() {
-                    tracing::warn!(
-                        "no node serves and no upstream pool has a job: miners are closed"
-                    );
-                }
-                manager.groups.withdraw();
-                events.job(JobEvent::Withdrawn);
-                withdrawn = true;
-                mined = None;
-            }
-            None => {}
-        }
-        let pool_changed = async {
-            if pools.feeds.is_empty() {
-                return std::future::pending().await;
-            }
-            let waits = pools.feeds.iter_mut().map(|feed| {
-                Box::pin(async move {
-                    // A pool whose task is gone never changes again.
-                    if feed.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                })
-            });
-            futures_util::future::select_all(waits).await;
-        };
-        let closes = async {
-            match closing.into_iter().chain(held).min() {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            changed = templates.changed() => return changed.is_ok(),
-            _ = pool_changed => {}
-            _ = closes => {}
-        }
-    }
-}
+mod pools;
+
+use pools::on_pools;
+pub use pools::{Pools, MIN_POOL_JOB_INTERVAL};
 
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,7 @@ use ndas_core::chain::Network;
 use ndas_core::testkit::{job_config, template, TIP_A, TIP_B};
 use ndas_core::work::groups::Group;
 use ndas_core::work::payout::Payout;
+use ndas_core::work::pool::PoolWork;
 
 const ALICE: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
 const BOB: &str = "bcrt1q6rz28mcfaxtmd6v789l9rrlrusdprr9pz3cppk";
@@ -93,7 +94,7 @@ fn a_group_whose_last_connection_left_is_not_rebuilt() {
 /// and what stops it.
 struct PoolStage {
     templates: watch::Sender<Option<crate::node::handoff::NewTemplate>>,
-    pools: Vec<watch::Sender<Option<Arc<PoolWork>>>>,
+    pools: Vec<watch::Sender<crate::upstream::links::LaneWork>>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
 }
@@ -103,7 +104,14 @@ const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 fn pool_stage(manager: &Arc<JobManager>, names: &[&str]) -> PoolStage {
     let (templates, template_feed) = watch::channel(None);
     let (built, _) = watch::channel(0);
-    let (senders, feeds) = names.iter().map(|_| watch::channel(None)).unzip();
+    let (senders, feeds): (Vec<_>, Vec<_>) = names
+        .iter()
+        .map(|_| {
+            let (sender, work) = watch::channel(Vec::new());
+            let seats = ndas_core::work::lanes::Seats::new(4, 2);
+            (sender, crate::upstream::links::PoolFeed { work, seats })
+        })
+        .unzip();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run(
         manager.clone(),
@@ -127,16 +135,28 @@ fn pool_stage(manager: &Arc<JobManager>, names: &[&str]) -> PoolStage {
     }
 }
 
-/// A pool's job made of `fields`.
+/// A pool's job made of `fields`, on its first connection alone.
 fn pool_work(
     fields: &ndas_core::client::Work,
     pool: usize,
     extranonce2_size: usize,
     difficulty: f64,
+) -> crate::upstream::links::LaneWork {
+    vec![lane_work(fields, pool, 0, extranonce2_size, difficulty)]
+}
+
+/// Lane `lane`'s job of a pool made of `fields`.
+fn lane_work(
+    fields: &ndas_core::client::Work,
+    pool: usize,
+    lane: usize,
+    extranonce2_size: usize,
+    difficulty: f64,
 ) -> Option<Arc<PoolWork>> {
     Some(Arc::new(PoolWork {
         pool,
-        connection: 1,
+        lane,
+        connection: 1 + lane as u64,
         work: fields.clone(),
         extranonce1: vec![1; 4],
         extranonce2_size,
@@ -166,13 +186,13 @@ async fn with_no_node_groups_mine_a_pool_s_job_and_lose_it_only_after_the_grace(
     assert!(alice.current().unwrap().pool.is_some(), "on the pool's job");
 
     // The pool reconnects: miners stay on its last job for the grace.
-    let last = pool.send_replace(None);
+    let last = pool.send_replace(Vec::new());
     tokio::time::sleep(GRACE - std::time::Duration::from_secs(1)).await;
     assert!(alice.current().unwrap().pool.is_some());
     assert!(!manager.groups().is_withdrawn());
     pool.send_replace(last);
     settle().await;
-    pool.send_replace(None);
+    pool.send_replace(Vec::new());
     tokio::time::sleep(GRACE + std::time::Duration::from_secs(1)).await;
     assert!(alice.current().is_none(), "withdrawn after the grace");
     assert!(manager.groups().is_withdrawn());
@@ -230,11 +250,62 @@ async fn an_unusable_pool_job_is_passed_over_and_same_block_updates_are_paced() 
     // work is withdrawn after it.
     second.send_replace(pool_work(&fields, 1, 12, 5.0));
     settle().await;
-    second.send_replace(None);
+    second.send_replace(Vec::new());
     tokio::time::sleep(GRACE - std::time::Duration::from_secs(1)).await;
     assert!(alice.current().is_some(), "on the last job for the grace");
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert!(manager.groups().is_withdrawn());
+    stage.shutdown.cancel();
+    stage.task.await.unwrap();
+}
+
+/// The lanes' jobs of `job` (what the groups were given of a pool), by lane.
+fn lanes(job: &ndas_core::work::Job) -> Vec<(usize, Arc<ndas_core::work::Job>)> {
+    job.lanes.as_ref().expect("a pool's lanes").jobs().to_vec()
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_lane_s_new_block_or_a_lane_gone_goes_out_at_once_and_a_new_lane_waits_its_turn() {
+    let manager = by_username(10);
+    let alice = manager.groups().for_username(ALICE, None).unwrap();
+    manager.publish(tip(TIP_A)).unwrap();
+    let fields = ndas_core::testkit::work(&alice.current().unwrap());
+    let stage = pool_stage(&manager, &["backup"]);
+    let pool = &stage.pools[0];
+    pool.send_replace(pool_work(&fields, 0, 12, 1.0));
+    stage.templates.send_replace(None);
+    settle().await;
+    let one = alice.current().unwrap();
+    assert_eq!(lanes(&one).len(), 1);
+
+    // A second connection is ready: its miners can wait a second.
+    pool.send_modify(|work| work.push(lane_work(&fields, 0, 1, 12, 1.0)));
+    settle().await;
+    assert!(Arc::ptr_eq(&alice.current().unwrap(), &one), "held");
+    tokio::time::sleep(MIN_POOL_JOB_INTERVAL).await;
+    let two = alice.current().unwrap();
+    let jobs = lanes(&two);
+    assert_eq!(
+        jobs.iter().map(|(lane, _)| *lane).collect::<Vec<_>>(),
+        [0, 1]
+    );
+    assert!(
+        Arc::ptr_eq(&jobs[0].1, &lanes(&one)[0].1),
+        "an unchanged lane's job is not built again: its miners are sent nothing"
+    );
+
+    // Lane 1 is on a new block: out at once, whatever the pace.
+    let mut next = fields.clone();
+    next.prev_hash = [0x77; 32];
+    pool.send_modify(|work| work[1] = lane_work(&next, 0, 1, 12, 1.0));
+    settle().await;
+    let moved = alice.current().unwrap();
+    assert_eq!(lanes(&moved)[1].1.prev_hash().0, [0x77; 32]);
+    // Lane 0's connection is gone: its miners move at once.
+    pool.send_modify(|work| work[0] = None);
+    settle().await;
+    let left = lanes(&alice.current().unwrap());
+    assert_eq!(left.iter().map(|(lane, _)| *lane).collect::<Vec<_>>(), [1]);
     stage.shutdown.cancel();
     stage.task.await.unwrap();
 }

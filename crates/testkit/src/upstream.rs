@@ -1,5 +1,6 @@
 //! What the upstream pool tests read of NDAS: each pool's status as
-//! `/api/stats` shows it, and a worker's entry in `/api/workers`.
+//! `/api/stats` shows it, and a worker's entry in `/api/workers`; and the
+//! job their scripted pools send.
 
 use std::time::{Duration, Instant};
 
@@ -36,4 +37,30 @@ pub async fn worker(http: std::net::SocketAddr, name: &str) -> Value {
         .as_array()
         .and_then(|w| w.iter().find(|w| w["name"] == *name).cloned())
         .unwrap_or_else(|| panic!("{name} in {workers}"))
+}
+
+/// A scripted pool's `mining.notify` of job `id` on `prev` (in the
+/// header's byte order) at the current time, with regtest's bits and a
+/// coinbase cut for an 8-byte extranonce2.
+pub fn notify(id: &str, prev: [u8; 32]) -> Value {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as u32;
+    // Stratum's previous-block hash: each 4-byte word reversed.
+    let mut words = prev;
+    for word in words.chunks_exact_mut(4) {
+        word.reverse();
+    }
+    serde_json::json!({"id": null, "method": "mining.notify", "params": [
+        id,
+        hex::encode(words),
+        "01000000010000000000000000000000000000000000000000000000000000000000000000ffffffff1c03",
+        "ffffffff0100f2052a010000001976a914000000000000000000000000000000000000000088ac00000000",
+        [],
+        "20000000",
+        "207fffff",
+        format!("{now:08x}"),
+        true
+    ]})
 }

@@ -135,6 +135,7 @@ impl<F: Feed> Channel<F> {
             );
             events.push(Event::Forward(Box::new(super::Forward {
                 pool: pool.pool,
+                lane: pool.lane,
                 connection: pool.connection,
                 share: pool.share(&self.extranonce1.0, submit, version),
                 worker: worker.clone(),

@@ -20,6 +20,7 @@ use crate::chain::{Hash256, Target};
 use crate::share::Reject;
 use crate::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
 use crate::work::groups::{Feed, Group, Latest, Mining};
+use crate::work::lanes::Seat;
 use crate::work::payout::Payout;
 use crate::work::PayoutGroups;
 use crate::work::{Extranonce1, Job};
@@ -72,8 +73,9 @@ impl Now {
 /// A share for an upstream pool, and who sent it.
 #[derive(Clone, Debug)]
 pub struct Forward {
-    /// The upstream's place in the config, and its connection then.
+    /// The upstream's place in the config, the lane, and its connection then.
     pub pool: usize,
+    pub lane: usize,
     pub connection: u64,
     pub share: crate::upstream::UpstreamShare,
     pub worker: Arc<str>,
@@ -187,6 +189,9 @@ pub struct Channel<F: Feed = Latest> {
     /// The upstream pool connection the last job came from (none: a
     /// node's): jobs of another source are stale even on the same tip.
     work_source: Option<(usize, u64)>,
+    /// Its place on a pool's lane while it mines a pool's job
+    /// ([`crate::work::lanes`]).
+    seat: Option<Seat>,
     pub(crate) jobs: VecDeque<SentJob>,
     vardiff: Vardiff,
 }
@@ -209,6 +214,7 @@ impl<F: Feed> Channel<F> {
             latest: None,
             tip: None,
             work_source: None,
+            seat: None,
             jobs: VecDeque::with_capacity(MAX_JOBS),
             vardiff,
         }
@@ -283,16 +289,47 @@ impl<F: Feed> Channel<F> {
 
     /// The newest job of the channel's group, sent with the next [`Channel::work`].
     pub fn set_latest(&mut self, job: Arc<Job>) {
-        self.latest = Some(job);
+        self.latest = Some(self.resolve(job));
+    }
+
+    /// The job this channel mines of what its group was given: its lane's
+    /// of a pool's lanes (taking a seat on one), or the job itself; a
+    /// node's job gives back the seat.
+    pub(crate) fn resolve(&mut self, job: Arc<Job>) -> Arc<Job> {
+        match (&job.lanes, &job.pool) {
+            (Some(lanes), _) => lanes.pick(&mut self.seat),
+            (None, None) => {
+                self.seat = None;
+                job
+            }
+            (None, Some(_)) => job,
+        }
+    }
+
+    /// The lane this channel mines on, while it mines a pool's job.
+    pub fn lane(&self) -> Option<usize> {
+        self.seat.as_ref().map(Seat::lane)
     }
 
     /// A new job broadcast to a mining channel: vardiff's periodic retarget
-    /// first, then the job.
+    /// first, then the job. A pool's lanes published again with this
+    /// channel's lane's job unchanged send no job.
     pub fn broadcast(&mut self, job: Arc<Job>, now: Now, events: &mut Vec<Event>) -> Announce<'_> {
+        let job = self.resolve(job);
+        let unchanged = self
+            .latest
+            .as_ref()
+            .is_some_and(|latest| Arc::ptr_eq(latest, &job));
         self.latest = Some(job.clone());
         let retarget = self.vardiff.on_tick(self.difficulty, now.instant);
         if let Some(next) = retarget {
             self.difficulty = self.bounded(next);
+        }
+        if unchanged {
+            return Announce {
+                difficulty: self.difficulty_to_send(retarget.is_some(), events),
+                job: None,
+            };
         }
         // Fan-out is timed for broadcasts only, not a late joiner's first job.
         events.push(Event::JobSent {

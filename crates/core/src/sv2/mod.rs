@@ -332,10 +332,20 @@ impl<F: Feed> Sv2Session<F> {
         out: &mut Output<F::Receiver>,
     ) {
         for open in self.channels.iter_mut().filter(|o| o.group == Some(key)) {
+            // Its own lane's of a pool's jobs, or none when that is unchanged.
             let announce = open.channel.broadcast(job.clone(), now, &mut out.events);
             let difficulty = announce.difficulty;
-            let clean = announce.job.is_some_and(|(_, clean)| clean);
-            open.send(difficulty, Some((&job, clean)), &mut out.messages);
+            let Some((_, clean)) = announce.job else {
+                open.send(difficulty, None, &mut out.messages);
+                continue;
+            };
+            if job.lanes.is_none() {
+                open.send(difficulty, Some((&job, clean)), &mut out.messages);
+            } else {
+                let lane = open.channel.latest().cloned();
+                let sent = lane.as_ref().map(|lane| (lane, clean));
+                open.send(difficulty, sent, &mut out.messages);
+            }
         }
     }
 

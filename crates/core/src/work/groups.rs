@@ -22,7 +22,6 @@ use std::time::Instant;
 
 use super::job::{Job, JobConfig, Work};
 use super::payout::Payout;
-use super::pool::{PoolJobError, PoolWork};
 use crate::chain::address::AddressError;
 use crate::chain::coinbase::CoinbaseError;
 use crate::chain::Network;
@@ -34,6 +33,7 @@ pub use feed::{Feed, Latest};
 use slots::{Place, Slots};
 
 mod feed;
+mod pools;
 mod slots;
 mod snapshot;
 
@@ -426,26 +426,6 @@ impl<F: Feed> PayoutGroups<F> {
             }
         }
         Ok(first)
-    }
-
-    /// Gives every group (and any joined until the next publish) one job
-    /// made from an upstream pool's: a pool's job pays the pool, so it is
-    /// the same for every group, and built once. Returns it.
-    pub fn publish_pool(&self, from: &PoolWork) -> Result<Arc<Job>, PoolJobError> {
-        let id = JobId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let job = Arc::new(Job::from_pool(id, from, self.config.extranonce2_size)?);
-        let live: Vec<Arc<Group<F>>> = {
-            let mut shared = self.shared();
-            shared.work = None;
-            shared.pool = Some(job.clone());
-            self.withdrawn.store(false, Ordering::Relaxed);
-            shared.groups.retain(|_, group| group.strong_count() > 0);
-            shared.groups.values().filter_map(Weak::upgrade).collect()
-        };
-        for group in live {
-            group.feed.publish(job.clone());
-        }
-        Ok(job)
     }
 
     /// Takes every group's job away (no node serves): each group's feed is

@@ -6,6 +6,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use super::extranonce::EXTRANONCE1_LEN;
+use super::lanes::Lanes;
 use super::payout::{reward_outputs, Paid, Payout, Split};
 use super::pool::{PoolJob, PoolJobError, PoolWork};
 use crate::chain::coinbase::{Coinbase, CoinbaseError, CoinbaseSpec};
@@ -172,6 +173,10 @@ pub struct Job {
     /// has the header's fields alone, its shares go to the pool, and it
     /// is never a block NDAS submits.
     pub pool: Option<Arc<PoolJob>>,
+    /// Set on what the job stage gives the groups from a pool: a job per
+    /// connection to it, of which each channel mines its own lane's
+    /// ([`super::lanes`]). This one is the first lane's, never sent itself.
+    pub lanes: Option<Arc<Lanes>>,
 }
 
 impl Job {
@@ -240,6 +245,7 @@ impl Job {
             notify_clean,
             notify_update,
             pool: None,
+            lanes: None,
         })
     }
 
@@ -314,8 +320,10 @@ impl Job {
             created: Instant::now(),
             notify_clean,
             notify_update,
+            lanes: None,
             pool: Some(Arc::new(PoolJob {
                 pool: from.pool,
+                lane: from.lane,
                 connection: from.connection,
                 job_id: work.job_id.clone(),
                 target: Target::from_difficulty(from.difficulty),
@@ -324,6 +332,29 @@ impl Job {
                 padding,
             })),
         })
+    }
+}
+
+impl Job {
+    /// What the groups are given of a pool's `lanes`: the first lane's
+    /// job, carrying them all; each channel sends its own lane's.
+    pub fn over_lanes(lanes: Lanes) -> Job {
+        let first = &lanes.jobs()[0].1;
+        Job {
+            id: first.id,
+            template: first.template.clone(),
+            coinbase: first.coinbase.clone(),
+            branch: first.branch.clone(),
+            payout: first.payout.clone(),
+            paid: first.paid.clone(),
+            version: first.version,
+            network_difficulty: first.network_difficulty,
+            created: first.created,
+            notify_clean: first.notify_clean.clone(),
+            notify_update: first.notify_update.clone(),
+            pool: first.pool.clone(),
+            lanes: Some(Arc::new(lanes)),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod extranonce;
 pub mod groups;
 pub mod job;
+pub mod lanes;
 pub mod limits;
 pub mod payout;
 pub mod pool;

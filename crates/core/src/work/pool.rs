@@ -22,8 +22,11 @@ use crate::upstream::UpstreamShare;
 pub struct PoolWork {
     /// The upstream's place in the config (`[[upstream]]`).
     pub pool: usize,
-    /// Which connection to that upstream: a share on a job of an earlier
-    /// one is not sent (its extranonce1 may be another).
+    /// The connection's lane ([`super::lanes`]).
+    pub lane: usize,
+    /// Which connection to that upstream, unique among its lanes: a share
+    /// on a job of an earlier one is not sent (its extranonce1 may be
+    /// another).
     pub connection: u64,
     pub work: Work,
     pub extranonce1: Vec<u8>,
@@ -38,6 +41,7 @@ pub struct PoolWork {
 #[derive(Clone, Debug)]
 pub struct PoolJob {
     pub pool: usize,
+    pub lane: usize,
     pub connection: u64,
     /// The pool's own id, for its `mining.submit`.
     pub job_id: String,

@@ -17,8 +17,13 @@ fn pool_job(difficulty: f64) -> Arc<Job> {
 }
 
 fn pool_job_with_bits(difficulty: f64, bits: u32) -> Arc<Job> {
-    let from = PoolWork {
+    Arc::new(Job::from_pool(JobId(77), &pool_work(difficulty, bits), 8).unwrap())
+}
+
+fn pool_work(difficulty: f64, bits: u32) -> PoolWork {
+    PoolWork {
         pool: 0,
+        lane: 0,
         connection: 3,
         work: Work {
             job_id: "p7".into(),
@@ -42,8 +47,7 @@ fn pool_job_with_bits(difficulty: f64, bits: u32) -> Arc<Job> {
         extranonce2_size: 12,
         difficulty,
         version_mask: 0x1fff_e000,
-    };
-    Arc::new(Job::from_pool(JobId(77), &from, 8).unwrap())
+    }
 }
 
 fn forwards(out: &Output) -> Vec<&crate::channel::Forward> {
@@ -152,4 +156,63 @@ fn a_miner_s_difficulty_is_capped_at_the_pool_s() {
         })
         .collect();
     assert_eq!(announced.last(), Some(&0.001), "{announced:?}");
+}
+
+/// The `mining.notify` lines in `out`.
+fn notifies(out: &Output) -> Vec<serde_json::Value> {
+    out.lines
+        .iter()
+        .map(|line| serde_json::from_slice::<serde_json::Value>(line).unwrap())
+        .filter(|message| message["method"] == json!("mining.notify"))
+        .collect()
+}
+
+#[test]
+fn each_miner_mines_its_own_lane_s_job_and_its_share_goes_to_that_connection() {
+    use crate::work::lanes::{Lanes, Seats};
+    // Two connections to the pool, each with its own extranonce1; one
+    // miner per connection.
+    let lane = |lane: usize, connection: u64, extranonce1: u8| {
+        let mut from = pool_work(1e-9, 0x207f_ffff);
+        (from.lane, from.connection, from.extranonce1) = (lane, connection, vec![extranonce1; 4]);
+        Arc::new(Job::from_pool(JobId(80 + lane as u64), &from, 8).unwrap())
+    };
+    let (first, second) = (lane(0, 3, 0xe0), lane(1, 4, 0xe1));
+    let seats = Seats::new(4, 1);
+    let publish = || {
+        let lanes = vec![(0, first.clone()), (1, second.clone())];
+        Arc::new(Job::over_lanes(
+            Lanes::new(0, seats.clone(), lanes).unwrap(),
+        ))
+    };
+    let mut a = ready(1e-9, publish());
+    let mut b = ready(1e-9, publish());
+    assert_eq!((seats.on(0), seats.on(1)), (1, 1));
+
+    for (session, job, connection) in [(&mut a, &first, 3), (&mut b, &second, 4)] {
+        // Its notify is its lane's job: the lane's extranonce1 ends coinb1.
+        let mut out = Output::default();
+        session.on_job(publish(), crate::testkit::now(), &mut out);
+        assert!(notifies(&out).is_empty(), "an unchanged lane sends nothing");
+        // (Regtest's bits: only a share that meets them meets the miner's.)
+        let share = find(job, [7; 8], None, |s| s.is_block && s.difficulty >= 1e-9);
+        let (answers, out) = send(session, &submit_line("w", &share));
+        assert_eq!(answers[0]["result"], json!(true), "{answers:?}");
+        let sent = forwards(&out);
+        assert_eq!(
+            (sent[0].pool, sent[0].lane, sent[0].connection),
+            (0, usize::from(connection == 4), connection)
+        );
+    }
+
+    // The node is back: both seats are given back.
+    let node = crate::testkit::job(
+        90,
+        crate::testkit::template(&"22".repeat(32), "207fffff", 301),
+    );
+    let mut out = Output::default();
+    a.on_job(node.clone(), crate::testkit::now(), &mut out);
+    assert_eq!(notifies(&out).len(), 1);
+    b.on_job(node, crate::testkit::now(), &mut Output::default());
+    assert_eq!(seats.seated(), 0);
 }

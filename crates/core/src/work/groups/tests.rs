@@ -212,6 +212,7 @@ fn a_pool_s_job_is_every_group_s_a_group_joined_meanwhile_s_too_until_a_template
     assert!(manager.is_withdrawn());
     let mut from = crate::work::pool::PoolWork {
         pool: 0,
+        lane: 0,
         connection: 1,
         work: fields,
         extranonce1: vec![1; 4],
@@ -219,7 +220,9 @@ fn a_pool_s_job_is_every_group_s_a_group_joined_meanwhile_s_too_until_a_template
         difficulty: 2.0,
         version_mask: 0x1fff_e000,
     };
-    let job = manager.publish_pool(&from).unwrap();
+    let seats = crate::work::lanes::Seats::new(1, 50);
+    let lanes = |job| crate::work::lanes::Lanes::new(0, seats.clone(), vec![(0, job)]).unwrap();
+    let job = manager.publish_pool(lanes(manager.pool_job(&from).unwrap()));
     assert!(!manager.is_withdrawn());
     assert!(Arc::ptr_eq(&alice.current().unwrap(), &job));
     let bob = manager.for_username(BOB, None).unwrap();
@@ -230,7 +233,7 @@ fn a_pool_s_job_is_every_group_s_a_group_joined_meanwhile_s_too_until_a_template
     // A pool whose extranonce2 leaves no slice is refused, and the groups
     // keep the job they had.
     from.extranonce2_size = 11;
-    assert!(manager.publish_pool(&from).is_err());
+    assert!(manager.pool_job(&from).is_err());
     assert!(Arc::ptr_eq(&alice.current().unwrap(), &job));
 
     manager.publish(tip(TIP_B)).unwrap();

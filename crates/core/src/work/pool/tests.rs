@@ -15,6 +15,7 @@ use crate::work::Job;
 fn pool_work(extranonce2_size: usize) -> PoolWork {
     PoolWork {
         pool: 1,
+        lane: 0,
         connection: 7,
         work: Work {
             job_id: "a1".into(),

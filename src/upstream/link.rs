@@ -1,0 +1,354 @@
+//! One connection to an upstream pool (one lane): the core's
+//! `UpstreamSession` over a socket, the pool's jobs handed to the job
+//! stage, miners' shares sent and the answers credited.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::pool_state::{too_narrow, PoolState};
+use super::{
+    millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, MAX_LINE_BYTES, MAX_MESSAGES_LOGGED,
+    SILENCE, TICK, WRITE_TIMEOUT,
+};
+use ndas_core::channel::Forward;
+use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSession, UpstreamSettings};
+
+/// Writes `line` to the pool within [`WRITE_TIMEOUT`]; why not, if not.
+async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, line: &[u8]) -> Result<(), String> {
+    match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(line)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(format!("cannot write to the pool: {error}")),
+        Err(_) => Err(format!("the pool took no line for {WRITE_TIMEOUT:?}")),
+    }
+}
+
+/// One connection to an upstream (one lane) and what it reports to.
+pub(super) struct Link<'a> {
+    pool: &'a Pool,
+    lane: usize,
+    /// This connection's number (a new one at the pool's
+    /// `set_extranonce`): a share on a job of an earlier one is not sent,
+    /// and miners drop those jobs.
+    number: u64,
+    shares: &'a mut mpsc::Receiver<Forward>,
+    /// How many of the pool's lanes are open: past its own, this one closes.
+    wanted: watch::Receiver<usize>,
+    /// Counted among the pool's ready connections.
+    counted: bool,
+}
+
+impl<'a> Link<'a> {
+    pub(super) fn new(
+        pool: &'a Pool,
+        lane: usize,
+        shares: &'a mut mpsc::Receiver<Forward>,
+        wanted: watch::Receiver<usize>,
+    ) -> Link<'a> {
+        Link {
+            pool,
+            lane,
+            number: pool.next_number(),
+            shares,
+            wanted,
+            counted: false,
+        }
+    }
+
+    pub(super) async fn connection(&mut self) -> Ended {
+        let config = &self.pool.config;
+        let min_extranonce2 = self.pool.min_extranonce2;
+        let (host, port) = match config.address() {
+            Ok(address) => address,
+            Err(why) => return Ended::Refused(why),
+        };
+        let stream =
+            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host.as_str(), port)))
+                .await
+            {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    return Ended::Down(format!("cannot connect to {host}:{port}: {error}"))
+                }
+                Err(_) => {
+                    return Ended::Down(format!(
+                        "no connection to {host}:{port} within {CONNECT_TIMEOUT:?}"
+                    ))
+                }
+            };
+        let _ = stream.set_nodelay(true);
+        let (reader, mut writer) = stream.into_split();
+        let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
+        let mut session: UpstreamSession<Arc<str>> = UpstreamSession::new(UpstreamSettings {
+            user: config.user.clone(),
+            password: config
+                .password
+                .clone()
+                .unwrap_or_else(|| ndas_core::Secret::new("x")),
+            agent: AGENT.into(),
+            min_extranonce2,
+            limits: UpstreamLimits::default(),
+        });
+        let started = Instant::now();
+        let mut events = Vec::new();
+        for line in session.start(ndas_core::upstream::Now::system()) {
+            if let Err(why) = write(&mut writer, &line).await {
+                return Ended::Down(why);
+            }
+        }
+        let mut tick = tokio::time::interval(TICK);
+        let mut heard = Instant::now();
+        let mut messages = 0;
+        let mut pool = PoolState::default();
+        let ended = 'serve: loop {
+            let mut out = None;
+            tokio::select! {
+                line = lines.next() => match line {
+                    Some(Ok(line)) => {
+                        heard = Instant::now();
+                        session.handle_line(&line, ndas_core::upstream::Now::system(), &mut events);
+                    }
+                    Some(Err(error)) => break 'serve Ended::Refused(format!("the pool's line cannot be read: {error}")),
+                    None => break 'serve Ended::Down("the pool closed the connection".into()),
+                },
+                Some(forward) = self.shares.recv() => out = self.submit(&mut session, forward),
+                changed = self.wanted.changed(), if self.lane > 0 => {
+                    if changed.is_err() || self.lane >= *self.wanted.borrow_and_update() {
+                        break 'serve Ended::Closed;
+                    }
+                }
+                _ = tick.tick() => {
+                    if heard.elapsed() > SILENCE {
+                        break 'serve Ended::Down(format!("the pool sent nothing for {SILENCE:?}"));
+                    }
+                    session.tick(ndas_core::upstream::Now::system(), &mut events);
+                }
+            }
+            if let Some(line) = out {
+                if let Err(why) = write(&mut writer, &line).await {
+                    break 'serve Ended::Down(why);
+                }
+            }
+            // Set by the first event that ends the connection; the rest are
+            // still handled (a refusal's given-up submits follow it).
+            let mut end: Option<Ended> = None;
+            for event in events.drain(..) {
+                if let Some(ended) = self.handle(event, &mut pool, started, &mut messages) {
+                    end = end.or(Some(ended));
+                }
+            }
+            if let Some(end) = end {
+                break 'serve end;
+            }
+        };
+        // Submits still waiting are not going to be answered.
+        let metrics = &self.pool.stats.metrics.upstreams;
+        for _ in 0..session.in_flight() {
+            metrics.share(&config.name, "unanswered");
+        }
+        if self.counted {
+            self.pool
+                .upstreams
+                .set(self.pool.index, |s| s.connections -= 1);
+            metrics.connections.with_label_values(&[&config.name]).dec();
+        }
+        ended
+    }
+
+    /// What `event` of the pool's does here; how it ends the connection,
+    /// if it does (the events after it are still handled: a refusal's
+    /// given-up submits follow it).
+    fn handle(
+        &mut self,
+        event: Event<Arc<str>>,
+        pool: &mut PoolState,
+        started: Instant,
+        messages: &mut usize,
+    ) -> Option<Ended> {
+        let name = &self.pool.config.name;
+        let metrics = &self.pool.stats.metrics.upstreams;
+        let (upstreams, index) = (&self.pool.upstreams, self.pool.index);
+        // The pool's own state is its first connection's.
+        let first = self.lane == 0;
+        match event {
+            Event::Ready {
+                extranonce1,
+                extranonce2_size,
+                version_mask,
+            } => {
+                // Never shown ready when it cannot be used.
+                if let Some(refused) = too_narrow(version_mask) {
+                    return Some(refused);
+                }
+                let handshake = millis_since(started);
+                tracing::info!(upstream = %name, lane = self.lane, extranonce2_size, handshake_ms = handshake, "upstream pool ready");
+                if first {
+                    metrics.up(name, true);
+                }
+                upstreams.set(index, |s| {
+                    s.connections += 1;
+                    if first {
+                        s.state = "ready";
+                        s.reason = None;
+                        s.handshake_ms = Some(handshake);
+                        s.extranonce2_size = Some(extranonce2_size);
+                    }
+                });
+                metrics.connections.with_label_values(&[name]).inc();
+                self.counted = true;
+                pool.extranonce = Some((extranonce1, extranonce2_size));
+                pool.version_mask = version_mask;
+            }
+            Event::Difficulty(difficulty) => {
+                if first {
+                    metrics.difficulty(name, difficulty);
+                    upstreams.set(index, |s| s.difficulty = Some(difficulty));
+                }
+                pool.difficulty = Some(difficulty);
+                // The pool judges shares at this difficulty from now: its
+                // newest job again, at it.
+                self.publish(pool);
+            }
+            Event::VersionMask(mask) => {
+                pool.version_mask = mask;
+                return too_narrow(mask);
+            }
+            Event::Extranonce {
+                extranonce1,
+                extranonce2_size,
+            } => {
+                let needed = self.pool.min_extranonce2;
+                if extranonce2_size < needed {
+                    return Some(Ended::Refused(format!("the pool's new extranonce2 is {extranonce2_size} bytes; NDAS needs {needed} to give each miner a slice")));
+                }
+                // Every job is invalid: taken from miners (who stay on it
+                // for the job stage's grace, or move to another lane), the
+                // pool's next one goes to them as clean, and shares on
+                // earlier ones are not sent.
+                pool.extranonce = Some((extranonce1, extranonce2_size));
+                pool.job = None;
+                pool.jobs = 0;
+                self.number = self.pool.next_number();
+                self.set_work(None);
+            }
+            Event::Job { work, .. } => {
+                pool.job = Some(work);
+                pool.jobs += 1;
+                self.publish(pool);
+            }
+            Event::Refused { reason } => return Some(Ended::Refused(reason.to_string())),
+            // A pool may send messages at its line rate: the log takes the
+            // first few of each connection.
+            Event::Message(text) if *messages < MAX_MESSAGES_LOGGED => {
+                *messages += 1;
+                tracing::info!(upstream = %name, lane = self.lane, message = %text, "upstream pool says");
+            }
+            Event::Message(_) => {}
+            Event::Reconnect { .. } => {
+                return Some(Ended::Down("the pool asked NDAS to reconnect".into()))
+            }
+            Event::Answered {
+                tag,
+                accepted,
+                reason,
+                latency,
+            } => self.answered(&tag, accepted, reason, latency, pool.difficulty),
+            Event::Unanswered { .. } => metrics.share(name, "unanswered"),
+        }
+        None
+    }
+
+    /// The pool's newest job for the job stage, once it can be mined.
+    fn publish(&self, pool: &PoolState) {
+        if let Some(work) = pool.work(self.pool.index, self.lane, self.number) {
+            self.set_work(Some(Arc::new(work)));
+        }
+    }
+
+    /// This lane's job for the job stage (none: no job to mine).
+    fn set_work(&self, work: Option<Arc<ndas_core::work::pool::PoolWork>>) {
+        let lane = self.lane;
+        self.pool.work.send_if_modified(|lanes| {
+            if lanes.len() <= lane {
+                if work.is_none() {
+                    return false;
+                }
+                lanes.resize(lane + 1, None);
+            }
+            lanes[lane] = work;
+            true
+        });
+    }
+
+    /// The `mining.submit` line of a miner's share, or nothing (counted
+    /// `not_sent`) when the connection refuses it.
+    fn submit(
+        &self,
+        session: &mut UpstreamSession<Arc<str>>,
+        forward: Forward,
+    ) -> Option<bytes::Bytes> {
+        let name = &self.pool.config.name;
+        let metrics = &self.pool.stats.metrics.upstreams;
+        if forward.connection != self.number {
+            metrics.share(name, "dropped");
+            return None;
+        }
+        let now = ndas_core::upstream::Now::system();
+        match session.submit(&forward.share, forward.worker.clone(), now) {
+            Ok(line) => {
+                self.pool
+                    .upstreams
+                    .set(self.pool.index, |s| s.shares_sent += 1);
+                Some(line)
+            }
+            Err(why) => {
+                tracing::debug!(upstream = %name, worker = %forward.worker.escape_debug(), %why, "share not sent to the upstream pool");
+                metrics.share(name, "not_sent");
+                if let Some(worker) = self.pool.stats.workers.get(&forward.worker) {
+                    worker.upstream_answered(false);
+                }
+                None
+            }
+        }
+    }
+
+    /// The pool's answer to `worker`'s share, credited at this
+    /// connection's `difficulty` (each connection has its own).
+    fn answered(
+        &self,
+        worker: &str,
+        accepted: bool,
+        reason: Option<ndas_core::upstream::PoolError>,
+        latency: Duration,
+        difficulty: Option<f64>,
+    ) {
+        let name = &self.pool.config.name;
+        let metrics = &self.pool.stats.metrics.upstreams;
+        metrics.share(name, if accepted { "accepted" } else { "rejected" });
+        if !accepted {
+            tracing::debug!(upstream = %name, worker = %worker.escape_debug(), reason = ?reason, "the upstream pool rejected a share");
+        }
+        self.pool.upstreams.set(self.pool.index, |s| {
+            s.latency_ms = Some(latency.as_secs_f64() * 1000.0);
+            if accepted {
+                s.shares_accepted += 1;
+            } else {
+                s.shares_rejected += 1;
+            }
+        });
+        if let Some(difficulty) = difficulty.filter(|_| accepted) {
+            metrics
+                .accepted_difficulty_total
+                .with_label_values(&[name])
+                .inc_by(difficulty);
+        }
+        if let Some(entry) = self.pool.stats.workers.get(worker) {
+            entry.upstream_answered(accepted);
+        }
+    }
+}

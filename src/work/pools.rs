@@ -1,0 +1,225 @@
+//! The job stage while no node serves (`mining.when_no_node =
+//! "upstream"`): the first upstream pool with a job gives every group its
+//! jobs, one per connection to it ([`ndas_core::work::lanes`]), each
+//! built once from what the connection handed over.
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::JobManager;
+use crate::upstream::links::{LaneWork, PoolFeed};
+use ndas_core::events::{Events, JobEvent};
+use ndas_core::work::lanes::Lanes;
+use ndas_core::work::pool::PoolWork;
+use ndas_core::work::Job;
+
+/// A pool's jobs on the same block go out at most this often (a new block's
+/// at once): each goes to every miner.
+pub const MIN_POOL_JOB_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The upstream pools' jobs, for when no node serves
+/// (`mining.when_no_node = "upstream"`): each pool's newest jobs, in the
+/// config's order (none: miners are closed instead), and their names.
+#[derive(Default)]
+pub struct Pools {
+    pub feeds: Vec<PoolFeed>,
+    pub names: Vec<String>,
+    /// How long miners stay on a pool's last job once no pool has one (a
+    /// pool reconnecting, or changing its extranonce1) before they are
+    /// closed: `mining.failover_after_seconds`, the bound on stale work.
+    pub grace: std::time::Duration,
+}
+
+impl Pools {
+    /// `feeds` (each `[[upstream]]` pool's, in order) when miners go to
+    /// pools with no node (`mining.when_no_node = "upstream"`), else none.
+    pub fn for_config(config: &crate::config::Config, feeds: Vec<PoolFeed>) -> Pools {
+        let upstream = config.when_no_node() == crate::config::WhenNoNode::Upstream;
+        Pools {
+            feeds: if upstream { feeds } else { Vec::new() },
+            names: config.upstream.iter().map(|u| u.name.clone()).collect(),
+            grace: std::time::Duration::from_secs(config.mining.failover_after_seconds),
+        }
+    }
+}
+
+/// A pool's lanes' jobs as built, by lane: the work each came from and
+/// its job (none: it cannot be built, and the lane is passed over until it
+/// hands over another).
+#[derive(Default)]
+struct Built(Vec<Option<LaneBuild>>);
+
+/// The work a lane handed over, and its job if it could be built.
+type LaneBuild = (Arc<PoolWork>, Option<Arc<Job>>);
+
+/// A pool's lanes' newest work, by lane.
+type Works = Vec<(usize, Arc<PoolWork>)>;
+
+impl Built {
+    /// The work of `lanes` not known to be unusable.
+    fn usable(&self, lanes: &LaneWork) -> Works {
+        let known_bad = |lane: usize, work: &Arc<PoolWork>| matches!(self.0.get(lane), Some(Some((from, None))) if Arc::ptr_eq(from, work));
+        lanes
+            .iter()
+            .enumerate()
+            .filter_map(|(lane, work)| Some((lane, work.clone()?)))
+            .filter(|(lane, work)| !known_bad(*lane, work))
+            .collect()
+    }
+
+    /// The jobs of `works`, each built once per work a lane hands over.
+    fn jobs(&mut self, manager: &JobManager, name: &str, works: &Works) -> Vec<(usize, Arc<Job>)> {
+        let mut jobs = Vec::new();
+        for (lane, work) in works {
+            if self.0.len() <= *lane {
+                self.0.resize(lane + 1, None);
+            }
+            let built = match &self.0[*lane] {
+                Some((from, job)) if Arc::ptr_eq(from, work) => job.clone(),
+                _ => {
+                    let job = manager
+                        .groups
+                        .pool_job(work)
+                        .inspect_err(|error| tracing::error!(upstream = %name, lane, %error, "cannot build a job from the upstream pool's; passed over"))
+                        .ok();
+                    self.0[*lane] = Some((work.clone(), job.clone()));
+                    job
+                }
+            };
+            jobs.extend(built.map(|job| (*lane, job)));
+        }
+        jobs
+    }
+}
+
+/// Whether a pool's `works` go out at once after `last`: a lane on a new
+/// block, or a lane gone (its miners' shares have nowhere to go). An
+/// update on the same block, or a new lane, waits its turn.
+fn urgent(last: &Works, works: &Works) -> bool {
+    last.iter().any(
+        |(lane, before)| match works.iter().find(|(l, _)| l == lane) {
+            Some((_, now)) => now.work.prev_hash != before.work.prev_hash,
+            None => true,
+        },
+    )
+}
+
+fn same(last: &Works, works: &Works) -> bool {
+    last.len() == works.len()
+        && last
+            .iter()
+            .zip(works)
+            .all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y))
+}
+
+/// While no node serves: every group mines the newest jobs of the first
+/// pool that has one (each change of pool told once), or its work is
+/// withdrawn while none has (after [`Pools::grace`] on a pool's last
+/// jobs, when one was mined). Returns when the node side hands over again
+/// (true: the caller reads it), or false at `shutdown` or when the node
+/// side is gone.
+pub(super) async fn on_pools(
+    manager: &JobManager,
+    templates: &mut watch::Receiver<Option<crate::node::handoff::NewTemplate>>,
+    pools: &mut Pools,
+    events: &Events,
+    shutdown: &CancellationToken,
+) -> bool {
+    // The pool mined and the lanes' work its jobs were made of.
+    let mut mined: Option<(usize, Works)> = None;
+    let mut withdrawn = false;
+    // When miners on a pool's last job are closed, if no pool has one by then.
+    let mut closing: Option<tokio::time::Instant> = None;
+    // When the last pool job went out.
+    let mut published = tokio::time::Instant::now();
+    let mut built: Vec<Built> = pools.feeds.iter().map(|_| Built::default()).collect();
+    loop {
+        // When a newer job on the same block gets its turn, while one waits.
+        let mut held: Option<tokio::time::Instant> = None;
+        let first = (0..pools.feeds.len()).find_map(|pool| {
+            let works = built[pool].usable(&pools.feeds[pool].work.borrow_and_update());
+            (!works.is_empty()).then_some((pool, works))
+        });
+        match first {
+            Some((pool, works)) => {
+                closing = None;
+                let last = mined.as_ref().filter(|(p, _)| *p == pool).map(|(_, w)| w);
+                let turn = published + MIN_POOL_JOB_INTERVAL;
+                if last.is_some_and(|last| same(last, &works)) {
+                } else if last.is_some_and(|last| !urgent(last, &works))
+                    && tokio::time::Instant::now() < turn
+                {
+                    // A pool cannot make the farm's fan-out run at its
+                    // line rate.
+                    held = Some(turn);
+                } else {
+                    let name = &pools.names[pool];
+                    let jobs = built[pool].jobs(manager, name, &works);
+                    let seats = pools.feeds[pool].seats.clone();
+                    let Some(lanes) = Lanes::new(pool, seats, jobs) else {
+                        // None could be built: the next pool, or the grace
+                        // on the last job.
+                        continue;
+                    };
+                    let job = manager.groups.publish_pool(lanes);
+                    if last.is_none() {
+                        tracing::warn!(upstream = %name, job = %job.id, "no node serves: miners mine the upstream pool's jobs");
+                        events.job(JobEvent::OnUpstream { name: name.clone() });
+                    }
+                    withdrawn = false;
+                    published = tokio::time::Instant::now();
+                    mined = Some((pool, works));
+                }
+            }
+            // A pool's last job is mined on for the grace first.
+            None if mined.is_some() && closing.is_none() => {
+                tracing::warn!(
+                    grace_seconds = pools.grace.as_secs_f64(),
+                    "no upstream pool has a job: miners stay on the last one for the grace"
+                );
+                closing = Some(tokio::time::Instant::now() + pools.grace);
+            }
+            None if !withdrawn && closing.is_none_or(|at| at <= tokio::time::Instant::now()) => {
+                closing = None;
+                if !pools.feeds.is_empty() {
+                    tracing::warn!(
+                        "no node serves and no upstream pool has a job: miners are closed"
+                    );
+                }
+                manager.groups.withdraw();
+                events.job(JobEvent::Withdrawn);
+                withdrawn = true;
+                mined = None;
+            }
+            None => {}
+        }
+        let pool_changed = async {
+            if pools.feeds.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = pools.feeds.iter_mut().map(|feed| {
+                Box::pin(async move {
+                    // A pool whose task is gone never changes again.
+                    if feed.work.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                })
+            });
+            futures_util::future::select_all(waits).await;
+        };
+        let closes = async {
+            match closing.into_iter().chain(held).min() {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            changed = templates.changed() => return changed.is_ok(),
+            _ = pool_changed => {}
+            _ = closes => {}
+        }
+    }
+}
