@@ -36,8 +36,9 @@ struct Seen {
     shares: Vec<(u8, Vec<u8>)>,
 }
 
-/// A pool that gives its `n`th connection the extranonce1 `c0 00 00 n`.
-async fn pool(seen: Arc<Mutex<Seen>>) -> std::net::SocketAddr {
+/// A pool that gives its `n`th connection the extranonce1 `c0 00 00 n`,
+/// and tells its first `first_told` after its job.
+async fn pool(seen: Arc<Mutex<Seen>>, first_told: Option<Value>) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -48,13 +49,19 @@ async fn pool(seen: Arc<Mutex<Seen>>) -> std::net::SocketAddr {
                 seen.connections += 1;
                 seen.connections as u8
             };
-            tokio::spawn(serve(stream, number, seen.clone()));
+            let told = first_told.clone().filter(|_| number == 1);
+            tokio::spawn(serve(stream, number, seen.clone(), told));
         }
     });
     addr
 }
 
-async fn serve(stream: tokio::net::TcpStream, number: u8, seen: Arc<Mutex<Seen>>) {
+async fn serve(
+    stream: tokio::net::TcpStream,
+    number: u8,
+    seen: Arc<Mutex<Seen>>,
+    mut told: Option<Value>,
+) {
     let (reader, mut writer) = stream.into_split();
     let mut lines = BufReader::new(reader).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -65,11 +72,14 @@ async fn serve(stream: tokio::net::TcpStream, number: u8, seen: Arc<Mutex<Seen>>
                 "version-rolling": true, "version-rolling.mask": "1fffe000"}, "error": null})],
             Some("mining.subscribe") => vec![json!({"id": id, "result": [
                 [["mining.notify", "s1"]], format!("c00000{number:02x}"), 8], "error": null})],
-            Some("mining.authorize") => vec![
+            Some("mining.authorize") => [
                 json!({"id": id, "result": true, "error": null}),
                 json!({"id": null, "method": "mining.set_difficulty", "params": [POOL_DIFFICULTY]}),
                 common::upstream::notify("j1", POOL_PREV),
-            ],
+            ]
+            .into_iter()
+            .chain(told.take())
+            .collect(),
             Some("mining.submit") => {
                 let extranonce2 = hex::decode(message["params"][2].as_str().unwrap()).unwrap();
                 seen.lock().unwrap().shares.push((number, extranonce2));
@@ -98,7 +108,7 @@ fn connection_of(work: &ndas_tools::miner::Work) -> u8 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_pool_connection_carries_a_bounded_part_of_the_farm_and_its_own_shares() {
     let seen = Arc::new(Mutex::new(Seen::default()));
-    let addr = pool(seen.clone()).await;
+    let addr = pool(seen.clone(), None).await;
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
@@ -195,5 +205,49 @@ async fn each_pool_connection_carries_a_bounded_part_of_the_farm_and_its_own_sha
             .map(|(connection, _)| *connection);
         assert_eq!(sent_on, Some(connection_of(work)), "{shares:?}");
     }
+    running.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_s_client_reconnect_to_its_own_host_is_followed() {
+    // The pool moves NDAS to its other port, as ckpool's redirector does.
+    let moved_to = Arc::new(Mutex::new(Seen::default()));
+    let other = pool(moved_to.clone(), None).await;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let reconnect = json!({"id": null, "method": "client.reconnect",
+        "params": ["127.0.0.1", other.port(), 0]});
+    let addr = pool(seen.clone(), Some(reconnect)).await;
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.extranonce2_size = 4;
+    config.upstream = vec![UpstreamConfig {
+        name: "moving".into(),
+        url: format!("stratum+tcp://{addr}"),
+        user: "farm.ndas".into(),
+        password: None,
+        miners_per_connection: 50,
+        max_connections: 1,
+    }];
+    let running = start_ndas(config).await;
+    let http = running.metrics_addr();
+    let deadline = std::time::Instant::now() + WAIT;
+    while moved_to.lock().unwrap().connections == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never followed the reconnect"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    upstreams_when(http, |list| list[0]["state"] == json!("ready")).await;
+    // Settled there: the configured port is not tried again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(seen.lock().unwrap().connections, 1);
+    assert_eq!(moved_to.lock().unwrap().connections, 1);
+    assert_eq!(
+        metric(http, "ndas_upstream_up{upstream=\"moving\"}").await,
+        1.0
+    );
     running.shutdown().await;
 }

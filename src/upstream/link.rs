@@ -41,6 +41,9 @@ pub(super) struct Link<'a> {
     wanted: watch::Receiver<usize>,
     /// Counted among the pool's ready connections.
     counted: bool,
+    /// Where to connect, when not the configured `url`: a pool's
+    /// `client.reconnect`.
+    to: Option<(String, u16)>,
 }
 
 impl<'a> Link<'a> {
@@ -49,6 +52,7 @@ impl<'a> Link<'a> {
         lane: usize,
         shares: &'a mut mpsc::Receiver<Forward>,
         wanted: watch::Receiver<usize>,
+        to: Option<(String, u16)>,
     ) -> Link<'a> {
         Link {
             pool,
@@ -57,13 +61,14 @@ impl<'a> Link<'a> {
             shares,
             wanted,
             counted: false,
+            to,
         }
     }
 
     pub(super) async fn connection(&mut self) -> Ended {
         let config = &self.pool.config;
         let min_extranonce2 = self.pool.min_extranonce2;
-        let (host, port) = match config.address() {
+        let (host, port) = match self.to.take().map_or_else(|| config.address(), Ok) {
             Ok(address) => address,
             Err(why) => return Ended::Refused(why),
         };
@@ -249,8 +254,8 @@ impl<'a> Link<'a> {
                 tracing::info!(upstream = %name, lane = self.lane, message = %text, "upstream pool says");
             }
             Event::Message(_) => {}
-            Event::Reconnect { .. } => {
-                return Some(Ended::Down("the pool asked NDAS to reconnect".into()))
+            Event::Reconnect { host, port, wait } => {
+                return Some(Ended::Reconnect { host, port, wait })
             }
             Event::Answered {
                 tag,

@@ -190,6 +190,8 @@ async fn run(
     let metrics = pool.stats.metrics.clone();
     let mut wanted = pool.wanted.clone();
     let mut failures = 0u32;
+    // Where a pool's `client.reconnect` sent this lane, for its next connection.
+    let mut to = None;
     loop {
         // A closed lane waits to be opened again; the shares still queued
         // for its connection are counted, never sent.
@@ -200,7 +202,7 @@ async fn run(
                 Some(_) = shares.recv() => metrics.upstreams.share(name, "dropped"),
             }
         }
-        let mut link = Link::new(&pool, lane, &mut shares, wanted.clone());
+        let mut link = Link::new(&pool, lane, &mut shares, wanted.clone(), to.take());
         let outcome = tokio::select! {
             _ = shutdown.cancelled() => return,
             outcome = link.connection() => outcome,
@@ -217,6 +219,31 @@ async fn run(
                 failures = 0;
                 continue;
             }
+            Ended::Reconnect { host, port, wait } => {
+                let configured = pool.config.address().unwrap_or_default();
+                to = match redirect(&configured, host.as_deref(), port) {
+                    Ok(address) => Some(address),
+                    Err(why) => {
+                        tracing::warn!(upstream = %name, lane, %why, "client.reconnect: back to the configured url instead");
+                        None
+                    }
+                };
+                tracing::info!(upstream = %name, lane, to = ?to, wait_seconds = wait.as_secs(), "the upstream pool asked NDAS to reconnect");
+                if lane == 0 {
+                    metrics.upstreams.up(name, false);
+                    pool.upstreams.set(pool.index, |s| {
+                        s.state = "connecting";
+                        s.reason = Some("the pool asked NDAS to reconnect".into());
+                    });
+                }
+                // Never sooner than a first retry: a pool cannot make NDAS
+                // reconnect in a loop.
+                let wait = wait.max(backoff.delay(1));
+                if !drain_for(wait, &mut shares, name, &metrics, &shutdown).await {
+                    return;
+                }
+                continue;
+            }
         };
         tracing::warn!(upstream = %name, lane, state, %reason, "upstream pool not usable; tried again");
         if lane == 0 {
@@ -228,19 +255,70 @@ async fn run(
         }
         metrics.upstreams.failed(name, state);
         failures = failures.saturating_add(1);
-        let wait = tokio::time::sleep(backoff.delay(failures));
-        tokio::pin!(wait);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = &mut wait => break,
-                // Shares for a connection that is gone: counted, never sent.
-                Some(_) = shares.recv() => metrics.upstreams.share(name, "dropped"),
-            }
+        if !drain_for(
+            backoff.delay(failures),
+            &mut shares,
+            name,
+            &metrics,
+            &shutdown,
+        )
+        .await
+        {
+            return;
         }
         if lane == 0 {
             pool.upstreams.set(pool.index, |s| s.state = "connecting");
         }
+    }
+}
+
+/// Waits `wait` (false: `shutdown` came first); shares queued meanwhile
+/// are for a connection that is gone: counted, never sent.
+async fn drain_for(
+    wait: Duration,
+    shares: &mut mpsc::Receiver<Forward>,
+    name: &str,
+    metrics: &crate::metrics::Metrics,
+    shutdown: &CancellationToken,
+) -> bool {
+    let wait = tokio::time::sleep(wait);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = &mut wait => return true,
+            Some(_) = shares.recv() => metrics.upstreams.share(name, "dropped"),
+        }
+    }
+}
+
+/// Where a pool's `client.reconnect` to `host` (none or empty: the same
+/// host) and `port` (none: the same port) may take NDAS from `configured`:
+/// the same host, or another of the pool's own domain (the names match
+/// from their first dot on, as cgminer allows), never another host of a
+/// pool given by its IP address. NDAS's account and password go wherever
+/// it connects.
+fn redirect(
+    configured: &(String, u16),
+    host: Option<&str>,
+    port: Option<u16>,
+) -> Result<(String, u16), String> {
+    let (own, own_port) = configured;
+    let port = port.unwrap_or(*own_port);
+    let host = host.filter(|h| !h.is_empty()).unwrap_or(own);
+    if host.eq_ignore_ascii_case(own) {
+        return Ok((own.clone(), port));
+    }
+    let domain = |name: &str| {
+        name.split_once('.')
+            .map(|(_, rest)| rest.to_ascii_lowercase())
+    };
+    let by_ip = own.parse::<std::net::IpAddr>().is_ok();
+    match (domain(own), domain(host)) {
+        (Some(a), Some(b)) if !by_ip && a == b && a.contains('.') => Ok((host.to_owned(), port)),
+        _ => Err(format!(
+            "{host:?} is not of the pool's own domain ({own:?}): NDAS's account is not sent there"
+        )),
     }
 }
 
@@ -250,6 +328,12 @@ pub(super) enum Ended {
     Down(String),
     /// Its lane was closed: the pool's miners fit on fewer connections.
     Closed,
+    /// The pool's `client.reconnect`.
+    Reconnect {
+        host: Option<String>,
+        port: Option<u16>,
+        wait: Duration,
+    },
 }
 
 /// Longest line a pool may send: a job is a few kilobytes.
@@ -291,5 +375,38 @@ mod tests {
         assert_eq!(lanes_open(1, 3, LANE_LINGER - second), 3);
         assert_eq!(lanes_open(1, 3, LANE_LINGER), 1);
         assert_eq!(lanes_open(2, 2, LANE_LINGER), 2);
+    }
+
+    #[test]
+    fn a_pool_s_reconnect_is_followed_within_its_own_domain_only() {
+        let pool = ("stratum.pool.example".to_owned(), 3333);
+        let to = |host: Option<&str>, port| redirect(&pool, host, port);
+        assert_eq!(to(None, None).unwrap(), pool, "here again");
+        assert_eq!(
+            to(Some(""), Some(443)).unwrap(),
+            ("stratum.pool.example".into(), 443)
+        );
+        assert_eq!(
+            to(Some("eu.pool.example"), Some(3334)).unwrap(),
+            ("eu.pool.example".into(), 3334)
+        );
+        for elsewhere in [
+            "evil.example",
+            "pool.example.evil",
+            "10.0.0.1",
+            "eu.pool.example.evil",
+        ] {
+            assert!(to(Some(elsewhere), None).is_err(), "{elsewhere}");
+        }
+        // A pool given by IP address or a bare name: its own host only.
+        let by_ip = ("10.0.0.7".to_owned(), 3333);
+        assert!(redirect(&by_ip, Some("10.0.0.8"), None).is_err());
+        assert_eq!(
+            redirect(&by_ip, Some("10.0.0.7"), Some(1)).unwrap(),
+            ("10.0.0.7".into(), 1)
+        );
+        assert!(redirect(&("localhost".into(), 1), Some("other"), None).is_err());
+        // A domain of one label is everyone's: "a.com" and "b.com" are not one pool.
+        assert!(redirect(&("a.com".into(), 1), Some("b.com"), None).is_err());
     }
 }
