@@ -4,6 +4,9 @@
 //! miner gets para's work with `clean_jobs`, its shares reach para under
 //! NDAS's account, a block it finds there is taken by para's node; the
 //! node comes back and the miner is on solo work again, with `clean_jobs`.
+//! With one miner per pool connection, the two miners are on two
+//! connections to para, each on its own connection's job, and para takes
+//! the shares of both.
 
 use ndas_testkit as common;
 
@@ -46,6 +49,15 @@ async fn job_on(client: &mut Client, prev_hash: [u8; 32]) -> Work {
             return work;
         }
     }
+}
+
+/// The newest job `client` has been sent, `last` if none since.
+async fn newest(client: &mut Client, last: Work) -> Work {
+    let mut newest = last;
+    while let Some(work) = client.next_job(Duration::from_millis(500)).await.unwrap() {
+        newest = work;
+    }
+    newest
 }
 
 /// A share of at least the miner's difficulty and `least` on `work`, a
@@ -95,7 +107,7 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
         url: format!("stratum+tcp://{}", para.stratum()),
         user: format!("{address}.ndas"),
         password: None,
-        miners_per_connection: 50,
+        miners_per_connection: 1,
         max_connections: 2000,
     }];
     let running = start_ndas(config).await;
@@ -104,6 +116,7 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
     let worker = format!("{payout}.rig");
     let (mut miner, solo) = ready_miner(running.stratum_addr(), "cgminer/4.12.1", &worker).await;
     assert_eq!(solo.prev_hash, tip(&pair.main).await);
+    let (mut second, _) = ready_miner(running.stratum_addr(), "bitaxe/2.4", &worker).await;
 
     let stopped = Instant::now();
     pair.main.signal("TERM");
@@ -121,27 +134,46 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
         n == 1.0
     })
     .await;
+    // A second connection to para for the second miner: once it is ready
+    // (and the job stage's pace has passed), each miner mines its own
+    // connection's job, para's extranonce1 for it ending its coinb1.
+    common::upstream::upstreams_when(http, |list| {
+        list[0]["connections"] == json!(2) && list[0]["miners"] == json!(2)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let pooled = newest(&mut miner, pooled).await;
+    let first_of_second = job_on(&mut second, para_tip).await;
+    let on_second = newest(&mut second, first_of_second).await;
+    let tail = |work: &Work| work.coinb1[work.coinb1.len() - 4..].to_vec();
+    assert_ne!(tail(&pooled), tail(&on_second), "two connections' jobs");
 
     // Shares that meet para's difficulty reach para, under NDAS's account
     // (the miner's own difficulty is lower: regtest's).
     let (_, stats) = http_json(http, "/api/stats").await;
     let para_difficulty = stats["upstreams"][0]["difficulty"].as_f64().unwrap();
     assert!(miner.difficulty < para_difficulty, "{stats}");
+    // Well above it: para's vardiff is per connection, and the page shows
+    // the first connection's.
+    let least = para_difficulty * 16.0;
     for fill in 0..3 {
-        let found = share(&miner, &pooled, fill, para_difficulty, false).await;
+        let found = share(&miner, &pooled, fill, least, false).await;
         let answer = miner.submit(&worker, &found).await.unwrap();
         assert_eq!(answer["result"], json!(true), "{answer}");
+        let found = share(&second, &on_second, fill, least, false).await;
+        let answer = second.submit(&worker, &found).await.unwrap();
+        assert_eq!(answer["result"], json!(true), "{answer}");
     }
-    let user = para.wait_for_accepted(&address, 3).await;
+    let user = para.wait_for_accepted(&address, 6).await;
     assert!(
-        user["stats"]["accepted_shares"].as_u64().unwrap() >= 3,
+        user["stats"]["accepted_shares"].as_u64().unwrap() >= 6,
         "{user}"
     );
     let deadline = Instant::now() + WAIT;
     loop {
         let (_, stats) = http_json(http, "/api/stats").await;
         let upstream = &stats["upstreams"][0];
-        if upstream["shares_accepted"].as_u64() >= Some(3) {
+        if upstream["shares_accepted"].as_u64() >= Some(6) {
             assert_eq!(upstream["mining"], json!(true), "{upstream}");
             assert_eq!(upstream["shares_rejected"], json!(0), "{upstream}");
             break;
@@ -151,7 +183,7 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
     }
     let listed = common::upstream::worker(http, &worker).await;
     assert!(
-        listed["upstream"]["accepted"].as_u64() >= Some(3),
+        listed["upstream"]["accepted"].as_u64() >= Some(6),
         "{listed}"
     );
 
