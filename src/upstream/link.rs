@@ -13,8 +13,8 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::pool_state::{too_narrow, PoolState};
 use super::{
-    millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, MAX_LINE_BYTES, MAX_MESSAGES_LOGGED,
-    SILENCE, TICK, WRITE_TIMEOUT,
+    millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, LANE_DRAIN, MAX_LINE_BYTES,
+    MAX_MESSAGES_LOGGED, SILENCE, TICK, WRITE_TIMEOUT,
 };
 use ndas_core::channel::Forward;
 use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSession, UpstreamSettings};
@@ -44,6 +44,11 @@ pub(super) struct Link<'a> {
     /// Where to connect, when not the configured `url`: a pool's
     /// `client.reconnect`.
     to: Option<(String, u16)>,
+    /// When a closed lane's connection ends: its miners have moved, and
+    /// what they found on its job still goes out until then.
+    closing: Option<Instant>,
+    /// When the pool took NDAS (subscribed and authorized).
+    ready_at: Option<Instant>,
 }
 
 impl<'a> Link<'a> {
@@ -62,7 +67,14 @@ impl<'a> Link<'a> {
             wanted,
             counted: false,
             to,
+            closing: None,
+            ready_at: None,
         }
+    }
+
+    /// How long the connection was ready for (zero: never).
+    pub(super) fn ready_for(&self) -> Duration {
+        self.ready_at.map_or(Duration::ZERO, |at| at.elapsed())
     }
 
     pub(super) async fn connection(&mut self) -> Ended {
@@ -123,13 +135,31 @@ impl<'a> Link<'a> {
                 },
                 Some(forward) = self.shares.recv() => out = self.submit(&mut session, forward),
                 changed = self.wanted.changed(), if self.lane > 0 => {
-                    if changed.is_err() || self.lane >= *self.wanted.borrow_and_update() {
+                    if changed.is_err() {
                         break 'serve Ended::Closed;
+                    }
+                    // Closed in two steps: its job is taken from miners now
+                    // (they move to the other lanes), and the shares they
+                    // found on it still go out until LANE_DRAIN has passed.
+                    let closing = self.lane >= *self.wanted.borrow_and_update();
+                    match (closing, self.closing) {
+                        (true, None) => {
+                            self.closing = Some(Instant::now() + LANE_DRAIN);
+                            self.set_work(None);
+                        }
+                        (false, Some(_)) => {
+                            self.closing = None;
+                            self.publish(&pool);
+                        }
+                        _ => {}
                     }
                 }
                 _ = tick.tick() => {
                     if heard.elapsed() > SILENCE {
                         break 'serve Ended::Down(format!("the pool sent nothing for {SILENCE:?}"));
+                    }
+                    if self.closing.is_some_and(|at| Instant::now() >= at) {
+                        break 'serve Ended::Closed;
                     }
                     session.tick(ndas_core::upstream::Now::system(), &mut events);
                 }
@@ -206,6 +236,7 @@ impl<'a> Link<'a> {
                 });
                 metrics.connections.with_label_values(&[name]).inc();
                 self.counted = true;
+                self.ready_at = Some(Instant::now());
                 pool.extranonce = Some((extranonce1, extranonce2_size));
                 pool.version_mask = version_mask;
             }
@@ -270,6 +301,9 @@ impl<'a> Link<'a> {
 
     /// The pool's newest job for the job stage, once it can be mined.
     fn publish(&self, pool: &PoolState) {
+        if self.closing.is_some() {
+            return;
+        }
         if let Some(work) = pool.work(self.pool.index, self.lane, self.number) {
             self.set_work(Some(Arc::new(work)));
         }

@@ -42,6 +42,12 @@ const LANE_CHECK: Duration = Duration::from_secs(1);
 /// How long connections its miners no longer need are kept: miners come
 /// and go by the minute, and a connection's handshake is not free.
 const LANE_LINGER: Duration = Duration::from_secs(120);
+/// A connection ready this long served: the backoff after it starts afresh.
+const STEADY: Duration = Duration::from_secs(60);
+/// How long a closed lane's connection stays after its job is taken from
+/// miners: the shares they found on it reach the pool (a miner answers
+/// within seconds of a new job).
+const LANE_DRAIN: Duration = Duration::from_secs(15);
 
 /// What a pool's lanes share.
 struct Pool {
@@ -129,15 +135,23 @@ async fn keep_lanes(
     shutdown: CancellationToken,
 ) {
     let mut started = 0;
+    // Since when all the open lanes have not been needed, and the most
+    // needed since.
     let mut last_needed = tokio::time::Instant::now();
+    let mut peak = 1;
     let mut check = tokio::time::interval(LANE_CHECK);
     loop {
         let needed = seats.wanted();
         let open = *wanted.borrow();
         if needed >= open {
-            last_needed = tokio::time::Instant::now();
+            (last_needed, peak) = (tokio::time::Instant::now(), needed);
         }
-        let next = lanes_open(needed, open, last_needed.elapsed());
+        peak = peak.max(needed);
+        let next = lanes_open(needed, open, peak, last_needed.elapsed());
+        if next < open {
+            // The next fewer are measured from now.
+            (last_needed, peak) = (tokio::time::Instant::now(), needed);
+        }
         while started < next {
             let Some(shares) = forwarders.open(pool.index, started) else {
                 break;
@@ -163,10 +177,14 @@ async fn keep_lanes(
 }
 
 /// The lanes to keep open when `needed` are needed of `open`: more at
-/// once, fewer only once they have not been needed for [`LANE_LINGER`].
-fn lanes_open(needed: usize, open: usize, unneeded_for: Duration) -> usize {
-    if needed > open || unneeded_for >= LANE_LINGER {
+/// once; fewer only once all of them have not been needed for
+/// [`LANE_LINGER`], and then as many as the most needed meanwhile
+/// (`peak`), so a farm whose count swings keeps its connections.
+fn lanes_open(needed: usize, open: usize, peak: usize, unneeded_for: Duration) -> usize {
+    if needed > open {
         needed
+    } else if unneeded_for >= LANE_LINGER {
+        peak.max(needed).min(open)
     } else {
         open
     }
@@ -207,6 +225,12 @@ async fn run(
             _ = shutdown.cancelled() => return,
             outcome = link.connection() => outcome,
         };
+        // A connection that served a while starts the backoff afresh; one
+        // that keeps ending soon after (a pool reconnecting NDAS in a
+        // loop) waits longer each time.
+        if link.ready_for() >= STEADY {
+            failures = 0;
+        }
         // Its jobs are no one's to mine now; shares queued for it are
         // counted as they are read by the next connection (not its own).
         pool.work
@@ -236,9 +260,8 @@ async fn run(
                         s.reason = Some("the pool asked NDAS to reconnect".into());
                     });
                 }
-                // Never sooner than a first retry: a pool cannot make NDAS
-                // reconnect in a loop.
-                let wait = wait.max(backoff.delay(1));
+                failures = failures.saturating_add(1);
+                let wait = wait.max(backoff.delay(failures));
                 if !drain_for(wait, &mut shares, name, &metrics, &shutdown).await {
                     return;
                 }
@@ -294,10 +317,10 @@ async fn drain_for(
 
 /// Where a pool's `client.reconnect` to `host` (none or empty: the same
 /// host) and `port` (none: the same port) may take NDAS from `configured`:
-/// the same host, or another of the pool's own domain (the names match
-/// from their first dot on, as cgminer allows), never another host of a
-/// pool given by its IP address. NDAS's account and password go wherever
-/// it connects.
+/// the pool's own host, on any port. NDAS's account and password go
+/// wherever it connects, so never another host: cgminer's rule (the names
+/// matching from their first dot on) would hand them to `evil.co.uk` for
+/// `pool.co.uk`, or to any other name under a dynamic-DNS domain.
 fn redirect(
     configured: &(String, u16),
     host: Option<&str>,
@@ -305,20 +328,11 @@ fn redirect(
 ) -> Result<(String, u16), String> {
     let (own, own_port) = configured;
     let port = port.unwrap_or(*own_port);
-    let host = host.filter(|h| !h.is_empty()).unwrap_or(own);
-    if host.eq_ignore_ascii_case(own) {
-        return Ok((own.clone(), port));
-    }
-    let domain = |name: &str| {
-        name.split_once('.')
-            .map(|(_, rest)| rest.to_ascii_lowercase())
-    };
-    let by_ip = own.parse::<std::net::IpAddr>().is_ok();
-    match (domain(own), domain(host)) {
-        (Some(a), Some(b)) if !by_ip && a == b && a.contains('.') => Ok((host.to_owned(), port)),
-        _ => Err(format!(
-            "{host:?} is not of the pool's own domain ({own:?}): NDAS's account is not sent there"
+    match host.filter(|h| !h.is_empty()) {
+        Some(host) if !host.eq_ignore_ascii_case(own) => Err(format!(
+            "{host:?} is not the pool's own host ({own:?}): NDAS's account is not sent there"
         )),
+        _ => Ok((own.clone(), port)),
     }
 }
 
@@ -366,19 +380,24 @@ mod tests {
     #[test]
     fn connections_open_as_soon_as_miners_need_them_and_close_only_after_the_linger() {
         let second = Duration::from_secs(1);
-        assert_eq!(lanes_open(3, 1, Duration::ZERO), 3);
+        assert_eq!(lanes_open(3, 1, 3, Duration::ZERO), 3);
         assert_eq!(
-            lanes_open(1, 3, second),
+            lanes_open(1, 3, 1, second),
             3,
             "miners come and go by the minute"
         );
-        assert_eq!(lanes_open(1, 3, LANE_LINGER - second), 3);
-        assert_eq!(lanes_open(1, 3, LANE_LINGER), 1);
-        assert_eq!(lanes_open(2, 2, LANE_LINGER), 2);
+        assert_eq!(lanes_open(1, 3, 1, LANE_LINGER - second), 3);
+        assert_eq!(lanes_open(1, 3, 1, LANE_LINGER), 1);
+        assert_eq!(
+            lanes_open(1, 4, 3, LANE_LINGER),
+            3,
+            "the most needed meanwhile"
+        );
+        assert_eq!(lanes_open(2, 2, 2, LANE_LINGER), 2);
     }
 
     #[test]
-    fn a_pool_s_reconnect_is_followed_within_its_own_domain_only() {
+    fn a_pool_s_reconnect_is_followed_to_its_own_host_only() {
         let pool = ("stratum.pool.example".to_owned(), 3333);
         let to = |host: Option<&str>, port| redirect(&pool, host, port);
         assert_eq!(to(None, None).unwrap(), pool, "here again");
@@ -387,26 +406,19 @@ mod tests {
             ("stratum.pool.example".into(), 443)
         );
         assert_eq!(
-            to(Some("eu.pool.example"), Some(3334)).unwrap(),
-            ("eu.pool.example".into(), 3334)
+            to(Some("STRATUM.pool.example"), Some(3334)).unwrap(),
+            ("stratum.pool.example".into(), 3334)
         );
+        // Another host, even of the pool's own domain (whose "domain" may
+        // be a public suffix: co.uk, duckdns.org), never gets the account.
         for elsewhere in [
+            "eu.pool.example",
             "evil.example",
-            "pool.example.evil",
             "10.0.0.1",
-            "eu.pool.example.evil",
+            "stratum.pool.example.evil",
         ] {
-            assert!(to(Some(elsewhere), None).is_err(), "{elsewhere}");
+            let refused = to(Some(elsewhere), None).unwrap_err();
+            assert!(refused.contains(elsewhere), "{refused}");
         }
-        // A pool given by IP address or a bare name: its own host only.
-        let by_ip = ("10.0.0.7".to_owned(), 3333);
-        assert!(redirect(&by_ip, Some("10.0.0.8"), None).is_err());
-        assert_eq!(
-            redirect(&by_ip, Some("10.0.0.7"), Some(1)).unwrap(),
-            ("10.0.0.7".into(), 1)
-        );
-        assert!(redirect(&("localhost".into(), 1), Some("other"), None).is_err());
-        // A domain of one label is everyone's: "a.com" and "b.com" are not one pool.
-        assert!(redirect(&("a.com".into(), 1), Some("b.com"), None).is_err());
     }
 }

@@ -19,6 +19,12 @@ use ndas_core::work::Job;
 /// at once): each goes to every miner.
 pub const MIN_POOL_JOB_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A pool's urgent changes (a new block, a lane gone) go out at most this
+/// often, and a new block seen on one lane waits this long for the pool's
+/// other lanes' (a pool sends it to its connections within milliseconds):
+/// one fan-out for them all, not one per lane.
+pub const URGENT_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The upstream pools' jobs, for when no node serves
 /// (`mining.when_no_node = "upstream"`): each pool's newest jobs, in the
 /// config's order (none: miners are closed instead), and their names.
@@ -59,11 +65,12 @@ type Works = Vec<(usize, Arc<PoolWork>)>;
 
 impl Built {
     /// The work of `lanes` not known to be unusable.
-    fn usable(&self, lanes: &LaneWork) -> Works {
+    fn usable(&self, lanes: &LaneWork, max_lanes: usize) -> Works {
         let known_bad = |lane: usize, work: &Arc<PoolWork>| matches!(self.0.get(lane), Some(Some((from, None))) if Arc::ptr_eq(from, work));
         lanes
             .iter()
             .enumerate()
+            .take(max_lanes)
             .filter_map(|(lane, work)| Some((lane, work.clone()?)))
             .filter(|(lane, work)| !known_bad(*lane, work))
             .collect()
@@ -94,13 +101,17 @@ impl Built {
     }
 }
 
-/// Whether a pool's `works` go out at once after `last`: a lane on a new
-/// block, or a lane gone (its miners' shares have nowhere to go). An
-/// update on the same block, or a new lane, waits its turn.
+/// Whether a pool's `works` go out without waiting their turn after
+/// `last`: a lane on a new block, a lane on a new connection (a new
+/// extranonce1: its miners' shares on the last job are not sent), or a
+/// lane gone (its miners' shares have nowhere to go). An update on the same
+/// block, or a new lane, waits its turn.
 fn urgent(last: &Works, works: &Works) -> bool {
     last.iter().any(
         |(lane, before)| match works.iter().find(|(l, _)| l == lane) {
-            Some((_, now)) => now.work.prev_hash != before.work.prev_hash,
+            Some((_, now)) => {
+                now.work.prev_hash != before.work.prev_hash || now.connection != before.connection
+            }
             None => true,
         },
     )
@@ -133,27 +144,43 @@ pub(super) async fn on_pools(
     // When miners on a pool's last job are closed, if no pool has one by then.
     let mut closing: Option<tokio::time::Instant> = None;
     // When the last pool job went out.
-    let mut published = tokio::time::Instant::now();
+    let mut published: Option<tokio::time::Instant> = None;
+    // When an urgent change seen on one lane goes out with the others'.
+    let mut gathering: Option<tokio::time::Instant> = None;
     let mut built: Vec<Built> = pools.feeds.iter().map(|_| Built::default()).collect();
     loop {
         // When a newer job on the same block gets its turn, while one waits.
         let mut held: Option<tokio::time::Instant> = None;
         let first = (0..pools.feeds.len()).find_map(|pool| {
-            let works = built[pool].usable(&pools.feeds[pool].work.borrow_and_update());
+            let feed = &mut pools.feeds[pool];
+            let works = built[pool].usable(&feed.work.borrow_and_update(), feed.seats.max_lanes());
             (!works.is_empty()).then_some((pool, works))
         });
         match first {
             Some((pool, works)) => {
                 closing = None;
                 let last = mined.as_ref().filter(|(p, _)| *p == pool).map(|(_, w)| w);
-                let turn = published + MIN_POOL_JOB_INTERVAL;
+                let now = tokio::time::Instant::now();
+                // A pool cannot make the farm's fan-out run at its line
+                // rate: a same-block update waits a second after the last
+                // job, an urgent change URGENT_GATHER (and on several
+                // lanes, URGENT_GATHER from the first lane's, so a new
+                // block reaches every lane's miners in one go).
+                let turn = match last {
+                    None => None,
+                    Some(last) if !urgent(last, &works) => {
+                        published.map(|at| at + MIN_POOL_JOB_INTERVAL)
+                    }
+                    Some(_) => {
+                        let after_last = published.map(|at| at + URGENT_GATHER);
+                        let gathered = (works.len() > 1)
+                            .then(|| *gathering.get_or_insert(now + URGENT_GATHER));
+                        after_last.max(gathered)
+                    }
+                };
                 if last.is_some_and(|last| same(last, &works)) {
-                } else if last.is_some_and(|last| !urgent(last, &works))
-                    && tokio::time::Instant::now() < turn
-                {
-                    // A pool cannot make the farm's fan-out run at its
-                    // line rate.
-                    held = Some(turn);
+                } else if turn.is_some_and(|at| now < at) {
+                    held = turn;
                 } else {
                     let name = &pools.names[pool];
                     let jobs = built[pool].jobs(manager, name, &works);
@@ -169,7 +196,8 @@ pub(super) async fn on_pools(
                         events.job(JobEvent::OnUpstream { name: name.clone() });
                     }
                     withdrawn = false;
-                    published = tokio::time::Instant::now();
+                    published = Some(tokio::time::Instant::now());
+                    gathering = None;
                     mined = Some((pool, works));
                 }
             }

@@ -265,7 +265,7 @@ fn lanes(job: &ndas_core::work::Job) -> Vec<(usize, Arc<ndas_core::work::Job>)> 
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
-async fn a_lane_s_new_block_or_a_lane_gone_goes_out_at_once_and_a_new_lane_waits_its_turn() {
+async fn a_new_block_reaches_every_lane_in_one_fan_out_and_a_new_lane_waits_its_turn() {
     let manager = by_username(10);
     let alice = manager.groups().for_username(ALICE, None).unwrap();
     manager.publish(tip(TIP_A)).unwrap();
@@ -294,18 +294,34 @@ async fn a_lane_s_new_block_or_a_lane_gone_goes_out_at_once_and_a_new_lane_waits
         "an unchanged lane's job is not built again: its miners are sent nothing"
     );
 
-    // Lane 1 is on a new block: out at once, whatever the pace.
+    // A new block on lane 1, then on lane 0 a few milliseconds later, as a
+    // pool sends it down each connection: one fan-out with both, within
+    // URGENT_GATHER, whatever the second's pace.
     let mut next = fields.clone();
     next.prev_hash = [0x77; 32];
     pool.send_modify(|work| work[1] = lane_work(&next, 0, 1, 12, 1.0));
     settle().await;
-    let moved = alice.current().unwrap();
-    assert_eq!(lanes(&moved)[1].1.prev_hash().0, [0x77; 32]);
-    // Lane 0's connection is gone: its miners move at once.
+    assert!(Arc::ptr_eq(&alice.current().unwrap(), &two), "gathering");
+    pool.send_modify(|work| work[0] = lane_work(&next, 0, 0, 12, 1.0));
+    tokio::time::sleep(URGENT_GATHER).await;
+    let moved = lanes(&alice.current().unwrap());
+    assert!(moved.iter().all(|(_, job)| job.prev_hash().0 == [0x77; 32]));
+    // Lane 0's connection is gone: its miners move, URGENT_GATHER after
+    // the last fan-out at most.
     pool.send_modify(|work| work[0] = None);
-    settle().await;
+    tokio::time::sleep(URGENT_GATHER).await;
     let left = lanes(&alice.current().unwrap());
     assert_eq!(left.iter().map(|(lane, _)| *lane).collect::<Vec<_>>(), [1]);
+    // A lane's new extranonce1 (a new connection number) on the same
+    // block: not held for the second's pace either.
+    pool.send_modify(|work| {
+        let mut renewed = PoolWork::clone(work[1].as_ref().unwrap());
+        renewed.connection += 10;
+        work[1] = Some(Arc::new(renewed));
+    });
+    tokio::time::sleep(URGENT_GATHER).await;
+    let renewed = lanes(&alice.current().unwrap());
+    assert_eq!(renewed[0].1.pool.as_ref().unwrap().connection, 12);
     stage.shutdown.cancel();
     stage.task.await.unwrap();
 }

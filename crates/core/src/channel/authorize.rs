@@ -85,7 +85,7 @@ impl<F: Feed> Channel<F> {
         };
         let moved = self.group.is_some();
         let (jobs, current) = group.feed.subscribe();
-        self.latest = current.map(|job| self.resolve(job));
+        self.latest = current;
         self.moved_to = Some(jobs);
         // Jobs sent before (another worker's, or a resumed session's
         // parked ones) that pay another address: the next job goes out

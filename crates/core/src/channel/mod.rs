@@ -287,15 +287,16 @@ impl<F: Feed> Channel<F> {
         self.latest.as_ref()
     }
 
-    /// The newest job of the channel's group, sent with the next [`Channel::work`].
+    /// The newest job of the channel's group, sent when it starts mining
+    /// ([`Channel::start`]), which is when it takes a pool lane's seat.
     pub fn set_latest(&mut self, job: Arc<Job>) {
-        self.latest = Some(self.resolve(job));
+        self.latest = Some(job);
     }
 
     /// The job this channel mines of what its group was given: its lane's
     /// of a pool's lanes (taking a seat on one), or the job itself; a
     /// node's job gives back the seat.
-    pub(crate) fn resolve(&mut self, job: Arc<Job>) -> Arc<Job> {
+    fn resolve(&mut self, job: Arc<Job>) -> Arc<Job> {
         match (&job.lanes, &job.pool) {
             (Some(lanes), _) => lanes.pick(&mut self.seat),
             (None, None) => {
@@ -343,7 +344,11 @@ impl<F: Feed> Channel<F> {
     pub fn start(&mut self, now: Now, events: &mut Vec<Event>) -> Announce<'_> {
         self.vardiff.reset(now.instant);
         match self.latest.clone() {
-            Some(job) => self.send_job(job, false, events),
+            Some(job) => {
+                let job = self.resolve(job);
+                self.latest = Some(job.clone());
+                self.send_job(job, false, events)
+            }
             None => Announce {
                 difficulty: self.difficulty_to_send(false, events),
                 job: None,

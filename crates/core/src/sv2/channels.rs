@@ -137,7 +137,6 @@ impl<F: Feed> Sv2Session<F> {
         }
         let _ = channel.take_moved();
         let mut group = None;
-        let mut first = None;
         if let Some((receiver, current)) = channel.jobs() {
             let key = channel
                 .group()
@@ -147,7 +146,6 @@ impl<F: Feed> Sv2Session<F> {
             }
             group = Some(key);
             if let Some(job) = current {
-                first = Some(job.clone());
                 channel.set_latest(job);
             }
         }
@@ -161,7 +159,8 @@ impl<F: Feed> Sv2Session<F> {
         let difficulty = announced
             .or(channel.sent_difficulty())
             .unwrap_or(self.config.vardiff.start);
-        let first = first.filter(|_| started);
+        // What it mines: of a pool's lanes, its own lane's job.
+        let first = channel.latest().cloned().filter(|_| started);
         let extranonce1 = lease.extranonce1.0.to_vec();
         let target = target_le(difficulty);
         out.messages.push(match extended {

@@ -31,6 +31,8 @@ use crate::work::PayoutGroups;
 mod channels;
 mod jobs;
 #[cfg(test)]
+mod lane_tests;
+#[cfg(test)]
 mod limit_tests;
 pub mod message;
 #[cfg(test)]

@@ -19,7 +19,7 @@
 //! are published, a miner on a lane over the bound moves to one (with
 //! `clean_jobs`: another connection's job).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::Job;
@@ -111,6 +111,14 @@ pub struct Lanes {
     seats: Arc<Seats>,
     /// `(lane, job)`, by lane; never empty.
     jobs: Vec<(usize, Arc<Job>)>,
+    /// Where in `jobs` a lane with room was last found: the next search
+    /// starts there, so lanes fill in turn without every channel scanning
+    /// them all.
+    hint: AtomicUsize,
+    /// Set once a search found every lane full: channels over the bound
+    /// then stay where they are without searching again (the next lanes
+    /// published search afresh).
+    full: AtomicBool,
 }
 
 impl Lanes {
@@ -120,7 +128,13 @@ impl Lanes {
         jobs.sort_by_key(|(lane, _)| *lane);
         jobs.dedup_by_key(|(lane, _)| *lane);
         let known = jobs.iter().all(|(lane, _)| *lane < seats.max_lanes());
-        (known && !jobs.is_empty()).then_some(Lanes { pool, seats, jobs })
+        (known && !jobs.is_empty()).then_some(Lanes {
+            pool,
+            seats,
+            jobs,
+            hint: AtomicUsize::new(0),
+            full: AtomicBool::new(false),
+        })
     }
 
     pub fn jobs(&self) -> &[(usize, Arc<Job>)] {
@@ -138,28 +152,45 @@ impl Lanes {
             .map(|at| &self.jobs[at].1)
     }
 
+    /// The place in `jobs` of a lane with room, searching from the last
+    /// one found; none when every lane is full.
+    fn with_room(&self) -> Option<usize> {
+        if self.full.load(Ordering::Relaxed) {
+            return None;
+        }
+        let count = self.jobs.len();
+        let start = self.hint.load(Ordering::Relaxed);
+        let found = (0..count)
+            .map(|step| (start + step) % count)
+            .find(|&at| self.seats.on(self.jobs[at].0) < self.seats.per_lane);
+        match found {
+            Some(at) => self.hint.store(at, Ordering::Relaxed),
+            None => self.full.store(true, Ordering::Relaxed),
+        }
+        found
+    }
+
     /// The job a channel with `seat` mines: its lane's, if the lane is
     /// here and not over the bound while another has room; else it takes
-    /// a seat on the least loaded lane with room (the least loaded of all
-    /// when every one is full).
+    /// a seat on a lane with room (the least loaded when every one is
+    /// full).
     pub fn pick(&self, seat: &mut Option<Seat>) -> Arc<Job> {
-        let per_lane = self.seats.per_lane;
-        let room = |lane: usize| self.seats.on(lane) < per_lane;
         if let Some(held) = seat.as_ref().filter(|s| Arc::ptr_eq(&s.seats, &self.seats)) {
             if let Some(job) = self.job(held.lane) {
-                let over = self.seats.on(held.lane) > per_lane;
-                if !over || !self.jobs.iter().any(|(lane, _)| room(*lane)) {
+                let over = self.seats.on(held.lane) > self.seats.per_lane;
+                if !over || self.with_room().is_none() {
                     return job.clone();
                 }
             }
         }
         // Given back first: a channel never counts on two lanes.
         *seat = None;
-        let (lane, job) = self
-            .jobs
-            .iter()
-            .min_by_key(|(lane, _)| self.seats.on(*lane))
-            .expect("Lanes::new keeps at least one job");
+        let at = self.with_room().unwrap_or_else(|| {
+            (0..self.jobs.len())
+                .min_by_key(|&at| self.seats.on(self.jobs[at].0))
+                .expect("Lanes::new keeps at least one job")
+        });
+        let (lane, job) = &self.jobs[at];
         *seat = Some(self.seats.take(*lane));
         job.clone()
     }
