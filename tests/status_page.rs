@@ -96,7 +96,17 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
     let pair = RegtestPair::start().await;
     let payout = pair.new_address().await;
     let dir = temp_dir();
-    let config = common::sv2::with_sv2(regtest_config(&pair, dir.path(), &payout), 8);
+    let mut config = common::sv2::with_sv2(regtest_config(&pair, dir.path(), &payout), 8);
+    // An upstream pool that is not there: its row says so.
+    let nowhere = std::net::SocketAddr::from(([127, 0, 0, 1], common::node::free_port()));
+    config.upstream = vec![ndas::config::UpstreamConfig {
+        name: "backup".into(),
+        url: format!("stratum+tcp://{nowhere}"),
+        user: "farm.ndas".into(),
+        password: None,
+        miners_per_connection: 50,
+        max_connections: 2000,
+    }];
     let (bitaxe, cpu) = (
         "bc1qfarmaccount.rack12-s19-004",
         "bc1qfarmaccount.garage-cpu-1",
@@ -173,6 +183,15 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
         .find(|r| r.contains("<td>primary</td>"))
         .expect("the node row");
     assert!(node_row.contains("serving"), "{node_row}");
+    // The upstream pool: no connection, no miner on it, nothing credited.
+    let upstream_row = dom
+        .split("<tr>")
+        .find(|r| r.starts_with("<td>backup</td>"))
+        .expect("the upstream row");
+    assert!(
+        upstream_row.contains("<td>0</td><td>0</td><td>0.00 H/s</td>"),
+        "{upstream_row}"
+    );
     let account = dom
         .split("<tr>")
         .find(|r| r.contains("<td>bc1qfarmaccount</td>"))

@@ -175,6 +175,11 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
         let upstream = &stats["upstreams"][0];
         if upstream["shares_accepted"].as_u64() >= Some(6) {
             assert_eq!(upstream["mining"], json!(true), "{upstream}");
+            // The hashrate para credits NDAS with, from what it accepted.
+            assert!(
+                upstream["hashrate"]["5m"].as_f64() > Some(0.0),
+                "{upstream}"
+            );
             assert_eq!(upstream["shares_rejected"], json!(0), "{upstream}");
             break;
         }

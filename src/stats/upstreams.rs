@@ -3,10 +3,12 @@
 //! and by the job stage's events (which pool miners mine).
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use serde::Serialize;
 
 use ndas_core::clock::unix_now;
+use ndas_core::rates::Rates;
 use ndas_core::sync::LockAnyway;
 use ndas_core::work::lanes::Seats;
 
@@ -39,12 +41,32 @@ pub struct UpstreamStatus {
     pub connections: usize,
     /// NDAS's miners on its jobs now.
     pub miners: usize,
+    /// The hashrate the pool credits NDAS with: the difficulty of the
+    /// shares it accepted, over 1 minute, 5 minutes and 1 hour.
+    pub hashrate: Hashrate,
 }
 
-/// Every upstream's status, in the config's order, and the seats on its
-/// connections.
+/// Hashes per second over each window.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Hashrate {
+    #[serde(rename = "1m")]
+    pub m1: f64,
+    #[serde(rename = "5m")]
+    pub m5: f64,
+    #[serde(rename = "1h")]
+    pub h1: f64,
+}
+
+/// Every upstream's status, in the config's order, the seats on its
+/// connections and the difficulty it accepted.
 #[derive(Default)]
-pub struct Upstreams(Vec<(Mutex<UpstreamStatus>, Arc<Seats>)>);
+pub struct Upstreams(Vec<Upstream>);
+
+struct Upstream {
+    status: Mutex<UpstreamStatus>,
+    seats: Arc<Seats>,
+    accepted: Mutex<Rates>,
+}
 
 impl Upstreams {
     /// The upstreams `pools` (each a name and its seats), in the config's
@@ -53,14 +75,15 @@ impl Upstreams {
         Arc::new(Upstreams(
             pools
                 .iter()
-                .map(|(name, seats)| {
-                    let status = Mutex::new(UpstreamStatus {
+                .map(|(name, seats)| Upstream {
+                    status: Mutex::new(UpstreamStatus {
                         name: name.clone(),
                         state: "connecting",
                         since: unix_now(),
                         ..UpstreamStatus::default()
-                    });
-                    (status, seats.clone())
+                    }),
+                    seats: seats.clone(),
+                    accepted: Mutex::new(Rates::new(Instant::now())),
                 })
                 .collect(),
         ))
@@ -68,26 +91,39 @@ impl Upstreams {
 
     /// Every upstream's status now.
     pub fn snapshot(&self) -> Vec<UpstreamStatus> {
+        let now = Instant::now();
         self.0
             .iter()
-            .map(|(status, seats)| UpstreamStatus {
-                miners: seats.seated(),
-                ..status.lock_anyway().clone()
+            .map(|upstream| {
+                let [m1, m5, h1] = upstream.accepted.lock_anyway().hashrates(now);
+                UpstreamStatus {
+                    miners: upstream.seats.seated(),
+                    hashrate: Hashrate { m1, m5, h1 },
+                    ..upstream.status.lock_anyway().clone()
+                }
             })
             .collect()
     }
 
     /// Which upstream miners mine on now, if any.
     pub fn mining_on(&self, name: Option<&str>) {
-        for (status, _) in &self.0 {
-            let mut status = status.lock_anyway();
+        for upstream in &self.0 {
+            let mut status = upstream.status.lock_anyway();
             status.mining = name == Some(status.name.as_str());
         }
     }
 
+    /// A share of `difficulty` upstream `index` accepted.
+    pub fn credit(&self, index: usize, difficulty: f64) {
+        self.0[index]
+            .accepted
+            .lock_anyway()
+            .add(difficulty, Instant::now());
+    }
+
     /// Changes upstream `index`'s status; a change of state is dated.
     pub fn set(&self, index: usize, change: impl FnOnce(&mut UpstreamStatus)) {
-        let mut status = self.0[index].0.lock_anyway();
+        let mut status = self.0[index].status.lock_anyway();
         let before = status.state;
         change(&mut status);
         if status.state != before {

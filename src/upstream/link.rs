@@ -381,6 +381,7 @@ impl<'a> Link<'a> {
             }
         });
         if let Some(difficulty) = difficulty.filter(|_| accepted) {
+            self.pool.upstreams.credit(self.pool.index, difficulty);
             metrics
                 .accepted_difficulty_total
                 .with_label_values(&[name])
