@@ -209,10 +209,14 @@ async fn each_pool_connection_carries_a_bounded_part_of_the_farm_and_its_own_sha
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_pool_s_client_reconnect_to_its_own_host_is_followed() {
-    // The pool moves NDAS to its other port, as ckpool's redirector does.
+async fn a_pool_s_client_reconnect_to_its_own_host_is_followed_and_to_another_is_not() {
+    // The pool moves NDAS to its other port, as ckpool's redirector does;
+    // there it is told to go to another host, which is not followed (NDAS's
+    // account would go there): it stays.
     let moved_to = Arc::new(Mutex::new(Seen::default()));
-    let other = pool(moved_to.clone(), None).await;
+    let elsewhere = json!({"id": null, "method": "client.reconnect",
+        "params": ["elsewhere.example", 3333, 0]});
+    let other = pool(moved_to.clone(), Some(elsewhere)).await;
     let seen = Arc::new(Mutex::new(Seen::default()));
     let reconnect = json!({"id": null, "method": "client.reconnect",
         "params": ["127.0.0.1", other.port(), 0]});
@@ -241,7 +245,7 @@ async fn a_pool_s_client_reconnect_to_its_own_host_is_followed() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     upstreams_when(http, |list| list[0]["state"] == json!("ready")).await;
-    // Settled there: the configured port is not tried again.
+    // Settled there: neither the other host nor the configured port.
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(seen.lock().unwrap().connections, 1);
     assert_eq!(moved_to.lock().unwrap().connections, 1);

@@ -158,7 +158,8 @@ impl<'a> Link<'a> {
                     if heard.elapsed() > SILENCE {
                         break 'serve Ended::Down(format!("the pool sent nothing for {SILENCE:?}"));
                     }
-                    if self.closing.is_some_and(|at| Instant::now() >= at) {
+                    let still_closed = self.lane >= *self.wanted.borrow();
+                    if still_closed && self.closing.is_some_and(|at| Instant::now() >= at) {
                         break 'serve Ended::Closed;
                     }
                     session.tick(ndas_core::upstream::Now::system(), &mut events);
@@ -286,7 +287,15 @@ impl<'a> Link<'a> {
             }
             Event::Message(_) => {}
             Event::Reconnect { host, port, wait } => {
-                return Some(Ended::Reconnect { host, port, wait })
+                let configured = self.pool.config.address().unwrap_or_default();
+                match super::redirect(&configured, host.as_deref(), port) {
+                    Ok(to) => return Some(Ended::Reconnect { to, wait }),
+                    // Refused: NDAS stays on this connection, which the
+                    // pool may close (and NDAS comes back to its url).
+                    Err(why) => {
+                        tracing::warn!(upstream = %name, lane = self.lane, %why, "client.reconnect not followed; staying connected")
+                    }
+                }
             }
             Event::Answered {
                 tag,

@@ -243,16 +243,9 @@ async fn run(
                 failures = 0;
                 continue;
             }
-            Ended::Reconnect { host, port, wait } => {
-                let configured = pool.config.address().unwrap_or_default();
-                to = match redirect(&configured, host.as_deref(), port) {
-                    Ok(address) => Some(address),
-                    Err(why) => {
-                        tracing::warn!(upstream = %name, lane, %why, "client.reconnect: back to the configured url instead");
-                        None
-                    }
-                };
-                tracing::info!(upstream = %name, lane, to = ?to, wait_seconds = wait.as_secs(), "the upstream pool asked NDAS to reconnect");
+            Ended::Reconnect { to: address, wait } => {
+                tracing::info!(upstream = %name, lane, to = ?address, wait_seconds = wait.as_secs(), "the upstream pool asked NDAS to reconnect");
+                to = Some(address);
                 if lane == 0 {
                     metrics.upstreams.up(name, false);
                     pool.upstreams.set(pool.index, |s| {
@@ -342,10 +335,9 @@ pub(super) enum Ended {
     Down(String),
     /// Its lane was closed: the pool's miners fit on fewer connections.
     Closed,
-    /// The pool's `client.reconnect`.
+    /// The pool's `client.reconnect`, to where it may take NDAS.
     Reconnect {
-        host: Option<String>,
-        port: Option<u16>,
+        to: (String, u16),
         wait: Duration,
     },
 }

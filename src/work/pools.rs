@@ -167,8 +167,12 @@ pub(super) async fn on_pools(
                 // lanes, URGENT_GATHER from the first lane's, so a new
                 // block reaches every lane's miners in one go).
                 let turn = match last {
-                    None => None,
+                    None => {
+                        gathering = None;
+                        None
+                    }
                     Some(last) if !urgent(last, &works) => {
+                        gathering = None;
                         published.map(|at| at + MIN_POOL_JOB_INTERVAL)
                     }
                     Some(_) => {

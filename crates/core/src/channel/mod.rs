@@ -344,11 +344,7 @@ impl<F: Feed> Channel<F> {
     pub fn start(&mut self, now: Now, events: &mut Vec<Event>) -> Announce<'_> {
         self.vardiff.reset(now.instant);
         match self.latest.clone() {
-            Some(job) => {
-                let job = self.resolve(job);
-                self.latest = Some(job.clone());
-                self.send_job(job, false, events)
-            }
+            Some(job) => self.send_job(job, false, events),
             None => Announce {
                 difficulty: self.difficulty_to_send(false, events),
                 job: None,
@@ -356,8 +352,16 @@ impl<F: Feed> Channel<F> {
         }
     }
 
-    /// `job` to the miner, at the difficulty it is to mine it at.
-    fn send_job(&mut self, job: Arc<Job>, vardiff: bool, events: &mut Vec<Event>) -> Announce<'_> {
+    /// `job` to the miner (of a pool's lanes, its own lane's), at the
+    /// difficulty it is to mine it at.
+    pub(crate) fn send_job(
+        &mut self,
+        job: Arc<Job>,
+        vardiff: bool,
+        events: &mut Vec<Event>,
+    ) -> Announce<'_> {
+        let job = self.resolve(job);
+        self.latest = Some(job.clone());
         // A new tip, or new bits at the same tip (testnet's 20-minute rule:
         // blocks are easy from now, so miners drop what they have queued;
         // the old job's shares are still taken).

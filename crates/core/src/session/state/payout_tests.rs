@@ -376,3 +376,40 @@ fn parked_jobs_are_bounded_in_bytes_and_a_shared_job_counts_once() {
     alice.into_iter().for_each(|s| s.retire(now().instant));
     assert_eq!((shared.len(), shared.bytes()), (6, one_job));
 }
+
+#[test]
+fn a_worker_of_another_address_on_a_pool_s_lanes_is_sent_its_lane_s_job() {
+    use crate::work::lanes::{Lanes, Seats};
+    let manager = manager(REGTEST_BITS);
+    let node = crate::testkit::job(1, template(TIP_A, REGTEST_BITS, 300));
+    let seats = Seats::new(2, 1);
+    let lane = |lane: usize| {
+        let from = crate::work::pool::PoolWork {
+            pool: 0,
+            lane,
+            connection: 1 + lane as u64,
+            work: crate::testkit::work(&node),
+            extranonce1: vec![0xb0 + lane as u8; 4],
+            extranonce2_size: 16,
+            difficulty: 1e-6,
+            version_mask: 0x1fff_e000,
+        };
+        (lane, manager.pool_job(&from).unwrap())
+    };
+    manager.publish_pool(Lanes::new(0, seats.clone(), vec![lane(0), lane(1)]).unwrap());
+    let mut s = subscribed(&manager);
+    let (answers, _) = authorize(&mut s, &format!("{ALICE}.a"));
+    let first = notified(&s, &answers);
+    assert!(
+        first.lanes.is_none() && first.pool.is_some(),
+        "a lane's job"
+    );
+    // Another address's worker: the same pool's lanes, and still one seat.
+    let (answers, out) = authorize(&mut s, &format!("{BOB}.b"));
+    let second = switched(&s, &answers, &out);
+    assert!(
+        second.lanes.is_none(),
+        "a lane's job, never what carries them"
+    );
+    assert_eq!(seats.seated(), 1);
+}
