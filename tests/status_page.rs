@@ -99,14 +99,7 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
     let mut config = common::sv2::with_sv2(regtest_config(&pair, dir.path(), &payout), 8);
     // An upstream pool that is not there: its row says so.
     let nowhere = std::net::SocketAddr::from(([127, 0, 0, 1], common::node::free_port()));
-    config.upstream = vec![ndas::config::UpstreamConfig {
-        name: "backup".into(),
-        url: format!("stratum+tcp://{nowhere}"),
-        user: "farm.ndas".into(),
-        password: None,
-        miners_per_connection: 50,
-        max_connections: 2000,
-    }];
+    config.upstream = vec![common::upstream::pool("backup", nowhere, "farm.ndas")];
     let (bitaxe, cpu) = (
         "bc1qfarmaccount.rack12-s19-004",
         "bc1qfarmaccount.garage-cpu-1",

@@ -14,14 +14,7 @@ use ndas::config::UpstreamConfig;
 use serde_json::json;
 
 fn upstream(name: &str, addr: std::net::SocketAddr, user: &str) -> UpstreamConfig {
-    UpstreamConfig {
-        name: name.into(),
-        url: format!("stratum+tcp://{addr}"),
-        user: user.into(),
-        password: None,
-        miners_per_connection: 50,
-        max_connections: 2000,
-    }
+    common::upstream::pool(name, addr, user)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

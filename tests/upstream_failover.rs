@@ -103,12 +103,9 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
     config.mining.failover_after_seconds = BOUND.as_secs();
     // No `when_no_node`: with an upstream configured, it is "upstream".
     config.upstream = vec![UpstreamConfig {
-        name: "para".into(),
-        url: format!("stratum+tcp://{}", para.stratum()),
-        user: format!("{address}.ndas"),
-        password: None,
+        // One miner per connection to para: the second miner opens another.
         miners_per_connection: 1,
-        max_connections: 2000,
+        ..common::upstream::pool("para", para.stratum(), &format!("{address}.ndas"))
     }];
     let running = start_ndas(config).await;
     let http = running.metrics_addr();

@@ -76,14 +76,7 @@ impl Scripted {
     }
 
     fn upstream(&self, name: &str) -> UpstreamConfig {
-        UpstreamConfig {
-            name: name.into(),
-            url: format!("stratum+tcp://{}", self.addr),
-            user: "farm.ndas".into(),
-            password: None,
-            miners_per_connection: 50,
-            max_connections: 2000,
-        }
+        common::upstream::pool(name, self.addr, "farm.ndas")
     }
 }
 

@@ -119,12 +119,9 @@ async fn each_pool_connection_carries_a_bounded_part_of_the_farm_and_its_own_sha
     // Two miners a connection, two connections at most: five miners
     // need three, so the two hold them all, three and two.
     config.upstream = vec![UpstreamConfig {
-        name: "lanes".into(),
-        url: format!("stratum+tcp://{addr}"),
-        user: "farm.ndas".into(),
-        password: None,
         miners_per_connection: 2,
         max_connections: 2,
+        ..common::upstream::pool("lanes", addr, "farm.ndas")
     }];
     let running = start_ndas(config).await;
     let http = running.metrics_addr();
@@ -227,12 +224,8 @@ async fn a_pool_s_client_reconnect_to_its_own_host_is_followed_and_to_another_is
     let mut config = regtest_config(&pair, dir.path(), &payout);
     config.stratum.extranonce2_size = 4;
     config.upstream = vec![UpstreamConfig {
-        name: "moving".into(),
-        url: format!("stratum+tcp://{addr}"),
-        user: "farm.ndas".into(),
-        password: None,
-        miners_per_connection: 50,
         max_connections: 1,
+        ..common::upstream::pool("moving", addr, "farm.ndas")
     }];
     let running = start_ndas(config).await;
     let http = running.metrics_addr();

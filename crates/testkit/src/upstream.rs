@@ -64,3 +64,16 @@ pub fn notify(id: &str, prev: [u8; 32]) -> Value {
         true
     ]})
 }
+
+/// An `[[upstream]]` entry for the Stratum V1 pool at `addr`, as NDAS's
+/// account `user`, with the config's defaults for the rest.
+pub fn pool(name: &str, addr: impl std::fmt::Display, user: &str) -> ndas::config::UpstreamConfig {
+    ndas::config::UpstreamConfig {
+        name: name.into(),
+        url: format!("stratum+tcp://{addr}"),
+        user: user.into(),
+        password: None,
+        miners_per_connection: 50,
+        max_connections: 2000,
+    }
+}
