@@ -42,6 +42,11 @@ const LANE_CHECK: Duration = Duration::from_secs(1);
 /// How long connections its miners no longer need are kept: miners come
 /// and go by the minute, and a connection's handshake is not free.
 const LANE_LINGER: Duration = Duration::from_secs(120);
+/// Connections opened to one pool a check (a second) at most: a farm
+/// failing over must not look like a flood to the pool (10,000 miners at
+/// 50 a connection need 200); the miners past the open ones' bound mine
+/// on them meanwhile.
+const NEW_LANES_PER_CHECK: usize = 32;
 /// A connection ready this long served: the backoff after it starts afresh.
 const STEADY: Duration = Duration::from_secs(60);
 /// How long a closed lane's connection stays after its job is taken from
@@ -177,12 +182,13 @@ async fn keep_lanes(
 }
 
 /// The lanes to keep open when `needed` are needed of `open`: more at
-/// once; fewer only once all of them have not been needed for
-/// [`LANE_LINGER`], and then as many as the most needed meanwhile
-/// (`peak`), so a farm whose count swings keeps its connections.
+/// once, [`NEW_LANES_PER_CHECK`] a check at most; fewer only once all of
+/// them have not been needed for [`LANE_LINGER`], and then as many as the
+/// most needed meanwhile (`peak`), so a farm whose count swings keeps its
+/// connections.
 fn lanes_open(needed: usize, open: usize, peak: usize, unneeded_for: Duration) -> usize {
     if needed > open {
-        needed
+        needed.min(open + NEW_LANES_PER_CHECK)
     } else if unneeded_for >= LANE_LINGER {
         peak.max(needed).min(open)
     } else {
@@ -373,6 +379,11 @@ mod tests {
     fn connections_open_as_soon_as_miners_need_them_and_close_only_after_the_linger() {
         let second = Duration::from_secs(1);
         assert_eq!(lanes_open(3, 1, 3, Duration::ZERO), 3);
+        assert_eq!(
+            lanes_open(200, 1, 200, Duration::ZERO),
+            1 + NEW_LANES_PER_CHECK,
+            "a farm failing over is no flood of connections"
+        );
         assert_eq!(
             lanes_open(1, 3, 1, second),
             3,
