@@ -182,7 +182,7 @@ pub async fn run(
 mod pools;
 
 use pools::on_pools;
-pub use pools::{Pools, MIN_POOL_JOB_INTERVAL, URGENT_GATHER};
+pub use pools::{Pools, LANE_LAG, MIN_POOL_JOB_INTERVAL, URGENT_GATHER};
 
 #[cfg(test)]
 mod tests;

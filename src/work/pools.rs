@@ -117,6 +117,71 @@ fn urgent(last: &Works, works: &Works) -> bool {
     )
 }
 
+/// How long a lane may stay on another block than the newest its pool's
+/// lanes show: a pool sends a new block down all its connections within
+/// milliseconds, and a connection still without it after this is not
+/// getting the pool's work (until the silence bound would end it, 180 s).
+pub const LANE_LAG: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The block one pool's lanes last moved to, and when: lanes on another
+/// block are left out [`LANE_LAG`] after it (their miners move to the
+/// lanes that have it), until they have it too. What a lane moves to is
+/// the pool's newest word; lanes that differ when first seen are not
+/// judged until one moves.
+#[derive(Default)]
+struct Newest {
+    pool: usize,
+    /// Each lane's block, as last seen.
+    lanes: Vec<Option<[u8; 32]>>,
+    /// The block lanes last moved to, and when (none: first seen).
+    newest: Option<([u8; 32], Option<tokio::time::Instant>)>,
+}
+
+impl Newest {
+    /// `works` of `pool` without the lanes lagging past [`LANE_LAG`];
+    /// when lanes lag and are not yet left out, when they will be.
+    fn current(
+        &mut self,
+        pool: usize,
+        works: Works,
+        now: tokio::time::Instant,
+    ) -> (Works, Option<tokio::time::Instant>) {
+        if self.pool != pool {
+            *self = Newest {
+                pool,
+                ..Newest::default()
+            };
+        }
+        for (lane, work) in &works {
+            let block = work.work.prev_hash;
+            if self.lanes.len() <= *lane {
+                self.lanes.resize(lane + 1, None);
+            }
+            match self.lanes[*lane] {
+                Some(before) if before != block => self.newest = Some((block, Some(now))),
+                None if self.newest.is_none() => self.newest = Some((block, None)),
+                _ => {}
+            }
+            self.lanes[*lane] = Some(block);
+        }
+        let Some((block, Some(since))) = self.newest else {
+            return (works, None);
+        };
+        let on_it = |work: &Arc<PoolWork>| work.work.prev_hash == block;
+        if works.iter().all(|(_, work)| on_it(work)) || !works.iter().any(|(_, work)| on_it(work)) {
+            return (works, None);
+        }
+        let deadline = since + LANE_LAG;
+        if now < deadline {
+            return (works, Some(deadline));
+        }
+        (
+            works.into_iter().filter(|(_, work)| on_it(work)).collect(),
+            None,
+        )
+    }
+}
+
 fn same(last: &Works, works: &Works) -> bool {
     last.len() == works.len()
         && last
@@ -148,8 +213,10 @@ pub(super) async fn on_pools(
     // When an urgent change seen on one lane goes out with the others'.
     let mut gathering: Option<tokio::time::Instant> = None;
     let mut built: Vec<Built> = pools.feeds.iter().map(|_| Built::default()).collect();
+    let mut newest = Newest::default();
     loop {
-        // When a newer job on the same block gets its turn, while one waits.
+        // When a newer job on the same block gets its turn, while one waits
+        // (or lagging lanes are left out).
         let mut held: Option<tokio::time::Instant> = None;
         let first = (0..pools.feeds.len()).find_map(|pool| {
             let feed = &mut pools.feeds[pool];
@@ -161,6 +228,7 @@ pub(super) async fn on_pools(
                 closing = None;
                 let last = mined.as_ref().filter(|(p, _)| *p == pool).map(|(_, w)| w);
                 let now = tokio::time::Instant::now();
+                let (works, lagging) = newest.current(pool, works, now);
                 // A pool cannot make the farm's fan-out run at its line
                 // rate: a same-block update waits a second after the last
                 // job, an urgent change URGENT_GATHER (and on several
@@ -183,9 +251,11 @@ pub(super) async fn on_pools(
                     }
                 };
                 if last.is_some_and(|last| same(last, &works)) {
+                    held = lagging;
                 } else if turn.is_some_and(|at| now < at) {
-                    held = turn;
+                    held = turn.min(lagging).or(turn);
                 } else {
+                    held = lagging;
                     let name = &pools.names[pool];
                     let jobs = built[pool].jobs(manager, name, &works);
                     let seats = pools.feeds[pool].seats.clone();

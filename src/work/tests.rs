@@ -325,3 +325,45 @@ async fn a_new_block_reaches_every_lane_in_one_fan_out_and_a_new_lane_waits_its_
     stage.shutdown.cancel();
     stage.task.await.unwrap();
 }
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_lane_left_on_the_last_block_is_left_out_after_the_lag_until_it_catches_up() {
+    let manager = by_username(10);
+    let alice = manager.groups().for_username(ALICE, None).unwrap();
+    manager.publish(tip(TIP_A)).unwrap();
+    let fields = ndas_core::testkit::work(&alice.current().unwrap());
+    let stage = pool_stage(&manager, &["backup"]);
+    let pool = &stage.pools[0];
+    pool.send_replace(vec![
+        lane_work(&fields, 0, 0, 12, 1.0),
+        lane_work(&fields, 0, 1, 12, 1.0),
+    ]);
+    stage.templates.send_replace(None);
+    settle().await;
+    let on = |lanes: Vec<(usize, Arc<ndas_core::work::Job>)>| -> Vec<(usize, u8)> {
+        lanes
+            .iter()
+            .map(|(lane, job)| (*lane, job.prev_hash().0[0]))
+            .collect()
+    };
+    let a = fields.prev_hash[0];
+    assert_eq!(on(lanes(&alice.current().unwrap())), [(0, a), (1, a)]);
+
+    // The pool's new block reaches lane 1; lane 0's connection never gets it.
+    let mut next = fields.clone();
+    next.prev_hash = [0x77; 32];
+    pool.send_modify(|work| work[1] = lane_work(&next, 0, 1, 12, 1.0));
+    tokio::time::sleep(URGENT_GATHER).await;
+    settle().await;
+    assert_eq!(on(lanes(&alice.current().unwrap())), [(0, a), (1, 0x77)]);
+    // Its miners are not left on the last block past the lag.
+    tokio::time::sleep(LANE_LAG - URGENT_GATHER).await;
+    assert_eq!(on(lanes(&alice.current().unwrap())), [(1, 0x77)]);
+    // It catches up: back, at the pace of a new lane.
+    pool.send_modify(|work| work[0] = lane_work(&next, 0, 0, 12, 1.0));
+    tokio::time::sleep(MIN_POOL_JOB_INTERVAL).await;
+    settle().await;
+    assert_eq!(on(lanes(&alice.current().unwrap())), [(0, 0x77), (1, 0x77)]);
+    stage.shutdown.cancel();
+    stage.task.await.unwrap();
+}
