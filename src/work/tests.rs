@@ -135,6 +135,31 @@ fn pool_stage(manager: &Arc<JobManager>, names: &[&str]) -> PoolStage {
     }
 }
 
+/// A job stage with the pools `names`, and Alice's group on a node's job
+/// whose fields the pools' jobs are made of.
+fn alice_on_pools(
+    names: &[&str],
+) -> (
+    Arc<JobManager>,
+    Arc<Group<JobFeed>>,
+    ndas_core::client::Work,
+    PoolStage,
+) {
+    let manager = by_username(10);
+    let alice = manager.groups().for_username(ALICE, None).unwrap();
+    manager.publish(tip(TIP_A)).unwrap();
+    let fields = ndas_core::testkit::work(&alice.current().unwrap());
+    let stage = pool_stage(&manager, names);
+    (manager, alice, fields, stage)
+}
+
+impl PoolStage {
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.task.await.unwrap();
+    }
+}
+
 /// A pool's job made of `fields`, on its first connection alone.
 fn pool_work(
     fields: &ndas_core::client::Work,
@@ -173,11 +198,7 @@ async fn settle() {
 /// none, then the work withdrawn; a template brings the node's back.
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn with_no_node_groups_mine_a_pool_s_job_and_lose_it_only_after_the_grace() {
-    let manager = by_username(10);
-    let alice = manager.groups().for_username(ALICE, None).unwrap();
-    manager.publish(tip(TIP_A)).unwrap();
-    let fields = ndas_core::testkit::work(&alice.current().unwrap());
-    let stage = pool_stage(&manager, &["backup"]);
+    let (manager, alice, fields, stage) = alice_on_pools(&["backup"]);
     let pool = &stage.pools[0];
     pool.send_replace(pool_work(&fields, 0, 12, 1.0));
     // No node serves.
@@ -210,17 +231,12 @@ async fn with_no_node_groups_mine_a_pool_s_job_and_lose_it_only_after_the_grace(
     let job = alice.current().unwrap();
     assert!(job.pool.is_none());
     assert_eq!(*job.prev_hash(), tip(TIP_B).prev_hash);
-    stage.shutdown.cancel();
-    stage.task.await.unwrap();
+    stage.stop().await;
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn an_unusable_pool_job_is_passed_over_and_same_block_updates_are_paced() {
-    let manager = by_username(10);
-    let alice = manager.groups().for_username(ALICE, None).unwrap();
-    manager.publish(tip(TIP_A)).unwrap();
-    let fields = ndas_core::testkit::work(&alice.current().unwrap());
-    let stage = pool_stage(&manager, &["first", "second"]);
+    let (manager, alice, fields, stage) = alice_on_pools(&["first", "second"]);
     let (first, second) = (&stage.pools[0], &stage.pools[1]);
     // The first pool's extranonce2 leaves miners no room.
     first.send_replace(pool_work(&fields, 0, 4, 1.0));
@@ -255,8 +271,7 @@ async fn an_unusable_pool_job_is_passed_over_and_same_block_updates_are_paced() 
     assert!(alice.current().is_some(), "on the last job for the grace");
     tokio::time::sleep(std::time::Duration::from_secs(2)).await;
     assert!(manager.groups().is_withdrawn());
-    stage.shutdown.cancel();
-    stage.task.await.unwrap();
+    stage.stop().await;
 }
 
 /// The lanes' jobs of `job` (what the groups were given of a pool), by lane.
@@ -266,11 +281,7 @@ fn lanes(job: &ndas_core::work::Job) -> Vec<(usize, Arc<ndas_core::work::Job>)> 
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_new_block_reaches_every_lane_in_one_fan_out_and_a_new_lane_waits_its_turn() {
-    let manager = by_username(10);
-    let alice = manager.groups().for_username(ALICE, None).unwrap();
-    manager.publish(tip(TIP_A)).unwrap();
-    let fields = ndas_core::testkit::work(&alice.current().unwrap());
-    let stage = pool_stage(&manager, &["backup"]);
+    let (_manager, alice, fields, stage) = alice_on_pools(&["backup"]);
     let pool = &stage.pools[0];
     pool.send_replace(pool_work(&fields, 0, 12, 1.0));
     stage.templates.send_replace(None);
@@ -322,17 +333,12 @@ async fn a_new_block_reaches_every_lane_in_one_fan_out_and_a_new_lane_waits_its_
     tokio::time::sleep(URGENT_GATHER).await;
     let renewed = lanes(&alice.current().unwrap());
     assert_eq!(renewed[0].1.pool.as_ref().unwrap().connection, 12);
-    stage.shutdown.cancel();
-    stage.task.await.unwrap();
+    stage.stop().await;
 }
 
 #[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn a_lane_left_on_the_last_block_is_left_out_after_the_lag_until_it_catches_up() {
-    let manager = by_username(10);
-    let alice = manager.groups().for_username(ALICE, None).unwrap();
-    manager.publish(tip(TIP_A)).unwrap();
-    let fields = ndas_core::testkit::work(&alice.current().unwrap());
-    let stage = pool_stage(&manager, &["backup"]);
+    let (_manager, alice, fields, stage) = alice_on_pools(&["backup"]);
     let pool = &stage.pools[0];
     pool.send_replace(vec![
         lane_work(&fields, 0, 0, 12, 1.0),
@@ -364,6 +370,5 @@ async fn a_lane_left_on_the_last_block_is_left_out_after_the_lag_until_it_catche
     tokio::time::sleep(MIN_POOL_JOB_INTERVAL).await;
     settle().await;
     assert_eq!(on(lanes(&alice.current().unwrap())), [(0, 0x77), (1, 0x77)]);
-    stage.shutdown.cancel();
-    stage.task.await.unwrap();
+    stage.stop().await;
 }
