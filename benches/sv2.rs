@@ -19,6 +19,7 @@ use ndas_core::vardiff::{Rounding, VardiffConfig};
 use ndas_core::work::extranonce::ExtranonceAllocator;
 use ndas_core::work::groups::Payouts;
 use ndas_core::work::payout::Payout;
+use ndas_core::work::routes::{RouteTo, Routes};
 use ndas_core::work::{Extranonce1, Job, JobConfig, PayoutGroups};
 
 const POOL: &str = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
@@ -172,7 +173,7 @@ fn share(c: &mut Criterion) {
 }
 
 fn fan_out(c: &mut Criterion) {
-    let manager = manager();
+    let manager = self::manager();
     // New jobs on the same tip, as a node's refresh gives them, in turn.
     let template = job(&manager).template.clone();
     let jobs: Vec<Arc<Job>> = (0..32)
@@ -191,6 +192,39 @@ fn fan_out(c: &mut Criterion) {
                 session.on_job(jobs[next].clone(), Now::system(), &mut out);
                 out.lines.clear();
                 out.events.clear();
+            }
+        })
+    });
+    // With `[[route]]`s (70 % node, 30 % a pool without a job): each
+    // channel looks its route up on every node job; and a nudge (the
+    // connections woken on the job they have, as when a routed pool's job
+    // changes or miners move) sends nothing.
+    let routed = self::manager();
+    let routes = Routes::new(&[(RouteTo::Node, 70.0), (RouteTo::Pool(0), 30.0)]).unwrap();
+    routed.set_routes(routes);
+    let routed_jobs: Vec<Arc<Job>> = (0..32)
+        .map(|_| routed.publish(template.clone()).unwrap().unwrap())
+        .collect();
+    let mut routed_sessions: Vec<Session> = (0..100u8)
+        .map(|i| v1_session(&routed, [9, 0, 2, i]))
+        .collect();
+    let mut routed_out = Output::default();
+    group.bench_function("stratum_v1_100_sessions_routed", |b| {
+        b.iter(|| {
+            next = (next + 1) % routed_jobs.len();
+            for session in &mut routed_sessions {
+                session.on_job(routed_jobs[next].clone(), Now::system(), &mut routed_out);
+                routed_out.lines.clear();
+                routed_out.events.clear();
+            }
+        })
+    });
+    group.bench_function("stratum_v1_100_sessions_nudged", |b| {
+        b.iter(|| {
+            for session in &mut routed_sessions {
+                session.on_job(routed_jobs[next].clone(), Now::system(), &mut routed_out);
+                routed_out.lines.clear();
+                routed_out.events.clear();
             }
         })
     });

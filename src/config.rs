@@ -14,6 +14,7 @@ pub use failover::WhenNoNode;
 use ndas_core::chain::Network;
 pub use ndas_core::vardiff::{AgentDifficulty, Rounding};
 pub use ports::{Port, PortConfig, TlsFiles, PROTOCOLS};
+pub use routes::RouteConfig;
 pub use sv2::{Sv2Config, DEFAULT_MAX_CHANNELS};
 pub use upstream::{UpstreamConfig, MAX_UPSTREAMS};
 
@@ -41,6 +42,9 @@ pub struct Config {
     pub sv2: Option<Sv2Config>,
     /// The pools mined for when no node serves (`[[upstream]]`), in order.
     pub upstream: Vec<UpstreamConfig>,
+    /// Shares of the farm for the node and the upstream pools while a
+    /// node serves (`[[route]]`); none: every miner mines for the node.
+    pub route: Vec<RouteConfig>,
 }
 
 /// How log lines are written.
@@ -173,6 +177,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             notify: Vec::new(),
             upstream: Vec::new(),
+            route: Vec::new(),
             sv2: None,
             blocks: BlocksConfig::default(),
             log: LogConfig {
@@ -295,6 +300,10 @@ impl Config {
         for (i, entry) in upstreams.overridden(&figment)? {
             config.upstream[i] = upstreams.apply(i, entry, None::<UpstreamConfig>)?;
         }
+        let routes = &indexed::LISTS[3];
+        for (i, entry) in routes.overridden(&figment)? {
+            config.route[i] = routes.apply(i, entry, None::<RouteConfig>)?;
+        }
         Ok(config)
     }
 
@@ -309,6 +318,12 @@ impl Config {
             } else {
                 WhenNoNode::Upstream
             })
+    }
+
+    /// `[[route]]` as the job stage takes it: what each route sends
+    /// miners to, and its weight.
+    pub fn routes(&self) -> Vec<(ndas_core::work::routes::RouteTo, f64)> {
+        routes::resolve(&self.route, &self.upstream)
     }
 
     /// Every value that cannot work, each with its key, section by section.
@@ -335,6 +350,7 @@ impl Config {
         ));
         issues.extend(notify::issues(&self.notify));
         issues.extend(upstream::issues(&self.upstream));
+        issues.extend(routes::issues(&self.route, &self.upstream));
         issues.extend(self.node.issues());
         issues.extend(self.port_issues());
         issues.extend(self.sv2_issues());
@@ -356,6 +372,7 @@ mod node;
 mod notify;
 mod operator;
 mod ports;
+mod routes;
 mod stratum;
 mod sv2;
 mod upstream;

@@ -91,7 +91,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         shutdown: &shutdown,
         tasks: &tasks,
     };
-    let (pools, forwarders) = stage.upstream_side(&config);
+    let (pools, forwarders) = stage.upstream_side(&config, &manager);
     stage.node_side(
         &config,
         &nodes,

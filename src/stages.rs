@@ -271,24 +271,6 @@ pub struct Stage<'a> {
 }
 
 impl Stage<'_> {
-    /// A connection to each upstream pool, kept and watched (their status
-    /// for `/api/stats`). Returns each pool's jobs for the job stage and
-    /// where miners' connections send their shares.
-    pub fn upstream_side(
-        &self,
-        config: &Config,
-    ) -> (work::Pools, Option<Arc<crate::upstream::links::Forwarders>>) {
-        let (feeds, forwarders) = crate::upstream::start(
-            &config.upstream,
-            config.stratum.extranonce2_size,
-            self.stats,
-            self.tasks,
-            self.shutdown,
-        );
-        let pools = work::Pools::for_config(config, feeds);
-        (pools, (!config.upstream.is_empty()).then_some(forwarders))
-    }
-
     /// The watcher, which hands each changed template to the job stage
     /// and fetches again once its jobs are built; the job stage; and each
     /// node's ZMQ subscriber.
@@ -299,7 +281,7 @@ impl Stage<'_> {
         endpoints: &Endpoints<'_>,
         manager: &Arc<JobManager>,
         (wake, refresh): (&Arc<Notify>, watch::Receiver<Duration>),
-        pools: work::Pools,
+        pools: (work::Pools, Option<work::Routing>),
     ) {
         let watcher = WatcherConfig {
             network: config.network,
@@ -495,3 +477,5 @@ pub fn log_serving<T>(
         "NDAS serving"
     );
 }
+
+mod upstream;

@@ -147,6 +147,7 @@ fn exported_names() -> BTreeSet<String> {
     metrics.node("primary");
     metrics.upstreams.configured("backup");
     metrics.upstreams.difficulty("backup", 1.0);
+    metrics.scraped.route_configured("node");
     metrics
         .render()
         .lines()

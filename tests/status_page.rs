@@ -100,6 +100,12 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
     // An upstream pool that is not there: its row says so.
     let nowhere = std::net::SocketAddr::from(([127, 0, 0, 1], common::node::free_port()));
     config.upstream = vec![common::upstream::pool("backup", nowhere, "farm.ndas")];
+    // A tenth of the farm routed to it: while it has no job, the node has
+    // every miner.
+    config.route = vec![
+        common::upstream::route("node", 90.0),
+        common::upstream::route("backup", 10.0),
+    ];
     let (bitaxe, cpu) = (
         "bc1qfarmaccount.rack12-s19-004",
         "bc1qfarmaccount.garage-cpu-1",
@@ -184,6 +190,24 @@ async fn the_status_page_shows_the_fleet_in_a_real_browser() {
     assert!(
         upstream_row.contains("<td>0</td><td>0</td><td>0.00 H/s</td>"),
         "{upstream_row}"
+    );
+    // The routes: the weights asked for, and the pool's route without work.
+    let route_rows: Vec<&str> = dom
+        .split("<tr>")
+        .filter(|r| r.contains(" %</td>"))
+        .collect();
+    assert_eq!(route_rows.len(), 2, "{dom}");
+    assert!(
+        route_rows[0].starts_with("<td>node</td><td>90.0 %</td>")
+            && route_rows[0].contains("mining"),
+        "{}",
+        route_rows[0]
+    );
+    assert!(
+        route_rows[1].starts_with("<td>backup</td><td>10.0 %</td>")
+            && route_rows[1].contains("no job"),
+        "{}",
+        route_rows[1]
     );
     let account = dom
         .split("<tr>")

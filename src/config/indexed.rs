@@ -24,7 +24,7 @@ pub struct List {
 }
 
 /// Every list that takes overrides by index.
-pub const LISTS: [List; 3] = [
+pub const LISTS: [List; 4] = [
     List {
         key: "node.backup",
         infix: "NODE__BACKUP__",
@@ -39,6 +39,11 @@ pub const LISTS: [List; 3] = [
         key: "upstream",
         infix: "UPSTREAM__",
         table: "[[upstream]]",
+    },
+    List {
+        key: "route",
+        infix: "ROUTE__",
+        table: "[[route]]",
     },
 ];
 

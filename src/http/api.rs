@@ -59,6 +59,21 @@ pub(super) fn metrics(context: &HttpContext) -> Answer {
     scraped
         .payout_groups
         .set(context.payout_groups.group_count() as i64);
+    for route in stats.routes() {
+        let labels = [route.to.as_str()];
+        scraped
+            .route_miners
+            .with_label_values(&labels)
+            .set(route.miners as i64);
+        scraped
+            .route_weight
+            .with_label_values(&labels)
+            .set(route.weight);
+        scraped
+            .route_share
+            .with_label_values(&labels)
+            .set(route.share);
+    }
     respond(
         StatusCode::OK,
         "text/plain; version=0.0.4",

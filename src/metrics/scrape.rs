@@ -18,6 +18,12 @@ pub struct ScrapedGauges {
     pub workers_registered: IntGauge,
     /// Payout addresses with a coinbase of their own now.
     pub payout_groups: IntGauge,
+    /// Per `[[route]]` (`node` or the upstream's name): its miners.
+    pub route_miners: IntGaugeVec,
+    /// Per route: its part of the weights, and of the accepted difficulty
+    /// over 5 minutes.
+    pub route_weight: prometheus::GaugeVec,
+    pub route_share: prometheus::GaugeVec,
 }
 
 impl ScrapedGauges {
@@ -62,6 +68,40 @@ impl ScrapedGauges {
                 "ndas_payout_groups",
                 "Payout addresses mined for now, each with a coinbase of its own (1 in fixed mode)",
             ),
+            route_miners: gauges(
+                r,
+                "ndas_route_miners",
+                "Miners on the [[route]] (node, or the upstream's name), as of its last plan",
+                &["route"],
+            ),
+            route_weight: float_gauges(
+                r,
+                "ndas_route_weight",
+                "The [[route]]'s part of the configured weights",
+            ),
+            route_share: float_gauges(
+                r,
+                "ndas_route_share",
+                "The [[route]]'s part of the routes' accepted difficulty over 5 minutes",
+            ),
         }
     }
+}
+
+impl ScrapedGauges {
+    /// Every series of route `name` (`node` or an upstream's), at zero
+    /// until the first scrape after its first plan.
+    pub fn route_configured(&self, name: &str) {
+        self.route_miners.with_label_values(&[name]).set(0);
+        self.route_weight.with_label_values(&[name]).set(0.0);
+        self.route_share.with_label_values(&[name]).set(0.0);
+    }
+}
+
+/// A float gauge per `route`.
+fn float_gauges(r: &Registry, name: &str, help: &str) -> prometheus::GaugeVec {
+    register(
+        r,
+        prometheus::GaugeVec::new(prometheus::Opts::new(name, help), &["route"]),
+    )
 }

@@ -112,6 +112,9 @@ pub struct Stats {
     ports: Mutex<Vec<Port>>,
     /// The upstream pools' status, once their connections are started.
     pub upstreams: std::sync::OnceLock<Arc<upstreams::Upstreams>>,
+    /// The routes by weight (`[[route]]`) and the upstreams' names, when
+    /// configured.
+    pub routes: std::sync::OnceLock<(Arc<ndas_core::work::routes::Routes>, Vec<String>)>,
 }
 
 /// Workers kept when no cap is given (twice the default connection bound).
@@ -142,6 +145,7 @@ impl Stats {
             ports: Mutex::new(Vec::new()),
             mixed: AtomicBool::new(false),
             upstreams: std::sync::OnceLock::new(),
+            routes: std::sync::OnceLock::new(),
         }
     }
 
@@ -361,7 +365,16 @@ impl Stats {
             },
             "nodes": &*self.nodes.lock_anyway(),
             "upstreams": self.upstreams.get().map(|u| u.snapshot()).unwrap_or_default(),
+            "routes": self.routes(),
         })
+    }
+
+    /// Each `[[route]]`'s figures (none configured: empty).
+    pub fn routes(&self) -> Vec<upstreams::RouteStatus> {
+        self.routes
+            .get()
+            .map(|(routes, names)| upstreams::routes(routes, names))
+            .unwrap_or_default()
     }
 
     /// A worker authorized to mine for the fallback address, and why.

@@ -131,3 +131,45 @@ impl Upstreams {
         }
     }
 }
+
+/// One `[[route]]`'s figures in `/api/stats` `routes`, as of the last plan
+/// (every 30 s).
+#[derive(Clone, Debug, Serialize)]
+pub struct RouteStatus {
+    /// `node`, or the upstream's name.
+    pub to: String,
+    /// Its part of the configured weights.
+    pub weight: f64,
+    /// Its part of the routes' accepted difficulty over 5 minutes.
+    pub share: f64,
+    /// A pool's route: whether the pool has a job (its miners mine for the
+    /// node meanwhile).
+    pub available: bool,
+    pub miners: usize,
+    /// From the difficulty its miners had accepted.
+    pub hashrate: Hashrate,
+}
+
+/// Each route of `routes` (upstreams named by `names`), in the config's order.
+pub fn routes(routes: &ndas_core::work::routes::Routes, names: &[String]) -> Vec<RouteStatus> {
+    use ndas_core::work::routes::RouteTo;
+    routes
+        .figures()
+        .into_iter()
+        .map(|figure| RouteStatus {
+            to: match figure.to {
+                RouteTo::Node => "node".to_owned(),
+                RouteTo::Pool(pool) => names.get(pool).cloned().unwrap_or_default(),
+            },
+            weight: figure.weight,
+            share: figure.share,
+            available: figure.available,
+            miners: figure.miners,
+            hashrate: Hashrate {
+                m1: figure.hashrate[0],
+                m5: figure.hashrate[1],
+                h1: figure.hashrate[2],
+            },
+        })
+        .collect()
+}

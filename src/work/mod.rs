@@ -54,6 +54,10 @@ impl Feed for JobFeed {
         self.0.send_replace(None);
     }
 
+    fn nudge(&self) {
+        self.0.send_if_modified(|job| job.is_some());
+    }
+
     fn subscribe(&self) -> (JobReceiver, Option<Arc<Job>>) {
         let mut jobs = self.0.subscribe();
         let current = jobs.borrow_and_update().clone();
@@ -120,11 +124,12 @@ impl JobManager {
 /// Builds and publishes the jobs of each new template the node side hands
 /// over, and says which one it has built, until `shutdown`. When the node
 /// side says no node serves, miners mine the first upstream pool with a
-/// job ([`Pools`]), or are closed when there is none.
+/// job ([`Pools`]), or are closed when there is none. While one serves,
+/// `routing` (`[[route]]`) keeps its pools' lanes and plans.
 pub async fn run(
     manager: Arc<JobManager>,
     jobs_in: JobsIn,
-    mut pools: Pools,
+    (mut pools, mut routing): (Pools, Option<Routing>),
     events: Events,
     shutdown: CancellationToken,
 ) {
@@ -136,9 +141,21 @@ pub async fn run(
     let mut pending = false;
     loop {
         if !std::mem::take(&mut pending) {
+            let routed = async {
+                match routing.as_mut() {
+                    Some(routing) => routing.wait().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 changed = templates.changed() => if changed.is_err() { return },
+                _ = routed => {
+                    if let Some(routing) = routing.as_mut() {
+                        routing.update(&manager);
+                    }
+                    continue;
+                }
             }
         }
         let Some(new) = templates.borrow_and_update().clone() else {
@@ -146,6 +163,11 @@ pub async fn run(
             // every group's work goes, which closes its connections.
             if !on_pools(&manager, &mut templates, &mut pools, &events, &shutdown).await {
                 return;
+            }
+            // The routed pools' lanes as they are now, before the node's
+            // jobs send miners to them.
+            if let Some(routing) = routing.as_mut() {
+                routing.update(&manager);
             }
             pending = true;
             continue;
@@ -180,9 +202,11 @@ pub async fn run(
 }
 
 mod pools;
+mod routes;
 
 use pools::on_pools;
 pub use pools::{Pools, LANE_LAG, MIN_POOL_JOB_INTERVAL, URGENT_GATHER};
+pub use routes::Routing;
 
 #[cfg(test)]
 mod tests;

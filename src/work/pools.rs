@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::JobManager;
 use crate::upstream::links::{LaneWork, PoolFeed};
 use ndas_core::events::{Events, JobEvent};
-use ndas_core::work::lanes::Lanes;
+use ndas_core::work::lanes::{Lanes, Seats};
 use ndas_core::work::pool::PoolWork;
 use ndas_core::work::Job;
 
@@ -190,6 +190,104 @@ fn same(last: &Works, works: &Works) -> bool {
             .all(|((a, x), (b, y))| a == b && Arc::ptr_eq(x, y))
 }
 
+/// One pool's lanes as miners are given them: each lane's job built once
+/// per work it hands over, a same-block update at most every
+/// [`MIN_POOL_JOB_INTERVAL`], an urgent change ([`urgent`]) after
+/// [`URGENT_GATHER`], lanes lagging past [`LANE_LAG`] left out.
+#[derive(Default)]
+pub(super) struct Pacer {
+    built: Built,
+    newest: Newest,
+    /// The lanes' work the last published jobs were made of (none: not
+    /// published since [`Pacer::forget`]).
+    last: Option<Works>,
+    /// When the last jobs went out.
+    published: Option<tokio::time::Instant>,
+    /// When an urgent change seen on one lane goes out with the others'.
+    gathering: Option<tokio::time::Instant>,
+}
+
+/// What a pool's lanes come to now.
+pub(super) enum Paced {
+    /// Jobs to publish (the first since [`Pacer::forget`] or not); and
+    /// when to look again for lagging lanes.
+    Publish {
+        lanes: Lanes,
+        first: bool,
+        held: Option<tokio::time::Instant>,
+    },
+    /// Nothing new now; when to look again, if a change waits its turn.
+    Held(Option<tokio::time::Instant>),
+    /// No job could be built from the work: passed over until it changes.
+    Unusable,
+}
+
+impl Pacer {
+    /// The pool's lanes' work not known to be unusable, marked as read.
+    pub(super) fn usable(&self, feed: &mut PoolFeed) -> Works {
+        self.built
+            .usable(&feed.work.borrow_and_update(), feed.seats.max_lanes())
+    }
+
+    /// The pool's miners are on other work: its next jobs go out at once.
+    pub(super) fn forget(&mut self) {
+        self.last = None;
+        self.newest = Newest::default();
+    }
+
+    /// What `works` (not empty) of pool `pool` (`name`, its `seats`) come
+    /// to `now`.
+    pub(super) fn pace(
+        &mut self,
+        manager: &JobManager,
+        (pool, name, seats): (usize, &str, &Arc<Seats>),
+        works: Works,
+        now: tokio::time::Instant,
+    ) -> Paced {
+        let (works, lagging) = self.newest.current(pool, works, now);
+        // A pool cannot make the farm's fan-out run at its line rate: a
+        // same-block update waits a second after the last job, an urgent
+        // change URGENT_GATHER (and on several lanes, URGENT_GATHER from
+        // the first lane's, so a new block reaches every lane's miners in
+        // one go).
+        let turn = match &self.last {
+            None => {
+                self.gathering = None;
+                None
+            }
+            Some(last) if !urgent(last, &works) => {
+                self.gathering = None;
+                self.published.map(|at| at + MIN_POOL_JOB_INTERVAL)
+            }
+            Some(_) => {
+                let after_last = self.published.map(|at| at + URGENT_GATHER);
+                let gathered =
+                    (works.len() > 1).then(|| *self.gathering.get_or_insert(now + URGENT_GATHER));
+                after_last.max(gathered)
+            }
+        };
+        if self.last.as_ref().is_some_and(|last| same(last, &works)) {
+            return Paced::Held(lagging);
+        }
+        if turn.is_some_and(|at| now < at) {
+            return Paced::Held(turn.min(lagging).or(turn));
+        }
+        let jobs = self.built.jobs(manager, name, &works);
+        let Some(lanes) = Lanes::new(pool, seats.clone(), jobs) else {
+            return Paced::Unusable;
+        };
+        let first = self.last.is_none();
+        self.published = Some(tokio::time::Instant::now());
+        self.gathering = None;
+        self.last = Some(works);
+        Paced::Publish {
+            lanes,
+            first,
+            held: lagging,
+        }
+    }
+}
+
 /// While no node serves: every group mines the newest jobs of the first
 /// pool that has one (each change of pool told once), or its work is
 /// withdrawn while none has (after [`Pools::grace`] on a pool's last
@@ -203,76 +301,50 @@ pub(super) async fn on_pools(
     events: &Events,
     shutdown: &CancellationToken,
 ) -> bool {
-    // The pool mined and the lanes' work its jobs were made of.
-    let mut mined: Option<(usize, Works)> = None;
+    // The pool mined.
+    let mut mined: Option<usize> = None;
     let mut withdrawn = false;
     // When miners on a pool's last job are closed, if no pool has one by then.
     let mut closing: Option<tokio::time::Instant> = None;
-    // When the last pool job went out.
-    let mut published: Option<tokio::time::Instant> = None;
-    // When an urgent change seen on one lane goes out with the others'.
-    let mut gathering: Option<tokio::time::Instant> = None;
-    let mut built: Vec<Built> = pools.feeds.iter().map(|_| Built::default()).collect();
-    let mut newest = Newest::default();
+    let mut pacers: Vec<Pacer> = pools.feeds.iter().map(|_| Pacer::default()).collect();
     loop {
         // When a newer job on the same block gets its turn, while one waits
         // (or lagging lanes are left out).
         let mut held: Option<tokio::time::Instant> = None;
         let first = (0..pools.feeds.len()).find_map(|pool| {
-            let feed = &mut pools.feeds[pool];
-            let works = built[pool].usable(&feed.work.borrow_and_update(), feed.seats.max_lanes());
+            let works = pacers[pool].usable(&mut pools.feeds[pool]);
             (!works.is_empty()).then_some((pool, works))
         });
         match first {
             Some((pool, works)) => {
                 closing = None;
-                let last = mined.as_ref().filter(|(p, _)| *p == pool).map(|(_, w)| w);
+                let name = &pools.names[pool];
+                let seats = pools.feeds[pool].seats.clone();
                 let now = tokio::time::Instant::now();
-                let (works, lagging) = newest.current(pool, works, now);
-                // A pool cannot make the farm's fan-out run at its line
-                // rate: a same-block update waits a second after the last
-                // job, an urgent change URGENT_GATHER (and on several
-                // lanes, URGENT_GATHER from the first lane's, so a new
-                // block reaches every lane's miners in one go).
-                let turn = match last {
-                    None => {
-                        gathering = None;
-                        None
+                match pacers[pool].pace(manager, (pool, name, &seats), works, now) {
+                    Paced::Publish {
+                        lanes,
+                        first,
+                        held: lagging,
+                    } => {
+                        held = lagging;
+                        // The pool mined before is not any more: its next
+                        // jobs go out at once when it is again.
+                        if let Some(before) = mined.filter(|&before| before != pool) {
+                            pacers[before].forget();
+                        }
+                        let job = manager.groups.publish_pool(lanes);
+                        if first {
+                            tracing::warn!(upstream = %name, job = %job.id, "no node serves: miners mine the upstream pool's jobs");
+                            events.job(JobEvent::OnUpstream { name: name.clone() });
+                        }
+                        withdrawn = false;
+                        mined = Some(pool);
                     }
-                    Some(last) if !urgent(last, &works) => {
-                        gathering = None;
-                        published.map(|at| at + MIN_POOL_JOB_INTERVAL)
-                    }
-                    Some(_) => {
-                        let after_last = published.map(|at| at + URGENT_GATHER);
-                        let gathered = (works.len() > 1)
-                            .then(|| *gathering.get_or_insert(now + URGENT_GATHER));
-                        after_last.max(gathered)
-                    }
-                };
-                if last.is_some_and(|last| same(last, &works)) {
-                    held = lagging;
-                } else if turn.is_some_and(|at| now < at) {
-                    held = turn.min(lagging).or(turn);
-                } else {
-                    held = lagging;
-                    let name = &pools.names[pool];
-                    let jobs = built[pool].jobs(manager, name, &works);
-                    let seats = pools.feeds[pool].seats.clone();
-                    let Some(lanes) = Lanes::new(pool, seats, jobs) else {
-                        // None could be built: the next pool, or the grace
-                        // on the last job.
-                        continue;
-                    };
-                    let job = manager.groups.publish_pool(lanes);
-                    if last.is_none() {
-                        tracing::warn!(upstream = %name, job = %job.id, "no node serves: miners mine the upstream pool's jobs");
-                        events.job(JobEvent::OnUpstream { name: name.clone() });
-                    }
-                    withdrawn = false;
-                    published = Some(tokio::time::Instant::now());
-                    gathering = None;
-                    mined = Some((pool, works));
+                    Paced::Held(at) => held = at,
+                    // None could be built: the next pool, or the grace on
+                    // the last job.
+                    Paced::Unusable => continue,
                 }
             }
             // A pool's last job is mined on for the grace first.
@@ -293,24 +365,13 @@ pub(super) async fn on_pools(
                 manager.groups.withdraw();
                 events.job(JobEvent::Withdrawn);
                 withdrawn = true;
-                mined = None;
+                if let Some(before) = mined.take() {
+                    pacers[before].forget();
+                }
             }
             None => {}
         }
-        let pool_changed = async {
-            if pools.feeds.is_empty() {
-                return std::future::pending().await;
-            }
-            let waits = pools.feeds.iter_mut().map(|feed| {
-                Box::pin(async move {
-                    // A pool whose task is gone never changes again.
-                    if feed.work.changed().await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                })
-            });
-            futures_util::future::select_all(waits).await;
-        };
+        let pool_changed = changed(&mut pools.feeds);
         let closes = async {
             match closing.into_iter().chain(held).min() {
                 Some(at) => tokio::time::sleep_until(at).await,
@@ -324,4 +385,20 @@ pub(super) async fn on_pools(
             _ = closes => {}
         }
     }
+}
+
+/// Until one of `feeds` changes (never without one; a pool whose task is
+/// gone never changes again).
+pub(super) async fn changed(feeds: &mut [PoolFeed]) {
+    if feeds.is_empty() {
+        return std::future::pending().await;
+    }
+    let waits = feeds.iter_mut().map(|feed| {
+        Box::pin(async move {
+            if feed.work.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    });
+    futures_util::future::select_all(waits).await;
 }

@@ -119,11 +119,14 @@ fn pool_stage(manager: &Arc<JobManager>, names: &[&str]) -> PoolStage {
             templates: template_feed,
             built,
         },
-        Pools {
-            feeds,
-            names: names.iter().map(|n| n.to_string()).collect(),
-            grace: GRACE,
-        },
+        (
+            Pools {
+                feeds,
+                names: names.iter().map(|n| n.to_string()).collect(),
+                grace: GRACE,
+            },
+            None,
+        ),
         Events::new(Vec::new()),
         shutdown.clone(),
     ));

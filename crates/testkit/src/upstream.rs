@@ -77,3 +77,11 @@ pub fn pool(name: &str, addr: impl std::fmt::Display, user: &str) -> ndas::confi
         max_connections: 2000,
     }
 }
+
+/// A `[[route]]` of `weight` to `to` (`node` or an upstream's name).
+pub fn route(to: &str, weight: f64) -> ndas::config::RouteConfig {
+    ndas::config::RouteConfig {
+        to: to.into(),
+        weight,
+    }
+}

@@ -123,6 +123,9 @@ impl<F: Feed> Channel<F> {
                 difficulty,
                 verdict: Ok(accepted.achieved),
             });
+            if let Some(ticket) = &self.ticket {
+                ticket.credit(difficulty);
+            }
         }
         // A stale share gets here only when it meets the network's target
         // (a block, on a pool's job the pool's block): it still goes to the

@@ -20,8 +20,9 @@ use crate::chain::{Hash256, Target};
 use crate::share::Reject;
 use crate::vardiff::{AgentDifficulty, Vardiff, VardiffConfig};
 use crate::work::groups::{Feed, Group, Latest, Mining};
-use crate::work::lanes::Seat;
+use crate::work::lanes::{Lanes, Seat};
 use crate::work::payout::Payout;
+use crate::work::routes::Ticket;
 use crate::work::PayoutGroups;
 use crate::work::{Extranonce1, Job};
 use crate::FoundBlock;
@@ -192,6 +193,9 @@ pub struct Channel<F: Feed = Latest> {
     /// Its place on a pool's lane while it mines a pool's job
     /// ([`crate::work::lanes`]).
     seat: Option<Seat>,
+    /// Its route, while it mines and `[[route]]`s are configured
+    /// ([`crate::work::routes`]).
+    pub(crate) ticket: Option<Ticket>,
     pub(crate) jobs: VecDeque<SentJob>,
     vardiff: Vardiff,
 }
@@ -215,6 +219,7 @@ impl<F: Feed> Channel<F> {
             tip: None,
             work_source: None,
             seat: None,
+            ticket: None,
             jobs: VecDeque::with_capacity(MAX_JOBS),
             vardiff,
         }
@@ -295,16 +300,29 @@ impl<F: Feed> Channel<F> {
 
     /// The job this channel mines of what its group was given: its lane's
     /// of a pool's lanes (taking a seat on one), or the job itself; a
-    /// node's job gives back the seat.
+    /// node's job gives back the seat, unless the channel's route is a
+    /// pool's with a job, whose lanes it then mines.
     fn resolve(&mut self, job: Arc<Job>) -> Arc<Job> {
         match (&job.lanes, &job.pool) {
             (Some(lanes), _) => lanes.pick(&mut self.seat),
-            (None, None) => {
-                self.seat = None;
-                job
-            }
+            (None, None) => match self.routed() {
+                Some(lanes) => lanes.pick(&mut self.seat),
+                None => {
+                    self.seat = None;
+                    job
+                }
+            },
             (None, Some(_)) => job,
         }
+    }
+
+    /// The lanes of the pool this channel's route sends it to, when
+    /// routes are configured and its route's pool has a job; it joins a
+    /// route the first time it is given a node's job.
+    fn routed(&mut self) -> Option<Arc<Lanes>> {
+        let routes = self.manager.as_ref()?.routes()?;
+        let ticket = self.ticket.get_or_insert_with(|| routes.join());
+        routes.lanes_for(ticket)
     }
 
     /// The lane this channel mines on, while it mines a pool's job.

@@ -334,14 +334,21 @@ impl<F: Feed> Sv2Session<F> {
         out: &mut Output<F::Receiver>,
     ) {
         for open in self.channels.iter_mut().filter(|o| o.group == Some(key)) {
-            // Its own lane's of a pool's jobs, or none when that is unchanged.
+            // Its own lane's of a pool's jobs (or its route's pool's), or
+            // none when that is unchanged.
             let announce = open.channel.broadcast(job.clone(), now, &mut out.events);
             let difficulty = announce.difficulty;
             let Some((_, clean)) = announce.job else {
                 open.send(difficulty, None, &mut out.messages);
                 continue;
             };
-            if job.lanes.is_none() {
+            // The group's job as it is, unless the channel mines another
+            // (a lane's of a pool's jobs, or its route's pool's).
+            let own = open
+                .channel
+                .latest()
+                .is_some_and(|latest| Arc::ptr_eq(latest, &job));
+            if own {
                 open.send(difficulty, Some((&job, clean)), &mut out.messages);
             } else {
                 let lane = open.channel.latest().cloned();

@@ -229,6 +229,8 @@ pub struct PayoutGroups<F: Feed = Latest> {
     /// The largest coinbase any group's job can have: what a template must
     /// leave room for ([`crate::work::limits::fit`]).
     coinbase: crate::work::limits::CoinbaseBounds,
+    /// `[[route]]`: where a node's jobs' miners mine instead, by weight.
+    routes: std::sync::OnceLock<Arc<crate::work::routes::Routes>>,
 }
 
 impl<F: Feed> PayoutGroups<F> {
@@ -262,6 +264,7 @@ impl<F: Feed> PayoutGroups<F> {
             }),
             withdrawn: AtomicBool::new(false),
             coinbase,
+            routes: std::sync::OnceLock::new(),
         })
     }
 

@@ -8,6 +8,7 @@ pub mod lanes;
 pub mod limits;
 pub mod payout;
 pub mod pool;
+pub mod routes;
 
 pub use extranonce::{Extranonce1, ExtranonceAllocator, Lease, EXTRANONCE1_SPACE};
 pub use groups::PayoutGroups;

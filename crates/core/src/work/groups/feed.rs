@@ -21,6 +21,9 @@ pub trait Feed: Default + Debug + Send + Sync + 'static {
     /// No job any more: the work is withdrawn (no node serves), and its
     /// connections are to be closed.
     fn withdraw(&self);
+    /// Wakes the connections on the job they have, if there is one (a
+    /// route's pool has new work, or miners were moved between routes).
+    fn nudge(&self);
     /// A new receiver, and the job that was current when it was made: the
     /// receiver brings every job after that one, so none is missed between.
     fn subscribe(&self) -> (Self::Receiver, Option<Arc<Job>>);
@@ -41,6 +44,8 @@ impl Feed for Latest {
     fn withdraw(&self) {
         *self.0.lock_anyway() = None;
     }
+
+    fn nudge(&self) {}
 
     fn subscribe(&self) -> ((), Option<Arc<Job>>) {
         ((), self.0.lock_anyway().clone())

@@ -1,4 +1,5 @@
-//! An upstream pool's jobs for every group, while no node serves.
+//! An upstream pool's jobs for every group, while no node serves; and
+//! the routes by weight, while one does.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -7,6 +8,7 @@ use super::{Feed, Group, PayoutGroups};
 use crate::stratum::method::JobId;
 use crate::work::lanes::Lanes;
 use crate::work::pool::{PoolJobError, PoolWork};
+use crate::work::routes::Routes;
 use crate::work::Job;
 
 impl<F: Feed> PayoutGroups<F> {
@@ -38,5 +40,28 @@ impl<F: Feed> PayoutGroups<F> {
             group.feed.publish(job.clone());
         }
         job
+    }
+
+    /// Miners given a node's job mine as `routes` send them (once, at
+    /// start: a later call is ignored).
+    pub fn set_routes(&self, routes: Arc<Routes>) {
+        let _ = self.routes.set(routes);
+    }
+
+    pub fn routes(&self) -> Option<&Arc<Routes>> {
+        self.routes.get()
+    }
+
+    /// Wakes every group's connections on the job they have (none while
+    /// the work is withdrawn): each channel looks again at which of its
+    /// route's jobs it mines ([`Routes`]).
+    pub fn nudge(&self) {
+        let live: Vec<Arc<Group<F>>> = {
+            let shared = self.shared();
+            shared.groups.values().filter_map(Weak::upgrade).collect()
+        };
+        for group in live {
+            group.feed.nudge();
+        }
     }
 }
