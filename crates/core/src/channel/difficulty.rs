@@ -51,9 +51,19 @@ impl<F: Feed> Channel<F> {
     /// An accepted share: vardiff's new difficulty, when it chose one, to
     /// announce at once.
     pub(super) fn after_share(&mut self, now: Now, events: &mut Vec<Event>) -> Option<f64> {
-        let next = self.vardiff.on_share(self.difficulty, now.instant)?;
+        let next = self.vardiff.on_share(self.mined_at(), now.instant)?;
         self.difficulty = self.bounded(next);
         self.difficulty_to_send(true, events)
+    }
+
+    /// The difficulty the miner mines at: the one last sent, which a cap
+    /// (the network's, or a pool's on its jobs) may hold below vardiff's
+    /// choice. Vardiff retargets from it: from its own choice, each
+    /// retarget under a cap would multiply a difficulty the miner never
+    /// mined at, and a miner moved off the cap (off a pool's route, or a
+    /// pool's difficulty raised) would be sent one many times too high.
+    pub(super) fn mined_at(&self) -> f64 {
+        self.sent_difficulty.unwrap_or(self.difficulty)
     }
 
     /// The difficulty to announce now, if it is not the one last sent:

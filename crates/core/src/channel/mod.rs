@@ -340,7 +340,7 @@ impl<F: Feed> Channel<F> {
             .as_ref()
             .is_some_and(|latest| Arc::ptr_eq(latest, &job));
         self.latest = Some(job.clone());
-        let retarget = self.vardiff.on_tick(self.difficulty, now.instant);
+        let retarget = self.vardiff.on_tick(self.mined_at(), now.instant);
         if let Some(next) = retarget {
             self.difficulty = self.bounded(next);
         }

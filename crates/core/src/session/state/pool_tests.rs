@@ -216,3 +216,69 @@ fn each_miner_mines_its_own_lane_s_job_and_its_share_goes_to_that_connection() {
     b.on_job(node, crate::testkit::now(), &mut Output::default());
     assert_eq!(seats.seated(), 0);
 }
+
+#[test]
+fn vardiff_under_a_pool_s_cap_retargets_from_the_difficulty_mined_not_its_own() {
+    // Vardiff starts at 1e-6; the pool credits 1e-9, so the miner mines at
+    // 1e-9 and finds a share a second (ten times the 10 s goal).
+    let config = crate::session::SessionConfig {
+        extranonce2_size: 8,
+        version_mask: 0x1fff_e000,
+        vardiff: crate::vardiff::VardiffConfig {
+            start: 1e-6,
+            min: 1e-12,
+            max: 1.0,
+            target_share_seconds: 10.0,
+            rounding: crate::vardiff::Rounding::None,
+        },
+        agents: Vec::new(),
+    };
+    let start = crate::testkit::now();
+    let mut s: Session = Session::new(
+        Arc::new(config),
+        crate::work::Extranonce1([9, 0, 0, 1]),
+        start,
+    );
+    let mut out = Output::default();
+    s.handle_line(
+        r#"{"id":1,"method":"mining.subscribe","params":["test/1"]}"#,
+        start,
+        &mut out,
+    );
+    s.handle_line(
+        r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#,
+        start,
+        &mut out,
+    );
+    let capped = Arc::new(Job::from_pool(JobId(78), &pool_work(1e-9, 0x1d00_ffff), 8).unwrap());
+    s.on_job(capped.clone(), start, &mut out);
+    let mut announced = Vec::new();
+    for i in 1..=16u8 {
+        let share = find(&capped, [i; 8], None, |share| share.difficulty >= 1e-9);
+        let at = crate::channel::Now {
+            instant: start.instant + std::time::Duration::from_secs(u64::from(i)),
+            unix: start.unix + u32::from(i),
+        };
+        let mut out = Output::default();
+        s.handle_line(&submit_line("w", &share), at, &mut out);
+        announced.extend(difficulties(&out));
+    }
+    // The pool's job with a cap far above: the miner's own rate says 1e-8
+    // (a share every 10 s), not 1e-5 (vardiff's start, ten times over).
+    let roomy = Arc::new(Job::from_pool(JobId(79), &pool_work(1.0, 0x1d00_ffff), 8).unwrap());
+    let mut out = Output::default();
+    s.on_job(roomy, start, &mut out);
+    announced.extend(difficulties(&out));
+    let last = *announced.last().expect("a difficulty after the cap lifted");
+    assert!((last / 1e-8 - 1.0).abs() < 0.2, "{announced:?}");
+}
+
+/// The difficulties `out` announces.
+fn difficulties(out: &Output) -> Vec<f64> {
+    out.lines
+        .iter()
+        .map(|line| serde_json::from_slice::<serde_json::Value>(line).unwrap())
+        .filter(|message| message["method"] == json!("mining.set_difficulty"))
+        .map(|message| message["params"][0].as_f64().unwrap())
+        .collect()
+}
