@@ -440,5 +440,7 @@ fn restart_keys(old: &Config, new: &Config) -> Vec<(&'static str, bool)> {
             "node",
             format!("{:?}", old.node) != format!("{:?}", new.node),
         ),
+        ("upstream", old.upstream != new.upstream),
+        ("route", old.route != new.route),
     ]
 }
