@@ -161,6 +161,9 @@ pub async fn run(
         let Some(new) = templates.borrow_and_update().clone() else {
             // No node serves: the pools' jobs until a template comes, or
             // every group's work goes, which closes its connections.
+            if let Some(routing) = routing.as_mut() {
+                routing.pause();
+            }
             if !on_pools(&manager, &mut templates, &mut pools, &events, &shutdown).await {
                 return;
             }

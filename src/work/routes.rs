@@ -77,6 +77,18 @@ impl Routing {
         }
     }
 
+    /// No node serves: the routed pools' lanes are taken out of the routes
+    /// and their pacing forgotten, so that when one serves again the pools'
+    /// lanes as they are then go in at once ([`Routing::update`]), before
+    /// the node's jobs send miners to them.
+    pub fn pause(&mut self) {
+        for routed in &mut self.pools {
+            routed.pacer.forget();
+            routed.has = false;
+            self.routes.set_lanes(routed.pool, None);
+        }
+    }
+
     /// Puts each routed pool's newest lanes in the routes (none while it
     /// has no job: its miners mine the node's meanwhile) and plans when
     /// due; wakes the groups' connections when their miners' work changed.

@@ -51,6 +51,7 @@ impl<F: Feed> Channel<F> {
     /// An accepted share: vardiff's new difficulty, when it chose one, to
     /// announce at once.
     pub(super) fn after_share(&mut self, now: Now, events: &mut Vec<Event>) -> Option<f64> {
+        self.restart_stale_window(now);
         let next = self.vardiff.on_share(self.mined_at(), now.instant)?;
         self.difficulty = self.bounded(next);
         self.difficulty_to_send(true, events)
@@ -64,6 +65,15 @@ impl<F: Feed> Channel<F> {
     /// pool's difficulty raised) would be sent one many times too high.
     pub(super) fn mined_at(&self) -> f64 {
         self.sent_difficulty.unwrap_or(self.difficulty)
+    }
+
+    /// Starts vardiff's window again when the difficulty mined changed
+    /// since it began for another reason than vardiff: shares from before
+    /// and after are not one rate.
+    pub(super) fn restart_stale_window(&mut self, now: Now) {
+        if std::mem::take(&mut self.window_stale) {
+            self.vardiff.reset(now.instant);
+        }
     }
 
     /// The difficulty to announce now, if it is not the one last sent:
@@ -82,6 +92,7 @@ impl<F: Feed> Channel<F> {
             difficulty,
             vardiff,
         });
+        self.window_stale |= !vardiff && self.sent_difficulty.is_some();
         self.sent_difficulty = Some(difficulty);
         Some(difficulty)
     }

@@ -184,6 +184,9 @@ pub struct Channel<F: Feed = Latest> {
     asked: bool,
     /// The difficulty last sent.
     sent_difficulty: Option<f64>,
+    /// The difficulty sent changed for another reason than vardiff (a
+    /// cap moved): vardiff's window starts again at the next share.
+    window_stale: bool,
     latest: Option<Arc<Job>>,
     /// Previous-block hash of the last job sent: jobs on another are stale.
     tip: Option<Hash256>,
@@ -215,6 +218,7 @@ impl<F: Feed> Channel<F> {
             group: None,
             moved_to: None,
             sent_difficulty: None,
+            window_stale: false,
             latest: None,
             tip: None,
             work_source: None,
@@ -340,6 +344,7 @@ impl<F: Feed> Channel<F> {
             .as_ref()
             .is_some_and(|latest| Arc::ptr_eq(latest, &job));
         self.latest = Some(job.clone());
+        self.restart_stale_window(now);
         let retarget = self.vardiff.on_tick(self.mined_at(), now.instant);
         if let Some(next) = retarget {
             self.difficulty = self.bounded(next);

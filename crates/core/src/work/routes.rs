@@ -340,7 +340,7 @@ impl Planner {
             .iter()
             .map(|e| e.load.unwrap_or(mean).max(0.0))
             .collect();
-        let moved = move_miners(&self.entries, &loads, &weights);
+        let moved = move_miners(&self.entries, &loads, &weights, node.is_some());
         let mut on = vec![0.0; count];
         let mut miners = vec![0; count];
         for (entry, load) in self.entries.iter().zip(&loads) {
@@ -388,9 +388,10 @@ impl Planner {
 /// the route most over could leave a large miner alone on a small route).
 /// The miners of a route with no weight now (a pool without a job: they
 /// mine the node's jobs meanwhile) stay on it, out of the reckoning, and
-/// go back to its pool's jobs when it has one. At most [`MOST_MOVED`] of
-/// the miners move. Returns how many moved.
-fn move_miners(entries: &[Entry], loads: &[f64], weights: &[f64]) -> usize {
+/// go back to its pool's jobs when it has one; with no route to the node
+/// (`lends` false) they move to the routes with work instead. At most
+/// [`MOST_MOVED`] of the other miners move. Returns how many moved.
+fn move_miners(entries: &[Entry], loads: &[f64], weights: &[f64], lends: bool) -> usize {
     let count = weights.len();
     if weights.iter().all(|w| *w <= 0.0) {
         return 0;
@@ -402,29 +403,35 @@ fn move_miners(entries: &[Entry], loads: &[f64], weights: &[f64]) -> usize {
             .load(Ordering::Relaxed)
             .min(count - 1)
     };
+    // Lent to the node's jobs while their pool has none, when the node
+    // has a route; without one (the operator wants no solo mining) they
+    // go to the pools that have work, whatever the budget.
     let placed: Vec<usize> = (0..entries.len())
-        .filter(|&i| weights[route_of(i)] > 0.0)
+        .filter(|&i| weights[route_of(i)] > 0.0 || !lends)
         .collect();
     let total: f64 = placed.iter().map(|&i| loads[i]).sum();
     let mut room: Vec<f64> = weights.iter().map(|w| w * total).collect();
     let mut order = placed;
     order.sort_by(|&a, &b| loads[b].total_cmp(&loads[a]));
     let budget = ((entries.len() as f64 * MOST_MOVED).ceil() as usize).max(1);
-    let mut moved = 0;
+    let (mut moved, mut rebalanced) = (0, 0);
     for i in order {
         let (load, own) = (loads[i], route_of(i));
         let best = (0..count)
             .filter(|&r| weights[r] > 0.0)
             .max_by(|&a, &b| room[a].total_cmp(&room[b]).then(b.cmp(&a)))
             .expect("a route has weight");
-        let moves = best != own
+        let forced = weights[own] <= 0.0;
+        let wanted = !forced
+            && best != own
             && room[own] < load
             && room[best] > room[own] + load / 2.0
-            && moved < budget;
-        let to = if moves { best } else { own };
-        if moves {
+            && rebalanced < budget;
+        let to = if forced || wanted { best } else { own };
+        if to != own {
             entries[i].state.route.store(to, Ordering::Relaxed);
             moved += 1;
+            rebalanced += usize::from(wanted);
         }
         room[to] -= load;
     }

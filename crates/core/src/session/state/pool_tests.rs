@@ -221,35 +221,7 @@ fn each_miner_mines_its_own_lane_s_job_and_its_share_goes_to_that_connection() {
 fn vardiff_under_a_pool_s_cap_retargets_from_the_difficulty_mined_not_its_own() {
     // Vardiff starts at 1e-6; the pool credits 1e-9, so the miner mines at
     // 1e-9 and finds a share a second (ten times the 10 s goal).
-    let config = crate::session::SessionConfig {
-        extranonce2_size: 8,
-        version_mask: 0x1fff_e000,
-        vardiff: crate::vardiff::VardiffConfig {
-            start: 1e-6,
-            min: 1e-12,
-            max: 1.0,
-            target_share_seconds: 10.0,
-            rounding: crate::vardiff::Rounding::None,
-        },
-        agents: Vec::new(),
-    };
-    let start = crate::testkit::now();
-    let mut s: Session = Session::new(
-        Arc::new(config),
-        crate::work::Extranonce1([9, 0, 0, 1]),
-        start,
-    );
-    let mut out = Output::default();
-    s.handle_line(
-        r#"{"id":1,"method":"mining.subscribe","params":["test/1"]}"#,
-        start,
-        &mut out,
-    );
-    s.handle_line(
-        r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#,
-        start,
-        &mut out,
-    );
+    let (mut s, start, mut out) = vardiff_session(1e-6);
     let capped = Arc::new(Job::from_pool(JobId(78), &pool_work(1e-9, 0x1d00_ffff), 8).unwrap());
     s.on_job(capped.clone(), start, &mut out);
     let mut announced = Vec::new();
@@ -273,6 +245,46 @@ fn vardiff_under_a_pool_s_cap_retargets_from_the_difficulty_mined_not_its_own() 
     assert!((last / 1e-8 - 1.0).abs() < 0.2, "{announced:?}");
 }
 
+#[test]
+fn shares_from_under_a_cap_do_not_count_in_the_rate_after_it_lifts() {
+    let (mut s, start, mut out) = vardiff_session(1e-8);
+    let at = |seconds: u64| crate::channel::Now {
+        instant: start.instant + std::time::Duration::from_secs(seconds),
+        unix: start.unix + seconds as u32,
+    };
+    // Eight quick shares under a pool's cap of 1e-9 (a second apart)...
+    let capped = Arc::new(Job::from_pool(JobId(78), &pool_work(1e-9, 0x1d00_ffff), 8).unwrap());
+    s.on_job(capped.clone(), start, &mut out);
+    for i in 1..=8u8 {
+        let share = find(&capped, [i; 8], None, |share| share.difficulty >= 1e-9);
+        s.handle_line(
+            &submit_line("w", &share),
+            at(u64::from(i)),
+            &mut Output::default(),
+        );
+    }
+    // ...then the cap lifts to vardiff's 1e-8, and the miner finds one
+    // every 10 s, its goal: the window holds no share of the cap's, so
+    // nothing is retargeted (with them, 16 shares in 88 s read as 1.8
+    // times too fast).
+    let roomy = Arc::new(Job::from_pool(JobId(79), &pool_work(1.0, 0x1d00_ffff), 8).unwrap());
+    s.on_job(roomy.clone(), at(8), &mut out);
+    let mut announced = Vec::new();
+    for i in 1..=8u8 {
+        let share = find(&roomy, [0x40 + i; 8], None, |share| {
+            share.difficulty >= 1e-8
+        });
+        let mut out = Output::default();
+        s.handle_line(
+            &submit_line("w", &share),
+            at(8 + 10 * u64::from(i)),
+            &mut out,
+        );
+        announced.extend(difficulties(&out));
+    }
+    assert!(announced.is_empty(), "{announced:?}");
+}
+
 /// The difficulties `out` announces.
 fn difficulties(out: &Output) -> Vec<f64> {
     out.lines
@@ -281,4 +293,40 @@ fn difficulties(out: &Output) -> Vec<f64> {
         .filter(|message| message["method"] == json!("mining.set_difficulty"))
         .map(|message| message["params"][0].as_f64().unwrap())
         .collect()
+}
+
+/// A session subscribed and authorized at `start` difficulty (vardiff
+/// free down to 1e-12, a share per 10 s wanted), the time it began, and
+/// its output so far.
+fn vardiff_session(start: f64) -> (Session, crate::channel::Now, Output) {
+    let config = crate::session::SessionConfig {
+        extranonce2_size: 8,
+        version_mask: 0x1fff_e000,
+        vardiff: crate::vardiff::VardiffConfig {
+            start,
+            min: 1e-12,
+            max: 1.0,
+            target_share_seconds: 10.0,
+            rounding: crate::vardiff::Rounding::None,
+        },
+        agents: Vec::new(),
+    };
+    let now = crate::testkit::now();
+    let mut s: Session = Session::new(
+        Arc::new(config),
+        crate::work::Extranonce1([9, 0, 0, 1]),
+        now,
+    );
+    let mut out = Output::default();
+    s.handle_line(
+        r#"{"id":1,"method":"mining.subscribe","params":["test/1"]}"#,
+        now,
+        &mut out,
+    );
+    s.handle_line(
+        r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#,
+        now,
+        &mut out,
+    );
+    (s, now, out)
 }

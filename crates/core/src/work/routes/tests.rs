@@ -19,8 +19,11 @@ fn pool_up(routes: &Routes) {
     routes.set_lanes(POOL, Some(Arc::new(lanes)));
 }
 
-fn on(tickets: &[Ticket], route: usize) -> usize {
-    tickets.iter().filter(|t| t.route() == route).count()
+fn on<T: std::borrow::Borrow<Ticket>>(tickets: &[T], route: usize) -> usize {
+    tickets
+        .iter()
+        .filter(|t| t.borrow().route() == route)
+        .count()
 }
 
 /// Each miner's accepted difficulty for one plan's time at its `rate`,
@@ -211,4 +214,26 @@ fn a_large_miner_on_a_small_route_makes_way_for_small_ones() {
     for _ in 0..3 {
         assert_eq!(mine_a_plan(&mut planner, &mut now, &miners), 0);
     }
+}
+
+#[test]
+fn with_no_route_to_the_node_a_pool_without_work_hands_its_miners_to_the_others() {
+    // Two pools, half each: no solo mining wanted.
+    let routes = Routes::new(&[(RouteTo::Pool(0), 1.0), (RouteTo::Pool(1), 1.0)]).unwrap();
+    let mut now = Instant::now();
+    let mut planner = Planner::new(routes.clone(), now);
+    let raw = template(&"11".repeat(32), "207fffff", 300);
+    let up = |pool: usize| {
+        let lanes = Lanes::new(pool, Seats::new(1, 50), vec![(0, job(1, raw.clone()))]).unwrap();
+        routes.set_lanes(pool, Some(Arc::new(lanes)));
+    };
+    up(0);
+    up(1);
+    let miners: Vec<(Ticket, f64)> = (0..8).map(|_| (routes.join(), 1.0)).collect();
+    planner.plan(now);
+    assert_eq!(on(&miners.iter().map(|(t, _)| t).collect::<Vec<_>>(), 1), 4);
+    routes.set_lanes(1, None);
+    // Pool 1's four move to pool 0 at the next plan, past the budget.
+    assert_eq!(mine_a_plan(&mut planner, &mut now, &miners), 4);
+    assert!(miners.iter().all(|(t, _)| t.route() == 0));
 }
