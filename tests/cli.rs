@@ -162,6 +162,28 @@ fn check_config_covers_each_backup_node_and_its_env_overrides() {
 }
 
 #[test]
+fn check_config_names_a_route_to_no_upstream_and_takes_its_env_override() {
+    let dir = common::temp_dir();
+    let path = write_config(
+        dir.path(),
+        "[[upstream]]\nname = \"para\"\nurl = \"stratum+tcp://127.0.0.1:3333\"\nuser = \"farm.ndas\"\n\
+         [[route]]\nto = \"node\"\nweight = 70\n[[route]]\nto = \"paar\"\nweight = 30\n",
+    );
+    let output = ndas(&["check-config", "--config", &path], &[]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = all_output(&output);
+    assert!(
+        text.contains("route[1].to") && text.contains("[\"para\"]"),
+        "the typo is named, with the names it could be: {text}"
+    );
+    let output = ndas(
+        &["check-config", "--config", &path],
+        &[("NDAS_ROUTE__1__TO", "para")],
+    );
+    assert!(output.status.success(), "{}", all_output(&output));
+}
+
+#[test]
 fn sv2_key_prints_one_key_for_good_and_the_url_miners_are_given() {
     let dir = common::temp_dir();
     let path = write_config(dir.path(), "[sv2]\nlisten = \"0.0.0.0:3336\"\n");
