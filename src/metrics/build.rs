@@ -30,6 +30,19 @@ pub(super) fn gauges(registry: &Registry, name: &str, help: &str, labels: &[&str
     register(registry, IntGaugeVec::new(Opts::new(name, help), labels))
 }
 
+/// A gauge of fractional values per `labels`.
+pub(super) fn float_gauges(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> prometheus::GaugeVec {
+    register(
+        registry,
+        prometheus::GaugeVec::new(Opts::new(name, help), labels),
+    )
+}
+
 pub(super) fn counters(
     registry: &Registry,
     name: &str,

@@ -5,7 +5,7 @@
 
 use prometheus::{IntGauge, IntGaugeVec, Registry};
 
-use super::build::{gauge, gauges, register};
+use super::build::{float_gauges, gauge, gauges, register};
 
 /// Figures read when `/metrics` is scraped, not counted as they happen.
 pub struct ScrapedGauges {
@@ -78,11 +78,13 @@ impl ScrapedGauges {
                 r,
                 "ndas_route_weight",
                 "The [[route]]'s part of the configured weights",
+                &["route"],
             ),
             route_share: float_gauges(
                 r,
                 "ndas_route_share",
                 "The [[route]]'s part of the routes' accepted difficulty over 5 minutes",
+                &["route"],
             ),
         }
     }
@@ -96,12 +98,4 @@ impl ScrapedGauges {
         self.route_weight.with_label_values(&[name]).set(0.0);
         self.route_share.with_label_values(&[name]).set(0.0);
     }
-}
-
-/// A float gauge per `route`.
-fn float_gauges(r: &Registry, name: &str, help: &str) -> prometheus::GaugeVec {
-    register(
-        r,
-        prometheus::GaugeVec::new(prometheus::Opts::new(name, help), &["route"]),
-    )
 }

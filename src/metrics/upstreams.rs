@@ -4,7 +4,7 @@
 
 use prometheus::{GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use super::build::{counters, gauges, register};
+use super::build::{counters, float_gauges, gauges, register};
 
 /// Every upstream's series.
 #[derive(Clone)]
@@ -46,15 +46,11 @@ impl UpstreamMetrics {
                 "1 while the upstream pool has NDAS subscribed and authorized",
                 &["upstream"],
             ),
-            difficulty: register(
+            difficulty: float_gauges(
                 r,
-                GaugeVec::new(
-                    Opts::new(
-                        "ndas_upstream_difficulty",
-                        "The upstream pool's share difficulty for NDAS",
-                    ),
-                    &["upstream"],
-                ),
+                "ndas_upstream_difficulty",
+                "The upstream pool's share difficulty for NDAS",
+                &["upstream"],
             ),
             failures_total: counters(
                 r,

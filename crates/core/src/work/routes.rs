@@ -189,7 +189,13 @@ impl Routes {
     }
 
     fn available(&self, route: usize) -> bool {
-        self.routes[route].to == RouteTo::Node || self.lanes(route).is_some()
+        let route = &self.routes[route];
+        route.to == RouteTo::Node
+            || route
+                .lanes
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
     }
 
     /// The lanes a miner on `ticket`'s route mines instead of a node's job:

@@ -145,16 +145,8 @@ fn a_miner_s_difficulty_is_capped_at_the_pool_s() {
         &mut s,
         r#"{"id":2,"method":"mining.authorize","params":["w","x"]}"#,
     );
-    let announced: Vec<f64> = out
-        .lines
-        .iter()
-        .chain(&authorized.lines)
-        .filter_map(|line| {
-            let message: serde_json::Value = serde_json::from_slice(line).unwrap();
-            (message["method"] == json!("mining.set_difficulty"))
-                .then(|| message["params"][0].as_f64().unwrap())
-        })
-        .collect();
+    let mut announced = difficulties(&out);
+    announced.extend(difficulties(&authorized));
     assert_eq!(announced.last(), Some(&0.001), "{announced:?}");
 }
 
