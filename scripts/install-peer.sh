@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# What install-translator.sh and install-para.sh share: `cargo install` of a
-# pinned crate from crates.io with its own lock file, once per machine,
-# cached outside the clone. Sourced, after the caller has set:
+# What install-translator.sh, install-para.sh and install-pool-sv2.sh share:
+# `cargo install` of a pinned crate from crates.io with its own lock file, once
+# per machine, cached outside the clone. Sourced, after the caller has set:
 #   crate, version, dir (the cache), label (what it prints), minutes (the
 #   build's usual time on 2 cores) and, optionally, the array flags (more
 #   `cargo install` flags).

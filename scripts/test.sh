@@ -2,15 +2,18 @@
 # The test command: installs the peers if missing (Bitcoin Core, built once
 # per machine, about 20 minutes; the Bitcoin SV node for the ZMQ tests; the
 # Stratum Reference Implementation's SV1 -> SV2 translator, built once, a few
-# minutes; para's pool, the upstream pool, built once, about ten minutes),
-# then runs every test of every crate (unit, integration against the real
-# nodes, translator and pool, and the benches in test mode).
+# minutes; para's pool, the upstream pool, built once, about ten minutes;
+# the Stratum Reference Implementation's pool, the SV2 upstream pool, built
+# once, a few minutes), then runs every test of every crate (unit,
+# integration against the real nodes, translator and pools, and the benches
+# in test mode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-core.sh
 bash scripts/install-node.sh
 bash scripts/install-translator.sh
 bash scripts/install-para.sh
+bash scripts/install-pool-sv2.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --all-targets "$@" 2>&1 | tee "$log"

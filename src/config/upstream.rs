@@ -50,16 +50,32 @@ const MAX_CONNECTIONS: usize = 10_000;
 impl UpstreamConfig {
     /// The pool's host and port, from `url`.
     pub fn address(&self) -> Result<(String, u16), String> {
+        if let Some(rest) = self.url.strip_prefix("stratum2+tcp://") {
+            let (host_port, key) = rest.split_once('/').ok_or_else(|| {
+                format!(
+                    "{:?} gives no authority key: stratum2+tcp://host:port/<the pool's key>",
+                    self.url
+                )
+            })?;
+            crate::sv2::keys::parse_public(key)?;
+            return super::parse_host_port(host_port);
+        }
         let rest = self.url.strip_prefix("stratum+tcp://").ok_or_else(|| {
-            if self.url.starts_with("stratum2+tcp://") {
-                "Stratum V2 upstreams are not served yet: give the pool's stratum+tcp:// URL"
-                    .to_owned()
-            } else {
-                format!("{:?} is not a stratum+tcp://host:port URL", self.url)
-            }
+            format!(
+                "{:?} is not a stratum+tcp://host:port or stratum2+tcp://host:port/<key> URL",
+                self.url
+            )
         })?;
         let rest = rest.strip_suffix('/').unwrap_or(rest);
         super::parse_host_port(rest)
+    }
+
+    /// The pool's Stratum V2 authority key (x-only), for a
+    /// `stratum2+tcp://` URL; none for Stratum V1.
+    pub fn authority(&self) -> Option<[u8; 32]> {
+        let rest = self.url.strip_prefix("stratum2+tcp://")?;
+        let (_, key) = rest.split_once('/')?;
+        crate::sv2::keys::parse_public(key).ok()
     }
 }
 
@@ -148,8 +164,18 @@ mod tests {
         assert!(
             issues(&[upstream("a", "stratum2+tcp://p.example:3336/9b", "u")])[0]
                 .why
-                .contains("not served yet")
+                .contains("not a base58check key")
         );
+        let why = &issues(&[upstream("a", "stratum2+tcp://p.example:3336", "u")])[0].why;
+        assert!(why.contains("no authority key"), "{why}");
+        // The Stratum Reference Implementation's example authority key.
+        let key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+        let sv2 = upstream("sri", &format!("stratum2+tcp://p.example:3336/{key}"), "u");
+        assert!(issues(std::slice::from_ref(&sv2)).is_empty());
+        assert_eq!(sv2.address().unwrap(), ("p.example".into(), 3336));
+        let authority = sv2.authority().unwrap();
+        assert_eq!(crate::sv2::keys::public_text(&authority), key);
+        assert_eq!(good.authority(), None);
         assert_eq!(
             keys(&[upstream("a b", "stratum+tcp://p.example", "u")]),
             ["upstream[0].name", "upstream[0].url"]

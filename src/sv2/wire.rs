@@ -7,7 +7,10 @@
 //! `data_dir` and signs its certificate with the authority key
 //! ([`super::keys`]).
 
+mod pool;
 mod responder;
+
+pub use pool::connect;
 
 use std::time::Duration;
 
@@ -126,14 +129,7 @@ where
         .await?;
     writer.flush().await?;
     let (encrypt, decrypt) = transport.split();
-    let reader = FrameReader {
-        inner: reader,
-        buffer: BytesMut::new(),
-        decoder,
-        state: Some(decrypt),
-        max_frame,
-        in_frame: 0,
-    };
+    let reader = FrameReader::new(reader, decoder, decrypt, max_frame);
     Ok((
         reader,
         FrameWriter {
@@ -152,6 +148,22 @@ fn eof(error: std::io::Error) -> WireError {
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
+    fn new(
+        inner: R,
+        decoder: NoiseDecoder,
+        state: TransportDecryptState,
+        max_frame: usize,
+    ) -> FrameReader<R> {
+        FrameReader {
+            inner,
+            buffer: BytesMut::new(),
+            decoder,
+            state: Some(state),
+            max_frame,
+            in_frame: 0,
+        }
+    }
+
     /// The stream, to drain what the client still sends as it closes.
     pub fn inner_mut(&mut self) -> &mut R {
         &mut self.inner
@@ -159,6 +171,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next message, and the bytes it took on the wire.
     pub async fn next(&mut self) -> Result<(Inbound, usize), WireError> {
+        let (frame, size) = self.next_frame().await?;
+        Ok((decode(frame)?, size))
+    }
+
+    /// The next frame, decrypted, and the bytes it took on the wire.
+    async fn next_frame(&mut self) -> Result<(SerializedFrame, usize), WireError> {
         loop {
             let wanted = self.decoder.writable_len();
             if wanted > 0 {
@@ -181,8 +199,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             match self.decoder.next_transport_frame(state) {
                 Ok(Decrypted::Frame(frame, state)) => {
                     self.state = Some(state);
-                    let size = std::mem::take(&mut self.in_frame);
-                    return Ok((decode(frame)?, size));
+                    return Ok((frame, std::mem::take(&mut self.in_frame)));
                 }
                 Ok(Decrypted::Incomplete(_, state)) => self.state = Some(state),
                 Err(error) => return Err(WireError::Decrypt(text(error))),
@@ -432,6 +449,15 @@ impl FrameWriter {
             }
         }
         .map_err(WireError::Encode)?;
+        self.write_frame(frame, out)
+    }
+
+    /// `frame`, encrypted, appended to `out`.
+    fn write_frame(
+        &mut self,
+        frame: MessageFrame<AnyMessage<'_>>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), WireError> {
         let bytes = self
             .encoder
             .encode_transport(frame, &mut self.state)

@@ -1,32 +1,21 @@
-//! One connection to an upstream pool (one lane): the core's
-//! `UpstreamSession` over a socket, the pool's jobs handed to the job
-//! stage, miners' shares sent and the answers credited.
+//! One connection to an upstream pool (one lane): the core's session for
+//! the pool's wire over a socket ([`Wire`]), the pool's jobs handed to the
+//! job stage, miners' shares sent and the answers credited.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::pool_state::{too_narrow, PoolState};
+use super::wire::{Speak, Wire};
 use super::{
-    millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, LANE_DRAIN, MAX_LINE_BYTES,
-    MAX_MESSAGES_LOGGED, SILENCE, TICK, WRITE_TIMEOUT,
+    millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, LANE_DRAIN, MAX_MESSAGES_LOGGED, SILENCE,
+    TICK,
 };
 use ndas_core::channel::Forward;
-use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSession, UpstreamSettings};
-
-/// Writes `line` to the pool within [`WRITE_TIMEOUT`]; why not, if not.
-async fn write(writer: &mut tokio::net::tcp::OwnedWriteHalf, line: &[u8]) -> Result<(), String> {
-    match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(line)).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(format!("cannot write to the pool: {error}")),
-        Err(_) => Err(format!("the pool took no line for {WRITE_TIMEOUT:?}")),
-    }
-}
+use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSettings};
 
 /// One connection to an upstream (one lane) and what it reports to.
 pub(super) struct Link<'a> {
@@ -99,9 +88,7 @@ impl<'a> Link<'a> {
                 }
             };
         let _ = stream.set_nodelay(true);
-        let (reader, mut writer) = stream.into_split();
-        let mut lines = FramedRead::new(reader, LinesCodec::new_with_max_length(MAX_LINE_BYTES));
-        let mut session: UpstreamSession<Arc<str>> = UpstreamSession::new(UpstreamSettings {
+        let settings = UpstreamSettings {
             user: config.user.clone(),
             password: config
                 .password
@@ -110,30 +97,30 @@ impl<'a> Link<'a> {
             agent: AGENT.into(),
             min_extranonce2,
             limits: UpstreamLimits::default(),
-        });
+        };
+        let speak = match config.authority() {
+            None => Speak::V1,
+            Some(authority) => Speak::V2 {
+                authority,
+                nominal_hash_rate: self.pool.nominal_hash_rate(),
+            },
+        };
         let started = Instant::now();
+        let mut wire = match Wire::start(stream, speak, settings, (host, port)).await {
+            Ok(wire) => wire,
+            Err(ended) => return ended,
+        };
         let mut events = Vec::new();
-        for line in session.start(ndas_core::upstream::Now::system()) {
-            if let Err(why) = write(&mut writer, &line).await {
-                return Ended::Down(why);
-            }
-        }
         let mut tick = tokio::time::interval(TICK);
-        let mut heard = Instant::now();
         let mut messages = 0;
         let mut pool = PoolState::default();
         let ended = 'serve: loop {
-            let mut out = None;
             tokio::select! {
-                line = lines.next() => match line {
-                    Some(Ok(line)) => {
-                        heard = Instant::now();
-                        session.handle_line(&line, ndas_core::upstream::Now::system(), &mut events);
-                    }
-                    Some(Err(error)) => break 'serve Ended::Refused(format!("the pool's line cannot be read: {error}")),
-                    None => break 'serve Ended::Down("the pool closed the connection".into()),
+                read = wire.read(&mut events) => match read {
+                    Ok(()) => {}
+                    Err(ended) => break 'serve ended,
                 },
-                Some(forward) = self.shares.recv() => out = self.submit(&mut session, forward),
+                Some(forward) = self.shares.recv() => self.submit(&mut wire, forward),
                 changed = self.wanted.changed(), if self.lane > 0 => {
                     if changed.is_err() {
                         break 'serve Ended::Closed;
@@ -155,20 +142,18 @@ impl<'a> Link<'a> {
                     }
                 }
                 _ = tick.tick() => {
-                    if heard.elapsed() > SILENCE {
-                        break 'serve Ended::Down(format!("the pool sent nothing for {SILENCE:?}"));
+                    if let Some(why) = wire.too_quiet(SILENCE) {
+                        break 'serve Ended::Down(why);
                     }
                     let still_closed = self.lane >= *self.wanted.borrow();
                     if still_closed && self.closing.is_some_and(|at| Instant::now() >= at) {
                         break 'serve Ended::Closed;
                     }
-                    session.tick(ndas_core::upstream::Now::system(), &mut events);
+                    wire.tick(&mut events);
                 }
             }
-            if let Some(line) = out {
-                if let Err(why) = write(&mut writer, &line).await {
-                    break 'serve Ended::Down(why);
-                }
+            if let Err(why) = wire.flush().await {
+                break 'serve Ended::Down(why);
             }
             // Set by the first event that ends the connection; the rest are
             // still handled (a refusal's given-up submits follow it).
@@ -184,7 +169,7 @@ impl<'a> Link<'a> {
         };
         // Submits still waiting are not going to be answered.
         let metrics = &self.pool.stats.metrics.upstreams;
-        for _ in 0..session.in_flight() {
+        for _ in 0..wire.in_flight() {
             metrics.share(&config.name, "unanswered");
         }
         if self.counted {
@@ -333,34 +318,26 @@ impl<'a> Link<'a> {
         });
     }
 
-    /// The `mining.submit` line of a miner's share, or nothing (counted
-    /// `not_sent`) when the connection refuses it.
-    fn submit(
-        &self,
-        session: &mut UpstreamSession<Arc<str>>,
-        forward: Forward,
-    ) -> Option<bytes::Bytes> {
+    /// A miner's share queued for the pool, or not (counted `not_sent`)
+    /// when the connection refuses it.
+    fn submit(&self, wire: &mut Wire, forward: Forward) {
         let name = &self.pool.config.name;
         let metrics = &self.pool.stats.metrics.upstreams;
         if forward.connection != self.number {
             metrics.share(name, "dropped");
-            return None;
+            return;
         }
-        let now = ndas_core::upstream::Now::system();
-        match session.submit(&forward.share, forward.worker.clone(), now) {
-            Ok(line) => {
-                self.pool
-                    .upstreams
-                    .set(self.pool.index, |s| s.shares_sent += 1);
-                Some(line)
-            }
+        match wire.submit(&forward.share, forward.worker.clone()) {
+            Ok(()) => self
+                .pool
+                .upstreams
+                .set(self.pool.index, |s| s.shares_sent += 1),
             Err(why) => {
                 tracing::debug!(upstream = %name, worker = %forward.worker.escape_debug(), %why, "share not sent to the upstream pool");
                 metrics.share(name, "not_sent");
                 if let Some(worker) = self.pool.stats.workers.get(&forward.worker) {
                     worker.upstream_answered(false);
                 }
-                None
             }
         }
     }

@@ -34,6 +34,7 @@ use ndas_core::work::lanes::Seats;
 mod link;
 pub mod links;
 mod pool_state;
+mod wire;
 
 use link::Link;
 
@@ -75,6 +76,16 @@ struct Pool {
 impl Pool {
     fn next_number(&self) -> u64 {
         self.numbers.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The hashrate one connection's miners are expected to bring, which an
+    /// SV2 pool opens the channel at: the farm's over the last five
+    /// minutes, a connection's share of its miners (at least 1 H/s, for a
+    /// farm not yet measured; the pool's vardiff corrects either way).
+    fn nominal_hash_rate(&self) -> f32 {
+        let miners = self.stats.metrics.connections_open().max(1) as f64;
+        let share = (self.config.miners_per_connection as f64 / miners).min(1.0);
+        (self.stats.hashrate_5m() * share).max(1.0) as f32
     }
 }
 

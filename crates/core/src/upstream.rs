@@ -29,6 +29,7 @@ mod jobs;
 mod notices;
 #[cfg(test)]
 mod submit_tests;
+pub mod sv2;
 #[cfg(test)]
 mod tests;
 mod wire;
@@ -221,6 +222,16 @@ pub struct SubmitCounts {
     pub accepted: u64,
     pub rejected: u64,
     pub unanswered: u64,
+}
+
+/// Whether a change of the pool's difficulty may be taken now: at most
+/// `per_minute` a minute (also the burst). Each reaches every miner's
+/// vardiff and the share path; past it the pool floods.
+fn paced(changes: &mut Option<TokenBucket>, per_minute: u32, now: Now) -> bool {
+    let rate = f64::from(per_minute) / 60.0;
+    changes
+        .get_or_insert_with(|| TokenBucket::full(rate, f64::from(per_minute), now.instant))
+        .take(now.instant)
 }
 
 /// A submit waiting for its answer.

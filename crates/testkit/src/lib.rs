@@ -2,10 +2,11 @@
 //! Bitcoin SV node for ZMQ) started on free ports and stopped by PID, a
 //! wallet that funds and signs on them, NDAS started in-process against
 //! them in UTEK mode or as the `ndas` binary, the CPU miner, and the
-//! Stratum Reference Implementation's SV1 -> SV2 translator.
+//! Stratum Reference Implementation's SV1 -> SV2 translator and SV2 pool.
 
 pub mod node;
 pub mod para;
+pub mod pool_sv2;
 pub mod process;
 pub mod sv2;
 pub mod translator;

@@ -27,7 +27,7 @@ pub enum Kind {
 }
 
 /// Where `scripts/install-core.sh` caches Bitcoin Core (keep the version in step).
-const CORE_DIR: &str = ".cache/ndas/core-libbitcoinkernel-sys-0.4.1-zmq";
+const CORE_DIR: &str = ".cache/ndas/core-libbitcoinkernel-sys-0.4.1-zmq-ipc";
 
 fn home() -> PathBuf {
     PathBuf::from(std::env::var("HOME").unwrap())
@@ -36,10 +36,21 @@ fn home() -> PathBuf {
 /// Bitcoin Core's `bitcoind`: `$REGTEST_CORE_DIR/bin/bitcoind`, else where
 /// `scripts/install-core.sh` puts it. A missing node fails the test.
 pub fn core_bitcoind() -> PathBuf {
+    core_binary("bitcoind")
+}
+
+/// Bitcoin Core's `bitcoin-node`, beside [`core_bitcoind`]: `bitcoind` that
+/// also serves its block templates over Cap'n Proto IPC (`-ipcbind`), which
+/// is how the Stratum Reference Implementation's pool gets work.
+pub fn core_bitcoin_node() -> PathBuf {
+    core_binary("bitcoin-node")
+}
+
+fn core_binary(name: &str) -> PathBuf {
     let dir = std::env::var_os("REGTEST_CORE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| home().join(CORE_DIR));
-    let path = dir.join("bin/bitcoind");
+    let path = dir.join("bin").join(name);
     assert!(
         path.exists(),
         "Bitcoin Core missing at {}: run scripts/install-core.sh",
@@ -88,20 +99,19 @@ pub fn free_port() -> u16 {
 pub struct RegtestNode {
     child: Child,
     pub kind: Kind,
+    /// The binary: `bitcoind`, or Core's `bitcoin-node` for IPC.
+    program: PathBuf,
     args: Vec<String>,
     pub rpc_port: u16,
     pub p2p_port: u16,
     pub user: String,
     pub password: String,
     pub rpc: Arc<RpcClient>,
-    _dir: TempDir,
+    /// The data directory (`-datadir`), removed when dropped.
+    dir: TempDir,
 }
 
-fn spawn(kind: Kind, args: &[String]) -> Child {
-    let program = match kind {
-        Kind::Core => core_bitcoind(),
-        Kind::Sv => sv_bitcoind(),
-    };
+fn spawn(program: &std::path::Path, args: &[String]) -> Child {
     Command::new(program)
         .args(args)
         .stdout(Stdio::null())
@@ -112,7 +122,11 @@ fn spawn(kind: Kind, args: &[String]) -> Child {
 
 impl RegtestNode {
     pub fn start(kind: Kind, connect_to: Option<u16>, extra: &[String]) -> RegtestNode {
-        Self::start_chain(kind, "-regtest", connect_to, extra)
+        let program = match kind {
+            Kind::Core => core_bitcoind(),
+            Kind::Sv => sv_bitcoind(),
+        };
+        Self::start_chain(kind, program, "-regtest", connect_to, extra)
     }
 
     /// Bitcoin Core on a private signet whose block challenge is `OP_TRUE`
@@ -129,15 +143,28 @@ impl RegtestNode {
 
     /// [`RegtestNode::start_signet_with`], with `extra` arguments.
     pub async fn start_signet_args(challenge: &str, extra: &[String]) -> RegtestNode {
+        Self::start_signet_on(core_bitcoind(), challenge, extra).await
+    }
+
+    /// [`RegtestNode::start_signet_args`] run by `bitcoin-node`, serving IPC
+    /// on `<data dir>/signet/node.sock` (`-ipcbind=unix`).
+    pub async fn start_signet_ipc(challenge: &str, extra: &[String]) -> RegtestNode {
+        let mut args = vec!["-ipcbind=unix".to_owned()];
+        args.extend_from_slice(extra);
+        Self::start_signet_on(core_bitcoin_node(), challenge, &args).await
+    }
+
+    async fn start_signet_on(program: PathBuf, challenge: &str, extra: &[String]) -> RegtestNode {
         let mut args = vec![format!("-signetchallenge={challenge}")];
         args.extend_from_slice(extra);
-        let node = Self::start_chain(Kind::Core, "-signet", None, &args);
+        let node = Self::start_chain(Kind::Core, program, "-signet", None, &args);
         node.wait_ready().await;
         node
     }
 
     fn start_chain(
         kind: Kind,
+        program: PathBuf,
         chain: &str,
         connect_to: Option<u16>,
         extra: &[String],
@@ -178,7 +205,7 @@ impl RegtestNode {
             args.push(format!("-connect=127.0.0.1:{peer}"));
         }
         args.extend_from_slice(extra);
-        let child = spawn(kind, &args);
+        let child = spawn(&program, &args);
         let endpoint = NodeEndpoint {
             host: "127.0.0.1".into(),
             port: rpc_port,
@@ -189,14 +216,21 @@ impl RegtestNode {
         RegtestNode {
             child,
             kind,
+            program,
             args,
             rpc_port,
             p2p_port,
             user,
             password,
             rpc,
-            _dir: dir,
+            dir,
         }
+    }
+
+    /// The node's data directory (`-datadir`); a chain's own files are in
+    /// its subfolder (`signet/`, `regtest/`).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Stops the node cleanly (SIGTERM to its PID) and waits for it to exit.
@@ -220,7 +254,7 @@ impl RegtestNode {
 
     /// Starts the node again with the same data, ports and credentials.
     pub async fn restart(&mut self) {
-        self.child = spawn(self.kind, &self.args);
+        self.child = spawn(&self.program, &self.args);
         self.wait_ready().await;
     }
 

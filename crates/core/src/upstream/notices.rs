@@ -9,7 +9,6 @@ use super::wire::{self, bounded, protocol};
 use super::REQUESTED_VERSION_MASK;
 use super::{Event, Now, Refusal, UpstreamSession};
 use super::{MAX_BRANCH_STEPS, MAX_COINBASE_PART_BYTES, MAX_JOB_ID_CHARS, MAX_RECONNECT_WAIT};
-use crate::bucket::TokenBucket;
 use crate::client::parse_notify;
 
 /// The longest host name DNS allows.
@@ -67,11 +66,7 @@ impl<T> UpstreamSession<T> {
             return Ok(());
         }
         let per_minute = self.settings.limits.difficulty_changes_per_minute;
-        let rate = f64::from(per_minute) / 60.0;
-        let changes = self
-            .changes
-            .get_or_insert_with(|| TokenBucket::full(rate, f64::from(per_minute), now.instant));
-        if !changes.take(now.instant) {
+        if !super::paced(&mut self.changes, per_minute, now) {
             return Err(Refusal::FloodsDifficulty(per_minute));
         }
         self.difficulty = Some(difficulty);

@@ -1,0 +1,487 @@
+//! The client side of Stratum V2's Mining Protocol for one connection to
+//! an upstream pool (`stratum2+tcp://`): [`Sv2Upstream`] is the SV2 twin
+//! of [`UpstreamSession`](super::UpstreamSession). It opens one extended
+//! channel, whose extranonce prefix and size are what a Stratum V1 pool's
+//! extranonce1 and extranonce2 size are, and turns the pool's jobs, new
+//! prev hashes and targets into the same [`Event`]s, so the rest of NDAS
+//! (each miner's slice of the extranonce, the lanes, the crediting) does
+//! not know which wire a pool speaks.
+//!
+//! Synchronous and free of I/O: the caller runs the Noise handshake, turns
+//! frames into [`FromPool`] and [`ToPool`] into frames (the server's
+//! `sv2::wire`), and feeds each message and the time. Every field the pool
+//! sends is checked and bounded here.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+use super::{
+    paced, Event, NotSent, Now, Refusal, SubmitCounts, UpstreamSettings, UpstreamShare,
+    MAX_EXTRANONCE1_BYTES, MAX_EXTRANONCE2_SIZE, REQUESTED_VERSION_MASK,
+};
+use crate::bucket::TokenBucket;
+use crate::chain::target::Target;
+
+mod coinbase;
+mod jobs;
+mod message;
+#[cfg(test)]
+mod tests;
+
+use jobs::{PoolJob, Tip};
+use message::message_channel;
+pub use message::{FromPool, ToPool};
+
+/// `SetupConnection`'s flag for the Mining Protocol: the client needs the
+/// pool to allow version rolling on every job (ASIC firmware rolls).
+pub const REQUIRES_VERSION_ROLLING: u32 = 0b100;
+/// The request id of the one channel NDAS opens on a connection.
+const OPEN_REQUEST_ID: u32 = 1;
+/// The longest text kept of a pool's error code or host.
+const MAX_TEXT_CHARS: usize = 255;
+
+/// Where the connection stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// `SetupConnection` sent.
+    Setup,
+    /// The channel asked for.
+    Opening,
+    /// The channel is open: shares may be submitted.
+    Open,
+    Refused,
+}
+
+/// The channel the pool opened.
+#[derive(Clone, Debug)]
+struct Opened {
+    id: u32,
+    group: u32,
+    prefix: Vec<u8>,
+    size: usize,
+}
+
+/// One connection to an SV2 pool, with one extended channel. `T` is the
+/// caller's tag for a share's sender, handed back with the pool's answer.
+#[derive(Debug)]
+pub struct Sv2Upstream<T> {
+    settings: UpstreamSettings,
+    /// Where the pool is, for `SetupConnection`.
+    endpoint: (String, u16),
+    nominal_hash_rate: f32,
+    phase: Phase,
+    started: Option<Instant>,
+    channel: Option<Opened>,
+    difficulty: Option<f64>,
+    changes: Option<TokenBucket>,
+    tip: Option<Tip>,
+    /// Future jobs and the current tip's, newest last, bounded.
+    jobs: VecDeque<PoolJob>,
+    /// Jobs shares may be sent on (activated), and their version.
+    minable: VecDeque<(u32, u32)>,
+    version_mask: u32,
+    in_flight: BTreeMap<u32, (Instant, T)>,
+    next_sequence: u32,
+    counts: SubmitCounts,
+}
+
+impl<T> Sv2Upstream<T> {
+    /// A connection whose Noise handshake is done, to the pool at
+    /// `endpoint`; `nominal_hash_rate` (H/s) is what the pool sets its
+    /// first target by.
+    pub fn new(
+        settings: UpstreamSettings,
+        endpoint: (String, u16),
+        nominal_hash_rate: f32,
+    ) -> Sv2Upstream<T> {
+        Sv2Upstream {
+            settings,
+            endpoint,
+            nominal_hash_rate,
+            phase: Phase::Setup,
+            started: None,
+            channel: None,
+            difficulty: None,
+            changes: None,
+            tip: None,
+            jobs: VecDeque::new(),
+            minable: VecDeque::new(),
+            version_mask: REQUESTED_VERSION_MASK,
+            in_flight: BTreeMap::new(),
+            next_sequence: 0,
+            counts: SubmitCounts::default(),
+        }
+    }
+
+    /// `SetupConnection`, once per connection; the channel is asked for
+    /// when the pool takes it.
+    pub fn start(&mut self, now: Now) -> Vec<ToPool> {
+        if self.started.is_some() {
+            return Vec::new();
+        }
+        self.started = Some(now.instant);
+        vec![ToPool::Setup {
+            flags: REQUIRES_VERSION_ROLLING,
+            host: self.endpoint.0.clone(),
+            port: self.endpoint.1,
+            agent: self.settings.agent.clone(),
+        }]
+    }
+
+    /// Whether the pool refused the connection (it is to be dropped).
+    pub fn is_refused(&self) -> bool {
+        self.phase == Phase::Refused
+    }
+
+    /// Submits waiting for an answer.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// How the pool answered the shares sent so far.
+    pub fn counts(&self) -> SubmitCounts {
+        self.counts
+    }
+
+    /// Handles one message from the pool; what to send back, if anything
+    /// (the channel's request once the setup is taken). After a refusal,
+    /// messages are ignored.
+    pub fn handle(
+        &mut self,
+        message: FromPool,
+        now: Now,
+        events: &mut Vec<Event<T>>,
+    ) -> Vec<ToPool> {
+        if self.phase == Phase::Refused {
+            return Vec::new();
+        }
+        match self.receive(message, now, events) {
+            Ok(out) => out,
+            Err(refusal) => {
+                self.refuse(refusal, now, events);
+                Vec::new()
+            }
+        }
+    }
+
+    fn receive(
+        &mut self,
+        message: FromPool,
+        now: Now,
+        events: &mut Vec<Event<T>>,
+    ) -> Result<Vec<ToPool>, Refusal> {
+        if let Some(channel) = message_channel(&message) {
+            let ours = self.channel.as_ref();
+            if !ours.is_some_and(|c| c.id == channel || c.group == channel) {
+                return Err(protocol(format!(
+                    "a message for channel {channel}, which is not NDAS's"
+                )));
+            }
+        }
+        match message {
+            FromPool::SetupSuccess { .. } if self.phase == Phase::Setup => {
+                self.phase = Phase::Opening;
+                let size = u16::try_from(self.settings.min_extranonce2).unwrap_or(u16::MAX);
+                return Ok(vec![ToPool::OpenExtended {
+                    request_id: OPEN_REQUEST_ID,
+                    user: self.settings.user.clone(),
+                    nominal_hash_rate: self.nominal_hash_rate,
+                    max_target: [0xff; 32],
+                    min_extranonce_size: size,
+                }]);
+            }
+            FromPool::SetupError { code } => {
+                return Err(Refusal::Unsubscribed(format!(
+                    "SetupConnection.Error {}",
+                    bounded(&code)
+                )))
+            }
+            FromPool::OpenSuccess {
+                request_id: OPEN_REQUEST_ID,
+                channel_id,
+                target,
+                extranonce_prefix,
+                extranonce_size,
+                group_channel_id,
+            } if self.phase == Phase::Opening => self.opened(
+                Opened {
+                    id: channel_id,
+                    group: group_channel_id,
+                    prefix: extranonce_prefix,
+                    size: usize::from(extranonce_size),
+                },
+                target,
+                now,
+                events,
+            )?,
+            FromPool::OpenError { code, .. } => {
+                return Err(Refusal::Unauthorized(format!(
+                    "OpenMiningChannel.Error {}",
+                    bounded(&code)
+                )))
+            }
+            FromPool::NewJob {
+                job_id,
+                min_ntime,
+                version,
+                version_rolling_allowed,
+                merkle_path,
+                coinbase_prefix,
+                coinbase_suffix,
+                ..
+            } => {
+                if !version_rolling_allowed {
+                    self.version_mask = 0;
+                    events.push(Event::VersionMask(0));
+                    return Ok(Vec::new());
+                }
+                let job = self.job(
+                    job_id,
+                    min_ntime,
+                    version,
+                    merkle_path,
+                    &coinbase_prefix,
+                    &coinbase_suffix,
+                )?;
+                self.new_job(job, events);
+            }
+            FromPool::PrevHash {
+                job_id,
+                prev_hash,
+                min_ntime,
+                nbits,
+                ..
+            } => self.new_tip(job_id, prev_hash, min_ntime, nbits, events)?,
+            FromPool::SetTarget { target, .. } => self.set_target(target, now, events)?,
+            FromPool::SubmitSuccess {
+                last_sequence_number,
+                ..
+            } => self.accepted_up_to(last_sequence_number, now, events),
+            FromPool::SubmitError {
+                sequence_number,
+                code,
+                ..
+            } => self.rejected(sequence_number, &code, now, events),
+            FromPool::SetExtranoncePrefix { prefix, .. } => {
+                let Some(channel) = self.channel.as_mut() else {
+                    return Err(protocol("SetExtranoncePrefix before the channel opened"));
+                };
+                if prefix.len() > MAX_EXTRANONCE1_BYTES {
+                    return Err(protocol(format!(
+                        "SetExtranoncePrefix: a prefix over {MAX_EXTRANONCE1_BYTES} bytes"
+                    )));
+                }
+                channel.prefix = prefix.clone();
+                self.minable.clear();
+                events.push(Event::Extranonce {
+                    extranonce1: prefix,
+                    extranonce2_size: channel.size,
+                });
+            }
+            FromPool::CloseChannel { code, .. } => {
+                return Err(protocol(format!(
+                    "the pool closed NDAS's channel: {}",
+                    bounded(&code)
+                )))
+            }
+            FromPool::Reconnect { host, port } => {
+                let host = (!host.is_empty()).then(|| bounded(&host));
+                events.push(Event::Reconnect {
+                    host,
+                    port: (port != 0).then_some(port),
+                    wait: std::time::Duration::ZERO,
+                });
+            }
+            FromPool::SetupSuccess { .. } | FromPool::OpenSuccess { .. } => {
+                return Err(protocol("an answer to nothing NDAS asked"))
+            }
+            FromPool::Other(_) => {}
+        }
+        Ok(Vec::new())
+    }
+
+    /// The channel: its extranonce must leave a slice per miner.
+    fn opened(
+        &mut self,
+        channel: Opened,
+        target: [u8; 32],
+        now: Now,
+        events: &mut Vec<Event<T>>,
+    ) -> Result<(), Refusal> {
+        let needed = self.settings.min_extranonce2;
+        if channel.size > MAX_EXTRANONCE2_SIZE {
+            return Err(protocol(format!(
+                "an extranonce size of {} (at most {MAX_EXTRANONCE2_SIZE})",
+                channel.size
+            )));
+        }
+        if channel.size < needed {
+            let given = channel.size;
+            return Err(Refusal::ExtranonceTooSmall { given, needed });
+        }
+        self.phase = Phase::Open;
+        events.push(Event::Ready {
+            extranonce1: channel.prefix.clone(),
+            extranonce2_size: channel.size,
+            version_mask: self.version_mask,
+        });
+        self.channel = Some(channel);
+        self.set_target(target, now, events)
+    }
+
+    /// The pool's target, as the difficulty NDAS's jobs carry: a hair
+    /// above the exact one, so a share NDAS forwards always meets the
+    /// pool's integer target.
+    fn set_target(
+        &mut self,
+        target: [u8; 32],
+        now: Now,
+        events: &mut Vec<Event<T>>,
+    ) -> Result<(), Refusal> {
+        let target = Target::from_le_bytes(&target);
+        let difficulty = target.difficulty() * (1.0 + 1e-9);
+        if !difficulty.is_finite() || difficulty <= 0.0 {
+            return Err(protocol("SetTarget: a target of zero"));
+        }
+        if self.difficulty == Some(difficulty) {
+            return Ok(());
+        }
+        let per_minute = self.settings.limits.difficulty_changes_per_minute;
+        if self.difficulty.is_some() && !paced(&mut self.changes, per_minute, now) {
+            return Err(Refusal::FloodsDifficulty(per_minute));
+        }
+        self.difficulty = Some(difficulty);
+        events.push(Event::Difficulty(difficulty));
+        Ok(())
+    }
+
+    /// The `SubmitSharesExtended` for `share`, remembered under `tag` until
+    /// the pool answers; or why it is not sent.
+    pub fn submit(&mut self, share: &UpstreamShare, tag: T, now: Now) -> Result<ToPool, NotSent> {
+        let Some(channel) = self.channel.as_ref().filter(|_| self.phase == Phase::Open) else {
+            return Err(NotSent::NotReady);
+        };
+        let job = share.job_id.parse::<u32>().ok();
+        let Some(&(job_id, version)) = job.and_then(|id| self.minable.iter().find(|j| j.0 == id))
+        else {
+            return Err(NotSent::UnknownJob(share.job_id.clone()));
+        };
+        if share.extranonce2.len() != channel.size {
+            let (given, expected) = (share.extranonce2.len(), channel.size);
+            return Err(NotSent::Extranonce2Size { given, expected });
+        }
+        let mask = self.version_mask;
+        let version = match share.version_bits {
+            Some(bits) if bits & !mask != 0 => return Err(NotSent::VersionBits { bits, mask }),
+            Some(bits) => (version & !mask) | bits,
+            None => version,
+        };
+        if self.in_flight.len() >= self.settings.limits.max_in_flight {
+            return Err(NotSent::TooManyInFlight(self.in_flight.len()));
+        }
+        let sequence_number = self.next_sequence;
+        self.next_sequence = self.next_sequence.wrapping_add(1);
+        self.in_flight.insert(sequence_number, (now.instant, tag));
+        Ok(ToPool::SubmitExtended {
+            channel_id: channel.id,
+            sequence_number,
+            job_id,
+            nonce: share.nonce,
+            ntime: share.ntime,
+            version,
+            extranonce: share.extranonce2.clone(),
+        })
+    }
+
+    /// `SubmitShares.Success` answers every submit up to its sequence
+    /// number that was not refused on its own.
+    fn accepted_up_to(&mut self, last: u32, now: Now, events: &mut Vec<Event<T>>) {
+        let answered: Vec<u32> = self.in_flight.range(..=last).map(|(s, _)| *s).collect();
+        for sequence in answered {
+            self.answer(sequence, true, None, now, events);
+        }
+    }
+
+    fn rejected(&mut self, sequence: u32, code: &str, now: Now, events: &mut Vec<Event<T>>) {
+        let reason = super::PoolError {
+            code: None,
+            message: bounded(code),
+        };
+        self.answer(sequence, false, Some(reason), now, events);
+    }
+
+    fn answer(
+        &mut self,
+        sequence: u32,
+        accepted: bool,
+        reason: Option<super::PoolError>,
+        now: Now,
+        events: &mut Vec<Event<T>>,
+    ) {
+        let Some((sent, tag)) = self.in_flight.remove(&sequence) else {
+            return;
+        };
+        if accepted {
+            self.counts.accepted += 1;
+        } else {
+            self.counts.rejected += 1;
+        }
+        events.push(Event::Answered {
+            tag,
+            accepted,
+            reason,
+            latency: now.instant.saturating_duration_since(sent),
+        });
+    }
+
+    /// The passing of time: a handshake past its timeout is refused, and
+    /// submits past theirs are given up. Call it every few seconds.
+    pub fn tick(&mut self, now: Now, events: &mut Vec<Event<T>>) {
+        if self.phase == Phase::Refused {
+            return;
+        }
+        let waited = |since: Instant| now.instant.saturating_duration_since(since);
+        let limit = self.settings.limits.handshake_timeout;
+        if self.phase != Phase::Open && self.started.is_some_and(|at| waited(at) >= limit) {
+            return self.refuse(Refusal::Timeout(limit), now, events);
+        }
+        let limit = self.settings.limits.submit_timeout;
+        let expired: Vec<u32> = self
+            .in_flight
+            .iter()
+            .filter(|(_, (sent, _))| waited(*sent) >= limit)
+            .map(|(sequence, _)| *sequence)
+            .collect();
+        for sequence in expired {
+            self.give_up(sequence, now, events);
+        }
+    }
+
+    fn refuse(&mut self, reason: Refusal, now: Now, events: &mut Vec<Event<T>>) {
+        if self.phase == Phase::Refused {
+            return;
+        }
+        self.phase = Phase::Refused;
+        events.push(Event::Refused { reason });
+        let all: Vec<u32> = self.in_flight.keys().copied().collect();
+        for sequence in all {
+            self.give_up(sequence, now, events);
+        }
+    }
+
+    fn give_up(&mut self, sequence: u32, now: Now, events: &mut Vec<Event<T>>) {
+        if let Some((sent, tag)) = self.in_flight.remove(&sequence) {
+            self.counts.unanswered += 1;
+            let waited = now.instant.saturating_duration_since(sent);
+            events.push(Event::Unanswered { tag, waited });
+        }
+    }
+}
+
+fn protocol(what: impl Into<String>) -> Refusal {
+    Refusal::Protocol(what.into())
+}
+
+fn bounded(text: &str) -> String {
+    text.chars().take(MAX_TEXT_CHARS).collect()
+}

@@ -1,0 +1,227 @@
+//! The wire a pool speaks, as one connection's link drives it: Stratum V1
+//! lines (`stratum+tcp://`) or Stratum V2 frames over Noise
+//! (`stratum2+tcp://…/<key>`). Each is the core's session for that wire
+//! over the socket; both report the same [`Event`]s and take the same
+//! shares, so the link does not know which it has.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, LinesCodec};
+
+use super::{Ended, MAX_LINE_BYTES, WRITE_TIMEOUT};
+use crate::sv2::wire::{FrameReader, FrameWriter};
+use ndas_core::upstream::sv2::{Sv2Upstream, ToPool};
+use ndas_core::upstream::{Event, NotSent, Now, UpstreamSession, UpstreamSettings, UpstreamShare};
+
+type Tag = Arc<str>;
+type Events = Vec<Event<Tag>>;
+
+/// The most bytes one SV2 frame of a pool's may take: a job's coinbase
+/// halves are bounded by the core at 100 kB each.
+const MAX_POOL_FRAME: usize = 256 * 1024;
+
+/// One pool connection's session and socket.
+pub(super) enum Wire {
+    V1 {
+        session: UpstreamSession<Tag>,
+        heard: Instant,
+        lines: FramedRead<OwnedReadHalf, LinesCodec>,
+        writer: OwnedWriteHalf,
+        out: Vec<u8>,
+    },
+    V2 {
+        session: Box<Sv2Upstream<Tag>>,
+        reader: FrameReader<OwnedReadHalf>,
+        frames: FrameWriter,
+        writer: OwnedWriteHalf,
+        out: Vec<u8>,
+        /// When the first share since the pool last spoke was sent.
+        asked: Option<Instant>,
+    },
+}
+
+/// How a pool is spoken to, from its URL.
+pub(super) enum Speak {
+    V1,
+    /// The pool's authority key, whose signature its certificate must
+    /// carry; and the H/s the channel is opened with.
+    V2 {
+        authority: [u8; 32],
+        nominal_hash_rate: f32,
+    },
+}
+
+impl Wire {
+    /// The session started on `stream`: V1's pipelined handshake written,
+    /// or V2's Noise handshake run and its `SetupConnection` written.
+    pub(super) async fn start(
+        stream: TcpStream,
+        speak: Speak,
+        settings: UpstreamSettings,
+        endpoint: (String, u16),
+    ) -> Result<Wire, Ended> {
+        let (reader, mut writer) = stream.into_split();
+        let now = Now::system();
+        let mut wire = match speak {
+            Speak::V1 => {
+                let mut session = UpstreamSession::new(settings);
+                let out = session.start(now).concat();
+                let codec = LinesCodec::new_with_max_length(MAX_LINE_BYTES);
+                let lines = FramedRead::new(reader, codec);
+                Wire::V1 {
+                    session,
+                    heard: Instant::now(),
+                    lines,
+                    writer,
+                    out,
+                }
+            }
+            Speak::V2 {
+                authority,
+                nominal_hash_rate,
+            } => {
+                let handshake =
+                    crate::sv2::wire::connect(reader, &mut writer, authority, MAX_POOL_FRAME);
+                let (reader, frames) = match tokio::time::timeout(WRITE_TIMEOUT, handshake).await {
+                    Ok(Ok(done)) => done,
+                    Ok(Err(error)) => return Err(Ended::Refused(format!("{error}"))),
+                    Err(_) => {
+                        return Err(Ended::Down(format!(
+                            "no Noise handshake within {WRITE_TIMEOUT:?}"
+                        )))
+                    }
+                };
+                let mut session = Box::new(Sv2Upstream::new(settings, endpoint, nominal_hash_rate));
+                let setup = session.start(now);
+                let mut wire = Wire::V2 {
+                    session,
+                    reader,
+                    frames,
+                    writer,
+                    out: Vec::new(),
+                    asked: None,
+                };
+                wire.queue(&setup)?;
+                wire
+            }
+        };
+        wire.flush().await.map_err(Ended::Down)?;
+        Ok(wire)
+    }
+
+    /// Waits for the pool's next line or message and hands it to the
+    /// session (its answer, if any, queued). Cancel-safe.
+    pub(super) async fn read(&mut self, events: &mut Events) -> Result<(), Ended> {
+        match self {
+            Wire::V1 {
+                session,
+                lines,
+                heard,
+                ..
+            } => match lines.next().await {
+                Some(Ok(line)) => {
+                    *heard = Instant::now();
+                    session.handle_line(&line, Now::system(), events);
+                    Ok(())
+                }
+                Some(Err(error)) => Err(Ended::Refused(format!(
+                    "the pool's line cannot be read: {error}"
+                ))),
+                None => Err(Ended::Down("the pool closed the connection".into())),
+            },
+            Wire::V2 {
+                session, reader, ..
+            } => match reader.from_pool().await {
+                Ok(message) => {
+                    let answer = session.handle(message, Now::system(), events);
+                    self.queue(&answer)
+                }
+                Err(crate::sv2::wire::WireError::Eof) => {
+                    Err(Ended::Down("the pool closed the connection".into()))
+                }
+                Err(error) => Err(Ended::Refused(format!("the pool's frame: {error}"))),
+            },
+        }
+    }
+
+    /// `share` queued for the pool under `tag`, or why not.
+    pub(super) fn submit(&mut self, share: &UpstreamShare, tag: Tag) -> Result<(), NotSent> {
+        match self {
+            Wire::V1 { session, out, .. } => {
+                out.extend_from_slice(&session.submit(share, tag, Now::system())?);
+                Ok(())
+            }
+            Wire::V2 { session, asked, .. } => {
+                let message = session.submit(share, tag, Now::system())?;
+                asked.get_or_insert_with(Instant::now);
+                // A share the encoder refuses is one the session checked.
+                let _ = self.queue(&[message]);
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn tick(&mut self, events: &mut Events) {
+        match self {
+            Wire::V1 { session, .. } => session.tick(Now::system(), events),
+            Wire::V2 { session, .. } => session.tick(Now::system(), events),
+        }
+    }
+
+    /// Why the pool is taken to be gone, if it is: a V1 pool silent for
+    /// `limit` (they send jobs every minute or so); an SV2 pool silent for
+    /// `limit` since a share was sent to it (one has nothing to say
+    /// between blocks, but answers shares).
+    pub(super) fn too_quiet(&self, limit: Duration) -> Option<String> {
+        let silent = match self {
+            Wire::V1 { heard, .. } => heard.elapsed(),
+            Wire::V2 { asked, .. } => asked.map_or(Duration::ZERO, |at| at.elapsed()),
+        };
+        (silent > limit).then(|| match self {
+            Wire::V1 { .. } => format!("the pool sent nothing for {limit:?}"),
+            Wire::V2 { .. } => format!("the pool answered no share for {limit:?}"),
+        })
+    }
+
+    /// Submits waiting for the pool's answer.
+    pub(super) fn in_flight(&self) -> usize {
+        match self {
+            Wire::V1 { session, .. } => session.in_flight(),
+            Wire::V2 { session, .. } => session.in_flight(),
+        }
+    }
+
+    /// What is queued, written within [`WRITE_TIMEOUT`]; why not, if not.
+    pub(super) async fn flush(&mut self) -> Result<(), String> {
+        let (writer, out) = match self {
+            Wire::V1 { writer, out, .. } | Wire::V2 { writer, out, .. } => (writer, out),
+        };
+        if out.is_empty() {
+            return Ok(());
+        }
+        let written = tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(out)).await;
+        out.clear();
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("cannot write to the pool: {error}")),
+            Err(_) => Err(format!("the pool took nothing for {WRITE_TIMEOUT:?}")),
+        }
+    }
+
+    /// SV2 messages encrypted into the queue.
+    fn queue(&mut self, messages: &[ToPool]) -> Result<(), Ended> {
+        if let Wire::V2 { frames, out, .. } = self {
+            for message in messages {
+                frames
+                    .encode_to_pool(message, out)
+                    .map_err(|e| Ended::Refused(format!("a message to the pool: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,210 @@
+//! A Stratum V2 upstream (`stratum2+tcp://host:port/<key>`) against a real
+//! SV2 pool that is not NDAS: the Stratum Reference Implementation's
+//! `pool_sv2`, fed by a Bitcoin Core signet node of its own over IPC.
+//! NDAS's node stops while a V1 miner mines through NDAS: within the bound
+//! the miner gets the pool's work with `clean_jobs`, its shares reach the
+//! pool over NDAS's extended channel and the pool accepts them (so the
+//! coinbase NDAS's miner hashes, without the pool's witness, is the one the
+//! pool checks), and a block found on the pool's job is taken by the pool's
+//! node. A pool whose certificate another key signed is refused; and when
+//! the pool dies, the miner is closed once the bound passes.
+
+use ndas_testkit as common;
+
+use std::time::{Duration, Instant};
+
+use common::pool_sv2::PoolSv2;
+use common::{http_json, metric, ready_miner, regtest_config, start_ndas, temp_dir};
+use common::{wait_for_metric, RegtestPair};
+use ndas::config::UpstreamConfig;
+use ndas_tools::miner::{Client, Work};
+use serde_json::json;
+
+const BOUND: Duration = Duration::from_secs(3);
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A node's best block hash as a job's previous-block field holds it.
+async fn tip(node: &common::node::RegtestNode) -> [u8; 32] {
+    let hash = node.call("getbestblockhash", json!([])).await;
+    let mut bytes: [u8; 32] = hex::decode(hash.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    bytes.reverse();
+    bytes
+}
+
+/// The first job on `prev_hash`; panics after [`WAIT`].
+async fn job_on(client: &mut Client, prev_hash: [u8; 32], pool: &PoolSv2) -> Work {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let work = client
+            .next_job(left)
+            .await
+            .expect("the connection stays open");
+        let Some(work) = work else {
+            panic!(
+                "no job on {} within {WAIT:?}; the pool's log:\n{}",
+                hex::encode(prev_hash),
+                pool.log()
+            )
+        };
+        if work.prev_hash == prev_hash {
+            return work;
+        }
+    }
+}
+
+/// A share of at least `least` on `work`, a block of its chain or not,
+/// found off the runtime.
+async fn share(
+    client: &Client,
+    work: &Work,
+    fill: u8,
+    least: f64,
+    block: bool,
+) -> ndas_tools::miner::Share {
+    let (work, en1, en2, wanted) = (
+        work.clone(),
+        client.extranonce1.clone(),
+        vec![fill; client.extranonce2_size],
+        client.difficulty.max(least),
+    );
+    tokio::task::spawn_blocking(move || {
+        ndas_tools::miner::grind(&work, &en1, &en2, (None, 0), u32::MAX, |s| {
+            s.is_block == block && s.difficulty >= wanted
+        })
+        .expect("a share within 2^32 nonces")
+    })
+    .await
+    .unwrap()
+}
+
+fn sv2_pool(name: &str, url: String) -> UpstreamConfig {
+    UpstreamConfig {
+        url,
+        ..common::upstream::pool(name, "unused:1", "ndas-fleet")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_no_node_the_farm_mines_for_an_sv2_pool_that_accepts_its_shares_and_blocks() {
+    let pool = PoolSv2::start().await;
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.extranonce2_size = 4;
+    config.node.timeout_seconds = 2.0;
+    config.mining.failover_after_seconds = BOUND.as_secs();
+    // The same pool under a key that did not sign its certificate.
+    // (secp256k1's generator's x: a valid key nobody's pool signs with).
+    let g = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
+    let stranger = ndas::sv2::keys::public_text(&hex::decode(g).unwrap().try_into().unwrap());
+    let (host_port, _) = pool.url()["stratum2+tcp://".len()..]
+        .split_once('/')
+        .map(|(h, k)| (h.to_owned(), k.to_owned()))
+        .unwrap();
+    config.upstream = vec![
+        sv2_pool("sri", pool.url()),
+        sv2_pool("forged", format!("stratum2+tcp://{host_port}/{stranger}")),
+    ];
+    let running = start_ndas(config).await;
+    let http = running.metrics_addr();
+    wait_for_metric(http, "ndas_upstream_up{upstream=\"sri\"}", |n| n == 1.0).await;
+    let forged =
+        common::upstream::upstreams_when(http, |list| list[1]["state"] == json!("refused")).await;
+    let why = forged[1]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(why.contains("handshake"), "{forged:?}");
+
+    let worker = format!("{payout}.rig");
+    let (mut miner, solo) = ready_miner(running.stratum_addr(), "cgminer/4.12.1", &worker).await;
+    assert_eq!(solo.prev_hash, tip(&pair.main).await);
+
+    let stopped = Instant::now();
+    pair.main.signal("TERM");
+    let pool_tip = tip(pool.node()).await;
+    let pooled = job_on(&mut miner, pool_tip, &pool).await;
+    let moved_after = stopped.elapsed();
+    assert!(pooled.clean, "the first job of the pool is clean_jobs");
+    assert!(moved_after >= BOUND, "moved after {moved_after:?}");
+    wait_for_metric(http, "ndas_upstream_mining{upstream=\"sri\"}", |n| n == 1.0).await;
+
+    // Shares that meet the pool's target reach it and are accepted: the
+    // pool rebuilt the same coinbase id and header NDAS's miner hashed.
+    let (_, stats) = http_json(http, "/api/stats").await;
+    let pool_difficulty = stats["upstreams"][0]["difficulty"].as_f64().unwrap();
+    let accepted_before = pool.accepted_shares();
+    for fill in 0..3 {
+        let found = share(&miner, &pooled, fill, pool_difficulty, false).await;
+        let answer = miner.submit(&worker, &found).await.unwrap();
+        assert_eq!(answer["result"], json!(true), "{answer}");
+    }
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let (_, stats) = http_json(http, "/api/stats").await;
+        let upstream = &stats["upstreams"][0];
+        if upstream["shares_accepted"].as_u64() >= Some(3) {
+            assert_eq!(upstream["shares_rejected"], json!(0), "{upstream}");
+            assert_eq!(upstream["mining"], json!(true), "{upstream}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{upstream}\n{}", pool.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        pool.accepted_shares() >= accepted_before + 3,
+        "{}",
+        pool.log()
+    );
+    assert_eq!(pool.rejected_shares(), 0, "{}", pool.log());
+    let listed = common::upstream::worker(http, &worker).await;
+    assert!(
+        listed["upstream"]["accepted"].as_u64() >= Some(3),
+        "{listed}"
+    );
+
+    // A block found on the pool's job is the pool's: NDAS sends it as a
+    // share, the pool submits it, and its node takes it.
+    let height = pool.node().call("getblockcount", json!([])).await;
+    let block = share(&miner, &pooled, 9, pool_difficulty, true).await;
+    let answer = miner.submit(&worker, &block).await.unwrap();
+    assert_eq!(answer["result"], json!(true), "{answer}");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let now = pool.node().call("getblockcount", json!([])).await;
+        if now.as_u64() > height.as_u64() {
+            let best = pool.node().call("getbestblockhash", json!([])).await;
+            assert_eq!(best, json!(block.hash.to_string()));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool's node is still at {height}; its log:\n{}",
+            pool.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(metric(http, "ndas_blocks_found_total").await, 0.0);
+
+    // The pool dies (stopped by its PID): NDAS sees its connection go, and
+    // with no node and no other pool, its miner is closed once the bound
+    // passes, never left on the dead pool's work longer.
+    let died = Instant::now();
+    drop(pool);
+    let down =
+        common::upstream::upstreams_when(http, |list| list[0]["state"] == json!("down")).await;
+    assert!(
+        down[0]["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{down:?}"
+    );
+    common::told_then_closed(&mut miner, WAIT).await;
+    let closed_after = died.elapsed();
+    assert!(closed_after >= BOUND, "{closed_after:?}");
+    assert!(
+        closed_after < BOUND + Duration::from_secs(10),
+        "{closed_after:?}"
+    );
+    running.shutdown().await;
+}
