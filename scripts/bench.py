@@ -323,8 +323,8 @@ class CoreNode:
     regtest, or a private signet whose challenge is OP_TRUE (`51`), where a
     random hash is not a block (about one in five million is)."""
 
-    def __init__(self, chain="regtest", connect=None, extra=()):
-        binary = os.path.join(CORE_DIR, "bin", "bitcoind")
+    def __init__(self, chain="regtest", connect=None, extra=(), binary="bitcoind"):
+        binary = os.path.join(CORE_DIR, "bin", binary)
         if not os.path.exists(binary):
             raise RuntimeError(f"Bitcoin Core missing at {binary}: run scripts/install-core.sh")
         self.dir = tempfile.mkdtemp(prefix="ndas-bench-node-")

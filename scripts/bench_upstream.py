@@ -14,7 +14,11 @@ signet (`scripts/install-core.sh`).
 Run `scripts/bench.py --only "throughput: 1,000 miners submitting 50,000/s"`
 in the same hour for the solo figures beside them.
 
-Usage: scripts/bench_upstream.py [--miners N ...] [--throughput]
+With --sv2, the pool is the Stratum Reference Implementation's pool_sv2
+(`scripts/install-pool-sv2.sh`) on bitcoin-node over IPC, spoken to as
+`stratum2+tcp://`.
+
+Usage: scripts/bench_upstream.py [--miners N ...] [--throughput] [--sv2]
 """
 
 import argparse
@@ -29,6 +33,11 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench  # noqa: E402
 
+POOL_SV2 = os.environ.get("POOL_SV2", os.path.join(
+    os.environ.get("POOL_SV2_DIR", os.path.expanduser("~/.cache/ndas/pool_sv2-0.7.0")), "bin", "pool_sv2"))
+# The Stratum Reference Implementation's example authority key pair.
+SV2_PUBLIC = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+SV2_SECRET = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n"
 PARA = os.environ.get("PARA", os.path.join(
     os.environ.get("PARA_DIR", os.path.expanduser("~/.cache/ndas/para-0.6.0")), "bin", "para"))
 
@@ -40,6 +49,8 @@ STRATUM = "extranonce2_size = 4"
 
 class Pool:
     """Bitcoin Core on the OP_TRUE signet with ZMQ, and para's pool on it."""
+
+    name = "para"
 
     def __init__(self, start_diff):
         if not os.path.exists(PARA):
@@ -92,6 +103,66 @@ class Pool:
         self.core.stop()
 
 
+class Sv2Pool:
+    """Bitcoin Core's bitcoin-node on the OP_TRUE signet serving IPC, and
+    the Stratum Reference Implementation's pool_sv2 (0.7.0,
+    `scripts/install-pool-sv2.sh`) on it: the same figures for an SV2
+    upstream."""
+
+    name = "sri"
+
+    def __init__(self, start_diff=None):
+        if not os.path.exists(POOL_SV2):
+            raise RuntimeError(f"pool_sv2 missing at {POOL_SV2}: run scripts/install-pool-sv2.sh")
+        # Genesis (2020) within the tip age: out of initial block download
+        # at once, so the node hands out templates.
+        self.core = bench.CoreNode("signet", extra=["-ipcbind=unix", "-maxtipage=2000000000"],
+                                   binary="bitcoin-node")
+        try:
+            self._start(start_diff)
+        except BaseException:
+            self.core.stop()
+            raise
+
+    def _start(self, _start_diff):
+        self.dir = tempfile.mkdtemp(prefix="ndas-bench-sv2-")
+        self.port = bench.free_port()
+        config = os.path.join(self.dir, "pool.toml")
+        with open(config, "w") as f:
+            f.write(f'authority_public_key = "{SV2_PUBLIC}"\nauthority_secret_key = "{SV2_SECRET}"\n'
+                    f'cert_validity_sec = 3600\nlisten_address = "127.0.0.1:{self.port}"\n'
+                    f'coinbase_reward_script = "raw(51)"\nserver_id = 1\npool_signature = "NDAS bench"\n'
+                    f'shares_per_minute = 6.0\nshare_batch_size = 1\n'
+                    f'[template_provider_type.BitcoinCoreIpc]\nversion = 31\nnetwork = "signet"\n'
+                    f'data_dir = "{self.core.dir}"\nfee_threshold = 100\nmin_interval = 5\n')
+        log_path = os.path.join(self.dir, "pool.log")
+        log = open(log_path, "w")
+        env = {k: v for k, v in os.environ.items() if not k.upper().startswith("POOL__")}
+        self.process = subprocess.Popen([POOL_SV2, "--config", config], stdout=log, stderr=log,
+                                        env={**env, "RUST_LOG": "info"})
+        deadline = time.time() + 60
+        while "ready to accept connections" not in open(log_path).read():
+            if self.process.poll() is not None or time.time() > deadline:
+                if self.process.poll() is None:
+                    self.process.kill()
+                raise RuntimeError(f"pool_sv2 never became ready; see {log_path}")
+            time.sleep(0.1)
+
+    def mining(self):
+        return (f'when_no_node = "upstream"\nfailover_after_seconds = 1\n'
+                f'[[upstream]]\nname = "{self.name}"\n'
+                f'url = "stratum2+tcp://127.0.0.1:{self.port}/{SV2_PUBLIC}"\n'
+                f'user = "ndas-bench"\n')
+
+    def stop(self):
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.core.stop()
+
+
 def wait_for(stack, series, want, seconds=60):
     deadline = time.time() + seconds
     while True:
@@ -112,11 +183,11 @@ def stop_node(stack):
     return at
 
 
-def failover(miners):
-    pool = Pool(start_diff=0.001)
+def failover(miners, kind):
+    pool = kind(start_diff=0.001)
     stack = bench.Stack("17034219", 3600, "2.5e-10", mining=pool.mining(), stratum=STRATUM)
     try:
-        wait_for(stack, 'ndas_upstream_up{upstream="para"}', 1.0)
+        wait_for(stack, f'ndas_upstream_up{{upstream="{pool.name}"}}', 1.0)
         seconds = 40
         load = subprocess.Popen(
             [bench.NDAS, "load", "--target", f"127.0.0.1:{stack.stratum_port}", "--json", "--miners", str(miners),
@@ -134,7 +205,7 @@ def failover(miners):
         lanes = -(-miners // 50)
         lanes_ms = None
         while time.time() * 1000 - failed_at < 30000:
-            if stack.metrics().get('ndas_upstream_connections{upstream="para"}', 0) >= lanes:
+            if stack.metrics().get(f'ndas_upstream_connections{{upstream="{pool.name}"}}', 0) >= lanes:
                 lanes_ms = time.time() * 1000 - failed_at
                 break
             time.sleep(0.1)
@@ -161,13 +232,13 @@ def failover(miners):
         pool.stop()
 
 
-def throughput(miners=1000, rate=50000, seconds=15):
-    pool = Pool(start_diff=0.000001)
+def throughput(kind, miners=1000, rate=50000, seconds=15):
+    pool = kind(start_diff=0.000001)
     stack = bench.Stack("17034219", 3600, "2.5e-10", mining=pool.mining(), stratum=STRATUM)
     try:
-        wait_for(stack, 'ndas_upstream_up{upstream="para"}', 1.0)
+        wait_for(stack, f'ndas_upstream_up{{upstream="{pool.name}"}}', 1.0)
         stop_node(stack)
-        wait_for(stack, 'ndas_upstream_mining{upstream="para"}', 1.0)
+        wait_for(stack, f'ndas_upstream_mining{{upstream="{pool.name}"}}', 1.0)
         time.sleep(1)
         before = stack.metrics()
         cpu_before = bench.cpu_seconds(stack.ndas.pid)
@@ -182,7 +253,7 @@ def throughput(miners=1000, rate=50000, seconds=15):
         served = bench.answers(after) - bench.answers(before)
 
         def sent(verdict):
-            key = f'ndas_upstream_shares_total{{upstream="para",verdict="{verdict}"}}'
+            key = f'ndas_upstream_shares_total{{upstream="{pool.name}",verdict="{verdict}"}}'
             return after.get(key, 0) - before.get(key, 0)
 
         return {
@@ -195,7 +266,7 @@ def throughput(miners=1000, rate=50000, seconds=15):
             "pool_rejected": sent("rejected"),
             "not_sent": sent("not_sent"),
             "dropped": sent("dropped"),
-            "pool_difficulty": after.get('ndas_upstream_difficulty{upstream="para"}'),
+            "pool_difficulty": after.get(f'ndas_upstream_difficulty{{upstream="{pool.name}"}}'),
         }
     finally:
         stack.stop()
@@ -206,11 +277,13 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--miners", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument("--throughput", action="store_true")
+    parser.add_argument("--sv2", action="store_true", help="the SV2 pool (pool_sv2) instead of para")
     args = parser.parse_args()
+    kind = Sv2Pool if args.sv2 else Pool
     for miners in args.miners:
-        print(json.dumps({"failover": failover(miners)}), flush=True)
+        print(json.dumps({"failover": failover(miners, kind)}), flush=True)
     if args.throughput:
-        print(json.dumps({"throughput": throughput()}), flush=True)
+        print(json.dumps({"throughput": throughput(kind)}), flush=True)
 
 
 if __name__ == "__main__":

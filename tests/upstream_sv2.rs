@@ -98,6 +98,7 @@ async fn with_no_node_the_farm_mines_for_an_sv2_pool_that_accepts_its_shares_and
     config.stratum.extranonce2_size = 4;
     config.node.timeout_seconds = 2.0;
     config.mining.failover_after_seconds = BOUND.as_secs();
+    let floor = config.difficulty.min;
     // The same pool under a key that did not sign its certificate.
     // (secp256k1's generator's x: a valid key nobody's pool signs with).
     let g = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798";
@@ -135,6 +136,8 @@ async fn with_no_node_the_farm_mines_for_an_sv2_pool_that_accepts_its_shares_and
     // pool rebuilt the same coinbase id and header NDAS's miner hashed.
     let (_, stats) = http_json(http, "/api/stats").await;
     let pool_difficulty = stats["upstreams"][0]["difficulty"].as_f64().unwrap();
+    // Never easier than NDAS's miners' floor, which NDAS asked for.
+    assert!(pool_difficulty >= floor, "{pool_difficulty} vs {floor}");
     let accepted_before = pool.accepted_shares();
     for fill in 0..3 {
         let found = share(&miner, &pooled, fill, pool_difficulty, false).await;

@@ -57,6 +57,12 @@ impl UpstreamConfig {
                     self.url
                 )
             })?;
+            if key.contains('/') {
+                return Err(format!(
+                    "{:?}: the key is the URL's one path part",
+                    self.url
+                ));
+            }
             crate::sv2::keys::parse_public(key)?;
             return super::parse_host_port(host_port);
         }

@@ -22,9 +22,16 @@ impl Stage<'_> {
         (work::Pools, Option<work::Routing>),
         Option<Arc<Forwarders>>,
     ) {
+        // The easiest difficulty any port gives its miners: an SV2 pool's
+        // target is never let below it.
+        let floor = config
+            .ports()
+            .iter()
+            .map(|p| p.min)
+            .fold(f64::INFINITY, f64::min);
         let (feeds, forwarders) = crate::upstream::start(
             &config.upstream,
-            config.stratum.extranonce2_size,
+            (config.stratum.extranonce2_size, floor),
             self.stats,
             self.tasks,
             self.shutdown,

@@ -310,12 +310,12 @@ impl Stats {
         Value::Object(out)
     }
 
-    /// `/api/stats`.
     /// The pool's hashrate over the last five minutes, in H/s.
     pub fn hashrate_5m(&self) -> f64 {
         self.pool_rates.lock_anyway().0.hashrates(Instant::now())[1]
     }
 
+    /// `/api/stats`.
     pub fn snapshot(&self) -> Value {
         let now = Instant::now();
         let (pool, by_protocol) = {

@@ -12,7 +12,7 @@ use super::pool_state::{too_narrow, PoolState};
 use super::wire::{Speak, Wire};
 use super::{
     millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, LANE_DRAIN, MAX_MESSAGES_LOGGED, SILENCE,
-    TICK,
+    TICK, UPDATE_EVERY,
 };
 use ndas_core::channel::Forward;
 use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSettings};
@@ -102,7 +102,8 @@ impl<'a> Link<'a> {
             None => Speak::V1,
             Some(authority) => Speak::V2 {
                 authority,
-                nominal_hash_rate: self.pool.nominal_hash_rate(),
+                nominal_hash_rate: self.pool.nominal_hash_rate(self.lane),
+                min_difficulty: self.pool.min_difficulty,
             },
         };
         let started = Instant::now();
@@ -112,6 +113,8 @@ impl<'a> Link<'a> {
         };
         let mut events = Vec::new();
         let mut tick = tokio::time::interval(TICK);
+        // When an SV2 pool was last told the connection's hashrate.
+        let mut updated = Instant::now();
         let mut messages = 0;
         let mut pool = PoolState::default();
         let ended = 'serve: loop {
@@ -150,6 +153,10 @@ impl<'a> Link<'a> {
                         break 'serve Ended::Closed;
                     }
                     wire.tick(&mut events);
+                    if updated.elapsed() >= UPDATE_EVERY {
+                        updated = Instant::now();
+                        wire.update(self.pool.nominal_hash_rate(self.lane));
+                    }
                 }
             }
             if let Err(why) = wire.flush().await {

@@ -71,6 +71,10 @@ struct Pool {
     /// How many lanes are open: lane `n` keeps a connection while `n` is
     /// below it (lane 0 always).
     wanted: watch::Receiver<usize>,
+    /// The miners on each lane.
+    seats: Arc<Seats>,
+    /// NDAS's miners' floor difficulty: an SV2 pool's easiest target.
+    min_difficulty: f64,
 }
 
 impl Pool {
@@ -78,24 +82,31 @@ impl Pool {
         self.numbers.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    /// The hashrate one connection's miners are expected to bring, which an
-    /// SV2 pool opens the channel at: the farm's over the last five
-    /// minutes, a connection's share of its miners (at least 1 H/s, for a
-    /// farm not yet measured; the pool's vardiff corrects either way).
-    fn nominal_hash_rate(&self) -> f32 {
-        let miners = self.stats.metrics.connections_open().max(1) as f64;
-        let share = (self.config.miners_per_connection as f64 / miners).min(1.0);
-        (self.stats.hashrate_5m() * share).max(1.0) as f32
+    /// The hashrate `lane`'s connection carries, which an SV2 pool sets
+    /// its target by: its miners at the farm's hashrate per miner over the
+    /// last five minutes. The first lane, kept while no miner is on it, is
+    /// reckoned at the miners it would carry if the farm failed over now,
+    /// so the pool's target is right the moment they arrive. At least
+    /// 1 H/s (a farm not measured yet; the pool's vardiff corrects it).
+    fn nominal_hash_rate(&self, lane: usize) -> f32 {
+        let miners = self.stats.metrics.connections_open().max(0) as f64;
+        let per_miner = self.stats.hashrate_5m() / miners.max(1.0);
+        let mut on_lane = self.seats.on(lane) as f64;
+        if lane == 0 {
+            on_lane = on_lane.max(miners.min(self.config.miners_per_connection as f64));
+        }
+        (per_miner * on_lane).max(1.0) as f32
     }
 }
 
 /// Tasks keeping the connections to each upstream in `configs`, and their
 /// status in `stats`; each pool's jobs (for the job stage) and where
 /// miners' connections send their shares. `extranonce2_size` is the
-/// miners' own: NDAS needs a 4-byte slice per miner beside it.
+/// miners' own: NDAS needs a 4-byte slice per miner beside it;
+/// `min_difficulty` their floor, the easiest target an SV2 pool may set.
 pub fn start(
     configs: &[UpstreamConfig],
-    extranonce2_size: usize,
+    (extranonce2_size, min_difficulty): (usize, f64),
     stats: &Arc<Stats>,
     tasks: &tokio_util::task::TaskTracker,
     shutdown: &CancellationToken,
@@ -125,6 +136,8 @@ pub fn start(
             work,
             numbers: AtomicU64::new(0),
             wanted,
+            seats: seats.clone(),
+            min_difficulty,
         });
         tasks.spawn(keep_lanes(
             pool,
@@ -369,6 +382,10 @@ const TICK: Duration = Duration::from_secs(1);
 /// a job at least every minute or so (para every 10 s, ckpool every 30 s),
 /// and a stopped pool's socket stays open.
 const SILENCE: Duration = Duration::from_secs(180);
+/// How often an SV2 pool is told the hashrate a connection carries
+/// (`UpdateChannel`): the pool's vardiff eases an idle channel's target
+/// minute by minute, and a farm falling over to it must find it right.
+const UPDATE_EVERY: Duration = Duration::from_secs(60);
 /// `client.show_message` texts logged per connection.
 const MAX_MESSAGES_LOGGED: usize = 16;
 /// The user agent pools see.

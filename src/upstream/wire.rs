@@ -14,7 +14,7 @@ use tokio::net::TcpStream;
 use tokio_util::codec::{FramedRead, LinesCodec};
 
 use super::{Ended, MAX_LINE_BYTES, WRITE_TIMEOUT};
-use crate::sv2::wire::{FrameReader, FrameWriter};
+use crate::sv2::wire::{FrameReader, FrameWriter, WireError};
 use ndas_core::upstream::sv2::{Sv2Upstream, ToPool};
 use ndas_core::upstream::{Event, NotSent, Now, UpstreamSession, UpstreamSettings, UpstreamShare};
 
@@ -40,8 +40,12 @@ pub(super) enum Wire {
         frames: FrameWriter,
         writer: OwnedWriteHalf,
         out: Vec<u8>,
-        /// When the first share since the pool last spoke was sent.
+        /// Since when shares sent have waited with nothing heard from the
+        /// pool.
         asked: Option<Instant>,
+        /// Why a message could not be encrypted: the connection's Noise
+        /// state cannot be trusted after it, and it ends.
+        broken: Option<String>,
     },
 }
 
@@ -53,7 +57,25 @@ pub(super) enum Speak {
     V2 {
         authority: [u8; 32],
         nominal_hash_rate: f32,
+        min_difficulty: f64,
     },
+}
+
+/// TCP keepalive: a pool's host that is gone is found after about
+/// `KEEPALIVE_IDLE` + 3 × `KEEPALIVE_INTERVAL` of silence, even on a link
+/// that has nothing to send.
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Keepalive on `stream`, where the system allows it.
+fn keep_alive(stream: &TcpStream) {
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(KEEPALIVE_IDLE)
+        .with_interval(KEEPALIVE_INTERVAL)
+        .with_retries(3);
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+        tracing::debug!(%error, "no TCP keepalive on the upstream connection");
+    }
 }
 
 impl Wire {
@@ -65,12 +87,12 @@ impl Wire {
         settings: UpstreamSettings,
         endpoint: (String, u16),
     ) -> Result<Wire, Ended> {
+        keep_alive(&stream);
         let (reader, mut writer) = stream.into_split();
-        let now = Now::system();
         let mut wire = match speak {
             Speak::V1 => {
                 let mut session = UpstreamSession::new(settings);
-                let out = session.start(now).concat();
+                let out = session.start(Now::system()).concat();
                 let codec = LinesCodec::new_with_max_length(MAX_LINE_BYTES);
                 let lines = FramedRead::new(reader, codec);
                 Wire::V1 {
@@ -84,11 +106,15 @@ impl Wire {
             Speak::V2 {
                 authority,
                 nominal_hash_rate,
+                min_difficulty,
             } => {
                 let handshake =
                     crate::sv2::wire::connect(reader, &mut writer, authority, MAX_POOL_FRAME);
                 let (reader, frames) = match tokio::time::timeout(WRITE_TIMEOUT, handshake).await {
                     Ok(Ok(done)) => done,
+                    Ok(Err(error @ (WireError::Eof | WireError::Io(_)))) => {
+                        return Err(Ended::Down(format!("during the Noise handshake: {error}")))
+                    }
                     Ok(Err(error)) => return Err(Ended::Refused(format!("{error}"))),
                     Err(_) => {
                         return Err(Ended::Down(format!(
@@ -96,8 +122,13 @@ impl Wire {
                         )))
                     }
                 };
-                let mut session = Box::new(Sv2Upstream::new(settings, endpoint, nominal_hash_rate));
-                let setup = session.start(now);
+                let mut session = Box::new(Sv2Upstream::new(
+                    settings,
+                    endpoint,
+                    nominal_hash_rate,
+                    min_difficulty,
+                ));
+                let setup = session.start(Now::system());
                 let mut wire = Wire::V2 {
                     session,
                     reader,
@@ -105,6 +136,7 @@ impl Wire {
                     writer,
                     out: Vec::new(),
                     asked: None,
+                    broken: None,
                 };
                 wire.queue(&setup)?;
                 wire
@@ -135,15 +167,18 @@ impl Wire {
                 None => Err(Ended::Down("the pool closed the connection".into())),
             },
             Wire::V2 {
-                session, reader, ..
+                session,
+                reader,
+                asked,
+                ..
             } => match reader.from_pool().await {
                 Ok(message) => {
                     let answer = session.handle(message, Now::system(), events);
+                    // The pool spoke: what still waits is waited on anew.
+                    *asked = (session.in_flight() > 0).then(Instant::now);
                     self.queue(&answer)
                 }
-                Err(crate::sv2::wire::WireError::Eof) => {
-                    Err(Ended::Down("the pool closed the connection".into()))
-                }
+                Err(WireError::Eof) => Err(Ended::Down("the pool closed the connection".into())),
                 Err(error) => Err(Ended::Refused(format!("the pool's frame: {error}"))),
             },
         }
@@ -159,7 +194,8 @@ impl Wire {
             Wire::V2 { session, asked, .. } => {
                 let message = session.submit(share, tag, Now::system())?;
                 asked.get_or_insert_with(Instant::now);
-                // A share the encoder refuses is one the session checked.
+                // Checked by the session: an encoder that refuses it ends
+                // the connection (at the next flush).
                 let _ = self.queue(&[message]);
                 Ok(())
             }
@@ -196,8 +232,24 @@ impl Wire {
         }
     }
 
+    /// An SV2 pool told the hashrate the connection carries now (V1 has
+    /// no such message: a V1 pool's vardiff alone sets its difficulty).
+    pub(super) fn update(&mut self, nominal_hash_rate: f32) {
+        if let Wire::V2 { session, .. } = self {
+            if let Some(message) = session.update(nominal_hash_rate) {
+                let _ = self.queue(&[message]);
+            }
+        }
+    }
+
     /// What is queued, written within [`WRITE_TIMEOUT`]; why not, if not.
     pub(super) async fn flush(&mut self) -> Result<(), String> {
+        if let Wire::V2 {
+            broken: Some(why), ..
+        } = self
+        {
+            return Err(why.clone());
+        }
         let (writer, out) = match self {
             Wire::V1 { writer, out, .. } | Wire::V2 { writer, out, .. } => (writer, out),
         };
@@ -213,13 +265,22 @@ impl Wire {
         }
     }
 
-    /// SV2 messages encrypted into the queue.
+    /// SV2 messages encrypted into the queue; one that cannot be breaks
+    /// the connection.
     fn queue(&mut self, messages: &[ToPool]) -> Result<(), Ended> {
-        if let Wire::V2 { frames, out, .. } = self {
+        if let Wire::V2 {
+            frames,
+            out,
+            broken,
+            ..
+        } = self
+        {
             for message in messages {
-                frames
-                    .encode_to_pool(message, out)
-                    .map_err(|e| Ended::Refused(format!("a message to the pool: {e}")))?;
+                if let Err(error) = frames.encode_to_pool(message, out) {
+                    let why = format!("a message to the pool: {error}");
+                    *broken = Some(why.clone());
+                    return Err(Ended::Refused(why));
+                }
             }
         }
         Ok(())

@@ -7,7 +7,7 @@ use binary_sv2::{Str0255, B032, U256};
 use codec_sv2::{Decoded, Handshake, InitiatorSent, NoiseDecoder, NoiseEncoder, SerializedFrame};
 use common_messages_sv2::{Protocol, SetupConnection};
 use framing_sv2::framing::MessageFrame;
-use mining_sv2::{OpenExtendedMiningChannel, SubmitSharesExtended};
+use mining_sv2::{OpenExtendedMiningChannel, SubmitSharesExtended, UpdateChannel};
 use noise_sv2::{Initiator, INITIATOR_EXPECTED_HANDSHAKE_MESSAGE_SIZE};
 use parsers_sv2::{AnyMessage, CommonMessages, Mining, ParserError};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -144,6 +144,10 @@ fn from_pool(mut frame: SerializedFrame) -> Result<FromPool, WireError> {
             channel_id: m.channel_id,
             prefix: m.extranonce_prefix.as_bytes().to_vec(),
         },
+        AnyMessage::Mining(Mining::SetGroupChannel(m)) => FromPool::SetGroupChannel {
+            group: m.group_channel_id,
+            channels: m.channel_ids.into_inner(),
+        },
         AnyMessage::Mining(Mining::CloseChannel(m)) => FromPool::CloseChannel {
             channel_id: m.channel_id,
             code: code(&m.reason_code),
@@ -192,6 +196,15 @@ impl FrameWriter {
                     min_extranonce_size: *min_extranonce_size,
                 },
             )),
+            ToPool::UpdateChannel {
+                channel_id,
+                nominal_hash_rate,
+                maximum_target,
+            } => mining(Mining::UpdateChannel(UpdateChannel {
+                channel_id: *channel_id,
+                nominal_hash_rate: *nominal_hash_rate,
+                maximum_target: U256::from(maximum_target),
+            })),
             ToPool::SubmitExtended {
                 channel_id,
                 sequence_number,

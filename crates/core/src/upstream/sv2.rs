@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use super::{
     paced, Event, NotSent, Now, Refusal, SubmitCounts, UpstreamSettings, UpstreamShare,
-    MAX_EXTRANONCE1_BYTES, MAX_EXTRANONCE2_SIZE, REQUESTED_VERSION_MASK,
+    MAX_EXTRANONCE2_SIZE, REQUESTED_VERSION_MASK,
 };
 use crate::bucket::TokenBucket;
 use crate::chain::target::Target;
@@ -35,6 +35,16 @@ pub use message::{FromPool, ToPool};
 /// `SetupConnection`'s flag for the Mining Protocol: the client needs the
 /// pool to allow version rolling on every job (ASIC firmware rolls).
 pub const REQUIRES_VERSION_ROLLING: u32 = 0b100;
+/// `SetupConnection.Success`'s flag for the Mining Protocol: the pool
+/// takes no rolled version bits.
+pub const REQUIRES_FIXED_VERSION: u32 = 0b1;
+/// How long a submit waits for its answer, at least: pools may answer
+/// shares in batches (the Stratum Reference Implementation's sample
+/// configuration: every 10 shares, at 6 a minute).
+pub const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+/// The most bytes of an extranonce, prefix and client's part together
+/// (the spec's bound).
+const MAX_EXTRANONCE_BYTES: usize = 32;
 /// The request id of the one channel NDAS opens on a connection.
 const OPEN_REQUEST_ID: u32 = 1;
 /// The longest text kept of a pool's error code or host.
@@ -69,15 +79,25 @@ pub struct Sv2Upstream<T> {
     /// Where the pool is, for `SetupConnection`.
     endpoint: (String, u16),
     nominal_hash_rate: f32,
+    /// The easiest target NDAS lets the pool set (little-endian): its
+    /// miners' floor difficulty.
+    max_target: [u8; 32],
     phase: Phase,
     started: Option<Instant>,
     channel: Option<Opened>,
     difficulty: Option<f64>,
     changes: Option<TokenBucket>,
+    /// An easier target the pool set: it applies to jobs sent after it
+    /// (spec 5.3.21; the pool judges a share by its job's target), so it
+    /// reaches miners with the next job.
+    easier: Option<f64>,
     tip: Option<Tip>,
-    /// Future jobs and the current tip's, newest last, bounded.
-    jobs: VecDeque<PoolJob>,
-    /// Jobs shares may be sent on (activated), and their version.
+    /// Jobs not mined yet: future ones (and an active one before any prev
+    /// hash), newest last, bounded.
+    waiting: VecDeque<PoolJob>,
+    /// The job the current prev hash named, when it has not come yet.
+    named: Option<u32>,
+    /// Jobs shares may be sent on (mined), and their version.
     minable: VecDeque<(u32, u32)>,
     version_mask: u32,
     in_flight: BTreeMap<u32, (Instant, T)>,
@@ -87,24 +107,35 @@ pub struct Sv2Upstream<T> {
 
 impl<T> Sv2Upstream<T> {
     /// A connection whose Noise handshake is done, to the pool at
-    /// `endpoint`; `nominal_hash_rate` (H/s) is what the pool sets its
-    /// first target by.
+    /// `endpoint`. The pool sets its first target by `nominal_hash_rate`
+    /// (H/s), never easier than `min_difficulty` (NDAS's miners' floor: a
+    /// pool's vardiff takes an idle channel's target down, and a miner's
+    /// difficulty is capped at the pool's). Submits are given up after
+    /// [`ANSWER_WAIT`] at least: pools may answer them in batches.
     pub fn new(
-        settings: UpstreamSettings,
+        mut settings: UpstreamSettings,
         endpoint: (String, u16),
         nominal_hash_rate: f32,
+        min_difficulty: f64,
     ) -> Sv2Upstream<T> {
+        let limits = &mut settings.limits;
+        limits.submit_timeout = limits.submit_timeout.max(ANSWER_WAIT);
+        let mut max_target = Target::from_difficulty(min_difficulty).to_be_bytes();
+        max_target.reverse();
         Sv2Upstream {
             settings,
             endpoint,
             nominal_hash_rate,
+            max_target,
             phase: Phase::Setup,
             started: None,
             channel: None,
             difficulty: None,
             changes: None,
+            easier: None,
             tip: None,
-            jobs: VecDeque::new(),
+            waiting: VecDeque::new(),
+            named: None,
             minable: VecDeque::new(),
             version_mask: REQUESTED_VERSION_MASK,
             in_flight: BTreeMap::new(),
@@ -179,14 +210,18 @@ impl<T> Sv2Upstream<T> {
             }
         }
         match message {
-            FromPool::SetupSuccess { .. } if self.phase == Phase::Setup => {
+            FromPool::SetupSuccess { flags } if self.phase == Phase::Setup => {
                 self.phase = Phase::Opening;
+                if flags & REQUIRES_FIXED_VERSION != 0 {
+                    // Ready says so, and the caller refuses the pool.
+                    self.version_mask = 0;
+                }
                 let size = u16::try_from(self.settings.min_extranonce2).unwrap_or(u16::MAX);
                 return Ok(vec![ToPool::OpenExtended {
                     request_id: OPEN_REQUEST_ID,
                     user: self.settings.user.clone(),
                     nominal_hash_rate: self.nominal_hash_rate,
-                    max_target: [0xff; 32],
+                    max_target: self.max_target,
                     min_extranonce_size: size,
                 }]);
             }
@@ -251,7 +286,7 @@ impl<T> Sv2Upstream<T> {
                 min_ntime,
                 nbits,
                 ..
-            } => self.new_tip(job_id, prev_hash, min_ntime, nbits, events)?,
+            } => self.new_tip(job_id, prev_hash, min_ntime, nbits, events),
             FromPool::SetTarget { target, .. } => self.set_target(target, now, events)?,
             FromPool::SubmitSuccess {
                 last_sequence_number,
@@ -262,17 +297,20 @@ impl<T> Sv2Upstream<T> {
                 code,
                 ..
             } => self.rejected(sequence_number, &code, now, events),
-            FromPool::SetExtranoncePrefix { prefix, .. } => {
-                let Some(channel) = self.channel.as_mut() else {
-                    return Err(protocol("SetExtranoncePrefix before the channel opened"));
+            FromPool::SetExtranoncePrefix { channel_id, prefix } => {
+                let Some(channel) = self.channel.as_mut().filter(|c| c.id == channel_id) else {
+                    return Err(protocol("SetExtranoncePrefix for no channel of NDAS's"));
                 };
-                if prefix.len() > MAX_EXTRANONCE1_BYTES {
+                if prefix.len() + channel.size > MAX_EXTRANONCE_BYTES {
                     return Err(protocol(format!(
-                        "SetExtranoncePrefix: a prefix over {MAX_EXTRANONCE1_BYTES} bytes"
+                        "SetExtranoncePrefix: an extranonce over {MAX_EXTRANONCE_BYTES} bytes"
                     )));
                 }
                 channel.prefix = prefix.clone();
+                // Every job sent before it was cut for the old prefix.
                 self.minable.clear();
+                self.waiting.clear();
+                self.named = None;
                 events.push(Event::Extranonce {
                     extranonce1: prefix,
                     extranonce2_size: channel.size,
@@ -294,6 +332,13 @@ impl<T> Sv2Upstream<T> {
             }
             FromPool::SetupSuccess { .. } | FromPool::OpenSuccess { .. } => {
                 return Err(protocol("an answer to nothing NDAS asked"))
+            }
+            FromPool::SetGroupChannel { group, channels } => {
+                if let Some(channel) = self.channel.as_mut() {
+                    if channels.contains(&channel.id) {
+                        channel.group = group;
+                    }
+                }
             }
             FromPool::Other(_) => {}
         }
@@ -319,6 +364,11 @@ impl<T> Sv2Upstream<T> {
             let given = channel.size;
             return Err(Refusal::ExtranonceTooSmall { given, needed });
         }
+        if channel.prefix.len() + channel.size > MAX_EXTRANONCE_BYTES {
+            return Err(protocol(format!(
+                "an extranonce over {MAX_EXTRANONCE_BYTES} bytes"
+            )));
+        }
         self.phase = Phase::Open;
         events.push(Event::Ready {
             extranonce1: channel.prefix.clone(),
@@ -343,16 +393,38 @@ impl<T> Sv2Upstream<T> {
         if !difficulty.is_finite() || difficulty <= 0.0 {
             return Err(protocol("SetTarget: a target of zero"));
         }
-        if self.difficulty == Some(difficulty) {
+        if self.easier.unwrap_or(self.difficulty.unwrap_or(f64::NAN)) == difficulty {
             return Ok(());
         }
         let per_minute = self.settings.limits.difficulty_changes_per_minute;
         if self.difficulty.is_some() && !paced(&mut self.changes, per_minute, now) {
             return Err(Refusal::FloodsDifficulty(per_minute));
         }
-        self.difficulty = Some(difficulty);
-        events.push(Event::Difficulty(difficulty));
+        match self.difficulty {
+            // Easier: for the jobs the pool sends from now on.
+            Some(current) if difficulty < current => self.easier = Some(difficulty),
+            _ => {
+                self.easier = None;
+                self.difficulty = Some(difficulty);
+                events.push(Event::Difficulty(difficulty));
+            }
+        }
         Ok(())
+    }
+
+    /// `UpdateChannel` telling the pool the hashrate the channel carries
+    /// now, once it is open: the pool sets its target by it.
+    pub fn update(&mut self, nominal_hash_rate: f32) -> Option<ToPool> {
+        let channel = self
+            .channel
+            .as_ref()
+            .filter(|_| self.phase == Phase::Open)?;
+        self.nominal_hash_rate = nominal_hash_rate;
+        Some(ToPool::UpdateChannel {
+            channel_id: channel.id,
+            nominal_hash_rate,
+            maximum_target: self.max_target,
+        })
     }
 
     /// The `SubmitSharesExtended` for `share`, remembered under `tag` until

@@ -65,23 +65,32 @@ impl<T> Sv2Upstream<T> {
         })
     }
 
+    /// A job: mined at once when it is for the current tip (or the one
+    /// a prev hash named before it came), else kept for the prev hash
+    /// that will name it.
     pub(super) fn new_job(&mut self, job: PoolJob, events: &mut Vec<Event<T>>) {
-        let active = job.min_ntime.is_some();
-        self.jobs.retain(|kept| kept.id != job.id);
-        if self.jobs.len() >= self.settings.limits.max_jobs.max(1) {
-            self.jobs.pop_front();
-        }
-        self.jobs.push_back(job);
-        if active {
+        if self.named == Some(job.id) {
+            self.named = None;
             if let Some(tip) = self.tip {
-                let job = self.jobs.back().cloned().expect("just kept");
-                self.mine(&job, tip, false, events);
+                return self.mine(&job, tip, true, events);
+            }
+        }
+        match (job.min_ntime, self.tip) {
+            (Some(_), Some(tip)) => self.mine(&job, tip, false, events),
+            // Future jobs, and an active one before any prev hash (which a
+            // prev hash may still name).
+            _ => {
+                self.waiting.retain(|kept| kept.id != job.id);
+                if self.waiting.len() >= self.settings.limits.max_jobs.max(1) {
+                    self.waiting.pop_front();
+                }
+                self.waiting.push_back(job);
             }
         }
     }
 
-    /// A new prev hash: the future job it names is the one to mine, and
-    /// every earlier one is stale.
+    /// A new prev hash: the job it names is the one to mine, now or when
+    /// it comes, and every earlier one is stale.
     pub(super) fn new_tip(
         &mut self,
         job_id: u32,
@@ -89,7 +98,7 @@ impl<T> Sv2Upstream<T> {
         min_ntime: u32,
         nbits: u32,
         events: &mut Vec<Event<T>>,
-    ) -> Result<(), Refusal> {
+    ) {
         let tip = Tip {
             prev_hash,
             min_ntime,
@@ -97,16 +106,20 @@ impl<T> Sv2Upstream<T> {
         };
         self.tip = Some(tip);
         self.minable.clear();
-        let Some(job) = self.jobs.iter().find(|j| j.id == job_id).cloned() else {
-            // A tip naming a job NDAS did not keep: miners wait for the next.
-            return Ok(());
-        };
-        self.jobs.retain(|j| j.id == job_id);
-        self.mine(&job, tip, true, events);
-        Ok(())
+        let named = self.waiting.iter().position(|j| j.id == job_id);
+        let job = named.and_then(|at| self.waiting.remove(at));
+        self.waiting.clear();
+        match job {
+            Some(job) => self.mine(&job, tip, true, events),
+            // Miners stay on the last job until it comes; shares on it are
+            // not sent (the pool would call them stale).
+            None => self.named = Some(job_id),
+        }
     }
 
-    /// `job` on `tip`, as the Stratum V1 work NDAS's miners are given.
+    /// `job` on `tip`, as the Stratum V1 work NDAS's miners are given;
+    /// then the easier difficulty the pool set for jobs from now on, if
+    /// it set one.
     pub(super) fn mine(
         &mut self,
         job: &PoolJob,
@@ -114,6 +127,7 @@ impl<T> Sv2Upstream<T> {
         clean: bool,
         events: &mut Vec<Event<T>>,
     ) {
+        self.minable.retain(|(id, _)| *id != job.id);
         if self.minable.len() >= self.settings.limits.max_jobs.max(1) {
             self.minable.pop_front();
         }
@@ -130,5 +144,9 @@ impl<T> Sv2Upstream<T> {
             clean,
         };
         events.push(Event::Job { work, clean });
+        if let Some(easier) = self.easier.take() {
+            self.difficulty = Some(easier);
+            events.push(Event::Difficulty(easier));
+        }
     }
 }

@@ -69,6 +69,11 @@ pub enum FromPool {
         host: String,
         port: u16,
     },
+    /// The pool puts `channels` in the group channel `group`.
+    SetGroupChannel {
+        group: u32,
+        channels: Vec<u32>,
+    },
     /// A message NDAS does not act on (its type).
     Other(u8),
 }
@@ -91,6 +96,12 @@ pub enum ToPool {
         /// Little-endian: the easiest target NDAS takes (any).
         max_target: [u8; 32],
         min_extranonce_size: u16,
+    },
+    UpdateChannel {
+        channel_id: u32,
+        nominal_hash_rate: f32,
+        /// Little-endian.
+        maximum_target: [u8; 32],
     },
     SubmitExtended {
         channel_id: u32,
