@@ -98,11 +98,15 @@ impl<'a> Link<'a> {
             min_extranonce2,
             limits: UpstreamLimits::default(),
         };
+        // When an SV2 pool was last told the connection's hashrate, and
+        // what.
+        let mut updated = Instant::now();
+        let mut told = self.pool.nominal_hash_rate(self.lane);
         let speak = match config.authority() {
             None => Speak::V1,
             Some(authority) => Speak::V2 {
                 authority,
-                nominal_hash_rate: self.pool.nominal_hash_rate(self.lane),
+                nominal_hash_rate: told,
                 min_difficulty: self.pool.min_difficulty,
             },
         };
@@ -113,8 +117,6 @@ impl<'a> Link<'a> {
         };
         let mut events = Vec::new();
         let mut tick = tokio::time::interval(TICK);
-        // When an SV2 pool was last told the connection's hashrate.
-        let mut updated = Instant::now();
         let mut messages = 0;
         let mut pool = PoolState::default();
         let ended = 'serve: loop {
@@ -153,9 +155,11 @@ impl<'a> Link<'a> {
                         break 'serve Ended::Closed;
                     }
                     wire.tick(&mut events);
-                    if updated.elapsed() >= UPDATE_EVERY {
-                        updated = Instant::now();
-                        wire.update(self.pool.nominal_hash_rate(self.lane));
+                    let rate = self.pool.nominal_hash_rate(self.lane);
+                    let moved = rate > 2.0 * told || 2.0 * rate < told;
+                    if moved || updated.elapsed() >= UPDATE_EVERY {
+                        (updated, told) = (Instant::now(), rate);
+                        wire.update(rate);
                     }
                 }
             }

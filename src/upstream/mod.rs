@@ -84,17 +84,17 @@ impl Pool {
 
     /// The hashrate `lane`'s connection carries, which an SV2 pool sets
     /// its target by: its miners at the farm's hashrate per miner over the
-    /// last five minutes. The first lane, kept while no miner is on it, is
-    /// reckoned at the miners it would carry if the farm failed over now,
-    /// so the pool's target is right the moment they arrive. At least
-    /// 1 H/s (a farm not measured yet; the pool's vardiff corrects it).
+    /// last five minutes, and never fewer miners than it would carry full
+    /// (the first lane is kept while none is on it, and a new lane is
+    /// opened before its miners are seated): a target too hard for a
+    /// minute costs the pool's view some variance, one too easy floods it.
+    /// At least 1 H/s (a farm not measured yet; the pool's vardiff
+    /// corrects it).
     fn nominal_hash_rate(&self, lane: usize) -> f32 {
         let miners = self.stats.metrics.connections_open().max(0) as f64;
         let per_miner = self.stats.hashrate_5m() / miners.max(1.0);
-        let mut on_lane = self.seats.on(lane) as f64;
-        if lane == 0 {
-            on_lane = on_lane.max(miners.min(self.config.miners_per_connection as f64));
-        }
+        let full = miners.min(self.config.miners_per_connection as f64);
+        let on_lane = (self.seats.on(lane) as f64).max(full);
         (per_miner * on_lane).max(1.0) as f32
     }
 }
@@ -385,6 +385,7 @@ const SILENCE: Duration = Duration::from_secs(180);
 /// How often an SV2 pool is told the hashrate a connection carries
 /// (`UpdateChannel`): the pool's vardiff eases an idle channel's target
 /// minute by minute, and a farm falling over to it must find it right.
+/// Sooner when it is twice or half what the pool was told.
 const UPDATE_EVERY: Duration = Duration::from_secs(60);
 /// `client.show_message` texts logged per connection.
 const MAX_MESSAGES_LOGGED: usize = 16;
