@@ -47,7 +47,19 @@ PARA = os.environ.get("PARA", os.path.join(
 STRATUM = "extranonce2_size = 4"
 
 
-class Pool:
+class Upstream:
+    """A pool process on a Bitcoin Core node of its own, stopped together."""
+
+    def stop(self):
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        self.core.stop()
+
+
+class Pool(Upstream):
     """Bitcoin Core on the OP_TRUE signet with ZMQ, and para's pool on it."""
 
     name = "para"
@@ -94,16 +106,9 @@ class Pool:
                 f'[[upstream]]\nname = "para"\nurl = "stratum+tcp://127.0.0.1:{self.port}"\n'
                 f'user = "{bench.SIGNET_PAYOUT}.ndas"\n')
 
-    def stop(self):
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.core.stop()
 
 
-class Sv2Pool:
+class Sv2Pool(Upstream):
     """Bitcoin Core's bitcoin-node on the OP_TRUE signet serving IPC, and
     the Stratum Reference Implementation's pool_sv2 (0.7.0,
     `scripts/install-pool-sv2.sh`) on it: the same figures for an SV2
@@ -154,13 +159,6 @@ class Sv2Pool:
                 f'url = "stratum2+tcp://127.0.0.1:{self.port}/{SV2_PUBLIC}"\n'
                 f'user = "ndas-bench"\n')
 
-    def stop(self):
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        self.core.stop()
 
 
 def wait_for(stack, series, want, seconds=60):

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use bitcoin::KnownHrp;
 use common::para::{ParaNode, ParaPool};
+use common::upstream::{job_on, share, tip};
 use common::wallet::{Kind, Wallet};
 use common::{http_json, metric, ready_miner, regtest_config, start_ndas, temp_dir};
 use common::{wait_for_metric, RegtestPair};
@@ -24,33 +25,6 @@ use serde_json::json;
 const BOUND: Duration = Duration::from_secs(3);
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The node's best block hash as a job's previous-block field holds it.
-async fn tip(node: &common::node::RegtestNode) -> [u8; 32] {
-    let hash = node.call("getbestblockhash", json!([])).await;
-    let mut bytes: [u8; 32] = hex::decode(hash.as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    bytes.reverse();
-    bytes
-}
-
-/// The first job on `prev_hash`; panics after [`WAIT`].
-async fn job_on(client: &mut Client, prev_hash: [u8; 32]) -> Work {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let work = client
-            .next_job(left)
-            .await
-            .expect("the connection stays open")
-            .unwrap_or_else(|| panic!("no job on {} within {WAIT:?}", hex::encode(prev_hash)));
-        if work.prev_hash == prev_hash {
-            return work;
-        }
-    }
-}
-
 /// The newest job `client` has been sent, `last` if none since.
 async fn newest(client: &mut Client, last: Work) -> Work {
     let mut newest = last;
@@ -58,31 +32,6 @@ async fn newest(client: &mut Client, last: Work) -> Work {
         newest = work;
     }
     newest
-}
-
-/// A share of at least the miner's difficulty and `least` on `work`, a
-/// block of its chain or not, found off the runtime.
-async fn share(
-    client: &Client,
-    work: &Work,
-    fill: u8,
-    least: f64,
-    block: bool,
-) -> ndas_tools::miner::Share {
-    let (work, en1, en2, wanted) = (
-        work.clone(),
-        client.extranonce1.clone(),
-        vec![fill; client.extranonce2_size],
-        client.difficulty.max(least),
-    );
-    tokio::task::spawn_blocking(move || {
-        ndas_tools::miner::grind(&work, &en1, &en2, (None, 0), u32::MAX, |s| {
-            s.is_block == block && s.difficulty >= wanted
-        })
-        .expect("a share within 2^32 nonces")
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +67,7 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
     let stopped = Instant::now();
     pair.main.signal("TERM");
     let para_tip = tip(&para_node.node).await;
-    let pooled = job_on(&mut miner, para_tip).await;
+    let pooled = job_on(&mut miner, para_tip, WAIT, String::new).await;
     let moved_after = stopped.elapsed();
     assert!(pooled.clean, "the first job of the pool is clean_jobs");
     assert!(moved_after >= BOUND, "moved after {moved_after:?}");
@@ -140,7 +89,7 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pooled = newest(&mut miner, pooled).await;
-    let first_of_second = job_on(&mut second, para_tip).await;
+    let first_of_second = job_on(&mut second, para_tip, WAIT, String::new).await;
     let on_second = newest(&mut second, first_of_second).await;
     let tail = |work: &Work| work.coinb1[work.coinb1.len() - 4..].to_vec();
     assert_ne!(tail(&pooled), tail(&on_second), "two connections' jobs");
@@ -191,32 +140,18 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
 
     // A block found on para's job is para's: NDAS sends it on as a share,
     // para submits it, and its node takes it.
-    let height = para_node.node.call("getblockcount", json!([])).await;
     let block = share(&miner, &pooled, 9, para_difficulty, true).await;
     let answer = miner.submit(&worker, &block).await.unwrap();
     assert_eq!(answer["result"], json!(true), "{answer}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now = para_node.node.call("getblockcount", json!([])).await;
-        if now.as_u64() > height.as_u64() {
-            let best = para_node.node.call("getbestblockhash", json!([])).await;
-            assert_eq!(best, json!(block.hash.to_string()));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "para's node is still at {height}; para's log:\n{}",
-            para.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let hash = block.hash.to_string();
+    common::upstream::wait_for_best(&para_node.node, &hash, WAIT, || para.log()).await;
     // Not a block of NDAS's: nothing journaled or submitted to its node.
     assert_eq!(metric(http, "ndas_blocks_found_total").await, 0.0);
 
     // The node is back: solo work again, with clean_jobs.
     pair.main.stop();
     pair.main.restart().await;
-    let back = job_on(&mut miner, tip(&pair.main).await).await;
+    let back = job_on(&mut miner, tip(&pair.main).await, WAIT, String::new).await;
     assert!(back.clean, "the first job after the pool is clean_jobs");
     wait_for_metric(http, "ndas_upstream_mining{upstream=\"para\"}", |n| {
         n == 0.0

@@ -14,72 +14,14 @@ use ndas_testkit as common;
 use std::time::{Duration, Instant};
 
 use common::pool_sv2::PoolSv2;
+use common::upstream::{job_on, share, tip};
 use common::{http_json, metric, ready_miner, regtest_config, start_ndas, temp_dir};
 use common::{wait_for_metric, RegtestPair};
 use ndas::config::UpstreamConfig;
-use ndas_tools::miner::{Client, Work};
 use serde_json::json;
 
 const BOUND: Duration = Duration::from_secs(3);
 const WAIT: Duration = Duration::from_secs(90);
-
-/// A node's best block hash as a job's previous-block field holds it.
-async fn tip(node: &common::node::RegtestNode) -> [u8; 32] {
-    let hash = node.call("getbestblockhash", json!([])).await;
-    let mut bytes: [u8; 32] = hex::decode(hash.as_str().unwrap())
-        .unwrap()
-        .try_into()
-        .unwrap();
-    bytes.reverse();
-    bytes
-}
-
-/// The first job on `prev_hash`; panics after [`WAIT`].
-async fn job_on(client: &mut Client, prev_hash: [u8; 32], pool: &PoolSv2) -> Work {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let work = client
-            .next_job(left)
-            .await
-            .expect("the connection stays open");
-        let Some(work) = work else {
-            panic!(
-                "no job on {} within {WAIT:?}; the pool's log:\n{}",
-                hex::encode(prev_hash),
-                pool.log()
-            )
-        };
-        if work.prev_hash == prev_hash {
-            return work;
-        }
-    }
-}
-
-/// A share of at least `least` on `work`, a block of its chain or not,
-/// found off the runtime.
-async fn share(
-    client: &Client,
-    work: &Work,
-    fill: u8,
-    least: f64,
-    block: bool,
-) -> ndas_tools::miner::Share {
-    let (work, en1, en2, wanted) = (
-        work.clone(),
-        client.extranonce1.clone(),
-        vec![fill; client.extranonce2_size],
-        client.difficulty.max(least),
-    );
-    tokio::task::spawn_blocking(move || {
-        ndas_tools::miner::grind(&work, &en1, &en2, (None, 0), u32::MAX, |s| {
-            s.is_block == block && s.difficulty >= wanted
-        })
-        .expect("a share within 2^32 nonces")
-    })
-    .await
-    .unwrap()
-}
 
 fn sv2_pool(name: &str, url: String) -> UpstreamConfig {
     UpstreamConfig {
@@ -126,7 +68,7 @@ async fn with_no_node_the_farm_mines_for_an_sv2_pool_that_accepts_its_shares_and
     let stopped = Instant::now();
     pair.main.signal("TERM");
     let pool_tip = tip(pool.node()).await;
-    let pooled = job_on(&mut miner, pool_tip, &pool).await;
+    let pooled = job_on(&mut miner, pool_tip, WAIT, || pool.log()).await;
     let moved_after = stopped.elapsed();
     assert!(pooled.clean, "the first job of the pool is clean_jobs");
     assert!(moved_after >= BOUND, "moved after {moved_after:?}");
@@ -170,25 +112,11 @@ async fn with_no_node_the_farm_mines_for_an_sv2_pool_that_accepts_its_shares_and
 
     // A block found on the pool's job is the pool's: NDAS sends it as a
     // share, the pool submits it, and its node takes it.
-    let height = pool.node().call("getblockcount", json!([])).await;
     let block = share(&miner, &pooled, 9, pool_difficulty, true).await;
     let answer = miner.submit(&worker, &block).await.unwrap();
     assert_eq!(answer["result"], json!(true), "{answer}");
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let now = pool.node().call("getblockcount", json!([])).await;
-        if now.as_u64() > height.as_u64() {
-            let best = pool.node().call("getbestblockhash", json!([])).await;
-            assert_eq!(best, json!(block.hash.to_string()));
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the pool's node is still at {height}; its log:\n{}",
-            pool.log()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let hash = block.hash.to_string();
+    common::upstream::wait_for_best(pool.node(), &hash, WAIT, || pool.log()).await;
     assert_eq!(metric(http, "ndas_blocks_found_total").await, 0.0);
 
     // The pool dies (stopped by its PID): NDAS sees its connection go, and

@@ -85,3 +85,90 @@ pub fn route(to: &str, weight: f64) -> ndas::config::RouteConfig {
         weight,
     }
 }
+
+/// A node's best block hash as a job's previous-block field holds it.
+pub async fn tip(node: &crate::node::RegtestNode) -> [u8; 32] {
+    let hash = node.call("getbestblockhash", serde_json::json!([])).await;
+    let mut bytes: [u8; 32] = hex::decode(hash.as_str().unwrap())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    bytes.reverse();
+    bytes
+}
+
+/// The first job `client` is sent on `prev_hash`; panics after `wait`,
+/// with `context()` (a pool's log, say).
+pub async fn job_on(
+    client: &mut ndas_tools::miner::Client,
+    prev_hash: [u8; 32],
+    wait: Duration,
+    context: impl Fn() -> String,
+) -> ndas_tools::miner::Work {
+    let deadline = Instant::now() + wait;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let work = client
+            .next_job(left)
+            .await
+            .expect("the connection stays open");
+        let Some(work) = work else {
+            panic!(
+                "no job on {} within {wait:?}; {}",
+                hex::encode(prev_hash),
+                context()
+            )
+        };
+        if work.prev_hash == prev_hash {
+            return work;
+        }
+    }
+}
+
+/// A share of at least the miner's difficulty and `least` on `work`, a
+/// block of its chain or not, found off the runtime.
+pub async fn share(
+    client: &ndas_tools::miner::Client,
+    work: &ndas_tools::miner::Work,
+    fill: u8,
+    least: f64,
+    block: bool,
+) -> ndas_tools::miner::Share {
+    let (work, en1, en2, wanted) = (
+        work.clone(),
+        client.extranonce1.clone(),
+        vec![fill; client.extranonce2_size],
+        client.difficulty.max(least),
+    );
+    tokio::task::spawn_blocking(move || {
+        ndas_tools::miner::grind(&work, &en1, &en2, (None, 0), u32::MAX, |s| {
+            s.is_block == block && s.difficulty >= wanted
+        })
+        .expect("a share within 2^32 nonces")
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits until `node`'s best block is `hash` (a block a pool submitted);
+/// panics after `wait`, with `context()`.
+pub async fn wait_for_best(
+    node: &crate::node::RegtestNode,
+    hash: &str,
+    wait: Duration,
+    context: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + wait;
+    loop {
+        let best = node.call("getbestblockhash", serde_json::json!([])).await;
+        if best.as_str() == Some(hash) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool's node's best block is {best}, not {hash}; {}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
