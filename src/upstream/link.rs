@@ -12,7 +12,7 @@ use super::pool_state::{too_narrow, PoolState};
 use super::wire::{Speak, Wire};
 use super::{
     millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, LANE_DRAIN, MAX_MESSAGES_LOGGED, SILENCE,
-    TICK, UPDATE_EVERY,
+    TICK, UPDATE_AFTER, UPDATE_EVERY,
 };
 use ndas_core::channel::Forward;
 use ndas_core::upstream::{Event, UpstreamLimits, UpstreamSettings};
@@ -155,11 +155,12 @@ impl<'a> Link<'a> {
                         break 'serve Ended::Closed;
                     }
                     wire.tick(&mut events);
-                    let rate = self.pool.nominal_hash_rate(self.lane);
-                    let moved = rate > 2.0 * told || 2.0 * rate < told;
-                    if moved || updated.elapsed() >= UPDATE_EVERY {
-                        (updated, told) = (Instant::now(), rate);
-                        wire.update(rate);
+                    if wire.speaks_v2() && updated.elapsed() >= UPDATE_AFTER {
+                        let rate = self.pool.nominal_hash_rate(self.lane);
+                        let moved = rate > 2.0 * told || 2.0 * rate < told;
+                        if (moved || updated.elapsed() >= UPDATE_EVERY) && wire.update(rate) {
+                            (updated, told) = (Instant::now(), rate);
+                        }
                     }
                 }
             }

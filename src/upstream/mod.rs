@@ -84,18 +84,20 @@ impl Pool {
 
     /// The hashrate `lane`'s connection carries, which an SV2 pool sets
     /// its target by: its miners at the farm's hashrate per miner over the
-    /// last five minutes, and never fewer miners than it would carry full
-    /// (the first lane is kept while none is on it, and a new lane is
-    /// opened before its miners are seated): a target too hard for a
-    /// minute costs the pool's view some variance, one too easy floods it.
+    /// last five minutes. While no miner is seated on it (the first lane,
+    /// kept while nodes serve; a lane just opened for miners not seated
+    /// yet) it is reckoned full, as the farm failing over would fill it: a
+    /// target too easy when they arrive would flood the pool and NDAS.
     /// At least 1 H/s (a farm not measured yet; the pool's vardiff
     /// corrects it).
     fn nominal_hash_rate(&self, lane: usize) -> f32 {
         let miners = self.stats.metrics.connections_open().max(0) as f64;
         let per_miner = self.stats.hashrate_5m() / miners.max(1.0);
-        let full = miners.min(self.config.miners_per_connection as f64);
-        let on_lane = (self.seats.on(lane) as f64).max(full);
-        (per_miner * on_lane).max(1.0) as f32
+        let on_lane = match self.seats.on(lane) {
+            0 => miners.min(self.config.miners_per_connection as f64),
+            seated => seated as f64,
+        };
+        (per_miner * on_lane).clamp(1.0, f64::from(f32::MAX)) as f32
     }
 }
 
@@ -385,8 +387,10 @@ const SILENCE: Duration = Duration::from_secs(180);
 /// How often an SV2 pool is told the hashrate a connection carries
 /// (`UpdateChannel`): the pool's vardiff eases an idle channel's target
 /// minute by minute, and a farm falling over to it must find it right.
-/// Sooner when it is twice or half what the pool was told.
+/// Sooner when it is twice or half what the pool was told, but not
+/// before `UPDATE_AFTER`.
 const UPDATE_EVERY: Duration = Duration::from_secs(60);
+const UPDATE_AFTER: Duration = Duration::from_secs(10);
 /// `client.show_message` texts logged per connection.
 const MAX_MESSAGES_LOGGED: usize = 16;
 /// The user agent pools see.

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::codec::{FramedRead, LinesCodec};
+use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 
 use super::{Ended, MAX_LINE_BYTES, WRITE_TIMEOUT};
 use crate::sv2::wire::{FrameReader, FrameWriter, WireError};
@@ -63,17 +63,25 @@ pub(super) enum Speak {
 
 /// TCP keepalive: a pool's host that is gone is found after about
 /// `KEEPALIVE_IDLE` + 3 × `KEEPALIVE_INTERVAL` of silence, even on a link
-/// that has nothing to send.
+/// that has nothing to send; and, since Linux sends no probe while data
+/// waits for its acknowledgement (an `UpdateChannel`, a share),
+/// `UNACKNOWLEDGED` bounds that wait.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const UNACKNOWLEDGED: Duration = Duration::from_secs(60);
 
-/// Keepalive on `stream`, where the system allows it.
+/// Keepalive and the acknowledgement bound on `stream`, where the system
+/// allows them.
 fn keep_alive(stream: &TcpStream) {
     let keepalive = socket2::TcpKeepalive::new()
         .with_time(KEEPALIVE_IDLE)
         .with_interval(KEEPALIVE_INTERVAL)
         .with_retries(3);
-    if let Err(error) = socket2::SockRef::from(stream).set_tcp_keepalive(&keepalive) {
+    let socket = socket2::SockRef::from(stream);
+    let set = socket
+        .set_tcp_keepalive(&keepalive)
+        .and_then(|()| socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED)));
+    if let Err(error) = set {
         tracing::debug!(%error, "no TCP keepalive on the upstream connection");
     }
 }
@@ -161,6 +169,9 @@ impl Wire {
                     session.handle_line(&line, Now::system(), events);
                     Ok(())
                 }
+                Some(Err(LinesCodecError::Io(error))) => {
+                    Err(Ended::Down(format!("the pool's socket: {error}")))
+                }
                 Some(Err(error)) => Err(Ended::Refused(format!(
                     "the pool's line cannot be read: {error}"
                 ))),
@@ -179,6 +190,9 @@ impl Wire {
                     self.queue(&answer)
                 }
                 Err(WireError::Eof) => Err(Ended::Down("the pool closed the connection".into())),
+                Err(WireError::Io(error)) => {
+                    Err(Ended::Down(format!("the pool's socket: {error}")))
+                }
                 Err(error) => Err(Ended::Refused(format!("the pool's frame: {error}"))),
             },
         }
@@ -205,14 +219,20 @@ impl Wire {
     pub(super) fn tick(&mut self, events: &mut Events) {
         match self {
             Wire::V1 { session, .. } => session.tick(Now::system(), events),
-            Wire::V2 { session, .. } => session.tick(Now::system(), events),
+            Wire::V2 { session, asked, .. } => {
+                session.tick(Now::system(), events);
+                // Given up: nothing waits for the pool any more.
+                if session.in_flight() == 0 {
+                    *asked = None;
+                }
+            }
         }
     }
 
     /// Why the pool is taken to be gone, if it is: a V1 pool silent for
-    /// `limit` (they send jobs every minute or so); an SV2 pool silent for
-    /// `limit` since a share was sent to it (one has nothing to say
-    /// between blocks, but answers shares).
+    /// `limit` (they send jobs every minute or so); an SV2 pool that has
+    /// said nothing for `limit` while shares waited for its answer (one
+    /// has nothing to say between blocks, but answers shares).
     pub(super) fn too_quiet(&self, limit: Duration) -> Option<String> {
         let silent = match self {
             Wire::V1 { heard, .. } => heard.elapsed(),
@@ -232,14 +252,22 @@ impl Wire {
         }
     }
 
-    /// An SV2 pool told the hashrate the connection carries now (V1 has
-    /// no such message: a V1 pool's vardiff alone sets its difficulty).
-    pub(super) fn update(&mut self, nominal_hash_rate: f32) {
-        if let Wire::V2 { session, .. } = self {
-            if let Some(message) = session.update(nominal_hash_rate) {
-                let _ = self.queue(&[message]);
-            }
+    /// An SV2 pool told the hashrate the connection carries now; whether
+    /// it was (V1 has no such message: a V1 pool's vardiff alone sets its
+    /// difficulty, and an SV2 channel not open yet is opened with it).
+    pub(super) fn update(&mut self, nominal_hash_rate: f32) -> bool {
+        let Wire::V2 { session, .. } = self else {
+            return false;
+        };
+        match session.update(nominal_hash_rate) {
+            Some(message) => self.queue(&[message]).is_ok(),
+            None => false,
         }
+    }
+
+    /// Whether the pool is told the connection's hashrate.
+    pub(super) fn speaks_v2(&self) -> bool {
+        matches!(self, Wire::V2 { .. })
     }
 
     /// What is queued, written within [`WRITE_TIMEOUT`]; why not, if not.

@@ -48,6 +48,9 @@ pub const ANSWER_WAIT: std::time::Duration = std::time::Duration::from_secs(300)
 /// The most bytes of an extranonce, prefix and client's part together
 /// (the spec's bound).
 const MAX_EXTRANONCE_BYTES: usize = 32;
+/// How long a prev hash's job may be awaited: miners are on the last
+/// tip's work meanwhile, whose shares the pool would call stale.
+pub const NAMED_JOB_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The request id of the one channel NDAS opens on a connection.
 const OPEN_REQUEST_ID: u32 = 1;
 /// The longest text kept of a pool's error code or host.
@@ -98,8 +101,9 @@ pub struct Sv2Upstream<T> {
     /// Jobs not mined yet: future ones (and an active one before any prev
     /// hash), newest last, bounded.
     waiting: VecDeque<PoolJob>,
-    /// The job the current prev hash named, when it has not come yet.
-    named: Option<u32>,
+    /// The job the current prev hash named, when it has not come yet, and
+    /// since when.
+    named: Option<(u32, Instant)>,
     /// Jobs shares may be sent on (mined), and their version.
     minable: VecDeque<(u32, u32)>,
     version_mask: u32,
@@ -216,8 +220,10 @@ impl<T> Sv2Upstream<T> {
             FromPool::SetupSuccess { flags } if self.phase == Phase::Setup => {
                 self.phase = Phase::Opening;
                 if flags & REQUIRES_FIXED_VERSION != 0 {
-                    // Ready says so, and the caller refuses the pool.
-                    self.version_mask = 0;
+                    return Err(protocol(
+                        "the pool takes no rolled version bits (REQUIRES_FIXED_VERSION); \
+                         NDAS's miners roll them, and the pool would refuse their shares",
+                    ));
                 }
                 let size = u16::try_from(self.settings.min_extranonce2).unwrap_or(u16::MAX);
                 return Ok(vec![ToPool::OpenExtended {
@@ -289,7 +295,7 @@ impl<T> Sv2Upstream<T> {
                 min_ntime,
                 nbits,
                 ..
-            } => self.new_tip(job_id, prev_hash, min_ntime, nbits, events),
+            } => self.new_tip(job_id, prev_hash, min_ntime, nbits, now, events),
             FromPool::SetTarget { target, .. } => self.set_target(target, now, events)?,
             FromPool::SubmitSuccess {
                 last_sequence_number,

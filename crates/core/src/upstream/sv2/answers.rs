@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{bounded, Phase, Sv2Upstream, ToPool};
+use super::{bounded, Phase, Sv2Upstream, ToPool, NAMED_JOB_WAIT};
 use crate::upstream::{Event, NotSent, Now, PoolError, Refusal, UpstreamShare};
 
 impl<T> Sv2Upstream<T> {
@@ -102,6 +102,13 @@ impl<T> Sv2Upstream<T> {
         let limit = self.settings.limits.handshake_timeout;
         if self.phase != Phase::Open && self.started.is_some_and(|at| waited(at) >= limit) {
             return self.refuse(Refusal::Timeout(limit), now, events);
+        }
+        if let Some((job, since)) = self.named.filter(|(_, at)| waited(*at) >= NAMED_JOB_WAIT) {
+            let why = format!(
+                "the pool's prev hash named job {job}, which did not come within {:?}",
+                waited(since)
+            );
+            return self.refuse(Refusal::Protocol(why), now, events);
         }
         let limit = self.settings.limits.submit_timeout;
         let expired: Vec<u32> = self

@@ -3,7 +3,7 @@
 
 use super::{coinbase, protocol, Sv2Upstream};
 use crate::client::Work;
-use crate::upstream::{Event, Refusal, MAX_BRANCH_STEPS, MAX_COINBASE_PART_BYTES};
+use crate::upstream::{Event, Now, Refusal, MAX_BRANCH_STEPS, MAX_COINBASE_PART_BYTES};
 
 /// A job as the pool sent it, until its prev hash is known.
 #[derive(Clone, Debug)]
@@ -69,7 +69,7 @@ impl<T> Sv2Upstream<T> {
     /// a prev hash named before it came), else kept for the prev hash
     /// that will name it.
     pub(super) fn new_job(&mut self, job: PoolJob, events: &mut Vec<Event<T>>) {
-        if self.named == Some(job.id) {
+        if self.named.is_some_and(|(id, _)| id == job.id) {
             self.named = None;
             if let Some(tip) = self.tip {
                 return self.mine(&job, tip, true, events);
@@ -97,6 +97,7 @@ impl<T> Sv2Upstream<T> {
         prev_hash: [u8; 32],
         min_ntime: u32,
         nbits: u32,
+        now: Now,
         events: &mut Vec<Event<T>>,
     ) {
         let tip = Tip {
@@ -111,9 +112,10 @@ impl<T> Sv2Upstream<T> {
         self.waiting.clear();
         match job {
             Some(job) => self.mine(&job, tip, true, events),
-            // Miners stay on the last job until it comes; shares on it are
-            // not sent (the pool would call them stale).
-            None => self.named = Some(job_id),
+            // Miners stay on the last job until it comes, for
+            // NAMED_JOB_WAIT at most; shares on it are not sent (the pool
+            // would call them stale).
+            None => self.named = Some((job_id, now.instant)),
         }
     }
 

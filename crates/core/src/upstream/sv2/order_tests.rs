@@ -2,7 +2,7 @@
 //! simple client would not expect: targets that apply to later jobs, a
 //! prev hash before its job, a new prefix or group, answers in batches.
 
-use super::tests::{feed, fresh, job, open, opened, share, target, tip, CHANNEL, FLOOR, GROUP};
+use super::tests::{feed, fresh, job, open, share, target, tip, CHANNEL, FLOOR, GROUP};
 use super::*;
 use crate::testkit::now;
 use crate::upstream::tests::later;
@@ -44,23 +44,15 @@ fn an_easier_target_waits_for_the_next_job_and_a_harder_one_applies_at_once() {
 }
 
 #[test]
-fn a_pool_that_takes_no_rolled_version_bits_says_so_in_ready() {
+fn a_pool_that_takes_no_rolled_version_bits_is_refused_at_once() {
     let mut session = fresh();
-    feed(
-        &mut session,
-        FromPool::SetupSuccess {
-            flags: REQUIRES_FIXED_VERSION,
-        },
-    );
-    let (_, events) = feed(&mut session, opened(12));
+    let fixed = FromPool::SetupSuccess {
+        flags: REQUIRES_FIXED_VERSION,
+    };
+    let (out, events) = feed(&mut session, fixed);
+    assert!(out.is_empty(), "no channel is opened: {out:?}");
     assert!(
-        matches!(
-            events[0],
-            Event::Ready {
-                version_mask: 0,
-                ..
-            }
-        ),
+        matches!(&events[..], [Event::Refused { reason: Refusal::Protocol(why) }] if why.contains("REQUIRES_FIXED_VERSION")),
         "{events:?}"
     );
 }
@@ -80,6 +72,22 @@ fn a_prev_hash_before_its_job_is_mined_when_the_job_comes() {
         session.submit(&share("3", None), 2, now()),
         Err(NotSent::UnknownJob(_))
     ));
+}
+
+#[test]
+fn a_prev_hash_whose_job_never_comes_ends_the_connection_within_the_wait() {
+    let mut session = open();
+    feed(&mut session, job(4, None));
+    feed(&mut session, tip(4));
+    feed(&mut session, tip(5));
+    let mut events = Vec::new();
+    session.tick(later(now(), 9), &mut events);
+    assert!(events.is_empty(), "{events:?}");
+    session.tick(later(now(), 10), &mut events);
+    assert!(
+        matches!(&events[..], [Event::Refused { reason: Refusal::Protocol(why) }] if why.contains("job 5")),
+        "{events:?}"
+    );
 }
 
 #[test]
