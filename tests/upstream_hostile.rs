@@ -41,6 +41,9 @@ enum Script {
     FloodsDifficulty,
     /// A pool in every way but one: every share is rejected.
     RejectsEveryShare,
+    /// Takes every share, but raises its difficulty fourfold before each
+    /// answer (as a pool's vardiff may, between a share and its answer).
+    RetargetsBeforeAnswering,
 }
 
 struct Scripted {
@@ -126,6 +129,12 @@ async fn serve(
                 out.push(send(common::upstream::notify("j1", POOL_PREV)));
                 out.push(send(json!({"id": null, "method": "mining.set_difficulty",
                     "params": [POOL_DIFFICULTY]})));
+            }
+            (Script::RetargetsBeforeAnswering, Some("mining.submit")) => {
+                submits.fetch_add(1, Ordering::Relaxed);
+                out.push(send(json!({"id": null, "method": "mining.set_difficulty",
+                    "params": [4.0 * POOL_DIFFICULTY]})));
+                out.push(send(json!({"id": id, "result": true, "error": null})));
             }
             (_, Some("mining.submit")) => {
                 submits.fetch_add(1, Ordering::Relaxed);
@@ -339,4 +348,54 @@ async fn hostile_pools_are_refused_with_reasons_rejections_counted_and_a_dead_po
     assert_eq!(metric(http, "ndas_work_withdrawn").await, 1.0);
     running.shutdown().await;
     drop((silent, flooder));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_is_credited_at_its_job_s_difficulty_not_at_the_pool_s_next() {
+    let pool = Scripted::start(Script::RetargetsBeforeAnswering).await;
+    let pair = RegtestPair::start().await;
+    let payout = pair.new_address().await;
+    let dir = temp_dir();
+    let mut config = regtest_config(&pair, dir.path(), &payout);
+    config.stratum.extranonce2_size = 4;
+    config.node.timeout_seconds = 2.0;
+    config.mining.failover_after_seconds = BOUND.as_secs();
+    config.upstream = vec![pool.upstream("retargets")];
+    let running = start_ndas(config).await;
+    let http = running.metrics_addr();
+    wait_for_metric(http, "ndas_upstream_up{upstream=\"retargets\"}", |n| {
+        n == 1.0
+    })
+    .await;
+    let worker = format!("{payout}.rig");
+    let (mut miner, _) = ready_miner(running.stratum_addr(), "cgminer/4.12.1", &worker).await;
+    pair.main.signal("TERM");
+    let pooled = loop {
+        let work = miner.next_job(WAIT).await.unwrap().expect("the pool's job");
+        if work.prev_hash == POOL_PREV {
+            break work;
+        }
+    };
+    // Found at the pool's difficulty, taken once the pool had moved on.
+    let share = share_of(
+        &miner,
+        &pooled,
+        &[1; 4],
+        miner.difficulty.max(POOL_DIFFICULTY),
+    );
+    let answer = miner.submit(&worker, &share).await.unwrap();
+    assert_eq!(answer["result"], json!(true), "{answer}");
+    let accepted = "ndas_upstream_shares_total{upstream=\"retargets\",verdict=\"accepted\"}";
+    wait_for_metric(http, accepted, |n| n == 1.0).await;
+    let credited = metric(
+        http,
+        "ndas_upstream_accepted_difficulty_total{upstream=\"retargets\"}",
+    )
+    .await;
+    assert!(
+        (credited / POOL_DIFFICULTY - 1.0).abs() < 1e-6,
+        "credited {credited}, the job's difficulty was {POOL_DIFFICULTY}"
+    );
+    assert_eq!(pool.submits.load(Ordering::Relaxed), 1);
+    running.shutdown().await;
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
 use super::pool_state::{too_narrow, PoolState};
-use super::wire::{Speak, Wire};
+use super::wire::{Speak, Tag, Wire};
 use super::{
     millis_since, Ended, Pool, AGENT, CONNECT_TIMEOUT, LANE_DRAIN, MAX_MESSAGES_LOGGED, SILENCE,
     TICK, UPDATE_AFTER, UPDATE_EVERY,
@@ -198,7 +198,7 @@ impl<'a> Link<'a> {
     /// given-up submits follow it).
     fn handle(
         &mut self,
-        event: Event<Arc<str>>,
+        event: Event<Tag>,
         pool: &mut PoolState,
         started: Instant,
         messages: &mut usize,
@@ -299,7 +299,7 @@ impl<'a> Link<'a> {
                 accepted,
                 reason,
                 latency,
-            } => self.answered(&tag, accepted, reason, latency, pool.difficulty),
+            } => self.answered(&tag.0, accepted, reason, latency, tag.1),
             Event::Unanswered { .. } => metrics.share(name, "unanswered"),
         }
         None
@@ -339,7 +339,10 @@ impl<'a> Link<'a> {
             metrics.share(name, "dropped");
             return;
         }
-        match wire.submit(&forward.share, forward.worker.clone()) {
+        match wire.submit(
+            &forward.share,
+            (forward.worker.clone(), forward.pool_difficulty),
+        ) {
             Ok(()) => self
                 .pool
                 .upstreams
@@ -354,15 +357,16 @@ impl<'a> Link<'a> {
         }
     }
 
-    /// The pool's answer to `worker`'s share, credited at this
-    /// connection's `difficulty` (each connection has its own).
+    /// The pool's answer to `worker`'s share, credited at `difficulty`,
+    /// the pool's on the job it was found on (each connection has its own,
+    /// and it may have moved before the answer came).
     fn answered(
         &self,
         worker: &str,
         accepted: bool,
         reason: Option<ndas_core::upstream::PoolError>,
         latency: Duration,
-        difficulty: Option<f64>,
+        difficulty: f64,
     ) {
         let name = &self.pool.config.name;
         let metrics = &self.pool.stats.metrics.upstreams;
@@ -378,7 +382,7 @@ impl<'a> Link<'a> {
                 s.shares_rejected += 1;
             }
         });
-        if let Some(difficulty) = difficulty.filter(|_| accepted) {
+        if accepted {
             self.pool.upstreams.credit(self.pool.index, difficulty);
             metrics
                 .accepted_difficulty_total

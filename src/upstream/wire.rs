@@ -18,7 +18,8 @@ use crate::sv2::wire::{FrameReader, FrameWriter, WireError};
 use ndas_core::upstream::sv2::{Sv2Upstream, ToPool};
 use ndas_core::upstream::{Event, NotSent, Now, UpstreamSession, UpstreamSettings, UpstreamShare};
 
-type Tag = Arc<str>;
+/// A share's sender, and the pool's difficulty on its job.
+pub(super) type Tag = (Arc<str>, f64);
 type Events = Vec<Event<Tag>>;
 
 /// The most bytes one SV2 frame of a pool's may take: a job's coinbase

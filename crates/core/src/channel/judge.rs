@@ -143,6 +143,7 @@ impl<F: Feed> Channel<F> {
                 share: pool.share(&self.extranonce1.0, submit, version),
                 worker: worker.clone(),
                 difficulty,
+                pool_difficulty: pool.target.difficulty(),
             })));
         }
         if accepted.is_block {

@@ -82,6 +82,9 @@ pub struct Forward {
     pub worker: Arc<str>,
     /// The difficulty the miner is credited with for it.
     pub difficulty: f64,
+    /// The pool's difficulty on the job it is on: what the pool credits
+    /// it at, when it takes it.
+    pub pool_difficulty: f64,
 }
 
 /// What a connection reports besides what it sends.

@@ -79,6 +79,13 @@ fn a_share_meeting_the_pool_s_target_is_handed_on_and_never_a_block() {
         [&[9, 0, 0, 1][..], &[3; 8]].concat()
     );
     assert_eq!(forward.share.nonce, share.nonce);
+    // The pool credits it at its job's difficulty, whatever it is when
+    // its answer comes.
+    assert!(
+        (forward.pool_difficulty / 1e-9 - 1.0).abs() < 1e-6,
+        "{}",
+        forward.pool_difficulty
+    );
 }
 
 #[test]
