@@ -69,6 +69,7 @@ pub(super) enum Speak {
 /// `UNACKNOWLEDGED` bounds that wait.
 const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+#[cfg(any(target_os = "linux", target_os = "android"))]
 const UNACKNOWLEDGED: Duration = Duration::from_secs(60);
 
 /// Keepalive and the acknowledgement bound on `stream`, where the system
@@ -79,9 +80,10 @@ fn keep_alive(stream: &TcpStream) {
         .with_interval(KEEPALIVE_INTERVAL)
         .with_retries(3);
     let socket = socket2::SockRef::from(stream);
-    let set = socket
-        .set_tcp_keepalive(&keepalive)
-        .and_then(|()| socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED)));
+    let set = socket.set_tcp_keepalive(&keepalive);
+    // Linux's (TCP_USER_TIMEOUT); elsewhere retransmission's own bound.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let set = set.and_then(|()| socket.set_tcp_user_timeout(Some(UNACKNOWLEDGED)));
     if let Err(error) = set {
         tracing::debug!(%error, "no TCP keepalive on the upstream connection");
     }
