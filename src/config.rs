@@ -45,6 +45,9 @@ pub struct Config {
     /// Shares of the farm for the node and the upstream pools while a
     /// node serves (`[[route]]`); none: every miner mines for the node.
     pub route: Vec<RouteConfig>,
+    /// The fleet history's database (`[history]`); none: this box's own
+    /// history alone.
+    pub history: HistoryConfig,
 }
 
 /// How log lines are written.
@@ -178,6 +181,7 @@ impl Default for Config {
             notify: Vec::new(),
             upstream: Vec::new(),
             route: Vec::new(),
+            history: HistoryConfig::default(),
             sv2: None,
             blocks: BlocksConfig::default(),
             log: LogConfig {
@@ -356,6 +360,7 @@ impl Config {
         issues.extend(self.sv2_issues());
         issues.extend(self.metrics.issues());
         issues.extend(self.blocks.issues());
+        issues.extend(self.history.issues());
         if issues.is_empty() {
             Ok(())
         } else {
@@ -366,6 +371,7 @@ impl Config {
 
 mod blocks;
 mod failover;
+mod history;
 mod indexed;
 mod mining;
 mod node;
@@ -377,6 +383,7 @@ mod stratum;
 mod sv2;
 mod upstream;
 pub use blocks::{BlocksConfig, MAX_KEPT_BLOCKS};
+pub use history::{HistoryConfig, UrlFileError, DEFAULT_QUEUE_MAX_BYTES};
 pub use mining::{MiningConfig, PayoutMode, SplitConfig};
 pub use node::{parse_http_url, Backend, NodeConfig, MAX_RESPONSE_BYTES};
 pub use notify::{NotifyConfig, NotifyKind};

@@ -8,6 +8,7 @@
 //! blocking pool, from counters the share path keeps anyway: nothing is
 //! added to a share's work, and a slow disk delays only the next write.
 
+pub mod fleet;
 mod schema;
 mod store;
 

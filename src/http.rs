@@ -9,6 +9,7 @@
 //! node's error text (it can name the node's address).
 
 mod api;
+mod fleet;
 mod guard;
 
 use std::convert::Infallible;
@@ -56,6 +57,9 @@ pub struct HttpContext {
     pub working: tokio::sync::Semaphore,
     /// The pool's history, for `/api/history*` (none when it could not be opened).
     pub history: Option<Arc<crate::history::History>>,
+    /// The fleet history, for `/api/fleet` and the fleet's views (none
+    /// unless `[history] database_url` is set).
+    pub fleet: Option<Arc<crate::history::fleet::Fleet>>,
     /// The payout groups, for `/api/stats` `payouts` and `ndas_payout_groups`.
     pub payout_groups: Arc<crate::work::Groups>,
 }
@@ -216,7 +220,15 @@ pub fn route(
         "/readyz" => api::readyz(context, details),
         "/metrics" => api::metrics(context),
         "/api/stats" => api::stats(context, details),
-        "/api/workers" => api::workers(&context.stats, query),
+        "/api/workers" => match (&context.fleet, api::query_value(query, "fleet")) {
+            (Some(fleet), Some(on)) if on == "1" => fleet::workers(fleet, query),
+            (None, Some(on)) if on == "1" => json_response(
+                StatusCode::NOT_FOUND,
+                &json!({"error": "no fleet history: [history] database_url is not set"}),
+            ),
+            _ => api::workers(&context.stats, query),
+        },
+        "/api/fleet" => fleet::status(context),
         "/api/history" | "/api/history/worker" | "/api/history/blocks" => {
             api::history(context, path, query)
         }

@@ -52,6 +52,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let journal = Journal::open(&config.data_dir).map_err(data_error)?;
     let lock = lifecycle::lock_instance(&config.data_dir, config.instance_id)?;
     let history = stages::open_history(&config);
+    let fleet = history::fleet::Fleet::open(&config)?;
     let manager = stages::job_manager(&config);
     let listeners = stages::bind_ports(&config).await?;
     let (http_listener, metrics_addr) = stages::bind(config.metrics.listen).await?;
@@ -67,11 +68,15 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
     let notifications =
         notifications::start(&config.notify, metrics.clone(), shutdown.clone(), &tasks);
     // The read models, before any stage: nothing the start does goes untold.
-    let events = Events::new(vec![
+    let mut models: Vec<Arc<dyn ndas_core::events::ReadModel>> = vec![
         metrics.clone(),
         stats.clone(),
         Arc::new(notifications::Notifier::new(notifications.clone())),
-    ]);
+    ];
+    if let Some(fleet) = &fleet {
+        models.push(fleet.collector.clone());
+    }
+    let events = Events::new(models);
     let nodes = stages::connect_nodes(&config, &endpoints, &events, &metrics).await?;
     let wake = Arc::new(Notify::new());
     let pending = stages::recover_journal(&journal, &config).await?;
@@ -117,6 +122,7 @@ pub async fn start(config: Config) -> Result<Running, StartError> {
         token,
         max_template_age: refresh * 3 + Duration::from_secs(10),
         history,
+        fleet,
         manager: &manager,
     };
     stage.operator_side(&config, operator);

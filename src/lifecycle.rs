@@ -57,6 +57,8 @@ pub enum StartError {
     },
     #[error("the Stratum V2 authority key: {0}")]
     Sv2Key(#[from] crate::sv2::keys::KeyError),
+    #[error(transparent)]
+    Fleet(#[from] crate::history::fleet::FleetError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,

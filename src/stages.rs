@@ -256,6 +256,7 @@ pub struct Operator<'a> {
     /// `/readyz` fails when the template is older than this.
     pub max_template_age: Duration,
     pub history: Option<Arc<History>>,
+    pub fleet: Option<Arc<history::fleet::Fleet>>,
     pub manager: &'a JobManager,
 }
 
@@ -427,6 +428,7 @@ impl Stage<'_> {
             open: std::sync::atomic::AtomicUsize::new(0),
             working: http::answer_threads(),
             history: operator.history.clone(),
+            fleet: operator.fleet.clone(),
             payout_groups: operator.manager.groups().clone(),
         });
         self.tasks.spawn(http::serve(
@@ -442,6 +444,14 @@ impl Stage<'_> {
         if let Some(history) = operator.history {
             self.tasks
                 .spawn(history::run(history, stats.clone(), self.shutdown.clone()));
+        }
+        if let Some(fleet) = operator.fleet {
+            stats.sessions.enable();
+            self.tasks.spawn(history::fleet::run(
+                fleet,
+                stats.clone(),
+                self.shutdown.clone(),
+            ));
         }
         if self.notifications.wants("workers_offline") {
             self.tasks.spawn(lifecycle::watch_workers(

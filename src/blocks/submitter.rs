@@ -22,6 +22,7 @@ use super::verdict::best_of;
 use crate::node::nodes::Nodes;
 use crate::work::TemplateReceiver;
 use ndas_core::events::{BlockEvent, Events, NodeEvent};
+use ndas_core::work::payout::Paid;
 
 /// How often the blocks found after a parent's first are summed up in the log.
 pub const SIBLINGS_LOG_EVERY: Duration = Duration::from_secs(10);
@@ -197,6 +198,7 @@ impl Submitter {
                 hash: entry.hash.clone(),
                 worker: entry.worker.clone(),
                 payout: main_payout(&entry),
+                paid: paid_outputs(&entry),
                 delay,
             });
         }
@@ -255,6 +257,7 @@ impl Submitter {
             worker: entry.worker.clone(),
             found_at: entry.found_at,
             payout: main_payout(&entry),
+            paid: paid_outputs(&entry),
             outcome: label,
         });
         // The nodes still trying deliver it when they are back; their
@@ -419,6 +422,17 @@ fn display_hash(hash: &[u8; 32]) -> String {
 }
 
 /// The address a block's main output pays (the last one paid).
+fn paid_outputs(entry: &JournalEntry) -> Vec<Paid> {
+    entry
+        .paid
+        .iter()
+        .map(|paid| Paid {
+            address: paid.address.as_str().into(),
+            value: paid.value,
+        })
+        .collect()
+}
+
 fn main_payout(entry: &JournalEntry) -> String {
     entry
         .paid

@@ -56,6 +56,18 @@ pub(super) fn metrics(context: &HttpContext) -> Answer {
     if let Some(age) = stats.template_age() {
         scraped.template_age_seconds.set(age.as_secs_f64());
     }
+    if let Some(fleet) = &context.fleet {
+        let status = fleet.status();
+        scraped.fleet_up.set(i64::from(status.state == "up"));
+        scraped
+            .fleet_queued_batches
+            .set(status.queued_batches as i64);
+        scraped.fleet_queued_bytes.set(status.queued_bytes as i64);
+        let counted = scraped.fleet_dropped_rows_total.get();
+        scraped
+            .fleet_dropped_rows_total
+            .inc_by(status.dropped_rows.saturating_sub(counted));
+    }
     scraped
         .payout_groups
         .set(context.payout_groups.group_count() as i64);
@@ -87,6 +99,9 @@ pub(super) fn stats(context: &HttpContext, details: bool) -> Answer {
     let mut payouts = context.payout_groups.snapshot(PAYOUT_ROWS);
     payouts["fallback"] = context.stats.fallbacks();
     snapshot["payouts"] = payouts;
+    if let Some(fleet) = &context.fleet {
+        snapshot["fleet"] = serde_json::to_value(fleet.status()).unwrap_or_default();
+    }
     if !details {
         redact_snapshot(&mut snapshot);
     }
@@ -115,32 +130,54 @@ pub(super) fn workers(stats: &Stats, query: &str) -> Answer {
     json_response(StatusCode::OK, &stats.workers_page(from, limit))
 }
 
-/// `/api/history`, `/api/history/worker` and `/api/history/blocks`; 503
-/// when the history could not be opened.
+/// `/api/history`, `/api/history/worker` and `/api/history/blocks`: the
+/// fleet's with a fleet database (unless `scope=replica`), else this
+/// replica's, with `fleet_error` when the fleet's could not be read; 503
+/// when neither can be.
 pub(super) fn history(context: &HttpContext, path: &str, query: &str) -> Answer {
+    let mut fleet_error = None;
+    if let Some(fleet) = &context.fleet {
+        if query_value(query, "scope").as_deref() != Some("replica") {
+            match super::fleet::history(fleet, path, query) {
+                Ok(answer) => return answer,
+                Err(error) => fleet_error = Some(format!("fleet view unavailable: {error}")),
+            }
+        }
+    }
     let Some(history) = context.history.as_deref() else {
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &json!({"error": "history unavailable: the log says why"}),
-        );
+        let error = fleet_error.unwrap_or_else(|| "history unavailable: the log says why".into());
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &json!({ "error": error }));
     };
-    let failed = |status, error: String| json_response(status, &json!({"error": error}));
+    let (status, mut body) = local_history(history, path, query);
+    if let Some(object) = body.as_object_mut() {
+        object.insert("scope".into(), "replica".into());
+        if let Some(error) = fleet_error {
+            object.insert("fleet_error".into(), error.into());
+        }
+    }
+    json_response(status, &body)
+}
+
+fn local_history(
+    history: &crate::history::History,
+    path: &str,
+    query: &str,
+) -> (StatusCode, Value) {
+    let failed = |status, error: String| (status, json!({ "error": error }));
     match path {
         "/api/history/worker" => {
             let name = query_value(query, "name").unwrap_or_default();
             match history.worker(&name) {
-                Ok(Some(totals)) => {
-                    json_response(StatusCode::OK, &json!({"name": name, "totals": totals}))
-                }
-                Ok(None) => json_response(
+                Ok(Some(totals)) => (StatusCode::OK, json!({"name": name, "totals": totals})),
+                Ok(None) => failed(
                     StatusCode::NOT_FOUND,
-                    &json!({"error": "no such worker in the history"}),
+                    "no such worker in the history".into(),
                 ),
                 Err(error) => failed(StatusCode::INTERNAL_SERVER_ERROR, error),
             }
         }
         "/api/history/blocks" => match history.blocks() {
-            Ok(blocks) => json_response(StatusCode::OK, &json!({"blocks": blocks})),
+            Ok(blocks) => (StatusCode::OK, json!({ "blocks": blocks })),
             Err(error) => failed(StatusCode::INTERNAL_SERVER_ERROR, error),
         },
         _ => {
@@ -149,7 +186,7 @@ pub(super) fn history(context: &HttpContext, path: &str, query: &str) -> Answer 
                 range.as_deref().unwrap_or("24h"),
                 ndas_core::clock::unix_now(),
             ) {
-                Ok(series) => json_response(StatusCode::OK, &series),
+                Ok(series) => (StatusCode::OK, series),
                 Err(error) => failed(StatusCode::BAD_REQUEST, error),
             }
         }
@@ -210,7 +247,7 @@ fn worker_view<'a>(
 }
 
 /// The decoded value of `key` in a query string (`+` and `%xx` decoded).
-fn query_value(query: &str, key: &str) -> Option<String> {
+pub(super) fn query_value(query: &str, key: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == key)
         .map(|(_, value)| value.into_owned())

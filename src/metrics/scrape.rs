@@ -24,6 +24,12 @@ pub struct ScrapedGauges {
     /// over 5 minutes.
     pub route_weight: prometheus::GaugeVec,
     pub route_share: prometheus::GaugeVec,
+    /// The fleet history (`[history] database_url`): whether its last
+    /// write or connect succeeded, what waits in its queue, what it lost.
+    pub fleet_up: IntGauge,
+    pub fleet_queued_batches: IntGauge,
+    pub fleet_queued_bytes: IntGauge,
+    pub fleet_dropped_rows_total: prometheus::IntCounter,
 }
 
 impl ScrapedGauges {
@@ -85,6 +91,28 @@ impl ScrapedGauges {
                 "ndas_route_share",
                 "The [[route]]'s part of the routes' accepted difficulty over 5 minutes",
                 &["route"],
+            ),
+            fleet_up: gauge(
+                r,
+                "ndas_history_fleet_up",
+                "1 while the fleet history's database takes this replica's batches",
+            ),
+            fleet_queued_batches: gauge(
+                r,
+                "ndas_history_fleet_queued_batches",
+                "Fleet history batches waiting in data_dir for the database",
+            ),
+            fleet_queued_bytes: gauge(
+                r,
+                "ndas_history_fleet_queued_bytes",
+                "Bytes of fleet history batches waiting in data_dir (bounded by history.queue_max_bytes)",
+            ),
+            fleet_dropped_rows_total: register(
+                r,
+                prometheus::IntCounter::new(
+                    "ndas_history_fleet_dropped_rows_total",
+                    "Fleet history rows lost: the queue was full, or a batch could not be read or written",
+                ),
             ),
         }
     }

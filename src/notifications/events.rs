@@ -191,6 +191,7 @@ mod tests {
             hash: "ab".into(),
             worker: "w".into(),
             payout: String::new(),
+            paid: vec![],
             delay: 0.0,
         });
         events.block(BlockEvent::Submitting);
@@ -200,6 +201,7 @@ mod tests {
             worker: "w".into(),
             found_at: 1,
             payout: String::new(),
+            paid: vec![],
             outcome: "rejected",
         });
         let told = told(&mut receiver);

@@ -29,6 +29,8 @@ struct Named {
     stale: u64,
     /// The registry was full of connected workers when it tried to join.
     refused: bool,
+    /// Its number in the fleet history's sessions, once it joined.
+    session: Option<u64>,
 }
 
 impl ConnectionStats {
@@ -76,6 +78,11 @@ impl ConnectionStats {
                 entry.connected(user_agent, difficulty);
                 entry.rejected_before_joining(named.rejected, named.stale);
                 named.entry = Some(entry);
+                let protocol = crate::config::PROTOCOLS
+                    .get(self.port.protocol)
+                    .copied()
+                    .unwrap_or("stratum");
+                named.session = stats.sessions.start(&named.name, user_agent, protocol);
             }
             Joined::Full => {
                 if !std::mem::replace(&mut named.refused, true) {
@@ -103,6 +110,7 @@ impl ConnectionStats {
                     rejected: 0,
                     stale: 0,
                     refused: false,
+                    session: None,
                 });
             }
             Event::FellBack { worker, why } => self.stats.fell_back(worker, why),
@@ -181,6 +189,9 @@ impl Drop for ConnectionStats {
             if let Some(entry) = &named.entry {
                 entry.disconnected(now);
                 self.stats.workers.leave(&named.name);
+            }
+            if let Some(seq) = named.session {
+                self.stats.sessions.end(seq);
             }
         }
         // Last: whoever sees the connection gone sees its workers quiet.

@@ -77,6 +77,7 @@ impl ReadModel for Stats {
                 found_at,
                 payout,
                 outcome,
+                ..
             }) => {
                 let mut blocks = self.blocks.lock_anyway();
                 match blocks.iter_mut().find(|b| b.hash == *hash) {
@@ -140,6 +141,7 @@ mod tests {
             worker: "journal's".into(),
             found_at: 5,
             payout: "bcrt1q".into(),
+            paid: vec![],
             outcome,
         }
     }
@@ -152,6 +154,7 @@ mod tests {
             hash: "aa".into(),
             worker: "w".into(),
             payout: "bcrt1q".into(),
+            paid: vec![],
             delay: 0.1,
         });
         assert_eq!(stats.recent_blocks()[0].status, "pending");

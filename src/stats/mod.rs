@@ -6,6 +6,7 @@ pub mod connection;
 pub mod fallback;
 pub mod ranking;
 pub mod registry;
+pub mod sessions;
 pub mod upstreams;
 mod worker;
 
@@ -21,7 +22,7 @@ mod pages;
 pub use ndas_core::events::NodeStatus;
 pub use pages::{WorkerSort, WorkerView};
 mod events;
-pub use worker::{Presence, Totals, Worker};
+pub use worker::{MinuteFigures, Presence, Totals, Worker};
 
 /// A found block as the API and the history show it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -115,6 +116,8 @@ pub struct Stats {
     /// The routes by weight (`[[route]]`) and the upstreams' names, when
     /// configured.
     pub routes: std::sync::OnceLock<(Arc<ndas_core::work::routes::Routes>, Vec<String>)>,
+    /// Workers' sessions for the fleet history, kept only when it is on.
+    pub sessions: sessions::SessionLog,
 }
 
 /// Workers kept when no cap is given (twice the default connection bound).
@@ -146,6 +149,7 @@ impl Stats {
             mixed: AtomicBool::new(false),
             upstreams: std::sync::OnceLock::new(),
             routes: std::sync::OnceLock::new(),
+            sessions: sessions::SessionLog::default(),
         }
     }
 
@@ -171,6 +175,11 @@ impl Stats {
             .lock_anyway()
             .as_ref()
             .map(|t| t.fetched_at.elapsed())
+    }
+
+    /// Each configured node's state, in the config's order.
+    pub fn node_statuses(&self) -> Vec<NodeStatus> {
+        self.nodes.lock_anyway().clone()
     }
 
     /// The blocks found lately, with their status.

@@ -48,6 +48,26 @@ struct WorkerState {
     /// Its shares an upstream pool answered (no node served).
     upstream_accepted: u64,
     upstream_rejected: u64,
+    /// Since the fleet history last took them.
+    minute: MinuteFigures,
+}
+
+/// What a worker's shares came to since they were last taken: one row of
+/// the fleet history's `worker_minutes`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct MinuteFigures {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub stale: u64,
+    pub accepted_difficulty: f64,
+    pub best_share: f64,
+}
+
+impl MinuteFigures {
+    /// Whether no share was counted.
+    pub fn is_empty(&self) -> bool {
+        self.accepted == 0 && self.rejected == 0
+    }
 }
 
 /// How fast a worker finds shares: seconds per unit of difficulty (the
@@ -118,6 +138,7 @@ impl Worker {
             pace: Pace::default(),
             upstream_accepted: 0,
             upstream_rejected: 0,
+            minute: MinuteFigures::default(),
         };
         Worker {
             name,
@@ -149,10 +170,14 @@ impl Worker {
         state.last_seen = now;
     }
 
-    pub(super) fn accepted(&self, difficulty: f64, achieved: f64, now: Instant) {
+    pub(crate) fn accepted(&self, difficulty: f64, achieved: f64, now: Instant) {
         let mut state = self.state();
         state.accepted += 1;
         state.best_share = state.best_share.max(achieved);
+        let minute = &mut state.minute;
+        minute.accepted += 1;
+        minute.accepted_difficulty += difficulty;
+        minute.best_share = minute.best_share.max(achieved);
         state.last_share = Some(unix_now());
         state.last_seen = now;
         state.rates.add(difficulty, now);
@@ -166,11 +191,13 @@ impl Worker {
         state.pace.last_difficulty = difficulty;
     }
 
-    pub(super) fn rejected(&self, stale: bool) {
+    pub(crate) fn rejected(&self, stale: bool) {
         let mut state = self.state();
         state.rejected += 1;
+        state.minute.rejected += 1;
         if stale {
             state.stale += 1;
+            state.minute.stale += 1;
         }
     }
 
@@ -199,6 +226,8 @@ impl Worker {
         let mut state = self.state();
         state.rejected += rejected;
         state.stale += stale;
+        state.minute.rejected += rejected;
+        state.minute.stale += stale;
     }
 
     /// Its 5-minute hashrate now (by which the status page ranks workers)
@@ -237,6 +266,11 @@ impl Worker {
             hashrate: 0.0,
             last_share,
         }
+    }
+
+    /// What its shares came to since the last call, and starts again.
+    pub fn take_minute(&self) -> MinuteFigures {
+        std::mem::take(&mut self.state().minute)
     }
 
     /// Its totals from earlier runs: `load`ed the first time asked.

@@ -116,6 +116,8 @@ pub enum BlockEvent {
         hash: String,
         worker: String,
         payout: String,
+        /// Every output its coinbase pays (splits first, the main last).
+        paid: Vec<crate::work::payout::Paid>,
         delay: f64,
     },
     /// The nodes' verdict (`accepted`, `duplicate`, `inconclusive`,
@@ -127,6 +129,7 @@ pub enum BlockEvent {
         /// Unix seconds its share arrived.
         found_at: u64,
         payout: String,
+        paid: Vec<crate::work::payout::Paid>,
         outcome: &'static str,
     },
 }

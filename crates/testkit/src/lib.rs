@@ -7,6 +7,7 @@
 pub mod node;
 pub mod para;
 pub mod pool_sv2;
+pub mod postgres;
 pub mod process;
 pub mod sv2;
 pub mod translator;
