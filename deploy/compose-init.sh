@@ -62,7 +62,23 @@ if ! grep -q '^METRICS_TOKEN=' .env; then
   printf 'METRICS_TOKEN=%s\n' "$(random)" >> .env
   echo "wrote METRICS_TOKEN to .env (the status page's password)"
 fi
+# The fleet history's database: the admin's, NDAS's and Grafana's
+# read-only passwords in .env (deploy/postgres/init-roles.sh makes the
+# roles), and NDAS's URL in a file of its own that only NDAS reads.
+for key in POSTGRES_PASSWORD NDAS_DB_PASSWORD GRAFANA_DB_PASSWORD; do
+  if ! grep -q "^$key=" .env; then
+    printf '%s=%s\n' "$key" "$(random)" >> .env
+    echo "wrote $key to .env"
+  fi
+done
+# shellcheck disable=SC1091
+. ./.env
+mkdir -p deploy/secrets
+if [ ! -f deploy/secrets/database_url ]; then
+  (umask 077; printf 'postgres://ndas:%s@postgres:5432/ndas\n' "$NDAS_DB_PASSWORD" > deploy/secrets/database_url)
+  echo "wrote deploy/secrets/database_url (NDAS's fleet history database)"
+fi
 mkdir -p data/ndas
 if [ "$(id -u)" = 0 ]; then
-  chown "$uid:$gid" deploy/utek/utek_v26.conf deploy/utek/metadata.json data/ndas
+  chown "$uid:$gid" deploy/utek/utek_v26.conf deploy/utek/metadata.json deploy/secrets/database_url data/ndas
 fi

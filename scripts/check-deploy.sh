@@ -26,9 +26,10 @@ trap 'rm -rf "$stack"' EXIT
 cp docker-compose.yml "$stack/"
 mkdir -p "$stack/deploy"
 cp deploy/compose-init.sh deploy/prometheus.yml "$stack/deploy/"
+cp -r deploy/postgres "$stack/deploy/"
 cp -r deploy/grafana "$stack/deploy/"
 (cd "$stack" && bash deploy/compose-init.sh >/dev/null)
-for file in .env deploy/utek/utek_v26.conf deploy/utek/metadata.json; do
+for file in .env deploy/utek/utek_v26.conf deploy/utek/metadata.json deploy/secrets/database_url; do
   [ -s "$stack/$file" ] || { echo "compose-init.sh did not write $file" >&2; exit 1; }
 done
 (cd "$stack" && docker-compose -f docker-compose.yml config -q)

@@ -64,9 +64,18 @@ fn env_to_key(name: &str) -> String {
 fn compose_runs_node_ndas_prometheus_and_grafana_without_secrets() {
     let compose = &yaml("docker-compose.yml")[0];
     let services = compose["services"].as_object().unwrap();
-    for name in ["bitcoind", "ndas", "prometheus", "grafana"] {
+    for name in ["bitcoind", "ndas", "postgres", "prometheus", "grafana"] {
         assert!(services.contains_key(name), "service {name} missing");
     }
+    // The fleet history's URL (it holds a password) from a file, read-only.
+    assert_eq!(
+        services["ndas"]["environment"]["NDAS_HISTORY__DATABASE_URL_FILE"],
+        "/run/secrets/ndas-database-url"
+    );
+    assert!(
+        services["postgres"].get("ports").is_none(),
+        "the database is published"
+    );
     let ndas = &services["ndas"];
     let volumes: Vec<&str> = ndas["volumes"]
         .as_array()
@@ -76,6 +85,7 @@ fn compose_runs_node_ndas_prometheus_and_grafana_without_secrets() {
         .collect();
     assert!(volumes.contains(&"./deploy/utek/metadata.json:/opt/utek_v26_rpc_lib/metadata.json:ro"));
     assert!(volumes.contains(&"./deploy/utek/utek_v26.conf:/etc/utek_v26/utek_v26.conf:ro"));
+    assert!(volumes.contains(&"./deploy/secrets/database_url:/run/secrets/ndas-database-url:ro"));
     assert!(
         volumes.iter().any(|v| v.ends_with(":/var/lib/ndas")),
         "the block journal needs a volume"

@@ -8,53 +8,15 @@ use std::time::{Duration, Instant};
 
 use ndas_testkit as common;
 
+use common::fleet::{fleet_config, page, wait_for, writer_state};
 use common::postgres::Postgres;
-use common::{http_json, ready_miner, regtest_config, start_ndas, temp_dir, RegtestPair};
-use serde_json::{json, Value};
+use common::{http_json, ready_miner, start_ndas, temp_dir, RegtestPair};
+use serde_json::json;
 
 /// A worker name a hostile miner may send (no whitespace or control
 /// characters, which authorize refuses): quotes, backslashes and SQL.
 const HOSTILE_WORKER: &str = r#"acct.o'k";DROP/**/TABLE/**/blocks;--\x"#;
 const HOSTILE_AGENT: &str = r#"cgminer/4.9 '); DELETE FROM sessions; -- "\\" $$ %s"#;
-
-fn fleet_config(
-    pair: &RegtestPair,
-    dir: &std::path::Path,
-    payout: &str,
-    instance: u8,
-    url: &str,
-) -> ndas::config::Config {
-    let mut config = regtest_config(pair, dir, payout);
-    config.instance_id = instance;
-    config.history.database_url = Some(ndas_core::Secret::new(url));
-    config
-}
-
-/// Waits until `sql` gives `want`.
-async fn wait_for(pg: &Postgres, sql: &str, want: &str, within: Duration) {
-    let deadline = Instant::now() + within;
-    loop {
-        let got = pg.value(sql);
-        if got == want {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{sql}: {got:?}, not {want:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
-
-/// Waits until `/api/fleet` says the writer is `state`; its answer.
-async fn writer_state(http: std::net::SocketAddr, state: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, fleet) = http_json(http, "/api/fleet").await;
-        if fleet["writer"]["state"] == json!(state) {
-            return fleet;
-        }
-        assert!(Instant::now() < deadline, "writer never {state}: {fleet}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_show_the_whole_fleet_with_exact_totals() {
@@ -100,7 +62,7 @@ async fn two_replicas_show_the_whole_fleet_with_exact_totals() {
         ["ndas-1\t5", "ndas-2\t4"]
     );
     assert_eq!(
-        pg.value("SELECT count(*) FROM worker_hours WHERE split_part(worker, '.', 1) = 'acct'"),
+        pg.value("SELECT count(DISTINCT (replica, worker)) FROM worker_hours WHERE split_part(worker, '.', 1) = 'acct'"),
         "3"
     );
     // Stored as written, found by a bound parameter's equal.
@@ -197,6 +159,18 @@ async fn two_replicas_show_the_whole_fleet_with_exact_totals() {
         // The replica's own history is still there for the asking.
         let (_, own) = http_json(http, "/api/history?range=1h&scope=replica").await;
         assert_eq!(own["scope"], json!("replica"), "{own}");
+    }
+    // The status page in a real browser: both replicas reporting, both
+    // replicas' workers, the hostile name as text.
+    let dom = page(one.metrics_addr()).await;
+    assert!(dom.contains("2 of 2 replicas reported"), "{dom}");
+    assert!(dom.contains("Fleet hashrate"));
+    for shown in [
+        "<td>ndas-1</td>",
+        "<td>ndas-2</td>",
+        r#"<span class="rig">o'k";DROP/**/TABLE/**/blocks;--\x</span>"#,
+    ] {
+        assert!(dom.contains(shown), "{shown} not on the page: {dom}");
     }
     one.shutdown().await;
     two.shutdown().await;
@@ -334,6 +308,11 @@ async fn a_database_ndas_cannot_use_is_named_and_mining_goes_on() {
         let (_, stats) = http_json(http, "/api/stats").await;
         assert_eq!(stats["fleet"]["state"], json!("unavailable"), "{stats}");
         assert!(common::metric(http, "ndas_history_fleet_up").await == 0.0);
+        if why.starts_with("password") {
+            let dom = page(http).await;
+            assert!(dom.contains("the fleet view is unavailable"), "{dom}");
+            assert!(dom.contains("password authentication failed"), "{dom}");
+        }
         running.shutdown().await;
     }
     // Nothing was written over the newer schema.
@@ -341,42 +320,4 @@ async fn a_database_ndas_cannot_use_is_named_and_mining_goes_on() {
         pg.value("SELECT count(*) FROM replicas WHERE replica = 'ndas-3'"),
         "0"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_sent_again_after_a_lost_answer_is_written_once() {
-    use ndas::history::fleet::db::{Applied, Db};
-    use ndas::history::fleet::rows::{Batch, WorkerMinute};
-    let pg = Postgres::start().await;
-    let db = Db::new(&ndas_core::Secret::new(pg.url()), "r").unwrap();
-    db.migrate().await.unwrap();
-    // Twice is the same as once: migrations already applied are skipped.
-    db.migrate().await.unwrap();
-    let minute = |id: i64, accepted: u64| Batch {
-        id,
-        replica: "r".into(),
-        workers: vec![WorkerMinute {
-            worker: "acct.w".into(),
-            minute: 1_800_000_000 / 60 * 60,
-            accepted,
-            accepted_difficulty: accepted as f64,
-            best_share: accepted as f64,
-            ..WorkerMinute::default()
-        }],
-        ..Batch::default()
-    };
-    assert_eq!(db.apply(&minute(1, 5)).await.unwrap(), Applied::Written);
-    // The same batch again (its answer was lost in a cut): skipped whole.
-    assert_eq!(
-        db.apply(&minute(1, 5)).await.unwrap(),
-        Applied::AlreadyThere
-    );
-    // A second part of the same minute (a restart within it) adds.
-    assert_eq!(db.apply(&minute(2, 2)).await.unwrap(), Applied::Written);
-    assert_eq!(
-        pg.query("SELECT accepted, accepted_difficulty, best_share FROM worker_minutes"),
-        ["7\t7\t5"]
-    );
-    assert_eq!(pg.value("SELECT accepted FROM worker_hours"), "7");
-    db.close().await;
 }

@@ -13,14 +13,22 @@ use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::Worker;
+use super::{MinuteFigures, Worker};
 use ndas_core::sync::LockAnyway;
 
 /// The registry.
 pub struct Registry {
     cap: usize,
     inner: Mutex<Inner>,
+    /// What workers dropped from the registry had not yet given the fleet
+    /// history (their minute's figures), until it takes them; bounded.
+    leftovers: Mutex<Vec<(Arc<str>, MinuteFigures)>>,
 }
+
+/// Most leftovers held between two takes: one per worker dropped in a
+/// minute with shares not yet taken (the registry's own bound keeps drops
+/// few; a flood of names past it is what this caps).
+const MAX_LEFTOVERS: usize = 100_000;
 
 #[derive(Default)]
 struct Inner {
@@ -56,6 +64,7 @@ impl Registry {
         Registry {
             cap: cap.max(1),
             inner: Mutex::default(),
+            leftovers: Mutex::default(),
         }
     }
 
@@ -81,7 +90,9 @@ impl Registry {
             let Some((_, oldest)) = inner.quiet.pop_first() else {
                 return Joined::Full;
             };
-            inner.by_name.remove(&oldest);
+            if let Some(entry) = inner.by_name.remove(&oldest) {
+                self.keep_leftover(&entry.worker);
+            }
             evicted = Some(Evicted);
         }
         let worker = Arc::new(Worker::new(name.clone(), now));
@@ -130,10 +141,30 @@ impl Registry {
                 break;
             }
             inner.quiet.pop_first();
-            inner.by_name.remove(&name);
+            if let Some(entry) = inner.by_name.remove(&name) {
+                self.keep_leftover(&entry.worker);
+            }
             pruned += 1;
         }
         pruned
+    }
+
+    /// Keeps what a worker leaving the registry had not given the fleet
+    /// history yet.
+    fn keep_leftover(&self, worker: &Worker) {
+        let figures = worker.take_minute();
+        if figures.is_empty() {
+            return;
+        }
+        let mut leftovers = self.leftovers.lock_anyway();
+        if leftovers.len() < MAX_LEFTOVERS {
+            leftovers.push((worker.name.clone(), figures));
+        }
+    }
+
+    /// What workers that left the registry had not given the fleet history.
+    pub fn take_leftovers(&self) -> Vec<(Arc<str>, MinuteFigures)> {
+        std::mem::take(&mut *self.leftovers.lock_anyway())
     }
 
     /// Workers kept, and how many of them have a connection.
@@ -248,5 +279,32 @@ mod tests {
         // w000-w002 went quiet at `start` (their last_seen): pruned after 50 s.
         assert_eq!(registry.prune(later, Duration::from_secs(50)), 3);
         assert_eq!(registry.counts(), (1, 1));
+    }
+
+    #[test]
+    fn a_worker_dropped_with_shares_not_yet_taken_leaves_them_behind() {
+        let registry = Registry::new(1);
+        let now = Instant::now();
+        let Joined::Entry(first, _) = registry.join(&name(0), now) else {
+            panic!("joined");
+        };
+        first.accepted(1024.0, 4096.0, now);
+        registry.leave(&name(0));
+        // Full: the quiet worker is evicted for a new name, its minute kept.
+        assert!(matches!(
+            registry.join(&name(1), now),
+            Joined::Entry(_, Some(Evicted))
+        ));
+        let left = registry.take_leftovers();
+        assert_eq!(left.len(), 1);
+        assert_eq!((&*left[0].0, left[0].1.accepted), ("acct.w000", 1));
+        assert!(registry.take_leftovers().is_empty());
+        // Pruned: the same; one with nothing untaken leaves nothing.
+        registry.leave(&name(1));
+        assert_eq!(
+            registry.prune(now + Duration::from_secs(100), Duration::from_secs(50)),
+            1
+        );
+        assert!(registry.take_leftovers().is_empty());
     }
 }

@@ -4,6 +4,8 @@
 //! them in UTEK mode or as the `ndas` binary, the CPU miner, and the
 //! Stratum Reference Implementation's SV1 -> SV2 translator and SV2 pool.
 
+pub mod browser;
+pub mod fleet;
 pub mod node;
 pub mod para;
 pub mod pool_sv2;

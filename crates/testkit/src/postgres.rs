@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use crate::node::free_port;
 
 /// The cluster's superuser and its password.
-pub const USER: &str = "ndas";
+pub const USER: &str = "postgres";
 pub const PASSWORD: &str = "fleet-test-password";
 
 /// One running cluster, stopped when dropped.
@@ -176,11 +176,16 @@ impl Postgres {
     }
 
     fn psql(&self, sql: &str) -> Output {
+        self.psql_as((USER, PASSWORD, "postgres"), sql)
+    }
+
+    /// Runs `sql` as `user` with `password` on `database`.
+    pub fn psql_as(&self, (user, password, database): (&str, &str, &str), sql: &str) -> Output {
         Command::new(self.bin.join("psql"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", USER])
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", user])
             .args([
                 "-d",
-                "postgres",
+                database,
                 "-X",
                 "-A",
                 "-t",
@@ -190,7 +195,7 @@ impl Postgres {
                 "ON_ERROR_STOP=1",
             ])
             .args(["-c", sql])
-            .env("PGPASSWORD", PASSWORD)
+            .env("PGPASSWORD", password)
             .env("PGCONNECT_TIMEOUT", "3")
             .output()
             .unwrap()
@@ -234,6 +239,18 @@ impl Postgres {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The environment that points `psql` at this cluster as its superuser.
+    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+        let path = std::env::var("PATH").unwrap_or_default();
+        vec![
+            ("PGHOST", "127.0.0.1".into()),
+            ("PGPORT", self.port.to_string()),
+            ("PGPASSWORD", PASSWORD.into()),
+            ("POSTGRES_USER", USER.into()),
+            ("PATH", format!("{}:{path}", self.bin.display())),
+        ]
     }
 }
 

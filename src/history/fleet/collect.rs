@@ -14,7 +14,7 @@ use super::rows::{
     Batch, BlockRow, ReplicaMinute, SessionRow, SessionStart, StateRow, WorkerMinute,
 };
 use crate::stats::sessions::SessionRecord;
-use crate::stats::{registry, Stats};
+use crate::stats::{registry, MinuteFigures, Stats};
 
 /// Most block rows held between two batches (a block is rare; a flood of
 /// verdicts for old blocks at a restart is not, and must stay bounded).
@@ -47,23 +47,33 @@ impl Collector {
     /// The batch for the minute starting at `minute` (Unix seconds), made
     /// at `now`; the random `id` keys it.
     pub fn batch(&self, stats: &Stats, minute: u64, now: u64, id: i64) -> Batch {
-        let workers = stats
+        // Workers that left the registry first (evicted or pruned with
+        // shares not yet taken), then every kept one's minute.
+        let row = |name: &str, figures: MinuteFigures| WorkerMinute {
+            worker: name.to_owned(),
+            minute,
+            accepted: figures.accepted,
+            rejected: figures.rejected,
+            stale: figures.stale,
+            accepted_difficulty: figures.accepted_difficulty,
+            best_share: figures.best_share,
+        };
+        let mut workers: Vec<WorkerMinute> = stats
             .workers
-            .page(registry::From::Offset(0), usize::MAX)
+            .take_leftovers()
             .into_iter()
-            .filter_map(|worker| {
-                let figures = worker.take_minute();
-                (!figures.is_empty()).then(|| WorkerMinute {
-                    worker: worker.name.to_string(),
-                    minute,
-                    accepted: figures.accepted,
-                    rejected: figures.rejected,
-                    stale: figures.stale,
-                    accepted_difficulty: figures.accepted_difficulty,
-                    best_share: figures.best_share,
-                })
-            })
+            .map(|(name, figures)| row(&name, figures))
             .collect();
+        workers.extend(
+            stats
+                .workers
+                .page(registry::From::Offset(0), usize::MAX)
+                .into_iter()
+                .filter_map(|worker| {
+                    let figures = worker.take_minute();
+                    (!figures.is_empty()).then(|| row(&worker.name, figures))
+                }),
+        );
         let (records, dropped) = stats.sessions.take();
         let (online, _) = stats.worker_states();
         let (_, connected) = stats.workers.counts();

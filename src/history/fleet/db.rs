@@ -81,21 +81,22 @@ impl From<sqlx::Error> for DbError {
     }
 }
 
-/// The database's connections (two: one writer, one reader at a time).
+/// A pool of connections to the database.
 #[derive(Clone)]
 pub struct Db {
     pool: PgPool,
 }
 
 impl Db {
-    /// Connects lazily: nothing is dialled until the first use, so a
-    /// database that is away never holds the start up.
-    pub fn new(url: &Secret, replica: &str) -> Result<Db, DbError> {
+    /// At most `connections` connections, made lazily: nothing is dialled
+    /// until the first use, so a database that is away never holds the
+    /// start up.
+    pub fn new(url: &Secret, replica: &str, connections: u32) -> Result<Db, DbError> {
         let options = PgConnectOptions::from_str(url.expose())
             .map_err(|e| DbError::Url(e.to_string()))?
             .application_name(&format!("ndas {replica}"));
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            .max_connections(connections.max(1))
             .acquire_timeout(CONNECT_TIMEOUT)
             .idle_timeout(Duration::from_secs(300))
             .connect_lazy_with(options);
@@ -107,17 +108,21 @@ impl Db {
         MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
     }
 
-    /// Creates or migrates the schema; refuses a newer one.
+    /// Creates or migrates the schema; refuses a newer one, and a database
+    /// that cannot hold every miner's text (not UTF-8).
     pub async fn migrate(&self) -> Result<(), DbError> {
+        let encoding: String = sqlx::query_scalar("SHOW server_encoding")
+            .fetch_one(&self.pool)
+            .await?;
+        if encoding != "UTF8" {
+            return Err(DbError::Url(format!(
+                "the database's encoding is {encoding}: miners' names and user agents need UTF8 (CREATE DATABASE … ENCODING 'UTF8')"
+            )));
+        }
         match MIGRATOR.run(&self.pool).await {
             Ok(()) => Ok(()),
             Err(MigrateError::VersionMissing(_)) => {
-                let found: i64 = sqlx::query_scalar(
-                    "SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success",
-                )
-                .fetch_one(&self.pool)
-                .await
-                .map_err(DbError::from)?;
+                let found = newest_version(&self.pool).await?;
                 Err(DbError::Newer {
                     found,
                     known: Db::known_version(),
@@ -129,9 +134,16 @@ impl Db {
         }
     }
 
-    /// Whether the database answers.
+    /// Whether the database answers, and its schema is still not newer
+    /// than this NDAS's.
     pub async fn check(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        let found = newest_version(&self.pool).await?;
+        if found > Db::known_version() {
+            return Err(DbError::Newer {
+                found,
+                known: Db::known_version(),
+            });
+        }
         Ok(())
     }
 
@@ -139,6 +151,15 @@ impl Db {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The newest migration the database has.
+async fn newest_version<'e>(executor: impl sqlx::PgExecutor<'e>) -> Result<i64, DbError> {
+    let found: i64 =
+        sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(executor)
+            .await?;
+    Ok(found)
 }
 
 /// PostgreSQL text cannot hold NUL; NDAS refuses control characters in

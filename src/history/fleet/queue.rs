@@ -7,8 +7,10 @@
 //! Bounded by bytes. Past the bound the oldest batches lose their worker
 //! minutes first (the bulk, and the least precious: blocks, sessions and
 //! state changes are kept), then their sessions; what is dropped is
-//! counted, and the count is kept in the file across restarts until read.
+//! counted by the caller. The bound is on the batches' bytes; the file is
+//! compacted whenever the queue empties, so it shrinks back after an outage.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use redb::{Database, ReadableTable, TableDefinition};
@@ -17,12 +19,19 @@ use super::rows::Batch;
 
 const BATCHES: TableDefinition<u64, &[u8]> = TableDefinition::new("batches");
 
+/// An emptied queue's file larger than this is compacted.
+const COMPACT_ABOVE: u64 = 16 << 20;
+
 /// The queue's file, and the bytes its batches take.
 pub struct Queue {
     db: Database,
+    path: std::path::PathBuf,
     bound: u64,
     bytes: u64,
     count: usize,
+    /// Batches already shed of their worker minutes, and of their sessions
+    /// too: not read again to make room.
+    shed: [BTreeSet<u64>; 2],
 }
 
 /// What went wrong with the queue's file.
@@ -43,9 +52,11 @@ impl Queue {
         tx.commit().map_err(error)?;
         let mut queue = Queue {
             db,
+            path: path.to_owned(),
             bound,
             bytes: 0,
             count: 0,
+            shed: Default::default(),
         };
         let sizes = queue.sizes()?;
         queue.count = sizes.len();
@@ -93,13 +104,19 @@ impl Queue {
     /// the queue is within its bound; the rows dropped.
     fn make_room(&mut self) -> Result<u64, QueueError> {
         let mut dropped = 0;
-        for shed in [shed_workers as fn(&mut Batch) -> usize, shed_sessions] {
+        for (stage, shed) in [shed_workers as fn(&mut Batch) -> usize, shed_sessions]
+            .into_iter()
+            .enumerate()
+        {
             if self.bytes <= self.bound {
                 break;
             }
             for (key, _) in self.sizes()? {
                 if self.bytes <= self.bound {
                     break;
+                }
+                if self.shed[stage].contains(&key) {
+                    continue;
                 }
                 let Some(mut batch) = self.get(key)? else {
                     continue;
@@ -109,6 +126,7 @@ impl Queue {
                     dropped += shed_rows as u64;
                     self.replace(key, &batch)?;
                 }
+                self.shed[stage].insert(key);
             }
         }
         Ok(dropped)
@@ -174,6 +192,14 @@ impl Queue {
         if let Some(size) = removed {
             self.count -= 1;
             self.bytes -= size;
+        }
+        for shed in &mut self.shed {
+            shed.remove(&key);
+        }
+        let size = std::fs::metadata(&self.path).map_or(0, |m| m.len());
+        if self.count == 0 && size > COMPACT_ABOVE {
+            // Emptied after an outage: give its space back to the disk.
+            self.db.compact().map_err(error)?;
         }
         Ok(())
     }

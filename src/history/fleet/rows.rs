@@ -48,6 +48,31 @@ impl Batch {
     }
 }
 
+impl Batch {
+    /// The batch in three parts with ids of their own (derived, so a part
+    /// sent again is skipped too): the replica's minute, blocks and state
+    /// changes; the worker minutes; the sessions.
+    pub fn parts(&self) -> [Batch; 3] {
+        let part = |n: i64| Batch {
+            id: self.id ^ (n << 56),
+            replica: self.replica.clone(),
+            version: self.version.clone(),
+            started_at: self.started_at,
+            made_at: self.made_at,
+            ..Batch::default()
+        };
+        let mut first = part(1);
+        first.minute = self.minute;
+        first.blocks = self.blocks.clone();
+        first.states = self.states.clone();
+        let mut workers = part(2);
+        workers.workers = self.workers.clone();
+        let mut sessions = part(3);
+        sessions.sessions = self.sessions.clone();
+        [first, workers, sessions]
+    }
+}
+
 /// `replica_minutes`: the replica at the minute's end.
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
 pub struct ReplicaMinute {

@@ -46,6 +46,16 @@ impl Db {
     /// Writes `batch` once.
     pub async fn apply(&self, batch: &Batch) -> Result<Applied, DbError> {
         let mut tx = self.pool.begin().await?;
+        // A newer NDAS may have migrated the database since this one checked
+        // it (a rolling upgrade): its tables are not this NDAS's to write.
+        let found = super::newest_version(&mut *tx).await?;
+        if found > Db::known_version() {
+            tx.rollback().await?;
+            return Err(DbError::Newer {
+                found,
+                known: Db::known_version(),
+            });
+        }
         let fresh = sqlx::query(
             "INSERT INTO applied_batches (replica, batch) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )

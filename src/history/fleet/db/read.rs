@@ -116,7 +116,7 @@ impl Db {
              GROUP BY worker, replica ORDER BY worker, replica OFFSET $2 LIMIT $3",
         )
         .bind(since as f64)
-        .bind(offset as i64)
+        .bind(offset.min(i32::MAX as usize) as i64)
         .bind(limit as i64)
         .fetch_all(&self.pool)
         .await?;
