@@ -10,6 +10,7 @@
 
 mod api;
 mod fleet;
+mod query;
 mod guard;
 
 use std::convert::Infallible;
@@ -220,7 +221,7 @@ pub fn route(
         "/readyz" => api::readyz(context, details),
         "/metrics" => api::metrics(context),
         "/api/stats" => api::stats(context, details),
-        "/api/workers" => match (&context.fleet, api::query_value(query, "fleet")) {
+        "/api/workers" => match (&context.fleet, query::query_value(query, "fleet")) {
             (Some(fleet), Some(on)) if on == "1" => fleet::workers(fleet, query),
             (None, Some(on)) if on == "1" => json_response(
                 StatusCode::NOT_FOUND,

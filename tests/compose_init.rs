@@ -4,7 +4,6 @@
 
 use ndas_testkit as common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use common::node::{Kind, RegtestNode};
@@ -12,34 +11,9 @@ use ndas::node::utek::NodeEndpoint;
 use ndas::node::RpcClient;
 use ndas_core::Secret;
 
-/// Runs the script in a fresh copy of `deploy/`; the `.env` it wrote.
-fn init_env() -> (tempfile::TempDir, HashMap<String, String>) {
-    let dir = common::temp_dir();
-    std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
-    std::fs::copy(
-        "deploy/compose-init.sh",
-        dir.path().join("deploy/compose-init.sh"),
-    )
-    .unwrap();
-    let status = std::process::Command::new("bash")
-        .arg("deploy/compose-init.sh")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(status.status.success(), "{status:?}");
-    let text = std::fs::read_to_string(dir.path().join(".env")).unwrap();
-    let env = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
-    (dir, env)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rpcauth_compose_init_writes_takes_the_password_and_nothing_else() {
-    let (_dir, env) = init_env();
+    let (_dir, env) = common::compose_init();
     let auth = &env["BITCOIN_RPC_AUTH"];
     let password = &env["BITCOIN_RPC_PASSWORD"];
     assert!(

@@ -18,25 +18,7 @@ use serde_json::Value;
 /// database URL file it wrote (with its mode).
 fn compose_init() -> (HashMap<String, String>, String, u32) {
     use std::os::unix::fs::PermissionsExt;
-    let dir = common::temp_dir();
-    std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
-    std::fs::copy(
-        "deploy/compose-init.sh",
-        dir.path().join("deploy/compose-init.sh"),
-    )
-    .unwrap();
-    let out = std::process::Command::new("bash")
-        .arg("deploy/compose-init.sh")
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let env = std::fs::read_to_string(dir.path().join(".env"))
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
+    let (dir, env) = common::compose_init();
     let file = dir.path().join("deploy/secrets/database_url");
     let url = std::fs::read_to_string(&file).unwrap();
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;

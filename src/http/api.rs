@@ -7,7 +7,8 @@ use http_body_util::Full;
 use hyper::{Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::{json_response, respond, HttpContext, MAX_WORKERS_PAGE};
+use super::query::{page, query_value};
+use super::{json_response, respond, HttpContext};
 use crate::stats::Stats;
 
 /// Longest `/api/workers?q=` search: a worker name's longest.
@@ -246,38 +247,9 @@ fn worker_view<'a>(
     })
 }
 
-/// The decoded value of `key` in a query string (`+` and `%xx` decoded).
-pub(super) fn query_value(query: &str, key: &str) -> Option<String> {
-    form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == key)
-        .map(|(_, value)| value.into_owned())
-}
-
-/// `offset` and `limit` from a query string; bad values fall back to defaults.
-pub(super) fn page(query: &str) -> (usize, usize) {
-    let mut offset = 0;
-    let mut limit = 100;
-    for pair in query.split('&') {
-        match pair.split_once('=') {
-            Some(("offset", value)) => offset = value.parse().unwrap_or(0),
-            Some(("limit", value)) => limit = value.parse().unwrap_or(100),
-            _ => {}
-        }
-    }
-    (offset, limit.clamp(1, MAX_WORKERS_PAGE))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pages_are_capped_and_bad_values_default() {
-        assert_eq!(page(""), (0, 100));
-        assert_eq!(page("offset=20&limit=5"), (20, 5));
-        assert_eq!(page("limit=1000000"), (0, MAX_WORKERS_PAGE));
-        assert_eq!(page("offset=-1&limit=abc"), (0, 100));
-    }
 
     #[test]
     fn the_nodes_error_text_is_never_shown_without_the_token() {

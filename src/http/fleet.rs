@@ -11,7 +11,7 @@ use std::time::Duration;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
-use super::api::{page, query_value};
+use super::query::{page, query_value};
 use super::{json_response, HttpContext};
 use crate::history::fleet::db::DbError;
 use crate::history::fleet::Fleet;

@@ -409,3 +409,28 @@ pub async fn job_with_transactions(
         );
     }
 }
+
+/// Runs the script in a fresh copy of `deploy/`; the `.env` it wrote.
+pub fn compose_init() -> (TempDir, std::collections::HashMap<String, String>) {
+    let dir = temp_dir();
+    std::fs::create_dir_all(dir.path().join("deploy")).unwrap();
+    std::fs::copy(
+        "deploy/compose-init.sh",
+        dir.path().join("deploy/compose-init.sh"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("bash")
+        .arg("deploy/compose-init.sh")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(status.status.success(), "{status:?}");
+    let text = std::fs::read_to_string(dir.path().join(".env")).unwrap();
+    let env = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
+        .collect();
+    (dir, env)
+}
