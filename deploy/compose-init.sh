@@ -80,5 +80,5 @@ if [ ! -f deploy/secrets/database_url ]; then
 fi
 mkdir -p data/ndas
 if [ "$(id -u)" = 0 ]; then
-  chown "$uid:$gid" deploy/utek/utek_v26.conf deploy/utek/metadata.json deploy/secrets/database_url data/ndas
+  chown "$NDAS_UID:$NDAS_GID" deploy/utek/utek_v26.conf deploy/utek/metadata.json deploy/secrets/database_url data/ndas
 fi

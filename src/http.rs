@@ -10,8 +10,8 @@
 
 mod api;
 mod fleet;
-mod query;
 mod guard;
+mod query;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -131,6 +131,18 @@ async fn queued_batches_are_sent_once_and_a_refused_one_loses_only_its_bad_part(
     );
     assert!(common::metric(http, "ndas_history_fleet_dropped_rows_total").await == 1.0);
 
+    // The database is recreated under NDAS (restored empty, its schema
+    // dropped): NDAS creates its tables again rather than failing forever.
+    pg.query("DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    common::fleet::wait_for(
+        &pg,
+        "SELECT count(*) FROM pg_tables WHERE tablename IN ('worker_minutes', '_sqlx_migrations')",
+        "2",
+        Duration::from_secs(60),
+    )
+    .await;
+    writer_state(http, "up").await;
+
     // A newer NDAS migrates the database while this one runs: this one
     // stops writing and reading it within its idle check.
     pg.query("INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES (20990101000000, 'from a newer NDAS', true, '\\x00', 0)");

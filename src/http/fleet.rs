@@ -81,7 +81,8 @@ pub(super) fn status(context: &HttpContext) -> Answer {
 /// last ten minutes, by name, a page at a time.
 pub(super) fn workers(fleet: &Fleet, query: &str) -> Answer {
     let (offset, limit) = page(query);
-    let since = ndas_core::clock::unix_now().saturating_sub(RECENT_SECONDS);
+    // The last ten whole minutes (the one under way is not written yet).
+    let since = (ndas_core::clock::unix_now() / 60 * 60).saturating_sub(RECENT_SECONDS);
     match fleet
         .db()
         .and_then(|db| read(db.workers(since, offset, limit)))

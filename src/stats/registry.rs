@@ -23,6 +23,8 @@ pub struct Registry {
     /// What workers dropped from the registry had not yet given the fleet
     /// history (their minute's figures), until it takes them; bounded.
     leftovers: Mutex<Vec<(Arc<str>, MinuteFigures)>>,
+    /// Leftovers past [`MAX_LEFTOVERS`], counted until taken.
+    leftovers_dropped: std::sync::atomic::AtomicU64,
 }
 
 /// Most leftovers held between two takes: one per worker dropped in a
@@ -65,6 +67,7 @@ impl Registry {
             cap: cap.max(1),
             inner: Mutex::default(),
             leftovers: Mutex::default(),
+            leftovers_dropped: Default::default(),
         }
     }
 
@@ -159,12 +162,20 @@ impl Registry {
         let mut leftovers = self.leftovers.lock_anyway();
         if leftovers.len() < MAX_LEFTOVERS {
             leftovers.push((worker.name.clone(), figures));
+        } else {
+            self.leftovers_dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
-    /// What workers that left the registry had not given the fleet history.
-    pub fn take_leftovers(&self) -> Vec<(Arc<str>, MinuteFigures)> {
-        std::mem::take(&mut *self.leftovers.lock_anyway())
+    /// What workers that left the registry had not given the fleet
+    /// history, and how many more there were past the bound.
+    pub fn take_leftovers(&self) -> (Vec<(Arc<str>, MinuteFigures)>, u64) {
+        let leftovers = std::mem::take(&mut *self.leftovers.lock_anyway());
+        let dropped = self
+            .leftovers_dropped
+            .swap(0, std::sync::atomic::Ordering::Relaxed);
+        (leftovers, dropped)
     }
 
     /// Workers kept, and how many of them have a connection.
@@ -295,16 +306,16 @@ mod tests {
             registry.join(&name(1), now),
             Joined::Entry(_, Some(Evicted))
         ));
-        let left = registry.take_leftovers();
+        let (left, _) = registry.take_leftovers();
         assert_eq!(left.len(), 1);
         assert_eq!((&*left[0].0, left[0].1.accepted), ("acct.w000", 1));
-        assert!(registry.take_leftovers().is_empty());
+        assert!(registry.take_leftovers().0.is_empty());
         // Pruned: the same; one with nothing untaken leaves nothing.
         registry.leave(&name(1));
         assert_eq!(
             registry.prune(now + Duration::from_secs(100), Duration::from_secs(50)),
             1
         );
-        assert!(registry.take_leftovers().is_empty());
+        assert!(registry.take_leftovers().0.is_empty());
     }
 }

@@ -170,7 +170,8 @@ impl Worker {
         state.last_seen = now;
     }
 
-    pub(crate) fn accepted(&self, difficulty: f64, achieved: f64, now: Instant) {
+    /// An accepted share of `difficulty` that achieved `achieved`.
+    pub fn accepted(&self, difficulty: f64, achieved: f64, now: Instant) {
         let mut state = self.state();
         state.accepted += 1;
         state.best_share = state.best_share.max(achieved);
@@ -191,7 +192,8 @@ impl Worker {
         state.pace.last_difficulty = difficulty;
     }
 
-    pub(crate) fn rejected(&self, stale: bool) {
+    /// A refused share (`stale`: on a job of an earlier tip).
+    pub fn rejected(&self, stale: bool) {
         let mut state = self.state();
         state.rejected += 1;
         state.minute.rejected += 1;

@@ -58,9 +58,8 @@ impl Collector {
             accepted_difficulty: figures.accepted_difficulty,
             best_share: figures.best_share,
         };
-        let mut workers: Vec<WorkerMinute> = stats
-            .workers
-            .take_leftovers()
+        let (leftovers, leftovers_dropped) = stats.workers.take_leftovers();
+        let mut workers: Vec<WorkerMinute> = leftovers
             .into_iter()
             .map(|(name, figures)| row(&name, figures))
             .collect();
@@ -93,7 +92,7 @@ impl Collector {
             blocks: std::mem::take(&mut *self.blocks.lock_anyway()),
             sessions: sessions(self.run, records),
             states: self.states(stats),
-            dropped_before: dropped,
+            dropped_before: dropped + leftovers_dropped,
         }
     }
 

@@ -26,6 +26,26 @@ static MIGRATOR: Migrator = sqlx::migrate!("./migrations/fleet");
 
 /// How long connecting, or waiting for a pooled connection, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest any statement may run, on the server (a 100,000-worker
+/// batch takes seconds; a prune of a day's minutes, longer).
+const STATEMENT_TIMEOUT: &str = "120s";
+/// The longest a call may take here, whatever the server does (a host
+/// that stops answering on an open connection never says so).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// `call`, bounded by [`CALL_TIMEOUT`].
+async fn bounded<T>(
+    call: impl std::future::Future<Output = Result<T, DbError>>,
+) -> Result<T, DbError> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| {
+            Err(DbError::Unreachable(format!(
+                "no answer within {} s",
+                CALL_TIMEOUT.as_secs()
+            )))
+        })
+}
 
 /// What went wrong, worded for the operator; never holds the URL.
 #[derive(Clone, Debug, thiserror::Error, PartialEq)]
@@ -94,7 +114,8 @@ impl Db {
     pub fn new(url: &Secret, replica: &str, connections: u32) -> Result<Db, DbError> {
         let options = PgConnectOptions::from_str(url.expose())
             .map_err(|e| DbError::Url(e.to_string()))?
-            .application_name(&format!("ndas {replica}"));
+            .application_name(&format!("ndas {replica}"))
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
             .acquire_timeout(CONNECT_TIMEOUT)
@@ -111,6 +132,10 @@ impl Db {
     /// Creates or migrates the schema; refuses a newer one, and a database
     /// that cannot hold every miner's text (not UTF-8).
     pub async fn migrate(&self) -> Result<(), DbError> {
+        bounded(self.migrate_unbounded()).await
+    }
+
+    async fn migrate_unbounded(&self) -> Result<(), DbError> {
         let encoding: String = sqlx::query_scalar("SHOW server_encoding")
             .fetch_one(&self.pool)
             .await?;
@@ -137,7 +162,7 @@ impl Db {
     /// Whether the database answers, and its schema is still not newer
     /// than this NDAS's.
     pub async fn check(&self) -> Result<(), DbError> {
-        let found = newest_version(&self.pool).await?;
+        let found = bounded(newest_version(&self.pool)).await?;
         if found > Db::known_version() {
             return Err(DbError::Newer {
                 found,
@@ -147,9 +172,9 @@ impl Db {
         Ok(())
     }
 
-    /// Closes the connections.
+    /// Closes the connections (waiting at most 2 s for those in use).
     pub async fn close(&self) {
-        self.pool.close().await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.pool.close()).await;
     }
 }
 

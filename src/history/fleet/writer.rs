@@ -53,7 +53,12 @@ pub async fn run(fleet: Arc<Fleet>, stats: Arc<Stats>, shutdown: CancellationTok
             _ = queued.notified() => {}
             _ = tokio::time::sleep(wait) => {}
         }
-        sender.step(&fleet, &shutdown).await;
+        // A step cut short by shutdown is safe: a write dropped mid-way is
+        // rolled back, or committed and skipped when its batch is sent again.
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = sender.step(&fleet, &shutdown) => {}
+        }
     }
     let _ = ticker.await;
     let last = async {
@@ -94,11 +99,14 @@ async fn tick(
         queued.notify_one();
         next += 60;
     }
+    // The minute shutdown began in: the wait for miners must not move the
+    // last shares into the next minute, which the next run writes too.
+    let minute = next - 60;
     let waited = Instant::now();
     while stats.metrics.connections_open() > 0 && waited.elapsed() < SHUTDOWN_DRAIN {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    queue_batch(&fleet, &stats, ndas_core::clock::unix_now() / 60 * 60).await;
+    queue_batch(&fleet, &stats, minute).await;
 }
 
 /// Makes the batch of `minute` and queues it; what cannot be queued is
@@ -112,7 +120,10 @@ async fn queue_batch(fleet: &Arc<Fleet>, stats: &Stats, minute: u64) {
         ndas_core::clock::unix_now(),
         i64::from_le_bytes(id),
     );
-    fleet.dropped(batch.dropped_before, "the sessions log was full");
+    fleet.dropped(
+        batch.dropped_before,
+        "the sessions log or the registry's leftovers were full",
+    );
     let rows = batch.rows() as u64;
     let queue = fleet.queue.clone();
     let pushed = tokio::task::spawn_blocking(move || {
@@ -172,7 +183,10 @@ impl Sender {
 
     fn failed(&mut self, fleet: &Fleet, error: &DbError) {
         fleet.unavailable(error);
-        if matches!(error, DbError::Newer { .. } | DbError::Changed(_)) {
+        // Anything but a database out of reach may be a schema changed
+        // under this NDAS (dropped, recreated, migrated further): check it
+        // again before the next write (migrating twice does nothing).
+        if !matches!(error, DbError::Unreachable(_)) {
             self.migrated = false;
         }
         self.pending = true;
@@ -203,7 +217,7 @@ impl Sender {
             }
             Err(error) => return self.failed(fleet, &error),
         }
-        if self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+        if !shutdown.is_cancelled() && self.pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
             self.pruned_at = Some(Instant::now());
             if let Err(error) = fleet.db.prune().await {
                 tracing::warn!(%error, "cannot prune the fleet history");

@@ -45,6 +45,10 @@ fn int(value: u64) -> i64 {
 impl Db {
     /// Writes `batch` once.
     pub async fn apply(&self, batch: &Batch) -> Result<Applied, DbError> {
+        super::bounded(self.apply_unbounded(batch)).await
+    }
+
+    async fn apply_unbounded(&self, batch: &Batch) -> Result<Applied, DbError> {
         let mut tx = self.pool.begin().await?;
         // A newer NDAS may have migrated the database since this one checked
         // it (a rolling upgrade): its tables are not this NDAS's to write.

@@ -235,6 +235,10 @@ impl Db {
     /// Drops what is past its keeping: minutes after 48 hours, hours and
     /// sessions after 400 days, batch keys after 30 days.
     pub async fn prune(&self) -> Result<(), DbError> {
+        super::bounded(self.prune_unbounded()).await
+    }
+
+    async fn prune_unbounded(&self) -> Result<(), DbError> {
         for sql in [
             "DELETE FROM worker_minutes WHERE minute < now() - interval '48 hours'",
             "DELETE FROM replica_minutes WHERE minute < now() - interval '48 hours'",
