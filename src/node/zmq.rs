@@ -171,8 +171,11 @@ impl Subscription<'_> {
                     }
                     let now = self.current_tip();
                     if now != tip {
+                        // A first tip after subscribing to a node not yet
+                        // answering is no move for ZMQ to have announced.
+                        let moved = tip.is_some();
                         tip = now;
-                        if let Some(new) = now.filter(|new| !announced.contains(new)) {
+                        if let Some(new) = now.filter(|new| moved && !announced.contains(new)) {
                             let at = deadline.unwrap_or_else(|| Instant::now() + ANNOUNCE_GRACE);
                             unannounced = Some((new, at));
                         }
