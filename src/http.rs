@@ -230,6 +230,7 @@ pub fn route(
             _ => api::workers(&context.stats, query),
         },
         "/api/fleet" => fleet::status(context),
+        "/api/fleet/accounts" => fleet::accounts(context, query),
         "/api/history" | "/api/history/worker" | "/api/history/blocks" => {
             api::history(context, path, query)
         }

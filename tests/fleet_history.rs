@@ -147,6 +147,18 @@ async fn two_replicas_show_the_whole_fleet_with_exact_totals() {
         assert_eq!(blocks["blocks"][0]["worker"], json!("other.x"));
         assert_eq!(blocks["blocks"][0]["paid"][0]["address"], json!(payout));
 
+        // A hosting customer across replicas, summed by the database.
+        let (_, accounts) = http_json(http, "/api/fleet/accounts").await;
+        let acct = &accounts["accounts"][0];
+        assert_eq!(acct["account"], json!("acct"), "{accounts}");
+        assert_eq!(
+            (&acct["workers"], &acct["accepted"]),
+            (&json!(2), &json!(12)),
+            "{accounts}"
+        );
+        assert_eq!(acct["replicas"], json!(["ndas-1", "ndas-2"]));
+        assert_eq!(accounts["total"], json!(2), "acct and other");
+
         let (_, fleet) = http_json(http, "/api/fleet").await;
         let reporting: Vec<&str> = fleet["replicas"]
             .as_array()
@@ -168,6 +180,7 @@ async fn two_replicas_show_the_whole_fleet_with_exact_totals() {
     for shown in [
         "<td>ndas-1</td>",
         "<td>ndas-2</td>",
+        "every replica, last 10 minutes",
         r#"<span class="rig">o'k";DROP/**/TABLE/**/blocks;--\x</span>"#,
     ] {
         assert!(dom.contains(shown), "{shown} not on the page: {dom}");

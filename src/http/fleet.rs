@@ -114,6 +114,37 @@ pub(super) fn workers(fleet: &Fleet, query: &str) -> Answer {
     }
 }
 
+/// `/api/fleet/accounts`: each account across every replica over the last
+/// ten whole minutes, the most hashrate first (at most `limit`).
+pub(super) fn accounts(context: &HttpContext, query: &str) -> Answer {
+    let Some(fleet) = &context.fleet else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({"error": "no fleet history: [history] database_url is not set"}),
+        );
+    };
+    let (_, limit) = page(query);
+    let since = (ndas_core::clock::unix_now() / 60 * 60).saturating_sub(RECENT_SECONDS);
+    match fleet.db().and_then(|db| read(db.accounts(since, limit))) {
+        Ok((accounts, total)) => {
+            let rows: Vec<Value> = accounts
+                .into_iter()
+                .map(|a| {
+                    let hashrate = a.accepted_difficulty * 4_294_967_296.0 / RECENT_SECONDS as f64;
+                    let mut row = serde_json::to_value(a).unwrap_or_default();
+                    row["hashrate_10m"] = hashrate.into();
+                    row
+                })
+                .collect();
+            json_response(
+                StatusCode::OK,
+                &json!({"scope": "fleet", "window_seconds": RECENT_SECONDS, "total": total, "accounts": rows}),
+            )
+        }
+        Err(error) => unavailable(&error),
+    }
+}
+
 /// The history endpoints for the whole fleet; `Err` with why when the
 /// database cannot answer (the caller answers from the replica's own).
 pub(super) fn history(fleet: &Fleet, path: &str, query: &str) -> Result<Answer, String> {

@@ -20,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use ndas_core::Secret;
 
 pub use apply::Applied;
-pub use read::{FleetBlock, FleetPoint, FleetReplica, FleetWorker, WorkerTotals};
+pub use read::{FleetAccount, FleetBlock, FleetPoint, FleetReplica, FleetWorker, WorkerTotals};
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/fleet");
 

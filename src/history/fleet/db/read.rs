@@ -57,6 +57,19 @@ pub struct FleetBlock {
     pub paid: serde_json::Value,
 }
 
+/// An account (a worker name's part before the first `.`: in `username`
+/// mode, the address paid) across every replica.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct FleetAccount {
+    pub account: String,
+    pub workers: i64,
+    pub replicas: Vec<String>,
+    pub accepted: i64,
+    pub rejected: i64,
+    pub stale: i64,
+    pub accepted_difficulty: f64,
+}
+
 /// A replica and when it last wrote.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct FleetReplica {
@@ -145,6 +158,43 @@ impl Db {
             .await?;
         }
         Ok((workers, total))
+    }
+
+    /// Each account's figures since `since`, every replica's workers
+    /// summed, the most accepted difficulty first, at most `limit`; and how
+    /// many accounts there are.
+    pub async fn accounts(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<(Vec<FleetAccount>, i64), DbError> {
+        let rows = sqlx::query(
+            "SELECT split_part(worker, '.', 1) AS account, count(DISTINCT worker) AS w, \
+             array_agg(DISTINCT replica) AS replicas, sum(accepted)::int8 AS a, \
+             sum(rejected)::int8 AS r, sum(stale)::int8 AS s, sum(accepted_difficulty) AS d, \
+             count(*) OVER () AS total \
+             FROM worker_minutes WHERE minute >= to_timestamp($1) \
+             GROUP BY 1 ORDER BY d DESC, account LIMIT $2",
+        )
+        .bind(since as f64)
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut total = 0;
+        let mut accounts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            total = row.try_get("total")?;
+            accounts.push(FleetAccount {
+                account: row.try_get("account")?,
+                workers: row.try_get("w")?,
+                replicas: row.try_get("replicas")?,
+                accepted: row.try_get("a")?,
+                rejected: row.try_get("r")?,
+                stale: row.try_get("s")?,
+                accepted_difficulty: row.try_get("d")?,
+            });
+        }
+        Ok((accounts, total))
     }
 
     /// `name`'s totals over every kept hour, every replica's.
