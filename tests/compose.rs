@@ -51,12 +51,7 @@ impl Stack {
             "compose-stack.sh up: {stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        stack.env = std::fs::read_to_string(dir.join(".env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-            .collect();
+        stack.env = common::read_env(&dir.join(".env"));
         stack
     }
 
@@ -111,28 +106,12 @@ const NDAS_HTTP: &str = "127.0.0.1:9100";
 const PROMETHEUS: &str = "127.0.0.1:9090";
 
 /// `GET path` at a published port: its status and body; 0 while nothing
-/// answers there (a container starting, a forwarder that accepts and
-/// closes).
+/// answers there (a container starting).
 async fn get(addr: &str, path: &str, headers: &[(&str, &str)]) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let answer = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let extra: String = headers
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}\r\n"))
-            .collect();
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
-        stream.write_all(request.as_bytes()).await.ok()?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.ok()?;
-        let answer = String::from_utf8(answer).ok()?;
-        let (head, body) = answer.split_once("\r\n\r\n")?;
-        let status = head.split_whitespace().nth(1)?.parse().ok()?;
-        Some((status, body.to_owned()))
-    };
+    let addr: SocketAddr = addr.parse().unwrap();
+    let answer = common::try_http_request(addr, path, headers);
     match tokio::time::timeout(Duration::from_secs(10), answer).await {
-        Ok(Some(answer)) => answer,
+        Ok(Some((status, _, body))) => (status, body),
         _ => (0, String::new()),
     }
 }

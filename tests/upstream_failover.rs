@@ -47,9 +47,7 @@ async fn with_no_node_the_farm_mines_for_para_and_comes_back_to_its_node() {
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.extranonce2_size = 4;
-    config.node.timeout_seconds = 2.0;
-    config.mining.failover_after_seconds = BOUND.as_secs();
+    common::upstream::for_failover(&mut config, BOUND);
     // No `when_no_node`: with an upstream configured, it is "upstream".
     config.upstream = vec![UpstreamConfig {
         // One miner per connection to para: the second miner opens another.

@@ -223,9 +223,7 @@ async fn hostile_pools_are_refused_with_reasons_rejections_counted_and_a_dead_po
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let mut config = with_sv2(regtest_config(&pair, dir.path(), &payout), 8);
-    config.stratum.extranonce2_size = 4;
-    config.node.timeout_seconds = 2.0;
-    config.mining.failover_after_seconds = BOUND.as_secs();
+    common::upstream::for_failover(&mut config, BOUND);
     config.mining.reconnect_to = Some("backup.example:3334".into());
     config.upstream = vec![
         silent.upstream("silent"),
@@ -357,9 +355,7 @@ async fn a_share_is_credited_at_its_job_s_difficulty_not_at_the_pool_s_next() {
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.extranonce2_size = 4;
-    config.node.timeout_seconds = 2.0;
-    config.mining.failover_after_seconds = BOUND.as_secs();
+    common::upstream::for_failover(&mut config, BOUND);
     config.upstream = vec![pool.upstream("retargets")];
     let running = start_ndas(config).await;
     let http = running.metrics_addr();

@@ -113,9 +113,7 @@ async fn each_pool_connection_carries_a_bounded_part_of_the_farm_and_its_own_sha
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.extranonce2_size = 4;
-    config.node.timeout_seconds = 2.0;
-    config.mining.failover_after_seconds = BOUND.as_secs();
+    common::upstream::for_failover(&mut config, BOUND);
     // Two miners a connection, two connections at most: five miners
     // need three, so the two hold them all, three and two.
     config.upstream = vec![UpstreamConfig {

@@ -37,9 +37,7 @@ async fn with_no_node_the_farm_mines_for_an_sv2_pool_that_accepts_its_shares_and
     let payout = pair.new_address().await;
     let dir = temp_dir();
     let mut config = regtest_config(&pair, dir.path(), &payout);
-    config.stratum.extranonce2_size = 4;
-    config.node.timeout_seconds = 2.0;
-    config.mining.failover_after_seconds = BOUND.as_secs();
+    common::upstream::for_failover(&mut config, BOUND);
     let floor = config.difficulty.min;
     // The same pool under a key that did not sign its certificate.
     // (secp256k1's generator's x: a valid key nobody's pool signs with).

@@ -149,27 +149,40 @@ pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     (status, body)
 }
 
-/// `GET path` on `addr` with `headers`; the status code, head and body.
+/// `GET path` with `headers`: the status, head and body. Panics when no
+/// HTTP answer comes ([`try_http_request`] says none instead).
 pub async fn http_request(
     addr: std::net::SocketAddr,
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, String, String) {
+    try_http_request(addr, path, headers)
+        .await
+        .unwrap_or_else(|| panic!("no HTTP answer from {addr} to GET {path}"))
+}
+
+/// [`http_request`], or none while nothing answers there (a port not yet
+/// listening, a forwarder that accepts and closes).
+pub async fn try_http_request(
+    addr: std::net::SocketAddr,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<(u16, String, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let extra: String = headers
         .iter()
         .map(|(name, value)| format!("{name}: {value}\r\n"))
         .collect();
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{extra}\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
+    stream.write_all(request.as_bytes()).await.ok()?;
     let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8(answer).unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (status, head.to_owned(), body.to_owned())
+    stream.read_to_end(&mut answer).await.ok()?;
+    let answer = String::from_utf8(answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_owned(), body.to_owned()))
 }
 
 /// `GET path` answered with JSON.
@@ -425,12 +438,17 @@ pub fn compose_init() -> (TempDir, std::collections::HashMap<String, String>) {
         .output()
         .unwrap();
     assert!(status.status.success(), "{status:?}");
-    let text = std::fs::read_to_string(dir.path().join(".env")).unwrap();
-    let env = text
+    let env = read_env(&dir.path().join(".env"));
+    (dir, env)
+}
+
+/// The variables of a Compose `.env` file (quotes around a value dropped).
+pub fn read_env(path: &Path) -> std::collections::HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap()
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.trim_matches('\'').to_owned()))
-        .collect();
-    (dir, env)
+        .collect()
 }

@@ -172,3 +172,12 @@ pub async fn wait_for_best(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// `config` as the failover tests run it: room in extranonce2 for each
+/// miner's slice of a pool's (4 bytes), a hung node known gone in 2 s,
+/// and miners moved once no node has served for `bound`.
+pub fn for_failover(config: &mut ndas::config::Config, bound: std::time::Duration) {
+    config.stratum.extranonce2_size = 4;
+    config.node.timeout_seconds = 2.0;
+    config.mining.failover_after_seconds = bound.as_secs();
+}

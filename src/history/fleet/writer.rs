@@ -113,7 +113,8 @@ async fn tick(
 /// counted lost.
 async fn queue_batch(fleet: &Arc<Fleet>, stats: &Stats, minute: u64) {
     let mut id = [0u8; 8];
-    getrandom::getrandom(&mut id).expect("the system's random source");
+    getrandom::getrandom(&mut id)
+        .expect("the system's random source (getrandom(2)) answers once the system has booted");
     let batch = fleet.collector.batch(
         stats,
         minute,
